@@ -1,0 +1,84 @@
+// swift-tools-version: 6.1
+// Trainyard: a self-hosted YOLO training service. The targets follow the
+// boundaries in DESIGN.md: a domain with no I/O, one target per boundary
+// (store, queue, engine, tracker, artifacts), the worker and the server as
+// libraries, and a thin `yard` executable.
+import PackageDescription
+
+let package = Package(
+    name: "Trainyard",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "yard", targets: ["yard"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        // Job spec, state machine, engine events, redaction. No I/O.
+        .target(name: "YardDomain", dependencies: [
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        // Job records, epochs, events, logs, artifacts: SQLite (GRDB) and memory.
+        .target(name: "YardStore", dependencies: [
+            "YardDomain",
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
+        // Work queue: embedded (SQLite, survives restarts) and memory.
+        .target(name: "YardQueue", dependencies: [
+            "YardDomain", "YardStore",
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
+        // GNU spawn/pipe extensions for the engine runner.
+        .target(name: "CYardSpawn"),
+        // Spawns the Python engine and decodes its JSON-line events.
+        .target(name: "YardEngine", dependencies: [
+            "YardDomain", "CYardSpawn",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        // Where runs are recorded: the store (MLflow plugs in here later).
+        .target(name: "YardTracker", dependencies: ["YardDomain", "YardStore"]),
+        // Where weights and plots are kept: a local folder (S3 later).
+        .target(name: "YardArtifacts", dependencies: ["YardDomain"]),
+        // Claims jobs, runs the engine, routes its events.
+        .target(name: "YardWorker", dependencies: [
+            "YardDomain", "YardStore", "YardQueue", "YardEngine", "YardTracker", "YardArtifacts",
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // REST API, SSE, auth, error mapping.
+        .target(name: "YardServer", dependencies: [
+            "YardDomain", "YardStore", "YardQueue", "YardWorker", "YardEngine", "YardTracker", "YardArtifacts",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+        // The commands: argument parsing, HTTP client, progress bar.
+        .target(name: "YardCLI", dependencies: [
+            "YardDomain", "YardServer", "YardEngine",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        ]),
+        .executableTarget(name: "yard", dependencies: ["YardCLI"]),
+
+        .target(name: "YardTestSupport", dependencies: ["YardDomain", "YardStore", "YardQueue"], path: "Tests/YardTestSupport"),
+        .testTarget(name: "YardDomainTests", dependencies: ["YardDomain"]),
+        .testTarget(name: "YardStoreTests", dependencies: ["YardStore", "YardQueue", "YardTestSupport"]),
+        .testTarget(name: "YardServerTests", dependencies: [
+            "YardServer", "YardTestSupport",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
+        .testTarget(name: "YardEndToEndTests", dependencies: [
+            "YardDomain", "YardEngine", "YardTestSupport",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        ]),
+    ]
+)

@@ -1,0 +1,50 @@
+import Foundation
+import YardDomain
+
+/// Artifacts in a local folder. A put copies to a temporary name and renames,
+/// so a reader never sees a half-written file.
+public struct LocalArtifactStore: ArtifactStore {
+    public let root: String
+
+    public init(root: String) { self.root = root }
+
+    public func path(for key: String) throws -> String {
+        try ArtifactKey.validate(key)
+        return root + "/" + key
+    }
+
+    @discardableResult
+    public func put(file: String, key: String) async throws -> Int64 {
+        let target = try path(for: key)
+        return try Self.copy(from: file, to: target)
+    }
+
+    public func get(key: String, to path: String) async throws {
+        let source = try self.path(for: key)
+        guard FileManager.default.fileExists(atPath: source) else {
+            throw YardError(.notFound, field: "key", "no artifact \(key)")
+        }
+        _ = try Self.copy(from: source, to: path)
+    }
+
+    public func exists(key: String) async throws -> Bool {
+        FileManager.default.fileExists(atPath: try path(for: key))
+    }
+
+    static func copy(from source: String, to target: String) throws -> Int64 {
+        let fm = FileManager.default
+        let folder = (target as NSString).deletingLastPathComponent
+        let tmp = target + ".part-\(UInt32.random(in: 0...UInt32.max))"
+        do {
+            try fm.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            try fm.copyItem(atPath: source, toPath: tmp)
+            if fm.fileExists(atPath: target) { try fm.removeItem(atPath: target) }
+            try fm.moveItem(atPath: tmp, toPath: target)
+        } catch {
+            try? fm.removeItem(atPath: tmp)
+            throw YardError(.unavailable, field: "artifacts", "cannot store \(source) as \(target): \(error.localizedDescription)")
+        }
+        let size = (try? fm.attributesOfItem(atPath: target)[.size] as? NSNumber)?.int64Value ?? 0
+        return size
+    }
+}

@@ -1,0 +1,45 @@
+import ArgumentParser
+import Foundation
+import Logging
+import YardServer
+
+struct Up: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the server and local workers in one process (the embedded default).")
+
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Port to listen on.") var port = 8787
+    @Option(name: .customLong("data-dir"), help: "Folder for the database, runs and artifacts.") var dataDir = ".yard"
+    @Option(help: "Number of local workers (one per GPU).") var workers = 1
+    @Option(help: "Python interpreter with ultralytics (default: $YARD_PYTHON, else the setup's venv).") var python: String?
+    @Option(name: .customLong("stop-grace"), help: "Seconds a stopping engine may take before it is killed.") var stopGrace = 120
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
+
+    func validate() throws {
+        guard (1...65535).contains(port) else { throw ValidationError("--port must be between 1 and 65535") }
+        guard (1...64).contains(workers) else { throw ValidationError("--workers must be between 1 and 64") }
+        guard stopGrace > 0 else { throw ValidationError("--stop-grace must be positive") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level: unknown level \(logLevel)") }
+    }
+
+    func run() async throws {
+        try await reporting {
+            var options = YardOptions()
+            options.host = host
+            options.port = port
+            options.dataDirectory = dataDir
+            options.workers = workers
+            options.python = python
+            options.token = ProcessInfo.processInfo.environment["YARD_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+            options.stopGrace = .seconds(stopGrace)
+            var logger = Logger(label: "yard")
+            logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+            let yard = try Yard.embedded(options)
+            let data = yard.options.dataDirectory
+            let auth = options.token == nil ? "no auth (set YARD_TOKEN to require a token)" : "token auth"
+            try await yard.runUp(logger: logger) { port in
+                Output.line("trainyard serving http://\(host):\(port) with \(workers) worker(s), data in \(data), \(auth)")
+            }
+        }
+    }
+}

@@ -1,0 +1,47 @@
+import Foundation
+import YardDomain
+
+/// `GET /api/jobs/{id}`: the job with its epochs and artifacts.
+struct JobDetail: Codable {
+    var job: Job
+    var epochs: [EpochRecord]
+    var artifacts: [ArtifactRecord]
+
+    var state: JobState { job.state }
+
+    init(from decoder: any Decoder) throws {
+        job = try Job(from: decoder)
+        let c = try decoder.container(keyedBy: Keys.self)
+        epochs = try c.decodeIfPresent([EpochRecord].self, forKey: .epochs) ?? []
+        artifacts = try c.decodeIfPresent([ArtifactRecord].self, forKey: .artifacts) ?? []
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        try job.encode(to: encoder)
+        var c = encoder.container(keyedBy: Keys.self)
+        try c.encode(epochs, forKey: .epochs)
+        try c.encode(artifacts, forKey: .artifacts)
+    }
+
+    enum Keys: String, CodingKey { case epochs = "epoch_metrics", artifacts }
+}
+
+enum Summary {
+    static func print(_ detail: JobDetail) {
+        let job = detail.job
+        Output.line("job \(job.id): \(job.state.rawValue)\(job.message.map { " (\($0))" } ?? "")")
+        Output.line("  model \(job.model) [\(job.type.rawValue)], experiment \(job.experiment), epochs \(job.epoch ?? 0)/\(job.epochs ?? 0), attempts \(job.attempts)\(job.device.map { ", device \($0)" } ?? "")")
+        if let start = job.startedAt {
+            let end = job.finishedAt ?? Date()
+            Output.line("  time \(Output.duration(end.timeIntervalSince(start)))")
+        }
+        let metrics = job.finalMetrics ?? detail.epochs.last?.metrics ?? [:]
+        let headline = ProgressView.headline(metrics)
+        if !headline.isEmpty { Output.line("  metrics \(ProgressView.summary(headline, limit: 8))") }
+        if let fitness = job.fitness { Output.line("  fitness \(Output.number(fitness))") }
+        if let best = job.bestWeights { Output.line("  best weights \(best)") }
+        if let last = job.lastWeights { Output.line("  last weights \(last)") }
+        if let dir = job.saveDir { Output.line("  run folder \(dir) (results.csv, plots)") }
+        if let run = job.runID, run != job.id { Output.line("  tracker run \(run)") }
+    }
+}

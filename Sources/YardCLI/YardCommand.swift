@@ -1,0 +1,41 @@
+import ArgumentParser
+import Foundation
+import YardDomain
+
+/// `yard`: the command line. It parses arguments and delegates: to the
+/// server over HTTP for job commands, to `Yard` for `yard up`.
+public struct YardCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "yard",
+        abstract: "Trainyard: train Ultralytics YOLO and RT-DETR models as a service.",
+        subcommands: [Up.self, Submit.self, Jobs.self, Show.self, Logs.self, Stop.self, Resume.self, Doctor.self, Datasets.self]
+    )
+
+    public init() {}
+}
+
+/// Options every client command shares.
+struct ServerOptions: ParsableArguments {
+    @Option(help: "Server URL (default: $YARD_SERVER, else http://127.0.0.1:8787).")
+    var server: String?
+
+    var client: APIClient { APIClient(server: server) }
+}
+
+/// Runs a command body; a user-facing error is printed on one line and the
+/// command exits non-zero, never with a stack trace.
+func reporting(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let error as ExitCode {
+        throw error
+    } catch let error as YardError {
+        Output.error(error.message)
+        throw ExitCode(error.code == .notFound ? 4 : 1)
+    } catch is CancellationError {
+        throw ExitCode(130)
+    } catch {
+        Output.error("\(error)".split(separator: "\n").first.map(String.init) ?? "unexpected error")
+        throw ExitCode(1)
+    }
+}

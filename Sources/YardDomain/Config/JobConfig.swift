@@ -1,0 +1,54 @@
+/// A parsed job config in the seeds' `config.yaml` format (DESIGN.md).
+///
+/// The document is kept as the user wrote it (so `train:` reaches Ultralytics
+/// verbatim); the typed accessors read the parts Trainyard itself acts on.
+public struct JobConfig: Sendable, Hashable {
+    public enum ModelType: String, Sendable, Codable, CaseIterable {
+        case yolo, rtdetr
+    }
+
+    /// Top-level keys a config may have; anything else is an error naming the key.
+    public static let topLevelKeys: [String] = [
+        "model", "type", "task_id", "experiment", "train", "val", "mlflow", "minio",
+        "redis", "sweeper", "extras", "metadata",
+    ]
+
+    /// `train:` keys Trainyard owns: where runs are saved and how they resume.
+    public static let reservedTrainKeys: [String: String] = [
+        "project": "Trainyard saves every run under its data dir; remove train.project",
+        "name": "Trainyard names each run after its task_id; remove train.name",
+        "exist_ok": "Trainyard manages run folders; remove train.exist_ok",
+        "resume": "to continue a stopped job use `yard resume ID`; remove train.resume",
+    ]
+
+    public private(set) var document: [String: JSONValue]
+
+    init(validatedDocument: [String: JSONValue]) {
+        self.document = validatedDocument
+    }
+
+    public var model: String { document["model"]?.stringValue ?? "" }
+    public var type: ModelType { document["type"]?.stringValue.flatMap(ModelType.init(rawValue:)) ?? .yolo }
+    public var taskID: String? { document["task_id"]?.stringValue }
+    public var train: [String: JSONValue] { document["train"]?.objectValue ?? [:] }
+    public var val: [String: JSONValue]? { document["val"]?.objectValue }
+    public var data: String { train["data"]?.stringValue ?? "" }
+    public var epochs: Int { train["epochs"]?.intValue ?? 100 }
+    public var sweeper: [String: JSONValue]? { document["sweeper"]?.objectValue }
+    public var metadata: [String: JSONValue]? { document["metadata"]?.objectValue }
+
+    /// Experiment name: `experiment:`, else `sweeper.study_name`, else "default".
+    public var experiment: String {
+        document["experiment"]?.stringValue ?? sweeper?["study_name"]?.stringValue ?? "default"
+    }
+
+    /// The same config with `task_id` set (used when the server generates one).
+    public func withTaskID(_ id: String) -> JobConfig {
+        var copy = self
+        copy.document["task_id"] = .string(id)
+        return copy
+    }
+
+    /// The whole document as one JSON value.
+    public var json: JSONValue { .object(document) }
+}

@@ -1,0 +1,190 @@
+import Foundation
+import Yams
+
+/// Turns config text (YAML or JSON, which is YAML too) into a validated
+/// `JobConfig`, or throws one `YardError` that names the field and the fix.
+public struct JobConfigParser: Sendable {
+    /// Whether a local path exists. Injected so the domain does no I/O.
+    public var fileExists: @Sendable (String) -> Bool
+    /// Relative paths in the config are resolved against this folder
+    /// (the config file's folder for the CLI, the server's cwd for the API).
+    public var baseDirectory: String?
+
+    public init(baseDirectory: String? = nil, fileExists: @escaping @Sendable (String) -> Bool) {
+        self.baseDirectory = baseDirectory
+        self.fileExists = fileExists
+    }
+
+    public func parse(_ text: String, source: String = "config") throws(YardError) -> JobConfig {
+        let document = try Self.decodeDocument(text, source: source)
+        return try validate(document)
+    }
+
+    /// YAML/JSON text to a top-level mapping.
+    public static func decodeDocument(_ text: String, source: String = "config") throws(YardError) -> [String: JSONValue] {
+        let node: Node?
+        do {
+            node = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            throw YardError(.invalidInput, field: source, "\(source): not valid YAML (\(Self.describe(error)))")
+        } catch {
+            throw YardError(.invalidInput, field: source, "\(source): not valid YAML")
+        }
+        guard let node else {
+            throw YardError(.invalidInput, field: source, "\(source): the config is empty; it needs at least `model:` and `train: {data: ...}`")
+        }
+        guard case .object(let document) = try JSONValue(yaml: node, path: "") else {
+            throw YardError(.invalidInput, field: source, "\(source): the config must be a mapping of keys (model, train, ...)")
+        }
+        return document
+    }
+
+    public func validate(_ input: [String: JSONValue]) throws(YardError) -> JobConfig {
+        var document = input
+        for key in document.keys.sorted() where !JobConfig.topLevelKeys.contains(key) {
+            throw YardError.invalid(key, "unknown top-level key; allowed keys are \(JobConfig.topLevelKeys.joined(separator: ", "))")
+        }
+
+        // model
+        guard let model = document["model"] else {
+            throw YardError.invalid("model", "missing; name a model such as yolov8n.yaml, a .pt file, or a path")
+        }
+        guard let modelName = model.stringValue, !modelName.trimmingCharacters(in: .whitespaces).isEmpty else {
+            throw YardError.invalid("model", "must be a non-empty string, got \(model.kindName)")
+        }
+        if !modelName.hasPrefix("models:/"), let resolved = resolveIfLocal(modelName) {
+            document["model"] = .string(resolved)
+        }
+
+        // type
+        if let type = document["type"] {
+            guard let raw = type.stringValue, JobConfig.ModelType(rawValue: raw) != nil else {
+                throw YardError.invalid("type", "must be one of \(JobConfig.ModelType.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+        }
+
+        // task_id and experiment
+        if let id = document["task_id"] {
+            guard let raw = id.stringValue ?? id.intValue.map(String.init) else {
+                throw YardError.invalid("task_id", "must be a string, got \(id.kindName)")
+            }
+            try JobID.validate(raw)
+            document["task_id"] = .string(raw)
+        }
+        if let experiment = document["experiment"] {
+            guard let raw = experiment.stringValue, !raw.isEmpty, raw.count <= 256 else {
+                throw YardError.invalid("experiment", "must be a non-empty string of at most 256 characters")
+            }
+        }
+
+        // sections that must be mappings
+        for key in ["train", "val", "mlflow", "minio", "redis", "sweeper", "extras", "metadata"] {
+            if let value = document[key], value.objectValue == nil, value != .null {
+                throw YardError.invalid(key, "must be a mapping, got \(value.kindName)")
+            }
+            if document[key] == .null { document[key] = nil }
+        }
+
+        // train
+        guard var train = document["train"]?.objectValue else {
+            throw YardError.invalid("train", "missing; add `train: {data: path/to/data.yaml, epochs: 10}`")
+        }
+        for key in train.keys.sorted() {
+            if let why = JobConfig.reservedTrainKeys[key] { throw YardError.invalid("train.\(key)", why) }
+        }
+        guard let data = train["data"] else {
+            throw YardError.invalid("train.data", "missing; point it at a dataset YAML (detection) or folder (classification)")
+        }
+        guard let dataPath = data.stringValue, !dataPath.isEmpty else {
+            throw YardError.invalid("train.data", "must be a path string, got \(data.kindName)")
+        }
+        if !dataPath.hasPrefix("s3://") {
+            guard let resolved = resolveIfLocal(dataPath) else {
+                throw YardError.invalid("train.data", "\(dataPath) does not exist; give the path of a dataset YAML or folder (`yard datasets demo DIR` makes one)")
+            }
+            train["data"] = .string(resolved)
+        }
+        if let epochs = train["epochs"] {
+            guard let n = epochs.intValue, n > 0 else {
+                throw YardError.invalid("train.epochs", "must be a positive integer, got \(Self.show(epochs))")
+            }
+            train["epochs"] = .int(n)
+        }
+        if let imgsz = train["imgsz"] {
+            let ok = imgsz.intValue.map { $0 > 0 } ?? imgsz.arrayValue.map { $0.allSatisfy { ($0.intValue ?? 0) > 0 } } ?? false
+            guard ok else { throw YardError.invalid("train.imgsz", "must be a positive integer (or [h, w]), got \(Self.show(imgsz))") }
+        }
+        if let batch = train["batch"] {
+            guard let b = batch.doubleValue, b == -1 || b > 0 else {
+                throw YardError.invalid("train.batch", "must be a positive integer, a fraction of GPU memory in (0, 1), or -1 for auto, got \(Self.show(batch))")
+            }
+        }
+        document["train"] = .object(train)
+
+        if let sweeper = document["sweeper"]?.objectValue, let trials = sweeper["n_trials"] {
+            guard let n = trials.intValue, n > 0 else {
+                throw YardError.invalid("sweeper.n_trials", "must be a positive integer, got \(Self.show(trials))")
+            }
+        }
+        return JobConfig(validatedDocument: document)
+    }
+
+    /// An existing local path made absolute, or nil when nothing is there.
+    private func resolveIfLocal(_ path: String) -> String? {
+        let expanded = path.hasPrefix("~/") ? NSString(string: path).expandingTildeInPath : path
+        if expanded.hasPrefix("/") { return fileExists(expanded) ? expanded : nil }
+        if let base = baseDirectory {
+            let joined = URL(fileURLWithPath: base).appendingPathComponent(expanded).standardizedFileURL.path
+            if fileExists(joined) { return joined }
+        }
+        return nil
+    }
+
+    private static func show(_ value: JSONValue) -> String {
+        switch value {
+        case .string(let s): "\"\(s)\""
+        case .int(let i): String(i)
+        case .double(let d): String(d)
+        case .bool(let b): String(b)
+        default: value.kindName
+        }
+    }
+
+    private static func describe(_ error: YamlError) -> String {
+        let text = "\(error)".split(separator: "\n").first.map(String.init) ?? "syntax error"
+        return text.count > 160 ? String(text.prefix(160)) + "…" : text
+    }
+}
+
+extension JSONValue {
+    /// Converts a YAML node, keeping scalar types as YAML resolves them.
+    init(yaml node: Node, path: String) throws(YardError) {
+        switch node {
+        case .scalar(let scalar):
+            if scalar.style == .plain {
+                if node.null != nil { self = .null; return }
+                if let b = node.bool { self = .bool(b); return }
+                if let i = node.int { self = .int(i); return }
+                if let d = node.float { self = .double(d); return }
+            }
+            self = .string(scalar.string)
+        case .sequence(let seq):
+            var items: [JSONValue] = []
+            for (i, child) in seq.enumerated() { items.append(try JSONValue(yaml: child, path: "\(path)[\(i)]")) }
+            self = .array(items)
+        case .mapping(let map):
+            var object: [String: JSONValue] = [:]
+            for (key, value) in map {
+                guard let name = key.string else {
+                    throw YardError(.invalidInput, field: path, "\(path.isEmpty ? "config" : path): keys must be strings")
+                }
+                let childPath = path.isEmpty ? name : "\(path).\(name)"
+                if object[name] != nil { throw YardError.invalid(childPath, "appears twice; keep one") }
+                object[name] = try JSONValue(yaml: value, path: childPath)
+            }
+            self = .object(object)
+        default:
+            throw YardError(.invalidInput, field: path, "\(path.isEmpty ? "config" : path): YAML aliases are not supported; write the value out")
+        }
+    }
+}

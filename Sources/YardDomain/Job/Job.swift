@@ -1,0 +1,116 @@
+import Foundation
+
+/// A job as Trainyard records it. `config` is always the redacted config:
+/// secrets live apart from the record and never reach the API.
+public struct Job: Sendable, Codable, Hashable {
+    public var id: String
+    public var experiment: String
+    public var model: String
+    public var type: JobConfig.ModelType
+    public var state: JobState
+    public var config: JSONValue
+    public var createdAt: Date
+    public var startedAt: Date?
+    public var finishedAt: Date?
+    /// Why the job failed or stopped, in one line.
+    public var message: String?
+    /// How many times a worker has started it (a resume counts).
+    public var attempts: Int
+    public var worker: String?
+    public var device: String?
+    public var saveDir: String?
+    public var epoch: Int?
+    public var epochs: Int?
+    public var bestWeights: String?
+    public var lastWeights: String?
+    public var fitness: Double?
+    public var finalMetrics: [String: Double]?
+    public var versions: [String: String]?
+    /// The tracker's id for this job's run (MLflow run id, or the job id for the store).
+    public var runID: String?
+
+    public init(id: String, config: JobConfig, redacted: JSONValue, createdAt: Date) {
+        self.id = id
+        self.experiment = config.experiment
+        self.model = config.model
+        self.type = config.type
+        self.state = .queued
+        self.config = redacted
+        self.createdAt = createdAt
+        self.attempts = 0
+        self.epochs = config.epochs
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, experiment, model, type, state, config, message, attempts, worker, device, epoch, epochs, fitness, versions
+        case createdAt = "created_at", startedAt = "started_at", finishedAt = "finished_at"
+        case saveDir = "save_dir", bestWeights = "best_weights", lastWeights = "last_weights"
+        case finalMetrics = "final_metrics", runID = "run_id"
+    }
+}
+
+/// One row per finished epoch: the numbers of the engine's `epoch` event,
+/// which are the same as that epoch's row of Ultralytics' results.csv.
+public struct EpochRecord: Sendable, Codable, Hashable {
+    public var jobID: String
+    public var epoch: Int
+    public var metrics: [String: Double]
+    public var seconds: Double
+
+    public init(jobID: String, epoch: Int, metrics: [String: Double], seconds: Double) {
+        self.jobID = jobID
+        self.epoch = epoch
+        self.metrics = metrics
+        self.seconds = seconds
+    }
+
+    enum CodingKeys: String, CodingKey { case jobID = "job_id", epoch, metrics, seconds }
+}
+
+/// A file a job produced, kept by the artifact store under `key`.
+public struct ArtifactRecord: Sendable, Codable, Hashable {
+    public var jobID: String
+    public var key: String
+    public var kind: String
+    public var size: Int64
+
+    public init(jobID: String, key: String, kind: String, size: Int64) {
+        self.jobID = jobID
+        self.key = key
+        self.kind = kind
+        self.size = size
+    }
+
+    enum CodingKeys: String, CodingKey { case jobID = "job_id", key, kind, size }
+}
+
+/// Something that happened to a job, in order: engine events and state
+/// changes. The server streams these as Server-Sent Events.
+public struct JobEvent: Sendable, Codable, Hashable {
+    public var id: Int64
+    public var jobID: String
+    public var type: String
+    public var payload: JSONValue
+    public var time: Date
+
+    public init(id: Int64, jobID: String, type: String, payload: JSONValue, time: Date) {
+        self.id = id
+        self.jobID = jobID
+        self.type = type
+        self.payload = payload
+        self.time = time
+    }
+
+    enum CodingKeys: String, CodingKey { case id, jobID = "job_id", type, payload, time }
+}
+
+/// One line of a job's training log.
+public struct LogLine: Sendable, Codable, Hashable {
+    public var id: Int64
+    public var line: String
+
+    public init(id: Int64, line: String) {
+        self.id = id
+        self.line = line
+    }
+}

@@ -1,0 +1,90 @@
+import Crypto
+import Foundation
+import YardDomain
+
+/// Where the engine's Python and sources are, and the environment it runs in.
+///
+/// The interpreter is, in order: `--python`, `YARD_PYTHON`, the venv that
+/// `scripts/setup.sh` built for the engine's requirements file
+/// (`$TRAINYARD_CACHE/venv-<hash>`), else `python3` on PATH. The last lets a GPU
+/// server use its existing CUDA environment with Ultralytics.
+public struct EngineEnvironment: Sendable {
+    public var python: String
+    public var engineDirectory: String
+    /// Ultralytics' private config folder (settings, font).
+    public var ultralyticsDirectory: String
+
+    public init(python: String, engineDirectory: String, ultralyticsDirectory: String) {
+        self.python = python
+        self.engineDirectory = engineDirectory
+        self.ultralyticsDirectory = ultralyticsDirectory
+    }
+
+    public static var cacheDirectory: String {
+        let env = ProcessInfo.processInfo.environment
+        return env["TRAINYARD_CACHE"] ?? (NSHomeDirectory() + "/.cache/trainyard")
+    }
+
+    /// Resolves the engine for this machine.
+    public static func resolve(python explicit: String? = nil, dataDirectory: String) -> EngineEnvironment {
+        let env = ProcessInfo.processInfo.environment
+        let engine = env["YARD_ENGINE_DIR"] ?? defaultEngineDirectory()
+        let python = explicit ?? env["YARD_PYTHON"] ?? venvPython(engineDirectory: engine) ?? "python3"
+        return EngineEnvironment(python: python, engineDirectory: engine, ultralyticsDirectory: dataDirectory + "/ultralytics")
+    }
+
+    /// The engine folder of the source tree this binary was built from, or an
+    /// installed copy beside the executable.
+    static func defaultEngineDirectory() -> String {
+        let exe = URL(fileURLWithPath: CommandLine.arguments.first ?? "").resolvingSymlinksInPath()
+        let installed = exe.deletingLastPathComponent().appendingPathComponent("../share/trainyard/engine").standardizedFileURL.path
+        if FileManager.default.fileExists(atPath: installed + "/trainyard_engine/__main__.py") { return installed }
+        // Sources/YardEngine/EngineEnvironment.swift → repository root
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent("engine").path
+    }
+
+    /// `$TRAINYARD_CACHE/venv-<first 16 hex of sha256(requirements.txt)>/bin/python`, if built.
+    public static func venvPython(engineDirectory: String) -> String? {
+        guard let data = FileManager.default.contents(atPath: engineDirectory + "/requirements.txt") else { return nil }
+        let hash = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined().prefix(16)
+        let python = "\(cacheDirectory)/venv-\(hash)/bin/python"
+        return FileManager.default.isExecutableFile(atPath: python) ? python : nil
+    }
+
+    /// The engine's environment: ours, plus its sources on PYTHONPATH and
+    /// Ultralytics kept offline in a private config folder.
+    public func processEnvironment(extra: [String: String] = [:]) -> [String: String] {
+        var env = ProcessInfo.processInfo.environment
+        let path = env["PYTHONPATH"].map { "\(engineDirectory):\($0)" } ?? engineDirectory
+        env["PYTHONPATH"] = path
+        env["PYTHONUNBUFFERED"] = "1"
+        env["YARD_ULTRALYTICS_DIR"] = ultralyticsDirectory
+        env["YOLO_CONFIG_DIR"] = ultralyticsDirectory
+        env["YOLO_OFFLINE"] = "1"
+        env["MPLBACKEND"] = "Agg"
+        for (k, v) in extra { env[k] = v }
+        return env
+    }
+
+    /// Runs a short engine command (doctor, demo-data) and returns its stdout.
+    public func runTool(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [python, "-m", "trainyard_engine"] + arguments
+        process.environment = processEnvironment()
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        do {
+            try process.run()
+        } catch {
+            throw YardError(.unavailable, field: "python", "cannot run \(python): \(error.localizedDescription); run scripts/setup.sh or pass --python")
+        }
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+    }
+}

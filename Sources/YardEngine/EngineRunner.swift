@@ -1,0 +1,44 @@
+import Foundation
+import YardDomain
+
+/// What a worker asks the engine to do: one job, written as a spec file.
+public struct EngineRequest: Sendable {
+    public var jobID: String
+    /// The spec the engine reads (model, type, train args, project/name, resume).
+    public var spec: JSONValue
+    /// The job's own folder: the spec file and the engine's cwd live here.
+    public var workDirectory: String
+
+    public init(jobID: String, spec: JSONValue, workDirectory: String) {
+        self.jobID = jobID
+        self.spec = spec
+        self.workDirectory = workDirectory
+    }
+}
+
+/// What comes out of a running engine, in order.
+public enum EngineOutput: Sendable {
+    case event(EngineEvent)
+    /// A line the engine (or Ultralytics) printed; ANSI colours removed.
+    case log(String)
+    /// A line on the event descriptor that is not a valid event.
+    case protocolError(String)
+}
+
+/// Starts engines. Drivers: `PythonEngineRunner` (the real one) and, in tests,
+/// scripted runners that replay events.
+public protocol EngineRunner: Sendable {
+    func start(_ request: EngineRequest) async throws -> any EngineProcess
+}
+
+/// A running engine.
+public protocol EngineProcess: Sendable {
+    /// Events and log lines; finishes when the engine closes its outputs.
+    var output: AsyncStream<EngineOutput> { get }
+    /// Asks for a graceful stop (the engine saves a resumable checkpoint).
+    func requestStop()
+    /// Ends the engine at once.
+    func kill()
+    /// Waits for the process to end; its exit code (128+signal when killed).
+    func waitForExit() async -> Int32
+}

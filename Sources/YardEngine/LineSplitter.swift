@@ -1,0 +1,43 @@
+/// Splits a byte stream into lines. A carriage return (progress bars) keeps
+/// only the text after it, so a redrawn bar becomes its final state.
+struct LineSplitter {
+    private var pending: [UInt8] = []
+
+    mutating func feed(_ bytes: some Sequence<UInt8>) -> [String] {
+        var lines: [String] = []
+        for byte in bytes {
+            if byte == 10 {
+                lines.append(Self.clean(pending))
+                pending.removeAll(keepingCapacity: true)
+            } else if byte == 13 {
+                pending.removeAll(keepingCapacity: true)
+            } else {
+                pending.append(byte)
+            }
+        }
+        return lines
+    }
+
+    mutating func finish() -> [String] {
+        defer { pending.removeAll() }
+        return pending.isEmpty ? [] : [Self.clean(pending)]
+    }
+
+    /// Decodes UTF-8 and drops ANSI escape sequences (colours, cursor moves).
+    static func clean(_ bytes: [UInt8]) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var i = 0
+        while i < bytes.count {
+            if bytes[i] == 27, i + 1 < bytes.count, bytes[i + 1] == 91 {
+                i += 2
+                while i < bytes.count, !(bytes[i] >= 64 && bytes[i] <= 126) { i += 1 }
+                i += 1
+            } else {
+                out.append(bytes[i])
+                i += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

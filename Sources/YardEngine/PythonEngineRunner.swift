@@ -1,0 +1,213 @@
+import CYardSpawn
+import Foundation
+import Logging
+import YardDomain
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Runs the Python engine as a child process: the spec as a JSON file,
+/// events on descriptor 3, stdout and stderr together as the log.
+public struct PythonEngineRunner: EngineRunner {
+    public let environment: EngineEnvironment
+
+    public init(environment: EngineEnvironment) {
+        self.environment = environment
+    }
+
+    public func start(_ request: EngineRequest) async throws -> any EngineProcess {
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: request.workDirectory, withIntermediateDirectories: true)
+        let specPath = request.workDirectory + "/spec.json"
+        let data = try JSONEncoder().encode(request.spec)
+        try AtomicFile.write(data, to: specPath, permissions: 0o600)
+        let arguments = [environment.python, "-m", "trainyard_engine", "train", "--spec", specPath, "--events-fd", "3"]
+        return try ChildProcess.spawn(arguments: arguments, environment: environment.processEnvironment(),
+                                      directory: request.workDirectory)
+    }
+}
+
+/// Writes a file whole or not at all: a temporary file in the same folder,
+/// then a rename.
+public enum AtomicFile {
+    public static func write(_ data: Data, to path: String, permissions: Int = 0o644) throws {
+        let tmp = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        guard FileManager.default.createFile(atPath: tmp, contents: data, attributes: [.posixPermissions: permissions]) else {
+            throw YardError(.unavailable, field: path, "cannot write \(path); check the folder exists and is writable")
+        }
+        if rename(tmp, path) != 0 {
+            unlink(tmp)
+            throw YardError(.unavailable, field: path, "cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+}
+
+/// A spawned engine with its two output pipes read on dedicated threads.
+final class ChildProcess: EngineProcess, @unchecked Sendable {
+    let pid: pid_t
+    let output: AsyncStream<EngineOutput>
+    private let exit: ExitWaiter
+
+    private init(pid: pid_t, output: AsyncStream<EngineOutput>, exit: ExitWaiter) {
+        self.pid = pid
+        self.output = output
+        self.exit = exit
+    }
+
+    static func spawn(arguments: [String], environment: [String: String], directory: String) throws -> ChildProcess {
+        let events = try Pipe2()
+        let logs = try Pipe2()
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, logs.write, 1)
+        posix_spawn_file_actions_adddup2(&actions, logs.write, 2)
+        posix_spawn_file_actions_adddup2(&actions, events.write, 3)
+        cyard_spawn_addchdir(&actions, directory)
+        cyard_spawn_addclosefrom(&actions, 4)
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // Own process group: a Ctrl-C at the terminal reaches the worker, which
+        // then stops the engine gracefully, instead of killing it mid-save.
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for sig in [SIGINT, SIGTERM, SIGPIPE, SIGCHLD] { sigaddset(&defaults, sig) }
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setsigmask(&attributes, &mask)
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+
+        let argv = arguments.map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let rc = posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, envp)
+        close(events.write)
+        close(logs.write)
+        guard rc == 0 else {
+            close(events.read)
+            close(logs.read)
+            throw YardError(.unavailable, field: "python",
+                            "cannot start the engine with \(arguments[0]): \(String(cString: strerror(rc))); run `yard doctor`")
+        }
+
+        let (stream, continuation) = AsyncStream.makeStream(of: EngineOutput.self, bufferingPolicy: .unbounded)
+        let readers = ReaderGroup(count: 2) { continuation.finish() }
+        readLines(from: events.read, name: "engine-events") { line in
+            do {
+                if let event = try EngineEvent.decode(line: line) { continuation.yield(.event(event)) }
+            } catch {
+                continuation.yield(.protocolError(line))
+            }
+        } done: { readers.oneDone() }
+        readLines(from: logs.read, name: "engine-log") { line in
+            continuation.yield(.log(line))
+        } done: { readers.oneDone() }
+        return ChildProcess(pid: pid, output: stream, exit: ExitWaiter(pid: pid))
+    }
+
+    func requestStop() { Glibc.kill(pid, SIGTERM) }
+    func kill() { Glibc.kill(pid, SIGKILL) }
+    func waitForExit() async -> Int32 { await exit.wait() }
+
+    private static func readLines(from fd: Int32, name: String, line: @escaping @Sendable (String) -> Void,
+                                  done: @escaping @Sendable () -> Void) {
+        let thread = Thread {
+            var splitter = LineSplitter()
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                for l in splitter.feed(buffer[0..<n]) { line(l) }
+            }
+            for l in splitter.finish() { line(l) }
+            close(fd)
+            done()
+        }
+        thread.name = name
+        thread.start()
+    }
+}
+
+/// Calls `finished` once all readers are done.
+final class ReaderGroup: @unchecked Sendable {
+    private let lock = NSLock()
+    private var remaining: Int
+    private let finished: @Sendable () -> Void
+
+    init(count: Int, finished: @escaping @Sendable () -> Void) {
+        self.remaining = count
+        self.finished = finished
+    }
+
+    func oneDone() {
+        lock.lock()
+        remaining -= 1
+        let last = remaining == 0
+        lock.unlock()
+        if last { finished() }
+    }
+}
+
+/// Reaps the child on a thread of its own and hands its status to any waiter.
+final class ExitWaiter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var status: Int32?
+    private var waiters: [CheckedContinuation<Int32, Never>] = []
+
+    init(pid: pid_t) {
+        let thread = Thread { [self] in
+            var raw: Int32 = 0
+            while waitpid(pid, &raw, 0) < 0 && errno == EINTR {}
+            let code: Int32 = (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
+            lock.lock()
+            status = code
+            let ready = waiters
+            waiters = []
+            lock.unlock()
+            ready.forEach { $0.resume(returning: code) }
+        }
+        thread.name = "engine-reaper"
+        thread.start()
+    }
+
+    func wait() async -> Int32 {
+        await withCheckedContinuation { continuation in
+            lock.lock()
+            if let status {
+                lock.unlock()
+                continuation.resume(returning: status)
+            } else {
+                waiters.append(continuation)
+                lock.unlock()
+            }
+        }
+    }
+}
+
+/// A pipe whose ends are closed on exec (dup2 into the child clears that).
+struct Pipe2 {
+    let read: Int32
+    let write: Int32
+
+    init() throws {
+        var fds: [Int32] = [0, 0]
+        guard cyard_pipe_cloexec(&fds) == 0 else {
+            throw YardError(.unavailable, "cannot create a pipe: \(String(cString: strerror(errno)))")
+        }
+        read = fds[0]
+        write = fds[1]
+    }
+}

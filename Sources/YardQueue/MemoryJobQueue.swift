@@ -1,0 +1,47 @@
+import YardDomain
+
+/// The in-memory queue driver, for tests.
+public actor MemoryJobQueue: JobQueue {
+    private var waiting: [String] = []
+    private var claimed: [String: String] = [:]
+    private let signal = WorkSignal()
+
+    public init() {}
+
+    public func enqueue(_ jobID: String) async {
+        guard !waiting.contains(jobID), claimed[jobID] == nil else { return }
+        waiting.append(jobID)
+        await signal.notify()
+    }
+
+    public func claim(worker: String) -> String? {
+        guard !waiting.isEmpty else { return nil }
+        let id = waiting.removeFirst()
+        claimed[id] = worker
+        return id
+    }
+
+    public func complete(_ jobID: String) { claimed[jobID] = nil }
+
+    public func release(_ jobID: String) async {
+        guard claimed.removeValue(forKey: jobID) != nil else { return }
+        waiting.insert(jobID, at: 0)
+        await signal.notify()
+    }
+
+    public func cancel(_ jobID: String) -> Bool {
+        guard let i = waiting.firstIndex(of: jobID) else { return false }
+        waiting.remove(at: i)
+        return true
+    }
+
+    public func releaseAllClaims() async -> [String] {
+        let ids = Array(claimed.keys).sorted()
+        claimed.removeAll()
+        waiting.insert(contentsOf: ids, at: 0)
+        if !ids.isEmpty { await signal.notify() }
+        return ids
+    }
+
+    public func waitForWork(timeout: Duration) async { await signal.wait(timeout: timeout) }
+}

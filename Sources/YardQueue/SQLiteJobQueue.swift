@@ -1,0 +1,65 @@
+import Foundation
+import GRDB
+import YardDomain
+import YardStore
+
+/// The embedded queue: a table in the same SQLite file as the store. SQLite
+/// serialises writers, so a claim (select the oldest unclaimed row and mark
+/// it in one transaction) can never hand one job to two workers.
+public final class SQLiteJobQueue: JobQueue {
+    private let db: any DatabaseWriter
+    private let signal = WorkSignal()
+
+    public init(database: YardDatabase) {
+        self.db = database.writer
+    }
+
+    public func enqueue(_ jobID: String) async throws {
+        try await db.write { db in
+            let seq = (try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM queue") ?? 0) + 1
+            try db.execute(sql: "INSERT INTO queue (job_id, seq) VALUES (?, ?) ON CONFLICT(job_id) DO NOTHING", arguments: [jobID, seq])
+        }
+        await signal.notify()
+    }
+
+    public func claim(worker: String) async throws -> String? {
+        try await db.write { db in
+            guard let id = try String.fetchOne(db, sql: "SELECT job_id FROM queue WHERE claimed_by IS NULL ORDER BY seq LIMIT 1") else {
+                return nil
+            }
+            try db.execute(sql: "UPDATE queue SET claimed_by = ?, claimed_at = ? WHERE job_id = ?",
+                           arguments: [worker, Date().timeIntervalSince1970, id])
+            return id
+        }
+    }
+
+    public func complete(_ jobID: String) async throws {
+        try await db.write { db in try db.execute(sql: "DELETE FROM queue WHERE job_id = ?", arguments: [jobID]) }
+    }
+
+    public func release(_ jobID: String) async throws {
+        try await db.write { db in
+            try db.execute(sql: "UPDATE queue SET claimed_by = NULL, claimed_at = NULL WHERE job_id = ?", arguments: [jobID])
+        }
+        await signal.notify()
+    }
+
+    public func cancel(_ jobID: String) async throws -> Bool {
+        try await db.write { db in
+            try db.execute(sql: "DELETE FROM queue WHERE job_id = ? AND claimed_by IS NULL", arguments: [jobID])
+            return db.changesCount > 0
+        }
+    }
+
+    public func releaseAllClaims() async throws -> [String] {
+        let ids = try await db.write { db in
+            let ids = try String.fetchAll(db, sql: "SELECT job_id FROM queue WHERE claimed_by IS NOT NULL ORDER BY seq")
+            try db.execute(sql: "UPDATE queue SET claimed_by = NULL, claimed_at = NULL")
+            return ids
+        }
+        if !ids.isEmpty { await signal.notify() }
+        return ids
+    }
+
+    public func waitForWork(timeout: Duration) async { await signal.wait(timeout: timeout) }
+}

@@ -1,0 +1,45 @@
+import Foundation
+import YardDomain
+
+/// Where Trainyard keeps its records: jobs (with their secrets apart), one
+/// row per finished epoch, artifacts, an ordered event log and the training
+/// log. Drivers: `SQLiteJobStore` (the embedded default) and `MemoryJobStore`.
+public protocol JobStore: Sendable {
+    /// Adds a new job; a job with the same id is a `.conflict`.
+    func insert(_ job: Job, secrets: [String: JSONValue]) async throws
+    func job(_ id: String) async throws -> Job?
+    /// Newest first.
+    func jobs(limit: Int) async throws -> [Job]
+    func jobs(in states: Set<JobState>) async throws -> [Job]
+    /// Reads, changes and writes one job atomically; `.notFound` if absent.
+    @discardableResult
+    func update(_ id: String, _ change: @escaping @Sendable (inout Job) throws -> Void) async throws -> Job
+    /// The secret values taken out of the job's config (for the worker only).
+    func secrets(of id: String) async throws -> [String: JSONValue]
+
+    /// Stores an epoch; the same epoch again replaces it (a resumed run
+    /// never duplicates a row).
+    func recordEpoch(_ epoch: EpochRecord) async throws
+    func epochs(of id: String) async throws -> [EpochRecord]
+
+    func recordArtifact(_ artifact: ArtifactRecord) async throws
+    func artifacts(of id: String) async throws -> [ArtifactRecord]
+
+    @discardableResult
+    func appendEvent(jobID: String, type: String, payload: JSONValue) async throws -> JobEvent
+    /// Events with an id above `after`, oldest first.
+    func events(of id: String, after: Int64, limit: Int) async throws -> [JobEvent]
+
+    func appendLog(jobID: String, lines: [String]) async throws
+    func logs(of id: String, after: Int64, limit: Int) async throws -> [LogLine]
+}
+
+extension JobStore {
+    /// Fetches a job or throws `.notFound` with a hint.
+    public func require(_ id: String) async throws -> Job {
+        guard let job = try await job(id) else {
+            throw YardError(.notFound, field: "id", "no job \(id); `yard jobs` lists them")
+        }
+        return job
+    }
+}

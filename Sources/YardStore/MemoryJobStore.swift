@@ -1,0 +1,81 @@
+import Foundation
+import YardDomain
+
+/// The in-memory driver: for fast tests and throwaway runs.
+public actor MemoryJobStore: JobStore {
+    private var jobsByID: [String: Job] = [:]
+    private var secretsByID: [String: [String: JSONValue]] = [:]
+    private var epochsByID: [String: [Int: EpochRecord]] = [:]
+    private var artifactsByID: [String: [String: ArtifactRecord]] = [:]
+    private var eventLog: [JobEvent] = []
+    private var logLines: [(jobID: String, line: LogLine)] = []
+    private var nextID: Int64 = 1
+    private let now: @Sendable () -> Date
+
+    public init(now: @escaping @Sendable () -> Date = { Date() }) {
+        self.now = now
+    }
+
+    public func insert(_ job: Job, secrets: [String: JSONValue]) throws {
+        guard jobsByID[job.id] == nil else {
+            throw YardError(.conflict, field: "task_id", "a job with id \(job.id) already exists; choose another task_id")
+        }
+        jobsByID[job.id] = job
+        secretsByID[job.id] = secrets
+    }
+
+    public func job(_ id: String) -> Job? { jobsByID[id] }
+
+    public func jobs(limit: Int) -> [Job] {
+        Array(jobsByID.values.sorted { ($0.createdAt, $0.id) > ($1.createdAt, $1.id) }.prefix(limit))
+    }
+
+    public func jobs(in states: Set<JobState>) -> [Job] {
+        jobsByID.values.filter { states.contains($0.state) }.sorted { $0.createdAt < $1.createdAt }
+    }
+
+    public func update(_ id: String, _ change: @escaping @Sendable (inout Job) throws -> Void) throws -> Job {
+        guard var job = jobsByID[id] else { throw YardError(.notFound, field: "id", "no job \(id)") }
+        try change(&job)
+        jobsByID[id] = job
+        return job
+    }
+
+    public func secrets(of id: String) -> [String: JSONValue] { secretsByID[id] ?? [:] }
+
+    public func recordEpoch(_ epoch: EpochRecord) { epochsByID[epoch.jobID, default: [:]][epoch.epoch] = epoch }
+
+    public func epochs(of id: String) -> [EpochRecord] {
+        (epochsByID[id] ?? [:]).values.sorted { $0.epoch < $1.epoch }
+    }
+
+    public func recordArtifact(_ artifact: ArtifactRecord) {
+        artifactsByID[artifact.jobID, default: [:]][artifact.key] = artifact
+    }
+
+    public func artifacts(of id: String) -> [ArtifactRecord] {
+        (artifactsByID[id] ?? [:]).values.sorted { $0.key < $1.key }
+    }
+
+    public func appendEvent(jobID: String, type: String, payload: JSONValue) -> JobEvent {
+        let event = JobEvent(id: nextID, jobID: jobID, type: type, payload: payload, time: now())
+        nextID += 1
+        eventLog.append(event)
+        return event
+    }
+
+    public func events(of id: String, after: Int64, limit: Int) -> [JobEvent] {
+        Array(eventLog.lazy.filter { $0.jobID == id && $0.id > after }.prefix(limit))
+    }
+
+    public func appendLog(jobID: String, lines: [String]) {
+        for line in lines {
+            logLines.append((jobID, LogLine(id: nextID, line: line)))
+            nextID += 1
+        }
+    }
+
+    public func logs(of id: String, after: Int64, limit: Int) -> [LogLine] {
+        Array(logLines.lazy.filter { $0.jobID == id && $0.line.id > after }.map(\.line).prefix(limit))
+    }
+}

@@ -1,0 +1,144 @@
+import Foundation
+import GRDB
+import YardDomain
+
+/// The embedded store driver: GRDB over the `YardDatabase` file.
+public struct SQLiteJobStore: JobStore {
+    let db: any DatabaseWriter
+    let now: @Sendable () -> Date
+
+    public init(database: YardDatabase, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.db = database.writer
+        self.now = now
+    }
+
+    public func insert(_ job: Job, secrets: [String: JSONValue]) async throws {
+        let record = try JSONCoding.string(job)
+        let secretText = try JSONCoding.string(secrets)
+        try await db.write { db in
+            if try Bool.fetchOne(db, sql: "SELECT 1 FROM job WHERE id = ?", arguments: [job.id]) == true {
+                throw YardError(.conflict, field: "task_id", "a job with id \(job.id) already exists; choose another task_id")
+            }
+            try db.execute(sql: "INSERT INTO job (id, state, created_at, record) VALUES (?, ?, ?, ?)",
+                           arguments: [job.id, job.state.rawValue, job.createdAt.timeIntervalSince1970, record])
+            try db.execute(sql: "INSERT INTO job_secret (job_id, secrets) VALUES (?, ?)", arguments: [job.id, secretText])
+        }
+    }
+
+    public func job(_ id: String) async throws -> Job? {
+        let text = try await db.read { db in try String.fetchOne(db, sql: "SELECT record FROM job WHERE id = ?", arguments: [id]) }
+        return try text.map { try JSONCoding.decode(Job.self, $0) }
+    }
+
+    public func jobs(limit: Int) async throws -> [Job] {
+        let texts = try await db.read { db in
+            try String.fetchAll(db, sql: "SELECT record FROM job ORDER BY created_at DESC, id DESC LIMIT ?", arguments: [limit])
+        }
+        return try texts.map { try JSONCoding.decode(Job.self, $0) }
+    }
+
+    public func jobs(in states: Set<JobState>) async throws -> [Job] {
+        let names = states.map(\.rawValue)
+        let texts = try await db.read { db in
+            let marks = databaseQuestionMarks(count: names.count)
+            return try String.fetchAll(db, sql: "SELECT record FROM job WHERE state IN (\(marks)) ORDER BY created_at",
+                                       arguments: StatementArguments(names))
+        }
+        return try texts.map { try JSONCoding.decode(Job.self, $0) }
+    }
+
+    @discardableResult
+    public func update(_ id: String, _ change: @escaping @Sendable (inout Job) throws -> Void) async throws -> Job {
+        try await db.write { db in
+            guard let text = try String.fetchOne(db, sql: "SELECT record FROM job WHERE id = ?", arguments: [id]) else {
+                throw YardError(.notFound, field: "id", "no job \(id); `yard jobs` lists them")
+            }
+            var job = try JSONCoding.decode(Job.self, text)
+            try change(&job)
+            try db.execute(sql: "UPDATE job SET state = ?, record = ? WHERE id = ?",
+                           arguments: [job.state.rawValue, try JSONCoding.string(job), id])
+            return job
+        }
+    }
+
+    public func secrets(of id: String) async throws -> [String: JSONValue] {
+        let text = try await db.read { db in
+            try String.fetchOne(db, sql: "SELECT secrets FROM job_secret WHERE job_id = ?", arguments: [id])
+        }
+        return try text.map { try JSONCoding.decode([String: JSONValue].self, $0) } ?? [:]
+    }
+
+    public func recordEpoch(_ epoch: EpochRecord) async throws {
+        let metrics = try JSONCoding.string(epoch.metrics)
+        try await db.write { db in
+            try db.execute(sql: """
+                INSERT INTO epoch (job_id, epoch, metrics, seconds) VALUES (?, ?, ?, ?)
+                ON CONFLICT(job_id, epoch) DO UPDATE SET metrics = excluded.metrics, seconds = excluded.seconds
+                """, arguments: [epoch.jobID, epoch.epoch, metrics, epoch.seconds])
+        }
+    }
+
+    public func epochs(of id: String) async throws -> [EpochRecord] {
+        let rows = try await db.read { db in
+            try Row.fetchAll(db, sql: "SELECT epoch, metrics, seconds FROM epoch WHERE job_id = ? ORDER BY epoch", arguments: [id])
+        }
+        return try rows.map { row in
+            EpochRecord(jobID: id, epoch: row["epoch"], metrics: try JSONCoding.decode([String: Double].self, row["metrics"]),
+                        seconds: row["seconds"])
+        }
+    }
+
+    public func recordArtifact(_ artifact: ArtifactRecord) async throws {
+        try await db.write { db in
+            try db.execute(sql: """
+                INSERT INTO artifact (job_id, key, kind, size) VALUES (?, ?, ?, ?)
+                ON CONFLICT(job_id, key) DO UPDATE SET kind = excluded.kind, size = excluded.size
+                """, arguments: [artifact.jobID, artifact.key, artifact.kind, artifact.size])
+        }
+    }
+
+    public func artifacts(of id: String) async throws -> [ArtifactRecord] {
+        try await db.read { db in
+            try Row.fetchAll(db, sql: "SELECT key, kind, size FROM artifact WHERE job_id = ? ORDER BY key", arguments: [id])
+                .map { ArtifactRecord(jobID: id, key: $0["key"], kind: $0["kind"], size: $0["size"]) }
+        }
+    }
+
+    @discardableResult
+    public func appendEvent(jobID: String, type: String, payload: JSONValue) async throws -> JobEvent {
+        let text = try JSONCoding.string(payload)
+        let time = now()
+        let id = try await db.write { db in
+            try db.execute(sql: "INSERT INTO event (job_id, type, payload, time) VALUES (?, ?, ?, ?)",
+                           arguments: [jobID, type, text, time.timeIntervalSince1970])
+            return db.lastInsertedRowID
+        }
+        return JobEvent(id: id, jobID: jobID, type: type, payload: payload, time: time)
+    }
+
+    public func events(of id: String, after: Int64, limit: Int) async throws -> [JobEvent] {
+        let rows = try await db.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, type, payload, time FROM event WHERE job_id = ? AND id > ? ORDER BY id LIMIT ?",
+                             arguments: [id, after, limit])
+        }
+        return try rows.map { row in
+            JobEvent(id: row["id"], jobID: id, type: row["type"], payload: try JSONCoding.decode(JSONValue.self, row["payload"]),
+                     time: Date(timeIntervalSince1970: row["time"]))
+        }
+    }
+
+    public func appendLog(jobID: String, lines: [String]) async throws {
+        guard !lines.isEmpty else { return }
+        try await db.write { db in
+            let statement = try db.cachedStatement(sql: "INSERT INTO log (job_id, line) VALUES (?, ?)")
+            for line in lines { try statement.execute(arguments: [jobID, line]) }
+        }
+    }
+
+    public func logs(of id: String, after: Int64, limit: Int) async throws -> [LogLine] {
+        try await db.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, line FROM log WHERE job_id = ? AND id > ? ORDER BY id LIMIT ?", arguments: [id, after, limit])
+                .map { LogLine(id: $0["id"], line: $0["line"]) }
+        }
+    }
+}

@@ -1,0 +1,108 @@
+import Foundation
+import GRDB
+import YardDomain
+
+/// The embedded database: one SQLite file in WAL mode holding the store's
+/// tables and the embedded queue, so queued jobs survive a restart.
+public struct YardDatabase: Sendable {
+    public let writer: any DatabaseWriter
+
+    /// Opens (creating if needed) the database file and migrates it.
+    public init(path: String) throws {
+        var config = Configuration()
+        config.busyMode = .timeout(10)
+        do {
+            let pool = try DatabasePool(path: path, configuration: config)
+            try Self.migrator.migrate(pool)
+            writer = pool
+        } catch {
+            throw YardError(.unavailable, field: "data-dir", "cannot open the database at \(path): \(error.localizedDescription)")
+        }
+    }
+
+    /// An in-memory database (tests).
+    public init() throws {
+        let queue = try DatabaseQueue()
+        try Self.migrator.migrate(queue)
+        writer = queue
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE job (
+                  id TEXT PRIMARY KEY NOT NULL,
+                  state TEXT NOT NULL,
+                  created_at DOUBLE NOT NULL,
+                  record TEXT NOT NULL
+                );
+                CREATE INDEX job_by_created ON job(created_at);
+                CREATE INDEX job_by_state ON job(state);
+                CREATE TABLE job_secret (
+                  job_id TEXT PRIMARY KEY NOT NULL REFERENCES job(id) ON DELETE CASCADE,
+                  secrets TEXT NOT NULL
+                );
+                CREATE TABLE epoch (
+                  job_id TEXT NOT NULL REFERENCES job(id) ON DELETE CASCADE,
+                  epoch INTEGER NOT NULL,
+                  metrics TEXT NOT NULL,
+                  seconds DOUBLE NOT NULL,
+                  PRIMARY KEY (job_id, epoch)
+                );
+                CREATE TABLE artifact (
+                  job_id TEXT NOT NULL REFERENCES job(id) ON DELETE CASCADE,
+                  key TEXT NOT NULL,
+                  kind TEXT NOT NULL,
+                  size INTEGER NOT NULL,
+                  PRIMARY KEY (job_id, key)
+                );
+                CREATE TABLE event (
+                  id INTEGER PRIMARY KEY AUTOINCREMENT,
+                  job_id TEXT NOT NULL,
+                  type TEXT NOT NULL,
+                  payload TEXT NOT NULL,
+                  time DOUBLE NOT NULL
+                );
+                CREATE INDEX event_by_job ON event(job_id, id);
+                CREATE TABLE log (
+                  id INTEGER PRIMARY KEY AUTOINCREMENT,
+                  job_id TEXT NOT NULL,
+                  line TEXT NOT NULL
+                );
+                CREATE INDEX log_by_job ON log(job_id, id);
+                CREATE TABLE queue (
+                  job_id TEXT PRIMARY KEY NOT NULL,
+                  seq INTEGER NOT NULL,
+                  claimed_by TEXT,
+                  claimed_at DOUBLE
+                );
+                CREATE INDEX queue_by_seq ON queue(seq);
+                """)
+        }
+        return migrator
+    }
+}
+
+enum JSONCoding {
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.dateEncodingStrategy = .secondsSince1970
+        e.outputFormatting = [.sortedKeys]
+        return e
+    }()
+
+    static let decoder: JSONDecoder = {
+        let d = JSONDecoder()
+        d.dateDecodingStrategy = .secondsSince1970
+        return d
+    }()
+
+    static func string<T: Encodable>(_ value: T) throws -> String {
+        String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
+        try decoder.decode(type, from: Data(text.utf8))
+    }
+}

@@ -1,0 +1,109 @@
+import Foundation
+import YardDomain
+import YardQueue
+import YardStore
+
+/// The operations on jobs that the API and the CLI share: submit, stop,
+/// resume, and the start-up recovery of the embedded mode. Each keeps the
+/// store and the queue consistent and records a `state` event.
+public struct JobControl: Sendable {
+    public let store: any JobStore
+    public let queue: any JobQueue
+    let now: @Sendable () -> Date
+
+    public init(store: any JobStore, queue: any JobQueue, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.store = store
+        self.queue = queue
+        self.now = now
+    }
+
+    /// Stores and queues a validated config; returns the new job.
+    public func submit(_ config: JobConfig) async throws -> Job {
+        let time = now()
+        let id = config.taskID ?? JobID.generate(epochSeconds: Int(time.timeIntervalSince1970), random: UInt32.random(in: 0...UInt32.max))
+        let full = config.withTaskID(id)
+        let job = Job(id: id, config: full, redacted: Redaction.redact(full.json), createdAt: time)
+        try await store.insert(job, secrets: Redaction.secrets(of: full.json))
+        try await recordState(job, message: "queued")
+        try await queue.enqueue(id)
+        return job
+    }
+
+    /// Stops a job: a queued one at once, a running one gracefully (its
+    /// worker sees `stopping` and signals the engine).
+    public func stop(_ id: String) async throws -> Job {
+        let job = try await store.require(id)
+        switch job.state {
+        case .queued:
+            if try await queue.cancel(id) {
+                return try await move(id, to: .stopped, message: "stopped before it started")
+            }
+            return try await move(id, to: .stopping, message: "stop requested")
+        case .running:
+            return try await move(id, to: .stopping, message: "stop requested")
+        case .stopping:
+            return job
+        case .succeeded, .failed, .stopped:
+            throw YardError(.conflict, field: "state", "job \(id) already ended (\(job.state.rawValue)); nothing to stop")
+        }
+    }
+
+    /// Queues a stopped or failed job again; its worker resumes from the
+    /// last checkpoint.
+    public func resume(_ id: String) async throws -> Job {
+        let job = try await store.require(id)
+        guard job.state == .stopped || job.state == .failed else {
+            throw YardError(.conflict, field: "state", "job \(id) is \(job.state.rawValue); only stopped or failed jobs can be resumed")
+        }
+        let queued = try await move(id, to: .queued, message: "resume requested")
+        try await queue.enqueue(id)
+        return queued
+    }
+
+    /// At start-up of the process that owns the embedded queue: claims of
+    /// the previous process are released, and jobs it was running are queued
+    /// again to resume from their checkpoint. Returns the ids requeued.
+    @discardableResult
+    public func recover() async throws -> [String] {
+        _ = try await queue.releaseAllClaims()
+        var requeued: [String] = []
+        for job in try await store.jobs(in: [.running, .stopping, .queued]) {
+            switch job.state {
+            case .running:
+                _ = try await move(job.id, to: .queued, message: "interrupted; will resume from its last checkpoint")
+                requeued.append(job.id)
+            case .stopping:
+                _ = try await move(job.id, to: .stopped, message: "stopped (the service ended while stopping)")
+                _ = try await queue.cancel(job.id)
+                try await queue.complete(job.id)
+                continue
+            default: break
+            }
+            try await queue.enqueue(job.id)
+        }
+        return requeued
+    }
+
+    /// Changes a job's state through the state machine and records it.
+    @discardableResult
+    public func move(_ id: String, to state: JobState, message: String? = nil,
+                     change: @escaping @Sendable (inout Job) -> Void = { _ in }) async throws -> Job {
+        let time = now()
+        let job = try await store.update(id) { job in
+            try job.state.checkMove(to: state, job: id)
+            job.state = state
+            if state.isTerminal { job.finishedAt = time }
+            if state == .queued || state == .running { job.finishedAt = nil }
+            if let message { job.message = message }
+            change(&job)
+        }
+        try await recordState(job, message: message)
+        return job
+    }
+
+    func recordState(_ job: Job, message: String?) async throws {
+        var payload: [String: JSONValue] = ["state": .string(job.state.rawValue)]
+        if let message { payload["message"] = .string(message) }
+        try await store.appendEvent(jobID: job.id, type: "state", payload: .object(payload))
+    }
+}

@@ -1,0 +1,253 @@
+import Foundation
+import Logging
+import YardArtifacts
+import YardDomain
+import YardEngine
+import YardStore
+import YardTracker
+
+/// One attempt at one job: start (or resume) the engine, record what it
+/// reports, honour stop requests, and settle the job's state at the end.
+struct JobRun {
+    let worker: Worker
+    let jobID: String
+    let shutdown: ShutdownFlag
+
+    private var control: JobControl { worker.control }
+    private var store: any JobStore { worker.control.store }
+    private var runDirectory: String { "\(worker.configuration.dataDirectory)/runs/\(jobID)" }
+    private var jobDirectory: String { "\(worker.configuration.dataDirectory)/jobs/\(jobID)" }
+
+    func execute() async throws {
+        guard let job = try await store.job(jobID) else {
+            try await control.queue.complete(jobID)
+            return
+        }
+        if job.state == .stopping {
+            try await control.move(jobID, to: .stopped, message: "stopped before it started")
+            try await control.queue.complete(jobID)
+            return
+        }
+        guard job.state == .queued else {
+            worker.logger.warning("job \(jobID) was in the queue while \(job.state.rawValue); dropping the queue entry")
+            try await control.queue.complete(jobID)
+            return
+        }
+
+        let checkpoint = runDirectory + "/weights/last.pt"
+        let resume = job.attempts > 0 && FileManager.default.fileExists(atPath: checkpoint)
+        if !resume { try? FileManager.default.removeItem(atPath: runDirectory) }
+        let workerID = worker.configuration.id
+        let running = try await control.move(jobID, to: .running,
+                                             message: resume ? "resuming from \(checkpoint)" : "started") { job in
+            job.attempts += 1
+            job.worker = workerID
+            if job.startedAt == nil { job.startedAt = Date() }
+        }
+
+        let process: any EngineProcess
+        do {
+            process = try await worker.runner.start(EngineRequest(jobID: jobID, spec: try await spec(for: running, resume: resume ? checkpoint : nil),
+                                                                  workDirectory: jobDirectory))
+        } catch {
+            try await control.move(jobID, to: .failed, message: "\(error)")
+            try await control.queue.complete(jobID)
+            return
+        }
+
+        let outcome = RunOutcome()
+        let log = LogSink(store: store, jobID: jobID, file: jobDirectory + "/train.log", logger: worker.logger)
+        shutdown.whenSet {
+            outcome.stopReason.withLock { $0 = $0 ?? .shutdown }
+            process.requestStop()
+        }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await watchForStop(process, outcome: outcome) }
+            for await output in process.output {
+                switch output {
+                case .log(let line):
+                    await log.append(line)
+                case .protocolError(let line):
+                    await log.append("[trainyard] engine wrote a line that is not an event: \(line.prefix(200))")
+                case .event(let event):
+                    await handle(event, outcome: outcome, log: log)
+                }
+            }
+            group.cancelAll()
+        }
+        let code = await process.waitForExit()
+        await log.close()
+        try await storeLog(log)
+        try await settle(exitCode: code, outcome: outcome, log: log)
+    }
+
+    /// The spec the engine reads: secrets restored, the worker's overrides
+    /// applied, and the run folder fixed by Trainyard.
+    private func spec(for job: Job, resume: String?) async throws -> JSONValue {
+        let full = Redaction.restore(job.config, secrets: try await store.secrets(of: jobID))
+        var train = full["train"]?.objectValue ?? [:]
+        for (key, value) in worker.configuration.trainOverrides where train[key] == nil { train[key] = value }
+        var spec: [String: JSONValue] = [
+            "job_id": .string(jobID),
+            "model": full["model"] ?? .string(job.model),
+            "type": .string(job.type.rawValue),
+            "train": .object(train),
+            "project": .string(worker.configuration.dataDirectory + "/runs"),
+            "name": .string(jobID),
+            "config_dir": .string(worker.configuration.dataDirectory + "/ultralytics"),
+        ]
+        if let val = full["val"] { spec["val"] = val }
+        if let resume { spec["resume"] = .string(resume) }
+        return .object(spec)
+    }
+
+    /// Polls the job's state; on `stopping` signals the engine, and kills it
+    /// if it has not ended within the grace period.
+    private func watchForStop(_ process: any EngineProcess, outcome: RunOutcome) async {
+        var signalled = false
+        let clock = ContinuousClock()
+        var deadline: ContinuousClock.Instant?
+        while !Task.isCancelled {
+            if !signalled, (try? await store.job(jobID))?.state == .stopping {
+                outcome.stopReason.withLock { $0 = $0 ?? .user }
+                process.requestStop()
+            }
+            if !signalled, outcome.stopReason.withLock({ $0 }) != nil {
+                signalled = true
+                deadline = clock.now.advanced(by: worker.configuration.stopGrace)
+            }
+            if let deadline, clock.now >= deadline {
+                worker.logger.warning("job \(jobID): engine did not stop within the grace period; killing it")
+                outcome.killed.withLock { $0 = true }
+                process.kill()
+                return
+            }
+            try? await Task.sleep(for: .milliseconds(500))
+        }
+    }
+
+    private func handle(_ event: EngineEvent, outcome: RunOutcome, log: LogSink) async {
+        do {
+            if event.kind == .log, let line = event.line { await log.append("[engine] " + line) }
+            try await store.appendEvent(jobID: jobID, type: event.kind.rawValue, payload: .object(event.payload))
+            switch event.kind {
+            case .started:
+                let job = try await store.update(jobID) { job in
+                    job.device = event.payload["device"]?.stringValue
+                    job.saveDir = event.payload["save_dir"]?.stringValue
+                    if let epochs = event.epochs { job.epochs = epochs }
+                    if let versions = event.payload["versions"]?.objectValue {
+                        job.versions = versions.compactMapValues(\.stringValue)
+                    }
+                }
+                var runID: String?
+                for tracker in worker.trackers {
+                    if let id = await tracked({ try await tracker.startRun(job) }), runID == nil { runID = id }
+                }
+                if let runID { try await store.update(jobID) { $0.runID = runID } }
+            case .epoch:
+                guard let epoch = event.epoch else { return }
+                let record = EpochRecord(jobID: jobID, epoch: epoch, metrics: event.numbers, seconds: event.seconds ?? 0)
+                let job = try await store.update(jobID) { job in
+                    job.epoch = epoch
+                    if let epochs = event.epochs { job.epochs = epochs }
+                }
+                for tracker in worker.trackers { await tracked { try await tracker.logEpoch(job, record) } }
+            case .artifact:
+                guard let path = event.path else { return }
+                try await keep(path, kind: event.payload["kind"]?.stringValue ?? "other")
+            case .finished:
+                outcome.finished.withLock { $0 = true }
+                try await store.update(jobID) { job in
+                    job.bestWeights = event.payload["best"]?.stringValue
+                    job.lastWeights = event.payload["last"]?.stringValue
+                    job.fitness = event.payload["fitness"]?.doubleValue
+                    job.finalMetrics = (event.payload["metrics"]?.objectValue ?? [:]).compactMapValues(\.doubleValue)
+                }
+            case .stopped:
+                outcome.stopped.withLock { $0 = event.payload["last"]?.stringValue ?? "" }
+                try await store.update(jobID) { job in job.lastWeights = event.payload["last"]?.stringValue }
+            case .failed:
+                let type = event.payload["error"]?.stringValue ?? "Error"
+                outcome.failure.withLock { $0 = "\(type): \(event.message ?? "the engine failed")" }
+            case .progress, .log:
+                break
+            }
+        } catch {
+            worker.logger.error("job \(jobID): recording \(event.kind.rawValue) failed: \(error)")
+        }
+    }
+
+    /// Copies a run file into the artifact store and records it.
+    private func keep(_ path: String, kind: String) async throws {
+        let relative = path.hasPrefix(runDirectory + "/") ? String(path.dropFirst(runDirectory.count + 1)) : (path as NSString).lastPathComponent
+        let key = "\(jobID)/\(relative)"
+        let size = try await worker.artifacts.put(file: path, key: key)
+        let record = ArtifactRecord(jobID: jobID, key: key, kind: kind, size: size)
+        let job = try await store.require(jobID)
+        for tracker in worker.trackers { await tracked { try await tracker.logArtifact(job, record, localPath: path) } }
+    }
+
+    private func storeLog(_ log: LogSink) async throws {
+        guard FileManager.default.fileExists(atPath: log.file) else { return }
+        do { try await keep(log.file, kind: "log") } catch { worker.logger.error("job \(jobID): keeping the log failed: \(error)") }
+    }
+
+    /// The job's final state for this attempt.
+    private func settle(exitCode: Int32, outcome: RunOutcome, log: LogSink) async throws {
+        let reason = outcome.stopReason.withLock { $0 }
+        let stoppedAt = outcome.stopped.withLock { $0 }
+        let failure = outcome.failure.withLock { $0 }
+        if outcome.finished.withLock({ $0 }) && exitCode == 0 {
+            try await control.move(jobID, to: .succeeded, message: "finished")
+            try await control.queue.complete(jobID)
+        } else if reason == .shutdown && failure == nil {
+            // The service is going down: keep the job for the next start.
+            try await control.move(jobID, to: .queued, message: "interrupted by shutdown; will resume from its last checkpoint")
+            try await control.queue.release(jobID)
+        } else if stoppedAt != nil || (reason == .user && failure == nil) {
+            let epoch = (try await store.job(jobID))?.epoch ?? 0
+            let note = outcome.killed.withLock({ $0 }) ? " (killed after the grace period)" : ""
+            try await control.move(jobID, to: .stopped, message: "stopped after epoch \(epoch)\(note); `yard resume \(jobID)` continues it")
+            try await control.queue.complete(jobID)
+        } else {
+            let lastLine = await log.lastLine ?? "none"
+            let message = failure ?? "the engine exited with code \(exitCode) without reporting why; last log line: \(lastLine)"
+            try await control.move(jobID, to: .failed, message: message)
+            try await control.queue.complete(jobID)
+        }
+        let job = try await store.require(jobID)
+        for tracker in worker.trackers { await tracked { try await tracker.endRun(job) } }
+    }
+
+    /// Runs a tracker call; a failure is logged, never thrown.
+    @discardableResult
+    private func tracked<T: Sendable>(_ call: () async throws -> T) async -> T? {
+        do { return try await call() } catch {
+            worker.logger.warning("job \(jobID): tracker call failed (training goes on): \(error)")
+            return nil
+        }
+    }
+}
+
+/// What an attempt learned, written from the event loop and the stop watcher.
+final class RunOutcome: Sendable {
+    enum StopReason: Sendable { case user, shutdown }
+    let stopReason = Locked<StopReason?>(nil)
+    let finished = Locked(false)
+    let killed = Locked(false)
+    let stopped = Locked<String?>(nil)
+    let failure = Locked<String?>(nil)
+}
+
+/// A value behind a lock.
+final class Locked<Value: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+    init(_ value: Value) { self.value = value }
+    func withLock<R>(_ body: (inout Value) -> R) -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return body(&value)
+    }
+}

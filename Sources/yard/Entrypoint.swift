@@ -1,0 +1,8 @@
+import YardCLI
+
+@main
+struct Entrypoint {
+    static func main() async {
+        await YardCommand.main()
+    }
+}

@@ -1,0 +1,59 @@
+"""Command line of the engine. The worker runs
+`python -m trainyard_engine train --spec SPEC.json --events-fd 3`."""
+
+import argparse
+import json
+import os
+import sys
+
+from . import offline
+from .events import EventWriter
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="trainyard_engine")
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train one job from a spec file")
+    t.add_argument("--spec", required=True)
+    t.add_argument("--events-fd", type=int, default=None, help="file descriptor for JSON-line events (default: stdout)")
+    d = sub.add_parser("demo-data", help="write a small synthetic dataset")
+    d.add_argument("root")
+    d.add_argument("--kind", default="detect", choices=["detect", "classify"])
+    d.add_argument("--train", type=int, default=None)
+    d.add_argument("--val", type=int, default=None)
+    d.add_argument("--size", type=int, default=None)
+    sub.add_parser("doctor", help="print versions and devices as JSON")
+    args = parser.parse_args(argv)
+
+    if args.command == "demo-data":
+        from . import demo
+
+        sizes = {k: v for k, v in (("train", args.train), ("val", args.val), ("size", args.size)) if v}
+        path = demo.make(args.root, args.kind, **sizes)
+        print(json.dumps({"path": str(path)}))
+        return 0
+
+    config_dir = os.environ.get("YARD_ULTRALYTICS_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "trainyard", "ultralytics")
+    if args.command == "doctor":
+        from .doctor import report
+
+        user_dir = offline.prepare(config_dir)
+        info = report()
+        info["font"] = (user_dir / "Arial.ttf").exists()
+        if not info["font"]:
+            info["problems"].append("no TTF font found for plots; apt-get install fonts-dejavu-core")
+        print(json.dumps(info))
+        return 0
+
+    with open(args.spec, encoding="utf-8") as f:
+        spec = json.load(f)
+    events = EventWriter(fd=args.events_fd) if args.events_fd is not None else EventWriter(stream=sys.stdout)
+    offline.prepare(spec.get("config_dir") or config_dir)
+    offline.disable_sync()
+    from .train import train
+
+    return train(spec, events)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,242 @@
+"""Runs one training job: builds the model, wires callbacks that report
+events, honours stop signals and resumes from a checkpoint."""
+
+import os
+import platform
+import signal
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+
+class StopRequested(Exception):
+    """Raised from a callback after a checkpoint was saved: unlike letting
+    Ultralytics finish, raising keeps last.pt resumable."""
+
+
+def one_line(error):
+    """Ultralytics' own message, first paragraph, on one line."""
+    text = str(error).strip() or type(error).__name__
+    first = text.split("\n\n", 1)[0]
+    return " ".join(first.split())
+
+
+class StopControl:
+    """First SIGTERM/SIGINT: stop after saving a checkpoint at the end of the
+    current batch. Second: the same, without waiting for validation."""
+
+    def __init__(self):
+        self.requests = 0
+        self.trainer = None
+
+    def install(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame):
+        self.requests += 1
+        if self.trainer is not None:
+            self.trainer.stop = True
+        if self.requests >= 3:
+            os._exit(130)
+
+    @property
+    def requested(self):
+        return self.requests > 0
+
+
+def watch_parent(expected_ppid, interval=0.5):
+    """Ends the engine when the worker that started it dies, so a restarted
+    worker never races an orphan for the same run folder."""
+
+    def loop():
+        while True:
+            time.sleep(interval)
+            if os.getppid() != expected_ppid:
+                os._exit(137)
+
+    threading.Thread(target=loop, name="parent-watch", daemon=True).start()
+
+
+def build_model(spec):
+    """YOLO or RT-DETR from a .pt, a model .yaml or a path; a resume loads the
+    checkpoint instead."""
+    from ultralytics import RTDETR, YOLO
+
+    source = spec.get("resume") or spec["model"]
+    kind = spec.get("type", "yolo")
+    if kind == "rtdetr":
+        return RTDETR(source)
+    if kind == "yolo":
+        return YOLO(source)
+    raise ValueError(f"type: unknown model type {kind!r}; use yolo or rtdetr")
+
+
+def versions():
+    import torch
+    import ultralytics
+
+    return {
+        "ultralytics": ultralytics.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cuda": torch.version.cuda or "",
+    }
+
+
+def artifacts_in(save_dir):
+    """The files worth keeping from a run folder, with their kind."""
+    save_dir = Path(save_dir)
+    if not save_dir.is_dir():
+        return []
+    found = []
+    for path in sorted(save_dir.rglob("*")):
+        if not path.is_file():
+            continue
+        suffix = path.suffix.lower()
+        if suffix == ".pt":
+            kind = "weights"
+        elif path.name == "results.csv":
+            kind = "results"
+        elif path.name == "args.yaml":
+            kind = "args"
+        elif suffix in (".png", ".jpg", ".jpeg", ".svg"):
+            kind = "plot"
+        elif suffix in (".onnx", ".torchscript", ".engine"):
+            kind = "export"
+        else:
+            kind = "other"
+        found.append((str(path), kind))
+    return found
+
+
+class Reporter:
+    """The Ultralytics callbacks that turn training into events."""
+
+    def __init__(self, events, stop, spec):
+        self.events = events
+        self.stop = stop
+        self.spec = spec
+        self.batch = 0
+        self.batches = 0
+        self.in_final_eval = False
+        self.final_metrics = None
+        self.started = time.monotonic()
+
+    def attach(self, model):
+        for name in ("on_pretrain_routine_start", "on_train_start", "on_train_epoch_start",
+                     "on_train_batch_end", "on_fit_epoch_end"):
+            model.add_callback(name, getattr(self, name))
+
+    def on_pretrain_routine_start(self, trainer):
+        self.stop.trainer = trainer
+        if self.stop.requested:
+            trainer.stop = True
+        original = trainer.final_eval
+
+        def final_eval():
+            self.in_final_eval = True
+            original()
+
+        trainer.final_eval = final_eval
+
+    def on_train_start(self, trainer):
+        self.events.emit(
+            "started",
+            versions=versions(),
+            device=str(trainer.device),
+            save_dir=str(trainer.save_dir),
+            epochs=trainer.epochs,
+            start_epoch=trainer.start_epoch,
+            resumed=bool(self.spec.get("resume")),
+            task=getattr(trainer.args, "task", None),
+            pid=os.getpid(),
+        )
+
+    def on_train_epoch_start(self, trainer):
+        self.batch = 0
+        self.batches = len(trainer.train_loader) if trainer.train_loader is not None else 0
+
+    def on_train_batch_end(self, trainer):
+        self.batch += 1
+        losses = trainer.label_loss_items(trainer.tloss, prefix="train") if trainer.tloss is not None else {}
+        self.events.progress(
+            force=self.batch == self.batches,
+            epoch=trainer.epoch + 1,
+            epochs=trainer.epochs,
+            batch=self.batch,
+            batches=self.batches,
+            losses=losses,
+            elapsed=round(time.monotonic() - self.started, 3),
+        )
+
+    def on_fit_epoch_end(self, trainer):
+        if self.in_final_eval:
+            self.final_metrics = dict(trainer.metrics or {})
+            return
+        self.events.emit(
+            "epoch",
+            epoch=trainer.epoch + 1,
+            epochs=trainer.epochs,
+            metrics=dict(trainer.metrics or {}),
+            losses=trainer.label_loss_items(trainer.tloss, prefix="train") if trainer.tloss is not None else {},
+            lr=dict(getattr(trainer, "lr", {}) or {}),
+            seconds=round(float(getattr(trainer, "epoch_time", 0) or 0), 4),
+            fitness=trainer.fitness,
+        )
+        last = Path(trainer.last)
+        if self.stop.requested and trainer.epoch + 1 < trainer.epochs:
+            if last.exists():
+                raise StopRequested(str(last))
+            raise StopRequested("")
+
+
+def train(spec, events):
+    """Trains one job. Returns the process exit code."""
+    stop = StopControl()
+    stop.install()
+    watch_parent(os.getppid())
+    reporter = Reporter(events, stop, spec)
+    save_dir = Path(spec["project"]) / spec["name"]
+    try:
+        model = build_model(spec)
+        reporter.attach(model)
+        if spec.get("resume"):
+            events.emit("log", line=f"resuming from {spec['resume']}")
+            overrides = {k: v for k, v in (spec.get("train") or {}).items() if k in ("device", "batch", "workers")}
+            model.train(resume=True, **overrides)
+        else:
+            args = dict(spec.get("train") or {})
+            args.update(project=spec["project"], name=spec["name"], exist_ok=True)
+            model.train(**args)
+        trainer = model.trainer
+        best = Path(trainer.best)
+        last = Path(trainer.last)
+        for path, kind in artifacts_in(save_dir):
+            events.emit("artifact", path=path, kind=kind)
+        metrics = reporter.final_metrics if reporter.final_metrics is not None else dict(trainer.metrics or {})
+        events.emit(
+            "finished",
+            best=str(best) if best.exists() else None,
+            last=str(last) if last.exists() else None,
+            metrics=metrics,
+            fitness=getattr(trainer, "best_fitness", None),
+            save_dir=str(save_dir),
+        )
+        return 0
+    except StopRequested as stopped:
+        for path, kind in artifacts_in(save_dir):
+            events.emit("artifact", path=path, kind=kind)
+        trainer = stop.trainer
+        events.emit("stopped", last=str(stopped) or None, epoch=(trainer.epoch + 1) if trainer else 0)
+        return 0
+    except BaseException as error:  # noqa: BLE001 - every failure becomes one event
+        if isinstance(error, SystemExit) and error.code in (0, None):
+            raise
+        traceback.print_exc(file=sys.stderr)
+        for path, kind in artifacts_in(save_dir):
+            events.emit("artifact", path=path, kind=kind)
+        events.emit("failed", error=type(error).__name__, message=one_line(error))
+        return 1
