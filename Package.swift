@@ -69,8 +69,9 @@ let package = Package(
         ]),
         .executableTarget(name: "yard", dependencies: ["YardCLI"]),
 
-        .target(name: "YardTestSupport", dependencies: ["YardDomain", "YardStore", "YardQueue"], path: "Tests/YardTestSupport"),
-        .testTarget(name: "YardDomainTests", dependencies: ["YardDomain"]),
+        // Fixtures shared by the test suites: temp folders, a scripted engine.
+        .target(name: "YardTestSupport", dependencies: ["YardDomain", "YardStore", "YardQueue", "YardEngine"], path: "Tests/YardTestSupport"),
+        .testTarget(name: "YardDomainTests", dependencies: ["YardDomain", "YardEngine"]),
         .testTarget(name: "YardStoreTests", dependencies: ["YardStore", "YardQueue", "YardTestSupport"]),
         .testTarget(name: "YardServerTests", dependencies: [
             "YardServer", "YardTestSupport",

@@ -16,6 +16,16 @@ struct APIClient: Sendable {
         self.token = token
     }
 
+    /// One client for the process. Connecting gives up after a few seconds, so
+    /// "no server there" is reported at once rather than after the request's
+    /// whole deadline (which for a followed event stream is days).
+    static let http: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout.connect = .seconds(3)
+        configuration.connectionPool.retryConnectionEstablishment = false
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
+
     static let decoder: JSONDecoder = {
         let d = JSONDecoder()
         d.dateDecodingStrategy = .iso8601
@@ -48,7 +58,7 @@ struct APIClient: Sendable {
 
     func execute(_ request: HTTPClientRequest, timeout: TimeAmount) async throws -> HTTPClientResponse {
         do {
-            return try await HTTPClient.shared.execute(request, timeout: timeout)
+            return try await Self.http.execute(request, timeout: timeout)
         } catch {
             throw YardError(.unavailable, field: "--server",
                             "cannot reach the Trainyard server at \(base) (\(Self.describe(error))); start it with `yard up` or set --server / YARD_SERVER")

@@ -1,0 +1,134 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import Testing
+import YardDomain
+import YardEngine
+import YardTestSupport
+
+/// Runs the real `yard` binary and the real engine, as a user would.
+struct YardHarness {
+    let dir: TemporaryDirectory
+    let bin: String
+    let python: String
+
+    init(_ name: String) throws {
+        dir = try TemporaryDirectory("yard-e2e-\(name)")
+        let env = ProcessInfo.processInfo.environment
+        let buildDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        bin = env["YARD_BIN"] ?? buildDir.appendingPathComponent("yard").path
+        let engineDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("engine").path
+        guard let python = env["YARD_PYTHON"] ?? EngineEnvironment.venvPython(engineDirectory: engineDir) else {
+            throw HarnessError("no engine Python: run scripts/setup.sh (or scripts/test.sh), or set YARD_PYTHON")
+        }
+        self.python = python
+        guard FileManager.default.isExecutableFile(atPath: bin) else { throw HarnessError("no yard binary at \(bin); set YARD_BIN") }
+    }
+
+    var data: String { dir.file("data") }
+
+    /// Runs a `yard` command to completion.
+    @discardableResult
+    func yard(_ arguments: [String], server: Int? = nil) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: bin)
+        process.arguments = arguments + (server.map { ["--server", "http://127.0.0.1:\($0)"] } ?? [])
+        var env = ProcessInfo.processInfo.environment
+        env["YARD_PYTHON"] = python
+        process.environment = env
+        let out = dir.file("cmd-\(UUID().uuidString.prefix(6)).log")
+        FileManager.default.createFile(atPath: out, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        process.waitUntilExit()
+        try handle.close()
+        return (process.terminationStatus, (try? String(contentsOfFile: out, encoding: .utf8)) ?? "")
+    }
+
+    func demoDataset(kind: String = "detect", train: Int = 32, val: Int = 8) throws -> String {
+        let folder = dir.file("demo-\(kind)")
+        let result = try yard(["datasets", "demo", folder, "--kind", kind, "--train", "\(train)", "--val", "\(val)"])
+        guard result.status == 0 else { throw HarnessError("demo dataset: \(result.output)") }
+        return kind == "detect" ? folder + "/data.yaml" : folder
+    }
+
+    /// Starts `yard up` on a free port and waits until it serves.
+    func up() async throws -> RunningYard {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: bin)
+        process.arguments = ["up", "--port", "0", "--data-dir", data, "--python", python, "--stop-grace", "60"]
+        let log = dir.file("up-\(UUID().uuidString.prefix(6)).log")
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        var port: Int?
+        try await eventually("yard up to serve (log: \(log))", timeout: .seconds(60)) {
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            if let range = text.range(of: "serving http://127.0.0.1:") {
+                port = Int(text[range.upperBound...].prefix { $0.isNumber })
+            }
+            guard process.isRunning || port != nil else { throw HarnessError("yard up exited: \(text)") }
+            return port != nil
+        }
+        return RunningYard(process: process, port: port!, log: log)
+    }
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A `yard up` process and a client for its API.
+struct RunningYard {
+    let process: Process
+    let port: Int
+    let log: String
+
+    var base: String { "http://127.0.0.1:\(port)" }
+
+    func submit(_ yaml: String) async throws -> String {
+        var request = HTTPClientRequest(url: base + "/api/jobs")
+        request.method = .POST
+        request.body = .bytes(ByteBuffer(string: yaml))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let body = try await response.body.collect(upTo: 1 << 20)
+        guard response.status == .created, let id = try JSONDecoder().decode(JSONValue.self, from: Data(body.readableBytesView))["id"]?.stringValue else {
+            throw HarnessError("submit failed: \(response.status) \(String(buffer: body))")
+        }
+        return id
+    }
+
+    func get(_ path: String) async throws -> JSONValue {
+        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: base + path), timeout: .seconds(30))
+        let body = try await response.body.collect(upTo: 64 << 20)
+        return try JSONDecoder().decode(JSONValue.self, from: Data(body.readableBytesView))
+    }
+
+    func job(_ id: String) async throws -> JSONValue { try await get("/api/jobs/\(id)") }
+
+    func waitFor(_ id: String, timeout: Duration = .seconds(240), _ what: String, _ condition: @escaping (JSONValue) -> Bool) async throws {
+        try await eventually("\(id): \(what)", timeout: timeout, every: .milliseconds(200)) {
+            let job = try await self.job(id)
+            if let state = job["state"]?.stringValue, ["failed"].contains(state), !what.contains("failed") {
+                throw HarnessError("\(id) failed: \(job["message"]?.stringValue ?? "")")
+            }
+            return condition(job)
+        }
+    }
+
+    func waitForState(_ id: String, _ state: String, timeout: Duration = .seconds(240)) async throws {
+        try await waitFor(id, timeout: timeout, "state \(state)") { $0["state"]?.stringValue == state }
+    }
+
+    /// Sends a signal and waits for the process to end.
+    func signal(_ sig: Int32) async throws {
+        kill(process.processIdentifier, sig)
+        try await eventually("yard up to exit", timeout: .seconds(120)) { !process.isRunning }
+    }
+}

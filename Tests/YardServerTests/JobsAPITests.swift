@@ -1,0 +1,204 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+import YardDomain
+import YardStore
+import YardTestSupport
+
+@Suite("Jobs API")
+struct JobsAPITests {
+    @Test func healthIsOpen() async throws {
+        let t = try TestYard(token: "secret-token")
+        defer { t.dir.remove() }
+        try await t.test { client in
+            try await client.execute(uri: "/health", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(response.json["status"] == "ok")
+            }
+        }
+    }
+
+    @Test func submitYAMLThenReadItBackRedacted() async throws {
+        let t = try TestYard()
+        defer { t.dir.remove() }
+        let config = t.config("minio: {MINIO_SECRET_KEY: hunter2, MINIO_ID: me}\ntask_id: first")
+        try await t.test { client in
+            try await client.execute(uri: "/api/jobs", method: .post, headers: [.contentType: "application/yaml"],
+                                     body: ByteBuffer(string: config)) { response in
+                #expect(response.status == .created)
+                #expect(response.json["id"] == "first")
+                #expect(response.json["state"] == "queued")
+            }
+            try await client.execute(uri: "/api/jobs/first", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(response.json["state"] == "queued")
+                #expect(response.json["config"]?["minio"]?["MINIO_SECRET_KEY"] == "***")
+                #expect(response.json["epoch_metrics"] == [])
+                #expect(!response.text.contains("hunter2"))
+            }
+            try await client.execute(uri: "/api/jobs", method: .get) { response in
+                #expect(response.json["jobs"]?.arrayValue?.count == 1)
+                #expect(!response.text.contains("hunter2"))
+            }
+            try await client.execute(uri: "/api/jobs?state=queued", method: .get) { response in
+                #expect(response.json["jobs"]?.arrayValue?.count == 1)
+            }
+            try await client.execute(uri: "/api/jobs?state=succeeded", method: .get) { response in
+                #expect(response.json["jobs"]?.arrayValue?.count == 0)
+            }
+        }
+    }
+
+    @Test func submitJSONGetsAGeneratedID() async throws {
+        let t = try TestYard()
+        defer { t.dir.remove() }
+        let body = #"{"model": "yolov8n.yaml", "train": {"data": "\#(t.data)", "epochs": 2}}"#
+        try await t.test { client in
+            try await client.execute(uri: "/api/jobs", method: .post, headers: [.contentType: "application/json"],
+                                     body: ByteBuffer(string: body)) { response in
+                #expect(response.status == .created)
+                let id = response.json["id"]?.stringValue ?? ""
+                #expect(id.hasPrefix("job-"))
+                #expect(JobID.isValid(id))
+            }
+        }
+    }
+
+    @Test(arguments: [
+        ("model: yolov8n.yaml\ntrain: {data: /nope/data.yaml}", "train.data"),
+        ("model: yolov8n.yaml\nfoo: 1\ntrain: {data: /nope}", "foo"),
+        ("model: [", "body"),
+        ("", "body"),
+    ])
+    func badConfigsAre400WithTheField(body: String, field: String) async throws {
+        let t = try TestYard()
+        defer { t.dir.remove() }
+        try await t.test { client in
+            try await client.execute(uri: "/api/jobs", method: .post, body: ByteBuffer(string: body)) { response in
+                #expect(response.status == .badRequest)
+                #expect(response.json["error"] == "invalid_input")
+                #expect(response.json["field"]?.stringValue == field)
+                #expect(response.json["message"]?.stringValue?.contains("\n") == false)
+            }
+            try await client.execute(uri: "/api/jobs", method: .get) { response in
+                #expect(response.json["jobs"] == [], "nothing was queued")
+            }
+        }
+    }
+
+    @Test func duplicateTaskIDIs409AndHugeBodyIs400() async throws {
+        let t = try TestYard()
+        defer { t.dir.remove() }
+        let config = t.config("task_id: same")
+        try await t.test { client in
+            try await client.execute(uri: "/api/jobs", method: .post, body: ByteBuffer(string: config)) { #expect($0.status == .created) }
+            try await client.execute(uri: "/api/jobs", method: .post, body: ByteBuffer(string: config)) { response in
+                #expect(response.status == .conflict)
+                #expect(response.json["message"]?.stringValue?.contains("already exists") == true)
+            }
+            let huge = String(repeating: "#", count: 2 << 20)
+            try await client.execute(uri: "/api/jobs", method: .post, body: ByteBuffer(string: huge)) { response in
+                #expect(response.status == .badRequest)
+                #expect(response.json["field"] == "body")
+            }
+        }
+    }
+
+    @Test func unknownJobsAre404Everywhere() async throws {
+        let t = try TestYard()
+        defer { t.dir.remove() }
+        try await t.test { client in
+            for (uri, method) in [("/api/jobs/nope", HTTPRequest.Method.get), ("/api/jobs/nope/stop", .post), ("/api/jobs/nope/resume", .post),
+                                  ("/api/jobs/nope/events", .get), ("/api/jobs/nope/logs", .get), ("/api/jobs/..%2Fetc", .get)] {
+                try await client.execute(uri: uri, method: method) { response in
+                    #expect(response.status == .notFound, "\(uri)")
+                    #expect(response.json["error"] == "not_found", "\(uri)")
+                }
+            }
+            try await client.execute(uri: "/api/nothing-here", method: .get) { #expect($0.status == .notFound) }
+            try await client.execute(uri: "/api/jobs?state=bogus", method: .get) { response in
+                #expect(response.status == .badRequest)
+                #expect(response.json["field"] == "state")
+            }
+        }
+    }
+
+    @Test func stopAndResumeFollowTheStateMachine() async throws {
+        let t = try TestYard()
+        defer { t.dir.remove() }
+        let config = t.config("task_id: s1")
+        try await t.test { client in
+            try await client.execute(uri: "/api/jobs", method: .post, body: ByteBuffer(string: config)) { #expect($0.status == .created) }
+            try await client.execute(uri: "/api/jobs/s1/stop", method: .post) { response in
+                #expect(response.status == .ok)
+                #expect(response.json["state"] == "stopped")
+            }
+            try await client.execute(uri: "/api/jobs/s1/stop", method: .post) { response in
+                #expect(response.status == .conflict)
+                #expect(response.json["error"] == "conflict")
+            }
+            try await client.execute(uri: "/api/jobs/s1/resume", method: .post) { response in
+                #expect(response.status == .ok)
+                #expect(response.json["state"] == "queued")
+            }
+            try await client.execute(uri: "/api/jobs/s1/resume", method: .post) { response in
+                #expect(response.status == .conflict)
+                #expect(response.json["message"]?.stringValue?.contains("only stopped or failed") == true)
+            }
+        }
+    }
+
+    @Test func aTokenIsRequiredOnTheAPIWhenSet() async throws {
+        let t = try TestYard(token: "s3cr3t")
+        defer { t.dir.remove() }
+        let config = t.config()
+        try await t.test { client in
+            try await client.execute(uri: "/api/jobs", method: .get) { response in
+                #expect(response.status == .unauthorized)
+                #expect(response.json["error"] == "unauthorized")
+            }
+            try await client.execute(uri: "/api/jobs", method: .post, headers: [.authorization: "Bearer wrong"],
+                                     body: ByteBuffer(string: config)) { #expect($0.status == .unauthorized) }
+            try await client.execute(uri: "/api/jobs", method: .post, headers: [.authorization: "Basic s3cr3t"],
+                                     body: ByteBuffer(string: config)) { #expect($0.status == .unauthorized) }
+            try await client.execute(uri: "/api/jobs", method: .post, headers: [.authorization: "Bearer s3cr3t"],
+                                     body: ByteBuffer(string: config)) { #expect($0.status == .created) }
+            try await client.execute(uri: "/api/jobs", method: .get, headers: [.authorization: "Bearer s3cr3t"]) { response in
+                #expect(response.status == .ok)
+                #expect(response.json["jobs"]?.arrayValue?.count == 1)
+            }
+        }
+    }
+
+    @Test func anUnexpectedErrorIsA500WithoutInternals() async throws {
+        let t = try TestYard(store: FailingStore())
+        defer { t.dir.remove() }
+        try await t.test { client in
+            try await client.execute(uri: "/api/jobs", method: .get) { response in
+                #expect(response.status == .internalServerError)
+                #expect(response.json["error"] == "internal")
+                #expect(!response.text.contains("disk on fire"))
+            }
+        }
+    }
+}
+
+/// A store whose reads fail with an error that must not reach a client.
+struct FailingStore: JobStore {
+    struct Boom: Error, CustomStringConvertible { var description: String { "disk on fire at /secret/path" } }
+    func insert(_ job: Job, secrets: [String: JSONValue]) async throws { throw Boom() }
+    func job(_ id: String) async throws -> Job? { throw Boom() }
+    func jobs(limit: Int) async throws -> [Job] { throw Boom() }
+    func jobs(in states: Set<JobState>) async throws -> [Job] { throw Boom() }
+    func update(_ id: String, _ change: @escaping @Sendable (inout Job) throws -> Void) async throws -> Job { throw Boom() }
+    func secrets(of id: String) async throws -> [String: JSONValue] { throw Boom() }
+    func recordEpoch(_ epoch: EpochRecord) async throws { throw Boom() }
+    func epochs(of id: String) async throws -> [EpochRecord] { throw Boom() }
+    func recordArtifact(_ artifact: ArtifactRecord) async throws { throw Boom() }
+    func artifacts(of id: String) async throws -> [ArtifactRecord] { throw Boom() }
+    func appendEvent(jobID: String, type: String, payload: JSONValue) async throws -> JobEvent { throw Boom() }
+    func events(of id: String, after: Int64, limit: Int) async throws -> [JobEvent] { throw Boom() }
+    func appendLog(jobID: String, lines: [String]) async throws { throw Boom() }
+    func logs(of id: String, after: Int64, limit: Int) async throws -> [LogLine] { throw Boom() }
+}

@@ -1,0 +1,151 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+import YardDomain
+import YardEngine
+import YardTestSupport
+import YardWorker
+
+@Suite("Worker with a scripted engine")
+struct WorkerTests {
+    @Test func aTrainingIsRecordedAndStreamed() async throws {
+        let t = try TestYard()
+        defer { t.dir.remove() }
+        let config = try JobConfigParser { _ in true }.parse(t.config("task_id: w1", epochs: 3))
+        _ = try await t.yard.control.submit(config)
+        let runner = ScriptedEngineRunner.training(epochs: 3)
+        try await t.worker(runner).drain()
+
+        let job = try await t.yard.store.require("w1")
+        #expect(job.state == .succeeded)
+        #expect(job.attempts == 1)
+        #expect(job.epoch == 3)
+        #expect(job.device == "cpu")
+        #expect(job.runID == "w1")
+        #expect(job.bestWeights == "/runs/x/weights/best.pt")
+        #expect(job.fitness == 0.3)
+        let epochs = try await t.yard.store.epochs(of: "w1")
+        #expect(epochs.map(\.epoch) == [1, 2, 3])
+        #expect(epochs[1].metrics["metrics/mAP50(B)"] == 0.2)
+        #expect(epochs[1].metrics["train/box_loss"] == 1.0)
+
+        let spec = try #require(runner.requests.all.first?.spec)
+        #expect(spec["train"]?["epochs"] == 3)
+        #expect(spec["name"] == "w1")
+        #expect(spec["project"]?.stringValue == t.dir.path + "/runs")
+        #expect(spec["resume"] == nil)
+
+        // The log went to the store and to train.log, which is kept as an artifact.
+        let lines = try await t.yard.store.logs(of: "w1", after: 0, limit: 100).map(\.line)
+        #expect(lines == ["Ultralytics (scripted)", "epoch 1 done", "epoch 2 done", "epoch 3 done"])
+        #expect(try await t.yard.store.artifacts(of: "w1").map(\.key) == ["w1/train.log"])
+        #expect(try await t.yard.artifacts.exists(key: "w1/train.log"))
+
+        try await t.test { client in
+            try await client.execute(uri: "/api/jobs/w1/events", method: .get) { response in
+                #expect(response.headers[.contentType] == "text/event-stream")
+                let events = response.text.components(separatedBy: "\n\n").filter { !$0.isEmpty }
+                let types = events.compactMap { $0.split(separator: "\n").first { $0.hasPrefix("event: ") }?.dropFirst(7) }.map(String.init)
+                #expect(types.first == "state")
+                #expect(types.filter { $0 == "epoch" }.count == 3)
+                #expect(types.last == "state")
+                #expect(events.last?.contains(#""state":"succeeded""#) == true)
+            }
+            try await client.execute(uri: "/api/jobs/w1/events", method: .get, headers: [.init("Last-Event-ID")!: "1000000"]) { response in
+                #expect(response.text.isEmpty, "nothing after the last id")
+            }
+            try await client.execute(uri: "/api/jobs/w1/logs?follow=true", method: .get) { response in
+                #expect(response.text == "Ultralytics (scripted)\nepoch 1 done\nepoch 2 done\nepoch 3 done\n")
+            }
+            try await client.execute(uri: "/api/jobs/w1", method: .get) { response in
+                #expect(response.json["epoch_metrics"]?.arrayValue?.count == 3)
+                #expect(response.json["artifacts"]?.arrayValue?.count == 1)
+            }
+        }
+    }
+
+    @Test func anEngineFailureFailsTheJobWithItsMessage() async throws {
+        let t = try TestYard()
+        defer { t.dir.remove() }
+        _ = try await t.yard.control.submit(try JobConfigParser { _ in true }.parse(t.config("task_id: f1")))
+        let runner = ScriptedEngineRunner(exitCode: 1) { _ in
+            [.log("Traceback ..."), .event(EngineEvent(kind: .failed, payload: ["error": "SyntaxError", "message": "'lr9' is not a valid YOLO argument."]))]
+        }
+        try await t.worker(runner).drain()
+        let job = try await t.yard.store.require("f1")
+        #expect(job.state == .failed)
+        #expect(job.message == "SyntaxError: 'lr9' is not a valid YOLO argument.")
+    }
+
+    @Test func anEngineThatDiesSilentlyFailsTheJob() async throws {
+        let t = try TestYard()
+        defer { t.dir.remove() }
+        _ = try await t.yard.control.submit(try JobConfigParser { _ in true }.parse(t.config("task_id: d1")))
+        let runner = ScriptedEngineRunner(exitCode: 139) { _ in [.log("Segmentation fault"), .protocolError("garbage")] }
+        try await t.worker(runner).drain()
+        let job = try await t.yard.store.require("d1")
+        #expect(job.state == .failed)
+        #expect(job.message?.contains("exited with code 139") == true)
+        #expect(job.message?.contains("garbage") == true)
+    }
+
+    @Test func aStopDuringTrainingEndsStoppedAndResumeUsesTheCheckpoint() async throws {
+        let t = try TestYard()
+        defer { t.dir.remove() }
+        _ = try await t.yard.control.submit(try JobConfigParser { _ in true }.parse(t.config("task_id: s1", epochs: 50)))
+        let runner = ScriptedEngineRunner.training(epochs: 50, stepDelay: .milliseconds(40))
+        let worker = t.worker(runner)
+        let store = t.yard.store
+        let control = t.yard.control
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await worker.drain() }
+            try await eventually("epoch 2") { (try await store.job("s1"))?.epoch ?? 0 >= 2 }
+            _ = try await control.stop("s1")
+            try await group.waitForAll()
+        }
+        var job = try await store.require("s1")
+        #expect(job.state == .stopped)
+        #expect(job.message?.contains("yard resume s1") == true)
+        #expect(job.epoch ?? 0 < 50)
+
+        _ = try await control.resume("s1")
+        try await t.worker(ScriptedEngineRunner.training(epochs: 3)).drain()
+        job = try await store.require("s1")
+        #expect(job.state == .succeeded)
+        #expect(job.attempts == 2)
+        let resumed = try await store.events(of: "s1", after: 0, limit: 1000).filter { $0.type == "state" }.map { $0.payload["state"]?.stringValue ?? "" }
+        #expect(resumed == ["queued", "running", "stopping", "stopped", "queued", "running", "succeeded"])
+    }
+
+    @Test func resumeAfterAStopPassesTheCheckpointToTheEngine() async throws {
+        let t = try TestYard()
+        defer { t.dir.remove() }
+        _ = try await t.yard.control.submit(try JobConfigParser { _ in true }.parse(t.config("task_id: r1")))
+        try await t.worker(ScriptedEngineRunner(exitCode: 1) { _ in [] }).drain()
+        #expect(try await t.yard.store.require("r1").state == .failed)
+        try t.dir.write("runs/r1/weights/last.pt", "ckpt")
+        _ = try await t.yard.control.resume("r1")
+        let runner = ScriptedEngineRunner.training(epochs: 3)
+        try await t.worker(runner).drain()
+        #expect(runner.requests.all.first?.spec["resume"]?.stringValue == t.dir.path + "/runs/r1/weights/last.pt")
+        #expect(FileManager.default.fileExists(atPath: t.dir.path + "/runs/r1/weights/last.pt"), "a resume keeps the run folder")
+    }
+
+    @Test func recoveryRequeuesInterruptedJobs() async throws {
+        let t = try TestYard()
+        defer { t.dir.remove() }
+        let control = t.yard.control
+        _ = try await control.submit(try JobConfigParser { _ in true }.parse(t.config("task_id: i1")))
+        _ = try await control.submit(try JobConfigParser { _ in true }.parse(t.config("task_id: i2")))
+        // Simulate a process that claimed i1 and died mid-run.
+        #expect(try await t.yard.queue.claim(worker: "dead") == "i1")
+        try await control.move("i1", to: .running)
+        #expect(try await control.recover() == ["i1"])
+        #expect(try await t.yard.store.require("i1").state == .queued)
+        var claimed: [String] = []
+        while let id = try await t.yard.queue.claim(worker: "new") { claimed.append(id) }
+        #expect(Set(claimed) == ["i1", "i2"])
+    }
+}
+

@@ -1,0 +1,93 @@
+import Foundation
+import YardDomain
+import YardEngine
+
+/// An engine that replays a script of outputs instead of training, for fast
+/// worker and API tests. A stop request ends the script with a `stopped`
+/// event, as the real engine does after saving a checkpoint.
+public struct ScriptedEngineRunner: EngineRunner {
+    public var script: @Sendable (EngineRequest) -> [EngineOutput]
+    public var exitCode: Int32
+    public var stepDelay: Duration
+    public let requests = RequestLog()
+
+    public init(exitCode: Int32 = 0, stepDelay: Duration = .milliseconds(5),
+                script: @escaping @Sendable (EngineRequest) -> [EngineOutput]) {
+        self.script = script
+        self.exitCode = exitCode
+        self.stepDelay = stepDelay
+    }
+
+    public func start(_ request: EngineRequest) async throws -> any EngineProcess {
+        requests.append(request)
+        return ScriptedProcess(steps: script(request), exitCode: exitCode, stepDelay: stepDelay)
+    }
+
+    /// A successful training of `epochs` epochs.
+    public static func training(epochs: Int, stepDelay: Duration = .milliseconds(5)) -> ScriptedEngineRunner {
+        ScriptedEngineRunner(stepDelay: stepDelay) { request in
+            let start = request.spec["resume"] == nil ? 0 : 1
+            var steps: [EngineOutput] = [
+                .log("Ultralytics (scripted)"),
+                .event(EngineEvent(kind: .started, payload: ["device": "cpu", "epochs": .int(epochs), "start_epoch": .int(start),
+                                                             "save_dir": "/runs/x", "versions": ["ultralytics": "test"]])),
+            ]
+            for epoch in (start + 1)...epochs {
+                steps.append(.event(EngineEvent(kind: .progress, payload: ["epoch": .int(epoch), "epochs": .int(epochs), "batch": 1, "batches": 1])))
+                steps.append(.event(EngineEvent(kind: .epoch, payload: [
+                    "epoch": .int(epoch), "epochs": .int(epochs), "seconds": 0.5,
+                    "metrics": ["metrics/mAP50(B)": .double(0.1 * Double(epoch))], "losses": ["train/box_loss": .double(2.0 / Double(epoch))],
+                ])))
+                steps.append(.log("epoch \(epoch) done"))
+            }
+            steps.append(.event(EngineEvent(kind: .finished, payload: ["best": "/runs/x/weights/best.pt", "metrics": ["metrics/mAP50(B)": 0.3], "fitness": 0.3])))
+            return steps
+        }
+    }
+
+    public final class RequestLog: @unchecked Sendable {
+        private let lock = NSLock()
+        private var items: [EngineRequest] = []
+        func append(_ r: EngineRequest) { lock.withLock { items.append(r) } }
+        public var all: [EngineRequest] { lock.withLock { items } }
+    }
+}
+
+final class ScriptedProcess: EngineProcess, @unchecked Sendable {
+    private let lock = NSLock()
+    private var stopRequested = false
+    private var killed = false
+    private var index = 0
+    private var done = false
+    private let steps: [EngineOutput]
+    private let exitCode: Int32
+    let output: AsyncStream<EngineOutput>
+
+    init(steps: [EngineOutput], exitCode: Int32, stepDelay: Duration) {
+        self.steps = steps
+        self.exitCode = exitCode
+        var next: (@Sendable () async -> EngineOutput?)!
+        output = AsyncStream(unfolding: { await next() })
+        next = { [unowned self] in
+            try? await Task.sleep(for: stepDelay)
+            return self.nextStep()
+        }
+    }
+
+    private func nextStep() -> EngineOutput? {
+        lock.withLock {
+            if done || killed { return nil }
+            if stopRequested {
+                done = true
+                return .event(EngineEvent(kind: .stopped, payload: ["last": "/runs/x/weights/last.pt", "epoch": 1]))
+            }
+            guard index < steps.count else { done = true; return nil }
+            defer { index += 1 }
+            return steps[index]
+        }
+    }
+
+    func requestStop() { lock.withLock { stopRequested = true } }
+    func kill() { lock.withLock { killed = true } }
+    func waitForExit() async -> Int32 { lock.withLock { killed ? 137 : exitCode } }
+}
