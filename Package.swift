@@ -45,8 +45,13 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        // Where runs are recorded: the store (MLflow plugs in here later).
-        .target(name: "YardTracker", dependencies: ["YardDomain", "YardStore"]),
+        // Where runs are recorded: the store, and MLflow (REST, spooled to disk).
+        .target(name: "YardTracker", dependencies: [
+            "YardDomain", "YardStore",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // Where weights and plots are kept: a local folder (S3 later).
         .target(name: "YardArtifacts", dependencies: ["YardDomain"]),
         // Claims jobs, runs the engine, routes its events.

@@ -95,7 +95,7 @@ struct JobsController<Context: RequestContext> {
                         try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
                         idle = .now
                     }
-                    try await Task.sleep(for: .milliseconds(200))
+                    try await Task.sleep(for: .milliseconds(100))
                 }
                 try await writer.finish(nil)
             })
