@@ -48,6 +48,7 @@ let package = Package(
         // Where runs are recorded: the store, and MLflow (REST, spooled to disk).
         .target(name: "YardTracker", dependencies: [
             "YardDomain", "YardStore",
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
@@ -58,6 +59,7 @@ let package = Package(
         .target(name: "YardWorker", dependencies: [
             "YardDomain", "YardStore", "YardQueue", "YardEngine", "YardTracker", "YardArtifacts",
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         // REST API, SSE, auth, error mapping.

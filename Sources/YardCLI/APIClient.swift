@@ -44,8 +44,11 @@ struct APIClient: Sendable {
     }
 
     /// Sends a request and returns the body; a 4xx/5xx becomes a `YardError`.
-    func send(_ method: HTTPMethod, _ path: String, body: Data? = nil, timeout: TimeAmount = .seconds(60)) async throws -> Data {
-        let response = try await execute(request(method, path, body: body), timeout: timeout)
+    func send(_ method: HTTPMethod, _ path: String, body: Data? = nil, headers: [String: String] = [:],
+              timeout: TimeAmount = .seconds(60)) async throws -> Data {
+        var request = request(method, path, body: body)
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        let response = try await execute(request, timeout: timeout)
         let buffer = try await response.body.collect(upTo: 64 << 20)
         let data = Data(buffer: buffer)
         try Self.check(response.status, data)

@@ -42,6 +42,12 @@ enum Summary {
         if let best = job.bestWeights { Output.line("  best weights \(best)") }
         if let last = job.lastWeights { Output.line("  last weights \(last)") }
         if let dir = job.saveDir { Output.line("  run folder \(dir) (results.csv, plots)") }
-        if let run = job.runID, run != job.id { Output.line("  tracker run \(run)") }
+        if let tracking = job.tracking {
+            let run = job.mlflowRunID.map { " run \($0)" } ?? ""
+            let why = job.trackingError.map { " (\($0.prefix(160)))" } ?? ""
+            Output.line("  mlflow \(tracking)\(run)\(tracking == "pending" ? why : "")")
+        }
+        if let commit = job.gitCommit { Output.line("  git commit \(commit)") }
+        if let hash = job.datasetHash { Output.line("  dataset sha256 \(hash.prefix(16))…") }
     }
 }

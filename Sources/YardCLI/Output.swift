@@ -5,12 +5,18 @@ import YardDomain
 enum Output {
     static let isTTY = isatty(STDOUT_FILENO) == 1
 
-    static func line(_ text: String) {
-        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    static func line(_ text: String) { raw(text + "\n") }
+
+    /// Writes to stdout; a reader that went away (`yard jobs | head`) ends
+    /// the command quietly, as for any Unix tool.
+    static func raw(_ text: String) { raw(Data(text.utf8)) }
+
+    static func raw(_ data: Data) {
+        do { try FileHandle.standardOutput.write(contentsOf: data) } catch { exit(0) }
     }
 
     static func error(_ text: String) {
-        FileHandle.standardError.write(Data(("error: " + text + "\n").utf8))
+        try? FileHandle.standardError.write(contentsOf: Data(("error: " + text + "\n").utf8))
     }
 
     static func json(_ value: some Encodable) throws {

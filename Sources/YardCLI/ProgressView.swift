@@ -71,17 +71,17 @@ struct ProgressView {
         let filled = Int((within * Double(width)).rounded())
         let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
         let text = "epoch \(epoch)/\(epochs) \(bar) \(Int(within * 100))% \(detail) ETA \(eta(epoch: epoch, within: within))"
-        FileHandle.standardOutput.write(Data(("\r\u{1B}[2K" + text).utf8))
+        Output.raw("\r\u{1B}[2K" + text)
         drawn = true
     }
 
     private mutating func say(_ text: String) {
-        if drawn { FileHandle.standardOutput.write(Data("\n".utf8)); drawn = false }
+        if drawn { Output.raw("\n"); drawn = false }
         Output.line(text)
     }
 
     mutating func finish() {
-        if drawn { FileHandle.standardOutput.write(Data("\n".utf8)); drawn = false }
+        if drawn { Output.raw("\n"); drawn = false }
     }
 
     /// mAP50, mAP50-95 (or top-1/top-5 accuracy) first.

@@ -33,6 +33,8 @@ public struct Yard: Sendable {
     public let control: JobControl
     public let artifacts: any ArtifactStore
     public let engine: EngineEnvironment
+    /// MLflow calls waiting to be sent (`DATA/tracking`).
+    public let spool: TrackingSpool
 
     public init(options: YardOptions, store: any JobStore, queue: any JobQueue, artifacts: any ArtifactStore,
                 engine: EngineEnvironment) {
@@ -42,6 +44,22 @@ public struct Yard: Sendable {
         self.control = JobControl(store: store, queue: queue)
         self.artifacts = artifacts
         self.engine = engine
+        self.spool = TrackingSpool(directory: options.dataDirectory + "/tracking", logger: Logger(label: "yard.tracking"),
+                                   report: Self.trackingReport(store))
+    }
+
+    /// Mirrors the spool's progress onto the job record (`yard show` reads it).
+    static func trackingReport(_ store: any JobStore) -> TrackingSpool.Report {
+        { jobID, status, runID, error in
+            guard let job = try? await store.job(jobID) else { return }
+            let tracking = status.rawValue
+            guard job.tracking != tracking || job.trackingError != error || (runID != nil && job.mlflowRunID != runID) else { return }
+            _ = try? await store.update(jobID) { job in
+                job.tracking = tracking
+                job.trackingError = error
+                if let runID { job.mlflowRunID = runID }
+            }
+        }
     }
 
     /// The embedded default in `options.dataDirectory`.
@@ -62,10 +80,12 @@ public struct Yard: Sendable {
     public func workers(runner: (any EngineRunner)? = nil, logger: Logger) -> [Worker] {
         let runner = runner ?? PythonEngineRunner(environment: engine)
         let host = ProcessInfo.processInfo.hostName
+        let defaultURI = ProcessInfo.processInfo.environment["MLFLOW_TRACKING_URI"].flatMap { $0.isEmpty ? nil : $0 }
+        let trackers: [any Tracker] = [StoreTracker(store: store), MLflowTracker(spool: spool, store: store, defaultURI: defaultURI, host: host)]
         return (0..<options.workers).map { index in
             Worker(configuration: .init(id: "\(host)-\(getpid())-\(index)", dataDirectory: options.dataDirectory,
                                         stopGrace: options.stopGrace),
-                   control: control, runner: runner, trackers: [StoreTracker(store: store)], artifacts: artifacts,
+                   control: control, runner: runner, trackers: trackers, artifacts: artifacts,
                    logger: logger)
         }
     }
@@ -100,6 +120,7 @@ public struct Yard: Sendable {
                               logger: logger)
         app.logger.logLevel = logger.logLevel
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = workers(logger: logger).map { .init(service: $0) }
+        services.append(.init(service: spool))
         services.append(.init(service: app))
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()

@@ -18,11 +18,12 @@ public struct JobControl: Sendable {
     }
 
     /// Stores and queues a validated config; returns the new job.
-    public func submit(_ config: JobConfig) async throws -> Job {
+    public func submit(_ config: JobConfig, gitCommit: String? = nil) async throws -> Job {
         let time = now()
         let id = config.taskID ?? JobID.generate(epochSeconds: Int(time.timeIntervalSince1970), random: UInt32.random(in: 0...UInt32.max))
         let full = config.withTaskID(id)
-        let job = Job(id: id, config: full, redacted: Redaction.redact(full.json), createdAt: time)
+        var job = Job(id: id, config: full, redacted: Redaction.redact(full.json), createdAt: time)
+        job.gitCommit = gitCommit
         try await store.insert(job, secrets: Redaction.secrets(of: full.json))
         try await recordState(job, message: "queued")
         try await queue.enqueue(id)

@@ -45,6 +45,9 @@ struct JobRun {
             if job.startedAt == nil { job.startedAt = Date() }
         }
 
+        let data = running.config["train"]?["data"]?.stringValue ?? ""
+        let known = running.datasetHash
+        async let pendingHash = known != nil || data.hasPrefix("s3://") ? known : await offload { DatasetHash.compute(data: data) }
         let process: any EngineProcess
         do {
             process = try await worker.runner.start(EngineRequest(jobID: jobID, spec: try await spec(for: running, resume: resume ? checkpoint : nil),
@@ -55,6 +58,8 @@ struct JobRun {
             return
         }
 
+        // Hashed while the engine imports torch; known before its first event.
+        let datasetHash = await pendingHash
         let outcome = RunOutcome()
         let log = LogSink(store: store, jobID: jobID, file: jobDirectory + "/train.log", logger: worker.logger)
         shutdown.whenSet {
@@ -69,6 +74,8 @@ struct JobRun {
                     await log.append(line)
                 case .protocolError(let line):
                     await log.append("[trainyard] engine wrote a line that is not an event: \(line.prefix(200))")
+                case .event(let event) where event.kind == .started:
+                    await handle(event, outcome: outcome, log: log, datasetHash: datasetHash)
                 case .event(let event):
                     await handle(event, outcome: outcome, log: log)
                 }
@@ -126,7 +133,7 @@ struct JobRun {
         }
     }
 
-    private func handle(_ event: EngineEvent, outcome: RunOutcome, log: LogSink) async {
+    private func handle(_ event: EngineEvent, outcome: RunOutcome, log: LogSink, datasetHash: String? = nil) async {
         do {
             if event.kind == .log, let line = event.line { await log.append("[engine] " + line) }
             try await store.appendEvent(jobID: jobID, type: event.kind.rawValue, payload: .object(event.payload))
@@ -135,6 +142,7 @@ struct JobRun {
                 let job = try await store.update(jobID) { job in
                     job.device = event.payload["device"]?.stringValue
                     job.saveDir = event.payload["save_dir"]?.stringValue
+                    if let datasetHash { job.datasetHash = datasetHash }
                     if let epochs = event.epochs { job.epochs = epochs }
                     if let versions = event.payload["versions"]?.objectValue {
                         job.versions = versions.compactMapValues(\.stringValue)
@@ -142,7 +150,7 @@ struct JobRun {
                 }
                 var runID: String?
                 for tracker in worker.trackers {
-                    if let id = await tracked({ try await tracker.startRun(job) }), runID == nil { runID = id }
+                    if let id = await tracked({ try await tracker.startRun(job) }) ?? nil, runID == nil { runID = id }
                 }
                 if let runID { try await store.update(jobID) { $0.runID = runID } }
             case .epoch:

@@ -68,7 +68,7 @@ struct Logs: AsyncParsableCommand {
                 try APIClient.check(response.status, Data(buffer: try await response.body.collect(upTo: 1 << 20)))
             }
             for try await chunk in response.body {
-                FileHandle.standardOutput.write(Data(buffer: chunk))
+                Output.raw(Data(buffer: chunk))
             }
         }
     }

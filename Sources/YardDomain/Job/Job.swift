@@ -26,8 +26,19 @@ public struct Job: Sendable, Codable, Hashable {
     public var fitness: Double?
     public var finalMetrics: [String: Double]?
     public var versions: [String: String]?
-    /// The tracker's id for this job's run (MLflow run id, or the job id for the store).
+    /// The tracker's id for this job's run (the job id for the store).
     public var runID: String?
+    /// The MLflow run id, once the run exists on the tracking server.
+    public var mlflowRunID: String?
+    /// `pending` while tracking calls wait to be sent, `synced` when all are,
+    /// nil when the job has no external tracker.
+    public var tracking: String?
+    /// Why tracking is pending (the tracker's last error), if it is.
+    public var trackingError: String?
+    /// The git commit of the folder the job was submitted from, when it is a repo.
+    public var gitCommit: String?
+    /// sha256 over the dataset's files (paths and bytes).
+    public var datasetHash: String?
 
     public init(id: String, config: JobConfig, redacted: JSONValue, createdAt: Date) {
         self.id = id
@@ -45,7 +56,8 @@ public struct Job: Sendable, Codable, Hashable {
         case id, experiment, model, type, state, config, message, attempts, worker, device, epoch, epochs, fitness, versions
         case createdAt = "created_at", startedAt = "started_at", finishedAt = "finished_at"
         case saveDir = "save_dir", bestWeights = "best_weights", lastWeights = "last_weights"
-        case finalMetrics = "final_metrics", runID = "run_id"
+        case finalMetrics = "final_metrics", runID = "run_id", mlflowRunID = "mlflow_run_id", tracking
+        case trackingError = "tracking_error", gitCommit = "git_commit", datasetHash = "dataset_hash"
     }
 }
 

@@ -32,7 +32,8 @@ struct JobsController<Context: RequestContext> {
         let text = String(buffer: body)
         let parser = JobConfigParser(baseDirectory: baseDirectory) { FileManager.default.fileExists(atPath: $0) }
         let config = try parser.parse(text, source: "body")
-        let job = try await control.submit(config)
+        let commit = request.headers.first { $0.name.canonicalName == "x-yard-git-commit" }?.value
+        let job = try await control.submit(config, gitCommit: commit.flatMap(Self.validCommit))
         return try JSONResponse.make(["id": job.id, "state": job.state.rawValue], status: .created)
     }
 
@@ -125,6 +126,11 @@ struct JobsController<Context: RequestContext> {
                 }
                 try await writer.finish(nil)
             })
+    }
+
+    /// A 40 or 64 hex-digit commit id, else nothing.
+    static func validCommit(_ text: String) -> String? {
+        (text.count == 40 || text.count == 64) && text.allSatisfy(\.isHexDigit) ? text.lowercased() : nil
     }
 
     private func jobID(_ context: Context) throws -> String {

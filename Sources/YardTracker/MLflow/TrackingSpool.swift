@@ -1,0 +1,212 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import YardDomain
+
+/// MLflow calls, spooled: each job's tracking operations are appended to
+/// `DIR/JOB.jsonl` (fast, local, never fails a training) and a replayer sends
+/// them in order, recording how far it got in `DIR/JOB.state.json`. When
+/// MLflow is down the operations wait on disk and are replayed when it is
+/// back. A replay is idempotent: the run is found again by its
+/// `trainyard.job_id` tag, and metric points carry the timestamp they were
+/// spooled with, so a point sent twice is the same point.
+public actor TrackingSpool: Service {
+    public enum Status: String, Sendable { case pending, synced }
+
+    public struct State: Codable, Sendable {
+        var sent = 0
+        var runID: String?
+        var experimentID: String?
+        var artifactURI: String?
+        var trackingURI: String?
+        var lastError: String?
+
+        enum CodingKeys: String, CodingKey {
+            case sent, runID = "run_id", experimentID = "experiment_id", artifactURI = "artifact_uri"
+            case trackingURI = "tracking_uri", lastError = "last_error"
+        }
+    }
+
+    public typealias Report = @Sendable (_ jobID: String, _ status: Status, _ runID: String?, _ error: String?) async -> Void
+
+    let directory: String
+    let logger: Logger
+    let clientFactory: @Sendable (String) -> MLflowClient
+    var report: Report
+    private var wake: AsyncStream<Void>.Continuation?
+    private var retryDelay: Duration
+    let maxRetryDelay: Duration
+
+    public init(directory: String, logger: Logger, retryDelay: Duration = .seconds(1), maxRetryDelay: Duration = .seconds(30),
+                clientFactory: @escaping @Sendable (String) -> MLflowClient = { MLflowClient(trackingURI: $0) },
+                report: @escaping Report = { _, _, _, _ in }) {
+        self.directory = directory
+        self.logger = logger
+        self.clientFactory = clientFactory
+        self.report = report
+        self.retryDelay = retryDelay
+        self.maxRetryDelay = maxRetryDelay
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    }
+
+    public func setReport(_ report: @escaping Report) { self.report = report }
+
+    /// Appends one operation for a job and nudges the replayer.
+    public func append(jobID: String, _ op: [String: JSONValue]) throws {
+        let line = try JSONEncoder().encode(JSONValue.object(op))
+        let path = "\(directory)/\(jobID).jsonl"
+        if !FileManager.default.fileExists(atPath: path) {
+            FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
+        }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        defer { try? handle.close() }
+        try handle.seekToEnd()
+        try handle.write(contentsOf: line + Data("\n".utf8))
+        try handle.synchronize()
+        wake?.yield()
+    }
+
+    /// Job ids with operations not yet sent.
+    public func pendingJobs() -> [String] {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return files.filter { $0.hasSuffix(".jsonl") }.map { String($0.dropLast(6)) }.sorted()
+    }
+
+    public func run() async throws {
+        let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        wake = continuation
+        continuation.yield()
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                // A timer so a failed replay is retried even when nothing new is spooled.
+                group.addTask { [retryDelay] in
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: retryDelay)
+                        continuation.yield()
+                    }
+                }
+                for await _ in stream {
+                    if Task.isCancelled { break }
+                    _ = await replayAll()
+                }
+                group.cancelAll()
+            }
+        } onGracefulShutdown: {
+            continuation.finish()
+        }
+    }
+
+    /// Sends everything it can; returns true when nothing is left.
+    @discardableResult
+    public func replayAll() async -> Bool {
+        var clean = true
+        for job in pendingJobs() {
+            if await !replay(job) { clean = false }
+        }
+        retryDelay = clean ? .seconds(1) : min(retryDelay * 2, maxRetryDelay)
+        return clean
+    }
+
+    /// Sends one job's unsent operations in order. False when it stopped on
+    /// an error that a later replay may get past.
+    func replay(_ jobID: String) async -> Bool {
+        let path = "\(directory)/\(jobID).jsonl"
+        let statePath = "\(directory)/\(jobID).state.json"
+        guard let data = FileManager.default.contents(atPath: path) else { return true }
+        var state = (FileManager.default.contents(atPath: statePath)).flatMap { try? JSONDecoder().decode(State.self, from: $0) } ?? State()
+        let lines = data.split(separator: UInt8(ascii: "\n"))
+        var ended = false
+        while state.sent < lines.count {
+            guard let op = try? JSONDecoder().decode(JSONValue.self, from: Data(lines[state.sent])) else {
+                logger.error("tracking spool \(jobID): skipping an unreadable line \(state.sent + 1)")
+                state.sent += 1
+                continue
+            }
+            do {
+                try await perform(op, jobID: jobID, state: &state)
+                state.lastError = nil
+                if op["op"] == "end" { ended = true }
+            } catch let error as MLflowClient.APIError where (400..<500).contains(error.status) && error.status != 429 && error.status != 401 && error.status != 403 {
+                // MLflow will never accept this one: say so and go on.
+                logger.error("tracking \(jobID): MLflow rejected \(op["op"]?.stringValue ?? "?") (\(error)); skipping it")
+                state.lastError = error.description
+            } catch {
+                state.lastError = "\(error)"
+                save(state, to: statePath)
+                await report(jobID, .pending, state.runID, state.lastError)
+                logger.debug("tracking \(jobID): MLflow unreachable (\(error)); will retry")
+                return false
+            }
+            state.sent += 1
+            save(state, to: statePath)
+        }
+        if ended || lines.last.flatMap({ try? JSONDecoder().decode(JSONValue.self, from: Data($0)) })?["op"] == "end" {
+            try? FileManager.default.removeItem(atPath: path)
+            try? FileManager.default.removeItem(atPath: statePath)
+            await report(jobID, .synced, state.runID, state.lastError)
+        } else {
+            await report(jobID, .pending, state.runID, nil)
+        }
+        return true
+    }
+
+    private func perform(_ op: JSONValue, jobID: String, state: inout State) async throws {
+        if let uri = op["tracking_uri"]?.stringValue { state.trackingURI = uri }
+        guard let uri = state.trackingURI else { return }
+        let client = clientFactory(uri)
+        switch op["op"]?.stringValue {
+        case "start":
+            let experiment = op["experiment"]?.stringValue ?? "default"
+            let experimentID = try await client.experimentID(named: experiment)
+            let tags = (op["tags"]?.objectValue ?? [:]).compactMapValues(\.stringValue)
+            var run: MLflowClient.RunInfo
+            if let id = state.runID {
+                run = try await client.getRun(id)
+            } else if let found = try await client.findRun(experimentID: experimentID, tag: "trainyard.job_id", value: jobID) {
+                run = found
+            } else {
+                run = try await client.createRun(experimentID: experimentID, name: op["run_name"]?.stringValue ?? jobID,
+                                                 startTime: Int64(op["start_time"]?.intValue ?? 0), tags: tags)
+            }
+            state.runID = run.runID
+            state.experimentID = experimentID
+            state.artifactURI = run.artifactURI
+            let params = (op["params"]?.objectValue ?? [:]).compactMapValues(\.stringValue)
+            // Params are write-once in MLflow: send them with the first start only.
+            try await client.logBatch(runID: run.runID, params: op["first"] == .bool(false) ? [:] : params, tags: tags)
+            if run.status != "RUNNING" && run.status != "" {
+                try await client.updateRun(runID: run.runID, status: "RUNNING", endTime: 0)
+            }
+        case "metrics":
+            guard let runID = state.runID else { return }
+            let step = op["step"]?.intValue ?? 0
+            let timestamp = Int64(op["timestamp"]?.intValue ?? 0)
+            let metrics = (op["values"]?.objectValue ?? [:]).compactMap { key, value in
+                value.doubleValue.map { MLflowClient.Metric(key: MetricName.sanitize(key), value: $0, timestamp: timestamp, step: step) }
+            }.sorted { $0.key < $1.key }
+            try await client.logBatch(runID: runID, metrics: metrics)
+        case "artifact":
+            guard let runID = state.runID, let local = op["local_path"]?.stringValue, let target = op["artifact_path"]?.stringValue else { return }
+            guard FileManager.default.fileExists(atPath: local) else {
+                logger.warning("tracking \(jobID): artifact \(local) is gone; not uploaded")
+                return
+            }
+            try await client.uploadArtifact(run: .init(runID: runID, artifactURI: state.artifactURI ?? "", status: ""), localPath: local, artifactPath: target)
+        case "tags":
+            guard let runID = state.runID else { return }
+            try await client.logBatch(runID: runID, tags: (op["tags"]?.objectValue ?? [:]).compactMapValues(\.stringValue))
+        case "end":
+            guard let runID = state.runID else { return }
+            try await client.updateRun(runID: runID, status: op["status"]?.stringValue ?? "FINISHED", endTime: Int64(op["end_time"]?.intValue ?? 0))
+        default:
+            logger.warning("tracking \(jobID): unknown spooled operation \(op["op"]?.stringValue ?? "?")")
+        }
+    }
+
+    private func save(_ state: State, to path: String) {
+        guard let data = try? JSONEncoder().encode(state) else { return }
+        let tmp = path + ".tmp"
+        FileManager.default.createFile(atPath: tmp, contents: data, attributes: [.posixPermissions: 0o600])
+        _ = rename(tmp, path)
+    }
+}
