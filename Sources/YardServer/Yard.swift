@@ -45,7 +45,20 @@ public struct Yard: Sendable {
         self.artifacts = artifacts
         self.engine = engine
         self.spool = TrackingSpool(directory: options.dataDirectory + "/tracking", logger: Logger(label: "yard.tracking"),
-                                   report: Self.trackingReport(store))
+                                   report: Self.trackingReport(store), registrar: Self.registrar(store))
+    }
+
+    public var registry: ModelRegistry {
+        ModelRegistry(store: store, defaultURI: ProcessInfo.processInfo.environment["MLFLOW_TRACKING_URI"].flatMap { $0.isEmpty ? nil : $0 })
+    }
+
+    /// Auto-registration (`mlflow.register_model`) from the spool, mirrored in the store.
+    static func registrar(_ store: any JobStore) -> TrackingSpool.Registrar {
+        { jobID, runID, client, name, alias in
+            let job = try await store.require(jobID)
+            let version = try await ModelRegistry.register(client: client, runID: runID, job: job, name: name, alias: alias)
+            try await ModelRegistry(store: store, defaultURI: nil).mirror(version)
+        }
     }
 
     /// Mirrors the spool's progress onto the job record (`yard show` reads it).
@@ -91,6 +104,7 @@ public struct Yard: Sendable {
     }
 
     public func buildRouter() -> Router<BasicRequestContext> {
+
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: ErrorMiddleware())
         router.add(middleware: AuthMiddleware(token: options.token))
@@ -99,6 +113,7 @@ public struct Yard: Sendable {
         }
         JobsController(control: control, baseDirectory: FileManager.default.currentDirectoryPath)
             .addRoutes(to: router.group("/api/jobs"))
+        ModelsController(registry: registry, store: store).addRoutes(to: router.group("/api/models"))
         return router
     }
 

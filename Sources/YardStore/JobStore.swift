@@ -32,6 +32,13 @@ public protocol JobStore: Sendable {
 
     func appendLog(jobID: String, lines: [String]) async throws
     func logs(of id: String, after: Int64, limit: Int) async throws -> [LogLine]
+
+    /// The registry mirror: versions (replaced by name+version) and aliases
+    /// (an alias points at one version of its model).
+    func recordModelVersion(_ version: ModelVersion) async throws
+    func setModelAlias(name: String, alias: String, version: String) async throws
+    /// All versions, or one model's, with their aliases; newest first.
+    func modelVersions(name: String?) async throws -> [ModelVersion]
 }
 
 extension JobStore {

@@ -10,6 +10,8 @@ public actor MemoryJobStore: JobStore {
     private var eventLog: [JobEvent] = []
     private var logLines: [(jobID: String, line: LogLine)] = []
     private var nextID: Int64 = 1
+    private var versions: [String: ModelVersion] = [:]
+    private var aliases: [String: [String: String]] = [:]
     private let now: @Sendable () -> Date
 
     public init(now: @escaping @Sendable () -> Date = { Date() }) {
@@ -77,5 +79,21 @@ public actor MemoryJobStore: JobStore {
 
     public func logs(of id: String, after: Int64, limit: Int) -> [LogLine] {
         Array(logLines.lazy.filter { $0.jobID == id && $0.line.id > after }.map(\.line).prefix(limit))
+    }
+
+    public func recordModelVersion(_ version: ModelVersion) {
+        versions["\(version.name)\u{1F}\(version.version)"] = version
+    }
+
+    public func setModelAlias(name: String, alias: String, version: String) {
+        aliases[name, default: [:]][alias] = version
+    }
+
+    public func modelVersions(name: String?) -> [ModelVersion] {
+        versions.values.filter { name == nil || $0.name == name }.map { v in
+            var v = v
+            v.aliases = (aliases[v.name] ?? [:]).filter { $0.value == v.version }.map(\.key).sorted()
+            return v
+        }.sorted { ($0.createdAt, $0.name, Int($0.version) ?? 0) > ($1.createdAt, $1.name, Int($1.version) ?? 0) }
     }
 }

@@ -201,4 +201,7 @@ struct FailingStore: JobStore {
     func events(of id: String, after: Int64, limit: Int) async throws -> [JobEvent] { throw Boom() }
     func appendLog(jobID: String, lines: [String]) async throws { throw Boom() }
     func logs(of id: String, after: Int64, limit: Int) async throws -> [LogLine] { throw Boom() }
+    func recordModelVersion(_ version: ModelVersion) async throws { throw Boom() }
+    func setModelAlias(name: String, alias: String, version: String) async throws { throw Boom() }
+    func modelVersions(name: String?) async throws -> [ModelVersion] { throw Boom() }
 }

@@ -121,6 +121,19 @@ public struct JobConfigParser: Sendable {
         }
         document["train"] = .object(train)
 
+        if let mlflow = document["mlflow"]?.objectValue {
+            for key in ["MLFLOW_TRACKING_URI", "register_model", "register_alias"] {
+                if let value = mlflow[key], value.stringValue == nil {
+                    throw YardError.invalid("mlflow.\(key)", "must be a string, got \(value.kindName)")
+                }
+            }
+            if let uri = mlflow["MLFLOW_TRACKING_URI"]?.stringValue, !(uri.hasPrefix("http://") || uri.hasPrefix("https://")) {
+                throw YardError.invalid("mlflow.MLFLOW_TRACKING_URI", "must be an http(s) URL of an MLflow tracking server, got \"\(Redaction.redactURLCredentials(uri).prefix(80))\"")
+            }
+            for key in ["register_model", "register_alias"] {
+                if let name = mlflow[key]?.stringValue { try ModelVersion.validateName(name, field: "mlflow.\(key)") }
+            }
+        }
         if let sweeper = document["sweeper"]?.objectValue, let trials = sweeper["n_trials"] {
             guard let n = trials.intValue, n > 0 else {
                 throw YardError.invalid("sweeper.n_trials", "must be a positive integer, got \(Self.show(trials))")

@@ -141,4 +141,40 @@ public struct SQLiteJobStore: JobStore {
                 .map { LogLine(id: $0["id"], line: $0["line"]) }
         }
     }
+
+    public func recordModelVersion(_ version: ModelVersion) async throws {
+        let record = try JSONCoding.string(version)
+        try await db.write { db in
+            try db.execute(sql: """
+                INSERT INTO model_version (name, version, record, created_at) VALUES (?, ?, ?, ?)
+                ON CONFLICT(name, version) DO UPDATE SET record = excluded.record
+                """, arguments: [version.name, version.version, record, version.createdAt.timeIntervalSince1970])
+        }
+    }
+
+    public func setModelAlias(name: String, alias: String, version: String) async throws {
+        try await db.write { db in
+            try db.execute(sql: """
+                INSERT INTO model_alias (name, alias, version) VALUES (?, ?, ?)
+                ON CONFLICT(name, alias) DO UPDATE SET version = excluded.version
+                """, arguments: [name, alias, version])
+        }
+    }
+
+    public func modelVersions(name: String?) async throws -> [ModelVersion] {
+        let (records, aliasRows) = try await db.read { db in
+            let records = try String.fetchAll(db, sql: """
+                SELECT record FROM model_version WHERE (?1 IS NULL OR name = ?1)
+                ORDER BY created_at DESC, name DESC, CAST(version AS INTEGER) DESC
+                """, arguments: [name])
+            let aliases = try Row.fetchAll(db, sql: "SELECT name, alias, version FROM model_alias WHERE (?1 IS NULL OR name = ?1)", arguments: [name])
+                .map { (name: $0["name"] as String, alias: $0["alias"] as String, version: $0["version"] as String) }
+            return (records, aliases)
+        }
+        return try records.map { text in
+            var v = try JSONCoding.decode(ModelVersion.self, text)
+            v.aliases = aliasRows.filter { $0.name == v.name && $0.version == v.version }.map(\.alias).sorted()
+            return v
+        }
+    }
 }

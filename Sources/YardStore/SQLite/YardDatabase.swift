@@ -80,6 +80,23 @@ public struct YardDatabase: Sendable {
                 CREATE INDEX queue_by_seq ON queue(seq);
                 """)
         }
+        migrator.registerMigration("v2-registry") { db in
+            try db.execute(sql: """
+                CREATE TABLE model_version (
+                  name TEXT NOT NULL,
+                  version TEXT NOT NULL,
+                  record TEXT NOT NULL,
+                  created_at DOUBLE NOT NULL,
+                  PRIMARY KEY (name, version)
+                );
+                CREATE TABLE model_alias (
+                  name TEXT NOT NULL,
+                  alias TEXT NOT NULL,
+                  version TEXT NOT NULL,
+                  PRIMARY KEY (name, alias)
+                );
+                """)
+        }
         return migrator
     }
 }

@@ -189,6 +189,14 @@ public struct MLflowClient: Sendable {
         return version
     }
 
+    /// The version of `name` created from this run, if there is one (so a
+    /// repeated registration does not make a second version).
+    public func modelVersion(name: String, runID: String) async throws -> String? {
+        let result = try await call(.GET, "/api/2.0/mlflow/model-versions/search",
+                                    query: ["filter": "name='\(name)' and run_id='\(runID)'", "max_results": "10"])
+        return result["model_versions"]?.arrayValue?.compactMap { $0["version"]?.stringValue }.sorted { (Int($0) ?? 0) < (Int($1) ?? 0) }.first
+    }
+
     public func setAlias(name: String, alias: String, version: String) async throws {
         _ = try await call(.POST, "/api/2.0/mlflow/registered-models/alias", ["name": .string(name), "alias": .string(alias), "version": .string(version)])
     }

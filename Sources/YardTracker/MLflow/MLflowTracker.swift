@@ -103,6 +103,11 @@ public struct MLflowTracker: Tracker {
         if let fitness = job.fitness { tags["trainyard.fitness"] = .string(String(fitness)) }
         try await spool.append(jobID: job.id, ["op": "tags", "tags": .object(tags)])
         try await spool.append(jobID: job.id, ["op": "end", "status": .string(status), "end_time": .int(millis)])
+        if job.state == .succeeded, let name = job.config["mlflow"]?["register_model"]?.stringValue {
+            var op: [String: JSONValue] = ["op": "register", "name": .string(name)]
+            if let alias = job.config["mlflow"]?["register_alias"]?.stringValue { op["alias"] = .string(alias) }
+            try await spool.append(jobID: job.id, op)
+        }
     }
 
     /// `{a: {b: 1}}` → `a.b = "1"`; lists as compact JSON.

@@ -28,28 +28,31 @@ public actor TrackingSpool: Service {
     }
 
     public typealias Report = @Sendable (_ jobID: String, _ status: Status, _ runID: String?, _ error: String?) async -> Void
+    /// Registers a job's run as a model version (set by the composition root).
+    public typealias Registrar = @Sendable (_ jobID: String, _ runID: String, _ client: MLflowClient, _ name: String, _ alias: String?) async throws -> Void
 
     let directory: String
     let logger: Logger
     let clientFactory: @Sendable (String) -> MLflowClient
     var report: Report
+    var registrar: Registrar?
     private var wake: AsyncStream<Void>.Continuation?
     private var retryDelay: Duration
     let maxRetryDelay: Duration
 
     public init(directory: String, logger: Logger, retryDelay: Duration = .seconds(1), maxRetryDelay: Duration = .seconds(30),
                 clientFactory: @escaping @Sendable (String) -> MLflowClient = { MLflowClient(trackingURI: $0) },
-                report: @escaping Report = { _, _, _, _ in }) {
+                report: @escaping Report = { _, _, _, _ in }, registrar: Registrar? = nil) {
         self.directory = directory
         self.logger = logger
         self.clientFactory = clientFactory
         self.report = report
+        self.registrar = registrar
         self.retryDelay = retryDelay
         self.maxRetryDelay = maxRetryDelay
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     }
 
-    public func setReport(_ report: @escaping Report) { self.report = report }
 
     /// Appends one operation for a job and nudges the replayer.
     public func append(jobID: String, _ op: [String: JSONValue]) throws {
@@ -125,7 +128,7 @@ public actor TrackingSpool: Service {
             do {
                 try await perform(op, jobID: jobID, state: &state)
                 state.lastError = nil
-                if op["op"] == "end" { ended = true }
+                if op["op"] == "end" || op["op"] == "register" { ended = true }
             } catch let error as MLflowClient.APIError where (400..<500).contains(error.status) && error.status != 429 && error.status != 401 && error.status != 403 {
                 // MLflow will never accept this one: say so and go on.
                 logger.error("tracking \(jobID): MLflow rejected \(op["op"]?.stringValue ?? "?") (\(error)); skipping it")
@@ -140,7 +143,8 @@ public actor TrackingSpool: Service {
             state.sent += 1
             save(state, to: statePath)
         }
-        if ended || lines.last.flatMap({ try? JSONDecoder().decode(JSONValue.self, from: Data($0)) })?["op"] == "end" {
+        let lastOp = lines.last.flatMap({ try? JSONDecoder().decode(JSONValue.self, from: Data($0)) })?["op"]?.stringValue
+        if ended || lastOp == "end" || lastOp == "register" {
             try? FileManager.default.removeItem(atPath: path)
             try? FileManager.default.removeItem(atPath: statePath)
             await report(jobID, .synced, state.runID, state.lastError)
@@ -195,6 +199,9 @@ public actor TrackingSpool: Service {
         case "tags":
             guard let runID = state.runID else { return }
             try await client.logBatch(runID: runID, tags: (op["tags"]?.objectValue ?? [:]).compactMapValues(\.stringValue))
+        case "register":
+            guard let runID = state.runID, let name = op["name"]?.stringValue, let registrar else { return }
+            try await registrar(jobID, runID, client, name, op["alias"]?.stringValue)
         case "end":
             guard let runID = state.runID else { return }
             try await client.updateRun(runID: runID, status: op["status"]?.stringValue ?? "FINISHED", endTime: Int64(op["end_time"]?.intValue ?? 0))
