@@ -34,6 +34,20 @@ if [ "${1:-}" = "--test" ] && ! "$VENV/bin/python" -c "import pytest" 2>/dev/nul
   "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/engine/requirements-test.txt"
 fi
 
+# 2b. For tests: the real servers (mlflow, moto) and official clients, in a venv of their own.
+if [ "${1:-}" = "--test" ]; then
+  SHASH=$(sha256sum "$ROOT/Tests/services/requirements.txt" | cut -c1-16)
+  SERVICES="$CACHE/services-$SHASH"
+  if [ ! -f "$SERVICES/.complete" ]; then
+    log "building the test services venv in $SERVICES (mlflow, moto)"
+    rm -rf "$SERVICES"
+    python3 -m venv "$SERVICES"
+    "$SERVICES/bin/pip" install -q --disable-pip-version-check -r "$ROOT/Tests/services/requirements.txt"
+    touch "$SERVICES/.complete"
+  fi
+  echo "YARD_SERVICES=$SERVICES"
+fi
+
 # 3. The Swift build (the cache outside the clone survives fresh clones).
 log "building yard (swift build; ~10 minutes on a fresh machine, seconds after)"
 (cd "$ROOT" && swift build --scratch-path "$CACHE/swiftpm" --product yard >"$CACHE/build.log" 2>&1) || {

@@ -1,18 +1,40 @@
 #!/usr/bin/env bash
 # Installs everything (as scripts/setup.sh) and runs all tests: Swift unit,
 # API and store tests, end-to-end tests that train real Ultralytics models
-# on CPU through `yard up`, and the engine's Python tests.
+# on CPU through `yard up` against a real MLflow server, and the engine's
+# Python tests. The MLflow server is started here, once per run, on
+# 127.0.0.1, and stopped when the run ends.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${TRAINYARD_CACHE:-$HOME/.cache/trainyard}
 eval "$("$ROOT/scripts/setup.sh" --test)"
-export YARD_BIN YARD_PYTHON
+export YARD_BIN YARD_PYTHON YARD_SERVICES
 cd "$ROOT"
+
+RUN=$(mktemp -d /tmp/yard-test.XXXXXX)
+free_port() { "$YARD_SERVICES/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+MLFLOW_PORT=$(free_port)
+setsid "$YARD_SERVICES/bin/mlflow" server --host 127.0.0.1 --port "$MLFLOW_PORT" --workers 1 \
+  --backend-store-uri "sqlite:///$RUN/mlflow.db" --artifacts-destination "$RUN/mlflow-artifacts" --serve-artifacts \
+  >"$RUN/mlflow.log" 2>&1 &
+MLFLOW_PID=$!
+cleanup() { kill -TERM -- -"$MLFLOW_PID" 2>/dev/null || true; wait "$MLFLOW_PID" 2>/dev/null || true; rm -rf "$RUN"; }
+trap cleanup EXIT
+export YARD_TEST_MLFLOW_URI="http://127.0.0.1:$MLFLOW_PORT"
 
 echo "== engine (pytest)"
 (cd engine && "$YARD_PYTHON" -m pytest -q -p no:cacheprovider tests)
 
-echo "== swift test"
+echo "== swift build --build-tests"
 swift build --build-tests --scratch-path "$CACHE/swiftpm" >"$CACHE/build-tests.log" 2>&1 || {
   grep -E "error:" -A3 "$CACHE/build-tests.log" | head -80 >&2; echo "swift build --build-tests failed; log in $CACHE/build-tests.log" >&2; exit 1; }
+
+for _ in $(seq 1 120); do
+  curl -fsS "$YARD_TEST_MLFLOW_URI/health" >/dev/null 2>&1 && break
+  kill -0 "$MLFLOW_PID" 2>/dev/null || { cat "$RUN/mlflow.log" >&2; echo "mlflow server did not start" >&2; exit 1; }
+  sleep 0.5
+done
+curl -fsS "$YARD_TEST_MLFLOW_URI/health" >/dev/null || { tail -20 "$RUN/mlflow.log" >&2; echo "mlflow server not healthy" >&2; exit 1; }
+
+echo "== swift test"
 swift test --skip-build --scratch-path "$CACHE/swiftpm"

@@ -94,7 +94,8 @@ public struct Yard: Sendable {
         let runner = runner ?? PythonEngineRunner(environment: engine)
         let host = ProcessInfo.processInfo.hostName
         let defaultURI = ProcessInfo.processInfo.environment["MLFLOW_TRACKING_URI"].flatMap { $0.isEmpty ? nil : $0 }
-        let trackers: [any Tracker] = [StoreTracker(store: store), MLflowTracker(spool: spool, store: store, defaultURI: defaultURI, host: host)]
+        let trackers: [any Tracker] = [StoreTracker(store: store), MLflowTracker(spool: spool, store: store, defaultURI: defaultURI,
+                                                                                     jobsDirectory: options.dataDirectory + "/jobs", host: host)]
         return (0..<options.workers).map { index in
             Worker(configuration: .init(id: "\(host)-\(getpid())-\(index)", dataDirectory: options.dataDirectory,
                                         stopGrace: options.stopGrace),

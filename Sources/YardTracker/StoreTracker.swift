@@ -9,6 +9,7 @@ public struct StoreTracker: Tracker {
     public init(store: any JobStore) { self.store = store }
 
     public func startRun(_ job: Job) async throws -> String? { job.runID ?? job.id }
+    public func engineStarted(_ job: Job) async throws {}
     public func logEpoch(_ job: Job, _ epoch: EpochRecord) async throws { try await store.recordEpoch(epoch) }
     public func logArtifact(_ job: Job, _ artifact: ArtifactRecord, localPath: String) async throws {
         try await store.recordArtifact(artifact)

@@ -45,6 +45,12 @@ struct JobRun {
             if job.startedAt == nil { job.startedAt = Date() }
         }
 
+        var runID: String?
+        for tracker in worker.trackers {
+            if let id = await tracked({ try await tracker.startRun(running) }) ?? nil, runID == nil { runID = id }
+        }
+        if let runID { try await store.update(jobID) { $0.runID = runID } }
+
         let data = running.config["train"]?["data"]?.stringValue ?? ""
         let known = running.datasetHash
         async let pendingHash = known != nil || data.hasPrefix("s3://") ? known : await offload { DatasetHash.compute(data: data) }
@@ -148,11 +154,7 @@ struct JobRun {
                         job.versions = versions.compactMapValues(\.stringValue)
                     }
                 }
-                var runID: String?
-                for tracker in worker.trackers {
-                    if let id = await tracked({ try await tracker.startRun(job) }) ?? nil, runID == nil { runID = id }
-                }
-                if let runID { try await store.update(jobID) { $0.runID = runID } }
+                for tracker in worker.trackers { await tracked { try await tracker.engineStarted(job) } }
             case .epoch:
                 guard let epoch = event.epoch else { return }
                 let record = EpochRecord(jobID: jobID, epoch: epoch, metrics: event.numbers, seconds: event.seconds ?? 0)

@@ -3,9 +3,14 @@ import Testing
 import YardDomain
 import YardTestSupport
 
-/// Real Ultralytics trainings on CPU through `yard up`: tiny data, a few
-/// epochs. Serialized: two trainings at once on two cores only slow both.
-@Suite("End to end with real Ultralytics", .serialized)
+/// Every suite that trains runs inside this one, serialized: two trainings
+/// at once on two cores only slow both.
+@Suite("End to end", .serialized)
+enum EndToEnd {}
+
+extension EndToEnd {
+/// Real Ultralytics trainings on CPU through `yard up`: tiny data, a few epochs.
+@Suite("Training with real Ultralytics")
 struct TrainingTests {
     static func detectConfig(data: String, epochs: Int, extra: String = "") -> String {
         """
@@ -191,6 +196,8 @@ struct TrainingTests {
         #expect(noServer.status != 0 && noServer.output.contains("yard up"))
         #expect((try await yard.get("/api/jobs")["jobs"]?.arrayValue ?? []).count == 1)
     }
+}
+
 }
 
 /// Is an engine process for this job still alive?

@@ -112,10 +112,13 @@ struct RunningYard {
 
     func job(_ id: String) async throws -> JSONValue { try await get("/api/jobs/\(id)") }
 
-    func waitFor(_ id: String, timeout: Duration = .seconds(240), _ what: String, _ condition: @escaping (JSONValue) -> Bool) async throws {
+    /// Waits until the job satisfies `condition`; a job that fails meanwhile
+    /// ends the wait at once unless `failureExpected`.
+    func waitFor(_ id: String, timeout: Duration = .seconds(240), failureExpected: Bool = false, _ what: String,
+                 _ condition: @escaping (JSONValue) -> Bool) async throws {
         try await eventually("\(id): \(what)", timeout: timeout, every: .milliseconds(200)) {
             let job = try await self.job(id)
-            if let state = job["state"]?.stringValue, ["failed"].contains(state), !what.contains("failed") {
+            if job["state"] == "failed", !failureExpected {
                 throw HarnessError("\(id) failed: \(job["message"]?.stringValue ?? "")")
             }
             return condition(job)

@@ -13,10 +13,13 @@ public struct MLflowTracker: Tracker {
     /// The worker's own `MLFLOW_TRACKING_URI`, used when a job names none.
     let defaultURI: String?
     let host: String
+    /// Where job folders are (`DATA/jobs`), for the redacted config artifact.
+    let jobsDirectory: String?
     let now: @Sendable () -> Date
 
-    public init(spool: TrackingSpool, store: any JobStore, defaultURI: String?,
+    public init(spool: TrackingSpool, store: any JobStore, defaultURI: String?, jobsDirectory: String? = nil,
                 host: String = ProcessInfo.processInfo.hostName, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.jobsDirectory = jobsDirectory
         self.spool = spool
         self.store = store
         self.defaultURI = defaultURI
@@ -47,8 +50,6 @@ public struct MLflowTracker: Tracker {
             "model": .string(job.model),
             "type": .string(job.type.rawValue),
         ]
-        if let device = job.device { tags["device"] = .string(device) }
-        for (name, version) in job.versions ?? [:] where !version.isEmpty { tags["\(name)_version"] = .string(version) }
         if let commit = job.gitCommit { tags["mlflow.source.git.commit"] = .string(commit) }
         if let hash = job.datasetHash { tags["trainyard.dataset_hash"] = .string(hash) }
         for (key, value) in config["metadata"]?.objectValue ?? [:] {
@@ -63,18 +64,31 @@ public struct MLflowTracker: Tracker {
             "op": "start", "tracking_uri": .string(uri), "experiment": .string(job.experiment), "run_name": .string(job.id),
             "start_time": .int(millis), "tags": .object(tags), "params": .object(params), "first": .bool(job.attempts <= 1),
         ])
-        // The redacted config, as an artifact of the run.
-        if let saveDir = job.saveDir {
-            let path = (saveDir as NSString).deletingLastPathComponent + "/../jobs/\(job.id)/config.redacted.json"
+        if job.attempts <= 1, let folder = jobFolder(job) {
+            // The redacted config, as an artifact of the run.
+            let path = folder + "/config.redacted.json"
             let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            let standardized = URL(fileURLWithPath: path).standardizedFileURL.path
-            if (try? encoder.encode(config).write(to: URL(fileURLWithPath: standardized))) != nil {
-                try await spool.append(jobID: job.id, ["op": "artifact", "local_path": .string(standardized), "artifact_path": "config.redacted.json"])
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            if (try? encoder.encode(config).write(to: URL(fileURLWithPath: path), options: .atomic)) != nil {
+                try await spool.append(jobID: job.id, ["op": "artifact", "local_path": .string(path), "artifact_path": "config.redacted.json"])
             }
         }
         return nil
     }
+
+    public func engineStarted(_ job: Job) async throws {
+        guard try await trackingURI(job) != nil else { return }
+        var tags: [String: JSONValue] = [:]
+        if let device = job.device { tags["device"] = .string(device) }
+        for (name, version) in job.versions ?? [:] where !version.isEmpty { tags["\(name)_version"] = .string(version) }
+        if let hash = job.datasetHash { tags["trainyard.dataset_hash"] = .string(hash) }
+        guard !tags.isEmpty else { return }
+        try await spool.append(jobID: job.id, ["op": "tags", "tags": .object(tags)])
+    }
+
+    /// `DATA/jobs/JOB`, where the worker keeps the spec and log.
+    func jobFolder(_ job: Job) -> String? { jobsDirectory.map { "\($0)/\(job.id)" } }
 
     public func logEpoch(_ job: Job, _ epoch: EpochRecord) async throws {
         guard try await trackingURI(job) != nil else { return }
