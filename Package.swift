@@ -53,8 +53,12 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        // Where weights and plots are kept: a local folder (S3 later).
-        .target(name: "YardArtifacts", dependencies: ["YardDomain"]),
+        // Where weights and plots are kept: a local folder, or S3/MinIO (SigV4).
+        .target(name: "YardArtifacts", dependencies: [
+            "YardDomain",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // Claims jobs, runs the engine, routes its events.
         .target(name: "YardWorker", dependencies: [
             "YardDomain", "YardStore", "YardQueue", "YardEngine", "YardTracker", "YardArtifacts",
@@ -75,10 +79,15 @@ let package = Package(
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
         .executableTarget(name: "yard", dependencies: ["YardCLI"]),
+        // The Swift half of bench/mlflow_metrics.sh.
+        .executableTarget(name: "YardBench", dependencies: [
+            "YardDomain", "YardStore", "YardTracker", .product(name: "Logging", package: "swift-log"),
+        ]),
 
         // Fixtures shared by the test suites: temp folders, a scripted engine.
         .target(name: "YardTestSupport", dependencies: ["YardDomain", "YardStore", "YardQueue", "YardEngine"], path: "Tests/YardTestSupport"),
         .testTarget(name: "YardDomainTests", dependencies: ["YardDomain", "YardEngine"]),
+        .testTarget(name: "YardArtifactsTests", dependencies: ["YardArtifacts"]),
         .testTarget(name: "YardStoreTests", dependencies: ["YardStore", "YardQueue", "YardTestSupport"]),
         .testTarget(name: "YardServerTests", dependencies: [
             "YardServer", "YardTestSupport",

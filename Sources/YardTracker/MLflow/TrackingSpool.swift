@@ -125,8 +125,20 @@ public actor TrackingSpool: Service {
                 state.sent += 1
                 continue
             }
+            // Consecutive metric operations (a backlog after an outage) go in
+            // one log-batch call of up to 1000 points.
+            var batch = [op]
+            if op["op"] == "metrics" {
+                var points = op["values"]?.objectValue?.count ?? 0
+                while state.sent + batch.count < lines.count,
+                      let next = try? JSONDecoder().decode(JSONValue.self, from: Data(lines[state.sent + batch.count])),
+                      next["op"] == "metrics", points + (next["values"]?.objectValue?.count ?? 0) <= 1000 {
+                    points += next["values"]?.objectValue?.count ?? 0
+                    batch.append(next)
+                }
+            }
             do {
-                try await perform(op, jobID: jobID, state: &state)
+                if batch.count > 1 { try await sendMetrics(batch, state: state) } else { try await perform(op, jobID: jobID, state: &state) }
                 state.lastError = nil
                 if op["op"] == "end" || op["op"] == "register" { ended = true }
             } catch let error as MLflowClient.APIError where (400..<500).contains(error.status) && error.status != 429 && error.status != 401 && error.status != 403 {
@@ -140,7 +152,7 @@ public actor TrackingSpool: Service {
                 logger.debug("tracking \(jobID): MLflow unreachable (\(error)); will retry")
                 return false
             }
-            state.sent += 1
+            state.sent += batch.count
             save(state, to: statePath)
         }
         let lastOp = lines.last.flatMap({ try? JSONDecoder().decode(JSONValue.self, from: Data($0)) })?["op"]?.stringValue
@@ -152,6 +164,19 @@ public actor TrackingSpool: Service {
             await report(jobID, .pending, state.runID, nil)
         }
         return true
+    }
+
+    private func sendMetrics(_ ops: [JSONValue], state: State) async throws {
+        guard let runID = state.runID, let uri = state.trackingURI else { return }
+        try await clientFactory(uri).logBatch(runID: runID, metrics: ops.flatMap(Self.metrics))
+    }
+
+    static func metrics(_ op: JSONValue) -> [MLflowClient.Metric] {
+        let step = op["step"]?.intValue ?? 0
+        let timestamp = Int64(op["timestamp"]?.intValue ?? 0)
+        return (op["values"]?.objectValue ?? [:]).compactMap { key, value in
+            value.doubleValue.map { MLflowClient.Metric(key: MetricName.sanitize(key), value: $0, timestamp: timestamp, step: step) }
+        }.sorted { $0.key < $1.key }
     }
 
     private func perform(_ op: JSONValue, jobID: String, state: inout State) async throws {
@@ -183,12 +208,7 @@ public actor TrackingSpool: Service {
             }
         case "metrics":
             guard let runID = state.runID else { return }
-            let step = op["step"]?.intValue ?? 0
-            let timestamp = Int64(op["timestamp"]?.intValue ?? 0)
-            let metrics = (op["values"]?.objectValue ?? [:]).compactMap { key, value in
-                value.doubleValue.map { MLflowClient.Metric(key: MetricName.sanitize(key), value: $0, timestamp: timestamp, step: step) }
-            }.sorted { $0.key < $1.key }
-            try await client.logBatch(runID: runID, metrics: metrics)
+            try await client.logBatch(runID: runID, metrics: Self.metrics(op))
         case "artifact":
             guard let runID = state.runID, let local = op["local_path"]?.stringValue, let target = op["artifact_path"]?.stringValue else { return }
             guard FileManager.default.fileExists(atPath: local) else {
