@@ -18,9 +18,16 @@ setsid "$YARD_SERVICES/bin/mlflow" server --host 127.0.0.1 --port "$MLFLOW_PORT"
   --backend-store-uri "sqlite:///$RUN/mlflow.db" --artifacts-destination "$RUN/mlflow-artifacts" --serve-artifacts \
   >"$RUN/mlflow.log" 2>&1 &
 MLFLOW_PID=$!
-cleanup() { kill -TERM -- -"$MLFLOW_PID" 2>/dev/null || true; wait "$MLFLOW_PID" 2>/dev/null || true; rm -rf "$RUN"; }
+S3_PORT=$(free_port)
+"$YARD_SERVICES/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" >"$RUN/moto.log" 2>&1 &
+S3_PID=$!
+cleanup() {
+  kill -TERM -- -"$MLFLOW_PID" 2>/dev/null || true; kill -TERM "$S3_PID" 2>/dev/null || true
+  wait "$MLFLOW_PID" "$S3_PID" 2>/dev/null || true; rm -rf "$RUN"
+}
 trap cleanup EXIT
 export YARD_TEST_MLFLOW_URI="http://127.0.0.1:$MLFLOW_PORT"
+export YARD_TEST_S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
 
 echo "== engine (pytest)"
 (cd engine && "$YARD_PYTHON" -m pytest -q -p no:cacheprovider tests)
@@ -35,6 +42,7 @@ for _ in $(seq 1 120); do
   sleep 0.5
 done
 curl -fsS "$YARD_TEST_MLFLOW_URI/health" >/dev/null || { tail -20 "$RUN/mlflow.log" >&2; echo "mlflow server not healthy" >&2; exit 1; }
+for _ in $(seq 1 60); do curl -fsS "$YARD_TEST_S3_ENDPOINT/" >/dev/null 2>&1 && break; sleep 0.5; done
 
 echo "== swift test"
 swift test --skip-build --scratch-path "$CACHE/swiftpm"

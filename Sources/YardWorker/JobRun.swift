@@ -35,11 +35,8 @@ struct JobRun {
         }
 
         let checkpoint = runDirectory + "/weights/last.pt"
-        let resume = job.attempts > 0 && FileManager.default.fileExists(atPath: checkpoint)
-        if !resume { try? FileManager.default.removeItem(atPath: runDirectory) }
         let workerID = worker.configuration.id
-        let running = try await control.move(jobID, to: .running,
-                                             message: resume ? "resuming from \(checkpoint)" : "started") { job in
+        let running = try await control.move(jobID, to: .running, message: "started") { job in
             job.attempts += 1
             job.worker = workerID
             if job.startedAt == nil { job.startedAt = Date() }
@@ -51,12 +48,47 @@ struct JobRun {
         }
         if let runID { try await store.update(jobID) { $0.runID = runID } }
 
-        let data = running.config["train"]?["data"]?.stringValue ?? ""
-        let known = running.datasetHash
-        async let pendingHash = known != nil || data.hasPrefix("s3://") ? known : await offload { DatasetHash.compute(data: data) }
+        // Storage, an S3 dataset and a checkpoint kept remotely come first: a
+        // problem with any of them fails the job with its reason.
+        let full = Redaction.restore(running.config, secrets: try await store.secrets(of: jobID))
+        var data = running.config["train"]?["data"]?.stringValue ?? ""
+        var known = running.datasetHash
+        let storage: JobStorage
+        var resume = false
+        do {
+            storage = try await JobStorage.resolve(config: full, fallback: worker.artifacts)
+            if data.hasPrefix("s3://") {
+                let cache = full["minio"]?["cache"]?.boolValue ?? true
+                let (pulled, hash) = try await storage.pullDataset(data, dataDirectory: worker.configuration.dataDirectory,
+                                                                  jobDirectory: jobDirectory, cache: cache)
+                try await store.appendEvent(jobID: jobID, type: "dataset", payload: [
+                    "source": .string(data), "path": .string(pulled.data), "objects": .int(pulled.objects),
+                    "downloaded": .int(pulled.downloaded), "bytes": .int(Int(pulled.bytes)), "cache": .bool(cache),
+                ])
+                try await store.appendLog(jobID: jobID, lines: ["[trainyard] dataset \(data): \(pulled.objects) files, \(pulled.downloaded) downloaded (\(pulled.bytes) bytes), \(pulled.objects - pulled.downloaded) from the cache"])
+                data = pulled.data
+                known = hash
+            }
+            if running.attempts > 1 {
+                if !FileManager.default.fileExists(atPath: checkpoint), storage.isRemote,
+                   try await storage.artifacts.exists(key: "\(jobID)/weights/last.pt") {
+                    try await storage.artifacts.get(key: "\(jobID)/weights/last.pt", to: checkpoint)
+                }
+                resume = FileManager.default.fileExists(atPath: checkpoint)
+            }
+        } catch {
+            try await control.move(jobID, to: .failed, message: "\(error)")
+            try await control.queue.complete(jobID)
+            return
+        }
+        if !resume { try? FileManager.default.removeItem(atPath: runDirectory) }
+        if resume { try await store.appendLog(jobID: jobID, lines: ["[trainyard] resuming from \(checkpoint)"]) }
+
+        let hashData = data
+        async let pendingHash = known != nil ? known : await offload { DatasetHash.compute(data: hashData) }
         let process: any EngineProcess
         do {
-            process = try await worker.runner.start(EngineRequest(jobID: jobID, spec: try await spec(for: running, resume: resume ? checkpoint : nil),
+            process = try await worker.runner.start(EngineRequest(jobID: jobID, spec: try await spec(for: running, data: data, resume: resume ? checkpoint : nil),
                                                                   workDirectory: jobDirectory))
         } catch {
             try await control.move(jobID, to: .failed, message: "\(error)")
@@ -81,24 +113,25 @@ struct JobRun {
                 case .protocolError(let line):
                     await log.append("[trainyard] engine wrote a line that is not an event: \(line.prefix(200))")
                 case .event(let event) where event.kind == .started:
-                    await handle(event, outcome: outcome, log: log, datasetHash: datasetHash)
+                    await handle(event, outcome: outcome, log: log, storage: storage, datasetHash: datasetHash)
                 case .event(let event):
-                    await handle(event, outcome: outcome, log: log)
+                    await handle(event, outcome: outcome, log: log, storage: storage)
                 }
             }
             group.cancelAll()
         }
         let code = await process.waitForExit()
         await log.close()
-        try await storeLog(log)
+        try await storeLog(log, in: storage)
         try await settle(exitCode: code, outcome: outcome, log: log)
     }
 
     /// The spec the engine reads: secrets restored, the worker's overrides
     /// applied, and the run folder fixed by Trainyard.
-    private func spec(for job: Job, resume: String?) async throws -> JSONValue {
+    private func spec(for job: Job, data: String, resume: String?) async throws -> JSONValue {
         let full = Redaction.restore(job.config, secrets: try await store.secrets(of: jobID))
         var train = full["train"]?.objectValue ?? [:]
+        train["data"] = .string(data)
         for (key, value) in worker.configuration.trainOverrides where train[key] == nil { train[key] = value }
         var spec: [String: JSONValue] = [
             "job_id": .string(jobID),
@@ -139,7 +172,7 @@ struct JobRun {
         }
     }
 
-    private func handle(_ event: EngineEvent, outcome: RunOutcome, log: LogSink, datasetHash: String? = nil) async {
+    private func handle(_ event: EngineEvent, outcome: RunOutcome, log: LogSink, storage: JobStorage, datasetHash: String? = nil) async {
         do {
             if event.kind == .log, let line = event.line { await log.append("[engine] " + line) }
             try await store.appendEvent(jobID: jobID, type: event.kind.rawValue, payload: .object(event.payload))
@@ -163,9 +196,23 @@ struct JobRun {
                     if let epochs = event.epochs { job.epochs = epochs }
                 }
                 for tracker in worker.trackers { await tracked { try await tracker.logEpoch(job, record) } }
+                // A remote store keeps the resumable checkpoint too, so another
+                // machine can resume the job.
+                let checkpoint = runDirectory + "/weights/last.pt"
+                if storage.isRemote, FileManager.default.fileExists(atPath: checkpoint) {
+                    // A snapshot first: the engine rewrites last.pt at the next epoch.
+                    let snapshot = jobDirectory + "/last.upload.pt"
+                    do {
+                        try? FileManager.default.removeItem(atPath: snapshot)
+                        try FileManager.default.copyItem(atPath: checkpoint, toPath: snapshot)
+                        try await storage.artifacts.put(file: snapshot, key: "\(jobID)/weights/last.pt")
+                    } catch {
+                        worker.logger.warning("job \(jobID): uploading the checkpoint failed (training goes on): \(error)")
+                    }
+                }
             case .artifact:
                 guard let path = event.path else { return }
-                try await keep(path, kind: event.payload["kind"]?.stringValue ?? "other")
+                try await keep(path, kind: event.payload["kind"]?.stringValue ?? "other", in: storage)
             case .finished:
                 outcome.finished.withLock { $0 = true }
                 try await store.update(jobID) { job in
@@ -189,18 +236,18 @@ struct JobRun {
     }
 
     /// Copies a run file into the artifact store and records it.
-    private func keep(_ path: String, kind: String) async throws {
+    private func keep(_ path: String, kind: String, in storage: JobStorage) async throws {
         let relative = path.hasPrefix(runDirectory + "/") ? String(path.dropFirst(runDirectory.count + 1)) : (path as NSString).lastPathComponent
         let key = "\(jobID)/\(relative)"
-        let size = try await worker.artifacts.put(file: path, key: key)
+        let size = try await storage.artifacts.put(file: path, key: key)
         let record = ArtifactRecord(jobID: jobID, key: key, kind: kind, size: size)
         let job = try await store.require(jobID)
         for tracker in worker.trackers { await tracked { try await tracker.logArtifact(job, record, localPath: path) } }
     }
 
-    private func storeLog(_ log: LogSink) async throws {
+    private func storeLog(_ log: LogSink, in storage: JobStorage) async throws {
         guard FileManager.default.fileExists(atPath: log.file) else { return }
-        do { try await keep(log.file, kind: "log") } catch { worker.logger.error("job \(jobID): keeping the log failed: \(error)") }
+        do { try await keep(log.file, kind: "log", in: storage) } catch { worker.logger.error("job \(jobID): keeping the log failed: \(error)") }
     }
 
     /// The job's final state for this attempt.
