@@ -90,7 +90,7 @@ let package = Package(
         .testTarget(name: "YardArtifactsTests", dependencies: ["YardArtifacts"]),
         .testTarget(name: "YardStoreTests", dependencies: ["YardStore", "YardQueue", "YardTestSupport"]),
         .testTarget(name: "YardServerTests", dependencies: [
-            "YardServer", "YardTestSupport",
+            "YardServer", "YardTracker", "YardTestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
         .testTarget(name: "YardEndToEndTests", dependencies: [
