@@ -20,32 +20,25 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq && $SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# 2. The engine's venv, keyed by its requirements file.
-HASH=$(sha256sum "$ROOT/engine/requirements.txt" | cut -c1-16)
-VENV="$CACHE/venv-$HASH"
-if [ ! -f "$VENV/.complete" ]; then
-  log "building the engine venv in $VENV (ultralytics + torch, a few minutes the first time)"
-  rm -rf "$VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/engine/requirements.txt"
-  touch "$VENV/.complete"
-fi
-if [ "${1:-}" = "--test" ] && ! "$VENV/bin/python" -c "import pytest" 2>/dev/null; then
-  "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/engine/requirements-test.txt"
-fi
-
-# 2b. For tests: the real servers (mlflow, moto) and official clients, in a venv of their own.
-if [ "${1:-}" = "--test" ]; then
-  SHASH=$(sha256sum "$ROOT/Tests/services/requirements.txt" | cut -c1-16)
-  SERVICES="$CACHE/services-$SHASH"
-  if [ ! -f "$SERVICES/.complete" ]; then
-    log "building the test services venv in $SERVICES (mlflow, moto)"
-    rm -rf "$SERVICES"
-    python3 -m venv "$SERVICES"
-    "$SERVICES/bin/pip" install -q --disable-pip-version-check -r "$ROOT/Tests/services/requirements.txt"
-    touch "$SERVICES/.complete"
+# 2. Python venvs outside the clone, one per hash of their requirements file,
+#    so CI and later runs reuse them. A venv is only used once complete.
+venv_for() {  # NAME REQUIREMENTS WHAT -> prints the venv's path
+  local dir="$CACHE/$1-$(sha256sum "$2" | cut -c1-16)"
+  if [ ! -f "$dir/.complete" ]; then
+    log "building the $3 venv in $dir (a few minutes the first time)"
+    rm -rf "$dir"
+    python3 -m venv "$dir"
+    "$dir/bin/pip" install -q --disable-pip-version-check -r "$2" >&2
+    touch "$dir/.complete"
   fi
-  echo "YARD_SERVICES=$SERVICES"
+  echo "$dir"
+}
+VENV=$(venv_for venv "$ROOT/engine/requirements.txt" "engine (ultralytics + torch)")
+if [ "${1:-}" = "--test" ]; then
+  "$VENV/bin/python" -c "import pytest" 2>/dev/null ||
+    "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/engine/requirements-test.txt" >&2
+  # The real servers the tests start (mlflow, moto) and the official clients.
+  echo "YARD_SERVICES=$(venv_for services "$ROOT/Tests/services/requirements.txt" "test services (mlflow, moto)")"
 fi
 
 # 3. The Swift build (the cache outside the clone survives fresh clones).
