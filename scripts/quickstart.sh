@@ -26,4 +26,4 @@ done
 
 "$YARD_BIN" submit "$ROOT/examples/quickstart.yaml" --wait
 echo
-echo "All runs: $YARD_BIN jobs --server $YARD_SERVER (while \`yard up\` runs); data, runs and weights in $DATA"
+echo "Everything is in $DATA (database, runs, weights). To look again: $YARD_BIN up --data-dir $DATA, then $YARD_BIN jobs / show ID"
