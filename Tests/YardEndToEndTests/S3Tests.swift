@@ -135,6 +135,35 @@ struct S3TrainingTests {
         let log = try h.yard(["logs", first], server: yard.port)
         #expect(log.output.contains("\(files.count) downloaded") && !log.output.contains("s3-secret-value"))
     }
+
+    @Test func aStoppedJobResumesFromItsS3CheckpointWhenTheLocalRunIsGone() async throws {
+        let endpoint = try S3Server.endpoint()
+        let client = try S3Server.client()
+        let h = try YardHarness("s3-resume")
+        defer { h.dir.remove() }
+        let data = try h.demoDataset(train: 64)
+        let bucket = S3Server.bucket("ckpt")
+        let yard = try await h.up()
+        defer { yard.process.terminate() }
+        let id = try await yard.submit("""
+            model: yolov8n.yaml
+            train: {data: \(data), epochs: 6, imgsz: 64, batch: 8, workers: 0, plots: false}
+            minio: {MINIO_ENDPOINT: \(endpoint), MINIO_ID: testing, MINIO_SECRET_KEY: s3-secret-value, MINIO_BUCKET: \(bucket)}
+            """)
+        try await yard.waitFor(id, "first epoch") { ($0["epoch"]?.intValue ?? 0) >= 1 }
+        #expect(try h.yard(["stop", id], server: yard.port).status == 0)
+        try await yard.waitForState(id, "stopped")
+        let reached = try await yard.job(id)["epoch"]?.intValue ?? 0
+        #expect(try await client.head(bucket: bucket, key: "\(id)/weights/last.pt") != nil)
+
+        // As if the job went to another machine: nothing of the run is left locally.
+        try FileManager.default.removeItem(atPath: h.data + "/runs/\(id)")
+        let resume = try h.yard(["resume", id, "--wait"], server: yard.port)
+        #expect(resume.status == 0, "\(resume.output)")
+        #expect(resume.output.contains("resuming after epoch \(reached)"), "\(resume.output)")
+        let job = try await yard.job(id)
+        #expect((job["epoch_metrics"]?.arrayValue ?? []).map { $0["epoch"]?.intValue ?? 0 } == Array(1...6))
+    }
 }
 }
 
