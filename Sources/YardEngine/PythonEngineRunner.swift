@@ -117,8 +117,9 @@ final class ChildProcess: EngineProcess, @unchecked Sendable {
         return ChildProcess(pid: pid, output: stream, exit: ExitWaiter(pid: pid))
     }
 
-    func requestStop() { Glibc.kill(pid, SIGTERM) }
-    func kill() { Glibc.kill(pid, SIGKILL) }
+    // Once reaped, the pid may belong to another process: signal only a live child.
+    func requestStop() { if !exit.hasExited { Glibc.kill(pid, SIGTERM) } }
+    func kill() { if !exit.hasExited { Glibc.kill(pid, SIGKILL) } }
     func waitForExit() async -> Int32 { await exit.wait() }
 
     private static func readLines(from fd: Int32, name: String, line: @escaping @Sendable (String) -> Void,
@@ -182,6 +183,8 @@ final class ExitWaiter: @unchecked Sendable {
         thread.name = "engine-reaper"
         thread.start()
     }
+
+    var hasExited: Bool { lock.withLock { status != nil } }
 
     func wait() async -> Int32 {
         await withCheckedContinuation { continuation in

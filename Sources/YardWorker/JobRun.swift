@@ -100,10 +100,11 @@ struct JobRun {
         let datasetHash = await pendingHash
         let outcome = RunOutcome()
         let log = LogSink(store: store, jobID: jobID, file: jobDirectory + "/train.log", logger: worker.logger)
-        shutdown.whenSet {
+        let shutdownToken = shutdown.whenSet {
             outcome.stopReason.withLock { $0 = $0 ?? .shutdown }
             process.requestStop()
         }
+        defer { shutdown.cancel(shutdownToken) }
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await watchForStop(process, outcome: outcome) }
             for await output in process.output {

@@ -81,26 +81,35 @@ public struct Worker: Service {
 final class ShutdownFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false
-    private var onSet: [@Sendable () -> Void] = []
+    private var nextToken = 0
+    private var onSet: [Int: @Sendable () -> Void] = [:]
 
     var isSet: Bool { lock.withLock { value } }
 
     func set() {
         let callbacks = lock.withLock { () -> [@Sendable () -> Void] in
             value = true
-            defer { onSet = [] }
-            return onSet
+            defer { onSet = [:] }
+            return Array(onSet.values)
         }
         callbacks.forEach { $0() }
     }
 
     /// Runs `callback` when the flag is set (at once if it already is).
-    func whenSet(_ callback: @escaping @Sendable () -> Void) {
-        let now = lock.withLock { () -> Bool in
-            if value { return true }
-            onSet.append(callback)
-            return false
+    /// Returns a token for `cancel`, so a finished job leaves nothing behind.
+    @discardableResult
+    func whenSet(_ callback: @escaping @Sendable () -> Void) -> Int {
+        let (now, token) = lock.withLock { () -> (Bool, Int) in
+            nextToken += 1
+            if value { return (true, nextToken) }
+            onSet[nextToken] = callback
+            return (false, nextToken)
         }
         if now { callback() }
+        return token
+    }
+
+    func cancel(_ token: Int) {
+        lock.withLock { _ = onSet.removeValue(forKey: token) }
     }
 }
