@@ -37,12 +37,15 @@ public struct LocalArtifactStore: ArtifactStore {
         let tmp = target + ".part-\(UInt32.random(in: 0...UInt32.max))"
         do {
             try fm.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            try fm.copyItem(atPath: source, toPath: tmp)
-            if fm.fileExists(atPath: target) { try fm.removeItem(atPath: target) }
-            try fm.moveItem(atPath: tmp, toPath: target)
         } catch {
+            throw YardError(.unavailable, field: "artifacts", "cannot create \(folder): \(error.localizedDescription)")
+        }
+        guard try FileCopy.copy(from: source, to: tmp) else {
+            throw YardError(.unavailable, field: "artifacts", "\(source) changed while it was being stored; it will be stored again later")
+        }
+        guard rename(tmp, target) == 0 else {
             try? fm.removeItem(atPath: tmp)
-            throw YardError(.unavailable, field: "artifacts", "cannot store \(source) as \(target): \(error.localizedDescription)")
+            throw YardError(.unavailable, field: "artifacts", "cannot store \(source) as \(target)")
         }
         let size = (try? fm.attributesOfItem(atPath: target)[.size] as? NSNumber)?.int64Value ?? 0
         return size

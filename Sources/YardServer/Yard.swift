@@ -118,9 +118,13 @@ public struct Yard: Sendable {
         return router
     }
 
-    public func buildApplication(logger: Logger) -> some ApplicationProtocol {
+    /// The HTTP server; `onServerRunning` gets the port it listens on (useful with port 0).
+    public func buildApplication(logger: Logger, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in })
+        -> some ApplicationProtocol & Service
+    {
         Application(router: buildRouter(),
                     configuration: .init(address: .hostname(options.host, port: options.port), serverName: "trainyard"),
+                    onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
                     logger: logger)
     }
 
@@ -130,11 +134,7 @@ public struct Yard: Sendable {
     public func runUp(logger: Logger, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let requeued = try await control.recover()
         if !requeued.isEmpty { logger.info("resuming interrupted jobs: \(requeued.joined(separator: ", "))") }
-        var app = Application(router: buildRouter(),
-                              configuration: .init(address: .hostname(options.host, port: options.port), serverName: "trainyard"),
-                              onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
-                              logger: logger)
-        app.logger.logLevel = logger.logLevel
+        let app = buildApplication(logger: logger, onServerRunning: onServerRunning)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = workers(logger: logger).map { .init(service: $0) }
         services.append(.init(service: spool))
         services.append(.init(service: app))

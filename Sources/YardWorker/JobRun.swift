@@ -200,13 +200,16 @@ struct JobRun {
                 // A remote store keeps the resumable checkpoint too, so another
                 // machine can resume the job.
                 let checkpoint = runDirectory + "/weights/last.pt"
-                if storage.isRemote, FileManager.default.fileExists(atPath: checkpoint) {
+                // Not after the last epoch: the engine is about to rewrite last.pt
+                // (stripped), and the final artifacts are kept anyway.
+                if storage.isRemote, epoch < (event.epochs ?? Int.max), FileManager.default.fileExists(atPath: checkpoint) {
                     // A snapshot first: the engine rewrites last.pt at the next epoch.
                     let snapshot = jobDirectory + "/last.upload.pt"
                     do {
+                        if try FileCopy.copy(from: checkpoint, to: snapshot) {
+                            try await storage.artifacts.put(file: snapshot, key: "\(jobID)/weights/last.pt")
+                        }
                         try? FileManager.default.removeItem(atPath: snapshot)
-                        try FileManager.default.copyItem(atPath: checkpoint, toPath: snapshot)
-                        try await storage.artifacts.put(file: snapshot, key: "\(jobID)/weights/last.pt")
                     } catch {
                         worker.logger.warning("job \(jobID): uploading the checkpoint failed (training goes on): \(error)")
                     }
