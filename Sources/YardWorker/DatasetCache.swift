@@ -1,6 +1,7 @@
 import Foundation
 import YardArtifacts
 import YardDomain
+import YardEngine
 
 /// Pulls an `s3://bucket/prefix` YOLO dataset into a local folder. With the
 /// cache on, the folder is shared (`DATA/datasets/bucket/prefix`) and keyed
@@ -61,7 +62,7 @@ struct DatasetCache {
             try? fm.removeItem(atPath: root + "/" + stale)
             manifest[stale] = nil
         }
-        try AtomicWrite.data(try JSONEncoder().encode(manifest), to: manifestPath)
+        try AtomicFile.write(try JSONEncoder().encode(manifest), to: manifestPath)
         let yaml = wanted.contains("data.yaml") ? "data.yaml" : wanted.first { $0.hasSuffix(".yaml") && !$0.contains("/") }
         var data = root
         if let yaml {
@@ -76,16 +77,6 @@ struct DatasetCache {
         let text = (try? String(contentsOfFile: yamlPath, encoding: .utf8)) ?? ""
         let kept = text.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.hasPrefix("path:") }
         let rewritten = (["path: \(root)"] + kept.map(String.init)).joined(separator: "\n")
-        try AtomicWrite.data(Data(rewritten.utf8), to: yamlPath)
-    }
-}
-
-enum AtomicWrite {
-    static func data(_ data: Data, to path: String) throws {
-        let tmp = path + ".tmp-\(UInt32.random(in: 0...UInt32.max))"
-        guard FileManager.default.createFile(atPath: tmp, contents: data), rename(tmp, path) == 0 else {
-            try? FileManager.default.removeItem(atPath: tmp)
-            throw YardError(.unavailable, field: path, "cannot write \(path)")
-        }
+        try AtomicFile.write(Data(rewritten.utf8), to: yamlPath)
     }
 }

@@ -88,7 +88,7 @@ struct JobRun {
         async let pendingHash = known != nil ? known : await offload { DatasetHash.compute(data: hashData) }
         let process: any EngineProcess
         do {
-            process = try await worker.runner.start(EngineRequest(jobID: jobID, spec: try await spec(for: running, data: data, resume: resume ? checkpoint : nil),
+            process = try await worker.runner.start(EngineRequest(jobID: jobID, spec: spec(for: running, full: full, data: data, resume: resume ? checkpoint : nil),
                                                                   workDirectory: jobDirectory))
         } catch {
             try await control.move(jobID, to: .failed, message: "\(error)")
@@ -127,10 +127,9 @@ struct JobRun {
         try await settle(exitCode: code, outcome: outcome, log: log)
     }
 
-    /// The spec the engine reads: secrets restored, the worker's overrides
+    /// The spec the engine reads: from the config with its secrets (`full`), the worker's overrides
     /// applied, and the run folder fixed by Trainyard.
-    private func spec(for job: Job, data: String, resume: String?) async throws -> JSONValue {
-        let full = Redaction.restore(job.config, secrets: try await store.secrets(of: jobID))
+    private func spec(for job: Job, full: JSONValue, data: String, resume: String?) -> JSONValue {
         var train = full["train"]?.objectValue ?? [:]
         train["data"] = .string(data)
         for (key, value) in worker.configuration.trainOverrides where train[key] == nil { train[key] = value }

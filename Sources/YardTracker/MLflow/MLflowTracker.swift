@@ -29,6 +29,12 @@ public struct MLflowTracker: Tracker {
 
     /// The tracking URI for a job (with credentials: it comes from the secrets).
     func trackingURI(_ job: Job) async throws -> String? {
+        try await Self.trackingURI(job, store: store, defaultURI: defaultURI)
+    }
+
+    /// The job's MLflow server (credentials included: read from its secrets),
+    /// else the worker's default; nil when neither is an http(s) URL.
+    static func trackingURI(_ job: Job, store: any JobStore, defaultURI: String?) async throws -> String? {
         let full = Redaction.restore(job.config, secrets: try await store.secrets(of: job.id))
         let uri = full["mlflow"]?["MLFLOW_TRACKING_URI"]?.stringValue ?? defaultURI
         guard let uri, uri.hasPrefix("http://") || uri.hasPrefix("https://") else { return nil }

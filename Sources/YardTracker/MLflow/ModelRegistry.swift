@@ -63,8 +63,7 @@ public struct ModelRegistry: Sendable {
     }
 
     func trackingURI(_ job: Job) async throws -> String? {
-        let full = Redaction.restore(job.config, secrets: try await store.secrets(of: job.id))
-        return full["mlflow"]?["MLFLOW_TRACKING_URI"]?.stringValue ?? defaultURI
+        try await MLflowTracker.trackingURI(job, store: store, defaultURI: defaultURI)
     }
 
     /// The registration itself, idempotent: a version already made from this
