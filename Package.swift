@@ -94,7 +94,7 @@ let package = Package(
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
         .testTarget(name: "YardEndToEndTests", dependencies: [
-            "YardDomain", "YardEngine", "YardTestSupport",
+            "YardDomain", "YardEngine", "YardArtifacts", "YardTestSupport",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
     ]

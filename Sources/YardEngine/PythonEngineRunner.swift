@@ -30,21 +30,6 @@ public struct PythonEngineRunner: EngineRunner {
     }
 }
 
-/// Writes a file whole or not at all: a temporary file in the same folder,
-/// then a rename.
-public enum AtomicFile {
-    public static func write(_ data: Data, to path: String, permissions: Int = 0o644) throws {
-        let tmp = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        guard FileManager.default.createFile(atPath: tmp, contents: data, attributes: [.posixPermissions: permissions]) else {
-            throw YardError(.unavailable, field: path, "cannot write \(path); check the folder exists and is writable")
-        }
-        if rename(tmp, path) != 0 {
-            unlink(tmp)
-            throw YardError(.unavailable, field: path, "cannot write \(path): \(String(cString: strerror(errno)))")
-        }
-    }
-}
-
 /// A spawned engine with its two output pipes read on dedicated threads.
 final class ChildProcess: EngineProcess, @unchecked Sendable {
     let pid: pid_t

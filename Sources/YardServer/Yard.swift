@@ -20,6 +20,11 @@ public struct YardOptions: Sendable {
     /// When set, every `/api` request needs `Authorization: Bearer TOKEN`.
     public var token: String?
     public var stopGrace: Duration = .seconds(120)
+    /// Whether a dataset may hold symlinks to files outside its folder.
+    public var allowDatasetSymlinks = false
+    /// The key file that seals job secrets (default `DATA/secret.key`);
+    /// `YARD_SECRET_KEY` takes precedence.
+    public var secretKeyFile: String?
 
     public init() {}
 }
@@ -35,17 +40,25 @@ public struct Yard: Sendable {
     public let engine: EngineEnvironment
     /// MLflow calls waiting to be sent (`DATA/tracking`).
     public let spool: TrackingSpool
+    /// Held while this process owns the data dir (the embedded default).
+    let lock: DirectoryLock?
 
     public init(options: YardOptions, store: any JobStore, queue: any JobQueue, artifacts: any ArtifactStore,
-                engine: EngineEnvironment) {
+                engine: EngineEnvironment, secrets: SecretBox? = nil) {
+        self.init(options: options, store: store, queue: queue, artifacts: artifacts, engine: engine, secrets: secrets, lock: nil)
+    }
+
+    init(options: YardOptions, store: any JobStore, queue: any JobQueue, artifacts: any ArtifactStore,
+         engine: EngineEnvironment, secrets: SecretBox?, lock: DirectoryLock?) {
         self.options = options
         self.store = store
         self.queue = queue
         self.control = JobControl(store: store, queue: queue)
         self.artifacts = artifacts
         self.engine = engine
+        self.lock = lock
         self.spool = TrackingSpool(directory: options.dataDirectory + "/tracking", logger: Logger(label: "yard.tracking"),
-                                   report: Self.trackingReport(store), registrar: Self.registrar(store))
+                                   secrets: secrets, report: Self.trackingReport(store), registrar: Self.registrar(store))
     }
 
     public var registry: ModelRegistry {
@@ -75,19 +88,30 @@ public struct Yard: Sendable {
         }
     }
 
-    /// The embedded default in `options.dataDirectory`.
-    public static func embedded(_ options: YardOptions) throws -> Yard {
+    /// The embedded default in `options.dataDirectory`, owned by this process
+    /// (a second one on the same folder is refused). Everything in it is
+    /// private to the user: the folder is 0700 and this process creates files
+    /// 0600 (its umask, inherited by the engine). Job secrets are sealed with
+    /// the key from `YARD_SECRET_KEY` or `options.secretKeyFile`.
+    public static func embedded(_ options: YardOptions) async throws -> Yard {
         var options = options
         options.dataDirectory = URL(fileURLWithPath: options.dataDirectory).standardizedFileURL.path
+        let data = options.dataDirectory
+        umask(0o077)
         do {
-            try FileManager.default.createDirectory(atPath: options.dataDirectory, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
         } catch {
-            throw YardError(.invalidInput, field: "--data-dir", "--data-dir: cannot create \(options.dataDirectory): \(error.localizedDescription)")
+            throw YardError(.invalidInput, field: "--data-dir", "--data-dir: cannot create \(data): \(error.localizedDescription)")
         }
-        let database = try YardDatabase(path: options.dataDirectory + "/yard.sqlite")
-        return Yard(options: options, store: SQLiteJobStore(database: database), queue: SQLiteJobQueue(database: database),
-                    artifacts: LocalArtifactStore(root: options.dataDirectory + "/artifacts"),
-                    engine: EngineEnvironment.resolve(python: options.python, dataDirectory: options.dataDirectory))
+        _ = chmod(data, 0o700)
+        let lock = try DirectoryLock(directory: data, purpose: "starting another")
+        let box = try SecretKeyFile.load(path: options.secretKeyFile ?? SecretKeyFile.defaultPath(dataDirectory: data))
+        let database = try YardDatabase(path: data + "/yard.sqlite")
+        let store = SQLiteJobStore(database: database, secrets: box)
+        try await store.resealSecrets()
+        return Yard(options: options, store: store, queue: SQLiteJobQueue(database: database),
+                    artifacts: LocalArtifactStore(root: data + "/artifacts"),
+                    engine: EngineEnvironment.resolve(python: options.python, dataDirectory: data), secrets: box, lock: lock)
     }
 
     public func workers(runner: (any EngineRunner)? = nil, logger: Logger) -> [Worker] {
@@ -98,21 +122,21 @@ public struct Yard: Sendable {
                                                                                      jobsDirectory: options.dataDirectory + "/jobs", host: host)]
         return (0..<options.workers).map { index in
             Worker(configuration: .init(id: "\(host)-\(getpid())-\(index)", dataDirectory: options.dataDirectory,
-                                        stopGrace: options.stopGrace),
+                                        stopGrace: options.stopGrace, allowExternalSymlinks: options.allowDatasetSymlinks),
                    control: control, runner: runner, trackers: trackers, artifacts: artifacts,
                    logger: logger)
         }
     }
 
     public func buildRouter() -> Router<BasicRequestContext> {
-
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: ErrorMiddleware())
+        router.add(middleware: CanonicalPathMiddleware())
         router.add(middleware: AuthMiddleware(token: options.token))
         router.get("/health") { _, _ in
             try JSONResponse.make(["status": "ok"])
         }
-        JobsController(control: control, baseDirectory: FileManager.default.currentDirectoryPath)
+        JobsController(control: control)
             .addRoutes(to: router.group("/api/jobs"))
         ModelsController(registry: registry, store: store).addRoutes(to: router.group("/api/models"))
         return router

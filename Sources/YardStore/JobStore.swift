@@ -50,3 +50,11 @@ extension JobStore {
         return job
     }
 }
+
+extension YardError {
+    /// A new job whose id is taken, or differs from a taken one only in case.
+    static func duplicateJob(_ id: String, existing: String) -> YardError {
+        let note = existing == id ? "" : " (as \(existing): ids are unique regardless of case)"
+        return YardError(.conflict, field: "task_id", "a job with id \(id) already exists\(note); choose another task_id")
+    }
+}

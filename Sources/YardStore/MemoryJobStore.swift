@@ -19,8 +19,8 @@ public actor MemoryJobStore: JobStore {
     }
 
     public func insert(_ job: Job, secrets: [String: JSONValue]) throws {
-        guard jobsByID[job.id] == nil else {
-            throw YardError(.conflict, field: "task_id", "a job with id \(job.id) already exists; choose another task_id")
+        if let existing = jobsByID.keys.first(where: { $0.lowercased() == job.id.lowercased() }) {
+            throw YardError.duplicateJob(job.id, existing: existing)
         }
         jobsByID[job.id] = job
         secretsByID[job.id] = secrets

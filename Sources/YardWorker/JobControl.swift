@@ -22,9 +22,12 @@ public struct JobControl: Sendable {
         let time = now()
         let id = config.taskID ?? JobID.generate(epochSeconds: Int(time.timeIntervalSince1970), random: UInt32.random(in: 0...UInt32.max))
         let full = config.withTaskID(id)
-        var job = Job(id: id, config: full, redacted: Redaction.redact(full.json), createdAt: time)
+        let secrets = Redaction.secrets(of: full.json)
+        // Masked by key and by value: a secret repeated elsewhere in the config
+        // (a note, a header in extras) is hidden there too.
+        var job = Job(id: id, config: full, redacted: SecretMasker(secrets: secrets).mask(Redaction.redact(full.json)), createdAt: time)
         job.gitCommit = gitCommit
-        try await store.insert(job, secrets: Redaction.secrets(of: full.json))
+        try await store.insert(job, secrets: secrets)
         try await recordState(job, message: "queued")
         try await queue.enqueue(id)
         return job

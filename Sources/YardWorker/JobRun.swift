@@ -50,11 +50,14 @@ struct JobRun {
 
         // Storage, an S3 dataset and a checkpoint kept remotely come first: a
         // problem with any of them fails the job with its reason.
-        let full = Redaction.restore(running.config, secrets: try await store.secrets(of: jobID))
+        let secrets = try await store.secrets(of: jobID)
+        let full = Redaction.restore(running.config, secrets: secrets)
+        let masker = SecretMasker(secrets: secrets)
         var data = running.config["train"]?["data"]?.stringValue ?? ""
         var known = running.datasetHash
         let storage: JobStorage
         var resume = false
+        var dataset: DatasetFiles?
         do {
             storage = try await JobStorage.resolve(config: full, fallback: worker.artifacts)
             if data.hasPrefix("s3://") {
@@ -76,22 +79,24 @@ struct JobRun {
                 }
                 resume = FileManager.default.fileExists(atPath: checkpoint)
             }
+            let allow = worker.configuration.allowExternalSymlinks, local = data
+            dataset = try await offload { Result { () throws(YardError) in try DatasetFiles.scan(data: local, allowExternalSymlinks: allow) } }.get()
         } catch {
-            try await control.move(jobID, to: .failed, message: "\(error)")
+            try await control.move(jobID, to: .failed, message: masker.mask("\(error)"))
             try await control.queue.complete(jobID)
             return
         }
         if !resume { try? FileManager.default.removeItem(atPath: runDirectory) }
         if resume { try await store.appendLog(jobID: jobID, lines: ["[trainyard] resuming from \(checkpoint)"]) }
 
-        let hashData = data
-        async let pendingHash = known != nil ? known : await offload { DatasetHash.compute(data: hashData) }
+        let listed = dataset
+        async let pendingHash = known != nil ? known : await offload { listed.map(DatasetHash.compute) }
         let process: any EngineProcess
         do {
             process = try await worker.runner.start(EngineRequest(jobID: jobID, spec: spec(for: running, full: full, data: data, resume: resume ? checkpoint : nil),
                                                                   workDirectory: jobDirectory))
         } catch {
-            try await control.move(jobID, to: .failed, message: "\(error)")
+            try await control.move(jobID, to: .failed, message: masker.mask("\(error)"))
             try await control.queue.complete(jobID)
             return
         }
@@ -99,7 +104,7 @@ struct JobRun {
         // Hashed while the engine imports torch; known before its first event.
         let datasetHash = await pendingHash
         let outcome = RunOutcome()
-        let log = LogSink(store: store, jobID: jobID, file: jobDirectory + "/train.log", logger: worker.logger)
+        let log = LogSink(store: store, jobID: jobID, file: jobDirectory + "/train.log", logger: worker.logger, masker: masker)
         let shutdownToken = shutdown.whenSet {
             outcome.stopReason.withLock { $0 = $0 ?? .shutdown }
             process.requestStop()
@@ -114,9 +119,9 @@ struct JobRun {
                 case .protocolError(let line):
                     await log.append("[trainyard] engine wrote a line that is not an event: \(line.prefix(200))")
                 case .event(let event) where event.kind == .started:
-                    await handle(event, outcome: outcome, log: log, storage: storage, datasetHash: datasetHash)
+                    await handle(masked(event, masker), outcome: outcome, log: log, storage: storage, datasetHash: datasetHash)
                 case .event(let event):
-                    await handle(event, outcome: outcome, log: log, storage: storage)
+                    await handle(masked(event, masker), outcome: outcome, log: log, storage: storage)
                 }
             }
             group.cancelAll()
@@ -217,6 +222,14 @@ struct JobRun {
                 guard let path = event.path else { return }
                 try await keep(path, kind: event.payload["kind"]?.stringValue ?? "other", in: storage)
             case .finished:
+                // Weights are only ever in the run folder: anything else means
+                // the engine was told to write elsewhere, which is refused.
+                for key in ["best", "last"] {
+                    if let path = event.payload[key]?.stringValue, !isInRunFolder(path) {
+                        outcome.failure.withLock { $0 = "the engine reported \(key) weights at \(path), outside the run folder \(runDirectory)" }
+                        return
+                    }
+                }
                 outcome.finished.withLock { $0 = true }
                 try await store.update(jobID) { job in
                     job.bestWeights = event.payload["best"]?.stringValue
@@ -238,8 +251,24 @@ struct JobRun {
         }
     }
 
-    /// Copies a run file into the artifact store and records it.
+    /// An engine event with the job's secrets masked in every string it carries.
+    private func masked(_ event: EngineEvent, _ masker: SecretMasker) -> EngineEvent {
+        EngineEvent(kind: event.kind, payload: masker.mask(.object(event.payload)).objectValue ?? event.payload)
+    }
+
+    /// Whether a path the engine reported lies inside this job's run folder.
+    private func isInRunFolder(_ path: String) -> Bool {
+        let standard = URL(fileURLWithPath: path).standardizedFileURL.path
+        return standard.hasPrefix(runDirectory + "/")
+    }
+
+    /// Copies a run file into the artifact store and records it. Only files
+    /// of this job's run or job folder are kept.
     private func keep(_ path: String, kind: String, in storage: JobStorage) async throws {
+        let standard = URL(fileURLWithPath: path).standardizedFileURL.path
+        guard isInRunFolder(standard) || standard.hasPrefix(jobDirectory + "/") else {
+            throw YardError(.invalidInput, field: "artifact", "the engine reported an artifact outside the job's folders: \(path)")
+        }
         let relative = path.hasPrefix(runDirectory + "/") ? String(path.dropFirst(runDirectory.count + 1)) : (path as NSString).lastPathComponent
         let key = "\(jobID)/\(relative)"
         let size = try await storage.artifacts.put(file: path, key: key)

@@ -11,13 +11,15 @@ actor LogSink {
     let jobID: String
     nonisolated let file: String
     let logger: Logger
+    let masker: SecretMasker
     private var pending: [String] = []
     private var lastFlush = ContinuousClock.now
     private var handle: FileHandle?
     private(set) var lastLine: String?
 
-    init(store: any JobStore, jobID: String, file: String, logger: Logger) {
+    init(store: any JobStore, jobID: String, file: String, logger: Logger, masker: SecretMasker) {
         self.store = store
+        self.masker = masker
         self.jobID = jobID
         self.file = file
         self.logger = logger
@@ -29,7 +31,7 @@ actor LogSink {
     }
 
     func append(_ raw: String) async {
-        let line = Redaction.redactLine(raw)
+        let line = masker.mask(raw)
         if !line.trimmingCharacters(in: .whitespaces).isEmpty { lastLine = line }
         try? handle?.write(contentsOf: Data((line + "\n").utf8))
         pending.append(line)

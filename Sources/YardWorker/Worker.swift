@@ -21,13 +21,16 @@ public struct Worker: Service {
         public var stopGrace: Duration
         /// Extra train args a worker imposes (e.g. its GPU as `device`).
         public var trainOverrides: [String: JSONValue]
+        /// Whether a dataset may hold symlinks to files outside its folder.
+        public var allowExternalSymlinks: Bool
 
         public init(id: String, dataDirectory: String, stopGrace: Duration = .seconds(120),
-                    trainOverrides: [String: JSONValue] = [:]) {
+                    trainOverrides: [String: JSONValue] = [:], allowExternalSymlinks: Bool = false) {
             self.id = id
             self.dataDirectory = dataDirectory
             self.stopGrace = stopGrace
             self.trainOverrides = trainOverrides
+            self.allowExternalSymlinks = allowExternalSymlinks
         }
     }
 

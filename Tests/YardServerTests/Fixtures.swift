@@ -16,12 +16,13 @@ struct TestYard {
     let yard: Yard
     let data: String
 
-    init(token: String? = nil, store: (any JobStore)? = nil) throws {
+    init(token: String? = nil, store: (any JobStore)? = nil, allowDatasetSymlinks: Bool = false) throws {
         dir = try TemporaryDirectory("yard-server")
         var options = YardOptions()
         options.dataDirectory = dir.path
         options.token = token
         options.stopGrace = .seconds(2)
+        options.allowDatasetSymlinks = allowDatasetSymlinks
         yard = Yard(options: options, store: store ?? MemoryJobStore(), queue: MemoryJobQueue(),
                     artifacts: LocalArtifactStore(root: dir.path + "/artifacts"),
                     engine: EngineEnvironment(python: "/nonexistent", engineDirectory: "/nonexistent", ultralyticsDirectory: dir.path))
@@ -41,6 +42,12 @@ struct TestYard {
     func test(_ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
         let app = Application(router: yard.buildRouter())
         try await app.test(.router, body)
+    }
+
+    /// The same router behind a real socket on 127.0.0.1; `body` gets its port.
+    func live(_ body: @escaping @Sendable (Int) async throws -> Void) async throws {
+        let app = Application(router: yard.buildRouter(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { client in try await body(client.port ?? 0) }
     }
 }
 

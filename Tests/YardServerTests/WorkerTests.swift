@@ -23,7 +23,7 @@ struct WorkerTests {
         #expect(job.epoch == 3)
         #expect(job.device == "cpu")
         #expect(job.runID == "w1")
-        #expect(job.bestWeights == "/runs/x/weights/best.pt")
+        #expect(job.bestWeights == t.dir.path + "/runs/w1/weights/best.pt")
         #expect(job.fitness == 0.3)
         let epochs = try await t.yard.store.epochs(of: "w1")
         #expect(epochs.map(\.epoch) == [1, 2, 3])

@@ -27,10 +27,11 @@ public struct ScriptedEngineRunner: EngineRunner {
     public static func training(epochs: Int, stepDelay: Duration = .milliseconds(5)) -> ScriptedEngineRunner {
         ScriptedEngineRunner(stepDelay: stepDelay) { request in
             let start = request.spec["resume"] == nil ? 0 : 1
+            let run = "\(request.spec["project"]?.stringValue ?? "/runs")/\(request.spec["name"]?.stringValue ?? "x")"
             var steps: [EngineOutput] = [
                 .log("Ultralytics (scripted)"),
                 .event(EngineEvent(kind: .started, payload: ["device": "cpu", "epochs": .int(epochs), "start_epoch": .int(start),
-                                                             "save_dir": "/runs/x", "versions": ["ultralytics": "test"]])),
+                                                             "save_dir": .string(run), "versions": ["ultralytics": "test"]])),
             ]
             for epoch in (start + 1)...epochs {
                 steps.append(.event(EngineEvent(kind: .progress, payload: ["epoch": .int(epoch), "epochs": .int(epochs), "batch": 1, "batches": 1])))
@@ -40,7 +41,7 @@ public struct ScriptedEngineRunner: EngineRunner {
                 ])))
                 steps.append(.log("epoch \(epoch) done"))
             }
-            steps.append(.event(EngineEvent(kind: .finished, payload: ["best": "/runs/x/weights/best.pt", "metrics": ["metrics/mAP50(B)": 0.3], "fitness": 0.3])))
+            steps.append(.event(EngineEvent(kind: .finished, payload: ["best": .string(run + "/weights/best.pt"), "metrics": ["metrics/mAP50(B)": 0.3], "fitness": 0.3])))
             return steps
         }
     }

@@ -193,6 +193,18 @@ class Reporter:
             raise StopRequested("")
 
 
+# Ultralytics arguments that choose where files go or what is loaded as the
+# run's settings: Trainyard owns them (the service refuses them at submit time;
+# this is the engine's own check).
+RESERVED_TRAIN_ARGS = ("project", "name", "exist_ok", "save_dir", "cfg", "model", "resume")
+
+
+def check_train_args(train_args):
+    reserved = sorted(key for key in train_args if key in RESERVED_TRAIN_ARGS)
+    if reserved:
+        raise ValueError(f"train.{reserved[0]}: reserved by Trainyard, which chooses where runs are saved; remove it")
+
+
 def train(spec, events):
     """Trains one job. Returns the process exit code."""
     stop = StopControl()
@@ -201,6 +213,7 @@ def train(spec, events):
     reporter = Reporter(events, stop, spec)
     save_dir = Path(spec["project"]) / spec["name"]
     try:
+        check_train_args(spec.get("train") or {})
         model = build_model(spec)
         reporter.attach(model)
         if spec.get("resume"):

@@ -43,12 +43,7 @@ struct Submit: AsyncParsableCommand {
     /// the config file's folder, so mistakes are caught before anything is sent.
     static func load(_ path: String) throws -> JobConfig {
         let url = URL(fileURLWithPath: path)
-        guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw YardError(.invalidInput, field: path, "\(path): no such file; give the path of a job config YAML")
-        }
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw YardError(.invalidInput, field: path, "\(path): not UTF-8 text")
-        }
+        let text = try ConfigFile.read(path)
         let parser = JobConfigParser(baseDirectory: url.deletingLastPathComponent().path) { FileManager.default.fileExists(atPath: $0) }
         return try parser.parse(text, source: path)
     }

@@ -14,6 +14,10 @@ struct Up: AsyncParsableCommand {
     @Option(help: "Python interpreter with ultralytics (default: $YARD_PYTHON, else the setup's venv).") var python: String?
     @Option(name: .customLong("stop-grace"), help: "Seconds a stopping engine may take before it is killed.") var stopGrace = 120
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
+    @Option(name: .customLong("secret-key-file"),
+            help: "Key file that seals job secrets at rest (default DATA/secret.key; YARD_SECRET_KEY wins).") var secretKeyFile: String?
+    @Flag(name: .customLong("allow-dataset-symlinks"),
+          help: "Let datasets hold symlinks to files outside their folder (refused by default).") var allowDatasetSymlinks = false
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 (any free port) and 65535") }
@@ -32,9 +36,11 @@ struct Up: AsyncParsableCommand {
             options.python = python
             options.token = ProcessInfo.processInfo.environment["YARD_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
             options.stopGrace = .seconds(stopGrace)
+            options.allowDatasetSymlinks = allowDatasetSymlinks
+            options.secretKeyFile = secretKeyFile
             var logger = Logger(label: "yard")
             logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-            let yard = try Yard.embedded(options)
+            let yard = try await Yard.embedded(options)
             let data = yard.options.dataDirectory
             let auth = options.token == nil ? "no auth (set YARD_TOKEN to require a token)" : "token auth"
             try await yard.runUp(logger: logger) { port in

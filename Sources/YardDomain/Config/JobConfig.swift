@@ -13,13 +13,22 @@ public struct JobConfig: Sendable, Hashable {
         "redis", "sweeper", "extras", "metadata",
     ]
 
-    /// `train:` keys Trainyard owns: where runs are saved and how they resume.
+    /// `train:` (and `val:`) keys Trainyard owns: where runs are saved and
+    /// how they resume. Any Ultralytics argument that chooses where files go
+    /// is here, so no config can write outside the service's data dir.
     public static let reservedTrainKeys: [String: String] = [
         "project": "Trainyard saves every run under its data dir; remove train.project",
         "name": "Trainyard names each run after its task_id; remove train.name",
         "exist_ok": "Trainyard manages run folders; remove train.exist_ok",
+        "save_dir": "Trainyard chooses where runs are saved (DATA/runs/TASK_ID); remove train.save_dir",
+        "cfg": "a cfg file could choose where runs are saved; put its settings in train: instead",
+        "model": "set the model at the top level (model: ...), not in train:",
         "resume": "to continue a stopped job use `yard resume ID`; remove train.resume",
     ]
+
+    /// The largest config Trainyard stores, as JSON: every job listing
+    /// carries it, and real configs are a few KiB.
+    public static let maxStoredSize = 64 * 1024
 
     public private(set) var document: [String: JSONValue]
 

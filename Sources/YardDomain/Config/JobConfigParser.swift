@@ -6,8 +6,9 @@ import Yams
 public struct JobConfigParser: Sendable {
     /// Whether a local path exists. Injected so the domain does no I/O.
     public var fileExists: @Sendable (String) -> Bool
-    /// Relative paths in the config are resolved against this folder
-    /// (the config file's folder for the CLI, the server's cwd for the API).
+    /// Relative paths in the config are resolved against this folder (the
+    /// config file's folder for the CLI). Without one (the API: the server
+    /// cannot know the submitter's folder) local paths must be absolute.
     public var baseDirectory: String?
 
     public init(baseDirectory: String? = nil, fileExists: @escaping @Sendable (String) -> Bool) {
@@ -22,6 +23,7 @@ public struct JobConfigParser: Sendable {
 
     /// YAML/JSON text to a top-level mapping.
     public static func decodeDocument(_ text: String, source: String = "config") throws(YardError) -> [String: JSONValue] {
+        try YAMLLimits.check(text, source: source)
         let node: Node?
         do {
             node = try Yams.compose(yaml: text)
@@ -52,8 +54,13 @@ public struct JobConfigParser: Sendable {
         guard let modelName = model.stringValue, !modelName.trimmingCharacters(in: .whitespaces).isEmpty else {
             throw YardError.invalid("model", "must be a non-empty string, got \(model.kindName)")
         }
-        if !modelName.hasPrefix("models:/"), let resolved = resolveIfLocal(modelName) {
-            document["model"] = .string(resolved)
+        if !modelName.hasPrefix("models:/") {
+            // A bare name (yolov8n.yaml) is Ultralytics' to resolve; a path is ours.
+            if let resolved = try resolveIfLocal(modelName, field: "model") {
+                document["model"] = .string(resolved)
+            } else if modelName.contains("/") {
+                throw YardError.invalid("model", "\(modelName) does not exist; give the path of a .pt or model .yaml file, or a model name such as yolov8n.yaml")
+            }
         }
 
         // type
@@ -89,8 +96,12 @@ public struct JobConfigParser: Sendable {
         guard var train = document["train"]?.objectValue else {
             throw YardError.invalid("train", "missing; add `train: {data: path/to/data.yaml, epochs: 10}`")
         }
-        for key in train.keys.sorted() {
-            if let why = JobConfig.reservedTrainKeys[key] { throw YardError.invalid("train.\(key)", why) }
+        for (section, args) in [("train", train), ("val", document["val"]?.objectValue ?? [:])] {
+            for key in args.keys.sorted() {
+                if let why = JobConfig.reservedTrainKeys[key] {
+                    throw YardError.invalid("\(section).\(key)", why.replacingOccurrences(of: "train.", with: "\(section)."))
+                }
+            }
         }
         guard let data = train["data"] else {
             throw YardError.invalid("train.data", "missing; point it at a dataset YAML (detection) or folder (classification)")
@@ -99,7 +110,7 @@ public struct JobConfigParser: Sendable {
             throw YardError.invalid("train.data", "must be a path string, got \(data.kindName)")
         }
         if !dataPath.hasPrefix("s3://") {
-            guard let resolved = resolveIfLocal(dataPath) else {
+            guard let resolved = try resolveIfLocal(dataPath, field: "train.data") else {
                 throw YardError.invalid("train.data", "\(dataPath) does not exist; give the path of a dataset YAML or folder (`yard datasets demo DIR` makes one)")
             }
             train["data"] = .string(resolved)
@@ -111,7 +122,8 @@ public struct JobConfigParser: Sendable {
             train["epochs"] = .int(n)
         }
         if let imgsz = train["imgsz"] {
-            let ok = imgsz.intValue.map { $0 > 0 } ?? imgsz.arrayValue.map { $0.allSatisfy { ($0.intValue ?? 0) > 0 } } ?? false
+            let ok = imgsz.intValue.map { $0 > 0 }
+                ?? imgsz.arrayValue.map { (1...2).contains($0.count) && $0.allSatisfy { ($0.intValue ?? 0) > 0 } } ?? false
             guard ok else { throw YardError.invalid("train.imgsz", "must be a positive integer (or [h, w]), got \(Self.show(imgsz))") }
         }
         if let batch = train["batch"] {
@@ -139,18 +151,33 @@ public struct JobConfigParser: Sendable {
                 throw YardError.invalid("sweeper.n_trials", "must be a positive integer, got \(Self.show(trials))")
             }
         }
+        let size = (try? JSONEncoder().encode(JSONValue.object(document)).count) ?? 0
+        guard size <= JobConfig.maxStoredSize else {
+            throw YardError(.invalidInput, field: "config",
+                            "config: \(size / 1024) KiB once parsed; the limit is \(JobConfig.maxStoredSize / 1024) KiB (keep large data in files the config points to)")
+        }
         return JobConfig(validatedDocument: document)
     }
 
-    /// An existing local path made absolute, or nil when nothing is there.
-    private func resolveIfLocal(_ path: String) -> String? {
-        let expanded = path.hasPrefix("~/") ? NSString(string: path).expandingTildeInPath : path
-        if expanded.hasPrefix("/") { return fileExists(expanded) ? expanded : nil }
-        if let base = baseDirectory {
-            let joined = URL(fileURLWithPath: base).appendingPathComponent(expanded).standardizedFileURL.path
-            if fileExists(joined) { return joined }
+    /// An existing local path made absolute (`..` folded away), or nil when
+    /// nothing is there. Without a base folder a relative path that names a
+    /// folder (`data/x.yaml`, `../x`) or the home folder (`~/x`) is an error:
+    /// the server would otherwise resolve it against its own working folder.
+    private func resolveIfLocal(_ path: String, field: String) throws(YardError) -> String? {
+        if path.hasPrefix("/") {
+            let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+            return fileExists(absolute) ? absolute : nil
         }
-        return nil
+        guard let base = baseDirectory else {
+            if path.contains("/") || path.hasPrefix("~") {
+                throw YardError.invalid(field, "\(path) is a relative path; over the API local paths must be absolute (`yard submit` resolves them against the config's folder)")
+            }
+            return nil
+        }
+        let expanded = path.hasPrefix("~/") ? NSString(string: path).expandingTildeInPath : path
+        let joined = expanded.hasPrefix("/") ? URL(fileURLWithPath: expanded).standardizedFileURL.path
+            : URL(fileURLWithPath: base).appendingPathComponent(expanded).standardizedFileURL.path
+        return fileExists(joined) ? joined : nil
     }
 
     private static func show(_ value: JSONValue) -> String {

@@ -1,14 +1,47 @@
+import Foundation
+
 /// Keeps secrets out of everything Trainyard stores, returns, logs or sends
 /// to a tracker. A key is secret when its name says so (secret, password,
-/// token, ...); a URL's `user:password@` part is secret wherever it appears.
+/// token, key, auth, ...); a value is secret when it looks like a credential
+/// wherever it appears: a URL's `user:password@`, an `Authorization` scheme's
+/// credentials (`Bearer …`), an AWS access key id, `password=…`.
+/// `SecretMasker` adds the values of one job's secret fields.
 public enum Redaction {
     public static let mask = "***"
 
-    private static let secretMarkers = ["secret", "password", "passwd", "token", "api_key", "apikey", "credential", "private_key"]
+    /// Substrings that make a key secret wherever they appear in its name.
+    private static let secretMarkers = ["secret", "password", "passwd", "token", "apikey", "api_key", "credential",
+                                        "private_key", "privatekey", "authorization", "passphrase"]
+    /// Whole words (split at `_ - .` and camelCase) that make a key secret.
+    private static let secretWords: Set<String> = ["key", "pwd", "pass", "auth", "cookie", "signature", "session", "sas"]
 
     public static func isSecretKey(_ key: String) -> Bool {
         let lower = key.lowercased()
-        return secretMarkers.contains { lower.contains($0) }
+        if secretMarkers.contains(where: { lower.contains($0) }) { return true }
+        return words(of: key).contains { secretWords.contains($0) }
+    }
+
+    /// `MINIO_SECRET_KEY` → [minio, secret, key]; `apiKey` → [api, key].
+    static func words(of key: String) -> [String] {
+        var words: [String] = []
+        var current = ""
+        var previousLower = false
+        for character in key {
+            if !(character.isLetter || character.isNumber) {
+                if !current.isEmpty { words.append(current) }
+                current = ""
+                previousLower = false
+                continue
+            }
+            if character.isUppercase, previousLower, !current.isEmpty {
+                words.append(current)
+                current = ""
+            }
+            current.append(Character(character.lowercased()))
+            previousLower = character.isLowercase || character.isNumber
+        }
+        if !current.isEmpty { words.append(current) }
+        return words
     }
 
     /// The value with every secret replaced by `***`.
@@ -23,7 +56,7 @@ public enum Redaction {
         case .array(let items):
             return .array(items.map(redact))
         case .string(let s):
-            return .string(redactURLCredentials(s))
+            return .string(redactText(s))
         default:
             return value
         }
@@ -42,7 +75,7 @@ public enum Redaction {
                 }
             case .array(let items):
                 for (i, child) in items.enumerated() { walk(child, path + ["[\(i)]"]) }
-            case .string(let s) where redactURLCredentials(s) != s:
+            case .string(let s) where redactText(s) != s:
                 found[path.joined(separator: "\u{1F}")] = v
             default: break
             }
@@ -85,10 +118,100 @@ public enum Redaction {
         return String(text[..<schemeEnd.upperBound]) + masked + String(authority[at...]) + String(rest[authorityEnd...])
     }
 
-    /// A log line with any `key=secret`-looking credentials in URLs masked.
-    public static func redactLine(_ line: String) -> String {
-        guard line.contains("://") else { return line }
-        return line.split(separator: " ", omittingEmptySubsequences: false)
-            .map { redactURLCredentials(String($0)) }.joined(separator: " ")
+    /// Text with every credential-looking part masked: URL passwords,
+    /// `Bearer`/`Basic`/`Token` credentials, AWS access key ids, and the
+    /// value of `password=…`, `"api_key": "…"` and the like.
+    public static func redactText(_ text: String) -> String {
+        var result = text
+        if result.contains("://") {
+            result = result.split(separator: " ", omittingEmptySubsequences: false)
+                .map { redactURLCredentials(String($0)) }.joined(separator: " ")
+        }
+        let lower = result.lowercased()
+        if lower.contains("bearer") || lower.contains("basic") || lower.contains("token") {
+            result = replace(schemeCredentials, in: result, template: "$1\(mask)")
+        }
+        if result.contains("AKIA") || result.contains("ASIA") || result.contains("ABIA") || result.contains("ACCA") {
+            result = replace(awsAccessKeyID, in: result, template: mask)
+        }
+        if result.contains("=") || result.contains(":") {
+            let lower = result.lowercased()
+            if secretMarkers.contains(where: { lower.contains($0) }) || lower.contains("key") {
+                result = replace(secretAssignment, in: result, template: "$1$2\(mask)")
+            }
+        }
+        return result
+    }
+
+    /// A log line with credentials masked (`redactText`).
+    public static func redactLine(_ line: String) -> String { redactText(line) }
+
+    nonisolated(unsafe) private static let schemeCredentials = try! NSRegularExpression(
+        pattern: #"(\b(?:bearer|basic|token)\s+)(?!\*\*\*)[A-Za-z0-9._~+/=-]{6,}"#, options: [.caseInsensitive])
+    nonisolated(unsafe) private static let awsAccessKeyID = try! NSRegularExpression(
+        pattern: #"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b"#)
+    nonisolated(unsafe) private static let secretAssignment = try! NSRegularExpression(
+        pattern: #"((?:^|[^A-Za-z0-9])["']?[A-Za-z0-9_.-]*(?:secret|password|passwd|token|api[_-]?key|access[_-]?key|private[_-]?key)[A-Za-z0-9_.-]*["']?)(\s*[=:]\s*["']?)(?!\*\*\*)([^\s"'&,;}]+)"#,
+        options: [.caseInsensitive])
+
+    private static func replace(_ pattern: NSRegularExpression, in text: String, template: String) -> String {
+        pattern.stringByReplacingMatches(in: text, range: NSRange(text.startIndex..., in: text), withTemplate: template)
+    }
+}
+
+/// Masks one job's secrets wherever they are echoed: every value that came
+/// from a secret field of its config (and a URL's password on its own), plus
+/// whatever `Redaction.redactText` recognises as a credential. Values shorter
+/// than 4 characters are left to the patterns (masking every "ab" in a log
+/// would hide more than it protects).
+public struct SecretMasker: Sendable {
+    let values: [String]
+
+    public static let none = SecretMasker(values: [])
+
+    init(values: [String]) { self.values = values }
+
+    public init(secrets: [String: JSONValue]) {
+        var found: Set<String> = []
+        func collect(_ value: JSONValue) {
+            switch value {
+            case .string(let s):
+                found.insert(s)
+                if let password = Self.urlPassword(s) { found.insert(password) }
+                for word in s.split(separator: " ") where word.count >= 8 { found.insert(String(word)) }
+            case .int(let i): found.insert(String(i))
+            case .double(let d): found.insert(String(d))
+            case .array(let items): items.forEach(collect)
+            case .object(let object): object.values.forEach(collect)
+            default: break
+            }
+        }
+        secrets.values.forEach(collect)
+        values = found.filter { $0.count >= 4 }.sorted { $0.count > $1.count }
+    }
+
+    public func mask(_ text: String) -> String {
+        var result = Redaction.redactText(text)
+        for value in values where result.contains(value) {
+            result = result.replacingOccurrences(of: value, with: Redaction.mask)
+        }
+        return result
+    }
+
+    public func mask(_ value: JSONValue) -> JSONValue {
+        switch value {
+        case .string(let s): .string(mask(s))
+        case .array(let items): .array(items.map(mask))
+        case .object(let object): .object(object.mapValues(mask))
+        default: value
+        }
+    }
+
+    private static func urlPassword(_ text: String) -> String? {
+        guard let schemeEnd = text.range(of: "://") else { return nil }
+        let rest = text[schemeEnd.upperBound...]
+        guard let at = rest.firstIndex(of: "@"), let colon = rest[..<at].firstIndex(of: ":") else { return nil }
+        let password = rest[rest.index(after: colon)..<at]
+        return password.isEmpty ? nil : String(password)
     }
 }

@@ -1,13 +1,17 @@
 /// Job ids double as folder names and MLflow run names, so they are confined
 /// to a safe alphabet: letters, digits, `-`, `_`, `.`, at most 128 characters,
-/// not starting with a dot.
+/// starting with a letter or digit (a leading `-` reads as a command-line
+/// option, a leading `.` as a hidden file). Ids are unique regardless of case
+/// (the store enforces it), since folder names may not be case-sensitive.
 public enum JobID {
     public static func validate(_ id: String) throws(YardError) {
         let allowed = id.utf8.allSatisfy { c in
             (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c == 45 || c == 95 || c == 46
         }
-        guard !id.isEmpty, id.count <= 128, allowed, !id.hasPrefix(".") else {
-            throw YardError.invalid("task_id", "\"\(id.prefix(40))\" must be 1-128 letters, digits, '-', '_' or '.', not starting with '.'")
+        let first = id.utf8.first ?? 0
+        let startsWell = (first >= 48 && first <= 57) || (first >= 65 && first <= 90) || (first >= 97 && first <= 122)
+        guard !id.isEmpty, id.count <= 128, allowed, startsWell else {
+            throw YardError.invalid("task_id", "\"\(id.prefix(40))\" must be 1-128 letters, digits, '-', '_' or '.', starting with a letter or digit")
         }
     }
 

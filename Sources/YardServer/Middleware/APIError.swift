@@ -23,11 +23,11 @@ struct APIError: HTTPResponseError {
         field = error.field
     }
 
-    init(status: HTTPResponse.Status, code: String, message: String) {
+    init(status: HTTPResponse.Status, code: String, field: String? = nil, message: String) {
         self.status = status
         self.code = code
         self.message = message
-        self.field = nil
+        self.field = field
     }
 
     func response(from request: Request, context: some RequestContext) throws -> Response {

@@ -7,9 +7,12 @@ import YardWorker
 /// `/api/jobs`: submit, list, show, stop, resume, events (SSE) and logs.
 struct JobsController<Context: RequestContext> {
     let control: JobControl
-    /// Relative paths in a config posted to the API resolve against this folder.
-    let baseDirectory: String
     var store: any JobStore { control.store }
+
+    /// Media types a config may be posted as (YAML, or JSON which is YAML too).
+    static var configMediaTypes: Set<String> { [
+        "application/json", "application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain",
+    ] }
 
     static var maxBodySize: Int { 1 << 20 }
 
@@ -24,13 +27,23 @@ struct JobsController<Context: RequestContext> {
     }
 
     @Sendable func submit(_ request: Request, context: Context) async throws -> Response {
+        if let type = request.headers[.contentType] {
+            let media = type.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+            guard Self.configMediaTypes.contains(media) else {
+                throw APIError(status: .unsupportedMediaType, code: "invalid_input", field: "Content-Type",
+                               message: "Content-Type: \(type.prefix(60)) is not a config; send application/yaml or application/json")
+            }
+        }
         var request = request
         let body: ByteBuffer
         do { body = try await request.collectBody(upTo: Self.maxBodySize) } catch {
             throw YardError(.invalidInput, field: "body", "body: the config is larger than 1 MiB")
         }
-        let text = String(buffer: body)
-        let parser = JobConfigParser(baseDirectory: baseDirectory) { FileManager.default.fileExists(atPath: $0) }
+        guard let text = String(validating: body.readableBytesView, as: UTF8.self) else {
+            throw YardError(.invalidInput, field: "body", "body: not valid UTF-8; save the config as UTF-8 text")
+        }
+        // No base folder: the server cannot know the submitter's, so local paths must be absolute.
+        let parser = JobConfigParser(baseDirectory: nil) { FileManager.default.fileExists(atPath: $0) }
         let config = try parser.parse(text, source: "body")
         let commit = request.headers.first { $0.name.canonicalName == "x-yard-git-commit" }?.value
         let job = try await control.submit(config, gitCommit: commit.flatMap(Self.validCommit))
@@ -38,7 +51,7 @@ struct JobsController<Context: RequestContext> {
     }
 
     @Sendable func list(_ request: Request, context: Context) async throws -> Response {
-        let limit = min(max(request.uri.queryParameters.get("limit", as: Int.self) ?? 100, 1), 1000)
+        let limit = try Query.int(request, "limit", in: 1...1000) ?? 100
         let state = request.uri.queryParameters.get("state")
         var jobs = try await store.jobs(limit: limit)
         if let state {
@@ -73,8 +86,15 @@ struct JobsController<Context: RequestContext> {
     @Sendable func events(_ request: Request, context: Context) async throws -> Response {
         let id = try jobID(context)
         _ = try await store.require(id)
-        let lastEventID = request.headers.first { $0.name.canonicalName == "last-event-id" }.flatMap { Int64($0.value) }
-        let after = lastEventID ?? request.uri.queryParameters.get("after", as: Int64.self) ?? 0
+        let after: Int64
+        if let header = request.headers.first(where: { $0.name.canonicalName == "last-event-id" })?.value {
+            guard let id = Int64(header), id >= 0 else {
+                throw YardError.invalid("Last-Event-ID", "must be the id of an event (a non-negative integer), got \"\(header.prefix(40))\"")
+            }
+            after = id
+        } else {
+            after = Int64(try Query.int(request, "after", in: 0...Int.max) ?? 0)
+        }
         let store = self.store
         return Response(
             status: .ok,
@@ -106,7 +126,7 @@ struct JobsController<Context: RequestContext> {
     @Sendable func logs(_ request: Request, context: Context) async throws -> Response {
         let id = try jobID(context)
         _ = try await store.require(id)
-        let follow = request.uri.queryParameters.get("follow").map { $0 == "true" || $0 == "1" } ?? false
+        let follow = try Query.bool(request, "follow") ?? false
         let store = self.store
         return Response(
             status: .ok,

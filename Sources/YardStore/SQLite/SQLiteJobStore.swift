@@ -2,22 +2,26 @@ import Foundation
 import GRDB
 import YardDomain
 
-/// The embedded store driver: GRDB over the `YardDatabase` file.
+/// The embedded store driver: GRDB over the `YardDatabase` file. With a
+/// `SecretBox`, a job's secrets are sealed (AES-GCM) before they are written.
 public struct SQLiteJobStore: JobStore {
     let db: any DatabaseWriter
+    let box: SecretBox?
     let now: @Sendable () -> Date
 
-    public init(database: YardDatabase, now: @escaping @Sendable () -> Date = { Date() }) {
+    public init(database: YardDatabase, secrets box: SecretBox? = nil, now: @escaping @Sendable () -> Date = { Date() }) {
         self.db = database.writer
+        self.box = box
         self.now = now
     }
 
     public func insert(_ job: Job, secrets: [String: JSONValue]) async throws {
         let record = try JSONCoding.string(job)
-        let secretText = try JSONCoding.string(secrets)
+        let secretText = try sealed(secrets)
         try await db.write { db in
-            if try Bool.fetchOne(db, sql: "SELECT 1 FROM job WHERE id = ?", arguments: [job.id]) == true {
-                throw YardError(.conflict, field: "task_id", "a job with id \(job.id) already exists; choose another task_id")
+            // Ids are unique regardless of case: they name folders and runs.
+            if let existing = try String.fetchOne(db, sql: "SELECT id FROM job WHERE id = ? COLLATE NOCASE", arguments: [job.id]) {
+                throw YardError.duplicateJob(job.id, existing: existing)
             }
             try db.execute(sql: "INSERT INTO job (id, state, created_at, record) VALUES (?, ?, ?, ?)",
                            arguments: [job.id, job.state.rawValue, job.createdAt.timeIntervalSince1970, record])
@@ -65,7 +69,46 @@ public struct SQLiteJobStore: JobStore {
         let text = try await db.read { db in
             try String.fetchOne(db, sql: "SELECT secrets FROM job_secret WHERE job_id = ?", arguments: [id])
         }
-        return try text.map { try JSONCoding.decode([String: JSONValue].self, $0) } ?? [:]
+        return try text.map(opened) ?? [:]
+    }
+
+    private func sealed(_ secrets: [String: JSONValue]) throws -> String {
+        let text = try JSONCoding.string(secrets)
+        return box?.seal(text) ?? text
+    }
+
+    private func opened(_ text: String) throws -> [String: JSONValue] {
+        guard SecretBox.isSealed(text) else { return try JSONCoding.decode([String: JSONValue].self, text) }
+        guard let box else { throw YardError(.unavailable, field: "secret key", "job secrets are sealed but no secret key is loaded") }
+        return try JSONCoding.decode([String: JSONValue].self, try box.openText(text))
+    }
+
+    /// Seals every stored secret with the box's first key: plain rows left by
+    /// an older version, and rows sealed with an older key (rotation). All
+    /// rows change in one transaction; the old bytes are then checkpointed
+    /// out of the WAL and vacuumed out of the file. Returns how many changed.
+    @discardableResult
+    public func resealSecrets() async throws -> Int {
+        guard let box else { return 0 }
+        let current = box.keys[0].id
+        let changed = try await db.write { db -> Int in
+            var count = 0
+            for row in try Row.fetchAll(db, sql: "SELECT job_id, secrets FROM job_secret") {
+                let text: String = row["secrets"]
+                if text.hasPrefix(SecretBox.prefix + current + ":") { continue }
+                let secrets = try opened(text)
+                try db.execute(sql: "UPDATE job_secret SET secrets = ? WHERE job_id = ?", arguments: [try sealed(secrets), row["job_id"] as String])
+                count += 1
+            }
+            return count
+        }
+        if changed > 0 {
+            try await db.writeWithoutTransaction { db in
+                try db.execute(sql: "VACUUM")
+                try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+            }
+        }
+        return changed
     }
 
     public func recordEpoch(_ epoch: EpochRecord) async throws {

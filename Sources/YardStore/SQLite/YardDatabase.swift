@@ -7,13 +7,17 @@ import YardDomain
 public struct YardDatabase: Sendable {
     public let writer: any DatabaseWriter
 
-    /// Opens (creating if needed) the database file and migrates it.
+    /// Opens (creating if needed) the database file and migrates it. The
+    /// file and its WAL are private to the user (0600), and deleted content is
+    /// overwritten (`secure_delete`), so a replaced secret leaves no copy.
     public init(path: String) throws {
         var config = Configuration()
         config.busyMode = .timeout(10)
+        config.prepareDatabase { db in try db.execute(sql: "PRAGMA secure_delete = ON") }
         do {
             let pool = try DatabasePool(path: path, configuration: config)
             try Self.migrator.migrate(pool)
+            for suffix in ["", "-wal", "-shm"] { _ = chmod(path + suffix, 0o600) }
             writer = pool
         } catch {
             throw YardError(.unavailable, field: "data-dir", "cannot open the database at \(path): \(error.localizedDescription)")

@@ -36,14 +36,17 @@ public actor TrackingSpool: Service {
     let clientFactory: @Sendable (String) -> MLflowClient
     var report: Report
     var registrar: Registrar?
+    /// Seals a tracking URI that carries credentials before it is spooled.
+    let secrets: SecretBox?
     private var wake: AsyncStream<Void>.Continuation?
     private var retryDelay: Duration
     let maxRetryDelay: Duration
 
     public init(directory: String, logger: Logger, retryDelay: Duration = .seconds(1), maxRetryDelay: Duration = .seconds(30),
                 clientFactory: @escaping @Sendable (String) -> MLflowClient = { MLflowClient(trackingURI: $0) },
-                report: @escaping Report = { _, _, _, _ in }, registrar: Registrar? = nil) {
+                secrets: SecretBox? = nil, report: @escaping Report = { _, _, _, _ in }, registrar: Registrar? = nil) {
         self.directory = directory
+        self.secrets = secrets
         self.logger = logger
         self.clientFactory = clientFactory
         self.report = report
@@ -56,6 +59,11 @@ public actor TrackingSpool: Service {
 
     /// Appends one operation for a job and nudges the replayer.
     public func append(jobID: String, _ op: [String: JSONValue]) throws {
+        var op = op
+        // A URI with a password is spooled sealed, readable only with the key.
+        if let secrets, let uri = op["tracking_uri"]?.stringValue, Redaction.redactURLCredentials(uri) != uri {
+            op["tracking_uri"] = .string(secrets.seal(uri))
+        }
         let line = try JSONEncoder().encode(JSONValue.object(op))
         let path = "\(directory)/\(jobID).jsonl"
         if !FileManager.default.fileExists(atPath: path) {
@@ -167,7 +175,7 @@ public actor TrackingSpool: Service {
     }
 
     private func sendMetrics(_ ops: [JSONValue], state: State) async throws {
-        guard let runID = state.runID, let uri = state.trackingURI else { return }
+        guard let runID = state.runID, let uri = try state.trackingURI.map(plain) else { return }
         try await clientFactory(uri).logBatch(runID: runID, metrics: ops.flatMap(Self.metrics))
     }
 
@@ -181,7 +189,7 @@ public actor TrackingSpool: Service {
 
     private func perform(_ op: JSONValue, jobID: String, state: inout State) async throws {
         if let uri = op["tracking_uri"]?.stringValue { state.trackingURI = uri }
-        guard let uri = state.trackingURI else { return }
+        guard let uri = try state.trackingURI.map(plain) else { return }
         let client = clientFactory(uri)
         switch op["op"]?.stringValue {
         case "start":
@@ -228,6 +236,46 @@ public actor TrackingSpool: Service {
         default:
             logger.warning("tracking \(jobID): unknown spooled operation \(op["op"]?.stringValue ?? "?")")
         }
+    }
+
+    /// Re-seals every sealed tracking URI in a spool folder with the box's
+    /// first key (a key rotation; the server is stopped). Lines keep their
+    /// order and count, so how far a replay got stays valid. Returns the
+    /// number of files rewritten.
+    public static func reseal(directory: String, with box: SecretBox) throws -> Int {
+        let current = SecretBox.prefix + box.keys[0].id + ":"
+        func resealed(_ value: JSONValue) throws -> JSONValue {
+            guard case .object(var object) = value, let uri = object["tracking_uri"]?.stringValue,
+                  SecretBox.isSealed(uri), !uri.hasPrefix(current) else { return value }
+            object["tracking_uri"] = .string(box.seal(try box.openText(uri)))
+            return .object(object)
+        }
+        var rewritten = 0
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.hasSuffix(".jsonl") || name.hasSuffix(".state.json") {
+            let path = directory + "/" + name
+            guard let data = FileManager.default.contents(atPath: path) else { continue }
+            let lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+            var changed = false
+            let out = try lines.map { line -> Data in
+                guard !line.isEmpty, let value = try? JSONDecoder().decode(JSONValue.self, from: Data(line)) else { return Data(line) }
+                let new = try resealed(value)
+                if new == value { return Data(line) }
+                changed = true
+                return try JSONEncoder().encode(new)
+            }
+            guard changed else { continue }
+            try AtomicFile.write(Data(out.joined(separator: Data("\n".utf8))), to: path)
+            rewritten += 1
+        }
+        return rewritten
+    }
+
+    /// A spooled value as sent: sealed ones are opened (the state file keeps
+    /// the URI as it was spooled, sealed when it carries a password).
+    private func plain(_ text: String) throws -> String {
+        guard SecretBox.isSealed(text) else { return text }
+        guard let secrets else { throw YardError(.unavailable, field: "secret key", "a spooled tracking URI is sealed but no secret key is loaded") }
+        return try secrets.openText(text)
     }
 
     private func save(_ state: State, to path: String) {

@@ -1,0 +1,24 @@
+import Hummingbird
+import YardDomain
+
+/// Query parameters read strictly: a value that is present but not what the
+/// route accepts is a 400 naming the parameter, never silently coerced.
+enum Query {
+    static func int(_ request: Request, _ name: String, in range: ClosedRange<Int>) throws -> Int? {
+        guard let raw = request.uri.queryParameters.get(name) else { return nil }
+        guard let value = Int(raw), range.contains(value) else {
+            let bounds = range.upperBound == Int.max ? "at least \(range.lowerBound)" : "\(range.lowerBound)-\(range.upperBound)"
+            throw YardError.invalid(name, "must be an integer, \(bounds), got \"\(raw.prefix(40))\"")
+        }
+        return value
+    }
+
+    static func bool(_ request: Request, _ name: String) throws -> Bool? {
+        guard let raw = request.uri.queryParameters.get(name) else { return nil }
+        switch raw.lowercased() {
+        case "true", "1", "yes": return true
+        case "false", "0", "no": return false
+        default: throw YardError.invalid(name, "must be true or false, got \"\(raw.prefix(40))\"")
+        }
+    }
+}
