@@ -30,8 +30,8 @@ struct HostileRequestTests {
             }
             try await client.execute(uri: "/api/jobs", method: .get) { #expect($0.json["jobs"] == []) }
         }
-        // 10^12 nodes when expanded; a few MiB of noise is all that is allowed.
-        #expect(Self.residentBytes() - before < 64 << 20)
+        // 10^12 nodes when expanded (the probe saw +1 GB every 15 s); other tests share the process.
+        #expect(Self.residentBytes() - before < 256 << 20)
     }
 
     @Test func invalidUTF8IsA400() async throws {
