@@ -28,6 +28,7 @@ public enum SecretRotation {
         defer { withExtendedLifetime(lock) {} }
         let box: SecretBox
         var path: String?
+        var newKey = ""
         if let text = environment[SecretKeyFile.environmentVariable], !text.isEmpty {
             box = try SecretBox(keys: SecretBox.parseKeys(text, source: SecretKeyFile.environmentVariable))
             guard box.keys.count >= 2 else {
@@ -36,20 +37,18 @@ public enum SecretRotation {
             }
         } else {
             let file = keyFile ?? SecretKeyFile.defaultPath(dataDirectory: data)
-            let old = try SecretKeyFile.load(path: file, environment: [:])
-            let oldText = try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+            _ = try SecretKeyFile.load(path: file, environment: [:])  // creates it 0600 if missing
+            let oldKeys = try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").map(String.init).filter { !$0.isEmpty }
             let new = SecretBox.newKey()
-            try SecretKeyFile.write([new] + oldText, to: file)
-            box = try SecretBox(keys: [try SecretBox.Key(Data(base64Encoded: new)!)] + old.keys)
+            try SecretKeyFile.write([new] + oldKeys, to: file)
+            box = try SecretBox(keys: SecretBox.parseKeys(([new] + oldKeys).joined(separator: "\n"), source: file))
             path = file
+            newKey = new
         }
         let store = SQLiteJobStore(database: try YardDatabase(path: data + "/yard.sqlite"), secrets: box)
         let rows = try await store.resealSecrets()
         let spools = try TrackingSpool.reseal(directory: data + "/tracking", with: box)
-        if let path {
-            let current = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").first.map(String.init) ?? ""
-            try SecretKeyFile.write([current], to: path)
-        }
+        if let path { try SecretKeyFile.write([newKey], to: path) }
         return Result(rows: rows, spoolFiles: spools, keyID: box.keys[0].id, keyFile: path)
     }
 }

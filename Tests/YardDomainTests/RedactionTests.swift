@@ -33,7 +33,7 @@ struct RedactionTests {
     @Test func urlsWithoutCredentialsAreUnchanged() {
         #expect(Redaction.redactURLCredentials("http://mlflow:5000/a@b") == "http://mlflow:5000/a@b")
         #expect(Redaction.redactURLCredentials("no url here") == "no url here")
-        #expect(Redaction.redactLine("pushing to https://u:p@host/x now") == "pushing to https://u:***@host/x now")
+        #expect(Redaction.redactText("pushing to https://u:p@host/x now") == "pushing to https://u:***@host/x now")
     }
 }
 

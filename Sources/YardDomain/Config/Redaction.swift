@@ -143,9 +143,6 @@ public enum Redaction {
         return result
     }
 
-    /// A log line with credentials masked (`redactText`).
-    public static func redactLine(_ line: String) -> String { redactText(line) }
-
     nonisolated(unsafe) private static let schemeCredentials = try! NSRegularExpression(
         pattern: #"(\b(?:bearer|basic|token)\s+)(?!\*\*\*)[A-Za-z0-9._~+/=-]{6,}"#, options: [.caseInsensitive])
     nonisolated(unsafe) private static let awsAccessKeyID = try! NSRegularExpression(
@@ -166,10 +163,6 @@ public enum Redaction {
 /// would hide more than it protects).
 public struct SecretMasker: Sendable {
     let values: [String]
-
-    public static let none = SecretMasker(values: [])
-
-    init(values: [String]) { self.values = values }
 
     public init(secrets: [String: JSONValue]) {
         var found: Set<String> = []
