@@ -16,6 +16,8 @@ public protocol JobQueue: Sendable {
     /// Releases every claim: at start-up of the process that owns the
     /// embedded queue, no earlier claim can still be alive. Returns the ids.
     func releaseAllClaims() async throws -> [String]
+    /// The worker holding a claim on the job; nil when it waits or is not queued.
+    func claimant(of jobID: String) async throws -> String?
     /// Suspends until something may have been enqueued, or `timeout` passes.
     func waitForWork(timeout: Duration) async
 }

@@ -4,9 +4,11 @@ import YardDomain
 public actor MemoryJobQueue: JobQueue {
     private var waiting: [String] = []
     private var claimed: [String: String] = [:]
-    private let signal = WorkSignal()
+    private let signal: WorkSignal
 
-    public init() {}
+    public init(clock: any Clock<Duration> = ContinuousClock()) {
+        signal = WorkSignal(clock: clock)
+    }
 
     public func enqueue(_ jobID: String) async {
         guard !waiting.contains(jobID), claimed[jobID] == nil else { return }
@@ -42,6 +44,8 @@ public actor MemoryJobQueue: JobQueue {
         if !ids.isEmpty { await signal.notify() }
         return ids
     }
+
+    public func claimant(of jobID: String) -> String? { claimed[jobID] }
 
     public func waitForWork(timeout: Duration) async { await signal.wait(timeout: timeout) }
 }

@@ -7,11 +7,14 @@ import YardStore
 /// serialises writers, so a claim (select the oldest unclaimed row and mark
 /// it in one transaction) can never hand one job to two workers.
 public final class SQLiteJobQueue: JobQueue {
-    private let db: any DatabaseWriter
-    private let signal = WorkSignal()
+    private let db: YardDatabase
+    private let signal: WorkSignal
+    private let now: @Sendable () -> Date
 
-    public init(database: YardDatabase) {
-        self.db = database.writer
+    public init(database: YardDatabase, clock: any Clock<Duration> = ContinuousClock(), now: @escaping @Sendable () -> Date = { Date() }) {
+        self.db = database
+        self.signal = WorkSignal(clock: clock)
+        self.now = now
     }
 
     public func enqueue(_ jobID: String) async throws {
@@ -23,12 +26,13 @@ public final class SQLiteJobQueue: JobQueue {
     }
 
     public func claim(worker: String) async throws -> String? {
-        try await db.write { db in
+        let time = now().timeIntervalSince1970
+        return try await db.write { db in
             guard let id = try String.fetchOne(db, sql: "SELECT job_id FROM queue WHERE claimed_by IS NULL ORDER BY seq LIMIT 1") else {
                 return nil
             }
             try db.execute(sql: "UPDATE queue SET claimed_by = ?, claimed_at = ? WHERE job_id = ?",
-                           arguments: [worker, Date().timeIntervalSince1970, id])
+                           arguments: [worker, time, id])
             return id
         }
     }
@@ -59,6 +63,10 @@ public final class SQLiteJobQueue: JobQueue {
         }
         if !ids.isEmpty { await signal.notify() }
         return ids
+    }
+
+    public func claimant(of jobID: String) async throws -> String? {
+        try await db.read { db in try String.fetchOne(db, sql: "SELECT claimed_by FROM queue WHERE job_id = ?", arguments: [jobID]) }
     }
 
     public func waitForWork(timeout: Duration) async { await signal.wait(timeout: timeout) }

@@ -4,16 +4,25 @@ import YardDomain
 /// Where Trainyard keeps its records: jobs (with their secrets apart), one
 /// row per finished epoch, artifacts, an ordered event log and the training
 /// log. Drivers: `SQLiteJobStore` (the embedded default) and `MemoryJobStore`.
+/// Every driver publishes the events and log lines it commits on its `feed`,
+/// in commit order.
 public protocol JobStore: Sendable {
+    var feed: JobFeed { get }
+
     /// Adds a new job; a job with the same id is a `.conflict`.
     func insert(_ job: Job, secrets: [String: JSONValue]) async throws
     func job(_ id: String) async throws -> Job?
-    /// Newest first.
-    func jobs(limit: Int) async throws -> [Job]
+    /// Newest first; with a `state`, only jobs in it (filtered before the limit).
+    func jobs(limit: Int, state: JobState?) async throws -> [Job]
     func jobs(in states: Set<JobState>) async throws -> [Job]
     /// Reads, changes and writes one job atomically; `.notFound` if absent.
     @discardableResult
     func update(_ id: String, _ change: @escaping @Sendable (inout Job) throws -> Void) async throws -> Job
+    /// As `update`, and appends an event of `type` with the payload `change`
+    /// returns, in the same transaction: a state change is never recorded
+    /// without its event, nor its event without it.
+    @discardableResult
+    func update(_ id: String, recording type: String, _ change: @escaping @Sendable (inout Job) throws -> JSONValue) async throws -> (Job, JobEvent)
     /// The secret values taken out of the job's config (for the worker only).
     func secrets(of id: String) async throws -> [String: JSONValue]
 
@@ -30,8 +39,12 @@ public protocol JobStore: Sendable {
     /// Events with an id above `after`, oldest first.
     func events(of id: String, after: Int64, limit: Int) async throws -> [JobEvent]
 
-    func appendLog(jobID: String, lines: [String]) async throws
+    /// Stores lines and returns them with their ids.
+    @discardableResult
+    func appendLog(jobID: String, lines: [String]) async throws -> [LogLine]
     func logs(of id: String, after: Int64, limit: Int) async throws -> [LogLine]
+    /// The last `count` lines, oldest first.
+    func logs(of id: String, last count: Int) async throws -> [LogLine]
 
     /// The registry mirror: versions (replaced by name+version) and aliases
     /// (an alias points at one version of its model).
@@ -42,6 +55,8 @@ public protocol JobStore: Sendable {
 }
 
 extension JobStore {
+    public func jobs(limit: Int) async throws -> [Job] { try await jobs(limit: limit, state: nil) }
+
     /// Fetches a job or throws `.notFound` with a hint.
     public func require(_ id: String) async throws -> Job {
         guard let job = try await job(id) else {

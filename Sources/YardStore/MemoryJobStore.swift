@@ -13,8 +13,10 @@ public actor MemoryJobStore: JobStore {
     private var versions: [String: ModelVersion] = [:]
     private var aliases: [String: [String: String]] = [:]
     private let now: @Sendable () -> Date
+    public nonisolated let feed: JobFeed
 
-    public init(now: @escaping @Sendable () -> Date = { Date() }) {
+    public init(feed: JobFeed = JobFeed(), now: @escaping @Sendable () -> Date = { Date() }) {
+        self.feed = feed
         self.now = now
     }
 
@@ -28,8 +30,9 @@ public actor MemoryJobStore: JobStore {
 
     public func job(_ id: String) -> Job? { jobsByID[id] }
 
-    public func jobs(limit: Int) -> [Job] {
-        Array(jobsByID.values.sorted { ($0.createdAt, $0.id) > ($1.createdAt, $1.id) }.prefix(limit))
+    public func jobs(limit: Int, state: JobState?) -> [Job] {
+        Array(jobsByID.values.filter { state == nil || $0.state == state }
+            .sorted { ($0.createdAt, $0.id) > ($1.createdAt, $1.id) }.prefix(limit))
     }
 
     public func jobs(in states: Set<JobState>) -> [Job] {
@@ -41,6 +44,14 @@ public actor MemoryJobStore: JobStore {
         try change(&job)
         jobsByID[id] = job
         return job
+    }
+
+    public func update(_ id: String, recording type: String,
+                       _ change: @escaping @Sendable (inout Job) throws -> JSONValue) throws -> (Job, JobEvent) {
+        guard var job = jobsByID[id] else { throw YardError(.notFound, field: "id", "no job \(id)") }
+        let payload = try change(&job)
+        jobsByID[id] = job
+        return (job, appendEvent(jobID: id, type: type, payload: payload))
     }
 
     public func secrets(of id: String) -> [String: JSONValue] { secretsByID[id] ?? [:] }
@@ -63,6 +74,7 @@ public actor MemoryJobStore: JobStore {
         let event = JobEvent(id: nextID, jobID: jobID, type: type, payload: payload, time: now())
         nextID += 1
         eventLog.append(event)
+        feed.publish(event)
         return event
     }
 
@@ -70,11 +82,19 @@ public actor MemoryJobStore: JobStore {
         Array(eventLog.lazy.filter { $0.jobID == id && $0.id > after }.prefix(limit))
     }
 
-    public func appendLog(jobID: String, lines: [String]) {
-        for line in lines {
-            logLines.append((jobID, LogLine(id: nextID, line: line)))
-            nextID += 1
+    @discardableResult
+    public func appendLog(jobID: String, lines: [String]) -> [LogLine] {
+        let stored = lines.map { line in
+            defer { nextID += 1 }
+            return LogLine(id: nextID, line: line)
         }
+        logLines.append(contentsOf: stored.map { (jobID, $0) })
+        feed.publish(logs: stored, of: jobID)
+        return stored
+    }
+
+    public func logs(of id: String, last count: Int) -> [LogLine] {
+        Array(logLines.lazy.filter { $0.jobID == id }.map(\.line).suffix(count))
     }
 
     public func logs(of id: String, after: Int64, limit: Int) -> [LogLine] {

@@ -28,13 +28,15 @@ public struct JobControl: Sendable {
         var job = Job(id: id, config: full, redacted: SecretMasker(secrets: secrets).mask(Redaction.redact(full.json)), createdAt: time)
         job.gitCommit = gitCommit
         try await store.insert(job, secrets: secrets)
-        try await recordState(job, message: "queued")
+        try await store.appendEvent(jobID: id, type: "state", payload: Self.statePayload(job, message: "queued"))
         try await queue.enqueue(id)
         return job
     }
 
     /// Stops a job: a queued one at once, a running one gracefully (its
-    /// worker sees `stopping` and signals the engine).
+    /// worker sees `stopping` and signals the engine). A running or stopping
+    /// job that no worker holds any more (its attempt ended without settling
+    /// it) is stopped at once: there is no engine left to wait for.
     public func stop(_ id: String) async throws -> Job {
         let job = try await store.require(id)
         switch job.state {
@@ -43,10 +45,12 @@ public struct JobControl: Sendable {
                 return try await move(id, to: .stopped, message: "stopped before it started")
             }
             return try await move(id, to: .stopping, message: "stop requested")
-        case .running:
+        case .running, .stopping:
+            if try await queue.claimant(of: id) == nil {
+                return try await move(id, to: .stopped, message: "stopped; no worker was running it any more (`yard resume \(id)` continues it)")
+            }
+            if job.state == .stopping { return job }
             return try await move(id, to: .stopping, message: "stop requested")
-        case .stopping:
-            return job
         case .succeeded, .failed, .stopped:
             throw YardError(.conflict, field: "state", "job \(id) already ended (\(job.state.rawValue)); nothing to stop")
         }
@@ -66,7 +70,9 @@ public struct JobControl: Sendable {
 
     /// At start-up of the process that owns the embedded queue: claims of
     /// the previous process are released, and jobs it was running are queued
-    /// again to resume from their checkpoint. Returns the ids requeued.
+    /// again to resume from their checkpoint, unless they have now crashed
+    /// `max_attempts` times: those fail with their last log lines, so a job
+    /// that kills its host is not retried forever. Returns the ids requeued.
     @discardableResult
     public func recover() async throws -> [String] {
         _ = try await queue.releaseAllClaims()
@@ -74,7 +80,20 @@ public struct JobControl: Sendable {
         for job in try await store.jobs(in: [.running, .stopping, .queued]) {
             switch job.state {
             case .running:
-                _ = try await move(job.id, to: .queued, message: "interrupted; will resume from its last checkpoint")
+                let crashes = (job.crashes ?? 0) + 1
+                let limit = job.config["max_attempts"]?.intValue ?? JobConfig.defaultMaxAttempts
+                if crashes >= limit {
+                    let tail = (try? await store.logs(of: job.id, last: 5).map(\.line)) ?? []
+                    let last = tail.isEmpty ? "no log lines" : "last log lines: " + tail.map { String($0.prefix(300)) }.joined(separator: " | ")
+                    _ = try await move(job.id, to: .failed, message: "crashed \(crashes) times (max_attempts: \(limit)); \(last)") {
+                        $0.crashes = crashes
+                    }
+                    try await queue.complete(job.id)
+                    continue
+                }
+                _ = try await move(job.id, to: .queued, message: "interrupted (crash \(crashes) of at most \(limit)); will resume from its last checkpoint") {
+                    $0.crashes = crashes
+                }
                 requeued.append(job.id)
             case .stopping:
                 _ = try await move(job.id, to: .stopped, message: "stopped (the service ended while stopping)")
@@ -93,21 +112,21 @@ public struct JobControl: Sendable {
     public func move(_ id: String, to state: JobState, message: String? = nil,
                      change: @escaping @Sendable (inout Job) -> Void = { _ in }) async throws -> Job {
         let time = now()
-        let job = try await store.update(id) { job in
+        let (job, _) = try await store.update(id, recording: "state") { job in
             try job.state.checkMove(to: state, job: id)
             job.state = state
             if state.isTerminal { job.finishedAt = time }
             if state == .queued || state == .running { job.finishedAt = nil }
             if let message { job.message = message }
             change(&job)
+            return Self.statePayload(job, message: message)
         }
-        try await recordState(job, message: message)
         return job
     }
 
-    func recordState(_ job: Job, message: String?) async throws {
+    static func statePayload(_ job: Job, message: String?) -> JSONValue {
         var payload: [String: JSONValue] = ["state": .string(job.state.rawValue)]
         if let message { payload["message"] = .string(message) }
-        try await store.appendEvent(jobID: job.id, type: "state", payload: .object(payload))
+        return .object(payload)
     }
 }

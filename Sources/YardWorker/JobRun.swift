@@ -18,7 +18,24 @@ struct JobRun {
     private var runDirectory: String { "\(worker.configuration.dataDirectory)/runs/\(jobID)" }
     private var jobDirectory: String { "\(worker.configuration.dataDirectory)/jobs/\(jobID)" }
 
-    func execute() async throws {
+    /// Runs one attempt. Whatever goes wrong, the job ends: failed with the
+    /// reason (or back in the queue when the worker is shutting down), its
+    /// claim released. If even that cannot be written (a full disk), the
+    /// worker keeps the settlement and retries it before it claims more work.
+    func execute() async {
+        do {
+            try await attempt()
+        } catch {
+            let reason = Redaction.redactText("\(error)")
+            worker.logger.error("job \(jobID): the attempt broke off: \(reason)")
+            let settlement = shutdown.isSet
+                ? Settlement(state: .queued, message: "interrupted by shutdown (\(reason.prefix(200))); will resume from its last checkpoint")
+                : Settlement(state: .failed, message: reason)
+            await worker.settle(jobID, settlement)
+        }
+    }
+
+    private func attempt() async throws {
         guard let job = try await store.job(jobID) else {
             try await control.queue.complete(jobID)
             return
@@ -36,10 +53,11 @@ struct JobRun {
 
         let checkpoint = runDirectory + "/weights/last.pt"
         let workerID = worker.configuration.id
+        let startedAt = control.now()
         let running = try await control.move(jobID, to: .running, message: "started") { job in
             job.attempts += 1
             job.worker = workerID
-            if job.startedAt == nil { job.startedAt = Date() }
+            if job.startedAt == nil { job.startedAt = startedAt }
         }
 
         var runID: String?
@@ -82,8 +100,7 @@ struct JobRun {
             let allow = worker.configuration.allowExternalSymlinks, local = data
             dataset = try await offload { Result { () throws(YardError) in try DatasetFiles.scan(data: local, allowExternalSymlinks: allow) } }.get()
         } catch {
-            try await control.move(jobID, to: .failed, message: masker.mask("\(error)"))
-            try await control.queue.complete(jobID)
+            await worker.settle(jobID, Settlement(state: .failed, message: masker.mask("\(error)")))
             return
         }
         if !resume { try? FileManager.default.removeItem(atPath: runDirectory) }
@@ -96,8 +113,7 @@ struct JobRun {
             process = try await worker.runner.start(EngineRequest(jobID: jobID, spec: spec(for: running, full: full, data: data, resume: resume ? checkpoint : nil),
                                                                   workDirectory: jobDirectory))
         } catch {
-            try await control.move(jobID, to: .failed, message: masker.mask("\(error)"))
-            try await control.queue.complete(jobID)
+            await worker.settle(jobID, Settlement(state: .failed, message: masker.mask("\(error)")))
             return
         }
 
@@ -118,18 +134,25 @@ struct JobRun {
                     await log.append(line)
                 case .protocolError(let line):
                     await log.append("[trainyard] engine wrote a line that is not an event: \(line.prefix(200))")
-                case .event(let event) where event.kind == .started:
-                    await handle(masked(event, masker), outcome: outcome, log: log, storage: storage, datasetHash: datasetHash)
                 case .event(let event):
-                    await handle(masked(event, masker), outcome: outcome, log: log, storage: storage)
+                    do {
+                        try await handle(masked(event, masker), outcome: outcome, log: log, storage: storage,
+                                         datasetHash: event.kind == .started ? datasetHash : nil)
+                    } catch {
+                        // What is not recorded must not be reported: the attempt ends failed
+                        // (the checkpoint stays, so `yard resume` continues it).
+                        let reason = masker.mask("recording the run failed at its \(event.kind.rawValue) event: \(error)")
+                        worker.logger.error("job \(jobID): \(reason)")
+                        if outcome.failure.withLock({ old in defer { old = old ?? reason }; return old == nil }) { process.requestStop() }
+                    }
                 }
             }
             group.cancelAll()
         }
         let code = await process.waitForExit()
         await log.close()
-        try await storeLog(log, in: storage)
-        try await settle(exitCode: code, outcome: outcome, log: log)
+        await storeLog(log, in: storage)
+        await worker.settle(jobID, await settlement(exitCode: code, outcome: outcome, log: log))
     }
 
     /// The spec the engine reads: from the config with its secrets (`full`), the worker's overrides
@@ -177,7 +200,9 @@ struct JobRun {
         }
     }
 
-    private func handle(_ event: EngineEvent, outcome: RunOutcome, log: LogSink, storage: JobStorage, datasetHash: String? = nil) async {
+    /// Records one engine event; a store write that fails is thrown (the
+    /// caller ends the attempt), a tracker or upload failure is only noted.
+    private func handle(_ event: EngineEvent, outcome: RunOutcome, log: LogSink, storage: JobStorage, datasetHash: String?) async throws {
         do {
             if event.kind == .log, let line = event.line { await log.append("[engine] " + line) }
             try await store.appendEvent(jobID: jobID, type: event.kind.rawValue, payload: .object(event.payload))
@@ -220,7 +245,9 @@ struct JobRun {
                 }
             case .artifact:
                 guard let path = event.path else { return }
-                try await keep(path, kind: event.payload["kind"]?.stringValue ?? "other", in: storage)
+                do { try await keep(path, kind: event.payload["kind"]?.stringValue ?? "other", in: storage) } catch {
+                    await log.append("[trainyard] keeping \((path as NSString).lastPathComponent) failed: \(Redaction.redactText("\(error)"))")
+                }
             case .finished:
                 // Weights are only ever in the run folder: anything else means
                 // the engine was told to write elsewhere, which is refused.
@@ -246,8 +273,6 @@ struct JobRun {
             case .progress, .log:
                 break
             }
-        } catch {
-            worker.logger.error("job \(jobID): recording \(event.kind.rawValue) failed: \(error)")
         }
     }
 
@@ -277,36 +302,30 @@ struct JobRun {
         for tracker in worker.trackers { await tracked { try await tracker.logArtifact(job, record, localPath: path) } }
     }
 
-    private func storeLog(_ log: LogSink, in storage: JobStorage) async throws {
+    private func storeLog(_ log: LogSink, in storage: JobStorage) async {
         guard FileManager.default.fileExists(atPath: log.file) else { return }
         do { try await keep(log.file, kind: "log", in: storage) } catch { worker.logger.error("job \(jobID): keeping the log failed: \(error)") }
     }
 
-    /// The job's final state for this attempt.
-    private func settle(exitCode: Int32, outcome: RunOutcome, log: LogSink) async throws {
+    /// The job's final state for this attempt. A failure (the engine's, or
+    /// a record that could not be written) wins over a stop it caused.
+    private func settlement(exitCode: Int32, outcome: RunOutcome, log: LogSink) async -> Settlement {
         let reason = outcome.stopReason.withLock { $0 }
         let stoppedAt = outcome.stopped.withLock { $0 }
         let failure = outcome.failure.withLock { $0 }
-        if outcome.finished.withLock({ $0 }) && exitCode == 0 {
-            try await control.move(jobID, to: .succeeded, message: "finished")
-            try await control.queue.complete(jobID)
+        if outcome.finished.withLock({ $0 }) && exitCode == 0 && failure == nil {
+            return Settlement(state: .succeeded, message: "finished")
         } else if reason == .shutdown && failure == nil {
             // The service is going down: keep the job for the next start.
-            try await control.move(jobID, to: .queued, message: "interrupted by shutdown; will resume from its last checkpoint")
-            try await control.queue.release(jobID)
-        } else if stoppedAt != nil || (reason == .user && failure == nil) {
-            let epoch = (try await store.job(jobID))?.epoch ?? 0
+            return Settlement(state: .queued, message: "interrupted by shutdown; will resume from its last checkpoint")
+        } else if failure == nil && (stoppedAt != nil || reason == .user) {
+            let epoch = (try? await store.job(jobID))??.epoch ?? 0
             let note = outcome.killed.withLock({ $0 }) ? " (killed after the grace period)" : ""
-            try await control.move(jobID, to: .stopped, message: "stopped after epoch \(epoch)\(note); `yard resume \(jobID)` continues it")
-            try await control.queue.complete(jobID)
+            return Settlement(state: .stopped, message: "stopped after epoch \(epoch)\(note); `yard resume \(jobID)` continues it")
         } else {
             let lastLine = await log.lastLine ?? "none"
-            let message = failure ?? "the engine exited with code \(exitCode) without reporting why; last log line: \(lastLine)"
-            try await control.move(jobID, to: .failed, message: message)
-            try await control.queue.complete(jobID)
+            return Settlement(state: .failed, message: failure ?? "the engine exited with code \(exitCode) without reporting why; last log line: \(lastLine)")
         }
-        let job = try await store.require(jobID)
-        for tracker in worker.trackers { await tracked { try await tracker.endRun(job) } }
     }
 
     /// Runs a tracker call; a failure is logged, never thrown.

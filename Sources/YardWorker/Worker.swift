@@ -23,14 +23,23 @@ public struct Worker: Service {
         public var trainOverrides: [String: JSONValue]
         /// Whether a dataset may hold symlinks to files outside its folder.
         public var allowExternalSymlinks: Bool
+        /// Times the stop grace, retry backoff and idle waits (tests inject a manual clock).
+        public var clock: any Clock<Duration>
+        /// Waits between tries to record how an attempt ended; after the last
+        /// the settlement is kept and retried before the next claim.
+        public var settleBackoff: [Duration]
 
         public init(id: String, dataDirectory: String, stopGrace: Duration = .seconds(120),
-                    trainOverrides: [String: JSONValue] = [:], allowExternalSymlinks: Bool = false) {
+                    trainOverrides: [String: JSONValue] = [:], allowExternalSymlinks: Bool = false,
+                    clock: any Clock<Duration> = ContinuousClock(),
+                    settleBackoff: [Duration] = [.milliseconds(250), .seconds(1), .seconds(2), .seconds(4)]) {
             self.id = id
             self.dataDirectory = dataDirectory
             self.stopGrace = stopGrace
             self.trainOverrides = trainOverrides
             self.allowExternalSymlinks = allowExternalSymlinks
+            self.clock = clock
+            self.settleBackoff = settleBackoff
         }
     }
 
@@ -40,6 +49,8 @@ public struct Worker: Service {
     let trackers: [any Tracker]
     let artifacts: any ArtifactStore
     let logger: Logger
+    /// Attempts that ended but could not yet be recorded as ended.
+    let unsettled: Locked<[String: Settlement]>
 
     public init(configuration: Configuration, control: JobControl, runner: any EngineRunner,
                 trackers: [any Tracker], artifacts: any ArtifactStore, logger: Logger) {
@@ -49,23 +60,40 @@ public struct Worker: Service {
         self.trackers = trackers
         self.artifacts = artifacts
         self.logger = logger
+        self.unsettled = Locked([:])
     }
+
+    /// The same worker with a changed configuration.
+    public func reconfigured(_ change: (inout Configuration) -> Void) -> Worker {
+        var configuration = configuration
+        change(&configuration)
+        return Worker(configuration: configuration, control: control, runner: runner, trackers: trackers, artifacts: artifacts, logger: logger)
+    }
+
+    /// Jobs whose end this worker could not record yet (it keeps retrying).
+    public var unsettledJobs: [String] { unsettled.withLock { $0.keys.sorted() } }
 
     public func run() async throws {
         let shutdown = ShutdownFlag()
         try await withGracefulShutdownHandler {
+            var failures = 0
             while !shutdown.isSet, !Task.isCancelled {
                 do {
+                    // A job whose end could not be recorded comes before new work.
+                    guard await settleLeftovers() else { throw YardError(.unavailable, "cannot record how a job ended; retrying") }
                     if let id = try await control.queue.claim(worker: configuration.id) {
-                        try await JobRun(worker: self, jobID: id, shutdown: shutdown).execute()
+                        await JobRun(worker: self, jobID: id, shutdown: shutdown).execute()
                     } else {
                         await control.queue.waitForWork(timeout: .seconds(1))
                     }
+                    failures = 0
                 } catch {
+                    failures += 1
                     logger.error("worker \(configuration.id): \(error)")
-                    try? await Task.sleep(for: .seconds(1))
+                    try? await configuration.clock.sleep(for: .milliseconds(500 * (1 << min(failures, 4))))
                 }
             }
+            _ = await settleLeftovers()
         } onGracefulShutdown: {
             shutdown.set()
         }
@@ -75,9 +103,73 @@ public struct Worker: Service {
     public func drain() async throws {
         let shutdown = ShutdownFlag()
         while let id = try await control.queue.claim(worker: configuration.id) {
-            try await JobRun(worker: self, jobID: id, shutdown: shutdown).execute()
+            await JobRun(worker: self, jobID: id, shutdown: shutdown).execute()
+        }
+        guard await settleLeftovers() else { throw YardError(.unavailable, "cannot record how a job ended: \(unsettled.withLock { $0.keys.sorted() })") }
+    }
+
+    /// Records how an attempt ended, retrying with backoff (the store may be
+    /// briefly unwritable); if it still cannot, keeps it for `settleLeftovers`.
+    func settle(_ jobID: String, _ settlement: Settlement) async {
+        var waits = configuration.settleBackoff[...]
+        while true {
+            do {
+                try await conclude(jobID, settlement)
+                return
+            } catch {
+                guard let wait = waits.popFirst() else {
+                    logger.error("job \(jobID): cannot record that it \(settlement.state.rawValue) (\(error)); will retry")
+                    unsettled.withLock { $0[jobID] = settlement }
+                    return
+                }
+                try? await configuration.clock.sleep(for: wait)
+            }
         }
     }
+
+    /// Retries the settlements that could not be written; true when none is left.
+    func settleLeftovers() async -> Bool {
+        for (jobID, settlement) in unsettled.withLock({ $0 }) {
+            do {
+                try await conclude(jobID, settlement)
+                unsettled.withLock { $0[jobID] = nil }
+            } catch {
+                logger.warning("job \(jobID): still cannot record that it \(settlement.state.rawValue): \(error)")
+            }
+        }
+        return unsettled.withLock { $0.isEmpty }
+    }
+
+    /// Moves the job to the settlement's state (unless it already ended) and
+    /// releases its claim: back to the queue when requeued, else removed. A
+    /// job that never started stays queued for another attempt.
+    private func conclude(_ jobID: String, _ settlement: Settlement) async throws {
+        guard let job = try await control.store.job(jobID) else { return try await control.queue.complete(jobID) }
+        var ended: Job?
+        if job.state == .queued {
+            try await control.queue.release(jobID)
+            return
+        }
+        if !job.state.isTerminal {
+            ended = try await control.move(jobID, to: settlement.state, message: settlement.message)
+        }
+        if settlement.state == .queued && ended != nil {
+            try await control.queue.release(jobID)
+        } else {
+            try await control.queue.complete(jobID)
+        }
+        if let ended {
+            for tracker in trackers {
+                do { try await tracker.endRun(ended) } catch { logger.warning("job \(jobID): tracker call failed: \(error)") }
+            }
+        }
+    }
+}
+
+/// How an attempt ended: the job's next state and why.
+struct Settlement: Sendable, Equatable {
+    var state: JobState
+    var message: String
 }
 
 /// Set once, read from anywhere.

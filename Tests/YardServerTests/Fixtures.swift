@@ -16,14 +16,24 @@ struct TestYard {
     let yard: Yard
     let data: String
 
-    init(token: String? = nil, store: (any JobStore)? = nil, allowDatasetSymlinks: Bool = false) throws {
-        dir = try TemporaryDirectory("yard-server")
+    /// With `sqlite`, the store and queue are the embedded drivers on a file in the temp folder.
+    /// `directory` is an existing folder to use as the data dir.
+    init(token: String? = nil, store: (any JobStore)? = nil, allowDatasetSymlinks: Bool = false, sqlite: Bool = false,
+         directory: String? = nil) throws {
+        dir = try directory.map(TemporaryDirectory.init(at:)) ?? TemporaryDirectory("yard-server")
         var options = YardOptions()
         options.dataDirectory = dir.path
         options.token = token
         options.stopGrace = .seconds(2)
         options.allowDatasetSymlinks = allowDatasetSymlinks
-        yard = Yard(options: options, store: store ?? MemoryJobStore(), queue: MemoryJobQueue(),
+        var store = store ?? MemoryJobStore()
+        var queue: any JobQueue = MemoryJobQueue()
+        if sqlite {
+            let database = try YardDatabase(path: dir.file("yard.sqlite"))
+            store = SQLiteJobStore(database: database)
+            queue = SQLiteJobQueue(database: database)
+        }
+        yard = Yard(options: options, store: store, queue: queue,
                     artifacts: LocalArtifactStore(root: dir.path + "/artifacts"),
                     engine: EngineEnvironment(python: "/nonexistent", engineDirectory: "/nonexistent", ultralyticsDirectory: dir.path))
         data = try dir.write("demo/data.yaml", "path: .\ntrain: images\nval: images\nnames: {0: a}\n")
@@ -33,10 +43,11 @@ struct TestYard {
         "model: yolov8n.yaml\ntrain: {data: \(data), epochs: \(epochs), imgsz: 32}\n" + extra
     }
 
-    func worker(_ runner: ScriptedEngineRunner) -> YardWorkerHandle {
+    /// A worker that retries recording how a job ended at once (`settleBackoff`).
+    func worker(_ runner: ScriptedEngineRunner, settleBackoff: [Duration] = [.milliseconds(20)]) -> YardWorkerHandle {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        return YardWorkerHandle(worker: yard.workers(runner: runner, logger: logger)[0])
+        return YardWorkerHandle(worker: yard.workers(runner: runner, logger: logger)[0].reconfigured { $0.settleBackoff = settleBackoff })
     }
 
     func test(_ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
@@ -56,6 +67,8 @@ import YardWorker
 struct YardWorkerHandle {
     let worker: Worker
     func drain() async throws { try await worker.drain() }
+    /// The worker's service loop in a task; cancel it to end.
+    func start() -> Task<Void, any Error> { Task { try await worker.run() } }
 }
 
 extension TestResponse {

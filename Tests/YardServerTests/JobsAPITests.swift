@@ -172,7 +172,7 @@ struct JobsAPITests {
     }
 
     @Test func anUnexpectedErrorIsA500WithoutInternals() async throws {
-        let t = try TestYard(store: FailingStore())
+        let t = try TestYard(store: failingStore())
         defer { t.dir.remove() }
         try await t.test { client in
             try await client.execute(uri: "/api/jobs", method: .get) { response in
@@ -184,24 +184,7 @@ struct JobsAPITests {
     }
 }
 
-/// A store whose reads fail with an error that must not reach a client.
-struct FailingStore: JobStore {
-    struct Boom: Error, CustomStringConvertible { var description: String { "disk on fire at /secret/path" } }
-    func insert(_ job: Job, secrets: [String: JSONValue]) async throws { throw Boom() }
-    func job(_ id: String) async throws -> Job? { throw Boom() }
-    func jobs(limit: Int) async throws -> [Job] { throw Boom() }
-    func jobs(in states: Set<JobState>) async throws -> [Job] { throw Boom() }
-    func update(_ id: String, _ change: @escaping @Sendable (inout Job) throws -> Void) async throws -> Job { throw Boom() }
-    func secrets(of id: String) async throws -> [String: JSONValue] { throw Boom() }
-    func recordEpoch(_ epoch: EpochRecord) async throws { throw Boom() }
-    func epochs(of id: String) async throws -> [EpochRecord] { throw Boom() }
-    func recordArtifact(_ artifact: ArtifactRecord) async throws { throw Boom() }
-    func artifacts(of id: String) async throws -> [ArtifactRecord] { throw Boom() }
-    func appendEvent(jobID: String, type: String, payload: JSONValue) async throws -> JobEvent { throw Boom() }
-    func events(of id: String, after: Int64, limit: Int) async throws -> [JobEvent] { throw Boom() }
-    func appendLog(jobID: String, lines: [String]) async throws { throw Boom() }
-    func logs(of id: String, after: Int64, limit: Int) async throws -> [LogLine] { throw Boom() }
-    func recordModelVersion(_ version: ModelVersion) async throws { throw Boom() }
-    func setModelAlias(name: String, alias: String, version: String) async throws { throw Boom() }
-    func modelVersions(name: String?) async throws -> [ModelVersion] { throw Boom() }
+/// A store whose every call fails with an error that must not reach a client.
+func failingStore() -> FaultyJobStore {
+    FaultyJobStore { _ in FaultyJobStore.Injected("disk on fire at /secret/path") }
 }

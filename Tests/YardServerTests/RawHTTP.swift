@@ -12,21 +12,25 @@ enum RawHTTP {
         var body: String
     }
 
-    static func send(port: Int, method: String, target: String, headers: [String: String] = [:], body: String = "") async throws -> Reply {
+    static func send(port: Int, method: String, target: String, headers: [String: String] = [:], body: String = "",
+                     timeout: Int = 10) async throws -> Reply {
         try await withCheckedThrowingContinuation { continuation in
             Thread {
-                continuation.resume(with: Result { try exchange(port: port, method: method, target: target, headers: headers, body: body) })
+                continuation.resume(with: Result {
+                    try exchange(port: port, method: method, target: target, headers: headers, body: body, timeout: timeout)
+                })
             }.start()
         }
     }
 
     struct Failure: Error, CustomStringConvertible { var description: String }
 
-    private static func exchange(port: Int, method: String, target: String, headers: [String: String], body: String) throws -> Reply {
+    private static func exchange(port: Int, method: String, target: String, headers: [String: String], body: String,
+                                 timeout seconds: Int) throws -> Reply {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket failed") }
         defer { close(fd) }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)

@@ -102,15 +102,37 @@ struct JobQueueContractTests {
         #expect(try await queue.claim(worker: "new") == "claimed")
     }
 
+    static func make(_ driver: Driver, clock: ManualClock) throws -> any JobQueue {
+        switch driver {
+        case .memory: MemoryJobQueue(clock: clock)
+        case .sqlite: SQLiteJobQueue(database: try YardDatabase(), clock: clock)
+        }
+    }
+
+    /// No sleeping: the wait's timeout is on a manual clock that never moves,
+    /// so only the enqueue can end it.
     @Test(arguments: Driver.allCases)
     func waitForWorkWakesOnEnqueue(driver: Driver) async throws {
-        let queue = try Self.make(driver)
-        let clock = ContinuousClock()
-        let start = clock.now
+        let clock = ManualClock()
+        let queue = try Self.make(driver, clock: clock)
         async let waited: Void = queue.waitForWork(timeout: .seconds(10))
-        try await Task.sleep(for: .milliseconds(100))
+        await clock.untilSleeping(1)
         try await queue.enqueue("x")
         await waited
-        #expect(clock.now - start < .seconds(5))
+        #expect(clock.sleeperCount == 0, "the timeout was cancelled")
     }
+
+    @Test(arguments: Driver.allCases)
+    func waitForWorkEndsAtItsTimeout(driver: Driver) async throws {
+        let clock = ManualClock()
+        let queue = try Self.make(driver, clock: clock)
+        async let waited: Void = queue.waitForWork(timeout: .seconds(10))
+        await clock.untilSleeping(1)
+        clock.advance(by: .seconds(9))
+        #expect(clock.sleeperCount == 1)
+        clock.advance(by: .seconds(1))
+        await waited
+        #expect(try await queue.claim(worker: "w") == nil)
+    }
+
 }

@@ -9,6 +9,9 @@ public struct TemporaryDirectory: Sendable {
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
 
+    /// An existing folder (e.g. a tmpfs mount) used as one.
+    public init(at path: String) { self.path = path }
+
     public func file(_ name: String) -> String { path + "/" + name }
 
     @discardableResult

@@ -10,8 +10,12 @@ public struct JobConfig: Sendable, Hashable {
     /// Top-level keys a config may have; anything else is an error naming the key.
     public static let topLevelKeys: [String] = [
         "model", "type", "task_id", "experiment", "train", "val", "mlflow", "minio",
-        "redis", "sweeper", "extras", "metadata",
+        "redis", "sweeper", "extras", "metadata", "max_attempts",
     ]
+
+    /// Attempts a job may lose to a crash (of the engine's host process or of
+    /// `yard up` itself) before it fails instead of being requeued again.
+    public static let defaultMaxAttempts = 3
 
     /// `train:` (and `val:`) keys Trainyard owns: where runs are saved and
     /// how they resume. Any Ultralytics argument that chooses where files go
@@ -43,6 +47,7 @@ public struct JobConfig: Sendable, Hashable {
     public var val: [String: JSONValue]? { document["val"]?.objectValue }
     public var data: String { train["data"]?.stringValue ?? "" }
     public var epochs: Int { train["epochs"]?.intValue ?? 100 }
+    public var maxAttempts: Int { document["max_attempts"]?.intValue ?? Self.defaultMaxAttempts }
     public var sweeper: [String: JSONValue]? { document["sweeper"]?.objectValue }
     public var metadata: [String: JSONValue]? { document["metadata"]?.objectValue }
 

@@ -84,6 +84,13 @@ public struct JobConfigParser: Sendable {
             }
         }
 
+        if let attempts = document["max_attempts"] {
+            guard let n = attempts.intValue, (1...100).contains(n) else {
+                throw YardError.invalid("max_attempts", "must be an integer from 1 to 100 (how many crashed attempts before the job fails), got \(Self.show(attempts))")
+            }
+            document["max_attempts"] = .int(n)
+        }
+
         // sections that must be mappings
         for key in ["train", "val", "mlflow", "minio", "redis", "sweeper", "extras", "metadata"] {
             if let value = document[key], value.objectValue == nil, value != .null {

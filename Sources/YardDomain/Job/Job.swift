@@ -16,6 +16,8 @@ public struct Job: Sendable, Codable, Hashable {
     public var message: String?
     /// How many times a worker has started it (a resume counts).
     public var attempts: Int
+    /// How many attempts ended because a process died under it (nil: none).
+    public var crashes: Int?
     public var worker: String?
     public var device: String?
     public var saveDir: String?
@@ -53,7 +55,7 @@ public struct Job: Sendable, Codable, Hashable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, experiment, model, type, state, config, message, attempts, worker, device, epoch, epochs, fitness, versions
+        case id, experiment, model, type, state, config, message, attempts, crashes, worker, device, epoch, epochs, fitness, versions
         case createdAt = "created_at", startedAt = "started_at", finishedAt = "finished_at"
         case saveDir = "save_dir", bestWeights = "best_weights", lastWeights = "last_weights"
         case finalMetrics = "final_metrics", runID = "run_id", mlflowRunID = "mlflow_run_id", tracking

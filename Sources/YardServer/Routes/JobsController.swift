@@ -52,14 +52,14 @@ struct JobsController<Context: RequestContext> {
 
     @Sendable func list(_ request: Request, context: Context) async throws -> Response {
         let limit = try Query.int(request, "limit", in: 1...1000) ?? 100
-        let state = request.uri.queryParameters.get("state")
-        var jobs = try await store.jobs(limit: limit)
-        if let state {
-            guard let wanted = JobState(rawValue: state) else {
-                throw YardError.invalid("state", "unknown state \(state); use one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))")
+        var wanted: JobState?
+        if let state = request.uri.queryParameters.get("state") {
+            guard let known = JobState(rawValue: state) else {
+                throw YardError.invalid("state", "unknown state \(state.prefix(40)); use one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))")
             }
-            jobs = jobs.filter { $0.state == wanted }
+            wanted = known
         }
+        let jobs = try await store.jobs(limit: limit, state: wanted)
         return try JSONResponse.make(["jobs": jobs])
     }
 
@@ -96,30 +96,8 @@ struct JobsController<Context: RequestContext> {
             after = Int64(try Query.int(request, "after", in: 0...Int.max) ?? 0)
         }
         let store = self.store
-        return Response(
-            status: .ok,
-            headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
-            body: ResponseBody { writer in
-                var cursor = after
-                var idle = ContinuousClock.now
-                while !Task.isCancelled {
-                    let batch = try await store.events(of: id, after: cursor, limit: 500)
-                    for event in batch {
-                        let data = String(decoding: try JSONResponse.encoder.encode(event.payload), as: UTF8.self)
-                        try await writer.write(ByteBuffer(string: "id: \(event.id)\nevent: \(event.type)\ndata: \(data)\n\n"))
-                        cursor = event.id
-                    }
-                    if batch.count == 500 { continue }
-                    if !batch.isEmpty { idle = .now }
-                    if let job = try await store.job(id), job.state.isTerminal, batch.isEmpty { break }
-                    if ContinuousClock.now - idle > .seconds(15) {
-                        try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
-                        idle = .now
-                    }
-                    try await Task.sleep(for: .milliseconds(100))
-                }
-                try await writer.finish(nil)
-            })
+        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
+                        body: ResponseBody { writer in try await JobStreams.events(store: store, jobID: id, after: after, writer: &writer) })
     }
 
     /// The training log as text; with `?follow=true` it streams until the job ends.
@@ -128,24 +106,8 @@ struct JobsController<Context: RequestContext> {
         _ = try await store.require(id)
         let follow = try Query.bool(request, "follow") ?? false
         let store = self.store
-        return Response(
-            status: .ok,
-            headers: [.contentType: "text/plain; charset=utf-8"],
-            body: ResponseBody { writer in
-                var cursor: Int64 = 0
-                while !Task.isCancelled {
-                    let lines = try await store.logs(of: id, after: cursor, limit: 1000)
-                    if !lines.isEmpty {
-                        try await writer.write(ByteBuffer(string: lines.map { $0.line + "\n" }.joined()))
-                        cursor = lines.last!.id
-                    }
-                    if lines.count == 1000 { continue }
-                    guard follow else { break }
-                    if let job = try await store.job(id), job.state.isTerminal, lines.isEmpty { break }
-                    try await Task.sleep(for: .milliseconds(250))
-                }
-                try await writer.finish(nil)
-            })
+        return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
+                        body: ResponseBody { writer in try await JobStreams.logs(store: store, jobID: id, follow: follow, writer: &writer) })
     }
 
     /// A 40 or 64 hex-digit commit id, else nothing.

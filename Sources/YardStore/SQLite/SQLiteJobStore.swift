@@ -4,14 +4,19 @@ import YardDomain
 
 /// The embedded store driver: GRDB over the `YardDatabase` file. With a
 /// `SecretBox`, a job's secrets are sealed (AES-GCM) before they are written.
+/// Events and log lines are published on `feed` once committed, from the
+/// writer's queue, so subscribers get them in commit order.
 public struct SQLiteJobStore: JobStore {
-    let db: any DatabaseWriter
+    let db: YardDatabase
     let box: SecretBox?
     let now: @Sendable () -> Date
+    public let feed: JobFeed
 
-    public init(database: YardDatabase, secrets box: SecretBox? = nil, now: @escaping @Sendable () -> Date = { Date() }) {
-        self.db = database.writer
+    public init(database: YardDatabase, secrets box: SecretBox? = nil, feed: JobFeed = JobFeed(),
+                now: @escaping @Sendable () -> Date = { Date() }) {
+        self.db = database
         self.box = box
+        self.feed = feed
         self.now = now
     }
 
@@ -34,9 +39,11 @@ public struct SQLiteJobStore: JobStore {
         return try text.map { try JSONCoding.decode(Job.self, $0) }
     }
 
-    public func jobs(limit: Int) async throws -> [Job] {
+    public func jobs(limit: Int, state: JobState?) async throws -> [Job] {
         let texts = try await db.read { db in
-            try String.fetchAll(db, sql: "SELECT record FROM job ORDER BY created_at DESC, id DESC LIMIT ?", arguments: [limit])
+            try String.fetchAll(db, sql: """
+                SELECT record FROM job WHERE (?1 IS NULL OR state = ?1) ORDER BY created_at DESC, id DESC LIMIT ?2
+                """, arguments: [state?.rawValue, limit])
         }
         return try texts.map { try JSONCoding.decode(Job.self, $0) }
     }
@@ -62,6 +69,23 @@ public struct SQLiteJobStore: JobStore {
             try db.execute(sql: "UPDATE job SET state = ?, record = ? WHERE id = ?",
                            arguments: [job.state.rawValue, try JSONCoding.string(job), id])
             return job
+        }
+    }
+
+    public func update(_ id: String, recording type: String,
+                       _ change: @escaping @Sendable (inout Job) throws -> JSONValue) async throws -> (Job, JobEvent) {
+        let time = now()
+        let feed = self.feed
+        return try await db.write { db in
+            guard let text = try String.fetchOne(db, sql: "SELECT record FROM job WHERE id = ?", arguments: [id]) else {
+                throw YardError(.notFound, field: "id", "no job \(id); `yard jobs` lists them")
+            }
+            var job = try JSONCoding.decode(Job.self, text)
+            let payload = try change(&job)
+            try db.execute(sql: "UPDATE job SET state = ?, record = ? WHERE id = ?",
+                           arguments: [job.state.rawValue, try JSONCoding.string(job), id])
+            let event = try Self.insertEvent(db, jobID: id, type: type, payload: payload, time: time, feed: feed)
+            return (job, event)
         }
     }
 
@@ -122,12 +146,11 @@ public struct SQLiteJobStore: JobStore {
     }
 
     public func epochs(of id: String) async throws -> [EpochRecord] {
-        let rows = try await db.read { db in
-            try Row.fetchAll(db, sql: "SELECT epoch, metrics, seconds FROM epoch WHERE job_id = ? ORDER BY epoch", arguments: [id])
-        }
-        return try rows.map { row in
-            EpochRecord(jobID: id, epoch: row["epoch"], metrics: try JSONCoding.decode([String: Double].self, row["metrics"]),
-                        seconds: row["seconds"])
+        try await db.read { db in
+            try Row.fetchAll(db, sql: "SELECT epoch, metrics, seconds FROM epoch WHERE job_id = ? ORDER BY epoch", arguments: [id]).map { row in
+                EpochRecord(jobID: id, epoch: row["epoch"], metrics: try JSONCoding.decode([String: Double].self, row["metrics"]),
+                            seconds: row["seconds"])
+            }
         }
     }
 
@@ -149,32 +172,46 @@ public struct SQLiteJobStore: JobStore {
 
     @discardableResult
     public func appendEvent(jobID: String, type: String, payload: JSONValue) async throws -> JobEvent {
-        let text = try JSONCoding.string(payload)
         let time = now()
-        let id = try await db.write { db in
-            try db.execute(sql: "INSERT INTO event (job_id, type, payload, time) VALUES (?, ?, ?, ?)",
-                           arguments: [jobID, type, text, time.timeIntervalSince1970])
-            return db.lastInsertedRowID
+        let feed = self.feed
+        return try await db.write { db in
+            try Self.insertEvent(db, jobID: jobID, type: type, payload: payload, time: time, feed: feed)
         }
-        return JobEvent(id: id, jobID: jobID, type: type, payload: payload, time: time)
+    }
+
+    /// Inserts an event; it is published once its transaction commits.
+    private static func insertEvent(_ db: Database, jobID: String, type: String, payload: JSONValue, time: Date,
+                                    feed: JobFeed) throws -> JobEvent {
+        try db.execute(sql: "INSERT INTO event (job_id, type, payload, time) VALUES (?, ?, ?, ?)",
+                       arguments: [jobID, type, try JSONCoding.string(payload), time.timeIntervalSince1970])
+        let event = JobEvent(id: db.lastInsertedRowID, jobID: jobID, type: type, payload: payload, time: time)
+        db.afterNextTransaction(onCommit: { _ in feed.publish(event) })
+        return event
     }
 
     public func events(of id: String, after: Int64, limit: Int) async throws -> [JobEvent] {
-        let rows = try await db.read { db in
+        try await db.read { db in
             try Row.fetchAll(db, sql: "SELECT id, type, payload, time FROM event WHERE job_id = ? AND id > ? ORDER BY id LIMIT ?",
-                             arguments: [id, after, limit])
-        }
-        return try rows.map { row in
-            JobEvent(id: row["id"], jobID: id, type: row["type"], payload: try JSONCoding.decode(JSONValue.self, row["payload"]),
-                     time: Date(timeIntervalSince1970: row["time"]))
+                             arguments: [id, after, limit]).map { row in
+                JobEvent(id: row["id"], jobID: id, type: row["type"], payload: try JSONCoding.decode(JSONValue.self, row["payload"]),
+                         time: Date(timeIntervalSince1970: row["time"]))
+            }
         }
     }
 
-    public func appendLog(jobID: String, lines: [String]) async throws {
-        guard !lines.isEmpty else { return }
-        try await db.write { db in
+    @discardableResult
+    public func appendLog(jobID: String, lines: [String]) async throws -> [LogLine] {
+        guard !lines.isEmpty else { return [] }
+        let feed = self.feed
+        return try await db.write { db in
             let statement = try db.cachedStatement(sql: "INSERT INTO log (job_id, line) VALUES (?, ?)")
-            for line in lines { try statement.execute(arguments: [jobID, line]) }
+            var stored: [LogLine] = []
+            for line in lines {
+                try statement.execute(arguments: [jobID, line])
+                stored.append(LogLine(id: db.lastInsertedRowID, line: line))
+            }
+            db.afterNextTransaction(onCommit: { [stored] _ in feed.publish(logs: stored, of: jobID) })
+            return stored
         }
     }
 
@@ -182,6 +219,13 @@ public struct SQLiteJobStore: JobStore {
         try await db.read { db in
             try Row.fetchAll(db, sql: "SELECT id, line FROM log WHERE job_id = ? AND id > ? ORDER BY id LIMIT ?", arguments: [id, after, limit])
                 .map { LogLine(id: $0["id"], line: $0["line"]) }
+        }
+    }
+
+    public func logs(of id: String, last count: Int) async throws -> [LogLine] {
+        try await db.read { db in
+            Array(try Row.fetchAll(db, sql: "SELECT id, line FROM log WHERE job_id = ? ORDER BY id DESC LIMIT ?", arguments: [id, count])
+                .map { LogLine(id: $0["id"], line: $0["line"]) }.reversed())
         }
     }
 

@@ -4,15 +4,24 @@ import YardDomain
 
 /// The embedded database: one SQLite file in WAL mode holding the store's
 /// tables and the embedded queue, so queued jobs survive a restart.
+///
+/// All access goes through `read`/`write` below, which always suspend.
+/// GRDB has a blocking twin of each; a closure whose result is not Sendable
+/// (`[Row]`) silently resolves to it, and then every waiting request blocks
+/// a cooperative thread on the reader pool: with two cores, two SSE clients
+/// were enough to stop the whole server (issue 7).
 public struct YardDatabase: Sendable {
-    public let writer: any DatabaseWriter
+    let writer: any DatabaseWriter
 
     /// Opens (creating if needed) the database file and migrates it. The
     /// file and its WAL are private to the user (0600), and deleted content is
     /// overwritten (`secure_delete`), so a replaced secret leaves no copy.
-    public init(path: String) throws {
+    /// - Parameter readers: concurrent read connections; a request waiting
+    ///   for one suspends, it holds no thread.
+    public init(path: String, readers: Int = 8) throws {
         var config = Configuration()
         config.busyMode = .timeout(10)
+        config.maximumReaderCount = readers
         config.prepareDatabase { db in try db.execute(sql: "PRAGMA secure_delete = ON") }
         do {
             let pool = try DatabasePool(path: path, configuration: config)
@@ -29,6 +38,18 @@ public struct YardDatabase: Sendable {
         let queue = try DatabaseQueue()
         try Self.migrator.migrate(queue)
         writer = queue
+    }
+
+    package func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await writer.read(body)
+    }
+
+    package func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await writer.write(body)
+    }
+
+    package func writeWithoutTransaction<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await writer.writeWithoutTransaction(body)
     }
 
     static var migrator: DatabaseMigrator {

@@ -1,0 +1,145 @@
+import Foundation
+import Synchronization
+import YardDomain
+
+/// What a store has committed, broadcast in process: each job's events and
+/// log lines, in commit order, to every subscriber of that job. Streams
+/// (SSE, `logs -f`) subscribe first, read the store once to catch up from
+/// their cursor, then take what the feed delivers: no client polls.
+///
+/// A subscriber that falls `bufferLimit` items behind is not waited for:
+/// further items are dropped for it and its next item is `.lagged`, which
+/// tells it to read the store from its cursor again.
+public final class JobFeed: Sendable {
+    public enum Item: Sendable, Equatable {
+        case event(JobEvent)
+        case logs([LogLine])
+        /// Items were dropped for this subscriber: read the store from your cursor.
+        case lagged
+        /// Nothing was delivered for a while (streams send a keep-alive).
+        case heartbeat
+    }
+
+    public let bufferLimit: Int
+    let heartbeat: Duration
+    private let state = Mutex(State())
+
+    struct State {
+        var subscribers: [String: [UInt64: Subscriber]] = [:]
+        var nextID: UInt64 = 0
+        var ticker: Task<Void, Never>?
+        var count: Int { subscribers.values.reduce(0) { $0 + $1.count } }
+    }
+
+    /// - Parameters:
+    ///   - bufferLimit: items held for one slow subscriber before it lags.
+    ///   - heartbeat: how often idle subscribers get `.heartbeat` (one timer for all).
+    public init(bufferLimit: Int = 1024, heartbeat: Duration = .seconds(15)) {
+        self.bufferLimit = bufferLimit
+        self.heartbeat = heartbeat
+    }
+
+    deinit { state.withLock { $0.ticker?.cancel() } }
+
+    /// Subscribes to one job. Subscribe before reading the store, so nothing
+    /// committed in between is missed (items already read are skipped by id).
+    public func subscribe(_ jobID: String) -> Subscription {
+        let (stream, continuation) = AsyncStream<Item>.makeStream(bufferingPolicy: .bufferingOldest(bufferLimit))
+        let subscriber = Subscriber(continuation: continuation)
+        let id = state.withLock { state -> UInt64 in
+            state.nextID += 1
+            state.subscribers[jobID, default: [:]][state.nextID] = subscriber
+            if state.ticker == nil { state.ticker = startTicker() }
+            return state.nextID
+        }
+        continuation.onTermination = { [weak self] _ in self?.remove(jobID, id) }
+        return Subscription(stream: stream, subscriber: subscriber)
+    }
+
+    /// How many subscriptions are open (all jobs).
+    public var subscriberCount: Int { state.withLock { $0.count } }
+
+    public func publish(_ event: JobEvent) { deliver(.event(event), to: event.jobID) }
+
+    public func publish(logs: [LogLine], of jobID: String) {
+        guard !logs.isEmpty else { return }
+        deliver(.logs(logs), to: jobID)
+    }
+
+    private func deliver(_ item: Item, to jobID: String) {
+        let targets = state.withLock { $0.subscribers[jobID].map { Array($0.values) } ?? [] }
+        for subscriber in targets { subscriber.send(item) }
+    }
+
+    private func remove(_ jobID: String, _ id: UInt64) {
+        let ticker = state.withLock { state -> Task<Void, Never>? in
+            state.subscribers[jobID]?[id] = nil
+            if state.subscribers[jobID]?.isEmpty == true { state.subscribers[jobID] = nil }
+            guard state.subscribers.isEmpty else { return nil }
+            defer { state.ticker = nil }
+            return state.ticker
+        }
+        ticker?.cancel()
+    }
+
+    /// One timer for every subscriber; it ends with the last subscription.
+    private func startTicker() -> Task<Void, Never> {
+        let period = heartbeat
+        return Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: period)
+                guard !Task.isCancelled, let self else { return }
+                let all = self.state.withLock { $0.subscribers.values.flatMap(\.values) }
+                for subscriber in all { subscriber.send(.heartbeat) }
+            }
+        }
+    }
+
+    final class Subscriber: Sendable {
+        let continuation: AsyncStream<Item>.Continuation
+        let lagged = Mutex(false)
+
+        init(continuation: AsyncStream<Item>.Continuation) { self.continuation = continuation }
+
+        func send(_ item: Item) {
+            if case .dropped = continuation.yield(item) { lagged.withLock { $0 = true } }
+        }
+
+        func takeLagged() -> Bool {
+            lagged.withLock { flag in
+                defer { flag = false }
+                return flag
+            }
+        }
+    }
+
+    /// One subscriber's items; ends when the subscription is cancelled (or
+    /// the task iterating it is).
+    public struct Subscription: AsyncSequence, Sendable {
+        let stream: AsyncStream<Item>
+        let subscriber: Subscriber
+
+        public func cancel() { subscriber.continuation.finish() }
+
+        public func makeAsyncIterator() -> Iterator { Iterator(base: stream.makeAsyncIterator(), subscriber: subscriber) }
+
+        public struct Iterator: AsyncIteratorProtocol {
+            var base: AsyncStream<Item>.Iterator
+            let subscriber: Subscriber
+            var held: Item?
+
+            public mutating func next() async -> Item? {
+                if let item = held {
+                    held = nil
+                    return item
+                }
+                guard let item = await base.next() else { return nil }
+                if subscriber.takeLagged() {
+                    held = item
+                    return .lagged
+                }
+                return item
+            }
+        }
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import Synchronization
+import YardDomain
+import YardStore
+
+/// A store that forwards to `base` but throws where `fault` says so: the
+/// injected faults of the reliability tests (a full disk, a lost database).
+public final class FaultyJobStore: JobStore {
+    /// One store call, named as in `JobStore`, with the event type or new state where it has one.
+    public struct Call: Sendable, CustomStringConvertible {
+        public var name: String
+        public var detail: String?
+        public var description: String { detail.map { "\(name)(\($0))" } ?? name }
+    }
+
+    public struct Injected: Error, CustomStringConvertible {
+        public var description: String
+        public init(_ description: String) { self.description = description }
+    }
+
+    public let base: any JobStore
+    private let rule: Mutex<@Sendable (Call) -> Injected?>
+    public var feed: JobFeed { base.feed }
+
+    public init(base: any JobStore = MemoryJobStore(), fault: @escaping @Sendable (Call) -> Injected? = { _ in nil }) {
+        self.base = base
+        self.rule = Mutex(fault)
+    }
+
+    /// Replaces the rule (e.g. the disk filled up, or space came back).
+    public func inject(_ fault: @escaping @Sendable (Call) -> Injected?) { rule.withLock { $0 = fault } }
+
+    private func check(_ name: String, _ detail: String? = nil) throws {
+        let rule = self.rule.withLock { $0 }
+        if let error = rule(Call(name: name, detail: detail)) { throw error }
+    }
+
+    public func insert(_ job: Job, secrets: [String: JSONValue]) async throws {
+        try check("insert"); try await base.insert(job, secrets: secrets)
+    }
+    public func job(_ id: String) async throws -> Job? { try check("job"); return try await base.job(id) }
+    public func jobs(limit: Int, state: JobState?) async throws -> [Job] {
+        try check("jobs"); return try await base.jobs(limit: limit, state: state)
+    }
+    public func jobs(in states: Set<JobState>) async throws -> [Job] { try check("jobs"); return try await base.jobs(in: states) }
+    public func update(_ id: String, _ change: @escaping @Sendable (inout Job) throws -> Void) async throws -> Job {
+        try check("update"); return try await base.update(id, change)
+    }
+    public func update(_ id: String, recording type: String,
+                       _ change: @escaping @Sendable (inout Job) throws -> JSONValue) async throws -> (Job, JobEvent) {
+        // The state a move is going to, known only after the change ran: checked on a copy first.
+        var state: String?
+        if let job = try await base.job(id) {
+            var copy = job
+            let payload = try change(&copy)
+            state = payload["state"]?.stringValue
+        }
+        try check("update", state ?? type)
+        return try await base.update(id, recording: type, change)
+    }
+    public func secrets(of id: String) async throws -> [String: JSONValue] { try check("secrets"); return try await base.secrets(of: id) }
+    public func recordEpoch(_ epoch: EpochRecord) async throws { try check("recordEpoch"); try await base.recordEpoch(epoch) }
+    public func epochs(of id: String) async throws -> [EpochRecord] { try check("epochs"); return try await base.epochs(of: id) }
+    public func recordArtifact(_ artifact: ArtifactRecord) async throws { try check("recordArtifact"); try await base.recordArtifact(artifact) }
+    public func artifacts(of id: String) async throws -> [ArtifactRecord] { try check("artifacts"); return try await base.artifacts(of: id) }
+    public func appendEvent(jobID: String, type: String, payload: JSONValue) async throws -> JobEvent {
+        try check("appendEvent", type); return try await base.appendEvent(jobID: jobID, type: type, payload: payload)
+    }
+    public func events(of id: String, after: Int64, limit: Int) async throws -> [JobEvent] {
+        try check("events"); return try await base.events(of: id, after: after, limit: limit)
+    }
+    public func appendLog(jobID: String, lines: [String]) async throws -> [LogLine] {
+        try check("appendLog"); return try await base.appendLog(jobID: jobID, lines: lines)
+    }
+    public func logs(of id: String, after: Int64, limit: Int) async throws -> [LogLine] {
+        try check("logs"); return try await base.logs(of: id, after: after, limit: limit)
+    }
+    public func logs(of id: String, last count: Int) async throws -> [LogLine] {
+        try check("logs"); return try await base.logs(of: id, last: count)
+    }
+    public func recordModelVersion(_ version: ModelVersion) async throws { try check("recordModelVersion"); try await base.recordModelVersion(version) }
+    public func setModelAlias(name: String, alias: String, version: String) async throws {
+        try check("setModelAlias"); try await base.setModelAlias(name: name, alias: alias, version: version)
+    }
+    public func modelVersions(name: String?) async throws -> [ModelVersion] { try check("modelVersions"); return try await base.modelVersions(name: name) }
+}
