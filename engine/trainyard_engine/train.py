@@ -205,6 +205,67 @@ def check_train_args(train_args):
         raise ValueError(f"train.{reserved[0]}: reserved by Trainyard, which chooses where runs are saved; remove it")
 
 
+def finished_checkpoint(path):
+    """Whether a checkpoint is the final one of a training that ended:
+    Ultralytics strips it (epoch -1, no optimizer), and it cannot resume."""
+    import torch
+
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    return isinstance(ckpt, dict) and (ckpt.get("epoch", -1) == -1 or ckpt.get("optimizer") is None)
+
+
+def last_results(save_dir):
+    """The numbers of results.csv's last row (the final epoch)."""
+    import csv
+
+    path = Path(save_dir) / "results.csv"
+    if not path.is_file():
+        return {}
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return {}
+    numbers = {}
+    for key, value in rows[-1].items():
+        try:
+            numbers[key.strip()] = float(value)
+        except (TypeError, ValueError):
+            continue
+    return numbers
+
+
+def report_finished(spec, events, save_dir):
+    """A resume of a training that had already finished (its end went
+    unrecorded): report its results from the run folder, train nothing, and
+    never fall back to Ultralytics' default dataset."""
+    weights = save_dir / "weights"
+    best, last = weights / "best.pt", weights / "last.pt"
+    numbers = last_results(save_dir)
+    events.emit(
+        "started",
+        versions=versions(),
+        device=str((spec.get("train") or {}).get("device", "cpu")),
+        save_dir=str(save_dir),
+        epochs=int(numbers.get("epoch", 0)) or None,
+        start_epoch=int(numbers.get("epoch", 0)),
+        resumed=True,
+        pid=os.getpid(),
+    )
+    events.emit("log", line="the checkpoint is from a training that already finished; reporting its results without training again")
+    for path, kind in artifacts_in(save_dir):
+        events.emit("artifact", path=path, kind=kind)
+    metrics = {key: value for key, value in numbers.items() if key.startswith("metrics/") or key.startswith("val/")}
+    events.emit(
+        "finished",
+        best=str(best) if best.exists() else None,
+        last=str(last) if last.exists() else None,
+        metrics=metrics,
+        fitness=None,
+        save_dir=str(save_dir),
+    )
+    return 0
+
+
 def train(spec, events):
     """Trains one job. Returns the process exit code."""
     stop = StopControl()
@@ -214,11 +275,14 @@ def train(spec, events):
     save_dir = Path(spec["project"]) / spec["name"]
     try:
         check_train_args(spec.get("train") or {})
+        if spec.get("resume") and finished_checkpoint(spec["resume"]):
+            return report_finished(spec, events, save_dir)
         model = build_model(spec)
         reporter.attach(model)
         if spec.get("resume"):
             events.emit("log", line=f"resuming from {spec['resume']}")
-            overrides = {k: v for k, v in (spec.get("train") or {}).items() if k in ("device", "batch", "workers")}
+            # data too: without it Ultralytics falls back to its default dataset (coco8.yaml).
+            overrides = {k: v for k, v in (spec.get("train") or {}).items() if k in ("device", "batch", "workers", "data")}
             model.train(resume=True, **overrides)
         else:
             args = dict(spec.get("train") or {})
