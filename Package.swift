@@ -90,8 +90,10 @@ let package = Package(
         .testTarget(name: "YardArtifactsTests", dependencies: ["YardArtifacts"]),
         .testTarget(name: "YardStoreTests", dependencies: ["YardStore", "YardQueue", "YardTestSupport"]),
         .testTarget(name: "YardServerTests", dependencies: [
-            "YardServer", "YardTracker", "YardTestSupport",
+            "YardServer", "YardTracker", "YardArtifacts", "YardTestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
         .testTarget(name: "YardEndToEndTests", dependencies: [
             "YardDomain", "YardEngine", "YardArtifacts", "YardTestSupport",

@@ -29,6 +29,10 @@ public final class ManualClock: Clock, Sendable {
     public var now: Instant { state.withLock { $0.now } }
     public var minimumResolution: Duration { .zero }
     public var sleeperCount: Int { state.withLock { $0.sleepers.count } }
+    /// How far ahead the earliest sleeper's deadline is.
+    public var nextWake: Duration? {
+        state.withLock { state in state.sleepers.values.map { state.now.duration(to: $0.deadline) }.min() }
+    }
 
     public func sleep(until deadline: Instant, tolerance: Duration? = nil) async throws {
         let id = state.withLock { state -> Int in

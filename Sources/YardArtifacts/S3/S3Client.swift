@@ -27,9 +27,17 @@ public struct S3Client: Sendable {
     let http: HTTPClient
     /// Files larger than this are sent as a multipart upload of parts this big.
     public var partSize: Int
+    /// Waits between tries when the endpoint cannot be reached; with the
+    /// client's connect timeout they bound how long a dead endpoint holds a job.
+    public var retryBackoff: [Duration] = [.milliseconds(500), .seconds(1), .seconds(2)]
+
+    /// Connects within 3 s (an unreachable endpoint fails fast and is retried
+    /// with backoff); a transfer may take as long as it needs while bytes flow.
+    public static let defaultHTTP = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(
+        timeout: .init(connect: .seconds(3), read: .seconds(120))))
 
     public init(endpoint: String, accessKey: String, secretKey: String, region: String = "us-east-1",
-                partSize: Int = 16 << 20, http: HTTPClient = .shared) throws {
+                partSize: Int = 16 << 20, http: HTTPClient = S3Client.defaultHTTP) throws {
         guard let components = URLComponents(string: endpoint), components.host != nil,
               components.scheme == "http" || components.scheme == "https" else {
             throw YardError.invalid("minio.MINIO_ENDPOINT", "must be an http(s) URL such as http://127.0.0.1:9000")
@@ -112,7 +120,7 @@ public struct S3Client: Sendable {
         for (name, value) in signedHeaders(method: "GET", bucket: bucket, key: key, query: [], headers: [:], payloadHash: SigV4.emptyPayloadHash) {
             request.headers.add(name: name, value: value)
         }
-        let response = try await http.execute(request, timeout: .seconds(3600))
+        let response = try await execute(request, timeout: .seconds(3600))
         guard response.status.code < 300 else {
             throw Self.failure(response.status, try await response.body.collect(upTo: 1 << 20))
         }
@@ -217,15 +225,32 @@ public struct S3Client: Sendable {
             request.headers.add(name: name, value: value)
         }
         if let body { request.body = .bytes(body) }
-        let response: HTTPClientResponse
-        do {
-            response = try await http.execute(request, timeout: .seconds(600))
-        } catch {
-            throw YardError(.unavailable, field: "minio.MINIO_ENDPOINT", "cannot reach S3 at \(hostHeader): \(error)")
-        }
+        let response = try await execute(request, timeout: .seconds(600))
         let data = try await response.body.collect(upTo: 16 << 20)
         guard response.status.code < 300 else { throw Self.failure(response.status, data) }
         return Answer(headers: response.headers, body: data)
+    }
+
+    /// Sends a request (its body must be replayable), retrying while the
+    /// endpoint cannot be reached; the last error names the endpoint and the tries.
+    func execute(_ request: HTTPClientRequest, timeout: TimeAmount) async throws -> HTTPClientResponse {
+        let clock = ContinuousClock()
+        let start = clock.now
+        var waits = retryBackoff[...]
+        var tries = 0
+        while true {
+            tries += 1
+            do {
+                return try await http.execute(request, timeout: timeout)
+            } catch {
+                guard let wait = waits.popFirst(), !Task.isCancelled else {
+                    let spent = (clock.now - start).components.seconds
+                    throw YardError(.unavailable, field: "minio.MINIO_ENDPOINT",
+                                    "cannot reach S3 at \(hostHeader) (\(tries) tries over \(spent) s): \(error); check minio.MINIO_ENDPOINT and that the server is up")
+                }
+                try await Task.sleep(for: wait)
+            }
+        }
     }
 
     static func failure(_ status: HTTPResponseStatus, _ body: ByteBuffer) -> Failure {

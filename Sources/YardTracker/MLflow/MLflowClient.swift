@@ -8,6 +8,11 @@ import YardDomain
 /// server's proxy, model registry).
 public struct MLflowClient: Sendable {
     public let trackingURI: String
+    /// Connects within 3 s: an unreachable server fails the call fast and the
+    /// spool retries it with backoff (the shared client keeps retrying a
+    /// refused connection until the whole request deadline).
+    public static let defaultHTTP = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(
+        timeout: .init(connect: .seconds(3), read: .seconds(60))))
     let http: HTTPClient
     let authorization: String?
     let timeout: TimeAmount
@@ -15,7 +20,7 @@ public struct MLflowClient: Sendable {
     /// `MLFLOW_TRACKING_TOKEN` becomes a Bearer token; a URI's `user:pass@`
     /// (or `MLFLOW_TRACKING_USERNAME`/`_PASSWORD`) becomes Basic auth.
     public init(trackingURI: String, token: String? = nil, username: String? = nil, password: String? = nil,
-                http: HTTPClient = .shared, timeout: TimeAmount = .seconds(30)) {
+                http: HTTPClient = MLflowClient.defaultHTTP, timeout: TimeAmount = .seconds(30)) {
         var uri = trackingURI.hasSuffix("/") ? String(trackingURI.dropLast()) : trackingURI
         var user = username, pass = password
         if let components = URLComponents(string: uri), let u = components.user {

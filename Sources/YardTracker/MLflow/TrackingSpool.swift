@@ -38,11 +38,19 @@ public actor TrackingSpool: Service {
     var registrar: Registrar?
     /// Seals a tracking URI that carries credentials before it is spooled.
     let secrets: SecretBox?
-    private var wake: AsyncStream<Void>.Continuation?
-    private var retryDelay: Duration
+    let clock: any Clock<Duration>
+    let initialRetryDelay: Duration
     let maxRetryDelay: Duration
+    /// The wait before the next replay while something is left: doubles
+    /// after each failed replay up to `maxRetryDelay`, back to the start once all is sent.
+    public private(set) var retryDelay: Duration
+    /// Whether MLflow is known to be unreachable (logged once per outage).
+    public private(set) var inOutage = false
+    private var parked: CheckedContinuation<Void, Never>?
+    private var poked = false
 
     public init(directory: String, logger: Logger, retryDelay: Duration = .seconds(1), maxRetryDelay: Duration = .seconds(30),
+                clock: any Clock<Duration> = ContinuousClock(),
                 clientFactory: @escaping @Sendable (String) -> MLflowClient = { MLflowClient(trackingURI: $0) },
                 secrets: SecretBox? = nil, report: @escaping Report = { _, _, _, _ in }, registrar: Registrar? = nil) {
         self.directory = directory
@@ -51,6 +59,8 @@ public actor TrackingSpool: Service {
         self.clientFactory = clientFactory
         self.report = report
         self.registrar = registrar
+        self.clock = clock
+        self.initialRetryDelay = retryDelay
         self.retryDelay = retryDelay
         self.maxRetryDelay = maxRetryDelay
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -74,7 +84,7 @@ public actor TrackingSpool: Service {
         try handle.seekToEnd()
         try handle.write(contentsOf: line + Data("\n".utf8))
         try handle.synchronize()
-        wake?.yield()
+        poke()
     }
 
     /// Job ids with operations not yet sent.
@@ -83,27 +93,61 @@ public actor TrackingSpool: Service {
         return files.filter { $0.hasSuffix(".jsonl") }.map { String($0.dropLast(6)) }.sorted()
     }
 
+    /// Replays until graceful shutdown, which cancels a replay in flight (an
+    /// MLflow that hangs cannot hold the service past its stop grace); what
+    /// was not sent stays spooled for the next start.
     public func run() async throws {
-        let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-        wake = continuation
-        continuation.yield()
-        await withGracefulShutdownHandler {
-            await withTaskGroup(of: Void.self) { group in
-                // A timer so a failed replay is retried even when nothing new is spooled.
-                group.addTask { [retryDelay] in
-                    while !Task.isCancelled {
-                        try? await Task.sleep(for: retryDelay)
-                        continuation.yield()
-                    }
+        await cancelWhenGracefulShutdown { await self.replayLoop() }
+    }
+
+    private func replayLoop() async {
+        while !Task.isCancelled {
+            poked = false  // this pass reads every spool file; an append from now on asks for another
+            let clean = await replayAll()
+            guard !Task.isCancelled else { return }
+            // Idle until something is spooled; after a failure, also until the backoff passes.
+            await pause(upTo: clean ? nil : retryDelay)
+        }
+    }
+
+    private func pause(upTo delay: Duration?) async {
+        if poked {
+            poked = false
+            return
+        }
+        let clock = self.clock
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.park() }
+            if let delay {
+                group.addTask {
+                    do { try await clock.sleep(for: delay) } catch { return }
+                    await self.poke()
                 }
-                for await _ in stream {
-                    if Task.isCancelled { break }
-                    _ = await replayAll()
-                }
-                group.cancelAll()
             }
-        } onGracefulShutdown: {
-            continuation.finish()
+            await group.next()
+            group.cancelAll()
+            poke()
+            await group.waitForAll()
+            poked = false
+        }
+    }
+
+    /// Suspends until poked (a new operation, the backoff, or cancellation at shutdown).
+    private func park() async {
+        if poked { return }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { parked = $0 }
+        } onCancel: {
+            Task { await self.poke() }
+        }
+    }
+
+    private func poke() {
+        if let parked {
+            self.parked = nil
+            parked.resume()
+        } else {
+            poked = true
         }
     }
 
@@ -111,19 +155,34 @@ public actor TrackingSpool: Service {
     @discardableResult
     public func replayAll() async -> Bool {
         var clean = true
+        var firstError: String?
         for job in pendingJobs() {
-            if await !replay(job) { clean = false }
+            if Task.isCancelled { return false }
+            if case .failure(let error) = await replay(job) {
+                clean = false
+                firstError = firstError ?? error.description
+            }
         }
-        retryDelay = clean ? .seconds(1) : min(retryDelay * 2, maxRetryDelay)
+        if clean {
+            if inOutage { logger.info("tracking: MLflow reachable again; the spool is sent") }
+            inOutage = false
+            retryDelay = initialRetryDelay
+        } else if !inOutage {
+            logger.warning("tracking: MLflow unreachable (\(firstError ?? "?")); keeping calls in \(directory), retrying with backoff up to \(maxRetryDelay)")
+            inOutage = true
+            retryDelay = initialRetryDelay
+        } else {
+            retryDelay = min(retryDelay * 2, maxRetryDelay)
+        }
         return clean
     }
 
-    /// Sends one job's unsent operations in order. False when it stopped on
-    /// an error that a later replay may get past.
-    func replay(_ jobID: String) async -> Bool {
+    /// Sends one job's unsent operations in order; a failure is an error
+    /// that a later replay may get past.
+    func replay(_ jobID: String) async -> Result<Void, ReplayError> {
         let path = "\(directory)/\(jobID).jsonl"
         let statePath = "\(directory)/\(jobID).state.json"
-        guard let data = FileManager.default.contents(atPath: path) else { return true }
+        guard let data = FileManager.default.contents(atPath: path) else { return .success(()) }
         var state = (FileManager.default.contents(atPath: statePath)).flatMap { try? JSONDecoder().decode(State.self, from: $0) } ?? State()
         let lines = data.split(separator: UInt8(ascii: "\n"))
         var ended = false
@@ -158,7 +217,7 @@ public actor TrackingSpool: Service {
                 save(state, to: statePath)
                 await report(jobID, .pending, state.runID, state.lastError)
                 logger.debug("tracking \(jobID): MLflow unreachable (\(error)); will retry")
-                return false
+                return .failure(ReplayError(description: state.lastError ?? "\(error)"))
             }
             state.sent += batch.count
             save(state, to: statePath)
@@ -171,8 +230,10 @@ public actor TrackingSpool: Service {
         } else {
             await report(jobID, .pending, state.runID, nil)
         }
-        return true
+        return .success(())
     }
+
+    struct ReplayError: Error, CustomStringConvertible { var description: String }
 
     private func sendMetrics(_ ops: [JSONValue], state: State) async throws {
         guard let runID = state.runID, let uri = try state.trackingURI.map(plain) else { return }
