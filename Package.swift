@@ -79,9 +79,12 @@ let package = Package(
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
         .executableTarget(name: "yard", dependencies: ["YardCLI"]),
-        // The Swift half of bench/mlflow_metrics.sh.
+        // The Swift half of bench/mlflow_metrics.sh and bench/streams.sh.
         .executableTarget(name: "YardBench", dependencies: [
-            "YardDomain", "YardStore", "YardTracker", .product(name: "Logging", package: "swift-log"),
+            "YardDomain", "YardStore", "YardQueue", "YardTracker", "YardServer", "YardArtifacts", "YardEngine",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
 
         // Fixtures shared by the test suites: temp folders, a scripted engine.

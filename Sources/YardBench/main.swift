@@ -1,6 +1,9 @@
-// yard-bench: the Swift half of bench/mlflow_metrics.sh. Logs POINTS metric
-// points through the MLflow tracker (spooled, replayed in batches) into a new
-// run and prints {"run_id", "seconds", "points"} as JSON.
+// yard-bench: the Swift half of the benchmarks.
+//   yard-bench TRACKING_URI EXPERIMENT POINTS (bench/mlflow_metrics.sh): logs
+//     POINTS metric points through the MLflow tracker (spooled, replayed in
+//     batches) into a new run and prints {"run_id", "seconds", "points"}.
+//   yard-bench streams [EVENTS] [IDLE_SECONDS] (bench/streams.sh): SSE latency
+//     with 1 and 100 clients, server CPU with 100 idle clients.
 import Foundation
 import Logging
 import YardDomain
@@ -8,6 +11,12 @@ import YardStore
 import YardTracker
 
 let arguments = CommandLine.arguments
+if arguments.count >= 2, arguments[1] == "streams" {
+    let events = arguments.count > 2 ? Int(arguments[2]) ?? 200 : 200
+    let idle = arguments.count > 3 ? Int(arguments[3]) ?? 10 : 10
+    try await StreamBench.run(events: events, idleSeconds: idle)
+    exit(0)
+}
 guard arguments.count == 4, let points = Int(arguments[3]), points > 0 else {
     FileHandle.standardError.write(Data("usage: yard-bench TRACKING_URI EXPERIMENT POINTS\n".utf8))
     exit(2)

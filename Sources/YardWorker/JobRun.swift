@@ -143,7 +143,10 @@ struct JobRun {
                         // (the checkpoint stays, so `yard resume` continues it).
                         let reason = masker.mask("recording the run failed at its \(event.kind.rawValue) event: \(error)")
                         worker.logger.error("job \(jobID): \(reason)")
-                        if outcome.failure.withLock({ old in defer { old = old ?? reason }; return old == nil }) { process.requestStop() }
+                        if outcome.failure.withLock({ old in defer { old = old ?? reason }; return old == nil }) {
+                            outcome.stopReason.withLock { $0 = $0 ?? .failure }
+                            process.requestStop()
+                        }
                     }
                 }
             }
@@ -178,25 +181,24 @@ struct JobRun {
     /// Polls the job's state; on `stopping` signals the engine, and kills it
     /// if it has not ended within the grace period.
     private func watchForStop(_ process: any EngineProcess, outcome: RunOutcome) async {
-        var signalled = false
-        let clock = ContinuousClock()
-        var deadline: ContinuousClock.Instant?
+        let tick = Duration.milliseconds(500)
+        var remaining: Duration?  // the grace left once a stop was signalled
         while !Task.isCancelled {
-            if !signalled, (try? await store.job(jobID))?.state == .stopping {
+            if remaining == nil, (try? await store.job(jobID))?.state == .stopping {
                 outcome.stopReason.withLock { $0 = $0 ?? .user }
                 process.requestStop()
             }
-            if !signalled, outcome.stopReason.withLock({ $0 }) != nil {
-                signalled = true
-                deadline = clock.now.advanced(by: worker.configuration.stopGrace)
+            if remaining == nil, outcome.stopReason.withLock({ $0 }) != nil {
+                remaining = worker.configuration.stopGrace
             }
-            if let deadline, clock.now >= deadline {
+            if let left = remaining, left <= .zero {
                 worker.logger.warning("job \(jobID): engine did not stop within the grace period; killing it")
                 outcome.killed.withLock { $0 = true }
                 process.kill()
                 return
             }
-            try? await Task.sleep(for: .milliseconds(500))
+            do { try await worker.configuration.clock.sleep(for: tick) } catch { return }
+            remaining = remaining.map { $0 - tick }
         }
     }
 
@@ -340,7 +342,9 @@ struct JobRun {
 
 /// What an attempt learned, written from the event loop and the stop watcher.
 final class RunOutcome: Sendable {
-    enum StopReason: Sendable { case user, shutdown }
+    /// Who asked the engine to stop: a user, the service going down, or the
+    /// worker itself after a failure to record the run.
+    enum StopReason: Sendable { case user, shutdown, failure }
     let stopReason = Locked<StopReason?>(nil)
     let finished = Locked(false)
     let killed = Locked(false)

@@ -44,10 +44,14 @@ struct TestYard {
     }
 
     /// A worker that retries recording how a job ended at once (`settleBackoff`).
-    func worker(_ runner: ScriptedEngineRunner, settleBackoff: [Duration] = [.milliseconds(20)]) -> YardWorkerHandle {
+    func worker(_ runner: ScriptedEngineRunner, settleBackoff: [Duration] = [.milliseconds(20)],
+                configure: (inout Worker.Configuration) -> Void = { _ in }) -> YardWorkerHandle {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        return YardWorkerHandle(worker: yard.workers(runner: runner, logger: logger)[0].reconfigured { $0.settleBackoff = settleBackoff })
+        return YardWorkerHandle(worker: yard.workers(runner: runner, logger: logger)[0].reconfigured {
+            $0.settleBackoff = settleBackoff
+            configure(&$0)
+        })
     }
 
     func test(_ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {

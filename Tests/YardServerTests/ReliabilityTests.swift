@@ -119,6 +119,34 @@ struct ReliabilityTests {
         }
     }
 
+    /// The stop grace runs on the worker's clock: no test waits two minutes.
+    @Test func anEngineThatIgnoresAStopIsKilledAfterTheGracePeriod() async throws {
+        let t = try TestYard()
+        defer { t.dir.remove() }
+        _ = try await t.yard.control.submit(try Self.parser.parse(t.config("task_id: stuck", epochs: 5000)))
+        var runner = ScriptedEngineRunner.training(epochs: 5000, stepDelay: .milliseconds(2))
+        runner.ignoresStop = true
+        let clock = ManualClock()
+        let worker = t.worker(runner) { $0.clock = clock; $0.stopGrace = .seconds(120) }
+        let draining = Task { try await worker.drain() }
+        try await eventually("epoch 1") { try await t.yard.store.job("stuck")?.epoch ?? 0 >= 1 }
+        _ = try await t.yard.control.stop("stuck")
+        var advanced = Duration.zero
+        try await eventually("the kill", timeout: .seconds(30), every: .milliseconds(5)) {
+            if clock.sleeperCount > 0 {
+                clock.advance(by: .milliseconds(500))
+                advanced += .milliseconds(500)
+            }
+            return try await t.yard.store.require("stuck").state.isTerminal
+        }
+        try await draining.value
+        let job = try await t.yard.store.require("stuck")
+        #expect(job.state == .stopped)
+        #expect(job.message?.contains("killed after the grace period") == true)
+        #expect(advanced >= .seconds(120) && advanced <= .seconds(122), "killed once the grace had passed on the worker's clock (\(advanced))")
+        #expect(job.epoch ?? 0 < 5000)
+    }
+
     @Test func maxAttemptsIsValidated() throws {
         let t = try TestYard()
         defer { t.dir.remove() }

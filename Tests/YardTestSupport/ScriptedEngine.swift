@@ -9,6 +9,8 @@ public struct ScriptedEngineRunner: EngineRunner {
     public var script: @Sendable (EngineRequest) -> [EngineOutput]
     public var exitCode: Int32
     public var stepDelay: Duration
+    /// An engine stuck in a step: it hears a stop request and goes on (only a kill ends it).
+    public var ignoresStop = false
     public let requests = RequestLog()
 
     public init(exitCode: Int32 = 0, stepDelay: Duration = .milliseconds(5),
@@ -20,7 +22,7 @@ public struct ScriptedEngineRunner: EngineRunner {
 
     public func start(_ request: EngineRequest) async throws -> any EngineProcess {
         requests.append(request)
-        return ScriptedProcess(steps: script(request), exitCode: exitCode, stepDelay: stepDelay)
+        return ScriptedProcess(steps: script(request), exitCode: exitCode, stepDelay: stepDelay, ignoresStop: ignoresStop)
     }
 
     /// A successful training of `epochs` epochs.
@@ -62,11 +64,13 @@ final class ScriptedProcess: EngineProcess, @unchecked Sendable {
     private var done = false
     private let steps: [EngineOutput]
     private let exitCode: Int32
+    private let ignoresStop: Bool
     let output: AsyncStream<EngineOutput>
 
-    init(steps: [EngineOutput], exitCode: Int32, stepDelay: Duration) {
+    init(steps: [EngineOutput], exitCode: Int32, stepDelay: Duration, ignoresStop: Bool) {
         self.steps = steps
         self.exitCode = exitCode
+        self.ignoresStop = ignoresStop
         var next: (@Sendable () async -> EngineOutput?)!
         output = AsyncStream(unfolding: { await next() })
         next = { [unowned self] in
@@ -78,7 +82,7 @@ final class ScriptedProcess: EngineProcess, @unchecked Sendable {
     private func nextStep() -> EngineOutput? {
         lock.withLock {
             if done || killed { return nil }
-            if stopRequested {
+            if stopRequested && !ignoresStop {
                 done = true
                 return .event(EngineEvent(kind: .stopped, payload: ["last": "/runs/x/weights/last.pt", "epoch": 1]))
             }
