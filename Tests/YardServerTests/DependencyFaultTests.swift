@@ -56,6 +56,26 @@ struct DependencyFaultTests {
         #expect(await spool.pendingJobs() == ["j"], "the unsent call stays spooled")
     }
 
+    /// A replay that finished a run's file deleted it, with whatever was
+    /// spooled while its last call was in flight (a registration was lost).
+    @Test(.timeLimit(.minutes(1))) func whatIsSpooledDuringAReplayIsNeverDeletedWithTheFile() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let server = try Listener(answerAfter: DispatchSemaphore(value: 0))
+        defer { server.close() }
+        try dir.write("j.state.json", #"{"sent": 0, "run_id": "r1", "tracking_uri": "http://127.0.0.1:\#(server.port)"}"#)
+        try dir.write("j.jsonl", #"{"op": "end", "status": "FINISHED", "end_time": 1}"# + "\n")
+        let spool = TrackingSpool(directory: dir.path, logger: Logger(label: "test"))
+        let replay = Task { await spool.replayAll() }
+        try await eventually("the end call to be in flight") { server.accepted > 0 }
+        try await spool.append(jobID: "j", ["op": "register", "name": "m"])
+        server.answerAfter?.signal()
+        #expect(await replay.value)
+        #expect(await spool.pendingJobs() == ["j"], "the registration is still spooled")
+        let text = try String(contentsOfFile: dir.file("j.jsonl"), encoding: .utf8)
+        #expect(text.contains(#""op":"register""#))
+    }
+
     @Test func anUnreachableS3EndpointFailsAfterBoundedRetriesNamingIt() async throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
@@ -79,6 +99,8 @@ struct DependencyFaultTests {
 final class Listener: Sendable {
     let fd: Int32
     let port: Int
+    /// When set, each connection is answered `200 {}` once this is signalled.
+    let answerAfter: DispatchSemaphore?
     private let count = Atomic(0)
     var accepted: Int { count.load(ordering: .relaxed) }
 
@@ -86,14 +108,24 @@ final class Listener: Sendable {
     static let quickHTTP = HTTPClient(eventLoopGroupProvider: .singleton,
                                       configuration: .init(timeout: .init(connect: .milliseconds(200), read: .seconds(30))))
 
-    init() throws {
+    init(answerAfter: DispatchSemaphore? = nil) throws {
         (fd, port) = try Self.bind()
+        self.answerAfter = answerAfter
         guard listen(fd, 16) == 0 else { throw FaultyJobStore.Injected("listen failed") }
         Thread { [self] in
             while true {
                 let client = accept(fd, nil, nil)
                 if client < 0 { return }
-                count.add(1, ordering: .relaxed)  // held open, never read or answered
+                count.add(1, ordering: .relaxed)  // held open, never answered unless `answerAfter`
+                guard let gate = answerAfter else { continue }
+                Thread {
+                    var buffer = [UInt8](repeating: 0, count: 65536)
+                    _ = read(client, &buffer, buffer.count)
+                    gate.wait()
+                    let reply = Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}".utf8)
+                    _ = reply.withUnsafeBytes { write(client, $0.baseAddress, $0.count) }
+                    _ = Glibc.close(client)
+                }.start()
             }
         }.start()
     }

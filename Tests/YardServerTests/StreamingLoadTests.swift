@@ -38,7 +38,9 @@ struct StreamingLoadTests {
                 try await Task.sleep(for: .milliseconds(50))
             }
             try await training.value
-            #expect(slowest.withLock { $0 } < .seconds(1), "/health took \(slowest.withLock { $0 })")
+            // Debug build, sharing two cores with the other suites: a looser bound than the
+            // end-to-end test's 1 s (LoadDuringTrainingTests). The hang it guards against is forever.
+            #expect(slowest.withLock { $0 } < .seconds(3), "/health took \(slowest.withLock { $0 })")
             for get in gets { #expect(try await get.value.status == 200) }
             for stream in streams {
                 let body = try await stream.value.body

@@ -121,13 +121,15 @@ public struct MLflowTracker: Tracker {
         var tags: [String: JSONValue] = ["trainyard.state": .string(job.state.rawValue)]
         if let message = job.message { tags["trainyard.message"] = .string(String(message.prefix(5000))) }
         if let fitness = job.fitness { tags["trainyard.fitness"] = .string(String(fitness)) }
-        try await spool.append(jobID: job.id, ["op": "tags", "tags": .object(tags)])
-        try await spool.append(jobID: job.id, ["op": "end", "status": .string(status), "end_time": .int(millis)])
+        var ops: [[String: JSONValue]] = [["op": "tags", "tags": .object(tags)], ["op": "end", "status": .string(status), "end_time": .int(millis)]]
         if job.state == .succeeded, let name = job.config["mlflow"]?["register_model"]?.stringValue {
             var op: [String: JSONValue] = ["op": "register", "name": .string(name)]
             if let alias = job.config["mlflow"]?["register_alias"]?.stringValue { op["alias"] = .string(alias) }
-            try await spool.append(jobID: job.id, op)
+            ops.append(op)
         }
+        // One write: a replay between the end and the registration would
+        // finish the run's file without it.
+        try await spool.append(jobID: job.id, ops: ops)
     }
 
     /// `{a: {b: 1}}` → `a.b = "1"`; lists as compact JSON.

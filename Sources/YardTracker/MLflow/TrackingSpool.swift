@@ -69,12 +69,21 @@ public actor TrackingSpool: Service {
 
     /// Appends one operation for a job and nudges the replayer.
     public func append(jobID: String, _ op: [String: JSONValue]) throws {
-        var op = op
-        // A URI with a password is spooled sealed, readable only with the key.
-        if let secrets, let uri = op["tracking_uri"]?.stringValue, Redaction.redactURLCredentials(uri) != uri {
-            op["tracking_uri"] = .string(secrets.seal(uri))
+        try append(jobID: jobID, ops: [op])
+    }
+
+    /// Appends operations in one write, so a replay never sees some of them
+    /// without the others (a run's end and its registration).
+    public func append(jobID: String, ops: [[String: JSONValue]]) throws {
+        var bytes = Data()
+        for op in ops {
+            var op = op
+            // A URI with a password is spooled sealed, readable only with the key.
+            if let secrets, let uri = op["tracking_uri"]?.stringValue, Redaction.redactURLCredentials(uri) != uri {
+                op["tracking_uri"] = .string(secrets.seal(uri))
+            }
+            bytes += try JSONEncoder().encode(JSONValue.object(op)) + Data("\n".utf8)
         }
-        let line = try JSONEncoder().encode(JSONValue.object(op))
         let path = "\(directory)/\(jobID).jsonl"
         if !FileManager.default.fileExists(atPath: path) {
             FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
@@ -82,7 +91,7 @@ public actor TrackingSpool: Service {
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         defer { try? handle.close() }
         try handle.seekToEnd()
-        try handle.write(contentsOf: line + Data("\n".utf8))
+        try handle.write(contentsOf: bytes)
         try handle.synchronize()
         poke()
     }
@@ -222,8 +231,13 @@ public actor TrackingSpool: Service {
             state.sent += batch.count
             save(state, to: statePath)
         }
+        // Operations spooled while this replay was sending are not in `data`:
+        // the file is kept for the next pass, never deleted with them in it.
+        let grown = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? data.count
         let lastOp = lines.last.flatMap({ try? JSONDecoder().decode(JSONValue.self, from: Data($0)) })?["op"]?.stringValue
-        if ended || lastOp == "end" || lastOp == "register" {
+        if grown > data.count {
+            await report(jobID, .pending, state.runID, nil)
+        } else if ended || lastOp == "end" || lastOp == "register" {
             try? FileManager.default.removeItem(atPath: path)
             try? FileManager.default.removeItem(atPath: statePath)
             await report(jobID, .synced, state.runID, state.lastError)
