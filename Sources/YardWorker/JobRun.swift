@@ -143,7 +143,12 @@ struct JobRun {
                         // (the checkpoint stays, so `yard resume` continues it).
                         let reason = masker.mask("recording the run failed at its \(event.kind.rawValue) event: \(error)")
                         worker.logger.error("job \(jobID): \(reason)")
-                        if outcome.failure.withLock({ old in defer { old = old ?? reason }; return old == nil }) {
+                        let first = outcome.failure.withLock { failure -> Bool in
+                            guard failure == nil else { return false }
+                            failure = reason
+                            return true
+                        }
+                        if first {
                             outcome.stopReason.withLock { $0 = $0 ?? .failure }
                             process.requestStop()
                         }
@@ -205,76 +210,74 @@ struct JobRun {
     /// Records one engine event; a store write that fails is thrown (the
     /// caller ends the attempt), a tracker or upload failure is only noted.
     private func handle(_ event: EngineEvent, outcome: RunOutcome, log: LogSink, storage: JobStorage, datasetHash: String?) async throws {
-        do {
-            if event.kind == .log, let line = event.line { await log.append("[engine] " + line) }
-            try await store.appendEvent(jobID: jobID, type: event.kind.rawValue, payload: .object(event.payload))
-            switch event.kind {
-            case .started:
-                let job = try await store.update(jobID) { job in
-                    job.device = event.payload["device"]?.stringValue
-                    job.saveDir = event.payload["save_dir"]?.stringValue
-                    if let datasetHash { job.datasetHash = datasetHash }
-                    if let epochs = event.epochs { job.epochs = epochs }
-                    if let versions = event.payload["versions"]?.objectValue {
-                        job.versions = versions.compactMapValues(\.stringValue)
-                    }
+        if event.kind == .log, let line = event.line { await log.append("[engine] " + line) }
+        try await store.appendEvent(jobID: jobID, type: event.kind.rawValue, payload: .object(event.payload))
+        switch event.kind {
+        case .started:
+            let job = try await store.update(jobID) { job in
+                job.device = event.payload["device"]?.stringValue
+                job.saveDir = event.payload["save_dir"]?.stringValue
+                if let datasetHash { job.datasetHash = datasetHash }
+                if let epochs = event.epochs { job.epochs = epochs }
+                if let versions = event.payload["versions"]?.objectValue {
+                    job.versions = versions.compactMapValues(\.stringValue)
                 }
-                for tracker in worker.trackers { await tracked { try await tracker.engineStarted(job) } }
-            case .epoch:
-                guard let epoch = event.epoch else { return }
-                let record = EpochRecord(jobID: jobID, epoch: epoch, metrics: event.numbers, seconds: event.seconds ?? 0)
-                let job = try await store.update(jobID) { job in
-                    job.epoch = epoch
-                    if let epochs = event.epochs { job.epochs = epochs }
-                }
-                for tracker in worker.trackers { await tracked { try await tracker.logEpoch(job, record) } }
-                // A remote store keeps the resumable checkpoint too, so another
-                // machine can resume the job.
-                let checkpoint = runDirectory + "/weights/last.pt"
-                // Not after the last epoch: the engine is about to rewrite last.pt
-                // (stripped), and the final artifacts are kept anyway.
-                if storage.isRemote, epoch < (event.epochs ?? Int.max), FileManager.default.fileExists(atPath: checkpoint) {
-                    // A snapshot first: the engine rewrites last.pt at the next epoch.
-                    let snapshot = jobDirectory + "/last.upload.pt"
-                    do {
-                        if try FileCopy.copy(from: checkpoint, to: snapshot) {
-                            try await storage.artifacts.put(file: snapshot, key: "\(jobID)/weights/last.pt")
-                        }
-                        try? FileManager.default.removeItem(atPath: snapshot)
-                    } catch {
-                        worker.logger.warning("job \(jobID): uploading the checkpoint failed (training goes on): \(error)")
-                    }
-                }
-            case .artifact:
-                guard let path = event.path else { return }
-                do { try await keep(path, kind: event.payload["kind"]?.stringValue ?? "other", in: storage) } catch {
-                    await log.append("[trainyard] keeping \((path as NSString).lastPathComponent) failed: \(Redaction.redactText("\(error)"))")
-                }
-            case .finished:
-                // Weights are only ever in the run folder: anything else means
-                // the engine was told to write elsewhere, which is refused.
-                for key in ["best", "last"] {
-                    if let path = event.payload[key]?.stringValue, !isInRunFolder(path) {
-                        outcome.failure.withLock { $0 = "the engine reported \(key) weights at \(path), outside the run folder \(runDirectory)" }
-                        return
-                    }
-                }
-                outcome.finished.withLock { $0 = true }
-                try await store.update(jobID) { job in
-                    job.bestWeights = event.payload["best"]?.stringValue
-                    job.lastWeights = event.payload["last"]?.stringValue
-                    job.fitness = event.payload["fitness"]?.doubleValue
-                    job.finalMetrics = (event.payload["metrics"]?.objectValue ?? [:]).compactMapValues(\.doubleValue)
-                }
-            case .stopped:
-                outcome.stopped.withLock { $0 = event.payload["last"]?.stringValue ?? "" }
-                try await store.update(jobID) { job in job.lastWeights = event.payload["last"]?.stringValue }
-            case .failed:
-                let type = event.payload["error"]?.stringValue ?? "Error"
-                outcome.failure.withLock { $0 = "\(type): \(event.message ?? "the engine failed")" }
-            case .progress, .log:
-                break
             }
+            for tracker in worker.trackers { await tracked { try await tracker.engineStarted(job) } }
+        case .epoch:
+            guard let epoch = event.epoch else { return }
+            let record = EpochRecord(jobID: jobID, epoch: epoch, metrics: event.numbers, seconds: event.seconds ?? 0)
+            let job = try await store.update(jobID) { job in
+                job.epoch = epoch
+                if let epochs = event.epochs { job.epochs = epochs }
+            }
+            for tracker in worker.trackers { await tracked { try await tracker.logEpoch(job, record) } }
+            // A remote store keeps the resumable checkpoint too, so another
+            // machine can resume the job.
+            let checkpoint = runDirectory + "/weights/last.pt"
+            // Not after the last epoch: the engine is about to rewrite last.pt
+            // (stripped), and the final artifacts are kept anyway.
+            if storage.isRemote, epoch < (event.epochs ?? Int.max), FileManager.default.fileExists(atPath: checkpoint) {
+                // A snapshot first: the engine rewrites last.pt at the next epoch.
+                let snapshot = jobDirectory + "/last.upload.pt"
+                do {
+                    if try FileCopy.copy(from: checkpoint, to: snapshot) {
+                        try await storage.artifacts.put(file: snapshot, key: "\(jobID)/weights/last.pt")
+                    }
+                    try? FileManager.default.removeItem(atPath: snapshot)
+                } catch {
+                    worker.logger.warning("job \(jobID): uploading the checkpoint failed (training goes on): \(error)")
+                }
+            }
+        case .artifact:
+            guard let path = event.path else { return }
+            do { try await keep(path, kind: event.payload["kind"]?.stringValue ?? "other", in: storage) } catch {
+                await log.append("[trainyard] keeping \((path as NSString).lastPathComponent) failed: \(Redaction.redactText("\(error)"))")
+            }
+        case .finished:
+            // Weights are only ever in the run folder: anything else means
+            // the engine was told to write elsewhere, which is refused.
+            for key in ["best", "last"] {
+                if let path = event.payload[key]?.stringValue, !isInRunFolder(path) {
+                    outcome.failure.withLock { $0 = "the engine reported \(key) weights at \(path), outside the run folder \(runDirectory)" }
+                    return
+                }
+            }
+            outcome.finished.withLock { $0 = true }
+            try await store.update(jobID) { job in
+                job.bestWeights = event.payload["best"]?.stringValue
+                job.lastWeights = event.payload["last"]?.stringValue
+                job.fitness = event.payload["fitness"]?.doubleValue
+                job.finalMetrics = (event.payload["metrics"]?.objectValue ?? [:]).compactMapValues(\.doubleValue)
+            }
+        case .stopped:
+            outcome.stopped.withLock { $0 = event.payload["last"]?.stringValue ?? "" }
+            try await store.update(jobID) { job in job.lastWeights = event.payload["last"]?.stringValue }
+        case .failed:
+            let type = event.payload["error"]?.stringValue ?? "Error"
+            outcome.failure.withLock { $0 = "\(type): \(event.message ?? "the engine failed")" }
+        case .progress, .log:
+            break
         }
     }
 
