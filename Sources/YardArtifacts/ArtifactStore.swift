@@ -1,8 +1,8 @@
 import YardDomain
 
 /// Keeps a job's files (weights, results.csv, plots, the log) under keys of
-/// the form `JOB_ID/relative/path`. Drivers: `LocalArtifactStore` (a folder);
-/// S3 plugs in here later.
+/// the form `JOB_ID/relative/path`. Drivers: `LocalArtifactStore` (a folder)
+/// and `S3ArtifactStore` (S3 or MinIO).
 public protocol ArtifactStore: Sendable {
     /// Stores a local file under `key`; returns its size in bytes.
     @discardableResult

@@ -10,31 +10,39 @@ public enum FileCopy {
     /// no target, when the source changed during the copy (a torn snapshot).
     @discardableResult
     public static func copy(from source: String, to target: String) throws -> Bool {
-        let before = try stamp(source)
-        guard let input = FileHandle(forReadingAtPath: source) else {
-            throw YardError(.notFound, field: source, "cannot read \(source)")
-        }
-        defer { try? input.close() }
         let fm = FileManager.default
         try? fm.removeItem(atPath: target)
         guard fm.createFile(atPath: target, contents: nil), let output = FileHandle(forWritingAtPath: target) else {
             throw YardError(.unavailable, field: target, "cannot write \(target)")
         }
         do {
-            while let chunk = try input.read(upToCount: 1 << 20), !chunk.isEmpty {
-                try output.write(contentsOf: chunk)
-            }
+            let whole = try copy(from: source, into: output, target: target)
             try output.close()
+            if !whole { try? fm.removeItem(atPath: target) }
+            return whole
         } catch {
             try? output.close()
             try? fm.removeItem(atPath: target)
+            throw error
+        }
+    }
+
+    /// Appends all of `source` to `output` (which is writing `target`).
+    /// Returns false when the source changed during the copy.
+    public static func copy(from source: String, into output: FileHandle, target: String) throws -> Bool {
+        let before = try stamp(source)
+        guard let input = FileHandle(forReadingAtPath: source) else {
+            throw YardError(.notFound, field: source, "cannot read \(source)")
+        }
+        defer { try? input.close() }
+        do {
+            while let chunk = try input.read(upToCount: 1 << 20), !chunk.isEmpty {
+                try output.write(contentsOf: chunk)
+            }
+        } catch {
             throw YardError(.unavailable, field: target, "cannot copy \(source) to \(target): \(error.localizedDescription)")
         }
-        guard try stamp(source) == before else {
-            try? fm.removeItem(atPath: target)
-            return false
-        }
-        return true
+        return try stamp(source) == before
     }
 
     /// Size and modification time.

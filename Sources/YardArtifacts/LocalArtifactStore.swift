@@ -1,8 +1,8 @@
 import Foundation
 import YardDomain
 
-/// Artifacts in a local folder. A put copies to a temporary name and renames,
-/// so a reader never sees a half-written file.
+/// Artifacts in a local folder. A put is an `AtomicFile` write, so a reader
+/// never sees a half-written file.
 public struct LocalArtifactStore: ArtifactStore {
     public let root: String
 
@@ -32,22 +32,18 @@ public struct LocalArtifactStore: ArtifactStore {
     }
 
     static func copy(from source: String, to target: String) throws -> Int64 {
-        let fm = FileManager.default
         let folder = (target as NSString).deletingLastPathComponent
-        let tmp = target + ".part-\(UInt32.random(in: 0...UInt32.max))"
         do {
-            try fm.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         } catch {
             throw YardError(.unavailable, field: "artifacts", "cannot create \(folder): \(error.localizedDescription)")
         }
-        guard try FileCopy.copy(from: source, to: tmp) else {
-            throw YardError(.unavailable, field: "artifacts", "\(source) changed while it was being stored; it will be stored again later")
+        try AtomicFile.write(to: target, permissions: 0o644) { output in
+            guard try FileCopy.copy(from: source, into: output, target: target) else {
+                throw YardError(.unavailable, field: "artifacts", "\(source) changed while it was being stored; it will be stored again later")
+            }
         }
-        guard rename(tmp, target) == 0 else {
-            try? fm.removeItem(atPath: tmp)
-            throw YardError(.unavailable, field: "artifacts", "cannot store \(source) as \(target)")
-        }
-        let size = (try? fm.attributesOfItem(atPath: target)[.size] as? NSNumber)?.int64Value ?? 0
+        let size = (try? FileManager.default.attributesOfItem(atPath: target)[.size] as? NSNumber)?.int64Value ?? 0
         return size
     }
 }

@@ -36,7 +36,9 @@ public struct EngineEnvironment: Sendable {
     /// The engine folder of the source tree this binary was built from, or an
     /// installed copy beside the executable.
     static func defaultEngineDirectory() -> String {
-        let exe = URL(fileURLWithPath: CommandLine.arguments.first ?? "").resolvingSymlinksInPath()
+        // argv[0] is only "yard" when found on PATH: ask the kernel where the binary is.
+        let path = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments.first ?? ""
+        let exe = URL(fileURLWithPath: path).resolvingSymlinksInPath()
         let installed = exe.deletingLastPathComponent().appendingPathComponent("../share/trainyard/engine").standardizedFileURL.path
         if FileManager.default.fileExists(atPath: installed + "/trainyard_engine/__main__.py") { return installed }
         // Sources/YardEngine/EngineEnvironment.swift → repository root
@@ -47,7 +49,7 @@ public struct EngineEnvironment: Sendable {
     /// `$TRAINYARD_CACHE/venv-<first 16 hex of sha256(requirements.txt)>/bin/python`, if built.
     public static func venvPython(engineDirectory: String) -> String? {
         guard let data = FileManager.default.contents(atPath: engineDirectory + "/requirements.txt") else { return nil }
-        let hash = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined().prefix(16)
+        let hash = SHA256.hash(data: data).hex.prefix(16)
         let python = "\(cacheDirectory)/venv-\(hash)/bin/python"
         return FileManager.default.isExecutableFile(atPath: python) ? python : nil
     }
@@ -65,6 +67,22 @@ public struct EngineEnvironment: Sendable {
         env["MPLBACKEND"] = "Agg"
         for (k, v) in extra { env[k] = v }
         return env
+    }
+
+    /// Runs an engine command with this process's terminal (its output is
+    /// for the user, as it comes); returns its exit status.
+    public func runAttached(_ arguments: [String]) throws -> Int32 {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [python, "-m", "trainyard_engine"] + arguments
+        process.environment = processEnvironment()
+        do {
+            try process.run()
+        } catch {
+            throw YardError(.unavailable, field: "python", "cannot run \(python): \(error.localizedDescription); run scripts/setup.sh or pass --python")
+        }
+        process.waitUntilExit()
+        return process.terminationStatus
     }
 
     /// Runs a short engine command (doctor, demo-data) and returns its stdout.

@@ -1,6 +1,7 @@
 import CYardSpawn
 import Foundation
 import Logging
+import Synchronization
 import YardDomain
 
 #if canImport(Glibc)
@@ -31,7 +32,7 @@ public struct PythonEngineRunner: EngineRunner {
 }
 
 /// A spawned engine with its two output pipes read on dedicated threads.
-final class ChildProcess: EngineProcess, @unchecked Sendable {
+final class ChildProcess: EngineProcess, Sendable {
     let pid: pid_t
     let output: AsyncStream<EngineOutput>
     private let exit: ExitWaiter
@@ -128,59 +129,58 @@ final class ChildProcess: EngineProcess, @unchecked Sendable {
 }
 
 /// Calls `finished` once all readers are done.
-final class ReaderGroup: @unchecked Sendable {
-    private let lock = NSLock()
-    private var remaining: Int
+final class ReaderGroup: Sendable {
+    private let remaining: Mutex<Int>
     private let finished: @Sendable () -> Void
 
     init(count: Int, finished: @escaping @Sendable () -> Void) {
-        self.remaining = count
+        self.remaining = Mutex(count)
         self.finished = finished
     }
 
     func oneDone() {
-        lock.lock()
-        remaining -= 1
-        let last = remaining == 0
-        lock.unlock()
+        let last = remaining.withLock { remaining in
+            remaining -= 1
+            return remaining == 0
+        }
         if last { finished() }
     }
 }
 
 /// Reaps the child on a thread of its own and hands its status to any waiter.
-final class ExitWaiter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var status: Int32?
-    private var waiters: [CheckedContinuation<Int32, Never>] = []
+final class ExitWaiter: Sendable {
+    private struct State {
+        var status: Int32?
+        var waiters: [CheckedContinuation<Int32, Never>] = []
+    }
+
+    private let state = Mutex(State())
 
     init(pid: pid_t) {
         let thread = Thread { [self] in
             var raw: Int32 = 0
             while waitpid(pid, &raw, 0) < 0 && errno == EINTR {}
             let code: Int32 = (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
-            lock.lock()
-            status = code
-            let ready = waiters
-            waiters = []
-            lock.unlock()
+            let ready = state.withLock { state in
+                state.status = code
+                defer { state.waiters = [] }
+                return state.waiters
+            }
             ready.forEach { $0.resume(returning: code) }
         }
         thread.name = "engine-reaper"
         thread.start()
     }
 
-    var hasExited: Bool { lock.withLock { status != nil } }
+    var hasExited: Bool { state.withLock { $0.status != nil } }
 
     func wait() async -> Int32 {
         await withCheckedContinuation { continuation in
-            lock.lock()
-            if let status {
-                lock.unlock()
-                continuation.resume(returning: status)
-            } else {
-                waiters.append(continuation)
-                lock.unlock()
+            let status = state.withLock { state -> Int32? in
+                if state.status == nil { state.waiters.append(continuation) }
+                return state.status
             }
+            if let status { continuation.resume(returning: status) }
         }
     }
 }

@@ -159,10 +159,16 @@ public struct Yard: Sendable {
         let requeued = try await control.recover()
         if !requeued.isEmpty { logger.info("resuming interrupted jobs: \(requeued.joined(separator: ", "))") }
         let app = buildApplication(logger: logger, onServerRunning: onServerRunning)
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = workers(logger: logger).map { .init(service: $0) }
-        services.append(.init(service: spool))
-        services.append(.init(service: app))
+        let services = services(app: app, logger: logger)
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+    }
+
+    /// What `yard up` runs, in start order; a `ServiceGroup` shuts them down in reverse.
+    public func services(app: some Service, runner: (any EngineRunner)? = nil, logger: Logger)
+        -> [ServiceGroupConfiguration.ServiceConfiguration]
+    {
+        // The spool first so it stops last: stopping workers still spool their jobs' last calls.
+        [.init(service: spool)] + workers(runner: runner, logger: logger).map { .init(service: $0) } + [.init(service: app)]
     }
 }

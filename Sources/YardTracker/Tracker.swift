@@ -1,9 +1,10 @@
 import YardDomain
 
 /// Records a job's run: its start, one point per epoch, its files and its
-/// end. Drivers: `StoreTracker` (Trainyard's own records, always on) and,
-/// later, MLflow. Tracking is an observer: the worker logs and ignores a
-/// secondary tracker's failure, so tracking never fails a training.
+/// end. Drivers: `StoreTracker` (Trainyard's own records, always on) and
+/// `MLflowTracker` (spooled to disk, then sent). Tracking is an observer: the
+/// worker logs and ignores a secondary tracker's failure, so tracking never
+/// fails a training.
 public protocol Tracker: Sendable {
     /// Called when an attempt begins, before the engine starts (so a job that
     /// fails at once still has a run); returns the run id when it is known at

@@ -17,7 +17,7 @@ public enum DatasetHash {
             try? handle.close()
             hasher.update(data: Data((relative + "\0").utf8) + Data(fileHasher.finalize()))
         }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return hasher.finalize().hex
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import YardArtifacts
 import YardDomain
 import YardEngine
@@ -355,14 +356,9 @@ final class RunOutcome: Sendable {
     let failure = Locked<String?>(nil)
 }
 
-/// A value behind a lock.
-final class Locked<Value: Sendable>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: Value
-    init(_ value: Value) { self.value = value }
-    func withLock<R>(_ body: (inout Value) -> R) -> R {
-        lock.lock()
-        defer { lock.unlock() }
-        return body(&value)
-    }
+/// A value behind a lock, shared by reference (a `Mutex` cannot be copied).
+final class Locked<Value: Sendable>: Sendable {
+    private let mutex: Mutex<Value>
+    init(_ value: Value) { mutex = Mutex(value) }
+    func withLock<R: Sendable>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
 }

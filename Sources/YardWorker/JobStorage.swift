@@ -40,6 +40,6 @@ struct JobStorage: Sendable {
         let objects = try await s3.list(bucket: bucket, prefix: prefix).sorted { $0.key < $1.key }
         var hasher = SHA256()
         for object in objects { hasher.update(data: Data("\(object.key.dropFirst(prefix.count))\0\(object.etag)\n".utf8)) }
-        return (pulled, SigV4.hex(hasher.finalize()))
+        return (pulled, hasher.finalize().hex)
     }
 }

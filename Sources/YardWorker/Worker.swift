@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 import YardArtifacts
 import YardDomain
 import YardEngine
@@ -99,7 +100,7 @@ public struct Worker: Service {
         }
     }
 
-    /// Runs until the queue is empty, then returns (tests and `--burst`).
+    /// Runs until the queue is empty, then returns (tests).
     public func drain() async throws {
         let shutdown = ShutdownFlag()
         while let id = try await control.queue.claim(worker: configuration.id) {
@@ -173,19 +174,22 @@ struct Settlement: Sendable, Equatable {
 }
 
 /// Set once, read from anywhere.
-final class ShutdownFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    private var nextToken = 0
-    private var onSet: [Int: @Sendable () -> Void] = [:]
+final class ShutdownFlag: Sendable {
+    private struct State {
+        var value = false
+        var nextToken = 0
+        var onSet: [Int: @Sendable () -> Void] = [:]
+    }
 
-    var isSet: Bool { lock.withLock { value } }
+    private let state = Mutex(State())
+
+    var isSet: Bool { state.withLock { $0.value } }
 
     func set() {
-        let callbacks = lock.withLock { () -> [@Sendable () -> Void] in
-            value = true
-            defer { onSet = [:] }
-            return Array(onSet.values)
+        let callbacks = state.withLock { state -> [@Sendable () -> Void] in
+            state.value = true
+            defer { state.onSet = [:] }
+            return Array(state.onSet.values)
         }
         callbacks.forEach { $0() }
     }
@@ -194,17 +198,17 @@ final class ShutdownFlag: @unchecked Sendable {
     /// Returns a token for `cancel`, so a finished job leaves nothing behind.
     @discardableResult
     func whenSet(_ callback: @escaping @Sendable () -> Void) -> Int {
-        let (now, token) = lock.withLock { () -> (Bool, Int) in
-            nextToken += 1
-            if value { return (true, nextToken) }
-            onSet[nextToken] = callback
-            return (false, nextToken)
+        let (now, token) = state.withLock { state -> (Bool, Int) in
+            state.nextToken += 1
+            if state.value { return (true, state.nextToken) }
+            state.onSet[state.nextToken] = callback
+            return (false, state.nextToken)
         }
         if now { callback() }
         return token
     }
 
     func cancel(_ token: Int) {
-        lock.withLock { _ = onSet.removeValue(forKey: token) }
+        state.withLock { _ = $0.onSet.removeValue(forKey: token) }
     }
 }

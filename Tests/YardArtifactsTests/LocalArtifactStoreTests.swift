@@ -22,7 +22,7 @@ struct LocalArtifactStoreTests {
         await #expect(throws: YardError.self) { try await store.get(key: "job/none", to: root + "/x") }
         await #expect(throws: YardError.self) { try await store.put(file: source, key: "../escape") }
         #expect(!FileManager.default.fileExists(atPath: root + "/escape"))
-        let leftovers = try FileManager.default.subpathsOfDirectory(atPath: root + "/store").filter { $0.contains(".part-") }
+        let leftovers = try FileManager.default.subpathsOfDirectory(atPath: root + "/store").filter { $0.contains(".tmp-") }
         #expect(leftovers.isEmpty, "no temporary files left behind")
     }
 

@@ -41,6 +41,10 @@ struct SigV4Tests {
         #expect(Self.signature(headers) == "34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7")
     }
 
+    @Test func theEmptyPayloadHashIsLowercaseHex() {
+        #expect(SigV4.emptyPayloadHash == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+    }
+
     @Test func pathsAndQueriesAreEncodedOnce() {
         #expect(SigV4.encodePath("/bucket/a b/ü+.txt") == "/bucket/a%20b/%C3%BC%2B.txt")
         #expect(SigV4.encode("a/b=c") == "a%2Fb%3Dc")

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import YardDomain
 import YardTestSupport
@@ -39,10 +40,10 @@ enum MLflow {
 
     /// A server of the test's own, in its own process group so it can be
     /// killed whole (an outage) and started again on the same port and store.
-    final class Server: @unchecked Sendable {
+    final class Server: Sendable {
         let folder: String
         let port: Int
-        private var process: Process?
+        private let process = Mutex<Process?>(nil)
 
         init(folder: String) throws {
             self.folder = folder
@@ -64,7 +65,7 @@ enum MLflow {
             process.standardOutput = log
             process.standardError = log
             try process.run()
-            self.process = process
+            self.process.withLock { $0 = process }
             try await eventually("mlflow server on \(port)", timeout: .seconds(120), every: .milliseconds(500)) {
                 (try? await HTTPText.get(self.uri + "/health")) == "OK"
             }
@@ -72,12 +73,12 @@ enum MLflow {
 
         /// Kills the whole server (an outage, not a graceful stop).
         func kill() async throws {
-            guard let process else { return }
+            guard let process = process.withLock({ $0 }) else { return }
             Glibc.kill(-process.processIdentifier, SIGKILL)
             try await eventually("mlflow server to stop answering", timeout: .seconds(30)) {
                 (try? await HTTPText.get(self.uri + "/health")) == nil
             }
-            self.process = nil
+            self.process.withLock { $0 = nil }
         }
 
         private func logFile() throws -> String {
@@ -88,7 +89,7 @@ enum MLflow {
         }
 
         deinit {
-            if let process { Glibc.kill(-process.processIdentifier, SIGKILL) }
+            if let process = process.withLock({ $0 }) { Glibc.kill(-process.processIdentifier, SIGKILL) }
         }
     }
 }

@@ -48,6 +48,21 @@ struct YardHarness {
         return (process.terminationStatus, (try? String(contentsOfFile: out, encoding: .utf8)) ?? "")
     }
 
+    /// The version of a package installed in the engine's Python.
+    func installedVersion(_ package: String) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = ["-c", "import importlib.metadata, sys; print(importlib.metadata.version(sys.argv[1]))", package]
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let version = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard process.terminationStatus == 0, !version.isEmpty else { throw HarnessError("\(python): no \(package) installed") }
+        return version
+    }
+
     func demoDataset(kind: String = "detect", train: Int = 32, val: Int = 8) throws -> String {
         let folder = dir.file("demo-\(kind)")
         let result = try yard(["datasets", "demo", folder, "--kind", kind, "--train", "\(train)", "--val", "\(val)"])

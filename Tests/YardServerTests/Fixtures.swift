@@ -25,6 +25,7 @@ struct TestYard {
         options.dataDirectory = dir.path
         options.token = token
         options.stopGrace = .seconds(2)
+        options.port = 0  // `live` listens on a free port
         options.allowDatasetSymlinks = allowDatasetSymlinks
         var store = store ?? MemoryJobStore()
         var queue: any JobQueue = MemoryJobQueue()
@@ -54,15 +55,20 @@ struct TestYard {
         })
     }
 
+    /// The application `yard up` serves (`Yard.buildApplication`), without a socket.
     func test(_ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
-        let app = Application(router: yard.buildRouter())
-        try await app.test(.router, body)
+        try await yard.buildApplication(logger: Self.quiet).test(.router, body)
     }
 
-    /// The same router behind a real socket on 127.0.0.1; `body` gets its port.
+    /// The same application behind a real socket on 127.0.0.1; `body` gets its port.
     func live(_ body: @escaping @Sendable (Int) async throws -> Void) async throws {
-        let app = Application(router: yard.buildRouter(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
-        try await app.test(.live) { client in try await body(client.port ?? 0) }
+        try await yard.buildApplication(logger: Self.quiet).test(.live) { client in try await body(client.port ?? 0) }
+    }
+
+    static var quiet: Logger {
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        return logger
     }
 }
 

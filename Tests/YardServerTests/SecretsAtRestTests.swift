@@ -62,7 +62,7 @@ struct SecretsAtRestTests {
         let yard = try await Yard.embedded(options)
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        let app = Application(router: yard.buildRouter())
+        let app = yard.buildApplication(logger: logger)
         try await app.test(.router) { client in
             try await client.execute(uri: "/api/jobs", method: .post, headers: [.contentType: "application/yaml"],
                                      body: ByteBuffer(string: Self.config(data: data))) { #expect($0.status == .created) }

@@ -5,10 +5,23 @@ import Testing
 import YardDomain
 import YardEngine
 import YardTestSupport
+import YardTracker
 import YardWorker
 
 @Suite("Worker with a scripted engine")
 struct WorkerTests {
+    @Test func yardUpStopsTheTrackingSpoolAfterTheWorkersAndTheServerFirst() throws {
+        let t = try TestYard()
+        defer { t.dir.remove() }
+        let services = t.yard.services(app: t.yard.buildApplication(logger: TestYard.quiet), runner: ScriptedEngineRunner.training(epochs: 1),
+                                       logger: TestYard.quiet)
+        // A ServiceGroup shuts services down in reverse order: the last listed first.
+        #expect(services.count == t.yard.options.workers + 2)
+        #expect(services.first?.service is TrackingSpool)
+        #expect(services.dropFirst().dropLast().allSatisfy { $0.service is Worker })
+        #expect(!(services.last?.service is Worker) && !(services.last?.service is TrackingSpool))
+    }
+
     @Test func aTrainingIsRecordedAndStreamed() async throws {
         let t = try TestYard()
         defer { t.dir.remove() }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import YardDomain
 import YardEngine
 
@@ -48,20 +49,22 @@ public struct ScriptedEngineRunner: EngineRunner {
         }
     }
 
-    public final class RequestLog: @unchecked Sendable {
-        private let lock = NSLock()
-        private var items: [EngineRequest] = []
-        func append(_ r: EngineRequest) { lock.withLock { items.append(r) } }
-        public var all: [EngineRequest] { lock.withLock { items } }
+    public final class RequestLog: Sendable {
+        private let items = Mutex<[EngineRequest]>([])
+        func append(_ r: EngineRequest) { items.withLock { $0.append(r) } }
+        public var all: [EngineRequest] { items.withLock { $0 } }
     }
 }
 
-final class ScriptedProcess: EngineProcess, @unchecked Sendable {
-    private let lock = NSLock()
-    private var stopRequested = false
-    private var killed = false
-    private var index = 0
-    private var done = false
+final class ScriptedProcess: EngineProcess, Sendable {
+    private struct State {
+        var stopRequested = false
+        var killed = false
+        var index = 0
+        var done = false
+    }
+
+    private let state = Mutex(State())
     private let steps: [EngineOutput]
     private let exitCode: Int32
     private let ignoresStop: Bool
@@ -80,19 +83,19 @@ final class ScriptedProcess: EngineProcess, @unchecked Sendable {
     }
 
     private func nextStep() -> EngineOutput? {
-        lock.withLock {
-            if done || killed { return nil }
-            if stopRequested && !ignoresStop {
-                done = true
+        state.withLock { state in
+            if state.done || state.killed { return nil }
+            if state.stopRequested && !ignoresStop {
+                state.done = true
                 return .event(EngineEvent(kind: .stopped, payload: ["last": "/runs/x/weights/last.pt", "epoch": 1]))
             }
-            guard index < steps.count else { done = true; return nil }
-            defer { index += 1 }
-            return steps[index]
+            guard state.index < steps.count else { state.done = true; return nil }
+            defer { state.index += 1 }
+            return steps[state.index]
         }
     }
 
-    func requestStop() { lock.withLock { stopRequested = true } }
-    func kill() { lock.withLock { killed = true } }
-    func waitForExit() async -> Int32 { lock.withLock { killed ? 137 : exitCode } }
+    func requestStop() { state.withLock { $0.stopRequested = true } }
+    func kill() { state.withLock { $0.killed = true } }
+    func waitForExit() async -> Int32 { state.withLock { $0.killed } ? 137 : exitCode }
 }

@@ -10,6 +10,8 @@ import time
 import traceback
 from pathlib import Path
 
+from . import PROCESS_START
+
 
 class StopRequested(Exception):
     """Raised from a callback after a checkpoint was saved: unlike letting
@@ -24,8 +26,10 @@ def one_line(error):
 
 
 class StopControl:
-    """First SIGTERM/SIGINT: stop after saving a checkpoint at the end of the
-    current batch. Second: the same, without waiting for validation."""
+    """SIGTERM/SIGINT set `trainer.stop`: Ultralytics ends the epoch after the
+    current batch, validates and saves last.pt, then `on_fit_epoch_end` raises
+    StopRequested (in the last epoch training just finishes). A second signal
+    changes nothing; a third exits at once with code 130, without a checkpoint."""
 
     def __init__(self):
         self.requests = 0
@@ -153,6 +157,7 @@ class Reporter:
             resumed=bool(self.spec.get("resume")),
             task=getattr(trainer.args, "task", None),
             pid=os.getpid(),
+            process_start=round(PROCESS_START, 3),
         )
 
     def on_train_epoch_start(self, trainer):

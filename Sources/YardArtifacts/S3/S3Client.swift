@@ -126,32 +126,23 @@ public struct S3Client: Sendable {
         }
         let folder = (path as NSString).deletingLastPathComponent
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let tmp = path + ".part-\(UInt32.random(in: 0...UInt32.max))"
-        _ = FileManager.default.createFile(atPath: tmp, contents: nil)
-        guard let handle = FileHandle(forWritingAtPath: tmp) else { throw YardError(.unavailable, field: path, "cannot write \(path)") }
-        var sha = SHA256()
-        var md5 = Insecure.MD5()
-        do {
+        try await AtomicFile.write(to: path, permissions: 0o644) { handle in
+            var sha = SHA256()
+            var md5 = Insecure.MD5()
             for try await chunk in response.body {
                 let data = Data(chunk.readableBytesView)
                 sha.update(data: data)
                 md5.update(data: data)
                 try handle.write(contentsOf: data)
             }
-            try handle.close()
             let expectedSHA = response.headers.first(name: "x-amz-meta-sha256")
             let etag = (response.headers.first(name: "etag") ?? "").trimmingCharacters(in: CharacterSet(charactersIn: "\""))
-            if let expectedSHA, SigV4.hex(sha.finalize()) != expectedSHA {
+            if let expectedSHA, sha.finalize().hex != expectedSHA {
                 throw YardError(.unavailable, field: key, "s3://\(bucket)/\(key): downloaded bytes do not match their sha256; try again")
             }
-            if expectedSHA == nil, etag.count == 32, !etag.contains("-"), SigV4.hex(md5.finalize()) != etag {
+            if expectedSHA == nil, etag.count == 32, !etag.contains("-"), md5.finalize().hex != etag {
                 throw YardError(.unavailable, field: key, "s3://\(bucket)/\(key): downloaded bytes do not match their ETag (MD5); try again")
             }
-            guard rename(tmp, path) == 0 else { throw YardError(.unavailable, field: path, "cannot move the download into \(path)") }
-        } catch {
-            try? handle.close()
-            try? FileManager.default.removeItem(atPath: tmp)
-            throw error
         }
     }
 
@@ -184,10 +175,6 @@ public struct S3Client: Sendable {
         return objects
     }
 
-    public func delete(bucket: String, key: String) async throws {
-        _ = try await send("DELETE", bucket: bucket, key: key)
-    }
-
     // MARK: transport
 
     struct Answer {
@@ -218,7 +205,7 @@ public struct S3Client: Sendable {
 
     func send(_ method: String, bucket: String, key: String?, query: [(String, String)] = [], headers: [String: String] = [:],
               body: ByteBuffer? = nil) async throws -> Answer {
-        let payloadHash = body.map { SigV4.hex(SHA256.hash(data: Data($0.readableBytesView))) } ?? SigV4.emptyPayloadHash
+        let payloadHash = body.map { SHA256.hash(data: Data($0.readableBytesView)).hex } ?? SigV4.emptyPayloadHash
         var request = HTTPClientRequest(url: try url(bucket: bucket, key: key, query: query))
         request.method = HTTPMethod(rawValue: method)
         for (name, value) in signedHeaders(method: method, bucket: bucket, key: key, query: query, headers: headers, payloadHash: payloadHash) {
@@ -271,7 +258,7 @@ public struct S3Client: Sendable {
         defer { try? handle.close() }
         var hasher = SHA256()
         while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
-        return SigV4.hex(hasher.finalize())
+        return hasher.finalize().hex
     }
 }
 

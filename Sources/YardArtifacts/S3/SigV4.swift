@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import YardDomain
 
 /// AWS Signature Version 4 for S3 and S3-compatible servers (MinIO, moto),
 /// written from AWS's description of the algorithm: a canonical request, a
@@ -18,8 +19,7 @@ public struct SigV4: Sendable {
         self.service = service
     }
 
-    public static let emptyPayloadHash = hex(SHA256.hash(data: Data()))
-    public static let unsignedPayload = "UNSIGNED-PAYLOAD"
+    public static let emptyPayloadHash = SHA256.hash(data: Data()).hex
 
     /// The headers to add to a request: `x-amz-date`, `x-amz-content-sha256`
     /// (when `setContentHash`) and `Authorization`. `headers` must include
@@ -33,8 +33,8 @@ public struct SigV4: Sendable {
         let signed = all.keys.sorted()
         let canonical = canonicalRequest(method: method, path: path, query: query, headers: all, signedHeaders: signed, payloadHash: payloadHash)
         let scope = "\(day)/\(region)/\(service)/aws4_request"
-        let stringToSign = "AWS4-HMAC-SHA256\n\(amzDate)\n\(scope)\n\(Self.hex(SHA256.hash(data: Data(canonical.utf8))))"
-        let signature = Self.hex(HMAC<SHA256>.authenticationCode(for: Data(stringToSign.utf8), using: signingKey(day: day)))
+        let stringToSign = "AWS4-HMAC-SHA256\n\(amzDate)\n\(scope)\n\(SHA256.hash(data: Data(canonical.utf8)).hex)"
+        let signature = HMAC<SHA256>.authenticationCode(for: Data(stringToSign.utf8), using: signingKey(day: day)).hex
         var out: [String: String] = ["x-amz-date": amzDate]
         if setContentHash { out["x-amz-content-sha256"] = payloadHash }
         out["Authorization"] = "AWS4-HMAC-SHA256 Credential=\(accessKey)/\(scope), SignedHeaders=\(signed.joined(separator: ";")), Signature=\(signature)"
@@ -93,9 +93,5 @@ public struct SigV4: Sendable {
 
     static func trimAll(_ value: String) -> String {
         value.split(whereSeparator: { $0 == " " || $0 == "\t" }).joined(separator: " ")
-    }
-
-    public static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
-        digest.map { String(format: "%02x", $0) }.joined()
     }
 }

@@ -20,7 +20,7 @@ public struct SecretBox: Sendable {
                 throw YardError(.invalidInput, field: "secret key", "a secret key must be \(SecretBox.keySize) bytes (base64: `openssl rand -base64 32`), got \(data.count)")
             }
             bytes = data
-            id = SHA256.hash(data: data).prefix(4).map { String(format: "%02x", $0) }.joined()
+            id = String(SHA256.hash(data: data).hex.prefix(8))
         }
     }
 

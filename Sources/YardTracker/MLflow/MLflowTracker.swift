@@ -76,7 +76,7 @@ public struct MLflowTracker: Tracker {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            if (try? encoder.encode(config).write(to: URL(fileURLWithPath: path), options: .atomic)) != nil {
+            if (try? AtomicFile.write(encoder.encode(config), to: path, permissions: 0o644)) != nil {
                 try await spool.append(jobID: job.id, ["op": "artifact", "local_path": .string(path), "artifact_path": "config.redacted.json"])
             }
         }
@@ -151,6 +151,6 @@ public struct MLflowTracker: Tracker {
 
     /// sha256 of the canonical (sorted-key) JSON of the redacted config.
     static func hash(_ value: JSONValue) -> String {
-        SHA256.hash(data: Data(compact(value).utf8)).map { String(format: "%02x", $0) }.joined()
+        SHA256.hash(data: Data(compact(value).utf8)).hex
     }
 }
