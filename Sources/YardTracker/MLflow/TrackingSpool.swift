@@ -10,19 +10,23 @@ import YardDomain
 /// back. A replay is idempotent: the run is found again by its
 /// `trainyard.job_id` tag, and metric points carry the timestamp they were
 /// spooled with, so a point sent twice is the same point.
+///
+/// Appends are group-committed: operations that arrive while a commit is on
+/// disk go in the next one, one write and one fsync per file for all of
+/// them. An append returns only once its operations are on disk, so what a
+/// caller was told is spooled survives a crash.
 public actor TrackingSpool: Service {
     public enum Status: String, Sendable { case pending, synced }
 
     public struct State: Codable, Sendable {
         var sent = 0
         var runID: String?
-        var experimentID: String?
         var artifactURI: String?
         var trackingURI: String?
         var lastError: String?
 
         enum CodingKeys: String, CodingKey {
-            case sent, runID = "run_id", experimentID = "experiment_id", artifactURI = "artifact_uri"
+            case sent, runID = "run_id", artifactURI = "artifact_uri"
             case trackingURI = "tracking_uri", lastError = "last_error"
         }
     }
@@ -41,6 +45,9 @@ public actor TrackingSpool: Service {
     let clock: any Clock<Duration>
     let initialRetryDelay: Duration
     let maxRetryDelay: Duration
+    /// How long the replayer waits after new operations before sending them
+    /// (real time, not `clock`): a few epochs a second become one call, not many.
+    let linger: Duration
     /// The wait before the next replay while something is left: doubles
     /// after each failed replay up to `maxRetryDelay`, back to the start once all is sent.
     public private(set) var retryDelay: Duration
@@ -50,7 +57,7 @@ public actor TrackingSpool: Service {
     private var poked = false
 
     public init(directory: String, logger: Logger, retryDelay: Duration = .seconds(1), maxRetryDelay: Duration = .seconds(30),
-                clock: any Clock<Duration> = ContinuousClock(),
+                linger: Duration = .milliseconds(50), clock: any Clock<Duration> = ContinuousClock(),
                 clientFactory: @escaping @Sendable (String) -> MLflowClient = { MLflowClient(trackingURI: $0) },
                 secrets: SecretBox? = nil, report: @escaping Report = { _, _, _, _ in }, registrar: Registrar? = nil) {
         self.directory = directory
@@ -63,18 +70,20 @@ public actor TrackingSpool: Service {
         self.initialRetryDelay = retryDelay
         self.retryDelay = retryDelay
         self.maxRetryDelay = maxRetryDelay
+        self.linger = linger
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     }
 
 
     /// Appends one operation for a job and nudges the replayer.
-    public func append(jobID: String, _ op: [String: JSONValue]) throws {
-        try append(jobID: jobID, ops: [op])
+    public func append(jobID: String, _ op: [String: JSONValue]) async throws {
+        try await append(jobID: jobID, ops: [op])
     }
 
     /// Appends operations in one write, so a replay never sees some of them
-    /// without the others (a run's end and its registration).
-    public func append(jobID: String, ops: [[String: JSONValue]]) throws {
+    /// without the others (a run's end and its registration). Returns once
+    /// they are on disk, committed together with whatever else arrived.
+    public func append(jobID: String, ops: [[String: JSONValue]]) async throws {
         var bytes = Data()
         for op in ops {
             var op = op
@@ -84,16 +93,97 @@ public actor TrackingSpool: Service {
             }
             bytes += try JSONEncoder().encode(JSONValue.object(op)) + Data("\n".utf8)
         }
-        let path = "\(directory)/\(jobID).jsonl"
-        if !FileManager.default.fileExists(atPath: path) {
-            FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
+        try await withCheckedThrowingContinuation { (waiter: CheckedContinuation<Void, any Error>) in
+            if let index = queued.firstIndex(where: { $0.jobID == jobID }) {
+                queued[index].bytes += bytes
+                queued[index].waiters.append(waiter)
+            } else {
+                queued.append(Queued(jobID: jobID, bytes: bytes, waiters: [waiter]))
+            }
+            if !committing {
+                committing = true
+                Task { await self.commitQueued() }
+            }
         }
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-        defer { try? handle.close() }
-        try handle.seekToEnd()
-        try handle.write(contentsOf: bytes)
-        try handle.synchronize()
-        poke()
+    }
+
+    /// Operations waiting for the next commit, per file in arrival order.
+    private struct Queued {
+        var jobID: String
+        var bytes: Data
+        var waiters: [CheckedContinuation<Void, any Error>]
+    }
+    private var queued: [Queued] = []
+    private var committing = false
+    /// Commits so far (for tests and the benchmark: operations per commit).
+    public private(set) var commits = 0
+
+    /// Writes what is queued, one write and fsync per file, off the actor so
+    /// appends go on queueing meanwhile; repeats until nothing is left.
+    private func commitQueued() async {
+        while !queued.isEmpty {
+            let batch = queued
+            queued = []
+            let directory = self.directory
+            let results = await Self.write(batch.map { ("\(directory)/\($0.jobID).jsonl", $0.bytes) })
+            commits += 1
+            for (entry, result) in zip(batch, results) {
+                for waiter in entry.waiters { waiter.resume(with: result) }
+            }
+            poke()
+        }
+        committing = false
+    }
+
+    /// Appends each file's bytes with one write and one fsync. A file that
+    /// cannot take them all is cut back to where it was: a spool never holds
+    /// half an operation.
+    nonisolated private static func write(_ files: [(path: String, bytes: Data)]) async -> [Result<Void, any Error>] {
+        files.map { path, bytes in
+            let fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { return .failure(YardError(.unavailable, field: path, "cannot open \(path): \(String(cString: strerror(errno)))")) }
+            defer { close(fd) }
+            var start = lseek(fd, 0, SEEK_END)
+            // A process killed in the middle of a write leaves part of a line:
+            // cut it off, or the next operation would be glued to it.
+            let whole = wholeLinesEnd(fd, size: start)
+            if whole < start {
+                guard ftruncate(fd, whole) == 0 else {
+                    return .failure(YardError(.unavailable, field: path, "cannot repair \(path): \(String(cString: strerror(errno)))"))
+                }
+                start = whole
+            }
+            let written = bytes.withUnsafeBytes { buffer -> Bool in
+                var done = 0
+                while done < buffer.count {
+                    let n = Foundation.write(fd, buffer.baseAddress! + done, buffer.count - done)
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { return false }
+                    done += n
+                }
+                return true
+            }
+            guard written, fsync(fd) == 0 else {
+                let reason = String(cString: strerror(errno))
+                _ = ftruncate(fd, start)
+                return .failure(YardError(.unavailable, field: path, "cannot spool to \(path): \(reason)"))
+            }
+            return .success(())
+        }
+    }
+
+    /// Where the last whole line of a file ends (0 for none).
+    nonisolated private static func wholeLinesEnd(_ fd: Int32, size: off_t) -> off_t {
+        var end = size
+        var buffer = [UInt8](repeating: 0, count: 64 << 10)
+        while end > 0 {
+            let count = Int(min(off_t(buffer.count), end))
+            let read = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, count, end - off_t(count)) }
+            guard read == count else { return size }  // unreadable: leave it to the replay
+            if let newline = buffer[..<count].lastIndex(of: UInt8(ascii: "\n")) { return end - off_t(count) + off_t(newline) + 1 }
+            end -= off_t(count)
+        }
+        return 0
     }
 
     /// Job ids with operations not yet sent.
@@ -116,6 +206,8 @@ public actor TrackingSpool: Service {
             guard !Task.isCancelled else { return }
             // Idle until something is spooled; after a failure, also until the backoff passes.
             await pause(upTo: clean ? nil : retryDelay)
+            // Then linger a moment: what a busy job spools meanwhile goes in the same call.
+            if linger > .zero { try? await Task.sleep(for: linger) }
         }
     }
 
@@ -191,7 +283,9 @@ public actor TrackingSpool: Service {
     func replay(_ jobID: String) async -> Result<Void, ReplayError> {
         let path = "\(directory)/\(jobID).jsonl"
         let statePath = "\(directory)/\(jobID).state.json"
-        guard let data = FileManager.default.contents(atPath: path) else { return .success(()) }
+        guard var data = FileManager.default.contents(atPath: path) else { return .success(()) }
+        // A commit may be writing right now: only whole lines count.
+        data = data[..<(data.lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? data.startIndex)]
         var state = (FileManager.default.contents(atPath: statePath)).flatMap { try? JSONDecoder().decode(State.self, from: $0) } ?? State()
         let lines = data.split(separator: UInt8(ascii: "\n"))
         var ended = false
@@ -281,7 +375,6 @@ public actor TrackingSpool: Service {
                                                  startTime: Int64(op["start_time"]?.intValue ?? 0), tags: tags)
             }
             state.runID = run.runID
-            state.experimentID = experimentID
             state.artifactURI = run.artifactURI
             let params = (op["params"]?.objectValue ?? [:]).compactMapValues(\.stringValue)
             // Params are write-once in MLflow: send them with the first start only.
@@ -353,10 +446,10 @@ public actor TrackingSpool: Service {
         return try secrets.openText(text)
     }
 
+    /// How far a replay got. Not flushed to disk: losing it in a crash only
+    /// sends some operations again, which MLflow takes as the same ones.
     private func save(_ state: State, to path: String) {
         guard let data = try? JSONEncoder().encode(state) else { return }
-        let tmp = path + ".tmp"
-        FileManager.default.createFile(atPath: tmp, contents: data, attributes: [.posixPermissions: 0o600])
-        _ = rename(tmp, path)
+        try? AtomicFile.write(data, to: path, durable: false)
     }
 }
