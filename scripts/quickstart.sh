@@ -13,7 +13,8 @@ if curl -fsS "$YARD_SERVER/health" >/dev/null 2>&1; then
   echo "error: something already serves $YARD_SERVER; stop it or set YARD_PORT to a free port" >&2
   exit 1
 fi
-[ -f "$DATA/demo/data.yaml" ] || "$YARD_BIN" datasets demo "$DATA/demo" --python "$YARD_PYTHON"
+# (An older quick start's harder dataset is replaced.)
+grep -qs triangle "$DATA/demo/data.yaml" || { rm -rf "$DATA/demo"; "$YARD_BIN" datasets demo "$DATA/demo" --python "$YARD_PYTHON"; }
 
 "$YARD_BIN" up --port "$PORT" --data-dir "$DATA" --python "$YARD_PYTHON" >"$DATA/up.log" 2>&1 &
 UP=$!
@@ -24,6 +25,9 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 
-"$YARD_BIN" submit "$ROOT/examples/quickstart.yaml" --wait
+"$YARD_BIN" submit "$ROOT/examples/quickstart.yaml" --wait | tee "$DATA/quickstart.out"
+ID=$(sed -n 's/^submitted //p' "$DATA/quickstart.out" | head -1)
+YARD=yard; [ "$(command -v yard)" = "$YARD_BIN" ] || YARD=$YARD_BIN
 echo
-echo "Everything is in $DATA (database, runs, weights). To look again: $YARD_BIN up --data-dir $DATA, then $YARD_BIN jobs / show ID"
+echo "Everything is in $DATA (database, runs, weights). See what the model learned on the validation images:"
+echo "  $YARD predict $DATA/runs/$ID/weights/best.pt $DATA/demo/images/val"

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs everything Trainyard needs on a fresh Debian machine and builds it:
 # Debian packages, the engine's Python venv (once per requirements file, kept
-# outside the clone), and the `yard` binary (build cache outside the clone).
-# Usage: scripts/setup.sh [--test]   (--test also installs test tools)
+# outside the clone), and `yard`: a release build installed as PREFIX/bin/yard
+# (YARD_PREFIX, else /usr/local when writable, else ~/.local).
+# Usage: scripts/setup.sh [--test]   (--test: the test servers and a debug
+# build for the tests instead; nothing is installed)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${TRAINYARD_CACHE:-$HOME/.cache/trainyard}
@@ -42,8 +44,34 @@ if [ "${1:-}" = "--test" ]; then
 fi
 
 # 3. The Swift build (the cache outside the clone survives fresh clones).
-log "building yard (swift build; ~10 minutes on a fresh machine, seconds after)"
-(cd "$ROOT" && swift build --scratch-path "$CACHE/swiftpm" --product yard >"$CACHE/build.log" 2>&1) || {
-  tail -40 "$CACHE/build.log" >&2; log "swift build failed; full log in $CACHE/build.log"; exit 1; }
-echo "YARD_BIN=$CACHE/swiftpm/debug/yard"
+#    Tests use a debug build; users and benchmarks get a release build,
+#    installed with the engine's sources into PREFIX/bin and PREFIX/share.
+if [ "${1:-}" = "--test" ]; then
+  log "building yard (debug, for the tests; ~10 minutes on a fresh machine, seconds after)"
+  (cd "$ROOT" && swift build --scratch-path "$CACHE/swiftpm" --product yard >"$CACHE/build.log" 2>&1) || {
+    tail -40 "$CACHE/build.log" >&2; log "swift build failed; full log in $CACHE/build.log"; exit 1; }
+  echo "YARD_BIN=$CACHE/swiftpm/debug/yard"
+else
+  log "building yard (release; ~20 minutes on a fresh machine, a minute after a change)"
+  (cd "$ROOT" && swift build -c release --scratch-path "$CACHE/swiftpm" --product yard >"$CACHE/build.log" 2>&1) || {
+    tail -40 "$CACHE/build.log" >&2; log "swift build failed; full log in $CACHE/build.log"; exit 1; }
+  PREFIX=${YARD_PREFIX:-}
+  if [ -z "$PREFIX" ]; then
+    if [ -w /usr/local/bin ]; then PREFIX=/usr/local; else PREFIX=$HOME/.local; fi
+  fi
+  mkdir -p "$PREFIX/bin" "$PREFIX/share/trainyard"
+  # The engine beside the binary (`yard` finds PREFIX/share/trainyard/engine), swapped in whole.
+  rm -rf "$PREFIX/share/trainyard/engine.new"
+  mkdir -p "$PREFIX/share/trainyard/engine.new"
+  cp -R "$ROOT/engine/trainyard_engine" "$ROOT/engine/requirements.txt" "$PREFIX/share/trainyard/engine.new/"
+  find "$PREFIX/share/trainyard/engine.new" -name __pycache__ -prune -exec rm -rf {} +
+  rm -rf "$PREFIX/share/trainyard/engine" && mv "$PREFIX/share/trainyard/engine.new" "$PREFIX/share/trainyard/engine"
+  install -m 755 "$CACHE/swiftpm/release/yard" "$PREFIX/bin/.yard.new" && mv -f "$PREFIX/bin/.yard.new" "$PREFIX/bin/yard"
+  log "installed $PREFIX/bin/yard ($("$PREFIX/bin/yard" --version))"
+  case ":$(bash -lc 'echo "$PATH"' 2>/dev/null):" in
+    *":$PREFIX/bin:"*) ;;
+    *) log "$PREFIX/bin is not on PATH for new shells; add it: echo 'export PATH=\"$PREFIX/bin:\$PATH\"' >> ~/.profile" ;;
+  esac
+  echo "YARD_BIN=$PREFIX/bin/yard"
+fi
 echo "YARD_PYTHON=$VENV/bin/python"

@@ -38,10 +38,12 @@ enum Summary {
         let metrics = job.finalMetrics ?? detail.epochs.last?.metrics ?? [:]
         let headline = ProgressView.headline(metrics)
         if !headline.isEmpty { Output.line("  metrics \(ProgressView.summary(headline, limit: 8))") }
+        if let learned = learned(detail) { Output.line("  learned \(learned)") }
         if let fitness = job.fitness { Output.line("  fitness \(Output.number(fitness))") }
         if let best = job.bestWeights { Output.line("  best weights \(best)") }
         if let last = job.lastWeights { Output.line("  last weights \(last)") }
         if let dir = job.saveDir { Output.line("  run folder \(dir) (results.csv, plots)") }
+        if job.state == .succeeded, let best = job.bestWeights { Output.line("  predict with: yard predict \(best) IMAGE_OR_FOLDER") }
         if let tracking = job.tracking {
             let run = job.mlflowRunID.map { " run \($0)" } ?? ""
             let why = job.trackingError.map { " (\($0.prefix(160)))" } ?? ""
@@ -49,5 +51,17 @@ enum Summary {
         }
         if let commit = job.gitCommit { Output.line("  git commit \(commit)") }
         if let hash = job.datasetHash { Output.line("  dataset sha256 \(hash.prefix(16))…") }
+    }
+
+    /// The headline metric from the first epoch to the end: "mAP50 0.000 → 0.977 over 30 epochs".
+    static func learned(_ detail: JobDetail) -> String? {
+        let epochs = detail.epochs.sorted { $0.epoch < $1.epoch }
+        guard let first = epochs.first, epochs.count > 1 else { return nil }
+        for key in ["metrics/mAP50(B)", "metrics/mAP50(M)", "metrics/mAP50(P)", "metrics/accuracy_top1"] {
+            guard let start = first.metrics[key], let end = detail.job.finalMetrics?[key] ?? epochs.last?.metrics[key] else { continue }
+            let name = key.dropFirst("metrics/".count).replacingOccurrences(of: "(B)", with: "")
+            return "\(name) \(String(format: "%.3f", start)) → \(String(format: "%.3f", end)) over \(epochs.count) epochs"
+        }
+        return nil
     }
 }

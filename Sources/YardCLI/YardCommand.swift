@@ -8,7 +8,8 @@ public struct YardCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "yard",
         abstract: "Trainyard: train Ultralytics YOLO and RT-DETR models as a service.",
-        subcommands: [Up.self, Submit.self, Jobs.self, Show.self, Logs.self, Stop.self, Resume.self, Models.self, Doctor.self, Datasets.self, Secrets.self]
+        version: "trainyard \(Trainyard.version)",
+        subcommands: [Up.self, Submit.self, Jobs.self, Show.self, Logs.self, Stop.self, Resume.self, Predict.self, Models.self, Doctor.self, Datasets.self, Secrets.self]
     )
 
     public init() {}

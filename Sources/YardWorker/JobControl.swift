@@ -28,7 +28,7 @@ public struct JobControl: Sendable {
         var job = Job(id: id, config: full, redacted: SecretMasker(secrets: secrets).mask(Redaction.redact(full.json)), createdAt: time)
         job.gitCommit = gitCommit
         try await store.insert(job, secrets: secrets)
-        try await store.appendEvent(jobID: id, type: "state", payload: Self.statePayload(job, message: "queued"))
+        try await store.appendEvent(jobID: id, type: "state", payload: Self.statePayload(job, message: "queued", time: time))
         try await queue.enqueue(id)
         return job
     }
@@ -119,13 +119,14 @@ public struct JobControl: Sendable {
             if state == .queued || state == .running { job.finishedAt = nil }
             if let message { job.message = message }
             change(&job)
-            return Self.statePayload(job, message: message)
+            return Self.statePayload(job, message: message, time: time)
         }
         return job
     }
 
-    static func statePayload(_ job: Job, message: String?) -> JSONValue {
-        var payload: [String: JSONValue] = ["state": .string(job.state.rawValue)]
+    /// `{state, message, time}`; `time` in epoch seconds, as the engine's events carry it.
+    static func statePayload(_ job: Job, message: String?, time: Date) -> JSONValue {
+        var payload: [String: JSONValue] = ["state": .string(job.state.rawValue), "time": .double((time.timeIntervalSince1970 * 1000).rounded() / 1000)]
         if let message { payload["message"] = .string(message) }
         return .object(payload)
     }

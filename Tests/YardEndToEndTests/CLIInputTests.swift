@@ -3,7 +3,7 @@ import Testing
 
 /// `yard submit` says what is wrong with the path it was given, on one line,
 /// before anything is sent (no server runs here).
-@Suite("CLI input")
+@Suite("CLI input", .enabled(if: TestEnvironment.ready, "run scripts/test.sh"))
 struct CLIInputTests {
     @Test func submitNamesWhatIsWrongWithTheFile() throws {
         let h = try YardHarness("cli-input")

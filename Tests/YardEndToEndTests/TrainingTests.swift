@@ -5,7 +5,7 @@ import YardTestSupport
 
 /// Every suite that trains runs inside this one, serialized: two trainings
 /// at once on two cores only slow both.
-@Suite("End to end", .serialized)
+@Suite("End to end", .serialized, .enabled(if: TestEnvironment.ready, "run scripts/test.sh"))
 enum EndToEnd {}
 
 extension EndToEnd {
@@ -79,6 +79,46 @@ struct TrainingTests {
         #expect(show.status == 0 && show.output.contains("succeeded") && show.output.contains("EPOCH"))
         let list = try h.yard(["jobs"], server: yard.port)
         #expect(list.status == 0 && list.output.contains(id))
+    }
+
+    /// The Quick start's job, as `scripts/quickstart.sh` runs it: the demo
+    /// dataset at its default size and `examples/quickstart.yaml` as shipped.
+    /// A newcomer must see it learn, and predict with what it learned.
+    @Test func theQuickStartJobLearnsAndItsWeightsPredict() async throws {
+        let h = try YardHarness("quickstart")
+        defer { h.dir.remove() }
+        let folder = h.dir.file("demo")
+        let demo = try h.yard(["datasets", "demo", folder])
+        #expect(demo.status == 0, "\(demo.output)")
+        let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../examples/quickstart.yaml").standardizedFileURL.path
+        let text = try String(contentsOfFile: example, encoding: .utf8)
+        #expect(text.contains("data: ../.yard/demo/data.yaml"))
+        let config = try h.dir.write("quickstart.yaml", text.replacingOccurrences(of: "../.yard/demo/data.yaml", with: folder + "/data.yaml"))
+        let yard = try await h.up()
+        defer { yard.process.terminate() }
+
+        let submit = try h.yard(["submit", config, "--wait"], server: yard.port)
+        #expect(submit.status == 0, "\(submit.output)")
+        // "learned mAP50 0.000 → 0.977 over 30 epochs"
+        let learned = try #require(submit.output.split(separator: "\n").first { $0.contains("learned mAP50 ") }, "\(submit.output)")
+        let values = learned.split(separator: " ").compactMap { Double($0) }
+        #expect(values.count == 2 && values[1] >= 0.5 && values[1] > values[0] + 0.3, "the demo did not learn: \(learned)")
+
+        let id = try #require(submit.output.split(separator: "\n").first { $0.hasPrefix("submitted ") }?.dropFirst(10)).description
+        let best = try #require(try await yard.job(id)["best_weights"]?.stringValue)
+        let predictions = h.dir.file("predictions")
+        for target in [id, best] {  // by job id (asks the server) and by weights file (no server)
+            let predict = try h.yard(["predict", target, folder + "/images/val", "--save-dir", predictions], server: yard.port)
+            #expect(predict.status == 0, "\(predict.output)")
+            let lines = predict.output.split(separator: "\n").filter { $0.hasPrefix("val_") }
+            #expect(lines.count == 24, "\(predict.output)")
+            let found = lines.filter { $0.contains("square") || $0.contains("disc") || $0.contains("triangle") }
+            #expect(found.count >= 18, "\(predict.output)")
+            #expect(predict.output.contains("annotated copies in \(predictions)"))
+        }
+        #expect(FileManager.default.fileExists(atPath: predictions + "/val_0000.png"))
+        let missing = try h.yard(["predict", id, folder + "/nowhere"], server: yard.port)
+        #expect(missing.status != 0 && missing.output.contains("source: no image or folder at"), "\(missing.output)")
     }
 
     @Test func aStoppedJobResumesToTheConfiguredEpochs() async throws {

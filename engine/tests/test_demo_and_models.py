@@ -17,7 +17,7 @@ def test_detection_dataset_layout_and_labels(tmp_path):
             if not row:
                 continue
             cls, *box = row.split()
-            assert cls in ("0", "1")
+            assert cls in ("0", "1", "2")
             assert all(0.0 <= float(v) <= 1.0 for v in box)
 
 
@@ -54,3 +54,14 @@ def test_model_types_build_the_right_ultralytics_class(tmp_path):
     assert build_model({"model": "yolov8n-cls.yaml"}).task == "classify"
     with pytest.raises(ValueError, match="type"):
         build_model({"model": "yolov8n.yaml", "type": "yolox"})
+
+
+def test_predict_names_a_missing_weights_file_or_source(tmp_path):
+    from trainyard_engine.predict import predict
+
+    with pytest.raises(SystemExit, match="--model: no weights file at"):
+        predict(tmp_path / "none.pt", tmp_path, tmp_path / "out")
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"not used")
+    with pytest.raises(SystemExit, match="source: no image or folder at"):
+        predict(weights, tmp_path / "nowhere", tmp_path / "out")

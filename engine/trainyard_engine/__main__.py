@@ -23,6 +23,12 @@ def main(argv=None):
     d.add_argument("--val", type=int, default=None)
     d.add_argument("--size", type=int, default=None)
     sub.add_parser("doctor", help="print versions and devices as JSON")
+    pr = sub.add_parser("predict", help="run weights on images; one line per image")
+    pr.add_argument("--model", required=True)
+    pr.add_argument("--source", required=True)
+    pr.add_argument("--save-dir", required=True)
+    pr.add_argument("--conf", type=float, default=0.25)
+    pr.add_argument("--imgsz", type=int, default=None)
     args = parser.parse_args(argv)
 
     if args.command == "demo-data":
@@ -44,6 +50,13 @@ def main(argv=None):
             info["problems"].append("no TTF font found for plots; apt-get install fonts-dejavu-core")
         print(json.dumps(info))
         return 0
+
+    if args.command == "predict":
+        offline.prepare(config_dir)
+        offline.disable_sync()
+        from .predict import predict
+
+        return predict(args.model, args.source, args.save_dir, conf=args.conf, imgsz=args.imgsz)
 
     with open(args.spec, encoding="utf-8") as f:
         spec = json.load(f)
