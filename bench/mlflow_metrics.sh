@@ -22,8 +22,27 @@ trap 'kill -TERM -- -$MLFLOW 2>/dev/null || true; wait $MLFLOW 2>/dev/null || tr
 URI="http://127.0.0.1:$PORT"
 for _ in $(seq 1 240); do curl -fsS "$URI/health" >/dev/null 2>&1 && break; sleep 0.5; done
 
-# Warm-up: a fresh server imports lazily on its first requests; both clients get a warm one.
+# Warm-up: a fresh server imports lazily on its first requests and keeps a
+# core busy for a while after it answers /health; both clients get it warm and idle.
 "$CACHE/swiftpm/release/YardBench" "$URI" warmup 200 >/dev/null
+"$YARD_SERVICES/bin/python" - "$MLFLOW" <<'PY'
+import os, sys, time
+group = int(sys.argv[1])
+def busy():  # CPU seconds of the server's processes
+    total = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+for _ in range(60):
+    before = busy(); time.sleep(1)
+    if busy() - before < 0.05:
+        break
+PY
 SWIFT=$("$CACHE/swiftpm/release/YardBench" "$URI" bench "$POINTS")
 echo "tracker: $SWIFT"
 "$YARD_SERVICES/bin/python" - "$URI" "$POINTS" "$SWIFT" <<'PY'

@@ -34,6 +34,7 @@ enum TrackingBench {
             for epoch in 1...epochs { try await tracker.logEpoch(job, record(job, epoch)) }
             job.state = .succeeded
             try await tracker.endRun(job)
+            result["live_spooled_seconds"] = .double(seconds(ContinuousClock.now - start))
             while !(await spool.pendingJobs().isEmpty) { try await Task.sleep(for: .milliseconds(5)) }
             result["live_seconds"] = .double(seconds(ContinuousClock.now - start))
             replayer.cancel()

@@ -12,8 +12,9 @@ enum TestEnvironment {
 }
 
 @Test("the servers scripts/test.sh starts are there")
-func theTestServersAreThere() {
+func theTestServersAreThere() throws {
+    // Thrown, so the whole reason is on the failure's one line.
     if !TestEnvironment.ready {
-        Issue.record("end-to-end tests need the servers scripts/test.sh starts (\(TestEnvironment.missing.joined(separator: ", ")) unset): run scripts/test.sh")
+        throw HarnessError("end-to-end tests need the servers scripts/test.sh starts (\(TestEnvironment.missing.joined(separator: ", ")) unset): run scripts/test.sh")
     }
 }
