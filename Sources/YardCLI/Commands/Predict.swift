@@ -52,7 +52,7 @@ struct Predict: AsyncParsableCommand {
             guard FileManager.default.fileExists(atPath: path) else { throw YardError(.notFound, field: "weights", "no weights file at \(path)") }
             return path
         }
-        let detail = try await server.client.get("/api/jobs/\(id.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? id)", as: JobDetail.self)
+        let detail = try await server.client.get("/api/jobs/\(id)", as: JobDetail.self)
         guard let weights = last ? detail.job.lastWeights : detail.job.bestWeights ?? detail.job.lastWeights else {
             throw YardError(.conflict, field: "job", "job \(id) has no weights yet (\(detail.state.rawValue)); wait for it to finish an epoch")
         }
