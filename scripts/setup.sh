@@ -52,7 +52,7 @@ if [ "${1:-}" = "--test" ]; then
     tail -40 "$CACHE/build.log" >&2; log "swift build failed; full log in $CACHE/build.log"; exit 1; }
   echo "YARD_BIN=$CACHE/swiftpm/debug/yard"
 else
-  log "building yard (release; ~20 minutes on a fresh machine, a minute after a change)"
+  log "building yard (release; ~9 minutes on a fresh machine, a minute after a change)"
   (cd "$ROOT" && swift build -c release --scratch-path "$CACHE/swiftpm" --product yard >"$CACHE/build.log" 2>&1) || {
     tail -40 "$CACHE/build.log" >&2; log "swift build failed; full log in $CACHE/build.log"; exit 1; }
   PREFIX=${YARD_PREFIX:-}
