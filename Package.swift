@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
     ],
     targets: [
         // Job spec, state machine, engine events, redaction. No I/O.
@@ -59,6 +60,10 @@ let package = Package(
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // Redis over SwiftNIO (RESP): the queue and worker seam for workers on other machines.
+        .target(name: "YardRedis", dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
         // Claims jobs, runs the engine, routes its events.
         .target(name: "YardWorker", dependencies: [
             "YardDomain", "YardStore", "YardQueue", "YardEngine", "YardTracker", "YardArtifacts",
@@ -91,6 +96,7 @@ let package = Package(
         .target(name: "YardTestSupport", dependencies: ["YardDomain", "YardStore", "YardQueue", "YardEngine"], path: "Tests/YardTestSupport"),
         .testTarget(name: "YardDomainTests", dependencies: ["YardDomain", "YardEngine"]),
         .testTarget(name: "YardArtifactsTests", dependencies: ["YardArtifacts"]),
+        .testTarget(name: "YardRedisTests", dependencies: ["YardRedis", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "YardStoreTests", dependencies: ["YardStore", "YardQueue", "YardTestSupport"]),
         .testTarget(name: "YardServerTests", dependencies: [
             "YardServer", "YardTracker", "YardArtifacts", "YardTestSupport",
