@@ -72,33 +72,33 @@ public struct EngineEnvironment: Sendable {
     /// Runs an engine command with this process's terminal (its output is
     /// for the user, as it comes); returns its exit status.
     public func runAttached(_ arguments: [String]) throws -> Int32 {
+        let process = try start(arguments) { _ in }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    /// Starts `python -m trainyard_engine ARGUMENTS` in the engine's environment.
+    private func start(_ arguments: [String], configure: (Process) -> Void) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [python, "-m", "trainyard_engine"] + arguments
         process.environment = processEnvironment()
+        configure(process)
         do {
             try process.run()
         } catch {
             throw YardError(.unavailable, field: "python", "cannot run \(python): \(error.localizedDescription); run scripts/setup.sh or pass --python")
         }
-        process.waitUntilExit()
-        return process.terminationStatus
+        return process
     }
 
     /// Runs a short engine command (doctor, demo-data) and returns its stdout.
     public func runTool(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [python, "-m", "trainyard_engine"] + arguments
-        process.environment = processEnvironment()
         let out = Pipe()
         let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        do {
-            try process.run()
-        } catch {
-            throw YardError(.unavailable, field: "python", "cannot run \(python): \(error.localizedDescription); run scripts/setup.sh or pass --python")
+        let process = try start(arguments) { process in
+            process.standardOutput = out
+            process.standardError = err
         }
         let stdout = out.fileHandleForReading.readDataToEndOfFile()
         let stderr = err.fileHandleForReading.readDataToEndOfFile()

@@ -9,22 +9,27 @@ public enum AtomicFile {
     /// costs nothing (it is still never seen half written).
     public static func write(_ data: Data, to path: String, permissions: Int = 0o600, durable: Bool = true) throws {
         let file = try Temporary(for: path, permissions: permissions)
-        let ok = data.withUnsafeBytes { buffer -> Bool in
+        guard writeAll(data, to: file.fd) else {
+            let reason = String(cString: strerror(errno))
+            file.discard()
+            throw YardError(.unavailable, field: path, "cannot write \(path): \(reason)")
+        }
+        try file.commit(durable: durable)
+    }
+
+    /// Writes all of `data` to a descriptor, retrying short and interrupted
+    /// writes; false (with `errno` set) when it cannot.
+    public static func writeAll(_ data: Data, to fd: Int32) -> Bool {
+        data.withUnsafeBytes { buffer -> Bool in
             var written = 0
             while written < buffer.count {
-                let n = Foundation.write(file.fd, buffer.baseAddress! + written, buffer.count - written)
+                let n = Foundation.write(fd, buffer.baseAddress! + written, buffer.count - written)
                 if n < 0 && errno == EINTR { continue }
                 if n <= 0 { return false }
                 written += n
             }
             return true
         }
-        guard ok else {
-            let reason = String(cString: strerror(errno))
-            file.discard()
-            throw YardError(.unavailable, field: path, "cannot write \(path): \(reason)")
-        }
-        try file.commit(durable: durable)
     }
 
     /// Streams a file into place: `body` writes to the temporary file; when

@@ -153,17 +153,7 @@ public actor TrackingSpool: Service {
                 }
                 start = whole
             }
-            let written = bytes.withUnsafeBytes { buffer -> Bool in
-                var done = 0
-                while done < buffer.count {
-                    let n = Foundation.write(fd, buffer.baseAddress! + done, buffer.count - done)
-                    if n < 0 && errno == EINTR { continue }
-                    if n <= 0 { return false }
-                    done += n
-                }
-                return true
-            }
-            guard written, fsync(fd) == 0 else {
+            guard AtomicFile.writeAll(bytes, to: fd), fsync(fd) == 0 else {
                 let reason = String(cString: strerror(errno))
                 _ = ftruncate(fd, start)
                 return .failure(YardError(.unavailable, field: path, "cannot spool to \(path): \(reason)"))
