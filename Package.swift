@@ -33,9 +33,9 @@ let package = Package(
             "YardDomain",
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
-        // Work queue: embedded (SQLite, survives restarts) and memory.
+        // Work queue: embedded (SQLite, survives restarts), memory, and Redis Streams (workers elsewhere).
         .target(name: "YardQueue", dependencies: [
-            "YardDomain", "YardStore",
+            "YardDomain", "YardStore", "YardRedis",
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         // GNU spawn/pipe extensions for the engine runner.
@@ -63,6 +63,9 @@ let package = Package(
         // Redis over SwiftNIO (RESP): the queue and worker seam for workers on other machines.
         .target(name: "YardRedis", dependencies: [
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         // Claims jobs, runs the engine, routes its events.
         .target(name: "YardWorker", dependencies: [
@@ -86,18 +89,18 @@ let package = Package(
         .executableTarget(name: "yard", dependencies: ["YardCLI"]),
         // The Swift half of bench/mlflow_metrics.sh and bench/streams.sh.
         .executableTarget(name: "YardBench", dependencies: [
-            "YardDomain", "YardStore", "YardQueue", "YardTracker", "YardServer", "YardArtifacts", "YardEngine",
+            "YardDomain", "YardStore", "YardQueue", "YardRedis", "YardTracker", "YardServer", "YardArtifacts", "YardEngine",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
 
         // Fixtures shared by the test suites: temp folders, a scripted engine.
-        .target(name: "YardTestSupport", dependencies: ["YardDomain", "YardStore", "YardQueue", "YardEngine"], path: "Tests/YardTestSupport"),
+        .target(name: "YardTestSupport", dependencies: ["YardDomain", "YardStore", "YardQueue", "YardEngine", "YardRedis", .product(name: "Logging", package: "swift-log")], path: "Tests/YardTestSupport"),
         .testTarget(name: "YardDomainTests", dependencies: ["YardDomain", "YardEngine"]),
         .testTarget(name: "YardArtifactsTests", dependencies: ["YardArtifacts"]),
-        .testTarget(name: "YardRedisTests", dependencies: ["YardRedis", .product(name: "NIOCore", package: "swift-nio")]),
-        .testTarget(name: "YardStoreTests", dependencies: ["YardStore", "YardQueue", "YardTestSupport"]),
+        .testTarget(name: "YardRedisTests", dependencies: ["YardRedis", "YardQueue", "YardTestSupport", .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "YardStoreTests", dependencies: ["YardStore", "YardQueue", "YardRedis", "YardTestSupport"]),
         .testTarget(name: "YardServerTests", dependencies: [
             "YardServer", "YardTracker", "YardArtifacts", "YardTestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -11,9 +11,11 @@ CACHE=${TRAINYARD_CACHE:-$HOME/.cache/trainyard}
 mkdir -p "$CACHE"
 log() { echo "[setup] $*" >&2; }
 
-# 1. Debian packages: SQLite headers for GRDB, a font for plots.
+# 1. Debian packages: SQLite headers for GRDB, a font for plots; for the
+#    tests, a real redis-server too.
 missing=()
 dpkg -s libsqlite3-dev >/dev/null 2>&1 || missing+=(libsqlite3-dev)
+if [ "${1:-}" = "--test" ]; then command -v redis-server >/dev/null 2>&1 || missing+=(redis-server); fi
 dpkg -s fonts-dejavu-core >/dev/null 2>&1 || missing+=(fonts-dejavu-core)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -2,8 +2,9 @@
 # Installs everything (as scripts/setup.sh) and runs all tests: Swift unit,
 # API and store tests, end-to-end tests that train real Ultralytics models
 # on CPU through `yard up` against a real MLflow server, and the engine's
-# Python tests. The MLflow server is started here, once per run, on
-# 127.0.0.1, and stopped when the run ends.
+# Python tests. The MLflow and S3 (moto) servers are started here, once per
+# run, on 127.0.0.1, and stopped when the run ends; Redis tests start
+# redis-servers of their own (they restart, kill and freeze them).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${TRAINYARD_CACHE:-$HOME/.cache/trainyard}

@@ -4,6 +4,8 @@
 //   yard-bench spool-writer DIR TASKS OPS: the kill -9 test's writer.
 //   yard-bench streams [EVENTS] [IDLE_SECONDS] (bench/streams.sh): SSE latency
 //     with 1 and 100 clients, server CPU with 100 idle clients.
+//   yard-bench redis-queue URL [JOBS] [C_BASELINE] (bench/redis_queue.sh): the Redis queue
+//     path against raw stream round trips.
 import Foundation
 import Logging
 import YardDomain
@@ -17,12 +19,17 @@ if arguments.count >= 2, arguments[1] == "streams" {
     try await StreamBench.run(events: events, idleSeconds: idle)
     exit(0)
 }
+if arguments.count >= 3, arguments[1] == "redis-queue" {
+    try await QueueBench.run(url: arguments[2], jobs: arguments.count > 3 ? Int(arguments[3]) ?? 20_000 : 20_000,
+                             external: arguments.count > 4 ? Double(arguments[4]) : nil)
+    exit(0)
+}
 if arguments.count == 5, arguments[1] == "spool-writer", let tasks = Int(arguments[3]), let ops = Int(arguments[4]) {
     try await SpoolWriter.run(directory: arguments[2], tasks: tasks, ops: ops)
     exit(0)
 }
 guard arguments.count == 4, let points = Int(arguments[3]), points > 0 else {
-    FileHandle.standardError.write(Data("usage: yard-bench TRACKING_URI EXPERIMENT POINTS | streams [EVENTS] [IDLE] | spool-writer DIR TASKS OPS\n".utf8))
+    FileHandle.standardError.write(Data("usage: yard-bench TRACKING_URI EXPERIMENT POINTS | streams [EVENTS] [IDLE] | redis-queue URL [JOBS] [C_BASELINE] | spool-writer DIR TASKS OPS\n".utf8))
     exit(2)
 }
 try await TrackingBench.run(uri: arguments[1], experiment: arguments[2], points: points)

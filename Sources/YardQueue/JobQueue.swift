@@ -1,13 +1,38 @@
 import YardDomain
 
+/// A job handed to one worker: which job, and which attempt at it. The
+/// attempt number fences a worker that lost its claim (it was paused or cut
+/// off past its lease and the job went to another worker): whatever it
+/// still sends carries an older attempt and is dropped.
+public struct QueueClaim: Sendable, Hashable, CustomStringConvertible {
+    public var jobID: String
+    public var attempt: Int
+
+    public init(jobID: String, attempt: Int) {
+        self.jobID = jobID
+        self.attempt = attempt
+    }
+
+    public var description: String { "\(jobID) (attempt \(attempt))" }
+}
+
 /// The work queue between the server and the workers. A job id is enqueued
 /// once; `claim` hands it to exactly one worker; `complete` removes it;
 /// `release` puts it back (a worker that stops or dies mid-job).
-/// Drivers: `SQLiteJobQueue` (embedded, survives restarts), `MemoryJobQueue`.
+/// Drivers: `SQLiteJobQueue` (embedded, survives restarts), `MemoryJobQueue`,
+/// `RedisJobQueue` (workers on other machines; claims expire after a lease).
 public protocol JobQueue: Sendable {
     func enqueue(_ jobID: String) async throws
     /// The oldest unclaimed job, now claimed by `worker`; nil when none waits.
-    func claim(worker: String) async throws -> String?
+    /// With a lease, a job whose worker stopped renewing its claim for longer
+    /// than the lease counts as unclaimed (a new attempt).
+    func claim(worker: String) async throws -> QueueClaim?
+    /// Keeps `worker`'s claim alive (a heartbeat). False when the worker no
+    /// longer holds it: the job was reclaimed, completed or cancelled.
+    func renew(_ claim: QueueClaim, worker: String) async throws -> Bool
+    /// Completes the job if `worker` still holds this claim; false (and
+    /// nothing changes) when it does not.
+    func finish(_ claim: QueueClaim, worker: String) async throws -> Bool
     func complete(_ jobID: String) async throws
     func release(_ jobID: String) async throws
     /// Removes a job that has not been claimed (a stop before it started);
@@ -15,9 +40,13 @@ public protocol JobQueue: Sendable {
     func cancel(_ jobID: String) async throws -> Bool
     /// Releases every claim: at start-up of the process that owns the
     /// embedded queue, no earlier claim can still be alive. Returns the ids.
+    /// A queue with a lease returns [] (its claims expire on their own).
     func releaseAllClaims() async throws -> [String]
     /// The worker holding a claim on the job; nil when it waits or is not queued.
     func claimant(of jobID: String) async throws -> String?
     /// Suspends until something may have been enqueued, or `timeout` passes.
     func waitForWork(timeout: Duration) async
+    /// How long a claim lives without a renewal; nil when claims live until
+    /// released (the embedded queue, owned by one process).
+    var lease: Duration? { get }
 }

@@ -4,6 +4,7 @@ import YardDomain
 public actor MemoryJobQueue: JobQueue {
     private var waiting: [String] = []
     private var claimed: [String: String] = [:]
+    private var attempts: [String: Int] = [:]
     private let signal: WorkSignal
 
     public init(clock: any Clock<Duration> = ContinuousClock()) {
@@ -16,11 +17,24 @@ public actor MemoryJobQueue: JobQueue {
         await signal.notify()
     }
 
-    public func claim(worker: String) -> String? {
+    public nonisolated var lease: Duration? { nil }
+
+    public func claim(worker: String) -> QueueClaim? {
         guard !waiting.isEmpty else { return nil }
         let id = waiting.removeFirst()
         claimed[id] = worker
-        return id
+        attempts[id, default: 0] += 1
+        return QueueClaim(jobID: id, attempt: attempts[id]!)
+    }
+
+    public func renew(_ claim: QueueClaim, worker: String) -> Bool {
+        claimed[claim.jobID] == worker && attempts[claim.jobID] == claim.attempt
+    }
+
+    public func finish(_ claim: QueueClaim, worker: String) -> Bool {
+        guard renew(claim, worker: worker) else { return false }
+        claimed[claim.jobID] = nil
+        return true
     }
 
     public func complete(_ jobID: String) { claimed[jobID] = nil }

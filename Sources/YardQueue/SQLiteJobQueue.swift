@@ -25,15 +25,33 @@ public final class SQLiteJobQueue: JobQueue {
         await signal.notify()
     }
 
-    public func claim(worker: String) async throws -> String? {
+    public var lease: Duration? { nil }
+
+    public func claim(worker: String) async throws -> QueueClaim? {
         let time = now().timeIntervalSince1970
         return try await db.write { db in
             guard let id = try String.fetchOne(db, sql: "SELECT job_id FROM queue WHERE claimed_by IS NULL ORDER BY seq LIMIT 1") else {
                 return nil
             }
-            try db.execute(sql: "UPDATE queue SET claimed_by = ?, claimed_at = ? WHERE job_id = ?",
+            try db.execute(sql: "UPDATE queue SET claimed_by = ?, claimed_at = ?, attempts = attempts + 1 WHERE job_id = ?",
                            arguments: [worker, time, id])
-            return id
+            let attempt = try Int.fetchOne(db, sql: "SELECT attempts FROM queue WHERE job_id = ?", arguments: [id]) ?? 1
+            return QueueClaim(jobID: id, attempt: attempt)
+        }
+    }
+
+    public func renew(_ claim: QueueClaim, worker: String) async throws -> Bool {
+        try await db.read { db in
+            try Bool.fetchOne(db, sql: "SELECT 1 FROM queue WHERE job_id = ? AND claimed_by = ? AND attempts = ?",
+                              arguments: [claim.jobID, worker, claim.attempt]) ?? false
+        }
+    }
+
+    public func finish(_ claim: QueueClaim, worker: String) async throws -> Bool {
+        try await db.write { db in
+            try db.execute(sql: "DELETE FROM queue WHERE job_id = ? AND claimed_by = ? AND attempts = ?",
+                           arguments: [claim.jobID, worker, claim.attempt])
+            return db.changesCount > 0
         }
     }
 

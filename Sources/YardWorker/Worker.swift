@@ -82,7 +82,7 @@ public struct Worker: Service {
                 do {
                     // A job whose end could not be recorded comes before new work.
                     guard await settleLeftovers() else { throw YardError(.unavailable, "cannot record how a job ended; retrying") }
-                    if let id = try await control.queue.claim(worker: configuration.id) {
+                    if let id = try await control.queue.claim(worker: configuration.id)?.jobID {
                         await JobRun(worker: self, jobID: id, shutdown: shutdown).execute()
                     } else {
                         await control.queue.waitForWork(timeout: .seconds(1))
@@ -103,7 +103,7 @@ public struct Worker: Service {
     /// Runs until the queue is empty, then returns (tests).
     public func drain() async throws {
         let shutdown = ShutdownFlag()
-        while let id = try await control.queue.claim(worker: configuration.id) {
+        while let id = try await control.queue.claim(worker: configuration.id)?.jobID {
             await JobRun(worker: self, jobID: id, shutdown: shutdown).execute()
         }
         guard await settleLeftovers() else { throw YardError(.unavailable, "cannot record how a job ended: \(unsettled.withLock { $0.keys.sorted() })") }

@@ -157,24 +157,4 @@ final class Listener: Sendable {
     }
 }
 
-/// Log records kept in memory, by level.
-final class LogCapture: Sendable {
-    let records = Mutex<[(Logger.Level, String)]>([])
-    var logger: Logger {
-        Logger(label: "capture") { _ in Handler(capture: self) }
-    }
-    func count(of level: Logger.Level) -> Int { records.withLock { $0.filter { $0.0 == level }.count } }
 
-    struct Handler: LogHandler {
-        let capture: LogCapture
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-        func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
-            capture.records.withLock { $0.append((level, message.description)) }
-        }
-    }
-}

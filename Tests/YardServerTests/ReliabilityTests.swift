@@ -23,7 +23,7 @@ struct ReliabilityTests {
         #expect(job.state == .failed)
         #expect(job.message?.contains("disk I/O error") == true)
         #expect(try await t.yard.queue.claimant(of: "broken") == nil)
-        #expect(try await t.yard.queue.claim(worker: "other") == nil, "the claim was completed, not left behind")
+        #expect(try await t.yard.queue.claim(worker: "other")?.jobID == nil, "the claim was completed, not left behind")
 
         store.inject { _ in nil }
         _ = try await t.yard.control.submit(try Self.parser.parse(t.config("task_id: next")))
@@ -69,7 +69,7 @@ struct ReliabilityTests {
         let control = t.yard.control
         _ = try await control.submit(try Self.parser.parse(t.config("task_id: orphan")))
         // An attempt that died without settling: running, and nobody holds its claim.
-        #expect(try await t.yard.queue.claim(worker: "gone") == "orphan")
+        #expect(try await t.yard.queue.claim(worker: "gone")?.jobID == "orphan")
         try await control.move("orphan", to: .running)
         try await t.yard.queue.complete("orphan")
         let stopped = try await control.stop("orphan")
@@ -77,7 +77,7 @@ struct ReliabilityTests {
 
         // And one already stuck in `stopping`.
         _ = try await control.submit(try Self.parser.parse(t.config("task_id: stuck")))
-        #expect(try await t.yard.queue.claim(worker: "gone") == "stuck")
+        #expect(try await t.yard.queue.claim(worker: "gone")?.jobID == "stuck")
         try await control.move("stuck", to: .running)
         try await control.move("stuck", to: .stopping)
         try await t.yard.queue.complete("stuck")
@@ -95,7 +95,7 @@ struct ReliabilityTests {
         // Each round: a process claims the job, starts it, and dies.
         func crash(_ id: String) async throws {
             var others: [String] = []
-            while let claimed = try await t.yard.queue.claim(worker: "doomed"), claimed != id { others.append(claimed) }
+            while let claimed = try await t.yard.queue.claim(worker: "doomed")?.jobID, claimed != id { others.append(claimed) }
             for other in others { try await t.yard.queue.release(other) }
             try await control.move(id, to: .running) { $0.attempts += 1 }
             try await t.yard.store.appendLog(jobID: id, lines: ["epoch 1", "Killed"])

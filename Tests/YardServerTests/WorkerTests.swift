@@ -152,12 +152,12 @@ struct WorkerTests {
         _ = try await control.submit(try JobConfigParser { _ in true }.parse(t.config("task_id: i1")))
         _ = try await control.submit(try JobConfigParser { _ in true }.parse(t.config("task_id: i2")))
         // Simulate a process that claimed i1 and died mid-run.
-        #expect(try await t.yard.queue.claim(worker: "dead") == "i1")
+        #expect(try await t.yard.queue.claim(worker: "dead")?.jobID == "i1")
         try await control.move("i1", to: .running)
         #expect(try await control.recover() == ["i1"])
         #expect(try await t.yard.store.require("i1").state == .queued)
         var claimed: [String] = []
-        while let id = try await t.yard.queue.claim(worker: "new") { claimed.append(id) }
+        while let id = try await t.yard.queue.claim(worker: "new")?.jobID { claimed.append(id) }
         #expect(Set(claimed) == ["i1", "i2"])
     }
 }

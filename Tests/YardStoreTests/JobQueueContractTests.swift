@@ -1,68 +1,105 @@
 import Foundation
 import Testing
 import YardQueue
+import YardRedis
 import YardStore
 import YardTestSupport
 
+/// What every queue driver promises. The Redis driver runs against a real
+/// redis-server of each test's own.
 @Suite("JobQueue contract")
 struct JobQueueContractTests {
-    enum Driver: String, CaseIterable, Sendable { case memory, sqlite }
+    enum Driver: String, CaseIterable, Sendable { case memory, sqlite, redis }
+    /// The drivers whose claims live until released (no lease).
+    static let embedded: [Driver] = [.memory, .sqlite]
 
-    static func make(_ driver: Driver) throws -> any JobQueue {
+    /// A queue, and whatever must live as long as it (the redis-server).
+    static func make(_ driver: Driver, clock: any Clock<Duration> = ContinuousClock()) async throws -> (any JobQueue, AnyObject?) {
         switch driver {
-        case .memory: MemoryJobQueue()
-        case .sqlite: SQLiteJobQueue(database: try YardDatabase())
+        case .memory: return (MemoryJobQueue(clock: clock), nil)
+        case .sqlite: return (SQLiteJobQueue(database: try YardDatabase(), clock: clock), nil)
+        case .redis:
+            let server = try await RedisServer()
+            return (RedisJobQueue(redis: RedisClient(try server.configuration()), clock: clock), server)
         }
     }
 
     @Test(arguments: Driver.allCases)
     func firstInFirstOutAndOneClaimEach(driver: Driver) async throws {
-        let queue = try Self.make(driver)
+        let (queue, server) = try await Self.make(driver)
+        defer { withExtendedLifetime(server) {} }
         try await queue.enqueue("a")
         try await queue.enqueue("b")
         try await queue.enqueue("a")  // idempotent
-        #expect(try await queue.claim(worker: "w1") == "a")
-        #expect(try await queue.claim(worker: "w2") == "b")
-        #expect(try await queue.claim(worker: "w3") == nil)
+        #expect(try await queue.claim(worker: "w1")?.jobID == "a")
+        #expect(try await queue.claim(worker: "w2")?.jobID == "b")
+        #expect(try await queue.claim(worker: "w3")?.jobID == nil)
         try await queue.release("a")
-        #expect(try await queue.claim(worker: "w3") == "a")
+        #expect(try await queue.claim(worker: "w3")?.jobID == "a")
         try await queue.complete("a")
         try await queue.complete("b")
         #expect(try await queue.releaseAllClaims() == [])
-        #expect(try await queue.claim(worker: "w1") == nil)
+        #expect(try await queue.claim(worker: "w1")?.jobID == nil)
     }
 
     @Test(arguments: Driver.allCases)
     func cancelOnlyRemovesWaitingJobs(driver: Driver) async throws {
-        let queue = try Self.make(driver)
+        let (queue, server) = try await Self.make(driver)
+        defer { withExtendedLifetime(server) {} }
         try await queue.enqueue("a")
         try await queue.enqueue("b")
-        #expect(try await queue.claim(worker: "w") == "a")
+        #expect(try await queue.claim(worker: "w")?.jobID == "a")
         #expect(try await queue.cancel("a") == false)
         #expect(try await queue.cancel("b") == true)
-        #expect(try await queue.claim(worker: "w") == nil)
+        #expect(try await queue.claim(worker: "w")?.jobID == nil)
     }
 
-    @Test(arguments: Driver.allCases)
+    @Test(arguments: embedded)
     func releaseAllClaimsPutsClaimedJobsBack(driver: Driver) async throws {
-        let queue = try Self.make(driver)
+        let (queue, server) = try await Self.make(driver)
+        defer { withExtendedLifetime(server) {} }
         try await queue.enqueue("a")
         try await queue.enqueue("b")
-        _ = try await queue.claim(worker: "dead")
+        _ = try await queue.claim(worker: "dead")?.jobID
         #expect(try await queue.releaseAllClaims() == ["a"])
-        #expect(try await queue.claim(worker: "w") == "a")
+        #expect(try await queue.claim(worker: "w")?.jobID == "a")
+    }
+
+    /// Attempts are numbered per job; only the holder of the current
+    /// attempt can renew or finish it.
+    @Test(arguments: Driver.allCases)
+    func onlyTheCurrentAttemptRenewsOrFinishes(driver: Driver) async throws {
+        let (queue, server) = try await Self.make(driver)
+        defer { withExtendedLifetime(server) {} }
+        try await queue.enqueue("a")
+        let first = try #require(try await queue.claim(worker: "w1"))
+        #expect(first == QueueClaim(jobID: "a", attempt: 1))
+        #expect(try await queue.renew(first, worker: "w1"))
+        #expect(try await queue.renew(first, worker: "w2") == false)
+        try await queue.release("a")
+        #expect(try await queue.renew(first, worker: "w1") == false, "released: the claim is gone")
+        let second = try #require(try await queue.claim(worker: "w2"))
+        #expect(second == QueueClaim(jobID: "a", attempt: 2))
+        #expect(try await queue.claimant(of: "a") == "w2")
+        #expect(try await queue.finish(first, worker: "w1") == false, "a stale attempt changes nothing")
+        #expect(try await queue.claimant(of: "a") == "w2")
+        #expect(try await queue.finish(second, worker: "w2"))
+        #expect(try await queue.claimant(of: "a") == nil)
+        #expect(try await queue.claim(worker: "w3") == nil)
+        #expect(try await queue.renew(second, worker: "w2") == false)
     }
 
     @Test(arguments: Driver.allCases)
     func concurrentWorkersNeverClaimTheSameJob(driver: Driver) async throws {
-        let queue = try Self.make(driver)
+        let (queue, server) = try await Self.make(driver)
+        defer { withExtendedLifetime(server) {} }
         let ids = (0..<200).map { "job-\($0)" }
         for id in ids { try await queue.enqueue(id) }
         let claimed = try await withThrowingTaskGroup(of: [String].self) { group in
             for w in 0..<8 {
                 group.addTask {
                     var mine: [String] = []
-                    while let id = try await queue.claim(worker: "w\(w)") { mine.append(id) }
+                    while let id = try await queue.claim(worker: "w\(w)")?.jobID { mine.append(id) }
                     return mine
                 }
             }
@@ -79,8 +116,8 @@ struct JobQueueContractTests {
         let a = SQLiteJobQueue(database: try YardDatabase(path: dir.file("q.sqlite")))
         let b = SQLiteJobQueue(database: try YardDatabase(path: dir.file("q.sqlite")))
         for i in 0..<100 { try await a.enqueue("j\(i)") }
-        async let fromA: [String] = { var out: [String] = []; while let id = try await a.claim(worker: "a") { out.append(id) }; return out }()
-        async let fromB: [String] = { var out: [String] = []; while let id = try await b.claim(worker: "b") { out.append(id) }; return out }()
+        async let fromA: [String] = { var out: [String] = []; while let id = try await a.claim(worker: "a")?.jobID { out.append(id) }; return out }()
+        async let fromB: [String] = { var out: [String] = []; while let id = try await b.claim(worker: "b")?.jobID { out.append(id) }; return out }()
         let (x, y) = try await (fromA, fromB)
         #expect(Set(x).isDisjoint(with: Set(y)))
         #expect(x.count + y.count == 100)
@@ -93,20 +130,13 @@ struct JobQueueContractTests {
             let queue = SQLiteJobQueue(database: try YardDatabase(path: dir.file("q.sqlite")))
             try await queue.enqueue("claimed")
             try await queue.enqueue("kept")
-            #expect(try await queue.claim(worker: "old-process") == "claimed")
+            #expect(try await queue.claim(worker: "old-process")?.jobID == "claimed")
         }
         let queue = SQLiteJobQueue(database: try YardDatabase(path: dir.file("q.sqlite")))
-        #expect(try await queue.claim(worker: "new") == "kept")
-        #expect(try await queue.claim(worker: "new") == nil, "a claim outlives the process until recovery")
+        #expect(try await queue.claim(worker: "new")?.jobID == "kept")
+        #expect(try await queue.claim(worker: "new")?.jobID == nil, "a claim outlives the process until recovery")
         #expect(try await queue.releaseAllClaims() == ["claimed", "kept"])
-        #expect(try await queue.claim(worker: "new") == "claimed")
-    }
-
-    static func make(_ driver: Driver, clock: ManualClock) throws -> any JobQueue {
-        switch driver {
-        case .memory: MemoryJobQueue(clock: clock)
-        case .sqlite: SQLiteJobQueue(database: try YardDatabase(), clock: clock)
-        }
+        #expect(try await queue.claim(worker: "new")?.jobID == "claimed")
     }
 
     /// No sleeping: the wait's timeout is on a manual clock that never moves,
@@ -114,7 +144,8 @@ struct JobQueueContractTests {
     @Test(arguments: Driver.allCases)
     func waitForWorkWakesOnEnqueue(driver: Driver) async throws {
         let clock = ManualClock()
-        let queue = try Self.make(driver, clock: clock)
+        let (queue, server) = try await Self.make(driver, clock: clock)
+        defer { withExtendedLifetime(server) {} }
         async let waited: Void = queue.waitForWork(timeout: .seconds(10))
         await clock.untilSleeping(1)
         try await queue.enqueue("x")
@@ -125,14 +156,15 @@ struct JobQueueContractTests {
     @Test(arguments: Driver.allCases)
     func waitForWorkEndsAtItsTimeout(driver: Driver) async throws {
         let clock = ManualClock()
-        let queue = try Self.make(driver, clock: clock)
+        let (queue, server) = try await Self.make(driver, clock: clock)
+        defer { withExtendedLifetime(server) {} }
         async let waited: Void = queue.waitForWork(timeout: .seconds(10))
         await clock.untilSleeping(1)
         clock.advance(by: .seconds(9))
         #expect(clock.sleeperCount == 1)
         clock.advance(by: .seconds(1))
         await waited
-        #expect(try await queue.claim(worker: "w") == nil)
+        #expect(try await queue.claim(worker: "w")?.jobID == nil)
     }
 
 }

@@ -122,6 +122,10 @@ public struct YardDatabase: Sendable {
                 );
                 """)
         }
+        migrator.registerMigration("v3-queue-attempts") { db in
+            // Claims of one job are numbered, so a worker that lost its claim is fenced.
+            try db.execute(sql: "ALTER TABLE queue ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0")
+        }
         return migrator
     }
 }

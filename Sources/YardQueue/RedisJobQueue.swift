@@ -1,0 +1,258 @@
+import Synchronization
+import YardDomain
+import YardRedis
+
+/// The queue for workers on other machines, on a Redis Stream with one
+/// consumer group. A claim is a delivery to a consumer (the worker): it
+/// stays in the group's pending list until `complete` acknowledges it, and
+/// the worker keeps it alive by `renew` (XCLAIM to itself, which resets its
+/// idle time). An entry idle for longer than the lease belongs to a worker
+/// that died or was cut off: the next `claim` takes it over (XAUTOCLAIM) as
+/// a new attempt. `release` hands an entry to a placeholder consumer with
+/// an idle time past any lease, so it is claimed next, ahead of new work.
+///
+/// Every operation that reads and then writes is one Lua script, so two
+/// workers, or a worker and the server, never interleave inside one.
+/// Keys (under `prefix`): `jobs` (the stream), `entry` (job id -> entry id),
+/// `attempt` (job id -> attempts so far).
+public final class RedisJobQueue: JobQueue {
+    public static let group = "workers"
+    /// The consumer that holds released entries until a worker claims them.
+    static let released = "~released"
+
+    let redis: RedisClient
+    let waiting: RedisWaitPool
+    let keys: Keys
+    public let lease: Duration?
+    private let signal: WorkSignal
+    /// The stream's newest entry when a claim last found nothing: a wait
+    /// blocks for entries after it, so one added in between is not missed.
+    private let lastSeen = Mutex<String?>(nil)
+
+    struct Keys {
+        let stream: String
+        let entry: String
+        let attempt: String
+        init(prefix: String) {
+            stream = "\(prefix):jobs"
+            entry = "\(prefix):queue:entry"
+            attempt = "\(prefix):queue:attempt"
+        }
+        var all: [String] { [stream, entry, attempt] }
+    }
+
+    public init(redis: RedisClient, prefix: String = "yard", lease: Duration = .seconds(60), clock: any Clock<Duration> = ContinuousClock()) {
+        self.redis = redis
+        self.waiting = RedisWaitPool(configuration: redis.configuration)
+        self.keys = Keys(prefix: prefix)
+        self.lease = lease
+        self.signal = WorkSignal(clock: clock)
+    }
+
+    var leaseMilliseconds: String {
+        let (seconds, attoseconds) = (lease ?? .seconds(60)).components
+        return String(max(1, seconds * 1000 + attoseconds / 1_000_000_000_000_000))
+    }
+
+    public func enqueue(_ jobID: String) async throws {
+        try await redis.run(Scripts.enqueue, keys: keys.all, arguments: [Self.group, jobID])
+        await signal.notify()
+    }
+
+    public func claim(worker: String) async throws -> QueueClaim? {
+        let reply = try await redis.run(Scripts.claim, keys: keys.all, arguments: [Self.group, worker, leaseMilliseconds])
+        guard let fields = reply.array, fields.count == 2, let kind = fields[0].string else {
+            throw RedisError.protocolViolation("the claim script returned \(reply)")
+        }
+        if kind == "none" {
+            lastSeen.withLock { $0 = fields[1].string }
+            return nil
+        }
+        guard let values = fields[1].array, values.count == 2, let id = values[0].string, let attempt = values[1].int else {
+            throw RedisError.protocolViolation("the claim script returned \(reply)")
+        }
+        return QueueClaim(jobID: id, attempt: Int(attempt))
+    }
+
+    public func renew(_ claim: QueueClaim, worker: String) async throws -> Bool {
+        try await redis.run(Scripts.renew, keys: keys.all, arguments: [Self.group, worker, claim.jobID, String(claim.attempt), "0"]).int == 1
+    }
+
+    public func finish(_ claim: QueueClaim, worker: String) async throws -> Bool {
+        try await redis.run(Scripts.renew, keys: keys.all, arguments: [Self.group, worker, claim.jobID, String(claim.attempt), "1"]).int == 1
+    }
+
+    public func complete(_ jobID: String) async throws {
+        try await redis.run(Scripts.complete, keys: keys.all, arguments: [Self.group, jobID])
+    }
+
+    public func release(_ jobID: String) async throws {
+        if try await redis.run(Scripts.release, keys: keys.all, arguments: [Self.group, jobID, Self.released]).int == 1 {
+            await signal.notify()
+        }
+    }
+
+    public func cancel(_ jobID: String) async throws -> Bool {
+        try await redis.run(Scripts.cancel, keys: keys.all, arguments: [Self.group, jobID, Self.released]).int == 1
+    }
+
+    /// Claims on Redis expire by lease; none is released wholesale.
+    public func releaseAllClaims() async throws -> [String] { [] }
+
+    public func claimant(of jobID: String) async throws -> String? {
+        let name = try await redis.run(Scripts.claimant, keys: keys.all, arguments: [Self.group, jobID]).string
+        return name == Self.released ? nil : name
+    }
+
+    /// Blocks on the stream (XREAD BLOCK, on a connection of its own) for an
+    /// entry newer than the last one a claim saw, and on this process's own
+    /// enqueues and releases. Reclaimable entries of dead workers are found
+    /// by the claim that follows the timeout.
+    public func waitForWork(timeout: Duration) async {
+        let after = lastSeen.withLock { $0 } ?? "$"
+        let stream = keys.stream
+        let waiting = self.waiting
+        let signal = self.signal
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await signal.wait(timeout: timeout) }
+            group.addTask {
+                do { try await waiting.blockUntilNewer(than: after, on: stream, timeout: timeout) } catch {
+                    // Redis unreachable: the local signal's timeout paces the retries.
+                    await signal.wait(timeout: timeout)
+                }
+            }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+}
+
+/// Connections for blocking reads, one per waiter (a blocked connection
+/// serves nobody else), kept for the next wait.
+final class RedisWaitPool: Sendable {
+    let configuration: RedisConfiguration
+    private let idle = Mutex<[RedisConnection]>([])
+
+    init(configuration: RedisConfiguration) { self.configuration = configuration }
+
+    func blockUntilNewer(than id: String, on stream: String, timeout: Duration) async throws {
+        let connection = try await take()
+        let milliseconds = max(1, timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        // Cancelling a wait closes its connection: the blocked command cannot be taken back.
+        try await withTaskCancellationHandler {
+            _ = try await connection.send(["XREAD", "COUNT", "1", "BLOCK", String(milliseconds), "STREAMS", stream, id],
+                                          timeout: timeout + configuration.commandTimeout)
+        } onCancel: {
+            connection.close()
+        }
+        if connection.isActive { idle.withLock { $0.append(connection) } }
+    }
+
+    private func take() async throws -> RedisConnection {
+        while let connection = idle.withLock({ $0.popLast() }) {
+            if connection.isActive { return connection }
+        }
+        return try await RedisConnection.connect(configuration, name: "yard-wait")
+    }
+}
+
+/// The queue's Lua scripts. KEYS: stream, entry hash, attempt hash.
+enum Scripts {
+    /// ARGV: group, job id. Adds the job unless it is already queued.
+    static let enqueue = RedisScript("""
+        if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return 0 end
+        pcall(redis.call, 'XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
+        local id = redis.call('XADD', KEYS[1], '*', 'job', ARGV[2])
+        redis.call('HSET', KEYS[2], ARGV[2], id)
+        return 1
+        """)
+
+    /// ARGV: group, consumer, lease (ms). Takes over the oldest entry idle
+    /// past the lease (released, or its worker gone), else reads a new one.
+    /// Returns {'job', {job id, attempt}} or {'none', newest entry id}.
+    static let claim = RedisScript("""
+        pcall(redis.call, 'XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
+        local entry
+        local cursor = '0-0'
+        repeat
+          local reply = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], cursor, 'COUNT', 1)
+          cursor = reply[1]
+          local candidate = reply[2][1]
+          if candidate and candidate[2] then entry = candidate end
+        until entry ~= nil or cursor == '0-0'
+        if entry == nil then
+          local read = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', 1, 'STREAMS', KEYS[1], '>')
+          if read then entry = read[1][2][1] end
+        end
+        if entry == nil then
+          local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+          if newest[1] then return {'none', newest[1][1]} end
+          return {'none', '0-0'}
+        end
+        local job = entry[2][2]
+        local attempt = redis.call('HINCRBY', KEYS[3], job, 1)
+        return {'job', {job, attempt}}
+        """)
+
+    /// ARGV: group, consumer, job id, attempt, finish (1/0). When the
+    /// consumer still holds this attempt: resets the entry's idle time, or
+    /// with finish=1 acknowledges and removes it. Returns 1, else 0.
+    static let renew = RedisScript("""
+        local id = redis.call('HGET', KEYS[2], ARGV[3])
+        if not id then return 0 end
+        if redis.call('HGET', KEYS[3], ARGV[3]) ~= ARGV[4] then return 0 end
+        local pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
+        if pending[1] == nil or pending[1][2] ~= ARGV[2] then return 0 end
+        if ARGV[5] == '1' then
+          redis.call('XACK', KEYS[1], ARGV[1], id)
+          redis.call('XDEL', KEYS[1], id)
+          redis.call('HDEL', KEYS[2], ARGV[3])
+        else
+          redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'JUSTID')
+        end
+        return 1
+        """)
+
+    /// ARGV: group, job id. Removes the job whoever holds it.
+    static let complete = RedisScript("""
+        local id = redis.call('HGET', KEYS[2], ARGV[2])
+        if not id then return 0 end
+        redis.call('XACK', KEYS[1], ARGV[1], id)
+        redis.call('XDEL', KEYS[1], id)
+        redis.call('HDEL', KEYS[2], ARGV[2])
+        return 1
+        """)
+
+    /// ARGV: group, job id, placeholder consumer. Puts a claimed job first
+    /// in line. Returns 1 when it was claimed.
+    static let release = RedisScript("""
+        local id = redis.call('HGET', KEYS[2], ARGV[2])
+        if not id then return 0 end
+        local pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
+        if pending[1] == nil or pending[1][2] == ARGV[3] then return 0 end
+        redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, id, 'IDLE', '1000000000000', 'JUSTID')
+        return 1
+        """)
+
+    /// ARGV: group, job id, placeholder consumer. Removes the job if no
+    /// worker holds it. Returns 1 when it was waiting.
+    static let cancel = RedisScript("""
+        local id = redis.call('HGET', KEYS[2], ARGV[2])
+        if not id then return 0 end
+        local pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
+        if pending[1] ~= nil and pending[1][2] ~= ARGV[3] then return 0 end
+        if pending[1] ~= nil then redis.call('XACK', KEYS[1], ARGV[1], id) end
+        redis.call('XDEL', KEYS[1], id)
+        redis.call('HDEL', KEYS[2], ARGV[2])
+        return 1
+        """)
+
+    /// ARGV: group, job id. The consumer holding the job, or nil.
+    static let claimant = RedisScript("""
+        local id = redis.call('HGET', KEYS[2], ARGV[2])
+        if not id then return false end
+        local ok, pending = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1], id, id, 1)
+        if not ok or pending[1] == nil then return false end
+        return pending[1][2]
+        """)
+}

@@ -1,0 +1,186 @@
+import NIOCore
+import NIOPosix
+
+/// One TCP connection to Redis, shared by any number of concurrent callers:
+/// commands are written as they come (pipelined) and Redis answers in order,
+/// so each reply completes the oldest waiting promise. A broken connection,
+/// a protocol error or a timeout fails every waiting command and closes it;
+/// `RedisClient` then opens a new one.
+public final class RedisConnection: Sendable {
+    let channel: any Channel
+    let configuration: RedisConfiguration
+
+    init(channel: any Channel, configuration: RedisConfiguration) {
+        self.channel = channel
+        self.configuration = configuration
+    }
+
+    /// Connects, logs in (AUTH) and selects the database.
+    public static func connect(_ configuration: RedisConfiguration, name: String? = nil,
+                               group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws(RedisError) -> RedisConnection {
+        let channel: any Channel
+        do {
+            channel = try await ClientBootstrap(group: group)
+                .connectTimeout(.init(configuration.connectTimeout))
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(RESPChannelHandler(parser: RESPParser()))
+                    }
+                }
+                .connect(host: configuration.host, port: configuration.port)
+                .get()
+        } catch {
+            throw .connection("cannot connect to \(configuration): \(Self.reason(error))")
+        }
+        let connection = RedisConnection(channel: channel, configuration: configuration)
+        var setup: [[String]] = []
+        if let password = configuration.password {
+            setup.append(configuration.username.map { ["AUTH", $0, password] } ?? ["AUTH", password])
+        }
+        if configuration.database != 0 { setup.append(["SELECT", String(configuration.database)]) }
+        if let name { setup.append(["CLIENT", "SETNAME", name]) }
+        if !setup.isEmpty {
+            let replies: [RESPValue]
+            do { replies = try await connection.pipeline(setup) } catch {
+                connection.close()
+                throw error
+            }
+            for reply in replies {
+                if case .error(let text) = reply {
+                    connection.close()
+                    throw .connection("\(configuration) refused the login or database: \(text)")
+                }
+            }
+        }
+        return connection
+    }
+
+    public var isActive: Bool { channel.isActive }
+
+    public func close() { channel.close(promise: nil) }
+
+    /// Sends one command; its reply, error replies included (`.error`).
+    public func send(_ arguments: [String], timeout: Duration? = nil) async throws(RedisError) -> RESPValue {
+        try await pipeline([arguments], timeout: timeout)[0]
+    }
+
+    /// Sends the commands in one write; their replies, in order.
+    public func pipeline(_ commands: [[String]], timeout: Duration? = nil) async throws(RedisError) -> [RESPValue] {
+        guard !commands.isEmpty else { return [] }
+        let channel = self.channel
+        var bytes = channel.allocator.buffer(capacity: 64 * commands.count)
+        for command in commands { RESPEncoder.command(command, into: &bytes) }
+        let promises = commands.map { _ in channel.eventLoop.makePromise(of: RESPValue.self) }
+        let limit = timeout ?? configuration.commandTimeout
+        let description = configuration.description
+        let command = commands[0].first ?? ""
+        // One hop onto the event loop per call: arm the timeout, write, and
+        // disarm when the last reply is in. A promise completed twice keeps
+        // its first result, so the timer and a failed write may fail
+        // promises the handler also fails.
+        let request = RESPRequest(bytes: bytes, promises: promises)
+        channel.eventLoop.execute {
+            let timer = channel.eventLoop.scheduleTask(in: .init(limit)) {
+                let error = RedisError.timeout("\(description) did not answer \(command) within \(limit)")
+                request.promises.forEach { $0.fail(error) }
+                channel.pipeline.fireErrorCaught(error)
+            }
+            request.promises.last!.futureResult.whenComplete { _ in timer.cancel() }
+            // A write to a closed channel never reaches the handler: fail its replies here.
+            channel.writeAndFlush(request).whenFailure { error in
+                let lost = error as? RedisError ?? .connection("lost the connection to \(description): \(Self.reason(error))")
+                request.promises.forEach { $0.fail(lost) }
+            }
+        }
+        var replies: [RESPValue] = []
+        replies.reserveCapacity(promises.count)
+        for promise in promises {
+            do {
+                replies.append(try await promise.futureResult.get())
+            } catch let error as RedisError {
+                throw error
+            } catch {
+                throw .connection("lost the connection to \(description): \(Self.reason(error))")
+            }
+        }
+        return replies
+    }
+
+    static func reason(_ error: any Error) -> String {
+        if let error = error as? RedisError { return error.description }
+        if let error = error as? IOError { return error.description }
+        if error is ChannelError { return "\(error)" }
+        return String(describing: error)
+    }
+}
+
+/// Commands to write and a promise per reply.
+struct RESPRequest: Sendable {
+    var bytes: ByteBuffer
+    var promises: [EventLoopPromise<RESPValue>]
+}
+
+/// Matches replies to commands in order; fails all waiting commands when the
+/// connection ends or breaks.
+final class RESPChannelHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = RESPRequest
+    typealias OutboundOut = ByteBuffer
+
+    private let parser: RESPParser
+    private var received: ByteBuffer?
+    private var waiting = CircularBuffer<EventLoopPromise<RESPValue>>()
+    private var failure: RedisError?
+
+    init(parser: RESPParser) { self.parser = parser }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let request = unwrapOutboundIn(data)
+        if let failure {
+            request.promises.forEach { $0.fail(failure) }
+            promise?.fail(failure)
+            return
+        }
+        waiting.append(contentsOf: request.promises)
+        context.write(wrapOutboundOut(request.bytes), promise: promise)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        if received == nil { received = incoming } else { received!.writeBuffer(&incoming) }
+        do {
+            while let value = try parser.parse(&received!) {
+                guard let promise = waiting.popFirst() else {
+                    throw RedisError.protocolViolation("redis sent a reply nobody asked for")
+                }
+                promise.succeed(value)
+            }
+            if received!.readableBytes == 0 { received = nil } else { received!.discardReadBytes() }
+        } catch let error as RESPParser.ProtocolError {
+            fail(context: context, .protocolViolation(error.description))
+        } catch {
+            fail(context: context, error as? RedisError ?? .protocolViolation("\(error)"))
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        failAll(failure ?? .connection("redis closed the connection"))
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        fail(context: context, error as? RedisError ?? .connection("lost the connection to redis: \(RedisConnection.reason(error))"))
+    }
+
+    private func fail(context: ChannelHandlerContext, _ error: RedisError) {
+        if failure == nil { failure = error }
+        failAll(error)
+        context.close(promise: nil)
+    }
+
+    private func failAll(_ error: RedisError) {
+        if failure == nil { failure = error }
+        while let promise = waiting.popFirst() { promise.fail(error) }
+    }
+}

@@ -1,0 +1,141 @@
+import Foundation
+import Testing
+import YardQueue
+import YardRedis
+import YardTestSupport
+
+/// What the Redis queue adds to the contract (JobQueueContractTests runs
+/// that against it too): leases, reclaim, several processes on one server,
+/// waits woken from elsewhere, and Redis restarting underneath.
+@Suite("Redis job queue")
+struct RedisJobQueueTests {
+    func queue(_ server: RedisServer, lease: Duration = .seconds(60)) throws -> RedisJobQueue {
+        RedisJobQueue(redis: RedisClient(try server.configuration()), lease: lease)
+    }
+
+    @Test func aClaimNotRenewedWithinTheLeaseIsTakenOverAsANewAttempt() async throws {
+        let server = try await RedisServer()
+        let machineA = try queue(server, lease: .milliseconds(300))
+        let machineB = try queue(server, lease: .milliseconds(300))
+        try await machineA.enqueue("job")
+        let first = try #require(try await machineA.claim(worker: "a"))
+        #expect(try await machineB.claim(worker: "b") == nil, "within the lease the claim holds")
+        try await Task.sleep(for: .milliseconds(400))
+        let second = try #require(try await machineB.claim(worker: "b"))
+        #expect(second == QueueClaim(jobID: "job", attempt: 2))
+        #expect(try await machineA.renew(first, worker: "a") == false, "the old worker learns it lost the job")
+        #expect(try await machineA.finish(first, worker: "a") == false)
+        #expect(try await machineB.claimant(of: "job") == "b")
+        #expect(try await machineB.finish(second, worker: "b"))
+        #expect(try await machineA.claim(worker: "a") == nil)
+    }
+
+    @Test func renewingKeepsAClaimAcrossManyLeases() async throws {
+        let server = try await RedisServer()
+        let holder = try queue(server, lease: .milliseconds(200))
+        let other = try queue(server, lease: .milliseconds(200))
+        try await holder.enqueue("long")
+        let claim = try #require(try await holder.claim(worker: "a"))
+        for _ in 0..<8 {
+            try await Task.sleep(for: .milliseconds(80))
+            #expect(try await holder.renew(claim, worker: "a"))
+            #expect(try await other.claim(worker: "b") == nil)
+        }
+    }
+
+    @Test func aReleasedJobComesBeforeNewerWork() async throws {
+        let server = try await RedisServer()
+        let queue = try queue(server)
+        for id in ["a", "b", "c"] { try await queue.enqueue(id) }
+        #expect(try await queue.claim(worker: "w")?.jobID == "a")
+        #expect(try await queue.claim(worker: "w")?.jobID == "b")
+        try await queue.release("b")
+        try await queue.release("a")
+        #expect(try await queue.claimant(of: "a") == nil)
+        #expect(try await queue.claim(worker: "w")?.jobID == "a")
+        #expect(try await queue.claim(worker: "w")?.jobID == "b")
+        #expect(try await queue.claim(worker: "w")?.jobID == "c")
+    }
+
+    /// Two processes (two queue objects, two connections) and eight workers
+    /// share 300 jobs, whose ids include characters Lua and RESP care about.
+    @Test func workersOnTwoMachinesNeverClaimTheSameJob() async throws {
+        let server = try await RedisServer()
+        let machines = [try queue(server), try queue(server)]
+        let ids = (0..<300).map { "job-\($0) ü \\r\\n '\"]]--" }
+        for (i, id) in ids.enumerated() { try await machines[i % 2].enqueue(id) }
+        let claimed = try await withThrowingTaskGroup(of: [String].self) { group in
+            for w in 0..<8 {
+                group.addTask {
+                    var mine: [String] = []
+                    let queue = machines[w % 2]
+                    while let claim = try await queue.claim(worker: "w\(w)") {
+                        mine.append(claim.jobID)
+                        #expect(try await queue.finish(claim, worker: "w\(w)"))
+                    }
+                    return mine
+                }
+            }
+            return try await group.reduce(into: [String]()) { $0 += $1 }
+        }
+        #expect(claimed.count == ids.count)
+        #expect(Set(claimed) == Set(ids))
+        let length = try await RedisClient(try server.configuration()).send(["XLEN", "yard:jobs"]).int
+        #expect(length == 0, "finished entries are removed from the stream")
+    }
+
+    /// A worker waiting on one machine wakes when another machine enqueues,
+    /// also when the job arrived between its empty claim and its wait.
+    @Test func aWaitWakesOnWorkEnqueuedElsewhere() async throws {
+        let server = try await RedisServer()
+        let worker = try queue(server)
+        let submitter = try queue(server)
+        #expect(try await worker.claim(worker: "w") == nil)
+        try await submitter.enqueue("early")  // before the wait starts
+        var started = ContinuousClock.now
+        await worker.waitForWork(timeout: .seconds(20))
+        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(try await worker.claim(worker: "w")?.jobID == "early")
+        #expect(try await worker.claim(worker: "w") == nil)
+        started = ContinuousClock.now
+        async let waited: Void = worker.waitForWork(timeout: .seconds(20))
+        try await Task.sleep(for: .milliseconds(100))
+        try await submitter.enqueue("late")
+        await waited
+        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(try await worker.claim(worker: "w")?.jobID == "late")
+    }
+
+    /// Redis restarts (append-only file on): waiting and claimed jobs are
+    /// still there, with their claimants and attempts.
+    @Test func theQueueSurvivesARedisRestart() async throws {
+        let server = try await RedisServer()
+        let queue = try queue(server)
+        try await queue.enqueue("running")
+        try await queue.enqueue("waiting")
+        let claim = try #require(try await queue.claim(worker: "w"))
+        try await server.stop()
+        await #expect(throws: RedisError.self) { try await queue.enqueue("lost?") }
+        let started = ContinuousClock.now
+        await queue.waitForWork(timeout: .milliseconds(300))
+        #expect(ContinuousClock.now - started >= .milliseconds(250), "a wait with Redis down keeps its timeout, it does not spin")
+        try await server.start()
+        try await eventually("the queue is back") { (try? await queue.claimant(of: "running")) == "w" }
+        #expect(try await queue.renew(claim, worker: "w"))
+        #expect(try await queue.claim(worker: "w2") == QueueClaim(jobID: "waiting", attempt: 1))
+    }
+
+    /// A Redis that hangs fails the call at the command timeout.
+    @Test func aHungRedisFailsClaimsInsteadOfHangingThem() async throws {
+        let server = try await RedisServer()
+        var configuration = try server.configuration()
+        configuration.commandTimeout = .milliseconds(300)
+        let queue = RedisJobQueue(redis: RedisClient(configuration))
+        try await queue.enqueue("a")
+        server.freeze()
+        defer { server.thaw() }
+        let started = ContinuousClock.now
+        await #expect(throws: RedisError.self) { try await queue.claim(worker: "w") }
+        #expect(ContinuousClock.now - started < .seconds(3))
+    }
+}
