@@ -26,7 +26,7 @@ enum TrackingBench {
         // live
         do {
             let spool = TrackingSpool(directory: folder + "/live", logger: Logger(label: "bench"))
-            let tracker = MLflowTracker(spool: spool, store: store, defaultURI: nil)
+            let tracker = MLflowTracker(spool: spool, secrets: store, defaultURI: nil)
             var job = try await newJob("live", store: store, uri: uri, experiment: experiment)
             let replayer = Task { try await spool.run() }
             let start = ContinuousClock.now
@@ -44,7 +44,7 @@ enum TrackingBench {
         // backlog
         do {
             let spool = TrackingSpool(directory: folder + "/backlog", logger: Logger(label: "bench"))
-            let tracker = MLflowTracker(spool: spool, store: store, defaultURI: nil)
+            let tracker = MLflowTracker(spool: spool, secrets: store, defaultURI: nil)
             var job = try await newJob("backlog", store: store, uri: uri, experiment: experiment)
             _ = try await tracker.startRun(job)
             await spool.replayAll()  // the run exists before the outage
@@ -65,7 +65,7 @@ enum TrackingBench {
         // concurrent spooling (no MLflow involved)
         do {
             let spool = TrackingSpool(directory: folder + "/concurrent", logger: Logger(label: "bench"))
-            let tracker = MLflowTracker(spool: spool, store: store, defaultURI: nil)
+            let tracker = MLflowTracker(spool: spool, secrets: store, defaultURI: nil)
             var jobs: [Job] = []
             for index in 0..<8 { jobs.append(try await newJob("concurrent\(index)", store: store, uri: uri, experiment: experiment)) }
             let start = ContinuousClock.now

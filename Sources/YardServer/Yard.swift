@@ -118,12 +118,13 @@ public struct Yard: Sendable {
         let runner = runner ?? PythonEngineRunner(environment: engine)
         let host = ProcessInfo.processInfo.hostName
         let defaultURI = ProcessInfo.processInfo.environment["MLFLOW_TRACKING_URI"].flatMap { $0.isEmpty ? nil : $0 }
-        let trackers: [any Tracker] = [StoreTracker(store: store), MLflowTracker(spool: spool, store: store, defaultURI: defaultURI,
-                                                                                     jobsDirectory: options.dataDirectory + "/jobs", host: host)]
+        let ledger = StoreLedger(control: control)
+        let trackers: [any Tracker] = [StoreTracker(records: ledger), MLflowTracker(spool: spool, secrets: ledger, defaultURI: defaultURI,
+                                                                                      jobsDirectory: options.dataDirectory + "/jobs", host: host)]
         return (0..<options.workers).map { index in
             Worker(configuration: .init(id: "\(host)-\(getpid())-\(index)", dataDirectory: options.dataDirectory,
                                         stopGrace: options.stopGrace, allowExternalSymlinks: options.allowDatasetSymlinks),
-                   control: control, runner: runner, trackers: trackers, artifacts: artifacts,
+                   ledger: ledger, queue: queue, runner: runner, trackers: trackers, artifacts: artifacts,
                    logger: logger)
         }
     }

@@ -1,12 +1,29 @@
 import Foundation
 import YardDomain
 
+/// What trackers write about a run besides the job itself: its epochs and
+/// kept files. The store takes them directly; a worker on another machine
+/// sends them through its `JobLedger`.
+public protocol RunRecords: Sendable {
+    /// Stores an epoch; the same epoch again replaces it (a resumed run
+    /// never duplicates a row).
+    func recordEpoch(_ epoch: EpochRecord) async throws
+    func recordArtifact(_ artifact: ArtifactRecord) async throws
+}
+
+/// Where a job's secret values are read: by the worker running it and its
+/// trackers, never by the API.
+public protocol JobSecrets: Sendable {
+    /// The secret values taken out of the job's config.
+    func secrets(of id: String) async throws -> [String: JSONValue]
+}
+
 /// Where Trainyard keeps its records: jobs (with their secrets apart), one
 /// row per finished epoch, artifacts, an ordered event log and the training
 /// log. Drivers: `SQLiteJobStore` (the embedded default) and `MemoryJobStore`.
 /// Every driver publishes the events and log lines it commits on its `feed`,
 /// in commit order.
-public protocol JobStore: Sendable {
+public protocol JobStore: RunRecords, JobSecrets {
     var feed: JobFeed { get }
 
     /// Adds a new job; a job with the same id is a `.conflict`.
@@ -23,15 +40,7 @@ public protocol JobStore: Sendable {
     /// without its event, nor its event without it.
     @discardableResult
     func update(_ id: String, recording type: String, _ change: @escaping @Sendable (inout Job) throws -> JSONValue) async throws -> (Job, JobEvent)
-    /// The secret values taken out of the job's config (for the worker only).
-    func secrets(of id: String) async throws -> [String: JSONValue]
-
-    /// Stores an epoch; the same epoch again replaces it (a resumed run
-    /// never duplicates a row).
-    func recordEpoch(_ epoch: EpochRecord) async throws
     func epochs(of id: String) async throws -> [EpochRecord]
-
-    func recordArtifact(_ artifact: ArtifactRecord) async throws
     func artifacts(of id: String) async throws -> [ArtifactRecord]
 
     @discardableResult

@@ -4,6 +4,7 @@ import Synchronization
 import YardArtifacts
 import YardDomain
 import YardEngine
+import YardQueue
 import YardStore
 import YardTracker
 
@@ -14,8 +15,8 @@ struct JobRun {
     let jobID: String
     let shutdown: ShutdownFlag
 
-    private var control: JobControl { worker.control }
-    private var store: any JobStore { worker.control.store }
+    private var ledger: any JobLedger { worker.ledger }
+    private var queue: any JobQueue { worker.queue }
     private var runDirectory: String { "\(worker.configuration.dataDirectory)/runs/\(jobID)" }
     private var jobDirectory: String { "\(worker.configuration.dataDirectory)/jobs/\(jobID)" }
 
@@ -37,39 +38,35 @@ struct JobRun {
     }
 
     private func attempt() async throws {
-        guard let job = try await store.job(jobID) else {
-            try await control.queue.complete(jobID)
+        guard let job = try await ledger.job(jobID) else {
+            try await queue.complete(jobID)
             return
         }
         if job.state == .stopping {
-            try await control.move(jobID, to: .stopped, message: "stopped before it started")
-            try await control.queue.complete(jobID)
+            try await ledger.move(jobID, to: .stopped, message: "stopped before it started")
+            try await queue.complete(jobID)
             return
         }
         guard job.state == .queued else {
             worker.logger.warning("job \(jobID) was in the queue while \(job.state.rawValue); dropping the queue entry")
-            try await control.queue.complete(jobID)
+            try await queue.complete(jobID)
             return
         }
 
         let checkpoint = runDirectory + "/weights/last.pt"
         let workerID = worker.configuration.id
-        let startedAt = control.now()
-        let running = try await control.move(jobID, to: .running, message: "started") { job in
-            job.attempts += 1
-            job.worker = workerID
-            if job.startedAt == nil { job.startedAt = startedAt }
-        }
+        let running = try await ledger.move(jobID, to: .running, message: "started",
+                                            change: JobChange(attemptStarted: .init(worker: workerID, time: Date())))
 
         var runID: String?
         for tracker in worker.trackers {
             if let id = await tracked({ try await tracker.startRun(running) }) ?? nil, runID == nil { runID = id }
         }
-        if let runID { try await store.update(jobID) { $0.runID = runID } }
+        if let runID { try await ledger.update(jobID, JobChange(runID: runID)) }
 
         // Storage, an S3 dataset and a checkpoint kept remotely come first: a
         // problem with any of them fails the job with its reason.
-        let secrets = try await store.secrets(of: jobID)
+        let secrets = try await ledger.secrets(of: jobID)
         let full = Redaction.restore(running.config, secrets: secrets)
         let masker = SecretMasker(secrets: secrets)
         var data = running.config["train"]?["data"]?.stringValue ?? ""
@@ -83,11 +80,11 @@ struct JobRun {
                 let cache = full["minio"]?["cache"]?.boolValue ?? true
                 let (pulled, hash) = try await storage.pullDataset(data, dataDirectory: worker.configuration.dataDirectory,
                                                                   jobDirectory: jobDirectory, cache: cache)
-                try await store.appendEvent(jobID: jobID, type: "dataset", payload: [
+                try await ledger.appendEvent(jobID: jobID, type: "dataset", payload: [
                     "source": .string(data), "path": .string(pulled.data), "objects": .int(pulled.objects),
                     "downloaded": .int(pulled.downloaded), "bytes": .int(Int(pulled.bytes)), "cache": .bool(cache),
                 ])
-                try await store.appendLog(jobID: jobID, lines: ["[trainyard] dataset \(data): \(pulled.objects) files, \(pulled.downloaded) downloaded (\(pulled.bytes) bytes), \(pulled.objects - pulled.downloaded) from the cache"])
+                try await ledger.appendLog(jobID: jobID, lines: ["[trainyard] dataset \(data): \(pulled.objects) files, \(pulled.downloaded) downloaded (\(pulled.bytes) bytes), \(pulled.objects - pulled.downloaded) from the cache"])
                 data = pulled.data
                 known = hash
             }
@@ -105,7 +102,7 @@ struct JobRun {
             return
         }
         if !resume { try? FileManager.default.removeItem(atPath: runDirectory) }
-        if resume { try await store.appendLog(jobID: jobID, lines: ["[trainyard] resuming from \(checkpoint)"]) }
+        if resume { try await ledger.appendLog(jobID: jobID, lines: ["[trainyard] resuming from \(checkpoint)"]) }
 
         let listed = dataset
         async let pendingHash = known != nil ? known : await offload { listed.map(DatasetHash.compute) }
@@ -121,7 +118,7 @@ struct JobRun {
         // Hashed while the engine imports torch; known before its first event.
         let datasetHash = await pendingHash
         let outcome = RunOutcome()
-        let log = LogSink(store: store, jobID: jobID, file: jobDirectory + "/train.log", logger: worker.logger, masker: masker)
+        let log = LogSink(ledger: ledger, jobID: jobID, file: jobDirectory + "/train.log", logger: worker.logger, masker: masker)
         let shutdownToken = shutdown.whenSet {
             outcome.stopReason.withLock { $0 = $0 ?? .shutdown }
             process.requestStop()
@@ -190,7 +187,7 @@ struct JobRun {
         let tick = Duration.milliseconds(500)
         var remaining: Duration?  // the grace left once a stop was signalled
         while !Task.isCancelled {
-            if remaining == nil, (try? await store.job(jobID))?.state == .stopping {
+            if remaining == nil, (try? await ledger.job(jobID))??.state == .stopping {
                 outcome.stopReason.withLock { $0 = $0 ?? .user }
                 process.requestStop()
             }
@@ -212,26 +209,18 @@ struct JobRun {
     /// caller ends the attempt), a tracker or upload failure is only noted.
     private func handle(_ event: EngineEvent, outcome: RunOutcome, log: LogSink, storage: JobStorage, datasetHash: String?) async throws {
         if event.kind == .log, let line = event.line { await log.append("[engine] " + line) }
-        try await store.appendEvent(jobID: jobID, type: event.kind.rawValue, payload: .object(event.payload))
+        try await ledger.appendEvent(jobID: jobID, type: event.kind.rawValue, payload: .object(event.payload))
         switch event.kind {
         case .started:
-            let job = try await store.update(jobID) { job in
-                job.device = event.payload["device"]?.stringValue
-                job.saveDir = event.payload["save_dir"]?.stringValue
-                if let datasetHash { job.datasetHash = datasetHash }
-                if let epochs = event.epochs { job.epochs = epochs }
-                if let versions = event.payload["versions"]?.objectValue {
-                    job.versions = versions.compactMapValues(\.stringValue)
-                }
-            }
+            let job = try await ledger.update(jobID, JobChange(
+                device: event.payload["device"]?.stringValue, saveDir: event.payload["save_dir"]?.stringValue,
+                datasetHash: datasetHash, epochs: event.epochs,
+                versions: event.payload["versions"]?.objectValue?.compactMapValues(\.stringValue)))
             for tracker in worker.trackers { await tracked { try await tracker.engineStarted(job) } }
         case .epoch:
             guard let epoch = event.epoch else { return }
             let record = EpochRecord(jobID: jobID, epoch: epoch, metrics: event.numbers, seconds: event.seconds ?? 0)
-            let job = try await store.update(jobID) { job in
-                job.epoch = epoch
-                if let epochs = event.epochs { job.epochs = epochs }
-            }
+            let job = try await ledger.update(jobID, JobChange(epoch: epoch, epochs: event.epochs))
             for tracker in worker.trackers { await tracked { try await tracker.logEpoch(job, record) } }
             // A remote store keeps the resumable checkpoint too, so another
             // machine can resume the job.
@@ -265,15 +254,13 @@ struct JobRun {
                 }
             }
             outcome.finished.withLock { $0 = true }
-            try await store.update(jobID) { job in
-                job.bestWeights = event.payload["best"]?.stringValue
-                job.lastWeights = event.payload["last"]?.stringValue
-                job.fitness = event.payload["fitness"]?.doubleValue
-                job.finalMetrics = (event.payload["metrics"]?.objectValue ?? [:]).compactMapValues(\.doubleValue)
-            }
+            try await ledger.update(jobID, JobChange(
+                bestWeights: event.payload["best"]?.stringValue, lastWeights: event.payload["last"]?.stringValue,
+                fitness: event.payload["fitness"]?.doubleValue,
+                finalMetrics: (event.payload["metrics"]?.objectValue ?? [:]).compactMapValues(\.doubleValue)))
         case .stopped:
             outcome.stopped.withLock { $0 = event.payload["last"]?.stringValue ?? "" }
-            try await store.update(jobID) { job in job.lastWeights = event.payload["last"]?.stringValue }
+            try await ledger.update(jobID, JobChange(lastWeights: event.payload["last"]?.stringValue))
         case .failed:
             let type = event.payload["error"]?.stringValue ?? "Error"
             outcome.failure.withLock { $0 = "\(type): \(event.message ?? "the engine failed")" }
@@ -304,7 +291,7 @@ struct JobRun {
         let key = "\(jobID)/\(relative)"
         let size = try await storage.artifacts.put(file: path, key: key)
         let record = ArtifactRecord(jobID: jobID, key: key, kind: kind, size: size)
-        let job = try await store.require(jobID)
+        let job = try await ledger.require(jobID)
         for tracker in worker.trackers { await tracked { try await tracker.logArtifact(job, record, localPath: path) } }
     }
 
@@ -325,7 +312,7 @@ struct JobRun {
             // The service is going down: keep the job for the next start.
             return Settlement(state: .queued, message: "interrupted by shutdown; will resume from its last checkpoint")
         } else if failure == nil && (stoppedAt != nil || reason == .user) {
-            let epoch = (try? await store.job(jobID))??.epoch ?? 0
+            let epoch = (try? await ledger.job(jobID))??.epoch ?? 0
             let note = outcome.killed.withLock({ $0 }) ? " (killed after the grace period)" : ""
             return Settlement(state: .stopped, message: "stopped after epoch \(epoch)\(note); `yard resume \(jobID)` continues it")
         } else {

@@ -7,7 +7,7 @@ import YardStore
 /// the store in batches (every half second or 200 lines) so a chatty run
 /// does not turn into one write per line.
 actor LogSink {
-    let store: any JobStore
+    let ledger: any JobLedger
     let jobID: String
     nonisolated let file: String
     let logger: Logger
@@ -17,8 +17,8 @@ actor LogSink {
     private var handle: FileHandle?
     private(set) var lastLine: String?
 
-    init(store: any JobStore, jobID: String, file: String, logger: Logger, masker: SecretMasker) {
-        self.store = store
+    init(ledger: any JobLedger, jobID: String, file: String, logger: Logger, masker: SecretMasker) {
+        self.ledger = ledger
         self.masker = masker
         self.jobID = jobID
         self.file = file
@@ -43,7 +43,7 @@ actor LogSink {
         guard !pending.isEmpty else { return }
         let lines = pending
         pending = []
-        do { try await store.appendLog(jobID: jobID, lines: lines) } catch {
+        do { try await ledger.appendLog(jobID: jobID, lines: lines) } catch {
             logger.error("job \(jobID): storing \(lines.count) log lines failed: \(error)")
         }
     }

@@ -45,7 +45,9 @@ public struct Worker: Service {
     }
 
     let configuration: Configuration
-    let control: JobControl
+    /// Where the worker reads and records its jobs (the seam to the server).
+    let ledger: any JobLedger
+    let queue: any JobQueue
     let runner: any EngineRunner
     let trackers: [any Tracker]
     let artifacts: any ArtifactStore
@@ -53,10 +55,11 @@ public struct Worker: Service {
     /// Attempts that ended but could not yet be recorded as ended.
     let unsettled: Locked<[String: Settlement]>
 
-    public init(configuration: Configuration, control: JobControl, runner: any EngineRunner,
+    public init(configuration: Configuration, ledger: any JobLedger, queue: any JobQueue, runner: any EngineRunner,
                 trackers: [any Tracker], artifacts: any ArtifactStore, logger: Logger) {
         self.configuration = configuration
-        self.control = control
+        self.ledger = ledger
+        self.queue = queue
         self.runner = runner
         self.trackers = trackers
         self.artifacts = artifacts
@@ -68,7 +71,7 @@ public struct Worker: Service {
     public func reconfigured(_ change: (inout Configuration) -> Void) -> Worker {
         var configuration = configuration
         change(&configuration)
-        return Worker(configuration: configuration, control: control, runner: runner, trackers: trackers, artifacts: artifacts, logger: logger)
+        return Worker(configuration: configuration, ledger: ledger, queue: queue, runner: runner, trackers: trackers, artifacts: artifacts, logger: logger)
     }
 
     /// Jobs whose end this worker could not record yet (it keeps retrying).
@@ -82,10 +85,10 @@ public struct Worker: Service {
                 do {
                     // A job whose end could not be recorded comes before new work.
                     guard await settleLeftovers() else { throw YardError(.unavailable, "cannot record how a job ended; retrying") }
-                    if let id = try await control.queue.claim(worker: configuration.id)?.jobID {
-                        await JobRun(worker: self, jobID: id, shutdown: shutdown).execute()
+                    if let claim = try await queue.claim(worker: configuration.id) {
+                        try await attempt(claim, shutdown: shutdown)
                     } else {
-                        await control.queue.waitForWork(timeout: .seconds(1))
+                        await queue.waitForWork(timeout: .seconds(1))
                     }
                     failures = 0
                 } catch {
@@ -103,10 +106,17 @@ public struct Worker: Service {
     /// Runs until the queue is empty, then returns (tests).
     public func drain() async throws {
         let shutdown = ShutdownFlag()
-        while let id = try await control.queue.claim(worker: configuration.id)?.jobID {
-            await JobRun(worker: self, jobID: id, shutdown: shutdown).execute()
+        while let claim = try await queue.claim(worker: configuration.id) {
+            try await attempt(claim, shutdown: shutdown)
         }
         guard await settleLeftovers() else { throw YardError(.unavailable, "cannot record how a job ended: \(unsettled.withLock { $0.keys.sorted() })") }
+    }
+
+    /// Runs one claimed attempt; the ledger keeps it until it is settled.
+    private func attempt(_ claim: QueueClaim, shutdown: ShutdownFlag) async throws {
+        try await ledger.begin(claim)
+        await JobRun(worker: self, jobID: claim.jobID, shutdown: shutdown).execute()
+        if unsettled.withLock({ $0[claim.jobID] == nil }) { await ledger.end(claim.jobID) }
     }
 
     /// Records how an attempt ended, retrying with backoff (the store may be
@@ -134,6 +144,7 @@ public struct Worker: Service {
             do {
                 try await conclude(jobID, settlement)
                 unsettled.withLock { $0[jobID] = nil }
+                await ledger.end(jobID)
             } catch {
                 logger.warning("job \(jobID): still cannot record that it \(settlement.state.rawValue): \(error)")
             }
@@ -145,19 +156,19 @@ public struct Worker: Service {
     /// releases its claim: back to the queue when requeued, else removed. A
     /// job that never started stays queued for another attempt.
     private func conclude(_ jobID: String, _ settlement: Settlement) async throws {
-        guard let job = try await control.store.job(jobID) else { return try await control.queue.complete(jobID) }
+        guard let job = try await ledger.job(jobID) else { return try await queue.complete(jobID) }
         var ended: Job?
         if job.state == .queued {
-            try await control.queue.release(jobID)
+            try await queue.release(jobID)
             return
         }
         if !job.state.isTerminal {
-            ended = try await control.move(jobID, to: settlement.state, message: settlement.message)
+            ended = try await ledger.move(jobID, to: settlement.state, message: settlement.message)
         }
         if settlement.state == .queued && ended != nil {
-            try await control.queue.release(jobID)
+            try await queue.release(jobID)
         } else {
-            try await control.queue.complete(jobID)
+            try await queue.complete(jobID)
         }
         if let ended {
             for tracker in trackers {

@@ -9,7 +9,8 @@ import YardStore
 /// never touches the training.
 public struct MLflowTracker: Tracker {
     let spool: TrackingSpool
-    let store: any JobStore
+    /// Where the job's tracking URI credentials are read.
+    let secrets: any JobSecrets
     /// The worker's own `MLFLOW_TRACKING_URI`, used when a job names none.
     let defaultURI: String?
     let host: String
@@ -17,11 +18,11 @@ public struct MLflowTracker: Tracker {
     let jobsDirectory: String?
     let now: @Sendable () -> Date
 
-    public init(spool: TrackingSpool, store: any JobStore, defaultURI: String?, jobsDirectory: String? = nil,
+    public init(spool: TrackingSpool, secrets: any JobSecrets, defaultURI: String?, jobsDirectory: String? = nil,
                 host: String = ProcessInfo.processInfo.hostName, now: @escaping @Sendable () -> Date = { Date() }) {
         self.jobsDirectory = jobsDirectory
         self.spool = spool
-        self.store = store
+        self.secrets = secrets
         self.defaultURI = defaultURI
         self.host = host
         self.now = now
@@ -29,13 +30,13 @@ public struct MLflowTracker: Tracker {
 
     /// The tracking URI for a job (with credentials: it comes from the secrets).
     func trackingURI(_ job: Job) async throws -> String? {
-        try await Self.trackingURI(job, store: store, defaultURI: defaultURI)
+        try await Self.trackingURI(job, secrets: secrets, defaultURI: defaultURI)
     }
 
     /// The job's MLflow server (credentials included: read from its secrets),
     /// else the worker's default; nil when neither is an http(s) URL.
-    static func trackingURI(_ job: Job, store: any JobStore, defaultURI: String?) async throws -> String? {
-        let full = Redaction.restore(job.config, secrets: try await store.secrets(of: job.id))
+    static func trackingURI(_ job: Job, secrets: any JobSecrets, defaultURI: String?) async throws -> String? {
+        let full = Redaction.restore(job.config, secrets: try await secrets.secrets(of: job.id))
         let uri = full["mlflow"]?["MLFLOW_TRACKING_URI"]?.stringValue ?? defaultURI
         guard let uri, uri.hasPrefix("http://") || uri.hasPrefix("https://") else { return nil }
         return uri

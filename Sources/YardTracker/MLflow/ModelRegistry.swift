@@ -63,7 +63,7 @@ public struct ModelRegistry: Sendable {
     }
 
     func trackingURI(_ job: Job) async throws -> String? {
-        try await MLflowTracker.trackingURI(job, store: store, defaultURI: defaultURI)
+        try await MLflowTracker.trackingURI(job, secrets: store, defaultURI: defaultURI)
     }
 
     /// The registration itself, idempotent: a version already made from this

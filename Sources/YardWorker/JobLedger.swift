@@ -1,0 +1,74 @@
+import Foundation
+import YardDomain
+import YardQueue
+import YardStore
+
+/// The worker seam: everything a worker reads about a job (its record, its
+/// secrets, whether a stop was asked for) and everything it tells the
+/// system (state changes, field changes, events, log lines, epochs, kept
+/// files). Drivers: `StoreLedger` (the embedded default: straight into the
+/// server's store) and, for workers on other machines, one over Redis.
+/// Changes are data (`JobChange`), so every driver applies them the same way.
+public protocol JobLedger: RunRecords, JobSecrets {
+    /// The job's record (config with secrets masked); nil when it is gone.
+    func job(_ id: String) async throws -> Job?
+    /// Moves the job through the state machine and records the `state` event.
+    @discardableResult
+    func move(_ id: String, to state: JobState, message: String?, change: JobChange) async throws -> Job
+    /// Changes recorded fields of the job.
+    @discardableResult
+    func update(_ id: String, _ change: JobChange) async throws -> Job
+    func appendEvent(jobID: String, type: String, payload: JSONValue) async throws
+    func appendLog(jobID: String, lines: [String]) async throws
+    /// The worker starts an attempt at the job (its queue claim): what it
+    /// records from now on belongs to that attempt.
+    func begin(_ claim: QueueClaim) async throws
+    /// The attempt has been settled; the ledger forgets it.
+    func end(_ jobID: String) async
+}
+
+extension JobLedger {
+    public func begin(_ claim: QueueClaim) async throws {}
+    public func end(_ jobID: String) async {}
+
+    @discardableResult
+    public func move(_ id: String, to state: JobState, message: String? = nil) async throws -> Job {
+        try await move(id, to: state, message: message, change: JobChange())
+    }
+
+    public func require(_ id: String) async throws -> Job {
+        guard let job = try await job(id) else { throw YardError(.notFound, field: "id", "no job \(id)") }
+        return job
+    }
+}
+
+/// The embedded ledger: the worker runs in the server's process and writes
+/// the store itself, through `JobControl` for state changes.
+public struct StoreLedger: JobLedger {
+    public let control: JobControl
+    var store: any JobStore { control.store }
+
+    public init(control: JobControl) { self.control = control }
+
+    public func job(_ id: String) async throws -> Job? { try await store.job(id) }
+    public func secrets(of id: String) async throws -> [String: JSONValue] { try await store.secrets(of: id) }
+
+    public func move(_ id: String, to state: JobState, message: String?, change: JobChange) async throws -> Job {
+        try await control.move(id, to: state, message: message) { change.apply(to: &$0) }
+    }
+
+    public func update(_ id: String, _ change: JobChange) async throws -> Job {
+        try await store.update(id) { change.apply(to: &$0) }
+    }
+
+    public func appendEvent(jobID: String, type: String, payload: JSONValue) async throws {
+        try await store.appendEvent(jobID: jobID, type: type, payload: payload)
+    }
+
+    public func appendLog(jobID: String, lines: [String]) async throws {
+        try await store.appendLog(jobID: jobID, lines: lines)
+    }
+
+    public func recordEpoch(_ epoch: EpochRecord) async throws { try await store.recordEpoch(epoch) }
+    public func recordArtifact(_ artifact: ArtifactRecord) async throws { try await store.recordArtifact(artifact) }
+}
