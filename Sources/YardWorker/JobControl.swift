@@ -109,9 +109,9 @@ public struct JobControl: Sendable {
 
     /// Changes a job's state through the state machine and records it.
     @discardableResult
-    public func move(_ id: String, to state: JobState, message: String? = nil,
+    public func move(_ id: String, to state: JobState, message: String? = nil, at when: Date? = nil,
                      change: @escaping @Sendable (inout Job) -> Void = { _ in }) async throws -> Job {
-        let time = now()
+        let time = when ?? now()
         let (job, _) = try await store.update(id, recording: "state") { job in
             try job.state.checkMove(to: state, job: id)
             job.state = state

@@ -41,6 +41,12 @@ public struct Job: Sendable, Codable, Hashable {
     public var gitCommit: String?
     /// sha256 over the dataset's files (paths and bytes).
     public var datasetHash: String?
+    /// The queue attempt whose reports are recorded (workers over Redis);
+    /// reports of an older attempt are dropped.
+    public var claim: Int?
+    /// The last report of that attempt applied, so one delivered twice is
+    /// applied once.
+    public var reportSeq: Int?
 
     public init(id: String, config: JobConfig, redacted: JSONValue, createdAt: Date) {
         self.id = id
@@ -60,6 +66,7 @@ public struct Job: Sendable, Codable, Hashable {
         case saveDir = "save_dir", bestWeights = "best_weights", lastWeights = "last_weights"
         case finalMetrics = "final_metrics", runID = "run_id", mlflowRunID = "mlflow_run_id", tracking
         case trackingError = "tracking_error", gitCommit = "git_commit", datasetHash = "dataset_hash"
+        case claim, reportSeq = "report_seq"
     }
 }
 

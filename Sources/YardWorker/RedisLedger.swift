@@ -1,0 +1,177 @@
+import Foundation
+import Synchronization
+import YardDomain
+import YardQueue
+import YardRedis
+import YardStore
+
+/// Keys shared by the server and workers over Redis (under one prefix).
+public struct RedisKeys: Sendable {
+    public let prefix: String
+    public init(prefix: String = "yard") { self.prefix = prefix }
+    /// A job as the server published it: `record` (the job, config with
+    /// secrets masked), `secrets` (sealed with the shared secret key),
+    /// `stop` ("1" once a stop was asked for).
+    public func job(_ id: String) -> String { "\(prefix):job:\(id)" }
+    /// What workers report, in order; the server's consumer group applies it.
+    public var reports: String { "\(prefix):reports" }
+}
+
+/// The ledger of a worker on another machine: it reads the job the server
+/// published in Redis and sends every change as a `ReportEnvelope` on the
+/// reports stream. While it runs an attempt it keeps the job's record
+/// itself (it is the only writer until the attempt ends), so reading back
+/// its own changes needs no round trip; the stop flag is read from Redis.
+public final class RedisLedger: JobLedger {
+    let redis: RedisClient
+    let keys: RedisKeys
+    let box: SecretBox
+    private let attempts = Mutex<[String: Attempt]>([:])
+
+    struct Attempt {
+        var claim: QueueClaim
+        var job: Job
+        var seq: Int
+    }
+
+    public init(redis: RedisClient, keys: RedisKeys = RedisKeys(), box: SecretBox) {
+        self.redis = redis
+        self.keys = keys
+        self.box = box
+    }
+
+    public func begin(_ claim: QueueClaim) async throws {
+        guard let job = try await published(claim.jobID) else {
+            throw YardError(.notFound, field: "id", "job \(claim.jobID) is in the queue but the server published no record of it")
+        }
+        attempts.withLock { $0[claim.jobID] = Attempt(claim: claim, job: job, seq: 0) }
+    }
+
+    public func end(_ jobID: String) async {
+        attempts.withLock { _ = $0.removeValue(forKey: jobID) }
+    }
+
+    /// The job's record; while an attempt runs, this worker's copy, moved to
+    /// `stopping` once the server has flagged a stop.
+    public func job(_ id: String) async throws -> Job? {
+        guard let local = attempts.withLock({ $0[id]?.job }) else { return try await published(id) }
+        if local.state == .running, try await redis.send(["HGET", keys.job(id), "stop"]).string == "1" {
+            return attempts.withLock { attempts -> Job? in
+                if attempts[id]?.job.state == .running { attempts[id]?.job.state = .stopping }
+                return attempts[id]?.job
+            }
+        }
+        return local
+    }
+
+    public func secrets(of id: String) async throws -> [String: JSONValue] {
+        guard let sealed = try await redis.send(["HGET", keys.job(id), "secrets"]).string else { return [:] }
+        let text = try box.openText(sealed)
+        return try JSONDecoder().decode([String: JSONValue].self, from: Data(text.utf8))
+    }
+
+    public func move(_ id: String, to state: JobState, message: String?, change: JobChange) async throws -> Job {
+        let time = Date()
+        return try await record(id, .move(state: state, message: message, change: change, time: time)) { job in
+            try job.state.checkMove(to: state, job: id)
+            job.state = state
+            if state.isTerminal { job.finishedAt = time }
+            if state == .queued || state == .running { job.finishedAt = nil }
+            if let message { job.message = message }
+            change.apply(to: &job)
+        }
+    }
+
+    public func update(_ id: String, _ change: JobChange) async throws -> Job {
+        try await record(id, .update(change)) { change.apply(to: &$0) }
+    }
+
+    public func appendEvent(jobID: String, type: String, payload: JSONValue) async throws {
+        try await record(jobID, .event(type: type, payload: payload)) { _ in }
+    }
+
+    public func appendLog(jobID: String, lines: [String]) async throws {
+        guard !lines.isEmpty else { return }
+        try await record(jobID, .logs(lines)) { _ in }
+    }
+
+    public func recordEpoch(_ epoch: EpochRecord) async throws {
+        try await record(epoch.jobID, .epoch(epoch)) { _ in }
+    }
+
+    public func recordArtifact(_ artifact: ArtifactRecord) async throws {
+        try await record(artifact.jobID, .artifact(artifact)) { _ in }
+    }
+
+    /// Applies the change to this worker's copy and sends the report. The
+    /// copy changes only once the report is on the stream.
+    @discardableResult
+    private func record(_ id: String, _ report: JobReport, _ change: (inout Job) throws -> Void) async throws -> Job {
+        guard let current = attempts.withLock({ $0[id] }) else {
+            throw YardError(.conflict, field: "id", "job \(id): no attempt of this worker is running it")
+        }
+        var job = current.job
+        try change(&job)
+        let envelope = ReportEnvelope(jobID: id, attempt: current.claim.attempt, seq: current.seq + 1, report: report)
+        let body = String(decoding: try JSONEncoder().encode(envelope), as: UTF8.self)
+        try await redis.send(["XADD", keys.reports, "*", "job", id, "attempt", String(envelope.attempt),
+                              "seq", String(envelope.seq), "body", body])
+        attempts.withLock { attempts in
+            attempts[id]?.job = job
+            attempts[id]?.seq = envelope.seq
+        }
+        return job
+    }
+
+    /// The record the server published.
+    func published(_ id: String) async throws -> Job? {
+        guard let text = try await redis.send(["HGET", keys.job(id), "record"]).string else { return nil }
+        return try JSONDecoder.yard.decode(Job.self, from: Data(text.utf8))
+    }
+}
+
+extension JSONDecoder {
+    /// Dates as epoch seconds, as the store and the API write them.
+    static var yard: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .secondsSince1970
+        return decoder
+    }
+}
+
+extension JSONEncoder {
+    static var yard: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .secondsSince1970
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }
+}
+
+/// The server's side of the job records in Redis: what it publishes for
+/// workers on other machines to read (the job, its sealed secrets) and the
+/// stop flag they watch.
+public struct RedisJobBoard: Sendable {
+    let redis: RedisClient
+    let keys: RedisKeys
+    let box: SecretBox
+
+    public init(redis: RedisClient, keys: RedisKeys = RedisKeys(), box: SecretBox) {
+        self.redis = redis
+        self.keys = keys
+        self.box = box
+    }
+
+    /// Publishes the job as it is now, with its secrets sealed, and clears
+    /// a stop flag left from an earlier attempt.
+    public func publish(_ job: Job, secrets: [String: JSONValue]) async throws {
+        let record = String(decoding: try JSONEncoder.yard.encode(job), as: UTF8.self)
+        let sealed = box.seal(String(decoding: try JSONEncoder.yard.encode(secrets), as: UTF8.self))
+        _ = try await redis.pipeline([["HSET", keys.job(job.id), "record", record, "secrets", sealed], ["HDEL", keys.job(job.id), "stop"]])
+    }
+
+    /// Asks the worker running the job to stop (it checks every half second).
+    public func flagStop(_ id: String) async throws {
+        try await redis.send(["HSET", keys.job(id), "stop", "1"])
+    }
+}

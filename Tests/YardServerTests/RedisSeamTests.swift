@@ -1,0 +1,134 @@
+import Foundation
+import Logging
+import Testing
+import YardDomain
+import YardQueue
+import YardRedis
+import YardStore
+import YardTestSupport
+import YardWorker
+
+/// The worker seam over a real redis-server: a worker's ledger sends its
+/// reports on the stream, the server's consumer applies them to the store
+/// in order and once each; an attempt that lost its claim is fenced off.
+@Suite("Worker seam over Redis")
+struct RedisSeamTests {
+    struct Setup {
+        let server: RedisServer
+        let control: JobControl
+        let board: RedisJobBoard
+        let consumer: ReportConsumer
+        let box: SecretBox
+        let job: Job
+
+        init() async throws {
+            server = try await RedisServer()
+            box = try SecretBox(keys: SecretBox.parseKeys(SecretBox.newKey(), source: "test"))
+            control = JobControl(store: MemoryJobStore(), queue: MemoryJobQueue())
+            let redis = RedisClient(try server.configuration())
+            board = RedisJobBoard(redis: redis, box: box)
+            consumer = ReportConsumer(redis: redis, control: control, logger: Logger(label: "test"))
+            let config = try JobConfigParser { _ in true }.parse("""
+                task_id: seam1
+                model: yolo11n.pt
+                train: {data: /d.yaml, epochs: 3}
+                minio: {MINIO_ENDPOINT: "http://127.0.0.1:9", MINIO_ID: id, MINIO_SECRET_KEY: s3cr3t-value}
+                """)
+            job = try await control.submit(config)
+            try await board.publish(job, secrets: try await control.store.secrets(of: job.id))
+        }
+
+        /// A worker's ledger: its own connection, as on another machine.
+        func ledger() throws -> RedisLedger { RedisLedger(redis: RedisClient(try server.configuration()), box: box) }
+    }
+
+    @Test func aWorkersReportsReachTheStoreInOrderOnce() async throws {
+        let t = try await Setup()
+        let ledger = try t.ledger()
+        try await ledger.begin(QueueClaim(jobID: "seam1", attempt: 1))
+        let running = try await ledger.move("seam1", to: .running, message: "started",
+                                            change: JobChange(attemptStarted: .init(worker: "gpu-box", time: Date())))
+        #expect(running.attempts == 1)
+        for epoch in 1...3 {
+            try await ledger.update("seam1", JobChange(epoch: epoch, epochs: 3))
+            try await ledger.recordEpoch(EpochRecord(jobID: "seam1", epoch: epoch, metrics: ["metrics/mAP50(B)": Double(epoch) / 10], seconds: 1))
+            try await ledger.appendLog(jobID: "seam1", lines: ["epoch \(epoch) line a", "epoch \(epoch) line b"])
+            try await ledger.appendEvent(jobID: "seam1", type: "epoch", payload: ["epoch": .int(epoch)])
+        }
+        try await ledger.move("seam1", to: .succeeded, message: "finished", change: JobChange(bestWeights: "/runs/seam1/weights/best.pt"))
+        // Nothing reached the server yet: it was "down".
+        #expect(try await t.control.store.job("seam1")?.state == .queued)
+
+        #expect(try await t.consumer.drain() == 14, "1 start, 3 x 4 epoch reports, 1 end")
+        let job = try #require(try await t.control.store.job("seam1"))
+        #expect(job.state == .succeeded)
+        #expect(job.attempts == 1 && job.worker == "gpu-box" && job.epoch == 3)
+        #expect(job.bestWeights == "/runs/seam1/weights/best.pt")
+        #expect(try await t.control.store.epochs(of: "seam1").map(\.epoch) == [1, 2, 3])
+        let lines = try await t.control.store.logs(of: "seam1", after: 0, limit: 100).map(\.line)
+        #expect(lines == (1...3).flatMap { ["epoch \($0) line a", "epoch \($0) line b"] })
+        let states = try await t.control.store.events(of: "seam1", after: 0, limit: 100).filter { $0.type == "state" }.compactMap { $0.payload["state"]?.stringValue }
+        #expect(states == ["queued", "running", "succeeded"])
+        #expect(try await t.consumer.drain() == 0, "acknowledged: nothing is applied twice")
+    }
+
+    /// A report delivered again (the server died between the store's commit
+    /// and the acknowledgement) is skipped.
+    @Test func aReportAppliedTwiceCountsOnce() async throws {
+        let t = try await Setup()
+        let envelopes = [
+            ReportEnvelope(jobID: "seam1", attempt: 1, seq: 1, report: .move(state: .running, message: "started",
+                                                                              change: JobChange(attemptStarted: .init(worker: "w", time: Date())), time: Date())),
+            ReportEnvelope(jobID: "seam1", attempt: 1, seq: 2, report: .logs(["once"])),
+            ReportEnvelope(jobID: "seam1", attempt: 1, seq: 3, report: .event(type: "progress", payload: ["batch": 1])),
+        ]
+        for envelope in envelopes + envelopes { try await t.consumer.apply(envelope) }
+        #expect(try await t.control.store.logs(of: "seam1", after: 0, limit: 10).map(\.line) == ["once"])
+        #expect(try await t.control.store.events(of: "seam1", after: 0, limit: 10).filter { $0.type == "progress" }.count == 1)
+        #expect(try await t.control.store.job("seam1")?.attempts == 1)
+    }
+
+    /// Attempt 1's worker was cut off; attempt 2 took the job over. What
+    /// attempt 1 still sends is dropped: one job, one final result.
+    @Test func aWorkerThatLostItsClaimIsFencedOff() async throws {
+        let t = try await Setup()
+        let old = try t.ledger(), new = try t.ledger()
+        try await old.begin(QueueClaim(jobID: "seam1", attempt: 1))
+        try await old.move("seam1", to: .running, message: "started", change: JobChange(attemptStarted: .init(worker: "old", time: Date())))
+        try await old.appendLog(jobID: "seam1", lines: ["old 1"])
+        try await t.consumer.drain()
+
+        try await new.begin(QueueClaim(jobID: "seam1", attempt: 2))
+        try await new.move("seam1", to: .running, message: "taken over", change: JobChange(attemptStarted: .init(worker: "new", time: Date())))
+        try await old.appendLog(jobID: "seam1", lines: ["old 2 (stale)"])
+        try await new.appendLog(jobID: "seam1", lines: ["new 1"])
+        try await old.move("seam1", to: .failed, message: "the old worker's late verdict")
+        try await new.move("seam1", to: .succeeded, message: "finished")
+        try await t.consumer.drain()
+
+        let job = try #require(try await t.control.store.job("seam1"))
+        #expect(job.state == .succeeded)
+        #expect(job.worker == "new")
+        #expect(job.attempts == 2)
+        #expect(try await t.control.store.logs(of: "seam1", after: 0, limit: 10).map(\.line) == ["old 1", "new 1"])
+    }
+
+    @Test func secretsTravelSealedAndAStopFlagReachesTheWorker() async throws {
+        let t = try await Setup()
+        let raw = try await RedisClient(try t.server.configuration()).send(["HGETALL", "yard:job:seam1"])
+        let dump = raw.array?.compactMap(\.string).joined(separator: " ") ?? ""
+        #expect(dump.contains("seam1"))
+        #expect(!dump.contains("s3cr3t-value"), "no plaintext secret in Redis")
+        let ledger = try t.ledger()
+        let secrets = try await ledger.secrets(of: "seam1")
+        #expect(secrets.values.contains(.string("s3cr3t-value")), "the worker opens them: \(secrets.keys)")
+        try await ledger.begin(QueueClaim(jobID: "seam1", attempt: 1))
+        try await ledger.move("seam1", to: .running, message: "started")
+        #expect(try await ledger.job("seam1")?.state == .running)
+        try await t.board.flagStop("seam1")
+        #expect(try await ledger.job("seam1")?.state == .stopping)
+        try await ledger.move("seam1", to: .stopped, message: "stopped after epoch 0")
+        try await t.consumer.drain()
+        #expect(try await t.control.store.job("seam1")?.state == .stopped)
+    }
+}
