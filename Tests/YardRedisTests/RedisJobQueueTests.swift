@@ -13,14 +13,31 @@ struct RedisJobQueueTests {
         RedisJobQueue(redis: RedisClient(try server.configuration()), lease: lease)
     }
 
+    /// Makes Redis believe the job's entry was last claimed or renewed
+    /// `seconds` ago (XCLAIM ... IDLE), so lease expiry needs no sleeping
+    /// and does not depend on how busy the machine is.
+    func age(_ jobID: String, by seconds: Int, holder: String, on server: RedisServer) async throws {
+        let redis = RedisClient(try server.configuration())
+        let entry = try #require(try await redis.send(["HGET", "yard:queue:entry", jobID]).string)
+        try await redis.send(["XCLAIM", "yard:jobs", RedisJobQueue.group, holder, "0", entry, "IDLE", String(seconds * 1000), "JUSTID"])
+    }
+
+    func idleMilliseconds(_ jobID: String, on server: RedisServer) async throws -> Int64 {
+        let redis = RedisClient(try server.configuration())
+        let entry = try #require(try await redis.send(["HGET", "yard:queue:entry", jobID]).string)
+        let pending = try await redis.send(["XPENDING", "yard:jobs", RedisJobQueue.group, entry, entry, "1"])
+        return try #require(pending.array?.first?.array?[2].int)
+    }
+
     @Test func aClaimNotRenewedWithinTheLeaseIsTakenOverAsANewAttempt() async throws {
         let server = try await RedisServer()
-        let machineA = try queue(server, lease: .milliseconds(300))
-        let machineB = try queue(server, lease: .milliseconds(300))
+        let machineA = try queue(server, lease: .seconds(60))
+        let machineB = try queue(server, lease: .seconds(60))
         try await machineA.enqueue("job")
         let first = try #require(try await machineA.claim(worker: "a"))
+        try await age("job", by: 59, holder: "a", on: server)
         #expect(try await machineB.claim(worker: "b") == nil, "within the lease the claim holds")
-        try await Task.sleep(for: .milliseconds(400))
+        try await age("job", by: 61, holder: "a", on: server)
         let second = try #require(try await machineB.claim(worker: "b"))
         #expect(second == QueueClaim(jobID: "job", attempt: 2))
         #expect(try await machineA.renew(first, worker: "a") == false, "the old worker learns it lost the job")
@@ -30,15 +47,28 @@ struct RedisJobQueueTests {
         #expect(try await machineA.claim(worker: "a") == nil)
     }
 
-    @Test func renewingKeepsAClaimAcrossManyLeases() async throws {
+    /// The lease itself, in real time: short, and only the ordering of
+    /// "before" and "after" is checked.
+    @Test func aShortLeaseExpiresInRealTime() async throws {
         let server = try await RedisServer()
-        let holder = try queue(server, lease: .milliseconds(200))
-        let other = try queue(server, lease: .milliseconds(200))
+        let queue = try queue(server, lease: .milliseconds(200))
+        try await queue.enqueue("job")
+        _ = try #require(try await queue.claim(worker: "a"))
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await queue.claim(worker: "b") == QueueClaim(jobID: "job", attempt: 2))
+    }
+
+    @Test func renewingResetsTheLease() async throws {
+        let server = try await RedisServer()
+        let holder = try queue(server, lease: .seconds(60))
+        let other = try queue(server, lease: .seconds(60))
         try await holder.enqueue("long")
         let claim = try #require(try await holder.claim(worker: "a"))
-        for _ in 0..<8 {
-            try await Task.sleep(for: .milliseconds(80))
+        for _ in 0..<3 {
+            try await age("long", by: 59, holder: "a", on: server)
             #expect(try await holder.renew(claim, worker: "a"))
+            #expect(try await idleMilliseconds("long", on: server) < 59_000)
+            try await age("long", by: 59, holder: "a", on: server)
             #expect(try await other.claim(worker: "b") == nil)
         }
     }
