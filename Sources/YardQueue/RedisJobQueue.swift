@@ -49,10 +49,7 @@ public final class RedisJobQueue: JobQueue {
         self.signal = WorkSignal(clock: clock)
     }
 
-    var leaseMilliseconds: String {
-        let (seconds, attoseconds) = (lease ?? .seconds(60)).components
-        return String(max(1, seconds * 1000 + attoseconds / 1_000_000_000_000_000))
-    }
+    var leaseMilliseconds: String { String(max(1, (lease ?? .seconds(60)).redisMilliseconds)) }
 
     public func enqueue(_ jobID: String) async throws {
         try await redis.run(Scripts.enqueue, keys: keys.all, arguments: [Self.group, jobID])
@@ -137,7 +134,7 @@ final class RedisWaitPool: Sendable {
 
     func blockUntilNewer(than id: String, on stream: String, timeout: Duration) async throws {
         let connection = try await take()
-        let milliseconds = max(1, timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        let milliseconds = max(1, timeout.redisMilliseconds)
         // Cancelling a wait closes its connection: the blocked command cannot be taken back.
         try await withTaskCancellationHandler {
             _ = try await connection.send(["XREAD", "COUNT", "1", "BLOCK", String(milliseconds), "STREAMS", stream, id],

@@ -131,7 +131,7 @@ actor ConnectionKeeper {
             connecting = nil
             current = connection
             if let since = outageSince {
-                let milliseconds = (ContinuousClock.now - since).components.seconds * 1000 + (ContinuousClock.now - since).components.attoseconds / 1_000_000_000_000_000
+                let milliseconds = (ContinuousClock.now - since).redisMilliseconds
                 logger.notice("redis at \(configuration) is reachable again after \(milliseconds) ms")
             }
             failures = 0

@@ -66,3 +66,10 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
         return String(text[..<scheme.upperBound]) + "***" + String(text[at.lowerBound...])
     }
 }
+
+extension Duration {
+    /// Whole milliseconds, as Redis takes timeouts, leases and idle times.
+    public var redisMilliseconds: Int64 {
+        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
+    }
+}

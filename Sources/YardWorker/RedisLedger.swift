@@ -67,7 +67,7 @@ public final class RedisLedger: JobLedger {
     public func secrets(of id: String) async throws -> [String: JSONValue] {
         guard let sealed = try await redis.send(["HGET", keys.job(id), "secrets"]).string else { return [:] }
         let text = try box.openText(sealed)
-        return try JSONDecoder().decode([String: JSONValue].self, from: Data(text.utf8))
+        return try JSONCoding.decode([String: JSONValue].self, text)
     }
 
     public func move(_ id: String, to state: JobState, message: String?, change: JobChange) async throws -> Job {
@@ -113,7 +113,7 @@ public final class RedisLedger: JobLedger {
         var job = current.job
         try change(&job)
         let envelope = ReportEnvelope(jobID: id, attempt: current.claim.attempt, seq: current.seq + 1, report: report)
-        let body = String(decoding: try JSONEncoder().encode(envelope), as: UTF8.self)
+        let body = try JSONCoding.string(envelope)
         try await redis.send(["XADD", keys.reports, "*", "job", id, "attempt", String(envelope.attempt),
                               "seq", String(envelope.seq), "body", body])
         attempts.withLock { attempts in
@@ -126,25 +126,7 @@ public final class RedisLedger: JobLedger {
     /// The record the server published.
     func published(_ id: String) async throws -> Job? {
         guard let text = try await redis.send(["HGET", keys.job(id), "record"]).string else { return nil }
-        return try JSONDecoder.yard.decode(Job.self, from: Data(text.utf8))
-    }
-}
-
-extension JSONDecoder {
-    /// Dates as epoch seconds, as the store and the API write them.
-    static var yard: JSONDecoder {
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .secondsSince1970
-        return decoder
-    }
-}
-
-extension JSONEncoder {
-    static var yard: JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .secondsSince1970
-        encoder.outputFormatting = [.sortedKeys]
-        return encoder
+        return try JSONCoding.decode(Job.self, text)
     }
 }
 
@@ -165,8 +147,8 @@ public struct RedisJobBoard: Sendable {
     /// Publishes the job as it is now, with its secrets sealed, and clears
     /// a stop flag left from an earlier attempt.
     public func publish(_ job: Job, secrets: [String: JSONValue]) async throws {
-        let record = String(decoding: try JSONEncoder.yard.encode(job), as: UTF8.self)
-        let sealed = box.seal(String(decoding: try JSONEncoder.yard.encode(secrets), as: UTF8.self))
+        let record = try JSONCoding.string(job)
+        let sealed = box.seal(try JSONCoding.string(secrets))
         _ = try await redis.pipeline([["HSET", keys.job(job.id), "record", record, "secrets", sealed], ["HDEL", keys.job(job.id), "stop"]])
     }
 

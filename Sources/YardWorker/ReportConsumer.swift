@@ -60,7 +60,7 @@ public struct ReportConsumer: Service {
             while true {
                 var command = ["XREADGROUP", "GROUP", Self.group, consumer, "COUNT", String(batch)]
                 if start == ">", let block {
-                    command += ["BLOCK", String(block.components.seconds * 1000 + block.components.attoseconds / 1_000_000_000_000_000)]
+                    command += ["BLOCK", String(max(1, block.redisMilliseconds))]
                 }
                 command += ["STREAMS", keys.reports, start]
                 let reply = try await redis.send(command, timeout: (block ?? .zero) + redis.configuration.commandTimeout)
@@ -91,7 +91,7 @@ public struct ReportConsumer: Service {
             if entryFields[index].string == "body" { body = entryFields[index + 1].string }
             index += 2
         }
-        guard let body, let envelope = try? JSONDecoder().decode(ReportEnvelope.self, from: Data(body.utf8)) else {
+        guard let body, let envelope = try? JSONCoding.decode(ReportEnvelope.self, body) else {
             logger.error("dropping a worker report that is not one: \(body?.prefix(200) ?? "no body")")
             return
         }

@@ -130,25 +130,27 @@ public struct YardDatabase: Sendable {
     }
 }
 
-enum JSONCoding {
-    static let encoder: JSONEncoder = {
+/// How records are written as JSON everywhere they are kept or sent (the
+/// store, Redis): dates as epoch seconds, keys sorted.
+public enum JSONCoding {
+    public static let encoder: JSONEncoder = {
         let e = JSONEncoder()
         e.dateEncodingStrategy = .secondsSince1970
         e.outputFormatting = [.sortedKeys]
         return e
     }()
 
-    static let decoder: JSONDecoder = {
+    public static let decoder: JSONDecoder = {
         let d = JSONDecoder()
         d.dateDecodingStrategy = .secondsSince1970
         return d
     }()
 
-    static func string<T: Encodable>(_ value: T) throws -> String {
+    public static func string<T: Encodable>(_ value: T) throws -> String {
         String(decoding: try encoder.encode(value), as: UTF8.self)
     }
 
-    static func decode<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
+    public static func decode<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
         try decoder.decode(type, from: Data(text.utf8))
     }
 }
