@@ -14,6 +14,10 @@ struct JobRun {
     let worker: Worker
     let jobID: String
     let shutdown: ShutdownFlag
+    /// Set when the worker's claim on the job was lost (another worker took
+    /// it over after the lease): the engine is killed and nothing more of
+    /// this attempt is recorded.
+    var lost = ShutdownFlag()
 
     private var ledger: any JobLedger { worker.ledger }
     private var queue: any JobQueue { worker.queue }
@@ -33,7 +37,7 @@ struct JobRun {
             let settlement = shutdown.isSet
                 ? Settlement(state: .queued, message: "interrupted by shutdown (\(reason.prefix(200))); will resume from its last checkpoint")
                 : Settlement(state: .failed, message: reason)
-            await worker.settle(jobID, settlement)
+            await settle(settlement)
         }
     }
 
@@ -98,7 +102,7 @@ struct JobRun {
             let allow = worker.configuration.allowExternalSymlinks, local = data
             dataset = try await offload { Result { () throws(YardError) in try DatasetFiles.scan(data: local, allowExternalSymlinks: allow) } }.get()
         } catch {
-            await worker.settle(jobID, Settlement(state: .failed, message: masker.mask("\(error)")))
+            await settle(Settlement(state: .failed, message: masker.mask("\(error)")))
             return
         }
         if !resume { try? FileManager.default.removeItem(atPath: runDirectory) }
@@ -111,7 +115,7 @@ struct JobRun {
             process = try await worker.runner.start(EngineRequest(jobID: jobID, spec: spec(for: running, full: full, data: data, resume: resume ? checkpoint : nil),
                                                                   workDirectory: jobDirectory))
         } catch {
-            await worker.settle(jobID, Settlement(state: .failed, message: masker.mask("\(error)")))
+            await settle(Settlement(state: .failed, message: masker.mask("\(error)")))
             return
         }
 
@@ -124,6 +128,11 @@ struct JobRun {
             process.requestStop()
         }
         defer { shutdown.cancel(shutdownToken) }
+        let lostToken = lost.whenSet {
+            outcome.stopReason.withLock { $0 = $0 ?? .lostClaim }
+            process.kill()
+        }
+        defer { lost.cancel(lostToken) }
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await watchForStop(process, outcome: outcome) }
             for await output in process.output {
@@ -158,7 +167,7 @@ struct JobRun {
         let code = await process.waitForExit()
         await log.close()
         await storeLog(log, in: storage)
-        await worker.settle(jobID, await settlement(exitCode: code, outcome: outcome, log: log))
+        await settle(await settlement(exitCode: code, outcome: outcome, log: log))
     }
 
     /// The spec the engine reads: from the config with its secrets (`full`), the worker's overrides
@@ -321,6 +330,16 @@ struct JobRun {
         }
     }
 
+    /// Records how the attempt ended, unless the claim was lost: then the
+    /// attempt that holds the job now records its end, not this one.
+    private func settle(_ settlement: Settlement) async {
+        if lost.isSet {
+            worker.logger.error("job \(jobID): lost the claim to another worker; this attempt's end (\(settlement.state.rawValue)) is not recorded")
+            return
+        }
+        await worker.settle(jobID, settlement)
+    }
+
     /// Runs a tracker call; a failure is logged, never thrown.
     @discardableResult
     private func tracked<T: Sendable>(_ call: () async throws -> T) async -> T? {
@@ -335,7 +354,7 @@ struct JobRun {
 final class RunOutcome: Sendable {
     /// Who asked the engine to stop: a user, the service going down, or the
     /// worker itself after a failure to record the run.
-    enum StopReason: Sendable { case user, shutdown, failure }
+    enum StopReason: Sendable { case user, shutdown, failure, lostClaim }
     let stopReason = Locked<StopReason?>(nil)
     let finished = Locked(false)
     let killed = Locked(false)

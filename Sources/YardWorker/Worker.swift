@@ -29,6 +29,9 @@ public struct Worker: Service {
         /// Waits between tries to record how an attempt ended; after the last
         /// the settlement is kept and retried before the next claim.
         public var settleBackoff: [Duration]
+        /// How often a claim with a lease is renewed while its job runs
+        /// (nil: a third of the queue's lease).
+        public var heartbeat: Duration?
 
         public init(id: String, dataDirectory: String, stopGrace: Duration = .seconds(120),
                     trainOverrides: [String: JSONValue] = [:], allowExternalSymlinks: Bool = false,
@@ -113,10 +116,42 @@ public struct Worker: Service {
     }
 
     /// Runs one claimed attempt; the ledger keeps it until it is settled.
+    /// With a queue lease, the claim is renewed while the job runs; if it
+    /// turns out lost, the attempt is ended without recording anything.
     private func attempt(_ claim: QueueClaim, shutdown: ShutdownFlag) async throws {
         try await ledger.begin(claim)
-        await JobRun(worker: self, jobID: claim.jobID, shutdown: shutdown).execute()
+        var run = JobRun(worker: self, jobID: claim.jobID, shutdown: shutdown)
+        let lost = ShutdownFlag()
+        run.lost = lost
+        await withTaskGroup(of: Void.self) { group in
+            if let lease = queue.lease {
+                group.addTask { await heartbeat(claim, every: configuration.heartbeat ?? lease / 3, lost: lost) }
+            }
+            await run.execute()
+            group.cancelAll()
+        }
         if unsettled.withLock({ $0[claim.jobID] == nil }) { await ledger.end(claim.jobID) }
+    }
+
+    /// Renews the claim until cancelled; sets `lost` when the queue says
+    /// another attempt holds the job. An unreachable queue is retried: the
+    /// lease decides, and the next renewal that gets through says.
+    private func heartbeat(_ claim: QueueClaim, every interval: Duration, lost: ShutdownFlag) async {
+        var failing = false
+        while !Task.isCancelled {
+            do { try await configuration.clock.sleep(for: interval) } catch { return }
+            do {
+                if try await queue.renew(claim, worker: configuration.id) == false {
+                    logger.error("job \(claim.jobID): attempt \(claim.attempt) lost its claim (not renewed within the lease, another worker took it); stopping the engine")
+                    lost.set()
+                    return
+                }
+                failing = false
+            } catch {
+                if !failing { logger.warning("job \(claim.jobID): cannot renew the claim (\(error)); retrying") }
+                failing = true
+            }
+        }
     }
 
     /// Records how an attempt ended, retrying with backoff (the store may be

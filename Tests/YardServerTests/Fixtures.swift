@@ -18,8 +18,8 @@ struct TestYard {
 
     /// With `sqlite`, the store and queue are the embedded drivers on a file in the temp folder.
     /// `directory` is an existing folder to use as the data dir.
-    init(token: String? = nil, store: (any JobStore)? = nil, allowDatasetSymlinks: Bool = false, sqlite: Bool = false,
-         directory: String? = nil) throws {
+    init(token: String? = nil, store: (any JobStore)? = nil, queue: (any JobQueue)? = nil, allowDatasetSymlinks: Bool = false,
+         sqlite: Bool = false, directory: String? = nil) throws {
         dir = try directory.map(TemporaryDirectory.init(at:)) ?? TemporaryDirectory("yard-server")
         var options = YardOptions()
         options.dataDirectory = dir.path
@@ -28,7 +28,7 @@ struct TestYard {
         options.port = 0  // `live` listens on a free port
         options.allowDatasetSymlinks = allowDatasetSymlinks
         var store = store ?? MemoryJobStore()
-        var queue: any JobQueue = MemoryJobQueue()
+        var queue: any JobQueue = queue ?? MemoryJobQueue()
         if sqlite {
             let database = try YardDatabase(path: dir.file("yard.sqlite"))
             store = SQLiteJobStore(database: database)

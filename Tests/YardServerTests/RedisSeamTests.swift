@@ -132,3 +132,50 @@ struct RedisSeamTests {
         #expect(try await t.control.store.job("seam1")?.state == .stopped)
     }
 }
+
+/// A worker renews its claim while the job runs; when another worker has
+/// taken the job over (this one was cut off past the lease), it kills its
+/// engine and records nothing more.
+@Suite("Worker heartbeat")
+struct WorkerHeartbeatTests {
+    @Test func aWorkerWhoseClaimWasTakenOverStopsItsEngineAndRecordsNothing() async throws {
+        let server = try await RedisServer()
+        let queue = RedisJobQueue(redis: RedisClient(try server.configuration()), lease: .seconds(60))
+        let t = try TestYard(queue: queue)
+        _ = try await t.yard.control.submit(try JobConfigParser { _ in true }.parse(t.config("task_id: hb1", epochs: 400)))
+        let worker = t.worker(.training(epochs: 400, stepDelay: .milliseconds(20))) { $0.heartbeat = .milliseconds(100) }
+        let task = worker.start()
+        defer { task.cancel() }
+        try await eventually("the job trains") { (try await t.yard.control.store.job("hb1"))?.epoch ?? 0 >= 2 }
+
+        // Another machine takes it over: the entry looks idle past the lease, as
+        // if this worker had been cut off, and the other worker claims it.
+        let redis = RedisClient(try server.configuration())
+        let entry = try #require(try await redis.send(["HGET", "yard:queue:entry", "hb1"]).string)
+        let holder = try #require(try await queue.claimant(of: "hb1"))
+        let other = RedisJobQueue(redis: RedisClient(try server.configuration()), lease: .seconds(60))
+        var takeover: QueueClaim?
+        // A renewal landing between the ageing and the claim resets the idle
+        // time (the worker is alive after all); age it again and retry.
+        try await eventually("another worker takes the job over") {
+            try await redis.send(["XCLAIM", "yard:jobs", RedisJobQueue.group, holder, "0", entry, "IDLE", "61000", "JUSTID"])
+            takeover = try await other.claim(worker: "other")
+            return takeover != nil
+        }
+        #expect(takeover == QueueClaim(jobID: "hb1", attempt: 2))
+
+        // Without the heartbeat the engine goes on at ~16 epochs a second.
+        try await eventually("the old engine stops recording epochs", timeout: .seconds(10)) {
+            let epoch = try await t.yard.control.store.job("hb1")?.epoch
+            try await Task.sleep(for: .milliseconds(300))
+            return try await t.yard.control.store.job("hb1")?.epoch == epoch
+        }
+        let before = try #require(try await t.yard.control.store.job("hb1"))
+        try await Task.sleep(for: .milliseconds(600))
+        let after = try #require(try await t.yard.control.store.job("hb1"))
+        #expect(after.epoch == before.epoch, "the old engine was stopped: no more epochs recorded")
+        #expect((after.epoch ?? 0) < 400)
+        #expect(after.state == .running, "the old attempt recorded no end; the new holder will")
+        #expect(try await queue.claimant(of: "hb1") == "other")
+    }
+}
