@@ -4,7 +4,6 @@ import Synchronization
 import YardArtifacts
 import YardDomain
 import YardEngine
-import YardQueue
 import YardStore
 import YardTracker
 
@@ -20,7 +19,6 @@ struct JobRun {
     var lost = ShutdownFlag()
 
     private var ledger: any JobLedger { worker.ledger }
-    private var queue: any JobQueue { worker.queue }
     private var runDirectory: String { "\(worker.configuration.dataDirectory)/runs/\(jobID)" }
     private var jobDirectory: String { "\(worker.configuration.dataDirectory)/jobs/\(jobID)" }
 
@@ -43,17 +41,17 @@ struct JobRun {
 
     private func attempt() async throws {
         guard let job = try await ledger.job(jobID) else {
-            try await queue.complete(jobID)
+            try await worker.completeClaim(jobID)
             return
         }
         if job.state == .stopping {
             try await ledger.move(jobID, to: .stopped, message: "stopped before it started")
-            try await queue.complete(jobID)
+            try await worker.completeClaim(jobID)
             return
         }
         guard job.state == .queued else {
             worker.logger.warning("job \(jobID) was in the queue while \(job.state.rawValue); dropping the queue entry")
-            try await queue.complete(jobID)
+            try await worker.completeClaim(jobID)
             return
         }
 

@@ -57,6 +57,10 @@ public struct Worker: Service {
     let logger: Logger
     /// Attempts that ended but could not yet be recorded as ended.
     let unsettled: Locked<[String: Settlement]>
+    /// The claims this worker holds, by job: its queue operations on a job
+    /// are fenced by them (with a lease, a stale worker cannot complete or
+    /// release the attempt that took the job over).
+    let claims: Locked<[String: QueueClaim]>
 
     public init(configuration: Configuration, ledger: any JobLedger, queue: any JobQueue, runner: any EngineRunner,
                 trackers: [any Tracker], artifacts: any ArtifactStore, logger: Logger) {
@@ -68,6 +72,7 @@ public struct Worker: Service {
         self.artifacts = artifacts
         self.logger = logger
         self.unsettled = Locked([:])
+        self.claims = Locked([:])
     }
 
     /// The same worker with a changed configuration.
@@ -120,6 +125,7 @@ public struct Worker: Service {
     /// turns out lost, the attempt is ended without recording anything.
     private func attempt(_ claim: QueueClaim, shutdown: ShutdownFlag) async throws {
         try await ledger.begin(claim)
+        claims.withLock { $0[claim.jobID] = claim }
         var run = JobRun(worker: self, jobID: claim.jobID, shutdown: shutdown)
         let lost = ShutdownFlag()
         run.lost = lost
@@ -130,7 +136,33 @@ public struct Worker: Service {
             await run.execute()
             group.cancelAll()
         }
-        if unsettled.withLock({ $0[claim.jobID] == nil }) { await ledger.end(claim.jobID) }
+        if unsettled.withLock({ $0[claim.jobID] == nil }) { await forget(claim.jobID) }
+    }
+
+    private func forget(_ jobID: String) async {
+        claims.withLock { _ = $0.removeValue(forKey: jobID) }
+        await ledger.end(jobID)
+    }
+
+    /// Takes the job out of the queue: with a lease only if this worker
+    /// still holds its attempt (false otherwise; the holder decides).
+    @discardableResult
+    func completeClaim(_ jobID: String) async throws -> Bool {
+        guard queue.lease != nil, let claim = claims.withLock({ $0[jobID] }) else {
+            try await queue.complete(jobID)
+            return true
+        }
+        return try await queue.finish(claim, worker: configuration.id)
+    }
+
+    /// Puts the job back in the queue, unless (with a lease) another
+    /// attempt holds it now.
+    func releaseClaim(_ jobID: String) async throws {
+        if queue.lease != nil, let claim = claims.withLock({ $0[jobID] }), try await !queue.renew(claim, worker: configuration.id) {
+            logger.warning("job \(jobID): not putting it back in the queue; attempt \(claim.attempt) no longer holds it")
+            return
+        }
+        try await queue.release(jobID)
     }
 
     /// Renews the claim until cancelled; sets `lost` when the queue says
@@ -179,7 +211,7 @@ public struct Worker: Service {
             do {
                 try await conclude(jobID, settlement)
                 unsettled.withLock { $0[jobID] = nil }
-                await ledger.end(jobID)
+                await forget(jobID)
             } catch {
                 logger.warning("job \(jobID): still cannot record that it \(settlement.state.rawValue): \(error)")
             }
@@ -191,19 +223,22 @@ public struct Worker: Service {
     /// releases its claim: back to the queue when requeued, else removed. A
     /// job that never started stays queued for another attempt.
     private func conclude(_ jobID: String, _ settlement: Settlement) async throws {
-        guard let job = try await ledger.job(jobID) else { return try await queue.complete(jobID) }
+        guard let job = try await ledger.job(jobID) else {
+            try await completeClaim(jobID)
+            return
+        }
         var ended: Job?
         if job.state == .queued {
-            try await queue.release(jobID)
+            try await releaseClaim(jobID)
             return
         }
         if !job.state.isTerminal {
             ended = try await ledger.move(jobID, to: settlement.state, message: settlement.message)
         }
         if settlement.state == .queued && ended != nil {
-            try await queue.release(jobID)
+            try await releaseClaim(jobID)
         } else {
-            try await queue.complete(jobID)
+            try await completeClaim(jobID)
         }
         if let ended {
             for tracker in trackers {

@@ -179,3 +179,32 @@ struct WorkerHeartbeatTests {
         #expect(try await queue.claimant(of: "hb1") == "other")
     }
 }
+
+extension WorkerHeartbeatTests {
+    /// A worker whose job was taken over and that ends before its next
+    /// heartbeat (none here) must not take the new attempt's entry out of
+    /// the queue: its completion is fenced by its claim.
+    @Test func aStaleWorkerThatFinishesCannotCompleteTheNewAttempt() async throws {
+        let server = try await RedisServer()
+        let queue = RedisJobQueue(redis: RedisClient(try server.configuration()), lease: .seconds(60))
+        let t = try TestYard(queue: queue)
+        _ = try await t.yard.control.submit(try JobConfigParser { _ in true }.parse(t.config("task_id: hb2", epochs: 30)))
+        let worker = t.worker(.training(epochs: 30, stepDelay: .milliseconds(20))) { $0.heartbeat = .seconds(1000) }
+        let task = worker.start()
+        defer { task.cancel() }
+        try await eventually("the job trains") { (try await t.yard.control.store.job("hb2"))?.epoch ?? 0 >= 1 }
+        let redis = RedisClient(try server.configuration())
+        let entry = try #require(try await redis.send(["HGET", "yard:queue:entry", "hb2"]).string)
+        let holder = try #require(try await queue.claimant(of: "hb2"))
+        try await redis.send(["XCLAIM", "yard:jobs", RedisJobQueue.group, holder, "0", entry, "IDLE", "61000", "JUSTID"])
+        let other = RedisJobQueue(redis: RedisClient(try server.configuration()), lease: .seconds(60))
+        let takeover = try #require(try await other.claim(worker: "other"))
+        #expect(takeover.attempt == 2)
+        try await eventually("the stale worker's training ends", timeout: .seconds(20)) {
+            (try await t.yard.control.store.job("hb2"))?.state.isTerminal == true
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(try await queue.claimant(of: "hb2") == "other", "the new attempt still holds its entry")
+        #expect(try await other.finish(takeover, worker: "other"))
+    }
+}
