@@ -113,11 +113,7 @@ public struct JobControl: Sendable {
                      change: @escaping @Sendable (inout Job) -> Void = { _ in }) async throws -> Job {
         let time = when ?? now()
         let (job, _) = try await store.update(id, recording: "state") { job in
-            try job.state.checkMove(to: state, job: id)
-            job.state = state
-            if state.isTerminal { job.finishedAt = time }
-            if state == .queued || state == .running { job.finishedAt = nil }
-            if let message { job.message = message }
+            try job.move(to: state, message: message, at: time)
             change(&job)
             return Self.statePayload(job, message: message, time: time)
         }

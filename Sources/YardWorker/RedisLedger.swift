@@ -73,11 +73,7 @@ public final class RedisLedger: JobLedger {
     public func move(_ id: String, to state: JobState, message: String?, change: JobChange) async throws -> Job {
         let time = Date()
         return try await record(id, .move(state: state, message: message, change: change, time: time)) { job in
-            try job.state.checkMove(to: state, job: id)
-            job.state = state
-            if state.isTerminal { job.finishedAt = time }
-            if state == .queued || state == .running { job.finishedAt = nil }
-            if let message { job.message = message }
+            try job.move(to: state, message: message, at: time)
             change.apply(to: &job)
         }
     }

@@ -135,3 +135,16 @@ public struct LogLine: Sendable, Codable, Hashable {
         self.line = line
     }
 }
+
+extension Job {
+    /// A state change applied to the record, through the state machine:
+    /// the one place that says what moving a job sets (its end time, its
+    /// message), wherever the move is recorded (the store, a remote worker).
+    public mutating func move(to next: JobState, message: String?, at time: Date) throws(YardError) {
+        try state.checkMove(to: next, job: id)
+        state = next
+        if next.isTerminal { finishedAt = time }
+        if next == .queued || next == .running { finishedAt = nil }
+        if let message { self.message = message }
+    }
+}
