@@ -23,10 +23,10 @@ enum QueueBench {
         }
         for workers in [1, 4] {
             try await admin.send(["FLUSHDB"])
-            let queue = RedisJobQueue(redis: RedisClient(configuration), prefix: "bench")
+            let queue = RedisJobQueue(redis: RedisClient(configuration), keys: RedisKeys(prefix: "bench"))
             let rate = try await throughput(queue, workers: workers, jobs: jobs)
             try await admin.send(["FLUSHDB"])
-            let idle = RedisJobQueue(redis: RedisClient(configuration), prefix: "bench")
+            let idle = RedisJobQueue(redis: RedisClient(configuration), keys: RedisKeys(prefix: "bench"))
             let (p50, p99) = try await dispatch(idle, workers: workers, jobs: min(jobs, 2000))
             say(String(format: "RedisJobQueue, %d worker(s): %8.0f jobs/s (%.2f x baseline)   dispatch p50 %.2f ms  p99 %.2f ms",
                          workers, rate, rate / raw[workers]!, p50, p99))

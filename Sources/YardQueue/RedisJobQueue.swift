@@ -13,8 +13,8 @@ import YardRedis
 ///
 /// Every operation that reads and then writes is one Lua script, so two
 /// workers, or a worker and the server, never interleave inside one.
-/// Keys (under `prefix`): `jobs` (the stream), `entry` (job id -> entry id),
-/// `attempt` (job id -> attempts so far).
+/// Keys: `RedisKeys.jobs` (the stream), `.entries` (job id -> entry id),
+/// `.attempts` (job id -> attempts so far).
 public final class RedisJobQueue: JobQueue {
     public static let group = "workers"
     /// The consumer that holds released entries until a worker claims them.
@@ -22,29 +22,17 @@ public final class RedisJobQueue: JobQueue {
 
     let redis: RedisClient
     let waiting: RedisWaitPool
-    let keys: Keys
+    let keys: RedisKeys
     public let lease: Duration?
     private let signal: WorkSignal
     /// The stream's newest entry when a claim last found nothing: a wait
     /// blocks for entries after it, so one added in between is not missed.
     private let lastSeen = Mutex<String?>(nil)
 
-    struct Keys {
-        let stream: String
-        let entry: String
-        let attempt: String
-        init(prefix: String) {
-            stream = "\(prefix):jobs"
-            entry = "\(prefix):queue:entry"
-            attempt = "\(prefix):queue:attempt"
-        }
-        var all: [String] { [stream, entry, attempt] }
-    }
-
-    public init(redis: RedisClient, prefix: String = "yard", lease: Duration = .seconds(60), clock: any Clock<Duration> = ContinuousClock()) {
+    public init(redis: RedisClient, keys: RedisKeys = RedisKeys(), lease: Duration = .seconds(60), clock: any Clock<Duration> = ContinuousClock()) {
         self.redis = redis
         self.waiting = RedisWaitPool(configuration: redis.configuration)
-        self.keys = Keys(prefix: prefix)
+        self.keys = keys
         self.lease = lease
         self.signal = WorkSignal(clock: clock)
     }
@@ -52,12 +40,12 @@ public final class RedisJobQueue: JobQueue {
     var leaseMilliseconds: String { String(max(1, (lease ?? .seconds(60)).redisMilliseconds)) }
 
     public func enqueue(_ jobID: String) async throws {
-        try await redis.run(Scripts.enqueue, keys: keys.all, arguments: [Self.group, jobID])
+        try await redis.run(Scripts.enqueue, keys: keys.queue, arguments: [Self.group, jobID])
         await signal.notify()
     }
 
     public func claim(worker: String) async throws -> QueueClaim? {
-        let reply = try await redis.run(Scripts.claim, keys: keys.all, arguments: [Self.group, worker, leaseMilliseconds])
+        let reply = try await redis.run(Scripts.claim, keys: keys.queue, arguments: [Self.group, worker, leaseMilliseconds])
         guard let fields = reply.array, fields.count == 2, let kind = fields[0].string else {
             throw RedisError.protocolViolation("the claim script returned \(reply)")
         }
@@ -72,32 +60,32 @@ public final class RedisJobQueue: JobQueue {
     }
 
     public func renew(_ claim: QueueClaim, worker: String) async throws -> Bool {
-        try await redis.run(Scripts.renew, keys: keys.all, arguments: [Self.group, worker, claim.jobID, String(claim.attempt), "0"]).int == 1
+        try await redis.run(Scripts.renew, keys: keys.queue, arguments: [Self.group, worker, claim.jobID, String(claim.attempt), "0"]).int == 1
     }
 
     public func finish(_ claim: QueueClaim, worker: String) async throws -> Bool {
-        try await redis.run(Scripts.renew, keys: keys.all, arguments: [Self.group, worker, claim.jobID, String(claim.attempt), "1"]).int == 1
+        try await redis.run(Scripts.renew, keys: keys.queue, arguments: [Self.group, worker, claim.jobID, String(claim.attempt), "1"]).int == 1
     }
 
     public func complete(_ jobID: String) async throws {
-        try await redis.run(Scripts.complete, keys: keys.all, arguments: [Self.group, jobID])
+        try await redis.run(Scripts.complete, keys: keys.queue, arguments: [Self.group, jobID])
     }
 
     public func release(_ jobID: String) async throws {
-        if try await redis.run(Scripts.release, keys: keys.all, arguments: [Self.group, jobID, Self.released]).int == 1 {
+        if try await redis.run(Scripts.release, keys: keys.queue, arguments: [Self.group, jobID, Self.released]).int == 1 {
             await signal.notify()
         }
     }
 
     public func cancel(_ jobID: String) async throws -> Bool {
-        try await redis.run(Scripts.cancel, keys: keys.all, arguments: [Self.group, jobID, Self.released]).int == 1
+        try await redis.run(Scripts.cancel, keys: keys.queue, arguments: [Self.group, jobID, Self.released]).int == 1
     }
 
     /// Claims on Redis expire by lease; none is released wholesale.
     public func releaseAllClaims() async throws -> [String] { [] }
 
     public func claimant(of jobID: String) async throws -> String? {
-        let name = try await redis.run(Scripts.claimant, keys: keys.all, arguments: [Self.group, jobID]).string
+        let name = try await redis.run(Scripts.claimant, keys: keys.queue, arguments: [Self.group, jobID]).string
         return name == Self.released ? nil : name
     }
 
@@ -107,13 +95,17 @@ public final class RedisJobQueue: JobQueue {
     /// by the claim that follows the timeout.
     public func waitForWork(timeout: Duration) async {
         let after = lastSeen.withLock { $0 } ?? "$"
-        let stream = keys.stream
+        let stream = keys.jobs
         let waiting = self.waiting
         let signal = self.signal
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await signal.wait(timeout: timeout) }
             group.addTask {
-                do { try await waiting.blockUntilNewer(than: after, on: stream, timeout: timeout) } catch {
+                // Redis' own timeout ends a little before the local one, so an
+                // idle wait ends here and keeps its connection for the next
+                // (a wait cancelled mid-read has to close it).
+                let block = timeout - min(timeout / 10, .milliseconds(50))
+                do { try await waiting.blockUntilNewer(than: after, on: stream, timeout: block) } catch {
                     // Redis unreachable: the local signal's timeout paces the retries.
                     await signal.wait(timeout: timeout)
                 }
@@ -122,6 +114,27 @@ public final class RedisJobQueue: JobQueue {
             group.cancelAll()
         }
     }
+}
+
+/// Every key Trainyard uses in Redis, under one prefix (`yard` unless the
+/// deployment shares a Redis).
+public struct RedisKeys: Sendable {
+    public let prefix: String
+    public init(prefix: String = "yard") { self.prefix = prefix }
+    /// The job stream (the queue), read by the `workers` group.
+    public var jobs: String { "\(prefix):jobs" }
+    /// Job id -> its entry in the job stream.
+    public var entries: String { "\(prefix):queue:entry" }
+    /// Job id -> how many times it was claimed.
+    public var attempts: String { "\(prefix):queue:attempt" }
+    /// The keys the queue's scripts take, in their order.
+    var queue: [String] { [jobs, entries, attempts] }
+    /// A job as the server published it: `record` (the job, config with
+    /// secrets masked), `secrets` (sealed with the shared secret key),
+    /// `stop` ("1" once a stop was asked for).
+    public func job(_ id: String) -> String { "\(prefix):job:\(id)" }
+    /// What workers report, in order; the server's consumer group applies it.
+    public var reports: String { "\(prefix):reports" }
 }
 
 /// Connections for blocking reads, one per waiter (a blocked connection

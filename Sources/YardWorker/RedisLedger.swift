@@ -5,18 +5,6 @@ import YardQueue
 import YardRedis
 import YardStore
 
-/// Keys shared by the server and workers over Redis (under one prefix).
-public struct RedisKeys: Sendable {
-    public let prefix: String
-    public init(prefix: String = "yard") { self.prefix = prefix }
-    /// A job as the server published it: `record` (the job, config with
-    /// secrets masked), `secrets` (sealed with the shared secret key),
-    /// `stop` ("1" once a stop was asked for).
-    public func job(_ id: String) -> String { "\(prefix):job:\(id)" }
-    /// What workers report, in order; the server's consumer group applies it.
-    public var reports: String { "\(prefix):reports" }
-}
-
 /// The ledger of a worker on another machine: it reads the job the server
 /// published in Redis and sends every change as a `ReportEnvelope` on the
 /// reports stream. While it runs an attempt it keeps the job's record

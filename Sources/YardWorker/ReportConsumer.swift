@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import YardDomain
+import YardQueue
 import YardRedis
 import YardStore
 
@@ -54,7 +55,6 @@ public struct ReportConsumer: Service {
     /// `block` for them. Returns how many were applied or dropped.
     @discardableResult
     public func drain(block: Duration? = nil) async throws -> Int {
-        _ = try? await redis.send(["XGROUP", "CREATE", keys.reports, Self.group, "0", "MKSTREAM"])
         var handled = 0
         for start in ["0", ">"] {
             while true {
@@ -63,7 +63,7 @@ public struct ReportConsumer: Service {
                     command += ["BLOCK", String(max(1, block.redisMilliseconds))]
                 }
                 command += ["STREAMS", keys.reports, start]
-                let reply = try await redis.send(command, timeout: (block ?? .zero) + redis.configuration.commandTimeout)
+                let reply = try await read(command, timeout: (block ?? .zero) + redis.configuration.commandTimeout)
                 let entries = reply.array?.first?.array?[1].array ?? []
                 if entries.isEmpty { break }
                 var done: [String] = []
@@ -79,6 +79,17 @@ public struct ReportConsumer: Service {
             }
         }
         return handled
+    }
+
+    /// Reads the reports stream; the group is made on first use (or after a
+    /// Redis that lost its data), once, here.
+    private func read(_ command: [String], timeout: Duration) async throws(RedisError) -> RESPValue {
+        do {
+            return try await redis.send(command, timeout: timeout)
+        } catch where error.serverCode == "NOGROUP" {
+            _ = try? await redis.send(["XGROUP", "CREATE", keys.reports, Self.group, "0", "MKSTREAM"])
+            return try await redis.send(command, timeout: timeout)
+        }
     }
 
     /// Applies one stream entry. A malformed entry is logged and dropped

@@ -126,9 +126,8 @@ public struct Worker: Service {
     private func attempt(_ claim: QueueClaim, shutdown: ShutdownFlag) async throws {
         try await ledger.begin(claim)
         claims.withLock { $0[claim.jobID] = claim }
-        var run = JobRun(worker: self, jobID: claim.jobID, shutdown: shutdown)
         let lost = ShutdownFlag()
-        run.lost = lost
+        let run = JobRun(worker: self, jobID: claim.jobID, shutdown: shutdown, lost: lost)
         await withTaskGroup(of: Void.self) { group in
             if let lease = queue.lease {
                 group.addTask { await heartbeat(claim, every: configuration.heartbeat ?? lease / 3, lost: lost) }
