@@ -76,14 +76,16 @@ let package = Package(
         ]),
         // REST API, SSE, auth, error mapping.
         .target(name: "YardServer", dependencies: [
-            "YardDomain", "YardStore", "YardQueue", "YardWorker", "YardEngine", "YardTracker", "YardArtifacts",
+            "YardDomain", "YardStore", "YardQueue", "YardRedis", "YardWorker", "YardEngine", "YardTracker", "YardArtifacts",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         // The commands: argument parsing, HTTP client, progress bar.
         .target(name: "YardCLI", dependencies: [
-            "YardDomain", "YardServer", "YardEngine",
+            "YardDomain", "YardServer", "YardEngine", "YardWorker",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
         .executableTarget(name: "yard", dependencies: ["YardCLI"]),
@@ -108,7 +110,7 @@ let package = Package(
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
         .testTarget(name: "YardEndToEndTests", dependencies: [
-            "YardDomain", "YardEngine", "YardArtifacts", "YardTestSupport",
+            "YardDomain", "YardEngine", "YardArtifacts", "YardRedis", "YardTestSupport",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
     ]

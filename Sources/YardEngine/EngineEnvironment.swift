@@ -78,11 +78,11 @@ public struct EngineEnvironment: Sendable {
     }
 
     /// Starts `python -m trainyard_engine ARGUMENTS` in the engine's environment.
-    private func start(_ arguments: [String], configure: (Process) -> Void) throws -> Process {
+    private func start(_ arguments: [String], extra: [String: String] = [:], configure: (Process) -> Void) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [python, "-m", "trainyard_engine"] + arguments
-        process.environment = processEnvironment()
+        process.environment = processEnvironment(extra: extra)
         configure(process)
         do {
             try process.run()
@@ -93,10 +93,10 @@ public struct EngineEnvironment: Sendable {
     }
 
     /// Runs a short engine command (doctor, demo-data) and returns its stdout.
-    public func runTool(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    public func runTool(_ arguments: [String], extra: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
         let out = Pipe()
         let err = Pipe()
-        let process = try start(arguments) { process in
+        let process = try start(arguments, extra: extra) { process in
             process.standardOutput = out
             process.standardError = err
         }

@@ -14,9 +14,12 @@ import Darwin
 /// events on descriptor 3, stdout and stderr together as the log.
 public struct PythonEngineRunner: EngineRunner {
     public let environment: EngineEnvironment
+    /// Set for every engine this runner starts (a pinned worker's `CUDA_VISIBLE_DEVICES`).
+    public let extraEnvironment: [String: String]
 
-    public init(environment: EngineEnvironment) {
+    public init(environment: EngineEnvironment, extraEnvironment: [String: String] = [:]) {
         self.environment = environment
+        self.extraEnvironment = extraEnvironment
     }
 
     public func start(_ request: EngineRequest) async throws -> any EngineProcess {
@@ -26,7 +29,7 @@ public struct PythonEngineRunner: EngineRunner {
         let data = try JSONEncoder().encode(request.spec)
         try AtomicFile.write(data, to: specPath, permissions: 0o600)
         let arguments = [environment.python, "-m", "trainyard_engine", "train", "--spec", specPath, "--events-fd", "3"]
-        return try ChildProcess.spawn(arguments: arguments, environment: environment.processEnvironment(),
+        return try ChildProcess.spawn(arguments: arguments, environment: environment.processEnvironment(extra: extraEnvironment),
                                       directory: request.workDirectory)
     }
 }

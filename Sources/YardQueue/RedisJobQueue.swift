@@ -135,6 +135,8 @@ public struct RedisKeys: Sendable {
     public func job(_ id: String) -> String { "\(prefix):job:\(id)" }
     /// What workers report, in order; the server's consumer group applies it.
     public var reports: String { "\(prefix):reports" }
+    /// Worker id -> what it last announced (`WorkerInfo` as JSON).
+    public var workers: String { "\(prefix):workers" }
 }
 
 /// Connections for blocking reads, one per waiter (a blocked connection

@@ -6,6 +6,7 @@ import YardArtifacts
 import YardDomain
 import YardEngine
 import YardQueue
+import YardRedis
 import YardStore
 import YardTracker
 import YardWorker
@@ -25,8 +26,23 @@ public struct YardOptions: Sendable {
     /// The key file that seals job secrets (default `DATA/secret.key`);
     /// `YARD_SECRET_KEY` takes precedence.
     public var secretKeyFile: String?
+    /// `yard server --redis URL`: workers on other machines share the queue
+    /// through Redis; `workers` local ones (0 by default) run beside the server.
+    public var redisURL: String?
+    /// How long a Redis claim lives without a heartbeat (local workers).
+    public var lease: Duration = .seconds(60)
 
     public init() {}
+}
+
+/// What a server with workers on other machines adds: Redis, where they
+/// read jobs (the board) and report (the consumer), and the key that
+/// seals the secrets they read.
+public struct RemoteWorkers: Sendable {
+    public let redis: RedisClient
+    public let keys: RedisKeys
+    public let box: SecretBox
+    public var board: RedisJobBoard { RedisJobBoard(redis: redis, keys: keys, box: box) }
 }
 
 /// The composition root: the embedded default (SQLite store and queue,
@@ -40,20 +56,26 @@ public struct Yard: Sendable {
     public let engine: EngineEnvironment
     /// MLflow calls waiting to be sent (`DATA/tracking`).
     public let spool: TrackingSpool
+    /// Where workers announce themselves (`GET /api/workers`).
+    public let registry: any WorkerRegistry
+    /// Set when workers run on other machines (`yard server --redis`).
+    public let remote: RemoteWorkers?
     /// Held while this process owns the data dir (the embedded default).
     let lock: DirectoryLock?
 
     public init(options: YardOptions, store: any JobStore, queue: any JobQueue, artifacts: any ArtifactStore,
-                engine: EngineEnvironment, secrets: SecretBox? = nil) {
-        self.init(options: options, store: store, queue: queue, artifacts: artifacts, engine: engine, secrets: secrets, lock: nil)
+                engine: EngineEnvironment, secrets: SecretBox? = nil, remote: RemoteWorkers? = nil) {
+        self.init(options: options, store: store, queue: queue, artifacts: artifacts, engine: engine, secrets: secrets, remote: remote, lock: nil)
     }
 
     init(options: YardOptions, store: any JobStore, queue: any JobQueue, artifacts: any ArtifactStore,
-         engine: EngineEnvironment, secrets: SecretBox?, lock: DirectoryLock?) {
+         engine: EngineEnvironment, secrets: SecretBox?, remote: RemoteWorkers?, lock: DirectoryLock?) {
         self.options = options
         self.store = store
         self.queue = queue
-        self.control = JobControl(store: store, queue: queue)
+        self.remote = remote
+        self.registry = remote.map { RedisWorkerRegistry(redis: $0.redis, keys: $0.keys) } ?? MemoryWorkerRegistry()
+        self.control = JobControl(store: store, queue: queue, board: remote?.board)
         self.artifacts = artifacts
         self.engine = engine
         self.lock = lock
@@ -61,7 +83,7 @@ public struct Yard: Sendable {
                                    secrets: secrets, report: Self.trackingReport(store), registrar: Self.registrar(store))
     }
 
-    public var registry: ModelRegistry {
+    public var models: ModelRegistry {
         ModelRegistry(store: store, defaultURI: ProcessInfo.processInfo.environment["MLFLOW_TRACKING_URI"].flatMap { $0.isEmpty ? nil : $0 })
     }
 
@@ -109,16 +131,24 @@ public struct Yard: Sendable {
         let database = try YardDatabase(path: data + "/yard.sqlite")
         let store = SQLiteJobStore(database: database, secrets: box)
         try await store.resealSecrets()
-        return Yard(options: options, store: store, queue: SQLiteJobQueue(database: database),
-                    artifacts: LocalArtifactStore(root: data + "/artifacts"),
-                    engine: EngineEnvironment.resolve(python: options.python, dataDirectory: data), secrets: box, lock: lock)
+        var queue: any JobQueue = SQLiteJobQueue(database: database)
+        var remote: RemoteWorkers?
+        if let url = options.redisURL {
+            let redis = RedisClient(try RedisConfiguration(url: url), name: "yard-server", logger: Logger(label: "yard.redis"))
+            remote = RemoteWorkers(redis: redis, keys: RedisKeys(), box: box)
+            queue = RedisJobQueue(redis: redis, lease: options.lease)
+        }
+        return Yard(options: options, store: store, queue: queue, artifacts: LocalArtifactStore(root: data + "/artifacts"),
+                    engine: EngineEnvironment.resolve(python: options.python, dataDirectory: data), secrets: box, remote: remote, lock: lock)
     }
 
     public func workers(runner: (any EngineRunner)? = nil, logger: Logger) -> [Worker] {
         let runner = runner ?? PythonEngineRunner(environment: engine)
         let host = ProcessInfo.processInfo.hostName
         let defaultURI = ProcessInfo.processInfo.environment["MLFLOW_TRACKING_URI"].flatMap { $0.isEmpty ? nil : $0 }
-        let ledger = StoreLedger(control: control)
+        // Beside a Redis queue, local workers report like remote ones, so
+        // one attempt's reports are fenced the same way wherever it ran.
+        let ledger: any JobLedger = remote.map { RedisLedger(redis: $0.redis, keys: $0.keys, box: $0.box) } ?? StoreLedger(control: control)
         let trackers: [any Tracker] = [StoreTracker(records: ledger), MLflowTracker(spool: spool, secrets: ledger, defaultURI: defaultURI,
                                                                                       jobsDirectory: options.dataDirectory + "/jobs", host: host)]
         return (0..<options.workers).map { index in
@@ -139,7 +169,10 @@ public struct Yard: Sendable {
         }
         JobsController(control: control)
             .addRoutes(to: router.group("/api/jobs"))
-        ModelsController(registry: registry, store: store).addRoutes(to: router.group("/api/models"))
+        ModelsController(registry: models, store: store).addRoutes(to: router.group("/api/models"))
+        router.get("/api/workers") { _, _ in
+            try JSONResponse.make(["workers": try await registry.workers()])
+        }
         return router
     }
 
@@ -157,8 +190,10 @@ public struct Yard: Sendable {
     /// workers until SIGINT/SIGTERM, when engines stop at a checkpoint and
     /// their jobs go back to the queue.
     public func runUp(logger: Logger, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
-        let requeued = try await control.recover()
-        if !requeued.isEmpty { logger.info("resuming interrupted jobs: \(requeued.joined(separator: ", "))") }
+        if remote == nil {
+            let requeued = try await control.recover()
+            if !requeued.isEmpty { logger.info("resuming interrupted jobs: \(requeued.joined(separator: ", "))") }
+        }
         let app = buildApplication(logger: logger, onServerRunning: onServerRunning)
         let services = services(app: app, logger: logger)
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
@@ -169,7 +204,46 @@ public struct Yard: Sendable {
     public func services(app: some Service, runner: (any EngineRunner)? = nil, logger: Logger)
         -> [ServiceGroupConfiguration.ServiceConfiguration]
     {
+        let workers = workers(runner: runner, logger: logger)
+        let host = ProcessInfo.processInfo.hostName
+        let entries = workers.map { worker in
+            WorkerPresence.Entry(worker: worker, info: WorkerInfo(id: worker.configuration.id, host: host, pid: getpid(),
+                                                                    device: "auto", startedAt: Date(), leaseSeconds: queue.lease.map { Double($0.components.seconds) }))
+        }
         // The spool first so it stops last: stopping workers still spool their jobs' last calls.
-        [.init(service: spool)] + workers(runner: runner, logger: logger).map { .init(service: $0) } + [.init(service: app)]
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: spool)]
+        if let remote {
+            let consumer = ReportConsumer(redis: remote.redis, keys: remote.keys, control: control, consumer: "server", logger: logger)
+            services.append(.init(service: consumer))
+            services.append(.init(service: SharedRecovery(consumer: consumer, control: control, logger: logger), successTerminationBehavior: .ignore))
+        }
+        if !entries.isEmpty { services.append(.init(service: WorkerPresence(registry: registry, entries: entries, logger: logger))) }
+        return services + workers.map { .init(service: $0) } + [.init(service: app)]
+    }
+}
+
+/// A server's start-up with workers elsewhere: once Redis answers, the
+/// reports that came while it was down are applied first (so it knows how
+/// their jobs ended), then `JobControl.recover` republishes what is queued.
+/// Retried with backoff while Redis is down; the API serves meanwhile.
+struct SharedRecovery: Service {
+    let consumer: ReportConsumer
+    let control: JobControl
+    let logger: Logger
+
+    func run() async throws {
+        var failures = 0
+        while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            do {
+                try await consumer.drain()
+                let queued = try await control.recover()
+                if !queued.isEmpty { logger.info("queued jobs published for the workers: \(queued.joined(separator: ", "))") }
+                return
+            } catch {
+                failures += 1
+                if failures == 1 { logger.warning("start-up recovery waits for Redis: \(error); retrying with backoff") }
+                try? await Task.sleep(for: .milliseconds(200 * (1 << min(failures, 5))))
+            }
+        }
     }
 }

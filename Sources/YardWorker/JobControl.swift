@@ -9,12 +9,23 @@ import YardStore
 public struct JobControl: Sendable {
     public let store: any JobStore
     public let queue: any JobQueue
+    /// Where workers on other machines read what the server decided (nil:
+    /// the workers share this process and read the store).
+    public let board: (any JobBoard)?
     let now: @Sendable () -> Date
 
-    public init(store: any JobStore, queue: any JobQueue, now: @escaping @Sendable () -> Date = { Date() }) {
+    public init(store: any JobStore, queue: any JobQueue, board: (any JobBoard)? = nil, now: @escaping @Sendable () -> Date = { Date() }) {
         self.store = store
         self.queue = queue
+        self.board = board
         self.now = now
+    }
+
+    /// Publishes the job for workers on other machines before it is queued
+    /// (a worker that claims it finds its record).
+    private func publish(_ job: Job) async throws {
+        guard let board else { return }
+        try await board.publish(job, secrets: try await store.secrets(of: job.id))
     }
 
     /// Stores and queues a validated config; returns the new job.
@@ -29,6 +40,7 @@ public struct JobControl: Sendable {
         job.gitCommit = gitCommit
         try await store.insert(job, secrets: secrets)
         try await store.appendEvent(jobID: id, type: "state", payload: Self.statePayload(job, message: "queued", time: time))
+        try await publish(job)
         try await queue.enqueue(id)
         return job
     }
@@ -44,13 +56,21 @@ public struct JobControl: Sendable {
             if try await queue.cancel(id) {
                 return try await move(id, to: .stopped, message: "stopped before it started")
             }
-            return try await move(id, to: .stopping, message: "stop requested")
+            // A worker has it but has not reported it running yet.
+            let stopping = try await move(id, to: .stopping, message: "stop requested")
+            try await board?.flagStop(id)
+            return stopping
         case .running, .stopping:
             if try await queue.claimant(of: id) == nil {
                 return try await move(id, to: .stopped, message: "stopped; no worker was running it any more (`yard resume \(id)` continues it)")
             }
-            if job.state == .stopping { return job }
-            return try await move(id, to: .stopping, message: "stop requested")
+            if job.state == .stopping {
+                try await board?.flagStop(id)
+                return job
+            }
+            let stopping = try await move(id, to: .stopping, message: "stop requested")
+            try await board?.flagStop(id)
+            return stopping
         case .succeeded, .failed, .stopped:
             throw YardError(.conflict, field: "state", "job \(id) already ended (\(job.state.rawValue)); nothing to stop")
         }
@@ -64,6 +84,7 @@ public struct JobControl: Sendable {
             throw YardError(.conflict, field: "state", "job \(id) is \(job.state.rawValue); only stopped or failed jobs can be resumed")
         }
         let queued = try await move(id, to: .queued, message: "resume requested")
+        try await publish(queued)
         try await queue.enqueue(id)
         return queued
     }
@@ -75,6 +96,7 @@ public struct JobControl: Sendable {
     /// that kills its host is not retried forever. Returns the ids requeued.
     @discardableResult
     public func recover() async throws -> [String] {
+        if queue.lease != nil { return try await recoverShared() }
         _ = try await queue.releaseAllClaims()
         var requeued: [String] = []
         for job in try await store.jobs(in: [.running, .stopping, .queued]) {
@@ -105,6 +127,32 @@ public struct JobControl: Sendable {
             try await queue.enqueue(job.id)
         }
         return requeued
+    }
+
+    /// At start-up of a server whose workers live elsewhere (a queue with
+    /// leases): running jobs belong to their workers (a dead worker's job
+    /// is reclaimed when its lease runs out; their reports say how each
+    /// ended), so none is touched. Queued jobs are published and queued
+    /// again (a no-op for those still in the queue, a repair for any the
+    /// queue lost); a stop asked for while no worker held the job ends it.
+    /// Returns the ids queued again.
+    private func recoverShared() async throws -> [String] {
+        var queued: [String] = []
+        for job in try await store.jobs(in: [.stopping, .queued]) {
+            if job.state == .stopping {
+                if try await queue.claimant(of: job.id) == nil {
+                    _ = try await queue.cancel(job.id)
+                    _ = try await move(job.id, to: .stopped, message: "stopped (no worker held it when the server started)")
+                } else {
+                    try await board?.flagStop(job.id)
+                }
+                continue
+            }
+            try await publish(job)
+            try await queue.enqueue(job.id)
+            queued.append(job.id)
+        }
+        return queued
     }
 
     /// Changes a job's state through the state machine and records it.

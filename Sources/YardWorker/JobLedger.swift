@@ -27,6 +27,18 @@ public protocol JobLedger: RunRecords, JobSecrets {
     func end(_ jobID: String) async
 }
 
+/// The server's side of the seam when workers run elsewhere: what it
+/// decided that they must read (the job and its secrets before it is
+/// queued, a stop request). Driver: `RedisJobBoard`. The embedded default
+/// has none: its workers read the store.
+public protocol JobBoard: Sendable {
+    /// Makes the job, as it is now, readable by workers (secrets sealed) and
+    /// clears a stop request left from an earlier attempt.
+    func publish(_ job: Job, secrets: [String: JSONValue]) async throws
+    /// Asks the worker running the job to stop.
+    func flagStop(_ id: String) async throws
+}
+
 extension JobLedger {
     public func begin(_ claim: QueueClaim) async throws {}
     public func end(_ jobID: String) async {}

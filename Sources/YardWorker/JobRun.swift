@@ -93,9 +93,18 @@ struct JobRun {
             if running.attempts > 1 {
                 if !FileManager.default.fileExists(atPath: checkpoint), storage.isRemote,
                    try await storage.artifacts.exists(key: "\(jobID)/weights/last.pt") {
+                    // results.csv first: Ultralytics appends the resumed epochs to it.
+                    if try await storage.artifacts.exists(key: "\(jobID)/results.csv") {
+                        try await storage.artifacts.get(key: "\(jobID)/results.csv", to: runDirectory + "/results.csv")
+                    }
                     try await storage.artifacts.get(key: "\(jobID)/weights/last.pt", to: checkpoint)
                 }
                 resume = FileManager.default.fileExists(atPath: checkpoint)
+                if !resume {
+                    let why = storage.isRemote ? "neither in this worker's run folder nor in the artifact store"
+                        : "not in this worker's run folder, and the job keeps no artifacts remotely (set minio: to resume on another machine)"
+                    try await ledger.appendLog(jobID: jobID, lines: ["[trainyard] attempt \(running.attempts): no checkpoint of an earlier attempt (\(why)); training restarts from epoch 0"])
+                }
             }
             let allow = worker.configuration.allowExternalSymlinks, local = data
             dataset = try await offload { Result { () throws(YardError) in try DatasetFiles.scan(data: local, allowExternalSymlinks: allow) } }.get()
@@ -134,6 +143,8 @@ struct JobRun {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await watchForStop(process, outcome: outcome) }
             for await output in process.output {
+                // Another attempt holds the job: nothing more of this one is recorded or kept.
+                if lost.isSet { continue }
                 switch output {
                 case .log(let line):
                     await log.append(line)
@@ -164,7 +175,7 @@ struct JobRun {
         }
         let code = await process.waitForExit()
         await log.close()
-        await storeLog(log, in: storage)
+        if !lost.isSet { await storeLog(log, in: storage) }
         await settle(await settlement(exitCode: code, outcome: outcome, log: log))
     }
 
@@ -173,7 +184,7 @@ struct JobRun {
     private func spec(for job: Job, full: JSONValue, data: String, resume: String?) -> JSONValue {
         var train = full["train"]?.objectValue ?? [:]
         train["data"] = .string(data)
-        for (key, value) in worker.configuration.trainOverrides where train[key] == nil { train[key] = value }
+        for (key, value) in worker.configuration.trainOverrides { train[key] = value }
         var spec: [String: JSONValue] = [
             "job_id": .string(jobID),
             "model": full["model"] ?? .string(job.model),
@@ -234,14 +245,20 @@ struct JobRun {
             let checkpoint = runDirectory + "/weights/last.pt"
             // Not after the last epoch: the engine is about to rewrite last.pt
             // (stripped), and the final artifacts are kept anyway.
-            if storage.isRemote, epoch < (event.epochs ?? Int.max), FileManager.default.fileExists(atPath: checkpoint) {
-                // A snapshot first: the engine rewrites last.pt at the next epoch.
-                let snapshot = jobDirectory + "/last.upload.pt"
+            if storage.isRemote, epoch < (event.epochs ?? Int.max), FileManager.default.fileExists(atPath: checkpoint),
+               await worker.confirmClaim(jobID, lost: lost) {
+                // Snapshots first: the engine rewrites both at the next epoch.
+                // The results so far go with the checkpoint, so a resume elsewhere continues them.
+                let snapshot = jobDirectory + "/last.upload.pt", results = jobDirectory + "/results.upload.csv"
                 do {
                     if try FileCopy.copy(from: checkpoint, to: snapshot) {
+                        if (try? FileCopy.copy(from: runDirectory + "/results.csv", to: results)) == true {
+                            try await storage.artifacts.put(file: results, key: "\(jobID)/results.csv")
+                        }
                         try await storage.artifacts.put(file: snapshot, key: "\(jobID)/weights/last.pt")
                     }
                     try? FileManager.default.removeItem(atPath: snapshot)
+                    try? FileManager.default.removeItem(atPath: results)
                 } catch {
                     worker.logger.warning("job \(jobID): uploading the checkpoint failed (training goes on): \(error)")
                 }
@@ -331,6 +348,9 @@ struct JobRun {
     /// Records how the attempt ended, unless the claim was lost: then the
     /// attempt that holds the job now records its end, not this one.
     private func settle(_ settlement: Settlement) async {
+        // A worker paused past its lease learns here, at the latest, that
+        // another attempt holds the job (its heartbeat may not have run yet).
+        _ = await worker.confirmClaim(jobID, lost: lost)
         if lost.isSet {
             worker.logger.error("job \(jobID): lost the claim to another worker; this attempt's end (\(settlement.state.rawValue)) is not recorded")
             return

@@ -29,9 +29,12 @@ public final class RedisLedger: JobLedger {
     }
 
     public func begin(_ claim: QueueClaim) async throws {
-        guard let job = try await published(claim.jobID) else {
+        guard var job = try await published(claim.jobID) else {
             throw YardError(.notFound, field: "id", "job \(claim.jobID) is in the queue but the server published no record of it")
         }
+        // The record was published before earlier attempts ran: this one is the
+        // claim's (an attempt that takes a job over resumes from its checkpoint).
+        job.attempts = max(job.attempts, claim.attempt - 1)
         attempts.withLock { $0[claim.jobID] = Attempt(claim: claim, job: job, seq: 0) }
     }
 
@@ -117,7 +120,7 @@ public final class RedisLedger: JobLedger {
 /// The server's side of the job records in Redis: what it publishes for
 /// workers on other machines to read (the job, its sealed secrets) and the
 /// stop flag they watch.
-public struct RedisJobBoard: Sendable {
+public struct RedisJobBoard: JobBoard {
     let redis: RedisClient
     let keys: RedisKeys
     let box: SecretBox

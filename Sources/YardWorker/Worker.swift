@@ -20,7 +20,7 @@ public struct Worker: Service {
         public var dataDirectory: String
         /// How long a stopping engine may take before it is killed.
         public var stopGrace: Duration
-        /// Extra train args a worker imposes (e.g. its GPU as `device`).
+        /// Train args this worker imposes over the job's (its GPU as `device`).
         public var trainOverrides: [String: JSONValue]
         /// Whether a dataset may hold symlinks to files outside its folder.
         public var allowExternalSymlinks: Bool
@@ -47,7 +47,7 @@ public struct Worker: Service {
         }
     }
 
-    let configuration: Configuration
+    public let configuration: Configuration
     /// Where the worker reads and records its jobs (the seam to the server).
     let ledger: any JobLedger
     let queue: any JobQueue
@@ -81,6 +81,9 @@ public struct Worker: Service {
         change(&configuration)
         return Worker(configuration: configuration, ledger: ledger, queue: queue, runner: runner, trackers: trackers, artifacts: artifacts, logger: logger)
     }
+
+    /// The jobs this worker runs now (one at a time).
+    public var currentJobs: [String] { claims.withLock { $0.keys.sorted() } }
 
     /// Jobs whose end this worker could not record yet (it keeps retrying).
     public var unsettledJobs: [String] { unsettled.withLock { $0.keys.sorted() } }
@@ -164,6 +167,23 @@ public struct Worker: Service {
         try await queue.release(jobID)
     }
 
+    /// Whether this worker still holds the job's attempt, asked of the queue
+    /// (true without a lease). Before it writes where the next attempt reads
+    /// (the checkpoint in the artifact store): a worker that was paused past
+    /// its lease must not overwrite the newer attempt's. Sets `lost` when
+    /// another attempt holds it; false too when the queue cannot say.
+    func confirmClaim(_ jobID: String, lost: ShutdownFlag) async -> Bool {
+        guard queue.lease != nil, let claim = claims.withLock({ $0[jobID] }) else { return true }
+        do {
+            if try await queue.renew(claim, worker: configuration.id) { return true }
+            logger.error("job \(jobID): attempt \(claim.attempt) lost its claim (another worker took it over); stopping the engine")
+            lost.set()
+        } catch {
+            logger.warning("job \(jobID): cannot confirm the claim (\(error)); not writing where the next attempt reads")
+        }
+        return false
+    }
+
     /// Renews the claim until cancelled; sets `lost` when the queue says
     /// another attempt holds the job. An unreachable queue is retried: the
     /// lease decides, and the next renewal that gets through says.
@@ -234,12 +254,14 @@ public struct Worker: Service {
         if !job.state.isTerminal {
             ended = try await ledger.move(jobID, to: settlement.state, message: settlement.message)
         }
+        var held = true
         if settlement.state == .queued && ended != nil {
             try await releaseClaim(jobID)
         } else {
-            try await completeClaim(jobID)
+            held = try await completeClaim(jobID)
         }
-        if let ended {
+        // Only the attempt that holds the job ends its tracking run.
+        if let ended, held {
             for tracker in trackers {
                 do { try await tracker.endRun(ended) } catch { logger.warning("job \(jobID): tracker call failed: \(error)") }
             }

@@ -201,9 +201,12 @@ extension WorkerHeartbeatTests {
         let takeover = try #require(try await other.claim(worker: "other"))
         #expect(takeover.attempt == 2)
         try await eventually("the stale worker's training ends", timeout: .seconds(20)) {
-            (try await t.yard.control.store.job("hb2"))?.state.isTerminal == true
+            (try await t.yard.control.store.job("hb2"))?.epoch == 30
         }
-        try await Task.sleep(for: .milliseconds(200))
+        try await eventually("the stale worker lets go of the job", timeout: .seconds(20)) { worker.worker.currentJobs.isEmpty }
+        // Before it settles, the worker asks whether it still holds the job:
+        // it does not, so it records no end (the new holder will).
+        #expect(try await t.yard.control.store.job("hb2")?.state == .running)
         #expect(try await queue.claimant(of: "hb2") == "other", "the new attempt still holds its entry")
         #expect(try await other.finish(takeover, worker: "other"))
     }

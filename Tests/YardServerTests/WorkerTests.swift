@@ -16,9 +16,10 @@ struct WorkerTests {
         let services = t.yard.services(app: t.yard.buildApplication(logger: TestYard.quiet), runner: ScriptedEngineRunner.training(epochs: 1),
                                        logger: TestYard.quiet)
         // A ServiceGroup shuts services down in reverse order: the last listed first.
-        #expect(services.count == t.yard.options.workers + 2)
+        #expect(services.count == t.yard.options.workers + 3)
         #expect(services.first?.service is TrackingSpool)
-        #expect(services.dropFirst().dropLast().allSatisfy { $0.service is Worker })
+        #expect(services.dropFirst().first?.service is WorkerPresence, "workers are listed until they stopped")
+        #expect(services.dropFirst(2).dropLast().allSatisfy { $0.service is Worker })
         #expect(!(services.last?.service is Worker) && !(services.last?.service is TrackingSpool))
     }
 

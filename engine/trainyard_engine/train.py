@@ -288,6 +288,9 @@ def train(spec, events):
             events.emit("log", line=f"resuming from {spec['resume']}")
             # data too: without it Ultralytics falls back to its default dataset (coco8.yaml).
             overrides = {k: v for k, v in (spec.get("train") or {}).items() if k in ("device", "batch", "workers", "data")}
+            # The checkpoint names the run folder of the machine that wrote it:
+            # a job taken over by another worker continues in this one's.
+            overrides["save_dir"] = str(save_dir)
             model.train(resume=True, **overrides)
         else:
             args = dict(spec.get("train") or {})

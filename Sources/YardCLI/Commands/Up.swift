@@ -7,10 +7,59 @@ struct Up: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the server and local workers in one process (the embedded default).")
 
+    @OptionGroup var serve: ServeOptions
+    @Option(help: "Number of local workers (one per GPU).") var workers = 1
+
+    func validate() throws {
+        try serve.validate()
+        guard (1...64).contains(workers) else { throw ValidationError("--workers must be between 1 and 64") }
+    }
+
+    func run() async throws {
+        try await reporting {
+            var options = serve.options
+            options.workers = workers
+            try await serve.run(options)
+        }
+    }
+}
+
+struct Server: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the server for workers on other machines (`yard worker --redis URL`), sharing the queue through Redis.")
+
+    @OptionGroup var serve: ServeOptions
+    @Option(help: "Redis URL: redis://[[user]:password@]host[:port][/db] (the password may come from $YARD_REDIS_URL instead).")
+    var redis: String?
+    @Option(help: "Local workers beside the server (default none: the workers run elsewhere).") var workers = 0
+    @Option(help: "Seconds a local worker's claim lives without a heartbeat.") var lease = 60
+
+    var redisURL: String? { redis ?? ProcessInfo.processInfo.environment["YARD_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 } }
+
+    func validate() throws {
+        try serve.validate()
+        guard (0...64).contains(workers) else { throw ValidationError("--workers must be between 0 and 64") }
+        guard (3...86400).contains(lease) else { throw ValidationError("--lease must be between 3 and 86400 seconds") }
+        guard redisURL != nil else { throw ValidationError("--redis is required (or set YARD_REDIS_URL): the queue the workers share") }
+    }
+
+    func run() async throws {
+        try await reporting {
+            var options = serve.options
+            options.workers = workers
+            options.redisURL = redisURL
+            options.lease = .seconds(lease)
+            try await serve.run(options)
+        }
+    }
+}
+
+/// What `yard up` and `yard server` share: where to listen, the data dir,
+/// the engine, secrets and logging.
+struct ServeOptions: ParsableArguments {
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port to listen on.") var port = 8787
     @Option(name: .customLong("data-dir"), help: "Folder for the database, runs and artifacts.") var dataDir = ".yard"
-    @Option(help: "Number of local workers (one per GPU).") var workers = 1
     @Option(help: "Python interpreter with ultralytics (default: $YARD_PYTHON, else the setup's venv).") var python: String?
     @Option(name: .customLong("stop-grace"), help: "Seconds a stopping engine may take before it is killed.") var stopGrace = 120
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
@@ -21,31 +70,36 @@ struct Up: AsyncParsableCommand {
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 (any free port) and 65535") }
-        guard (1...64).contains(workers) else { throw ValidationError("--workers must be between 1 and 64") }
         guard stopGrace > 0 else { throw ValidationError("--stop-grace must be positive") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level: unknown level \(logLevel)") }
     }
 
-    func run() async throws {
-        try await reporting {
-            var options = YardOptions()
-            options.host = host
-            options.port = port
-            options.dataDirectory = dataDir
-            options.workers = workers
-            options.python = python
-            options.token = ProcessInfo.processInfo.environment["YARD_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
-            options.stopGrace = .seconds(stopGrace)
-            options.allowDatasetSymlinks = allowDatasetSymlinks
-            options.secretKeyFile = secretKeyFile
-            var logger = Logger(label: "yard")
-            logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-            let yard = try await Yard.embedded(options)
-            let data = yard.options.dataDirectory
-            let auth = options.token == nil ? "no auth (set YARD_TOKEN to require a token)" : "token auth"
-            try await yard.runUp(logger: logger) { port in
-                Output.line("trainyard serving http://\(host):\(port) with \(workers) worker(s), data in \(data), \(auth)")
-            }
+    var options: YardOptions {
+        var options = YardOptions()
+        options.host = host
+        options.port = port
+        options.dataDirectory = dataDir
+        options.python = python
+        options.token = ProcessInfo.processInfo.environment["YARD_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+        options.stopGrace = .seconds(stopGrace)
+        options.allowDatasetSymlinks = allowDatasetSymlinks
+        options.secretKeyFile = secretKeyFile
+        return options
+    }
+
+    var logger: Logger {
+        var logger = Logger(label: "yard")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        return logger
+    }
+
+    func run(_ options: YardOptions) async throws {
+        let yard = try await Yard.embedded(options)
+        let data = yard.options.dataDirectory
+        let auth = options.token == nil ? "no auth (set YARD_TOKEN to require a token)" : "token auth"
+        let queue = yard.remote.map { "workers over Redis at \($0.redis.configuration)" } ?? "embedded queue"
+        try await yard.runUp(logger: logger) { port in
+            Output.line("trainyard serving http://\(host):\(port) with \(options.workers) local worker(s), \(queue), data in \(data), \(auth)")
         }
     }
 }

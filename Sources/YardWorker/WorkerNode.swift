@@ -1,0 +1,160 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import YardArtifacts
+import YardDomain
+import YardEngine
+import YardQueue
+import YardRedis
+import YardStore
+import YardTracker
+
+/// Settings of `yard worker`.
+public struct WorkerNodeOptions: Sendable {
+    public var redisURL: String
+    /// Pins the worker to this GPU (`CUDA_VISIBLE_DEVICES`, `device: 0`).
+    public var gpu: Int?
+    public var lease: Duration = .seconds(60)
+    public var dataDirectory = ".yard-worker"
+    public var python: String?
+    public var stopGrace: Duration = .seconds(120)
+    public var allowDatasetSymlinks = false
+    /// The server's key file; `YARD_SECRET_KEY` takes precedence. Required:
+    /// a worker opens job secrets the server sealed.
+    public var secretKeyFile: String?
+    /// Announcement interval (nil: a third of the lease, at most 5 s).
+    public var heartbeat: Duration?
+
+    public init(redisURL: String) { self.redisURL = redisURL }
+}
+
+/// The composition root of `yard worker`: one worker on this machine that
+/// talks only to Redis (queue, ledger, registry), the tracker and the
+/// artifact store. Its data dir holds its run folders, its dataset cache
+/// and its tracking spool; nothing in it is shared with the server.
+public struct WorkerNode: Sendable {
+    public let options: WorkerNodeOptions
+    public let redis: RedisClient
+    public let queue: RedisJobQueue
+    public let ledger: RedisLedger
+    public let registry: RedisWorkerRegistry
+    public let spool: TrackingSpool
+    public let engine: EngineEnvironment
+    public let info: WorkerInfo
+    let lock: DirectoryLock
+
+    /// Checks the settings, the key, Redis and the engine (and, with `gpu`,
+    /// that the GPU is usable) before any job is taken: a worker that cannot
+    /// train refuses to start with the reason.
+    public static func start(_ options: WorkerNodeOptions, logger: Logger) async throws -> WorkerNode {
+        var options = options
+        options.dataDirectory = URL(fileURLWithPath: options.dataDirectory).standardizedFileURL.path
+        let data = options.dataDirectory
+        let configuration = try RedisConfiguration(url: options.redisURL)
+        let box = try secretBox(options)
+        umask(0o077)
+        do {
+            try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        } catch {
+            throw YardError(.invalidInput, field: "--data-dir", "--data-dir: cannot create \(data): \(error.localizedDescription)")
+        }
+        _ = chmod(data, 0o700)
+        let lock = try DirectoryLock(directory: data, purpose: "starting another worker on it (give each worker its own --data-dir)")
+
+        let engine = EngineEnvironment.resolve(python: options.python, dataDirectory: data)
+        let (versions, device) = try probe(engine, gpu: options.gpu)
+
+        let host = ProcessInfo.processInfo.hostName
+        let id = "\(host)-\(options.gpu.map { "gpu\($0)" } ?? "cpu")-\(getpid())"
+        let redis = RedisClient(configuration, name: "yard-worker-\(id)", logger: logger)
+        try await checkReachable(redis, logger: logger)
+        let keys = RedisKeys()
+        let spool = TrackingSpool(directory: data + "/tracking", logger: Logger(label: "yard.tracking"), secrets: box)
+        var info = WorkerInfo(id: id, host: host, pid: getpid(), device: device, versions: versions, startedAt: Date(),
+                              leaseSeconds: Double(options.lease.components.seconds))
+        info.expiresAt = info.startedAt.addingTimeInterval(60)
+        return WorkerNode(options: options, redis: redis, queue: RedisJobQueue(redis: redis, keys: keys, lease: options.lease),
+                          ledger: RedisLedger(redis: redis, keys: keys, box: box), registry: RedisWorkerRegistry(redis: redis, keys: keys),
+                          spool: spool, engine: engine, info: info, lock: lock)
+    }
+
+    /// A Redis that refuses us (a wrong password, a bad database) ends the
+    /// start with its reason; one that is not up yet is waited for.
+    private static func checkReachable(_ redis: RedisClient, logger: Logger) async throws {
+        do {
+            try await redis.send(["PING"], timeout: .seconds(5))
+        } catch {
+            switch error {
+            case .server, .configuration, .protocolViolation:
+                throw YardError(.unavailable, field: "--redis", "--redis: \(redis.configuration) refused the worker: \(error)")
+            case .connection, .timeout:
+                logger.warning("Redis at \(redis.configuration) is not reachable yet (\(error)); the worker retries until it is")
+            }
+        }
+    }
+
+    /// The key that opens the secrets the server sealed: never made up here
+    /// (a new key would open nothing).
+    static func secretBox(_ options: WorkerNodeOptions) throws -> SecretBox {
+        let environment = ProcessInfo.processInfo.environment
+        if environment[SecretKeyFile.environmentVariable].map({ !$0.isEmpty }) == true {
+            return try SecretKeyFile.load(path: "/nonexistent", environment: environment)
+        }
+        guard let path = options.secretKeyFile else {
+            throw YardError(.invalidInput, field: "--secret-key-file",
+                            "a worker needs the server's secret key to open job secrets: set YARD_SECRET_KEY or pass --secret-key-file (a copy of the server's DATA/secret.key)")
+        }
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw YardError(.invalidInput, field: "--secret-key-file", "--secret-key-file: \(path) does not exist; copy the server's DATA/secret.key here")
+        }
+        return try SecretKeyFile.load(path: path, environment: [:])
+    }
+
+    /// Runs the engine's doctor (pinned to the GPU, if any): its versions,
+    /// and the device the worker trains on. Seed 003's check: a worker
+    /// pinned to a GPU that torch cannot use refuses to start.
+    static func probe(_ engine: EngineEnvironment, gpu: Int?) throws -> (versions: [String: String], device: String) {
+        let extra = gpu.map { ["CUDA_VISIBLE_DEVICES": String($0)] } ?? [:]
+        let result = try engine.runTool(["doctor"], extra: extra)
+        guard result.status == 0, let line = result.stdout.split(separator: "\n").last,
+              case .object(let report)? = try? JSONDecoder().decode(JSONValue.self, from: Data(line.utf8)) else {
+            let why = result.stderr.split(separator: "\n").last.map(String.init) ?? "exit \(result.status)"
+            throw YardError(.unavailable, field: "--python",
+                            "the engine's Python (\(engine.python)) cannot run the engine: \(why); run scripts/setup.sh or pass --python")
+        }
+        if let problem = report["problems"]?.arrayValue?.first?.stringValue {
+            throw YardError(.unavailable, field: "--python", "the engine cannot train here: \(problem)")
+        }
+        var versions: [String: String] = [:]
+        for key in ["python", "ultralytics", "torch"] { versions[key] = report[key]?.stringValue }
+        let devices = report["cuda_devices"]?.arrayValue ?? []
+        guard let gpu else { return (versions, devices.isEmpty ? "cpu" : "auto") }
+        guard let first = devices.first else {
+            throw YardError(.unavailable, field: "--gpu",
+                            "--gpu \(gpu): no usable CUDA device (torch sees none with CUDA_VISIBLE_DEVICES=\(gpu)); check nvidia-smi and the driver, or start the worker without --gpu to train on the CPU")
+        }
+        versions["gpu"] = first["name"]?.stringValue
+        return (versions, "cuda:\(gpu)")
+    }
+
+    /// The worker, its announcements and its tracking spool, in start order.
+    public func services(runner: (any EngineRunner)? = nil, logger: Logger) -> [ServiceGroupConfiguration.ServiceConfiguration] {
+        let extra = options.gpu.map { ["CUDA_VISIBLE_DEVICES": String($0)] } ?? [:]
+        let runner = runner ?? PythonEngineRunner(environment: engine, extraEnvironment: extra)
+        let defaultURI = ProcessInfo.processInfo.environment["MLFLOW_TRACKING_URI"].flatMap { $0.isEmpty ? nil : $0 }
+        let trackers: [any Tracker] = [StoreTracker(records: ledger),
+                                       MLflowTracker(spool: spool, secrets: ledger, defaultURI: defaultURI,
+                                                     jobsDirectory: options.dataDirectory + "/jobs", host: info.host)]
+        var configuration = Worker.Configuration(id: info.id, dataDirectory: options.dataDirectory, stopGrace: options.stopGrace,
+                                                 allowExternalSymlinks: options.allowDatasetSymlinks)
+        // With CUDA_VISIBLE_DEVICES=N the pinned GPU is the engine's device 0.
+        if options.gpu != nil { configuration.trainOverrides["device"] = "0" }
+        let worker = Worker(configuration: configuration, ledger: ledger, queue: queue, runner: runner, trackers: trackers,
+                            artifacts: LocalArtifactStore(root: options.dataDirectory + "/artifacts"), logger: logger)
+        let interval = options.heartbeat ?? min(.seconds(5), options.lease / 3)
+        let presence = WorkerPresence(registry: registry, entries: [.init(worker: worker, info: info, gpu: options.gpu)],
+                                      interval: interval, logger: logger)
+        // The spool first so it stops last: a stopping worker still spools its job's last calls.
+        return [.init(service: spool), .init(service: presence), .init(service: worker)]
+    }
+}

@@ -1,0 +1,204 @@
+import Foundation
+import Testing
+import YardDomain
+import YardRedis
+import YardTestSupport
+
+extension EndToEnd {
+/// `yard server --redis` and `yard worker --redis` processes, each with a
+/// data dir of its own, sharing a real redis-server (and moto as S3 where a
+/// job must move between machines).
+@Suite("Workers over Redis")
+struct DistributedTests {
+    static func config(data: String, epochs: Int, extra: String = "") -> String {
+        """
+        model: yolov8n.yaml
+        train: {data: \(data), epochs: \(epochs), imgsz: 64, batch: 8, workers: 0, plots: false}
+        \(extra)
+        """
+    }
+
+    /// The job's holder among `workers` (its id ends with the pid).
+    static func holder(of job: JSONValue, among workers: [YardProcess]) throws -> YardProcess {
+        let id = try #require(job["worker"]?.stringValue)
+        return try #require(workers.first { id.hasSuffix("-\($0.pid)") }, "no worker \(id)")
+    }
+
+    @Test func fiveJobsOnTwoWorkersEachFinishExactlyOnceAndAStopReachesTheWorker() async throws {
+        let redis = try await RedisServer()
+        let h = try YardHarness("dist-five")
+        defer { h.dir.remove() }
+        let data = try h.demoDataset(train: 16, val: 4)
+        let server = try await h.server(redis: redis.url, data: h.dir.file("server"))
+        defer { server.process.terminate() }
+        let key = try h.secretKey(of: h.dir.file("server"))
+        let first = try await h.worker(redis: redis.url, name: "w1", lease: 10, key: key)
+        let second = try await h.worker(redis: redis.url, name: "w2", lease: 10, key: key)
+        defer { [first, second].forEach { $0.signal(SIGKILL) } }
+
+        var ids: [String] = []
+        for _ in 0..<5 { ids.append(try await server.submit(Self.config(data: data, epochs: 2))) }
+        for id in ids { try await server.waitForState(id, "succeeded") }
+
+        var ranOn = Set<String>()
+        for id in ids {
+            let job = try await server.job(id)
+            #expect(job["attempts"] == 1, "\(id) ran more than once: \(job)")
+            #expect(try await server.recordedEpochs(id) == [1, 2])
+            #expect(try await server.stateHistory(id) == ["queued", "running", "succeeded"])
+            let epochEvents = try await eventPayloads(server, id, type: "epoch").compactMap { $0["epoch"]?.intValue }
+            #expect(epochEvents == [1, 2], "\(id): every epoch reported once")
+            ranOn.insert(try Self.holder(of: job, among: [first, second]).log)
+            // The run lives on the worker that ran it, not on the server.
+            #expect(!FileManager.default.fileExists(atPath: h.dir.file("server") + "/runs/\(id)"))
+        }
+        #expect(ranOn.count == 2, "both workers took jobs")
+
+        let client = RedisClient(try redis.configuration())
+        #expect(try await client.send(["XLEN", "yard:jobs"]).int == 0, "the queue is empty")
+        #expect(try await client.send(["HLEN", "yard:queue:entry"]).int == 0)
+
+        // Workers announce themselves every few seconds: the last job may show until the next heartbeat.
+        var listed: [JSONValue] = []
+        try await eventually("both workers listed idle", timeout: .seconds(15), every: .milliseconds(250)) {
+            listed = try await server.get("/api/workers")["workers"]?.arrayValue ?? []
+            return listed.count == 2 && listed.allSatisfy { $0["status"] == "idle" }
+        }
+        #expect(listed.allSatisfy { $0["device"] == "cpu" && $0["versions"]?["torch"]?.stringValue != nil && $0["heartbeat_at"] != nil }, "\(listed)")
+        let table = try h.yard(["workers"], server: server.port)
+        #expect(table.status == 0 && table.output.contains("idle"), "\(table.output)")
+
+        // `yard stop` reaches the worker on the other side of Redis.
+        let long = try await server.submit(Self.config(data: data, epochs: 200))
+        try await server.waitFor(long, "first epoch") { ($0["epoch"]?.intValue ?? 0) >= 1 }
+        let asked = ContinuousClock.now
+        #expect(try h.yard(["stop", long], server: server.port).status == 0)
+        try await server.waitForState(long, "stopped", timeout: .seconds(30))
+        let took = ContinuousClock.now - asked
+        #expect(took < .seconds(10), "stopped after \(took)")
+        #expect(try await server.job(long)["message"]?.stringValue?.contains("stopped after epoch") == true)
+        await client.close()
+    }
+
+    @Test func aKilledWorkersJobIsTakenOverAfterTheLeaseAndContinuesFromItsS3Checkpoint() async throws {
+        let endpoint = try S3Server.endpoint()
+        let s3 = try S3Server.client()
+        let bucket = S3Server.bucket("takeover")
+        let redis = try await RedisServer()
+        let h = try YardHarness("dist-kill")
+        defer { h.dir.remove() }
+        let data = try h.demoDataset(train: 48, val: 4)
+        let server = try await h.server(redis: redis.url, data: h.dir.file("server"))
+        defer { server.process.terminate() }
+        let key = try h.secretKey(of: h.dir.file("server"))
+        let workers = [try await h.worker(redis: redis.url, name: "w1", lease: 5, key: key),
+                       try await h.worker(redis: redis.url, name: "w2", lease: 5, key: key)]
+        defer { workers.forEach { $0.signal(SIGKILL) } }
+
+        let id = try await server.submit(Self.config(data: data, epochs: 8, extra: """
+            minio: {MINIO_ENDPOINT: \(endpoint), MINIO_ID: testing, MINIO_SECRET_KEY: s3-secret-value, MINIO_BUCKET: \(bucket)}
+            """))
+        try await server.waitFor(id, "epoch 2 and a checkpoint in S3") { ($0["epoch"]?.intValue ?? 0) >= 2 }
+        try await eventually("the checkpoint in S3", timeout: .seconds(60), every: .milliseconds(200)) {
+            try await s3.head(bucket: bucket, key: "\(id)/weights/last.pt") != nil
+        }
+        let victim = try Self.holder(of: try await server.job(id), among: workers)
+        try await victim.kill9()
+        let survivor = workers.first { $0.pid != victim.pid }!
+
+        try await server.waitForState(id, "succeeded", timeout: .seconds(300))
+        let job = try await server.job(id)
+        #expect(job["attempts"] == 2)
+        #expect(try Self.holder(of: job, among: workers).pid == survivor.pid)
+        #expect(try await server.recordedEpochs(id) == Array(1...8))
+        let log = try h.yard(["logs", id], server: server.port).output
+        #expect(log.contains("[trainyard] resuming from"), "\(log.suffix(2000))")
+        #expect(!log.contains("restarts from epoch 0"))
+        #expect(!log.contains("s3-secret-value"))
+
+        // Ultralytics' own results.csv continues the first attempt's rows.
+        let results = h.dir.file("results.csv")
+        try await s3.getFile(bucket: bucket, key: "\(id)/results.csv", to: results)
+        let rows = try ResultsCSV(path: results).rows.compactMap { $0["epoch"].map(Int.init) }
+        #expect(Set(rows) == Set(1...8), "results.csv epochs: \(rows)")
+        #expect(rows.first == 1)
+    }
+
+    @Test func aWorkerPausedPastItsLeaseRecordsNothingOverTheAttemptThatTookItsJob() async throws {
+        let endpoint = try S3Server.endpoint()
+        let bucket = S3Server.bucket("paused")
+        let redis = try await RedisServer()
+        let h = try YardHarness("dist-pause")
+        defer { h.dir.remove() }
+        let data = try h.demoDataset(train: 48, val: 4)
+        let server = try await h.server(redis: redis.url, data: h.dir.file("server"))
+        defer { server.process.terminate() }
+        let key = try h.secretKey(of: h.dir.file("server"))
+        let workers = [try await h.worker(redis: redis.url, name: "w1", lease: 4, key: key),
+                       try await h.worker(redis: redis.url, name: "w2", lease: 4, key: key)]
+        defer { workers.forEach { $0.signal(SIGCONT); $0.signal(SIGKILL) } }
+
+        let id = try await server.submit(Self.config(data: data, epochs: 6, extra: """
+            minio: {MINIO_ENDPOINT: \(endpoint), MINIO_ID: testing, MINIO_SECRET_KEY: s3-secret-value, MINIO_BUCKET: \(bucket)}
+            """))
+        try await server.waitFor(id, "epoch 1") { ($0["epoch"]?.intValue ?? 0) >= 1 }
+        let paused = try Self.holder(of: try await server.job(id), among: workers)
+        paused.signal(SIGSTOP)
+        try await server.waitFor(id, timeout: .seconds(120), "another worker took it over") { ($0["claim"]?.intValue ?? 0) >= 2 }
+        paused.signal(SIGCONT)
+
+        try await server.waitForState(id, "succeeded", timeout: .seconds(300))
+        // Let the old worker catch up with what its engine did meanwhile.
+        try await eventually("the paused worker to learn it lost the job", timeout: .seconds(60), every: .milliseconds(200)) {
+            paused.text.contains("lost its claim")
+        }
+        try await Task.sleep(for: .seconds(2))
+        let job = try await server.job(id)
+        #expect(job["state"] == "succeeded")
+        #expect(try Self.holder(of: job, among: workers).pid != paused.pid)
+        let history = try await server.stateHistory(id)
+        #expect(history.filter { $0 == "succeeded" }.count == 1, "\(history)")
+        #expect(history.last == "succeeded", "\(history)")
+        #expect(try await server.recordedEpochs(id) == Array(1...6))
+    }
+
+    @Test func theServerKilledMidTrainingLosesNoEpochAndRedisRestartedLosesNoJob() async throws {
+        let redis = try await RedisServer()
+        let h = try YardHarness("dist-restart")
+        defer { h.dir.remove() }
+        let data = try h.demoDataset(train: 32, val: 4)
+        let serverData = h.dir.file("server")
+        var server = try await h.server(redis: redis.url, data: serverData)
+        let port = server.port
+        let key = try h.secretKey(of: serverData)
+        let worker = try await h.worker(redis: redis.url, name: "w1", lease: 10, key: key)
+        defer { worker.signal(SIGKILL) }
+
+        let id = try await server.submit(Self.config(data: data, epochs: 6))
+        let queued = try await server.submit(Self.config(data: data, epochs: 2))
+        try await server.waitFor(id, "epoch 1") { ($0["epoch"]?.intValue ?? 0) >= 1 }
+        kill(server.process.processIdentifier, SIGKILL)
+        server.process.waitUntilExit()
+        // The worker trains on while the server is gone; its reports wait in Redis.
+        try await Task.sleep(for: .seconds(4))
+        server = try await h.server(redis: redis.url, port: port, data: serverData)
+        defer { server.process.terminate() }
+
+        // Redis goes down and comes back (AOF on): the queued job is still there.
+        try await redis.kill9()
+        try await Task.sleep(for: .seconds(1))
+        try await redis.start()
+
+        try await server.waitForState(id, "succeeded", timeout: .seconds(300))
+        try await server.waitForState(queued, "succeeded", timeout: .seconds(300))
+        #expect(try await server.recordedEpochs(id) == Array(1...6))
+        let epochEvents = try await eventPayloads(server, id, type: "epoch").compactMap { $0["epoch"]?.intValue }
+        #expect(epochEvents == Array(1...6), "every epoch reported once across the restart")
+        #expect(try await server.stateHistory(id) == ["queued", "running", "succeeded"])
+        #expect(try await server.job(queued)["attempts"] == 1)
+        let logs = try h.yard(["logs", id], server: server.port).output
+        let lines = logs.split(separator: "\n")
+        #expect(Set(lines.filter { $0.hasPrefix("[trainyard]") }).count == lines.filter { $0.hasPrefix("[trainyard]") }.count, "no log line twice")
+    }
+}
+}
