@@ -31,6 +31,10 @@ public struct YardOptions: Sendable {
     public var redisURL: String?
     /// How long a Redis claim lives without a heartbeat (local workers).
     public var lease: Duration = .seconds(60)
+    /// With Redis: the folder wyolo clients' `config_path`s must lie in;
+    /// set, the server takes their job messages from `wyoloTopic`.
+    public var wyoloConfigs: String?
+    public var wyoloTopic = "training_queue"
 
     public init() {}
 }
@@ -213,8 +217,15 @@ public struct Yard: Sendable {
         // The spool first so it stops last: stopping workers still spool their jobs' last calls.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: spool)]
         if let remote {
-            let consumer = ReportConsumer(redis: remote.redis, keys: remote.keys, control: control, consumer: "server", logger: logger)
+            // Blocking reads get connections of their own: a submit's publish never waits behind them.
+            let configuration = remote.redis.configuration
+            let consumer = ReportConsumer(redis: RedisClient(configuration, name: "yard-server-reports", logger: logger), keys: remote.keys,
+                                          control: control, consumer: "server", logger: logger)
             services.append(.init(service: consumer))
+            if let root = options.wyoloConfigs {
+                services.append(.init(service: WyoloBridge(redis: RedisClient(configuration, name: "yard-server-wyolo", logger: logger), control: control,
+                                                           topic: options.wyoloTopic, configRoot: root, keys: remote.keys, logger: logger)))
+            }
             services.append(.init(service: SharedRecovery(consumer: consumer, control: control, logger: logger), successTerminationBehavior: .ignore))
         }
         if !entries.isEmpty { services.append(.init(service: WorkerPresence(registry: registry, entries: entries, logger: logger))) }

@@ -45,6 +45,23 @@ public struct JobControl: Sendable {
         return job
     }
 
+    /// Records a submission that could not be read as a failed job with the
+    /// reason (a queue client's bad message is kept, not dropped).
+    @discardableResult
+    public func reject(taskID: String, source: [String: JSONValue], reason: String) async throws -> Job {
+        let time = now()
+        let config = JobConfig.unreadable(taskID: taskID, source: source)
+        var job = Job(id: taskID, config: config, redacted: Redaction.redact(config.json), createdAt: time)
+        // Born failed: it never was queued.
+        job.state = .failed
+        job.message = reason
+        job.finishedAt = time
+        job.epochs = nil
+        try await store.insert(job, secrets: [:])
+        try await store.appendEvent(jobID: taskID, type: "state", payload: Self.statePayload(job, message: reason, time: time))
+        return job
+    }
+
     /// Stops a job: a queued one at once, a running one gracefully (its
     /// worker sees `stopping` and signals the engine). A running or stopping
     /// job that no worker holds any more (its attempt ended without settling

@@ -14,6 +14,10 @@ public final class RedisLedger: JobLedger {
     let redis: RedisClient
     let keys: RedisKeys
     let box: SecretBox
+    /// Whether wyolo's keys (progress hash, log stream, result) are kept too.
+    let wyolo: Bool
+    /// The GPUs' last stats (the worker's heartbeat reads them), for wyolo's progress hash.
+    let gpus: @Sendable () -> [GPUStats]
     private let attempts = Mutex<[String: Attempt]>([:])
 
     struct Attempt {
@@ -22,10 +26,13 @@ public final class RedisLedger: JobLedger {
         var seq: Int
     }
 
-    public init(redis: RedisClient, keys: RedisKeys = RedisKeys(), box: SecretBox) {
+    public init(redis: RedisClient, keys: RedisKeys = RedisKeys(), box: SecretBox, wyolo: Bool = true,
+                gpus: @escaping @Sendable () -> [GPUStats] = { [] }) {
         self.redis = redis
         self.keys = keys
         self.box = box
+        self.wyolo = wyolo
+        self.gpus = gpus
     }
 
     public func begin(_ claim: QueueClaim) async throws {
@@ -101,8 +108,11 @@ public final class RedisLedger: JobLedger {
         try change(&job)
         let envelope = ReportEnvelope(jobID: id, attempt: current.claim.attempt, seq: current.seq + 1, report: report)
         let body = try JSONCoding.string(envelope)
-        try await redis.send(["XADD", keys.reports, "*", "job", id, "attempt", String(envelope.attempt),
-                              "seq", String(envelope.seq), "body", body])
+        // wyolo's keys ride along in the same write; only the report must succeed.
+        let mirror = wyolo ? Wyolo.commands(for: report, job: job, gpus: gpus(), now: Date()) : []
+        let replies = try await redis.pipeline([["XADD", keys.reports, "*", "job", id, "attempt", String(envelope.attempt),
+                                                 "seq", String(envelope.seq), "body", body]] + mirror)
+        if case .error(let text) = replies[0] { throw RedisError.server(text) }
         attempts.withLock { attempts in
             attempts[id]?.job = job
             attempts[id]?.seq = envelope.seq

@@ -41,6 +41,8 @@ public struct WorkerNode: Sendable {
     public let spool: TrackingSpool
     public let engine: EngineEnvironment
     public let info: WorkerInfo
+    /// nvidia-smi's last reading (the heartbeat takes it; progress reports carry it).
+    public let readings: GPUReadings
     let lock: DirectoryLock
 
     /// Checks the settings, the key, Redis and the engine (and, with `gpu`,
@@ -73,9 +75,14 @@ public struct WorkerNode: Sendable {
         var info = WorkerInfo(id: id, host: host, pid: getpid(), device: device, versions: versions, startedAt: Date(),
                               leaseSeconds: Double(options.lease.components.seconds))
         info.expiresAt = info.startedAt.addingTimeInterval(60)
+        let readings = GPUReadings()
+        let pinned = options.gpu
+        let ledger = RedisLedger(redis: redis, keys: keys, box: box) {
+            readings.current.filter { pinned == nil || $0.index == pinned }
+        }
         return WorkerNode(options: options, redis: redis, queue: RedisJobQueue(redis: redis, keys: keys, lease: options.lease),
-                          ledger: RedisLedger(redis: redis, keys: keys, box: box), registry: RedisWorkerRegistry(redis: redis, keys: keys),
-                          spool: spool, engine: engine, info: info, lock: lock)
+                          ledger: ledger, registry: RedisWorkerRegistry(redis: redis, keys: keys),
+                          spool: spool, engine: engine, info: info, readings: readings, lock: lock)
     }
 
     /// A Redis that refuses us (a wrong password, a bad database) ends the
@@ -153,7 +160,7 @@ public struct WorkerNode: Sendable {
                             artifacts: LocalArtifactStore(root: options.dataDirectory + "/artifacts"), logger: logger)
         let interval = options.heartbeat ?? min(.seconds(5), options.lease / 3)
         let presence = WorkerPresence(registry: registry, entries: [.init(worker: worker, info: info, gpu: options.gpu)],
-                                      interval: interval, logger: logger)
+                                      interval: interval, readings: readings, logger: logger)
         // The spool first so it stops last: a stopping worker still spools its job's last calls.
         return [.init(service: spool), .init(service: presence), .init(service: worker)]
     }

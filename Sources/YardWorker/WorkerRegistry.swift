@@ -142,6 +142,15 @@ public struct RedisWorkerRegistry: WorkerRegistry {
     }
 }
 
+/// The GPUs' stats from the last heartbeat, shared with whoever reports
+/// them between heartbeats (wyolo's progress hash).
+public final class GPUReadings: Sendable {
+    private let latest = Mutex<[GPUStats]>([])
+    public init() {}
+    public var current: [GPUStats] { latest.withLock { $0 } }
+    func record(_ gpus: [GPUStats]) { latest.withLock { $0 = gpus } }
+}
+
 /// Announces workers while they run: at start, then every `interval` with
 /// the job each runs and, where nvidia-smi is present, its GPU's
 /// utilisation, memory and temperature. On shutdown they are removed.
@@ -163,14 +172,16 @@ public struct WorkerPresence: Service {
     let entries: [Entry]
     let interval: Duration
     let nvidiaSMI: NvidiaSMI?
+    let readings: GPUReadings
     let logger: Logger
 
     public init(registry: any WorkerRegistry, entries: [Entry], interval: Duration = .seconds(5), nvidiaSMI: NvidiaSMI? = NvidiaSMI(),
-                logger: Logger) {
+                readings: GPUReadings = GPUReadings(), logger: Logger) {
         self.registry = registry
         self.entries = entries
         self.interval = interval
         self.nvidiaSMI = nvidiaSMI
+        self.readings = readings
         self.logger = logger
     }
 
@@ -199,6 +210,7 @@ public struct WorkerPresence: Service {
         if let nvidiaSMI {
             do { gpus = try await nvidiaSMI.sample() ?? [] } catch { gpuError = error.description }
         }
+        readings.record(gpus)
         let now = Date()
         for entry in entries {
             var info = entry.info

@@ -200,5 +200,59 @@ struct DistributedTests {
         let lines = logs.split(separator: "\n")
         #expect(Set(lines.filter { $0.hasPrefix("[trainyard]") }).count == lines.filter { $0.hasPrefix("[trainyard]") }.count, "no log line twice")
     }
+
+    @Test func wyoloClientsMessagesAsAStreamEntryAndAsAListPushAreTrainedWithTheirProgressInRedis() async throws {
+        let redis = try await RedisServer()
+        let h = try YardHarness("dist-wyolo")
+        defer { h.dir.remove() }
+        let data = try h.demoDataset(train: 16, val: 4)
+        let configs = h.dir.file("configs")
+        try FileManager.default.createDirectory(atPath: configs, withIntermediateDirectories: true)
+        let config = configs + "/config.yaml"
+        try Self.config(data: data, epochs: 2, extra: "redis: {REDIS_HOST: 127.0.0.1, REDIS_PORT: \(redis.port), TOPIC: training_queue}")
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        let server = try await h.server(redis: redis.url, data: h.dir.file("server"), extra: ["--wyolo-configs", configs])
+        defer { server.process.terminate() }
+        let worker = try await h.worker(redis: redis.url, name: "w1", lease: 10, key: try h.secretKey(of: h.dir.file("server")))
+        defer { worker.signal(SIGKILL) }
+        let client = RedisClient(try redis.configuration())
+        defer { Task { await client.close() } }
+
+        // Seed 001's usage example: RedisStreamManager.add_to_stream.
+        let entry = try #require(try await client.send(["XADD", "training_queue", "*", "config_path", config, "trial_number", "2"]).string)
+        let streamed = "wyolo-" + entry
+        try await server.waitForState(streamed, "succeeded")
+        #expect(try await client.send(["XLEN", "training_queue"]).int == 0, "the message moved into Trainyard's queue")
+
+        // The list form, JSON encoded twice as wyolo's v1 client does.
+        _ = try await client.send(["DEL", "training_queue"])
+        let message = #"{"task_id": "wyolo-list-1", "config_path": "\#(config)", "user_code": "u1"}"#
+        let twice = String(decoding: try JSONEncoder().encode(message), as: UTF8.self)
+        _ = try await client.send(["RPUSH", "training_queue", twice])
+        try await server.waitForState("wyolo-list-1", "succeeded")
+
+        // A message naming a file outside the configs folder becomes a failed job, not a lost one.
+        _ = try await client.send(["RPUSH", "training_queue", #"{"task_id": "wyolo-bad", "config_path": "/etc/passwd"}"#])
+        try await server.waitFor("wyolo-bad", timeout: .seconds(30), failureExpected: true, "failed") { $0["state"] == "failed" }
+        #expect(try await server.job("wyolo-bad")["message"]?.stringValue?.contains("outside the folder") == true)
+        #expect(try await client.send(["LLEN", "training_queue"]).int == 0)
+        #expect(try await client.send(["LLEN", "yard:wyolo:processing"]).int == 0)
+
+        for id in [streamed, "wyolo-list-1"] {
+            let progress = try await client.send(["HGETALL", "progress:\(id)"]).array?.compactMap(\.string) ?? []
+            let fields = Dictionary(uniqueKeysWithValues: stride(from: 0, to: progress.count - 1, by: 2).map { (progress[$0], progress[$0 + 1]) })
+            #expect(fields["task_id"] == id)
+            #expect(fields["EPOCH"] == "2" && fields["TOTAL_EPOCHS"] == "2" && fields["TRIAL_PROGRESS"] == "1", "\(fields)")
+            #expect(fields["elapsed_time"].flatMap(Double.init) != nil && fields["result_time"].flatMap(Double.init) != nil, "\(fields)")
+            let ttl = try await client.send(["TTL", "progress:\(id)"]).int ?? 0
+            #expect((1...1200).contains(ttl))
+            #expect((try await client.send(["XLEN", "stream:\(id)"]).int ?? 0) > 5, "log lines on stream:\(id)")
+        }
+        #expect(try await client.send(["HGET", "progress:\(streamed)", "TRIAL_NUMBER"]).string == "2")
+        let results = try await client.send(["XRANGE", "results_queue", "-", "+"]).array ?? []
+        let ended = results.compactMap { entry -> [String]? in entry.array?[1].array?.compactMap(\.string) }
+        #expect(ended.count == 2)
+        #expect(ended.allSatisfy { $0.contains("succeeded") })
+    }
 }
 }

@@ -33,6 +33,11 @@ struct Server: AsyncParsableCommand {
     var redis: String?
     @Option(help: "Local workers beside the server (default none: the workers run elsewhere).") var workers = 0
     @Option(help: "Seconds a local worker's claim lives without a heartbeat.") var lease = 60
+    @Option(name: .customLong("wyolo-configs"),
+            help: "Take wyolo clients' job messages (XADD or RPUSH on --wyolo-topic); their config_path must lie in this folder.")
+    var wyoloConfigs: String?
+    @Option(name: .customLong("wyolo-topic"), help: "The Redis key wyolo clients send job messages to (their redis.TOPIC).")
+    var wyoloTopic = "training_queue"
 
     var redisURL: String? { redis ?? ProcessInfo.processInfo.environment["YARD_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 } }
 
@@ -41,6 +46,13 @@ struct Server: AsyncParsableCommand {
         guard (0...64).contains(workers) else { throw ValidationError("--workers must be between 0 and 64") }
         guard (3...86400).contains(lease) else { throw ValidationError("--lease must be between 3 and 86400 seconds") }
         guard redisURL != nil else { throw ValidationError("--redis is required (or set YARD_REDIS_URL): the queue the workers share") }
+        if let wyoloConfigs {
+            var folder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: wyoloConfigs, isDirectory: &folder), folder.boolValue else {
+                throw ValidationError("--wyolo-configs: \(wyoloConfigs) is not a folder")
+            }
+        }
+        guard !wyoloTopic.isEmpty, !wyoloTopic.contains(" ") else { throw ValidationError("--wyolo-topic must be a Redis key without spaces") }
     }
 
     func run() async throws {
@@ -49,6 +61,8 @@ struct Server: AsyncParsableCommand {
             options.workers = workers
             options.redisURL = redisURL
             options.lease = .seconds(lease)
+            options.wyoloConfigs = wyoloConfigs
+            options.wyoloTopic = wyoloTopic
             try await serve.run(options)
         }
     }

@@ -63,6 +63,23 @@ public struct JobConfig: Sendable, Hashable {
         return copy
     }
 
+    /// The same config with `metadata.KEY` set (what a bridge knows about
+    /// the job's origin, e.g. a wyolo message's trial number).
+    public func withMetadata(_ key: String, _ value: JSONValue) -> JobConfig {
+        var copy = self
+        var metadata = copy.document["metadata"]?.objectValue ?? [:]
+        metadata[key] = value
+        copy.document["metadata"] = .object(metadata)
+        return copy
+    }
+
+    /// A stand-in for a job whose submission could not be read (a bad
+    /// message from a queue client): it is recorded failed with the reason,
+    /// so the submission is not lost.
+    public static func unreadable(taskID: String, source: [String: JSONValue]) -> JobConfig {
+        JobConfig(validatedDocument: ["model": "-", "task_id": .string(taskID), "metadata": .object(source)])
+    }
+
     /// The whole document as one JSON value.
     public var json: JSONValue { .object(document) }
 }

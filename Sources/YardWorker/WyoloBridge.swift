@@ -1,0 +1,203 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import YardDomain
+import YardQueue
+import YardRedis
+import YardStore
+
+/// Takes wyolo clients' job messages (seed 001) from their key, unchanged,
+/// in both forms found in the wild: entries of a stream (`XADD TOPIC *
+/// config_path P trial_number N`) and JSON pushed on a list (`RPUSH TOPIC
+/// '{"task_id": .., "config_path": ..}'`, JSON-encoded once or twice). Each
+/// becomes a Trainyard job (the config read from `config_path`, which must
+/// lie in `configRoot`), or a failed job with the reason when it cannot.
+///
+/// The client's key never holds the only copy: a stream entry stays
+/// pending in the bridge's consumer group until the job is stored, and a
+/// list element is moved atomically (LMOVE) onto the bridge's own list
+/// before it is read, and removed from there once the job is stored. A
+/// message handled twice (the server died in between) gives one job: its
+/// task id comes from the message, the config, or the stream entry's id.
+public struct WyoloBridge: Service {
+    public static let group = "trainyard"
+    /// A client of its own: its reads block.
+    let redis: RedisClient
+    let control: JobControl
+    let topic: String
+    let configRoot: String
+    let processing: String
+    let logger: Logger
+    /// The largest config file read.
+    static let maxConfigSize = 1 << 20
+
+    public init(redis: RedisClient, control: JobControl, topic: String = Wyolo.defaultTopic, configRoot: String,
+                keys: RedisKeys = RedisKeys(), logger: Logger) {
+        self.redis = redis
+        self.control = control
+        self.topic = topic
+        self.configRoot = URL(fileURLWithPath: configRoot).resolvingSymlinksInPath().standardizedFileURL.path
+        self.processing = "\(keys.prefix):wyolo:processing"
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            var failures = 0
+            var complained: String?
+            while !Task.isCancelled {
+                do {
+                    let type = try await step(block: .seconds(1))
+                    failures = 0
+                    if type != "stream" && type != "list" && type != "none" {
+                        if complained != type {
+                            logger.error("wyolo bridge: \(topic) is a Redis \(type), not a stream or a list; its messages are not read")
+                            complained = type
+                        }
+                        try? await Task.sleep(for: .seconds(5))
+                    } else if type == "none" {
+                        try? await Task.sleep(for: .milliseconds(500))
+                    }
+                } catch {
+                    failures += 1
+                    if failures == 1 { logger.warning("wyolo bridge: \(error); retrying with backoff") }
+                    try? await Task.sleep(for: .milliseconds(100 * (1 << min(failures, 5))))
+                }
+            }
+        }
+    }
+
+    /// Handles what waits (list elements the bridge took but did not finish
+    /// first), then what the topic holds, waiting up to `block`. Returns the
+    /// topic's Redis type.
+    @discardableResult
+    public func step(block: Duration? = nil) async throws -> String {
+        for element in try await redis.send(["LRANGE", processing, "0", "-1"]).array ?? [] {
+            guard let text = element.string else { continue }
+            try await acceptListElement(text)
+        }
+        let type = try await redis.send(["TYPE", topic]).string ?? "none"
+        switch type {
+        case "stream": try await drainStream(block: block)
+        case "list": try await drainList(block: block)
+        default: break
+        }
+        return type
+    }
+
+    private func drainList(block: Duration?) async throws {
+        while true {
+            let moved: RESPValue
+            if let block {
+                let seconds = String(format: "%.3f", Double(block.redisMilliseconds) / 1000)
+                moved = try await redis.send(["BLMOVE", topic, processing, "LEFT", "RIGHT", seconds], timeout: block + redis.configuration.commandTimeout)
+            } else {
+                moved = try await redis.send(["LMOVE", topic, processing, "LEFT", "RIGHT"])
+            }
+            guard let text = moved.string else { return }
+            try await acceptListElement(text)
+            if block != nil { return }
+        }
+    }
+
+    private func acceptListElement(_ text: String) async throws {
+        try await accept(Self.listFields(text), fallbackID: nil, raw: text)
+        try await redis.send(["LREM", processing, "1", text])
+    }
+
+    private func drainStream(block: Duration?) async throws {
+        for start in ["0", ">"] {
+            var command = ["XREADGROUP", "GROUP", Self.group, "bridge", "COUNT", "16"]
+            if start == ">", let block { command += ["BLOCK", String(max(1, block.redisMilliseconds))] }
+            command += ["STREAMS", topic, start]
+            let reply: RESPValue
+            do {
+                reply = try await redis.send(command, timeout: (block ?? .zero) + redis.configuration.commandTimeout)
+            } catch {
+                guard error.serverCode == "NOGROUP" else { throw error }
+                // From the first entry: messages sent before the bridge ran are jobs too.
+                _ = try? await redis.send(["XGROUP", "CREATE", topic, Self.group, "0"])
+                return
+            }
+            for entry in reply.array?.first?.array?[1].array ?? [] {
+                guard let parts = entry.array, parts.count == 2, let id = parts[0].string else { continue }
+                var fields: [String: String] = [:]
+                let values = parts[1].array ?? []
+                var index = 0
+                while index + 1 < values.count {
+                    if let key = values[index].string, let value = values[index + 1].string { fields[key] = value }
+                    index += 2
+                }
+                try await accept(.success(fields), fallbackID: "wyolo-" + id, raw: nil)
+                try await redis.send(["XACK", topic, Self.group, id])
+                try await redis.send(["XDEL", topic, id])
+            }
+        }
+    }
+
+    /// A list element's fields: a JSON object, or a JSON string holding one
+    /// (wyolo's client encodes twice).
+    static func listFields(_ text: String) -> Result<[String: String], YardError> {
+        var value = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+        if let inner = value?.stringValue { value = try? JSONDecoder().decode(JSONValue.self, from: Data(inner.utf8)) }
+        guard let object = value?.objectValue else {
+            return .failure(YardError(.invalidInput, field: "message", "the wyolo message is not a JSON object: \(text.prefix(200))"))
+        }
+        return .success(object.compactMapValues { $0.stringValue ?? $0.intValue.map(String.init) })
+    }
+
+    /// Stores the message's job (or, when it cannot be read, a failed job
+    /// with the reason). A task id already stored means it was handled.
+    func accept(_ message: Result<[String: String], YardError>, fallbackID: String?, raw: String?) async throws {
+        let fields = (try? message.get()) ?? [:]
+        let fallback = fallbackID ?? JobID.generate(epochSeconds: Int(Date().timeIntervalSince1970), random: UInt32.random(in: 0...UInt32.max))
+        var taskID = fields["task_id"].flatMap { JobID.isValid($0) ? $0 : nil } ?? fallback
+        do {
+            let fields = try message.get()
+            guard let path = fields["config_path"], !path.isEmpty else {
+                throw YardError(.invalidInput, field: "config_path", "the wyolo message has no config_path")
+            }
+            var config = try readConfig(path)
+            if fields["task_id"] == nil, let own = config.taskID { taskID = own }
+            if try await control.store.job(taskID) != nil { return }
+            if let trial = fields["trial_number"].flatMap(Int.init) { config = config.withMetadata("trial_number", .int(trial)) }
+            config = config.withMetadata("source", .string("wyolo:\(topic)"))
+            let job = try await control.submit(config.withTaskID(taskID))
+            logger.info("wyolo bridge: \(topic) message queued as job \(job.id)")
+        } catch let error as YardError where error.code == .invalidInput || error.code == .notFound {
+            if try await control.store.job(taskID) != nil { return }
+            var source: [String: JSONValue] = ["source": .string("wyolo:\(topic)")]
+            for (key, value) in fields { source[key] = .string(String(value.prefix(1000))) }
+            if fields.isEmpty, let raw { source["message"] = .string(String(raw.prefix(1000))) }
+            try await control.reject(taskID: taskID, source: source, reason: error.message)
+            logger.warning("wyolo bridge: \(topic) message recorded as failed job \(taskID): \(error.message)")
+        } catch let error as YardError where error.code == .conflict {
+            return  // stored meanwhile: handled
+        }
+    }
+
+    /// The config a message names: an absolute path inside the bridge's
+    /// config root (symlinks resolved), a file of at most 1 MiB, parsed and
+    /// checked like any submitted config (relative paths in it are relative
+    /// to its folder).
+    func readConfig(_ path: String) throws -> JobConfig {
+        guard path.hasPrefix("/") else {
+            throw YardError(.invalidInput, field: "config_path", "config_path \(path) must be an absolute path under \(configRoot)")
+        }
+        let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().standardizedFileURL.path
+        guard resolved.hasPrefix(configRoot + "/") else {
+            throw YardError(.invalidInput, field: "config_path",
+                            "config_path \(path) is outside the folder the server reads wyolo configs from (\(configRoot)); put it there")
+        }
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: resolved),
+              attributes[.type] as? FileAttributeType == .typeRegular else {
+            throw YardError(.notFound, field: "config_path", "config_path \(path): no such file")
+        }
+        guard (attributes[.size] as? Int ?? 0) <= Self.maxConfigSize, let data = FileManager.default.contents(atPath: resolved) else {
+            throw YardError(.invalidInput, field: "config_path", "config_path \(path): larger than 1 MiB or unreadable")
+        }
+        let folder = (resolved as NSString).deletingLastPathComponent
+        return try JobConfigParser(baseDirectory: folder) { FileManager.default.fileExists(atPath: $0) }
+            .parse(String(decoding: data, as: UTF8.self), source: path)
+    }
+}

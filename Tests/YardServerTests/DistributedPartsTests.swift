@@ -1,0 +1,216 @@
+import Foundation
+import Logging
+import Testing
+import YardDomain
+import YardQueue
+import YardRedis
+import YardStore
+import YardTestSupport
+import YardWorker
+
+/// The parts `yard server --redis` and `yard worker` add, each against a
+/// real redis-server: the board, the worker registry with GPU stats, the
+/// wyolo keys and the wyolo bridge.
+@Suite("Distributed parts")
+struct DistributedPartsTests {
+    static let quiet: Logger = {
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        return logger
+    }()
+
+    static func box() throws -> SecretBox { try SecretBox(keys: SecretBox.parseKeys(SecretBox.newKey(), source: "test")) }
+
+    @Test func submitPublishesTheJobWithItsSecretsSealedAndStopFlagsIt() async throws {
+        let server = try await RedisServer()
+        let redis = RedisClient(try server.configuration())
+        let queue = RedisJobQueue(redis: redis, lease: .seconds(60))
+        let t = try TestYard(queue: queue)
+        defer { t.dir.remove() }
+        let box = try Self.box()
+        let control = JobControl(store: t.yard.store, queue: queue, board: RedisJobBoard(redis: redis, box: box))
+        let job = try await control.submit(try JobConfigParser { _ in true }.parse(t.config("task_id: b1\nminio: {MINIO_SECRET_KEY: hunter2-secret}\n")))
+
+        let stored = try await redis.send(["HGETALL", "yard:job:b1"]).array?.compactMap(\.string) ?? []
+        #expect(stored.contains("record") && stored.contains("secrets"))
+        #expect(!stored.joined().contains("hunter2-secret"), "no secret in plain text in Redis")
+        let ledger = RedisLedger(redis: redis, box: box)
+        #expect(try await ledger.secrets(of: "b1").values.contains(.string("hunter2-secret")), "the worker opens them with the shared key")
+        #expect(try await ledger.job("b1")?.id == job.id)
+
+        // Claimed but not yet reported running: the stop is flagged for its worker.
+        let claim = try #require(try await queue.claim(worker: "w"))
+        try await ledger.begin(claim)
+        _ = try await ledger.move("b1", to: .running)
+        #expect(try await control.stop("b1").state == .stopping)
+        #expect(try await redis.send(["HGET", "yard:job:b1", "stop"]).string == "1")
+        #expect(try await ledger.job("b1")?.state == .stopping, "the worker sees the stop")
+    }
+
+    @Test func aServersStartUpLeavesRunningJobsToTheirWorkersAndRepublishesQueuedOnes() async throws {
+        let server = try await RedisServer()
+        let redis = RedisClient(try server.configuration())
+        let queue = RedisJobQueue(redis: redis, lease: .seconds(60))
+        let t = try TestYard(queue: queue)
+        defer { t.dir.remove() }
+        let control = JobControl(store: t.yard.store, queue: queue, board: RedisJobBoard(redis: redis, box: try Self.box()))
+        let parser = JobConfigParser { _ in true }
+        _ = try await control.submit(try parser.parse(t.config("task_id: r1")))
+        _ = try await control.submit(try parser.parse(t.config("task_id: r2")))
+        let claim = try #require(try await queue.claim(worker: "elsewhere"))
+        try await control.move(claim.jobID, to: .running)
+        // Redis lost the queued job (a restart without its file).
+        let waiting = claim.jobID == "r1" ? "r2" : "r1"
+        _ = try await queue.cancel(waiting)
+        _ = try await redis.send(["DEL", "yard:job:\(waiting)"])
+
+        let queued = try await control.recover()
+        #expect(queued == [waiting])
+        #expect(try await t.yard.store.job(claim.jobID)?.state == .running, "the running job is its worker's")
+        #expect(try await queue.claimant(of: claim.jobID) == "elsewhere")
+        #expect(try await redis.send(["HEXISTS", "yard:job:\(waiting)", "record"]).int == 1)
+        #expect(try await queue.claim(worker: "next")?.jobID == waiting)
+    }
+
+    @Test func workersAnnounceThemselvesWithTheirGPUAndAreMarkedLostWhenSilent() async throws {
+        let server = try await RedisServer()
+        let redis = RedisClient(try server.configuration())
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let smi = try dir.write("bin/nvidia-smi", """
+            #!/bin/sh
+            echo "0, GPU-aaaa, NVIDIA A100-SXM4-40GB, 40960, 1024, 55, 61"
+            echo "1, GPU-bbbb, NVIDIA A100-SXM4-40GB, 40960, 0, 0, 30"
+            """)
+        chmod(smi, 0o755)
+        let t = try TestYard()
+        defer { t.dir.remove() }
+        let worker = t.worker(.training(epochs: 1)).worker
+        let registry = RedisWorkerRegistry(redis: redis)
+        let readings = GPUReadings()
+        var info = WorkerInfo(id: "gpu-box-1", host: "gpu-box", pid: 42, device: "cuda:1", startedAt: Date())
+        info.versions = ["torch": "2.9.0"]
+        let presence = WorkerPresence(registry: registry, entries: [.init(worker: worker, info: info, gpu: 1)], interval: .milliseconds(200),
+                                      nvidiaSMI: NvidiaSMI(searchPath: dir.file("bin")), readings: readings, logger: Self.quiet)
+        try await presence.announce()
+        let listed = try await registry.workers()
+        #expect(listed.count == 1)
+        #expect(listed.first?.status == .idle)
+        #expect(listed.first?.gpus == [GPUStats(index: 1, uuid: "GPU-bbbb", name: "NVIDIA A100-SXM4-40GB", memoryTotalMiB: 40960, memoryUsedMiB: 0,
+                                                utilizationPercent: 0, temperatureC: 30)], "only its own GPU")
+        #expect(readings.current.count == 2)
+
+        // No heartbeat for three intervals: lost.
+        try await Task.sleep(for: .milliseconds(800))
+        #expect(try await registry.workers().first?.status == .lost)
+        // Long lost: forgotten.
+        let forgetful = RedisWorkerRegistry(redis: redis, forgetAfter: 0)
+        #expect(try await forgetful.workers().isEmpty)
+        #expect(try await redis.send(["HLEN", "yard:workers"]).int == 0)
+    }
+
+    @Test func wyolosProgressFieldsFollowItsNamesAndUnits() throws {
+        let config = try JobConfigParser { _ in true }.parse("model: yolov8n.yaml\ntask_id: p1\ntrain: {data: /d.yaml, epochs: 10}\nsweeper: {n_trials: 4}\n")
+            .withMetadata("trial_number", .int(3))
+        let job = Job(id: "p1", config: config, redacted: config.json, createdAt: Date())
+        let gpu = GPUStats(index: 0, uuid: "GPU-1", name: "NVIDIA L4", memoryTotalMiB: 23034, memoryUsedMiB: 2034, utilizationPercent: 97, temperatureC: 70)
+        let fields = try #require(Wyolo.progress(job: job, kind: "progress", payload: ["epoch": 3, "epochs": 10, "batch": 5, "batches": 20, "elapsed": 50.0],
+                                                 gpus: [gpu], now: Date(timeIntervalSince1970: 1_795_000_000.25)))
+        #expect(fields["EPOCH"] == "3" && fields["TOTAL_EPOCHS"] == "10")
+        #expect(fields["EPOCH_PROGRESS"] == "0.25")
+        #expect(fields["TRIAL_PROGRESS"] == "0.225")
+        #expect(fields["TRIAL_NUMBER"] == "3" && fields["TOTAL_TRIALS"] == "4")
+        #expect(fields["elapsed_time"] == "50.000" && fields["result_time"] == "222.222")
+        #expect(fields["datetime"] == "2026-11-18T11:06:40.250000")
+        #expect(fields["gpu_0_name"] == "NVIDIA L4" && fields["gpu_0_memoryFree"] == "21000" && fields["gpu_0_load"] == "97")
+        #expect(Wyolo.progress(job: job, kind: "log", payload: ["line": "x"], gpus: [], now: Date()) == nil)
+        #expect(Wyolo.resultTopic(of: job) == "results_queue")
+    }
+
+    // MARK: the wyolo bridge
+
+    struct Bridge {
+        let server: RedisServer
+        let redis: RedisClient
+        let t: TestYard
+        let bridge: WyoloBridge
+        let configs: TemporaryDirectory
+
+        init() async throws {
+            server = try await RedisServer()
+            redis = RedisClient(try server.configuration())
+            let queue = RedisJobQueue(redis: redis, lease: .seconds(60))
+            t = try TestYard(queue: queue)
+            configs = try TemporaryDirectory("wyolo-configs")
+            let control = JobControl(store: t.yard.store, queue: queue, board: RedisJobBoard(redis: redis, box: try DistributedPartsTests.box()))
+            bridge = WyoloBridge(redis: RedisClient(try server.configuration()), control: control, configRoot: configs.path,
+                                 logger: DistributedPartsTests.quiet)
+            _ = try configs.write("job.yaml", t.config())
+        }
+
+        func remove() {
+            t.dir.remove()
+            configs.remove()
+        }
+
+        var store: any JobStore { t.yard.store }
+    }
+
+    @Test func aStreamMessageHandledTwiceAfterACrashGivesOneJob() async throws {
+        let b = try await Bridge()
+        defer { b.remove() }
+        let entry = try #require(try await b.redis.send(["XADD", "training_queue", "*", "config_path", b.configs.file("job.yaml"), "trial_number", "7"]).string)
+        // The bridge read it, stored the job, and died before acknowledging: simulated by
+        // delivering it to the group without an ack, and storing the job as the bridge does.
+        _ = try await b.redis.send(["XGROUP", "CREATE", "training_queue", WyoloBridge.group, "0"])
+        _ = try await b.redis.send(["XREADGROUP", "GROUP", WyoloBridge.group, "bridge", "STREAMS", "training_queue", ">"])
+        try await b.bridge.step()
+        try await b.bridge.step()
+        let jobs = try await b.store.jobs(in: [.queued])
+        #expect(jobs.map(\.id) == ["wyolo-" + entry])
+        #expect(jobs.first?.config["metadata"]?["trial_number"] == 7)
+        #expect(try await b.redis.send(["XLEN", "training_queue"]).int == 0)
+        #expect(try await b.redis.send(["XPENDING", "training_queue", WyoloBridge.group]).array?.first?.int == 0)
+    }
+
+    @Test func aListElementTakenBeforeACrashIsStillQueuedAndDoublyEncodedJSONIsRead() async throws {
+        let b = try await Bridge()
+        defer { b.remove() }
+        let message = String(decoding: try JSONEncoder().encode(#"{"task_id": "l1", "config_path": "\#(b.configs.file("job.yaml"))"}"#), as: UTF8.self)
+        // Taken off the client's list (LMOVE) by a bridge that then died.
+        _ = try await b.redis.send(["RPUSH", "yard:wyolo:processing", message])
+        _ = try await b.redis.send(["RPUSH", "training_queue", #"{"task_id": "l2", "config_path": "\#(b.configs.file("job.yaml"))"}"#])
+        try await b.bridge.step()
+        try await b.bridge.step()
+        #expect(Set(try await b.store.jobs(in: [.queued]).map(\.id)) == ["l1", "l2"])
+        #expect(try await b.redis.send(["LLEN", "yard:wyolo:processing"]).int == 0)
+        #expect(try await b.redis.send(["LLEN", "training_queue"]).int == 0)
+    }
+
+    @Test(arguments: [
+        ("not json at all", "not a JSON object"),
+        (#"{"task_id": "h1"}"#, "no config_path"),
+        (#"{"task_id": "h2", "config_path": "relative/job.yaml"}"#, "absolute path"),
+        (#"{"task_id": "h3", "config_path": "/etc/passwd"}"#, "outside the folder"),
+        (#"{"task_id": "h4", "config_path": "ROOT/escape.yaml"}"#, "outside the folder"),
+        (#"{"task_id": "h5", "config_path": "ROOT/../../etc/hostname"}"#, "outside the folder"),
+        (#"{"task_id": "h6", "config_path": "ROOT/missing.yaml"}"#, "no such file"),
+        (#"{"task_id": "h7", "config_path": "ROOT/big.yaml"}"#, "larger than 1 MiB"),
+        (#"{"task_id": "h8", "config_path": "ROOT/hostile.yaml"}"#, "h8"),
+    ])
+    func aBadMessageBecomesAFailedJobWithTheReason(message: String, reason: String) async throws {
+        let b = try await Bridge()
+        defer { b.remove() }
+        // A symlink inside the root to a file outside it, a huge file, and YAML with an unknown key.
+        symlink("/etc/hostname", b.configs.file("escape.yaml"))
+        FileManager.default.createFile(atPath: b.configs.file("big.yaml"), contents: Data(count: (1 << 20) + 1))
+        _ = try b.configs.write("hostile.yaml", "model: yolov8n.yaml\nrm_rf: true\ntrain: {data: /x}\n")
+        _ = try await b.redis.send(["RPUSH", "training_queue", message.replacingOccurrences(of: "ROOT", with: b.configs.path)])
+        try await b.bridge.step()
+        let failed = try await b.store.jobs(in: [.failed])
+        #expect(failed.count == 1)
+        #expect(failed.first?.message?.contains(reason == "h8" ? "rm_rf" : reason) == true, "\(failed.first?.message ?? "none")")
+        #expect(try await b.store.jobs(in: [.queued]).isEmpty)
+        #expect(try await b.redis.send(["LLEN", "yard:wyolo:processing"]).int == 0, "the message is not left behind")
+    }
+}
