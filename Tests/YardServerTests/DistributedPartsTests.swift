@@ -90,7 +90,7 @@ struct DistributedPartsTests {
         let readings = GPUReadings()
         var info = WorkerInfo(id: "gpu-box-1", host: "gpu-box", pid: 42, device: "cuda:1", startedAt: Date())
         info.versions = ["torch": "2.9.0"]
-        let presence = WorkerPresence(registry: registry, entries: [.init(worker: worker, info: info, gpu: 1)], interval: .milliseconds(200),
+        let presence = WorkerPresence(registry: registry, entries: [.init(worker: worker, info: info, gpu: 1)], interval: .seconds(2),
                                       nvidiaSMI: NvidiaSMI(searchPath: dir.file("bin")), readings: readings, logger: Self.quiet)
         try await presence.announce()
         let listed = try await registry.workers()
@@ -100,11 +100,12 @@ struct DistributedPartsTests {
                                                 utilizationPercent: 0, temperatureC: 30)], "only its own GPU")
         #expect(readings.current.count == 2)
 
-        // No heartbeat for three intervals: lost.
-        try await Task.sleep(for: .milliseconds(800))
-        #expect(try await registry.workers().first?.status == .lost)
-        // Long lost: forgotten.
-        let forgetful = RedisWorkerRegistry(redis: redis, forgetAfter: 0)
+        // No heartbeat for three intervals: lost (seen from 7 s on, no sleeping).
+        let announced = try #require(listed.first)
+        #expect(announced.seen(at: announced.heartbeatAt.addingTimeInterval(5)).status == .idle)
+        #expect(announced.seen(at: announced.heartbeatAt.addingTimeInterval(7)).status == .lost)
+        // Long lost: forgotten (a registry that forgets what expired 10 s ago "now").
+        let forgetful = RedisWorkerRegistry(redis: redis, forgetAfter: -10)
         #expect(try await forgetful.workers().isEmpty)
         #expect(try await redis.send(["HLEN", "yard:workers"]).int == 0)
     }
