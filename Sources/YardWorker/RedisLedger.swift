@@ -110,14 +110,37 @@ public final class RedisLedger: JobLedger {
         let body = try JSONCoding.string(envelope)
         // wyolo's keys ride along in the same write; only the report must succeed.
         let mirror = wyolo ? Wyolo.commands(for: report, job: job, gpus: gpus(), now: Date()) : []
-        let replies = try await redis.pipeline([["XADD", keys.reports, "*", "job", id, "attempt", String(envelope.attempt),
-                                                 "seq", String(envelope.seq), "body", body]] + mirror)
-        if case .error(let text) = replies[0] { throw RedisError.server(text) }
+        try await send([["XADD", keys.reports, "*", "job", id, "attempt", String(envelope.attempt),
+                         "seq", String(envelope.seq), "body", body]] + mirror)
         attempts.withLock { attempts in
             attempts[id]?.job = job
             attempts[id]?.seq = envelope.seq
         }
         return job
+    }
+
+    /// Waits between tries while Redis is unreachable (about 30 s in all).
+    static let outageWaits: [Duration] = [.milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2), .seconds(4),
+                                          .seconds(8), .seconds(8), .seconds(8)]
+
+    /// Sends a report (its first command), retried while Redis is
+    /// unreachable: a restart or a short outage must not fail the training.
+    /// A report sent twice (the reply was lost) is applied once: the server
+    /// skips a sequence number it has.
+    private func send(_ commands: [[String]]) async throws {
+        var waits = Self.outageWaits[...]
+        while true {
+            var pause: Duration?
+            do {
+                let replies = try await redis.pipeline(commands)
+                if case .error(let text) = replies[0] { throw RedisError.server(text) }
+                return
+            } catch {
+                guard (error as? RedisError)?.isConnectionLoss == true, let next = waits.popFirst() else { throw error }
+                pause = next
+            }
+            if let pause { try await Task.sleep(for: pause) }
+        }
     }
 
     /// The record the server published.

@@ -47,6 +47,27 @@ struct DistributedPartsTests {
         #expect(try await ledger.job("b1")?.state == .stopping, "the worker sees the stop")
     }
 
+    @Test func aReportSentWhileRedisRestartsArrivesOnceItIsBack() async throws {
+        let server = try await RedisServer()
+        let redis = RedisClient(try server.configuration(), backoff: [.milliseconds(50)])
+        let queue = RedisJobQueue(redis: redis, lease: .seconds(60))
+        let t = try TestYard(queue: queue)
+        defer { t.dir.remove() }
+        let box = try Self.box()
+        let control = JobControl(store: t.yard.store, queue: queue, board: RedisJobBoard(redis: redis, box: box))
+        _ = try await control.submit(try JobConfigParser { _ in true }.parse(t.config("task_id: o1")))
+        let ledger = RedisLedger(redis: redis, box: box)
+        try await ledger.begin(try #require(try await queue.claim(worker: "w")))
+        _ = try await ledger.move("o1", to: .running)
+
+        try await server.stop()
+        let epoch = Task { try await ledger.recordEpoch(EpochRecord(jobID: "o1", epoch: 1, metrics: ["m": 1], seconds: 1)) }
+        try await Task.sleep(for: .milliseconds(700))
+        try await server.start()
+        try await epoch.value
+        #expect(try await redis.send(["XLEN", "yard:reports"]).int == 2, "the move and the epoch")
+    }
+
     @Test func aServersStartUpLeavesRunningJobsToTheirWorkersAndRepublishesQueuedOnes() async throws {
         let server = try await RedisServer()
         let redis = RedisClient(try server.configuration())
