@@ -127,7 +127,5 @@ enum QueueBench {
     /// Unbuffered, so a long run shows its progress.
     static func say(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
 
-    static func seconds(_ d: Duration) -> Double {
-        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
-    }
+    static func seconds(_ d: Duration) -> Double { d.timeInterval }
 }

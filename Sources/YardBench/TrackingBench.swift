@@ -101,7 +101,7 @@ enum TrackingBench {
         return try await client.findRun(experimentID: try await client.experimentID(named: experiment), tag: "trainyard.job_id", value: job.id)?.runID ?? ""
     }
 
-    static func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+    static func seconds(_ d: Duration) -> Double { d.timeInterval }
 }
 
 /// `yard-bench spool-writer DIR TASKS OPS`: TASKS concurrent writers append

@@ -88,7 +88,7 @@ public struct Yard: Sendable {
     }
 
     public var models: ModelRegistry {
-        ModelRegistry(store: store, defaultURI: ProcessInfo.processInfo.environment["MLFLOW_TRACKING_URI"].flatMap { $0.isEmpty ? nil : $0 })
+        ModelRegistry(store: store, defaultURI: environmentValue("MLFLOW_TRACKING_URI"))
     }
 
     /// Auto-registration (`mlflow.register_model`) from the spool, mirrored in the store.
@@ -121,16 +121,8 @@ public struct Yard: Sendable {
     /// the key from `YARD_SECRET_KEY` or `options.secretKeyFile`.
     public static func embedded(_ options: YardOptions) async throws -> Yard {
         var options = options
-        options.dataDirectory = URL(fileURLWithPath: options.dataDirectory).standardizedFileURL.path
-        let data = options.dataDirectory
-        umask(0o077)
-        do {
-            try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
-        } catch {
-            throw YardError(.invalidInput, field: "--data-dir", "--data-dir: cannot create \(data): \(error.localizedDescription)")
-        }
-        _ = chmod(data, 0o700)
-        let lock = try DirectoryLock(directory: data, purpose: "starting another")
+        let (data, lock) = try DirectoryLock.ownDataDirectory(options.dataDirectory, purpose: "starting another")
+        options.dataDirectory = data
         let box = try SecretKeyFile.load(path: options.secretKeyFile ?? SecretKeyFile.defaultPath(dataDirectory: data))
         let database = try YardDatabase(path: data + "/yard.sqlite")
         let store = SQLiteJobStore(database: database, secrets: box)
@@ -149,7 +141,7 @@ public struct Yard: Sendable {
     public func workers(runner: (any EngineRunner)? = nil, logger: Logger) -> [Worker] {
         let runner = runner ?? PythonEngineRunner(environment: engine)
         let host = ProcessInfo.processInfo.hostName
-        let defaultURI = ProcessInfo.processInfo.environment["MLFLOW_TRACKING_URI"].flatMap { $0.isEmpty ? nil : $0 }
+        let defaultURI = environmentValue("MLFLOW_TRACKING_URI")
         // Beside a Redis queue, local workers report like remote ones, so
         // one attempt's reports are fenced the same way wherever it ran.
         let ledger: any JobLedger = remote.map { RedisLedger(redis: $0.redis, keys: $0.keys, box: $0.box) } ?? StoreLedger(control: control)
@@ -212,49 +204,28 @@ public struct Yard: Sendable {
         let host = ProcessInfo.processInfo.hostName
         let entries = workers.map { worker in
             WorkerPresence.Entry(worker: worker, info: WorkerInfo(id: worker.configuration.id, host: host, pid: getpid(),
-                                                                    device: "auto", startedAt: Date(), leaseSeconds: queue.lease.map { Double($0.components.seconds) }))
+                                                                    device: "auto", startedAt: Date(), leaseSeconds: queue.lease?.timeInterval))
         }
         // The spool first so it stops last: stopping workers still spool their jobs' last calls.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: spool)]
         if let remote {
             // Blocking reads get connections of their own: a submit's publish never waits behind them.
             let configuration = remote.redis.configuration
+            // Start-up recovery runs in the consumer, after the reports that came
+            // while the server was down are applied (how those jobs ended).
+            let control = control
             let consumer = ReportConsumer(redis: RedisClient(configuration, name: "yard-server-reports", logger: logger), keys: remote.keys,
-                                          control: control, consumer: "server", logger: logger)
+                                          control: control, consumer: "server", logger: logger) {
+                let queued = try await control.recover()
+                if !queued.isEmpty { logger.info("queued jobs published for the workers: \(queued.joined(separator: ", "))") }
+            }
             services.append(.init(service: consumer))
             if let root = options.wyoloConfigs {
                 services.append(.init(service: WyoloBridge(redis: RedisClient(configuration, name: "yard-server-wyolo", logger: logger), control: control,
                                                            topic: options.wyoloTopic, configRoot: root, keys: remote.keys, logger: logger)))
             }
-            services.append(.init(service: SharedRecovery(consumer: consumer, control: control, logger: logger), successTerminationBehavior: .ignore))
         }
         if !entries.isEmpty { services.append(.init(service: WorkerPresence(registry: registry, entries: entries, logger: logger))) }
         return services + workers.map { .init(service: $0) } + [.init(service: app)]
-    }
-}
-
-/// A server's start-up with workers elsewhere: once Redis answers, the
-/// reports that came while it was down are applied first (so it knows how
-/// their jobs ended), then `JobControl.recover` republishes what is queued.
-/// Retried with backoff while Redis is down; the API serves meanwhile.
-struct SharedRecovery: Service {
-    let consumer: ReportConsumer
-    let control: JobControl
-    let logger: Logger
-
-    func run() async throws {
-        var failures = 0
-        while !Task.isCancelled, !Task.isShuttingDownGracefully {
-            do {
-                try await consumer.drain()
-                let queued = try await control.recover()
-                if !queued.isEmpty { logger.info("queued jobs published for the workers: \(queued.joined(separator: ", "))") }
-                return
-            } catch {
-                failures += 1
-                if failures == 1 { logger.warning("start-up recovery waits for Redis: \(error); retrying with backoff") }
-                try? await Task.sleep(for: .milliseconds(200 * (1 << min(failures, 5))))
-            }
-        }
     }
 }

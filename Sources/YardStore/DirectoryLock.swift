@@ -27,3 +27,21 @@ public final class DirectoryLock: Sendable {
 
     deinit { close(fd) }
 }
+
+extension DirectoryLock {
+    /// Makes `path` this process's private data dir: its standard path,
+    /// created if needed, 0700, files created 0600 from now on (the
+    /// process's umask, inherited by the engine), locked against a second
+    /// process. Returns the path and the lock to hold.
+    public static func ownDataDirectory(_ path: String, purpose: String) throws -> (path: String, lock: DirectoryLock) {
+        let data = URL(fileURLWithPath: path).standardizedFileURL.path
+        umask(0o077)
+        do {
+            try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        } catch {
+            throw YardError(.invalidInput, field: "--data-dir", "--data-dir: cannot create \(data): \(error.localizedDescription)")
+        }
+        _ = chmod(data, 0o700)
+        return (data, try DirectoryLock(directory: data, purpose: purpose))
+    }
+}

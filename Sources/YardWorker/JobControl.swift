@@ -74,23 +74,23 @@ public struct JobControl: Sendable {
                 return try await move(id, to: .stopped, message: "stopped before it started")
             }
             // A worker has it but has not reported it running yet.
-            let stopping = try await move(id, to: .stopping, message: "stop requested")
-            try await board?.flagStop(id)
-            return stopping
+            return try await requestStop(job)
         case .running, .stopping:
             if try await queue.claimant(of: id) == nil {
                 return try await move(id, to: .stopped, message: "stopped; no worker was running it any more (`yard resume \(id)` continues it)")
             }
-            if job.state == .stopping {
-                try await board?.flagStop(id)
-                return job
-            }
-            let stopping = try await move(id, to: .stopping, message: "stop requested")
-            try await board?.flagStop(id)
-            return stopping
+            return try await requestStop(job)
         case .succeeded, .failed, .stopped:
             throw YardError(.conflict, field: "state", "job \(id) already ended (\(job.state.rawValue)); nothing to stop")
         }
+    }
+
+    /// Moves the job to `stopping` (once) and asks its worker to stop: the
+    /// embedded worker reads the state, a remote one the board's flag.
+    private func requestStop(_ job: Job) async throws -> Job {
+        let stopping = job.state == .stopping ? job : try await move(job.id, to: .stopping, message: "stop requested")
+        try await board?.flagStop(job.id)
+        return stopping
     }
 
     /// Queues a stopped or failed job again; its worker resumes from the

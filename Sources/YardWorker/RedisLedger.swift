@@ -14,8 +14,6 @@ public final class RedisLedger: JobLedger {
     let redis: RedisClient
     let keys: RedisKeys
     let box: SecretBox
-    /// Whether wyolo's keys (progress hash, log stream, result) are kept too.
-    let wyolo: Bool
     /// The GPUs' last stats (the worker's heartbeat reads them), for wyolo's progress hash.
     let gpus: @Sendable () -> [GPUStats]
     private let attempts = Mutex<[String: Attempt]>([:])
@@ -26,12 +24,10 @@ public final class RedisLedger: JobLedger {
         var seq: Int
     }
 
-    public init(redis: RedisClient, keys: RedisKeys = RedisKeys(), box: SecretBox, wyolo: Bool = true,
-                gpus: @escaping @Sendable () -> [GPUStats] = { [] }) {
+    public init(redis: RedisClient, keys: RedisKeys = RedisKeys(), box: SecretBox, gpus: @escaping @Sendable () -> [GPUStats] = { [] }) {
         self.redis = redis
         self.keys = keys
         self.box = box
-        self.wyolo = wyolo
         self.gpus = gpus
     }
 
@@ -109,7 +105,7 @@ public final class RedisLedger: JobLedger {
         let envelope = ReportEnvelope(jobID: id, attempt: current.claim.attempt, seq: current.seq + 1, report: report)
         let body = try JSONCoding.string(envelope)
         // wyolo's keys ride along in the same write; only the report must succeed.
-        let mirror = wyolo ? Wyolo.commands(for: report, job: job, gpus: gpus(), now: Date()) : []
+        let mirror = Wyolo.commands(for: report, job: job, gpus: gpus(), now: Date())
         try await send([["XADD", keys.reports, "*", "job", id, "attempt", String(envelope.attempt),
                          "seq", String(envelope.seq), "body", body]] + mirror)
         attempts.withLock { attempts in

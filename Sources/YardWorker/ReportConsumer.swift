@@ -21,30 +21,33 @@ public struct ReportConsumer: Service {
     let consumer: String
     let logger: Logger
     let batch: Int
+    /// Runs once, after the first drain (the server's start-up recovery);
+    /// retried with the drain while it fails.
+    let startup: (@Sendable () async throws -> Void)?
 
     public init(redis: RedisClient, keys: RedisKeys = RedisKeys(), control: JobControl, consumer: String = "server", batch: Int = 200,
-                logger: Logger) {
+                logger: Logger, startup: (@Sendable () async throws -> Void)? = nil) {
         self.redis = redis
         self.keys = keys
         self.control = control
         self.consumer = consumer
         self.batch = batch
         self.logger = logger
+        self.startup = startup
     }
 
     var store: any JobStore { control.store }
 
     public func run() async throws {
         await cancelWhenGracefulShutdown {
-            var failures = 0
-            while !Task.isCancelled {
-                do {
-                    _ = try await drain(block: .seconds(1))
-                    failures = 0
-                } catch {
-                    failures += 1
-                    if failures == 1 { logger.warning("applying worker reports: \(error); retrying with backoff") }
-                    try? await Task.sleep(for: .milliseconds(100 * (1 << min(failures, 5))))
+            var started = startup == nil
+            await repeatWithBackoff("applying worker reports", logger: logger) {
+                _ = try await drain(block: .seconds(1))
+                // Once what came while the server was down is applied (it
+                // says how those jobs ended), the start-up step runs, once.
+                if !started, let startup {
+                    try await startup()
+                    started = true
                 }
             }
         }

@@ -50,18 +50,11 @@ public struct WorkerNode: Sendable {
     /// train refuses to start with the reason.
     public static func start(_ options: WorkerNodeOptions, logger: Logger) async throws -> WorkerNode {
         var options = options
-        options.dataDirectory = URL(fileURLWithPath: options.dataDirectory).standardizedFileURL.path
-        let data = options.dataDirectory
         let configuration = try RedisConfiguration(url: options.redisURL)
         let box = try secretBox(options)
-        umask(0o077)
-        do {
-            try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
-        } catch {
-            throw YardError(.invalidInput, field: "--data-dir", "--data-dir: cannot create \(data): \(error.localizedDescription)")
-        }
-        _ = chmod(data, 0o700)
-        let lock = try DirectoryLock(directory: data, purpose: "starting another worker on it (give each worker its own --data-dir)")
+        let (data, lock) = try DirectoryLock.ownDataDirectory(options.dataDirectory,
+                                                             purpose: "starting another worker on it (give each worker its own --data-dir)")
+        options.dataDirectory = data
 
         let engine = EngineEnvironment.resolve(python: options.python, dataDirectory: data)
         let (versions, device) = try probe(engine, gpu: options.gpu)
@@ -73,7 +66,7 @@ public struct WorkerNode: Sendable {
         let keys = RedisKeys()
         let spool = TrackingSpool(directory: data + "/tracking", logger: Logger(label: "yard.tracking"), secrets: box)
         var info = WorkerInfo(id: id, host: host, pid: getpid(), device: device, versions: versions, startedAt: Date(),
-                              leaseSeconds: Double(options.lease.components.seconds))
+                              leaseSeconds: options.lease.timeInterval)
         info.expiresAt = info.startedAt.addingTimeInterval(60)
         let readings = GPUReadings()
         let pinned = options.gpu
@@ -104,8 +97,8 @@ public struct WorkerNode: Sendable {
     /// (a new key would open nothing).
     static func secretBox(_ options: WorkerNodeOptions) throws -> SecretBox {
         let environment = ProcessInfo.processInfo.environment
-        if environment[SecretKeyFile.environmentVariable].map({ !$0.isEmpty }) == true {
-            return try SecretKeyFile.load(path: "/nonexistent", environment: environment)
+        if let keys = environment[SecretKeyFile.environmentVariable], !keys.isEmpty {
+            return try SecretBox(keys: SecretBox.parseKeys(keys, source: SecretKeyFile.environmentVariable))
         }
         guard let path = options.secretKeyFile else {
             throw YardError(.invalidInput, field: "--secret-key-file",
@@ -148,7 +141,7 @@ public struct WorkerNode: Sendable {
     public func services(runner: (any EngineRunner)? = nil, logger: Logger) -> [ServiceGroupConfiguration.ServiceConfiguration] {
         let extra = options.gpu.map { ["CUDA_VISIBLE_DEVICES": String($0)] } ?? [:]
         let runner = runner ?? PythonEngineRunner(environment: engine, extraEnvironment: extra)
-        let defaultURI = ProcessInfo.processInfo.environment["MLFLOW_TRACKING_URI"].flatMap { $0.isEmpty ? nil : $0 }
+        let defaultURI = environmentValue("MLFLOW_TRACKING_URI")
         let trackers: [any Tracker] = [StoreTracker(records: ledger),
                                        MLflowTracker(spool: spool, secrets: ledger, defaultURI: defaultURI,
                                                      jobsDirectory: options.dataDirectory + "/jobs", host: info.host)]

@@ -217,7 +217,7 @@ public struct WorkerPresence: Service {
             info.job = entry.worker.currentJobs.first
             info.status = info.job == nil ? .idle : .busy
             info.heartbeatAt = now
-            info.expiresAt = now.addingTimeInterval(3 * Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18)
+            info.expiresAt = now.addingTimeInterval(3 * interval.timeInterval)
             info.gpus = entry.gpu.map { pinned in gpus.filter { $0.index == pinned } } ?? gpus
             info.gpuError = gpuError
             try await registry.announce(info)

@@ -85,16 +85,21 @@ public enum Wyolo {
         case .event(let type, let payload):
             guard let fields = progress(job: job, kind: type, payload: payload, gpus: gpus, now: now) else { return [] }
             let key = progressKey(job.id)
-            return [["HSET", key] + fields.sorted { $0.key < $1.key }.flatMap { [$0.key, $0.value] }, ["EXPIRE", key, String(progressTTL)]]
+            return [["HSET", key] + arguments(fields), ["EXPIRE", key, String(progressTTL)]]
         case .logs(let lines):
             let key = logKey(job.id)
             return lines.map { ["XADD", key, "MAXLEN", "~", String(streamLength), "*", "value", $0] } + [["EXPIRE", key, String(logTTL)]]
         case .move(let state, _, _, _) where state.isTerminal:
             let fields = result(job: job, now: now)
-            return [["XADD", resultTopic(of: job), "MAXLEN", "~", String(streamLength), "*"] + fields.sorted { $0.key < $1.key }.flatMap { [$0.key, $0.value] }]
+            return [["XADD", resultTopic(of: job), "MAXLEN", "~", String(streamLength), "*"] + arguments(fields)]
         default:
             return []
         }
+    }
+
+    /// Fields as Redis arguments: name, value, ... in name order.
+    static func arguments(_ fields: [String: String]) -> [String] {
+        fields.sorted { $0.key < $1.key }.flatMap { [$0.key, $0.value] }
     }
 
     static func number(_ value: Double) -> String {

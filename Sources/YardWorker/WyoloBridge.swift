@@ -43,25 +43,18 @@ public struct WyoloBridge: Service {
 
     public func run() async throws {
         await cancelWhenGracefulShutdown {
-            var failures = 0
             var complained: String?
-            while !Task.isCancelled {
-                do {
-                    let type = try await step(block: .seconds(1))
-                    failures = 0
-                    if type != "stream" && type != "list" && type != "none" {
-                        if complained != type {
-                            logger.error("wyolo bridge: \(topic) is a Redis \(type), not a stream or a list; its messages are not read")
-                            complained = type
-                        }
-                        try? await Task.sleep(for: .seconds(5))
-                    } else if type == "none" {
-                        try? await Task.sleep(for: .milliseconds(500))
+            await repeatWithBackoff("wyolo bridge", logger: logger) {
+                let type = try await step(block: .seconds(1))
+                switch type {
+                case "stream", "list": break
+                case "none": try? await Task.sleep(for: .milliseconds(500))  // no client has written yet
+                default:
+                    if complained != type {
+                        logger.error("wyolo bridge: \(topic) is a Redis \(type), not a stream or a list; its messages are not read")
+                        complained = type
                     }
-                } catch {
-                    failures += 1
-                    if failures == 1 { logger.warning("wyolo bridge: \(error); retrying with backoff") }
-                    try? await Task.sleep(for: .milliseconds(100 * (1 << min(failures, 5))))
+                    try? await Task.sleep(for: .seconds(5))
                 }
             }
         }

@@ -50,11 +50,16 @@ extension YardHarness {
 
     /// `yard server --redis URL` on `port` (0: a free one); `data` is its own folder.
     func server(redis: String, port: Int = 0, data: String, extra: [String] = []) async throws -> RunningYard {
-        let started = try await spawn(["server", "--redis", redis, "--port", "\(port)", "--data-dir", data, "--python", python, "--stop-grace", "60"] + extra,
-                                      log: "server", ready: "serving http://127.0.0.1:")
+        try await serving(["server", "--redis", redis, "--port", "\(port)", "--data-dir", data, "--python", python, "--stop-grace", "60"] + extra,
+                          log: "server")
+    }
+
+    /// Starts `yard up` or `yard server` and waits until it serves, on the port its log names.
+    func serving(_ arguments: [String], log name: String) async throws -> RunningYard {
+        let started = try await spawn(arguments, log: name, ready: "serving http://127.0.0.1:", timeout: .seconds(60))
         let text = started.text
         guard let range = text.range(of: "serving http://127.0.0.1:"), let port = Int(text[range.upperBound...].prefix { $0.isNumber }) else {
-            throw HarnessError("no port in the server's log: \(text)")
+            throw HarnessError("no port in the \(name) log: \(text)")
         }
         return RunningYard(process: started.process, port: port, log: started.log)
     }

@@ -72,25 +72,7 @@ struct YardHarness {
 
     /// Starts `yard up` on a free port and waits until it serves.
     func up() async throws -> RunningYard {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: bin)
-        process.arguments = ["up", "--port", "0", "--data-dir", data, "--python", python, "--stop-grace", "60"]
-        let log = dir.file("up-\(UUID().uuidString.prefix(6)).log")
-        FileManager.default.createFile(atPath: log, contents: nil)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        var port: Int?
-        try await eventually("yard up to serve (log: \(log))", timeout: .seconds(60)) {
-            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-            if let range = text.range(of: "serving http://127.0.0.1:") {
-                port = Int(text[range.upperBound...].prefix { $0.isNumber })
-            }
-            guard process.isRunning || port != nil else { throw HarnessError("yard up exited: \(text)") }
-            return port != nil
-        }
-        return RunningYard(process: process, port: port!, log: log)
+        try await serving(["up", "--port", "0", "--data-dir", data, "--python", python, "--stop-grace", "60"], log: "up")
     }
 }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import YardDomain
 import YardServer
 
 struct Up: AsyncParsableCommand {
@@ -39,7 +40,7 @@ struct Server: AsyncParsableCommand {
     @Option(name: .customLong("wyolo-topic"), help: "The Redis key wyolo clients send job messages to (their redis.TOPIC).")
     var wyoloTopic = "training_queue"
 
-    var redisURL: String? { redis ?? ProcessInfo.processInfo.environment["YARD_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 } }
+    var redisURL: String? { redis ?? environmentValue("YARD_REDIS_URL") }
 
     func validate() throws {
         try serve.validate()
@@ -94,7 +95,7 @@ struct ServeOptions: ParsableArguments {
         options.port = port
         options.dataDirectory = dataDir
         options.python = python
-        options.token = ProcessInfo.processInfo.environment["YARD_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+        options.token = environmentValue("YARD_TOKEN")
         options.stopGrace = .seconds(stopGrace)
         options.allowDatasetSymlinks = allowDatasetSymlinks
         options.secretKeyFile = secretKeyFile

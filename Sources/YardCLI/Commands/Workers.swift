@@ -25,7 +25,7 @@ struct WorkerCommand: AsyncParsableCommand {
     @Flag(name: .customLong("allow-dataset-symlinks"),
           help: "Let datasets hold symlinks to files outside their folder (refused by default).") var allowDatasetSymlinks = false
 
-    var redisURL: String? { redis ?? ProcessInfo.processInfo.environment["YARD_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 } }
+    var redisURL: String? { redis ?? environmentValue("YARD_REDIS_URL") }
 
     func validate() throws {
         guard redisURL != nil else { throw ValidationError("--redis is required (or set YARD_REDIS_URL): the server's queue") }
