@@ -18,6 +18,14 @@ public protocol JobSecrets: Sendable {
     func secrets(of id: String) async throws -> [String: JSONValue]
 }
 
+/// One of the records a job accumulates besides its own fields.
+public enum JobRecord: Sendable {
+    case event(type: String, payload: JSONValue)
+    case logs([String])
+    case epoch(EpochRecord)
+    case artifact(ArtifactRecord)
+}
+
 /// Where Trainyard keeps its records: jobs (with their secrets apart), one
 /// row per finished epoch, artifacts, an ordered event log and the training
 /// log. Drivers: `SQLiteJobStore` (the embedded default) and `MemoryJobStore`.
@@ -40,6 +48,11 @@ public protocol JobStore: RunRecords, JobSecrets {
     /// without its event, nor its event without it.
     @discardableResult
     func update(_ id: String, recording type: String, _ change: @escaping @Sendable (inout Job) throws -> JSONValue) async throws -> (Job, JobEvent)
+    /// Changes the job and stores `record` with it, in one transaction,
+    /// when `change` returns true (false: nothing is written). A report
+    /// applied with the mark that says it was applied is never applied twice.
+    @discardableResult
+    func update(_ id: String, storing record: JobRecord, _ change: @escaping @Sendable (inout Job) throws -> Bool) async throws -> Bool
     func epochs(of id: String) async throws -> [EpochRecord]
     func artifacts(of id: String) async throws -> [ArtifactRecord]
 

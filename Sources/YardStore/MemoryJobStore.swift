@@ -54,6 +54,19 @@ public actor MemoryJobStore: JobStore {
         return (job, appendEvent(jobID: id, type: type, payload: payload))
     }
 
+    public func update(_ id: String, storing record: JobRecord, _ change: @escaping @Sendable (inout Job) throws -> Bool) throws -> Bool {
+        guard var job = jobsByID[id] else { throw YardError(.notFound, field: "id", "no job \(id)") }
+        guard try change(&job) else { return false }
+        jobsByID[id] = job
+        switch record {
+        case .event(let type, let payload): _ = appendEvent(jobID: id, type: type, payload: payload)
+        case .logs(let lines): appendLog(jobID: id, lines: lines)
+        case .epoch(let epoch): recordEpoch(epoch)
+        case .artifact(let artifact): recordArtifact(artifact)
+        }
+        return true
+    }
+
     public func secrets(of id: String) -> [String: JSONValue] { secretsByID[id] ?? [:] }
 
     public func recordEpoch(_ epoch: EpochRecord) { epochsByID[epoch.jobID, default: [:]][epoch.epoch] = epoch }

@@ -152,22 +152,33 @@ public struct ReportConsumer: Service {
                 // The server moved the job meanwhile (stopped with no worker left):
                 // the worker's view loses, the report is consumed.
                 logger.warning("job \(id): a worker report could not be applied: \(error)")
+                try await store.update(id, mark)
             }
         case .update(let change):
             try await store.update(id) { job in
                 change.apply(to: &job)
                 mark(&job)
             }
-            return
         case .event(let type, let payload):
-            try await store.appendEvent(jobID: id, type: type, payload: payload)
+            try await keep(.event(type: type, payload: payload))
         case .logs(let lines):
-            try await store.appendLog(jobID: id, lines: lines)
+            try await keep(.logs(lines))
         case .epoch(let record):
-            try await store.recordEpoch(record)
+            try await keep(.epoch(record))
         case .artifact(let record):
-            try await store.recordArtifact(record)
+            try await keep(.artifact(record))
         }
-        try await store.update(id, mark)
+
+        /// The record and the mark in one transaction, checked again inside
+        /// it: a crash between the two can neither lose the mark (a resend
+        /// would store the record twice) nor the record.
+        func keep(_ record: JobRecord) async throws {
+            try await store.update(id, storing: record) { job in
+                let claim = job.claim ?? 0
+                guard envelope.attempt > claim || (envelope.attempt == claim && envelope.seq > job.reportSeq ?? 0) else { return false }
+                mark(&job)
+                return true
+            }
+        }
     }
 }

@@ -21,10 +21,10 @@ struct RedisSeamTests {
         let box: SecretBox
         let job: Job
 
-        init() async throws {
+        init(store: any JobStore = MemoryJobStore()) async throws {
             server = try await RedisServer()
             box = try SecretBox(keys: SecretBox.parseKeys(SecretBox.newKey(), source: "test"))
-            control = JobControl(store: MemoryJobStore(), queue: MemoryJobQueue())
+            control = JobControl(store: store, queue: MemoryJobQueue())
             let redis = RedisClient(try server.configuration())
             board = RedisJobBoard(redis: redis, box: box)
             consumer = ReportConsumer(redis: redis, control: control, logger: Logger(label: "test"))
@@ -56,6 +56,7 @@ struct RedisSeamTests {
             try await ledger.appendEvent(jobID: "seam1", type: "epoch", payload: ["epoch": .int(epoch)])
         }
         try await ledger.move("seam1", to: .succeeded, message: "finished", change: JobChange(bestWeights: "/runs/seam1/weights/best.pt"))
+        try await ledger.flush("seam1")
         // Nothing reached the server yet: it was "down".
         #expect(try await t.control.store.job("seam1")?.state == .queued)
 
@@ -88,6 +89,23 @@ struct RedisSeamTests {
         #expect(try await t.control.store.job("seam1")?.attempts == 1)
     }
 
+    /// The same reports applied by two consumers at once (a server
+    /// restarting while the old one still drains) are stored once each:
+    /// the check, the record and the mark share one transaction.
+    @Test func theSameReportsAppliedConcurrentlyAreStoredOnce() async throws {
+        let t = try await Setup(store: SQLiteJobStore(database: try YardDatabase()))
+        try await t.consumer.apply(ReportEnvelope(jobID: "seam1", attempt: 1, seq: 1, report: .move(
+            state: .running, message: "started", change: JobChange(attemptStarted: .init(worker: "w", time: Date())), time: Date())))
+        let envelopes = (2...41).map { ReportEnvelope(jobID: "seam1", attempt: 1, seq: $0, report: .logs(["line \($0)"])) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<2 {
+                group.addTask { for envelope in envelopes { try await t.consumer.apply(envelope) } }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try await t.control.store.logs(of: "seam1", after: 0, limit: 100).map(\.line) == (2...41).map { "line \($0)" })
+    }
+
     /// Attempt 1's worker was cut off; attempt 2 took the job over. What
     /// attempt 1 still sends is dropped: one job, one final result.
     @Test func aWorkerThatLostItsClaimIsFencedOff() async throws {
@@ -96,6 +114,7 @@ struct RedisSeamTests {
         try await old.begin(QueueClaim(jobID: "seam1", attempt: 1))
         try await old.move("seam1", to: .running, message: "started", change: JobChange(attemptStarted: .init(worker: "old", time: Date())))
         try await old.appendLog(jobID: "seam1", lines: ["old 1"])
+        try await old.flush("seam1")
         try await t.consumer.drain()
 
         try await new.begin(QueueClaim(jobID: "seam1", attempt: 2))
@@ -104,6 +123,8 @@ struct RedisSeamTests {
         try await new.appendLog(jobID: "seam1", lines: ["new 1"])
         try await old.move("seam1", to: .failed, message: "the old worker's late verdict")
         try await new.move("seam1", to: .succeeded, message: "finished")
+        try await old.flush("seam1")
+        try await new.flush("seam1")
         try await t.consumer.drain()
 
         let job = try #require(try await t.control.store.job("seam1"))
@@ -128,6 +149,7 @@ struct RedisSeamTests {
         try await t.board.flagStop("seam1")
         #expect(try await ledger.job("seam1")?.state == .stopping)
         try await ledger.move("seam1", to: .stopped, message: "stopped after epoch 0")
+        try await ledger.flush("seam1")
         try await t.consumer.drain()
         #expect(try await t.control.store.job("seam1")?.state == .stopped)
     }

@@ -58,6 +58,10 @@ public final class FaultyJobStore: JobStore {
         try check("update", state ?? type)
         return try await base.update(id, recording: type, change)
     }
+    public func update(_ id: String, storing record: JobRecord, _ change: @escaping @Sendable (inout Job) throws -> Bool) async throws -> Bool {
+        try check("update", "\(record)".prefix(while: { $0 != "(" }).description)
+        return try await base.update(id, storing: record, change)
+    }
     public func secrets(of id: String) async throws -> [String: JSONValue] { try check("secrets"); return try await base.secrets(of: id) }
     public func recordEpoch(_ epoch: EpochRecord) async throws { try check("recordEpoch"); try await base.recordEpoch(epoch) }
     public func epochs(of id: String) async throws -> [EpochRecord] { try check("epochs"); return try await base.epochs(of: id) }

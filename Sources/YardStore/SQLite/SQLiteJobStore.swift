@@ -89,6 +89,28 @@ public struct SQLiteJobStore: JobStore {
         }
     }
 
+    @discardableResult
+    public func update(_ id: String, storing record: JobRecord, _ change: @escaping @Sendable (inout Job) throws -> Bool) async throws -> Bool {
+        let time = now()
+        let feed = self.feed
+        return try await db.write { db in
+            guard let text = try String.fetchOne(db, sql: "SELECT record FROM job WHERE id = ?", arguments: [id]) else {
+                throw YardError(.notFound, field: "id", "no job \(id); `yard jobs` lists them")
+            }
+            var job = try JSONCoding.decode(Job.self, text)
+            guard try change(&job) else { return false }
+            try db.execute(sql: "UPDATE job SET state = ?, record = ? WHERE id = ?",
+                           arguments: [job.state.rawValue, try JSONCoding.string(job), id])
+            switch record {
+            case .event(let type, let payload): _ = try Self.insertEvent(db, jobID: id, type: type, payload: payload, time: time, feed: feed)
+            case .logs(let lines): if !lines.isEmpty { _ = try Self.insertLogs(db, jobID: id, lines: lines, feed: feed) }
+            case .epoch(let epoch): try Self.insertEpoch(db, epoch)
+            case .artifact(let artifact): try Self.insertArtifact(db, artifact)
+            }
+            return true
+        }
+    }
+
     public func secrets(of id: String) async throws -> [String: JSONValue] {
         let text = try await db.read { db in
             try String.fetchOne(db, sql: "SELECT secrets FROM job_secret WHERE job_id = ?", arguments: [id])
@@ -136,13 +158,14 @@ public struct SQLiteJobStore: JobStore {
     }
 
     public func recordEpoch(_ epoch: EpochRecord) async throws {
-        let metrics = try JSONCoding.string(epoch.metrics)
-        try await db.write { db in
-            try db.execute(sql: """
-                INSERT INTO epoch (job_id, epoch, metrics, seconds) VALUES (?, ?, ?, ?)
-                ON CONFLICT(job_id, epoch) DO UPDATE SET metrics = excluded.metrics, seconds = excluded.seconds
-                """, arguments: [epoch.jobID, epoch.epoch, metrics, epoch.seconds])
-        }
+        try await db.write { db in try Self.insertEpoch(db, epoch) }
+    }
+
+    private static func insertEpoch(_ db: Database, _ epoch: EpochRecord) throws {
+        try db.execute(sql: """
+            INSERT INTO epoch (job_id, epoch, metrics, seconds) VALUES (?, ?, ?, ?)
+            ON CONFLICT(job_id, epoch) DO UPDATE SET metrics = excluded.metrics, seconds = excluded.seconds
+            """, arguments: [epoch.jobID, epoch.epoch, try JSONCoding.string(epoch.metrics), epoch.seconds])
     }
 
     public func epochs(of id: String) async throws -> [EpochRecord] {
@@ -155,12 +178,14 @@ public struct SQLiteJobStore: JobStore {
     }
 
     public func recordArtifact(_ artifact: ArtifactRecord) async throws {
-        try await db.write { db in
-            try db.execute(sql: """
-                INSERT INTO artifact (job_id, key, kind, size) VALUES (?, ?, ?, ?)
-                ON CONFLICT(job_id, key) DO UPDATE SET kind = excluded.kind, size = excluded.size
-                """, arguments: [artifact.jobID, artifact.key, artifact.kind, artifact.size])
-        }
+        try await db.write { db in try Self.insertArtifact(db, artifact) }
+    }
+
+    private static func insertArtifact(_ db: Database, _ artifact: ArtifactRecord) throws {
+        try db.execute(sql: """
+            INSERT INTO artifact (job_id, key, kind, size) VALUES (?, ?, ?, ?)
+            ON CONFLICT(job_id, key) DO UPDATE SET kind = excluded.kind, size = excluded.size
+            """, arguments: [artifact.jobID, artifact.key, artifact.kind, artifact.size])
     }
 
     public func artifacts(of id: String) async throws -> [ArtifactRecord] {
@@ -203,16 +228,19 @@ public struct SQLiteJobStore: JobStore {
     public func appendLog(jobID: String, lines: [String]) async throws -> [LogLine] {
         guard !lines.isEmpty else { return [] }
         let feed = self.feed
-        return try await db.write { db in
-            let statement = try db.cachedStatement(sql: "INSERT INTO log (job_id, line) VALUES (?, ?)")
-            var stored: [LogLine] = []
-            for line in lines {
-                try statement.execute(arguments: [jobID, line])
-                stored.append(LogLine(id: db.lastInsertedRowID, line: line))
-            }
-            db.afterNextTransaction(onCommit: { [stored] _ in feed.publish(logs: stored, of: jobID) })
-            return stored
+        return try await db.write { db in try Self.insertLogs(db, jobID: jobID, lines: lines, feed: feed) }
+    }
+
+    /// Inserts log lines; they are published once their transaction commits.
+    private static func insertLogs(_ db: Database, jobID: String, lines: [String], feed: JobFeed) throws -> [LogLine] {
+        let statement = try db.cachedStatement(sql: "INSERT INTO log (job_id, line) VALUES (?, ?)")
+        var stored: [LogLine] = []
+        for line in lines {
+            try statement.execute(arguments: [jobID, line])
+            stored.append(LogLine(id: db.lastInsertedRowID, line: line))
         }
+        db.afterNextTransaction(onCommit: { [stored] _ in feed.publish(logs: stored, of: jobID) })
+        return stored
     }
 
     public func logs(of id: String, after: Int64, limit: Int) async throws -> [LogLine] {
