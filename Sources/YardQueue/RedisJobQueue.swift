@@ -39,13 +39,24 @@ public final class RedisJobQueue: JobQueue {
 
     var leaseMilliseconds: String { String(max(1, (lease ?? .seconds(60)).redisMilliseconds)) }
 
+    /// The idle time past which a claim takes an entry over: the lease,
+    /// except for one lease after this client saw Redis come back from an
+    /// outage. Idle times run on through an outage, so without this the
+    /// first worker back would take over every running job before their
+    /// workers had a chance to renew. Released entries (idle far longer)
+    /// are taken at once all the same.
+    var takeoverMilliseconds: String {
+        guard let lease, let ended = redis.outageEnded, ContinuousClock.now - ended < lease else { return leaseMilliseconds }
+        return "100000000000"
+    }
+
     public func enqueue(_ jobID: String) async throws {
         try await redis.run(Scripts.enqueue, keys: keys.queue, arguments: [Self.group, jobID])
         await signal.notify()
     }
 
     public func claim(worker: String) async throws -> QueueClaim? {
-        let reply = try await redis.run(Scripts.claim, keys: keys.queue, arguments: [Self.group, worker, leaseMilliseconds])
+        let reply = try await redis.run(Scripts.claim, keys: keys.queue, arguments: [Self.group, worker, takeoverMilliseconds])
         guard let fields = reply.array, fields.count == 2, let kind = fields[0].string else {
             throw RedisError.protocolViolation("the claim script returned \(reply)")
         }

@@ -39,8 +39,10 @@ public final class RedisClient: Sendable {
         if let open = current.withLock({ $0 }), open.isActive {
             connection = open
         } else {
-            connection = try await keeper.connection()
+            let (opened, afterOutage) = try await keeper.connection()
+            connection = opened
             current.withLock { $0 = connection }
+            if afterOutage { outageEnd.withLock { $0 = .now } }
         }
         do {
             return try await connection.pipeline(commands, timeout: timeout)
@@ -64,6 +66,12 @@ public final class RedisClient: Sendable {
         }
         return try Self.checked(reply)
     }
+
+    /// When this client last got through to Redis after an outage (nil:
+    /// none since it started). Idle times that Redis measures across an
+    /// outage include it: the queue lets leases run again from here.
+    public var outageEnded: ContinuousClock.Instant? { outageEnd.withLock { $0 } }
+    private let outageEnd = Mutex<ContinuousClock.Instant?>(nil)
 
     /// Closes the connection; the next command opens a new one.
     public func close() async {
@@ -119,9 +127,10 @@ actor ConnectionKeeper {
         self.group = group
     }
 
-    func connection() async throws(RedisError) -> RedisConnection {
-        if let current, current.isActive { return current }
-        if let connecting { return try await Self.value(of: connecting) }
+    /// The open connection, and whether it ends an outage.
+    func connection() async throws(RedisError) -> (RedisConnection, Bool) {
+        if let current, current.isActive { return (current, false) }
+        if let connecting { return (try await Self.value(of: connecting), false) }
         if let retryAt, ContinuousClock.now < retryAt, let lastError { throw lastError }
         let configuration = self.configuration, name = self.name, group = self.group
         let task = Task { () async throws -> RedisConnection in try await RedisConnection.connect(configuration, name: name, group: group) }
@@ -130,6 +139,7 @@ actor ConnectionKeeper {
             let connection = try await Self.value(of: task)
             connecting = nil
             current = connection
+            let afterOutage = outageSince != nil
             if let since = outageSince {
                 let milliseconds = (ContinuousClock.now - since).redisMilliseconds
                 logger.notice("redis at \(configuration) is reachable again after \(milliseconds) ms")
@@ -138,7 +148,7 @@ actor ConnectionKeeper {
             retryAt = nil
             lastError = nil
             outageSince = nil
-            return connection
+            return (connection, afterOutage)
         } catch {
             connecting = nil
             noteFailure(error)

@@ -144,7 +144,7 @@ public struct Yard: Sendable {
         let defaultURI = environmentValue("MLFLOW_TRACKING_URI")
         // Beside a Redis queue, local workers report like remote ones, so
         // one attempt's reports are fenced the same way wherever it ran.
-        let ledger: any JobLedger = remote.map { RedisLedger(redis: $0.redis, keys: $0.keys, box: $0.box) } ?? StoreLedger(control: control)
+        let ledger: any JobLedger = remote.map { RedisLedger(redis: $0.redis, keys: $0.keys, box: $0.box, logger: logger) } ?? StoreLedger(control: control)
         let trackers: [any Tracker] = [StoreTracker(records: ledger), MLflowTracker(spool: spool, secrets: ledger, defaultURI: defaultURI,
                                                                                       jobsDirectory: options.dataDirectory + "/jobs", host: host)]
         return (0..<options.workers).map { index in

@@ -25,6 +25,10 @@ public protocol JobLedger: RunRecords, JobSecrets {
     func begin(_ claim: QueueClaim) async throws
     /// The attempt has been settled; the ledger forgets it.
     func end(_ jobID: String) async
+    /// Returns once what was recorded about the job is where the server
+    /// reads it (before a checkpoint is written, before the claim ends);
+    /// throws when that cannot happen soon.
+    func flush(_ jobID: String) async throws
 }
 
 /// The server's side of the seam when workers run elsewhere: what it
@@ -42,6 +46,7 @@ public protocol JobBoard: Sendable {
 extension JobLedger {
     public func begin(_ claim: QueueClaim) async throws {}
     public func end(_ jobID: String) async {}
+    public func flush(_ jobID: String) async throws {}
 
     @discardableResult
     public func move(_ id: String, to state: JobState, message: String? = nil) async throws -> Job {

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Synchronization
 import YardDomain
 import YardQueue
@@ -10,12 +11,19 @@ import YardStore
 /// reports stream. While it runs an attempt it keeps the job's record
 /// itself (it is the only writer until the attempt ends), so reading back
 /// its own changes needs no round trip; the stop flag is read from Redis.
+/// Reports leave through an outbox: recording never waits for Redis, and
+/// `flush` waits until they are there (before a checkpoint is written and
+/// before the claim ends).
 public final class RedisLedger: JobLedger {
     let redis: RedisClient
     let keys: RedisKeys
     let box: SecretBox
     /// The GPUs' last stats (the worker's heartbeat reads them), for wyolo's progress hash.
     let gpus: @Sendable () -> [GPUStats]
+    let outbox: ReportOutbox
+    /// How long `flush` waits for an unreachable Redis before it gives up
+    /// (the caller retries; the reports stay queued).
+    let flushTimeout: Duration
     private let attempts = Mutex<[String: Attempt]>([:])
 
     struct Attempt {
@@ -24,11 +32,21 @@ public final class RedisLedger: JobLedger {
         var seq: Int
     }
 
-    public init(redis: RedisClient, keys: RedisKeys = RedisKeys(), box: SecretBox, gpus: @escaping @Sendable () -> [GPUStats] = { [] }) {
+    public init(redis: RedisClient, keys: RedisKeys = RedisKeys(), box: SecretBox, flushTimeout: Duration = .seconds(30),
+                logger: Logger = Logger(label: "trainyard.reports"), gpus: @escaping @Sendable () -> [GPUStats] = { [] }) {
         self.redis = redis
         self.keys = keys
         self.box = box
         self.gpus = gpus
+        self.flushTimeout = flushTimeout
+        self.outbox = ReportOutbox(redis: redis, logger: logger)
+    }
+
+    /// Reports recorded and not yet in Redis.
+    public var waitingReports: Int { outbox.waiting }
+
+    public func flush(_ jobID: String) async throws {
+        try await outbox.flush(timeout: flushTimeout)
     }
 
     public func begin(_ claim: QueueClaim) async throws {
@@ -93,49 +111,27 @@ public final class RedisLedger: JobLedger {
         try await record(artifact.jobID, .artifact(artifact)) { _ in }
     }
 
-    /// Applies the change to this worker's copy and sends the report. The
-    /// copy changes only once the report is on the stream.
+    /// Applies the change to this worker's copy and queues the report. The
+    /// sequence number, the copy and the queue change under one lock, so
+    /// reports reach the stream in the order of their numbers.
     @discardableResult
     private func record(_ id: String, _ report: JobReport, _ change: (inout Job) throws -> Void) async throws -> Job {
-        guard let current = attempts.withLock({ $0[id] }) else {
-            throw YardError(.conflict, field: "id", "job \(id): no attempt of this worker is running it")
-        }
-        var job = current.job
-        try change(&job)
-        let envelope = ReportEnvelope(jobID: id, attempt: current.claim.attempt, seq: current.seq + 1, report: report)
-        let body = try JSONCoding.string(envelope)
-        // wyolo's keys ride along in the same write; only the report must succeed.
-        let mirror = Wyolo.commands(for: report, job: job, gpus: gpus(), now: Date())
-        try await send([["XADD", keys.reports, "*", "job", id, "attempt", String(envelope.attempt),
+        await outbox.makeRoom()
+        return try attempts.withLock { attempts -> Job in
+            guard let current = attempts[id] else {
+                throw YardError(.conflict, field: "id", "job \(id): no attempt of this worker is running it")
+            }
+            var job = current.job
+            try change(&job)
+            let envelope = ReportEnvelope(jobID: id, attempt: current.claim.attempt, seq: current.seq + 1, report: report)
+            let body = try JSONCoding.string(envelope)
+            // wyolo's keys ride along in the same round trip; only the report must succeed.
+            let mirror = Wyolo.commands(for: report, job: job, gpus: gpus(), now: Date())
+            outbox.add([["XADD", keys.reports, "*", "job", id, "attempt", String(envelope.attempt),
                          "seq", String(envelope.seq), "body", body]] + mirror)
-        attempts.withLock { attempts in
             attempts[id]?.job = job
             attempts[id]?.seq = envelope.seq
-        }
-        return job
-    }
-
-    /// Waits between tries while Redis is unreachable (about 30 s in all).
-    static let outageWaits: [Duration] = [.milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2), .seconds(4),
-                                          .seconds(8), .seconds(8), .seconds(8)]
-
-    /// Sends a report (its first command), retried while Redis is
-    /// unreachable: a restart or a short outage must not fail the training.
-    /// A report sent twice (the reply was lost) is applied once: the server
-    /// skips a sequence number it has.
-    private func send(_ commands: [[String]]) async throws {
-        var waits = Self.outageWaits[...]
-        while true {
-            var pause: Duration?
-            do {
-                let replies = try await redis.pipeline(commands)
-                if case .error(let text) = replies[0] { throw RedisError.server(text) }
-                return
-            } catch {
-                guard (error as? RedisError)?.isConnectionLoss == true, let next = waits.popFirst() else { throw error }
-                pause = next
-            }
-            if let pause { try await Task.sleep(for: pause) }
+            return job
         }
     }
 

@@ -175,6 +175,9 @@ public struct Worker: Service {
     func confirmClaim(_ jobID: String, lost: ShutdownFlag) async -> Bool {
         guard queue.lease != nil, let claim = claims.withLock({ $0[jobID] }) else { return true }
         do {
+            // The reports before the checkpoint first: a takeover resuming
+            // from it must find every epoch it contains recorded.
+            try await ledger.flush(jobID)
             if try await queue.renew(claim, worker: configuration.id) { return true }
             logger.error("job \(jobID): attempt \(claim.attempt) lost its claim (another worker took it over); stopping the engine")
             lost.set()
@@ -248,12 +251,15 @@ public struct Worker: Service {
         }
         var ended: Job?
         if job.state == .queued {
+            try await ledger.flush(jobID)
             try await releaseClaim(jobID)
             return
         }
         if !job.state.isTerminal {
             ended = try await ledger.move(jobID, to: settlement.state, message: settlement.message)
         }
+        // The claim ends only once the server can read how the attempt went.
+        try await ledger.flush(jobID)
         var held = true
         if settlement.state == .queued && ended != nil {
             try await releaseClaim(jobID)

@@ -70,7 +70,7 @@ public struct WorkerNode: Sendable {
         info.expiresAt = info.startedAt.addingTimeInterval(60)
         let readings = GPUReadings()
         let pinned = options.gpu
-        let ledger = RedisLedger(redis: redis, keys: keys, box: box) {
+        let ledger = RedisLedger(redis: redis, keys: keys, box: box, logger: Logger(label: "yard.reports")) {
             readings.current.filter { pinned == nil || $0.index == pinned }
         }
         return WorkerNode(options: options, redis: redis, queue: RedisJobQueue(redis: redis, keys: keys, lease: options.lease),

@@ -155,6 +155,28 @@ struct RedisJobQueueTests {
         #expect(try await queue.claim(worker: "w2") == QueueClaim(jobID: "waiting", attempt: 1))
     }
 
+    /// Idle times run on while Redis is down: after an outage longer than
+    /// the lease, the first worker back must not take over a job whose
+    /// worker was only waiting for Redis too. For one lease after it got
+    /// through again, a claim takes over released entries only.
+    @Test func afterAnOutageARunningJobsWorkerGetsALeaseToRenew() async throws {
+        let server = try await RedisServer()
+        let owner = try queue(server), other = try queue(server)
+        try await owner.enqueue("running")
+        try await owner.enqueue("handed-back")
+        let running = try #require(try await owner.claim(worker: "a"))
+        _ = try #require(try await owner.claim(worker: "a"))
+        try await server.stop()
+        await #expect(throws: RedisError.self) { try await other.claim(worker: "b") }
+        try await server.start()
+        try await age("running", by: 61, holder: "a", on: server)  // the outage outlasted the lease
+        try await owner.release("handed-back")
+        try await eventually("the other worker is back") { (try? await other.claimant(of: "running")) == "a" }
+        #expect(try await other.claim(worker: "b") == QueueClaim(jobID: "handed-back", attempt: 2), "a released job is taken at once")
+        #expect(try await other.claim(worker: "b") == nil, "the running job is not taken over")
+        #expect(try await owner.renew(running, worker: "a"), "its worker renews it")
+    }
+
     /// A Redis that hangs fails the call at the command timeout.
     @Test func aHungRedisFailsClaimsInsteadOfHangingThem() async throws {
         let server = try await RedisServer()

@@ -47,7 +47,11 @@ struct DistributedPartsTests {
         #expect(try await ledger.job("b1")?.state == .stopping, "the worker sees the stop")
     }
 
-    @Test func aReportSentWhileRedisRestartsArrivesOnceItIsBack() async throws {
+    /// Redis goes away mid-training for longer than any retry: recording
+    /// neither waits nor fails (before the outbox, a report was retried for
+    /// about 30 s and then failed the attempt); a flush says the reports
+    /// are not there yet; once Redis is back they arrive, in order, once.
+    @Test func reportsWaitOutARedisOutageInOrder() async throws {
         let server = try await RedisServer()
         let redis = RedisClient(try server.configuration(), backoff: [.milliseconds(50)])
         let queue = RedisJobQueue(redis: redis, lease: .seconds(60))
@@ -56,16 +60,31 @@ struct DistributedPartsTests {
         let box = try Self.box()
         let control = JobControl(store: t.yard.store, queue: queue, board: RedisJobBoard(redis: redis, box: box))
         _ = try await control.submit(try JobConfigParser { _ in true }.parse(t.config("task_id: o1")))
-        let ledger = RedisLedger(redis: redis, box: box)
+        let ledger = RedisLedger(redis: redis, box: box, flushTimeout: .milliseconds(200))
         try await ledger.begin(try #require(try await queue.claim(worker: "w")))
         _ = try await ledger.move("o1", to: .running)
+        try await ledger.flush("o1")
 
         try await server.stop()
-        let epoch = Task { try await ledger.recordEpoch(EpochRecord(jobID: "o1", epoch: 1, metrics: ["m": 1], seconds: 1)) }
-        try await Task.sleep(for: .milliseconds(700))
+        let recording = Task {
+            for epoch in 1...3 {
+                try await ledger.update("o1", JobChange(epoch: epoch, epochs: 3))
+                try await ledger.recordEpoch(EpochRecord(jobID: "o1", epoch: epoch, metrics: ["m": Double(epoch)], seconds: 1))
+                try await ledger.appendLog(jobID: "o1", lines: ["during the outage \(epoch)"])
+            }
+        }
+        // Not a timing bound: the old ledger was still retrying its first report here.
+        try await eventually("the reports are recorded while Redis is down", timeout: .seconds(10)) { ledger.waitingReports == 9 }
+        try await recording.value
+        await #expect(throws: YardError.self, "a flush cannot succeed while Redis is down") { try await ledger.flush("o1") }
+
         try await server.start()
-        try await epoch.value
-        #expect(try await redis.send(["XLEN", "yard:reports"]).int == 2, "the move and the epoch")
+        try await eventually("the reports reach Redis", timeout: .seconds(20)) { (try? await ledger.flush("o1")) != nil }
+        let seqs = try await redis.send(["XRANGE", "yard:reports", "-", "+"]).array?.compactMap { entry -> Int? in
+            let fields = entry.array?[1].array?.compactMap(\.string) ?? []
+            return fields.firstIndex(of: "seq").flatMap { Int(fields[$0 + 1]) }
+        }
+        #expect(seqs == Array(1...10), "the start and nine outage reports, in order, once each")
     }
 
     @Test func aServersStartUpLeavesRunningJobsToTheirWorkersAndRepublishesQueuedOnes() async throws {
