@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         // Job spec, state machine, engine events, redaction. No I/O.
@@ -64,6 +65,7 @@ let package = Package(
         .target(name: "YardRedis", dependencies: [
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -91,7 +93,8 @@ let package = Package(
         .executableTarget(name: "yard", dependencies: ["YardCLI"]),
         // The Swift half of bench/mlflow_metrics.sh and bench/streams.sh.
         .executableTarget(name: "YardBench", dependencies: [
-            "YardDomain", "YardStore", "YardQueue", "YardRedis", "YardTracker", "YardServer", "YardArtifacts", "YardEngine",
+            "YardDomain", "YardStore", "YardQueue", "YardRedis", "YardTracker", "YardServer", "YardArtifacts", "YardEngine", "YardWorker",
+            .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

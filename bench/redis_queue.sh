@@ -5,6 +5,9 @@
 # for idle waiting workers, and ratios to two baselines measured in the same
 # run: bare XADD/XREADGROUP/XACK round trips through our client, and the same
 # three commands from redis-benchmark (C, 4 clients; one job = one of each).
+# Then the whole path of a job with a no-op engine in process (server store,
+# workers with their own connections and outboxes, reports applied by the
+# server): jobs/s, submit->engine start and submit->end recorded.
 # Goal: >= 5000 jobs/s with 4 workers, p50 dispatch <= 2 ms, >= 0.5 x baseline.
 # Usage: bench/redis_queue.sh [JOBS=20000]
 set -euo pipefail

@@ -12,10 +12,13 @@ mkdir -p "$CACHE"
 log() { echo "[setup] $*" >&2; }
 
 # 1. Debian packages: SQLite headers for GRDB, a font for plots; for the
-#    tests, a real redis-server too.
+#    tests, a real redis-server too (and openssl, for its TLS certificates).
 missing=()
 dpkg -s libsqlite3-dev >/dev/null 2>&1 || missing+=(libsqlite3-dev)
-if [ "${1:-}" = "--test" ]; then command -v redis-server >/dev/null 2>&1 || missing+=(redis-server); fi
+if [ "${1:-}" = "--test" ]; then
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+fi
 dpkg -s fonts-dejavu-core >/dev/null 2>&1 || missing+=(fonts-dejavu-core)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -35,6 +35,11 @@ enum QueueBench {
             }
         }
         say("targets: >= 5000 jobs/s with 4 workers, p50 dispatch <= 2 ms, >= 0.5 x baseline")
+        say(String(repeating: "-", count: 78))
+        say("whole path (server store, workers' ledgers, reports applied; no-op engine in process): \(min(jobs, 2000)) jobs per run")
+        for workers in [1, 4] {
+            try await EventPathBench.run(url: url, jobs: min(jobs, 2000), workers: workers, baseline: raw[workers]!)
+        }
     }
 
     /// One job per trip: XADD, XREADGROUP (one entry), XACK; `loops` of them at once.

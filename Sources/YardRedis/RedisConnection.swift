@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// One TCP connection to Redis, shared by any number of concurrent callers:
 /// commands are written as they come (pipelined) and Redis answers in order,
@@ -19,12 +20,18 @@ public final class RedisConnection: Sendable {
     public static func connect(_ configuration: RedisConfiguration, name: String? = nil,
                                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws(RedisError) -> RedisConnection {
         let channel: any Channel
+        let tls = try configuration.tls.map { tls throws(RedisError) in try Self.context(tls, for: configuration) }
+        // SNI takes names only; an IP address is verified against the certificate's IP entries.
+        let serverName = (try? SocketAddress(ipAddress: configuration.host, port: 0)) == nil ? configuration.host : nil
         do {
             channel = try await ClientBootstrap(group: group)
                 .connectTimeout(.init(configuration.connectTimeout))
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let tls {
+                            try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
+                        }
                         try channel.pipeline.syncOperations.addHandler(RESPChannelHandler(parser: RESPParser()))
                     }
                 }
@@ -40,10 +47,13 @@ public final class RedisConnection: Sendable {
         }
         if configuration.database != 0 { setup.append(["SELECT", String(configuration.database)]) }
         if let name { setup.append(["CLIENT", "SETNAME", name]) }
+        // With TLS, one round trip now: a failed handshake is a failed connect.
+        if tls != nil, setup.isEmpty { setup.append(["PING"]) }
         if !setup.isEmpty {
             let replies: [RESPValue]
             do { replies = try await connection.pipeline(setup) } catch {
                 connection.close()
+                if tls != nil, error.isConnectionLoss { throw .connection("TLS with \(configuration) failed: \(Self.tlsReason(error.description))") }
                 throw error
             }
             for reply in replies {
@@ -54,6 +64,35 @@ public final class RedisConnection: Sendable {
             }
         }
         return connection
+    }
+
+    /// What a failed handshake means, and what to do.
+    static func tlsReason(_ text: String) -> String {
+        if text.contains("CERTIFICATE_VERIFY_FAILED") {
+            return "the server's certificate is not trusted or does not name this host (give its CA with ?ca=FILE)"
+        }
+        if text.contains("CERTIFICATE_REQUIRED") || text.contains("HANDSHAKE_FAILURE") {
+            return "Redis wants a client certificate it trusts (add ?cert=FILE&key=FILE)"
+        }
+        if text.contains("WRONG_VERSION_NUMBER") { return "the port does not speak TLS (use redis:// for it)" }
+        return text
+    }
+
+    /// The TLS client context: the CA bundle (else the system's roots),
+    /// full verification, the client certificate when given.
+    static func context(_ tls: RedisConfiguration.TLS, for configuration: RedisConfiguration) throws(RedisError) -> NIOSSLContext {
+        do {
+            var settings = TLSConfiguration.makeClientConfiguration()
+            settings.certificateVerification = .fullVerification
+            if let ca = tls.caFile { settings.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(ca)) }
+            if let certificate = tls.certificateFile, let key = tls.keyFile {
+                settings.certificateChain = try NIOSSLCertificate.fromPEMFile(certificate).map { .certificate($0) }
+                settings.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
+            }
+            return try NIOSSLContext(configuration: settings)
+        } catch {
+            throw .configuration("redis URL \(configuration): the TLS files cannot be used: \(error)")
+        }
     }
 
     public var isActive: Bool { channel.isActive }

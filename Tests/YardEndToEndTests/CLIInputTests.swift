@@ -31,7 +31,7 @@ struct CLIInputTests {
         defer { h.dir.remove() }
         let cases: [([String], String)] = [
             (["worker", "--redis", "redis://127.0.0.1:9", "--data-dir", h.dir.file("w1")], "needs the server's secret key"),
-            (["worker", "--redis", "rediss://127.0.0.1:9", "--data-dir", h.dir.file("w2")], "rediss"),
+            (["worker", "--redis", "rediss://127.0.0.1:9?ca=/no/ca.pem", "--data-dir", h.dir.file("w2")], "ca file /no/ca.pem cannot be read"),
             (["worker", "--redis", "redis://127.0.0.1:9", "--data-dir", h.dir.file("w3"), "--secret-key-file", h.dir.file("nope.key")], "does not exist"),
             (["worker", "--redis", "redis://127.0.0.1:9", "--data-dir", h.dir.file("w4"), "--gpu", "0", "--secret-key-file", try h.dir.write("k", "\(SecretKey.fresh)\n")],
              "--gpu 0: no usable CUDA device"),

@@ -14,15 +14,43 @@ public final class RedisServer: Sendable {
     public let port: Int
     public let folder: TemporaryDirectory
     public let password: String?
+    /// With TLS, the port that speaks it (beside the plain `port`, which the fixture itself uses).
+    public let tlsPort: Int?
+    public let certificates: TestCertificates?
     private let process = Mutex<Process?>(nil)
 
-    /// Starts one; `password` turns on `requirepass`.
-    public init(password: String? = nil) async throws {
+    /// Starts one; `password` turns on `requirepass`; `tls` adds a TLS port
+    /// that requires a client certificate signed by the same CA (Redis' default).
+    public init(password: String? = nil, tls: TestCertificates? = nil) async throws {
+        Self.reapOrphans()
         port = try freePort()
+        tlsPort = try tls.map { _ in try freePort() }
+        certificates = tls
         folder = try TemporaryDirectory("yard-redis")
         self.password = password
         try await start()
     }
+
+    /// Servers left by a test process that died (SIGKILL, a crash) before
+    /// its `deinit` ran: their folder is named after its pid. Once per run.
+    static func reapOrphans() {
+        reaped.withLock { done in
+            guard !done else { return }
+            done = true
+            let temp = NSTemporaryDirectory()
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: temp)) ?? [] where name.hasPrefix("yard-redis-") {
+                let parts = name.split(separator: "-")
+                guard parts.count >= 4, let owner = Int32(parts[2]), owner != getpid(), Glibc.kill(owner, 0) != 0, errno == ESRCH else { continue }
+                if let text = try? String(contentsOfFile: temp + name + "/redis.pid", encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+                   pid > 1 {
+                    Glibc.kill(pid, SIGCONT)
+                    Glibc.kill(pid, SIGKILL)
+                }
+                try? FileManager.default.removeItem(atPath: temp + name)
+            }
+        }
+    }
+    private static let reaped = Mutex(false)
 
     deinit {
         if let process = process.withLock({ $0 }), process.isRunning {
@@ -60,8 +88,12 @@ public final class RedisServer: Sendable {
         process.executableURL = URL(fileURLWithPath: try Self.binary())
         var arguments = ["--port", String(port), "--bind", "127.0.0.1", "--dir", folder.path,
                          "--appendonly", "yes", "--appendfsync", "always", "--save", "",
-                         "--protected-mode", "no", "--logfile", folder.file("redis.log")]
+                         "--protected-mode", "no", "--logfile", folder.file("redis.log"), "--pidfile", folder.file("redis.pid")]
         if let password { arguments += ["--requirepass", password] }
+        if let tlsPort, let certificates {
+            arguments += ["--tls-port", String(tlsPort), "--tls-cert-file", certificates.serverCertificate,
+                          "--tls-key-file", certificates.serverKey, "--tls-ca-cert-file", certificates.ca]
+        }
         process.arguments = arguments
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
@@ -104,8 +136,56 @@ public final class RedisServer: Sendable {
         try await eventually("redis-server \(port) to exit", timeout: .seconds(10)) { !process.isRunning }
     }
 
+    /// A `rediss://` URL for the TLS port, trusting the test CA and
+    /// presenting its client certificate.
+    public var tlsURL: String? {
+        guard let tlsPort, let certificates else { return nil }
+        return "rediss://127.0.0.1:\(tlsPort)/0?ca=\(certificates.ca)&cert=\(certificates.clientCertificate)&key=\(certificates.clientKey)"
+    }
+
     /// SIGSTOP: the server keeps its connections but answers nothing.
     public func freeze() { process.withLock { $0.map { _ = Glibc.kill($0.processIdentifier, SIGSTOP) } } }
 
     public func thaw() { process.withLock { $0.map { _ = Glibc.kill($0.processIdentifier, SIGCONT) } } }
+}
+
+/// A test CA with a server certificate for 127.0.0.1 and a client
+/// certificate, made by the `openssl` command (P-256 keys), plus a second,
+/// unrelated CA for the refusals.
+public struct TestCertificates: Sendable {
+    public let folder: TemporaryDirectory
+    public var ca: String { folder.file("ca.pem") }
+    public var otherCA: String { folder.file("other-ca.pem") }
+    public var serverCertificate: String { folder.file("server.pem") }
+    public var serverKey: String { folder.file("server.key") }
+    public var clientCertificate: String { folder.file("client.pem") }
+    public var clientKey: String { folder.file("client.key") }
+
+    public init() throws {
+        folder = try TemporaryDirectory("yard-certs")
+        let key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+        let script = """
+            set -e
+            cd '\(folder.path)'
+            openssl req -x509 \(key) -keyout ca.key -out ca.pem -days 2 -subj '/CN=yard test CA'
+            openssl req -x509 \(key) -keyout other-ca.key -out other-ca.pem -days 2 -subj '/CN=someone else'
+            openssl req \(key) -keyout server.key -out server.csr -subj '/CN=127.0.0.1'
+            printf 'subjectAltName=IP:127.0.0.1,DNS:localhost' > server.ext
+            openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile server.ext
+            openssl req \(key) -keyout client.key -out client.csr -subj '/CN=yard-worker'
+            openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", script]
+        let errors = Pipe()
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = errors
+        try process.run()
+        let output = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw RedisServer.Missing(description: "making test certificates with openssl failed (scripts/setup.sh --test installs it): \(String(decoding: output, as: UTF8.self).suffix(300))")
+        }
+    }
 }
