@@ -24,6 +24,11 @@ if arguments.count >= 3, arguments[1] == "redis-queue" {
                              external: arguments.count > 4 ? Double(arguments[4]) : nil)
     exit(0)
 }
+if arguments.count >= 4, arguments[1] == "event-path", let jobs = Int(arguments[3]) {
+    // One run of the whole path (profiling): URL JOBS [WORKERS].
+    try await EventPathBench.run(url: arguments[2], jobs: jobs, workers: arguments.count > 4 ? Int(arguments[4]) ?? 1 : 1, baseline: .nan)
+    exit(0)
+}
 if arguments.count == 5, arguments[1] == "spool-writer", let tasks = Int(arguments[3]), let ops = Int(arguments[4]) {
     try await SpoolWriter.run(directory: arguments[2], tasks: tasks, ops: ops)
     exit(0)

@@ -26,6 +26,28 @@ public enum JobRecord: Sendable {
     case artifact(ArtifactRecord)
 }
 
+/// One write of `JobStore.apply`: a change of a job and what is stored with it.
+public struct JobWrite: Sendable {
+    public enum Result: Sendable {
+        /// Changed and stored, with the job as written.
+        case applied(Job)
+        /// The change asked for nothing to be written.
+        case skipped
+        /// No such job.
+        case missing
+        /// The change threw: nothing of this write was stored.
+        case failed(any Error)
+    }
+
+    public var id: String
+    public var change: @Sendable (inout Job) throws -> [JobRecord]?
+
+    public init(id: String, change: @escaping @Sendable (inout Job) throws -> [JobRecord]?) {
+        self.id = id
+        self.change = change
+    }
+}
+
 /// Where Trainyard keeps its records: jobs (with their secrets apart), one
 /// row per finished epoch, artifacts, an ordered event log and the training
 /// log. Drivers: `SQLiteJobStore` (the embedded default) and `MemoryJobStore`.
@@ -48,11 +70,12 @@ public protocol JobStore: RunRecords, JobSecrets {
     /// without its event, nor its event without it.
     @discardableResult
     func update(_ id: String, recording type: String, _ change: @escaping @Sendable (inout Job) throws -> JSONValue) async throws -> (Job, JobEvent)
-    /// Changes the job and stores `record` with it, in one transaction,
-    /// when `change` returns true (false: nothing is written). A report
-    /// applied with the mark that says it was applied is never applied twice.
-    @discardableResult
-    func update(_ id: String, storing record: JobRecord, _ change: @escaping @Sendable (inout Job) throws -> Bool) async throws -> Bool
+    /// Several writes in one transaction (one commit for all: the server
+    /// applies workers' reports in batches). Each write reads its job,
+    /// changes it, and stores the records its change returns with it; a
+    /// change that returns nil writes nothing, one that throws writes
+    /// nothing of its own and the others go on. Results in order.
+    func apply(_ writes: [JobWrite]) async throws -> [JobWrite.Result]
     func epochs(of id: String) async throws -> [EpochRecord]
     func artifacts(of id: String) async throws -> [ArtifactRecord]
 

@@ -54,17 +54,27 @@ public actor MemoryJobStore: JobStore {
         return (job, appendEvent(jobID: id, type: type, payload: payload))
     }
 
-    public func update(_ id: String, storing record: JobRecord, _ change: @escaping @Sendable (inout Job) throws -> Bool) throws -> Bool {
-        guard var job = jobsByID[id] else { throw YardError(.notFound, field: "id", "no job \(id)") }
-        guard try change(&job) else { return false }
-        jobsByID[id] = job
-        switch record {
-        case .event(let type, let payload): _ = appendEvent(jobID: id, type: type, payload: payload)
-        case .logs(let lines): appendLog(jobID: id, lines: lines)
-        case .epoch(let epoch): recordEpoch(epoch)
-        case .artifact(let artifact): recordArtifact(artifact)
+    public func apply(_ writes: [JobWrite]) -> [JobWrite.Result] {
+        writes.map { write in
+            guard var job = jobsByID[write.id] else { return .missing }
+            let records: [JobRecord]
+            do {
+                guard let returned = try write.change(&job) else { return .skipped }
+                records = returned
+            } catch {
+                return .failed(error)
+            }
+            jobsByID[write.id] = job
+            for record in records {
+                switch record {
+                case .event(let type, let payload): _ = appendEvent(jobID: write.id, type: type, payload: payload)
+                case .logs(let lines): appendLog(jobID: write.id, lines: lines)
+                case .epoch(let epoch): recordEpoch(epoch)
+                case .artifact(let artifact): recordArtifact(artifact)
+                }
+            }
+            return .applied(job)
         }
-        return true
     }
 
     public func secrets(of id: String) -> [String: JSONValue] { secretsByID[id] ?? [:] }

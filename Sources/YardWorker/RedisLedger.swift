@@ -25,6 +25,9 @@ public final class RedisLedger: JobLedger {
     /// (the caller retries; the reports stay queued).
     let flushTimeout: Duration
     private let attempts = Mutex<[String: Attempt]>([:])
+    /// The last record and attempt of jobs whose attempt ended here, for
+    /// what the tracking spool still reports about them (the newest 256).
+    private let ended = Mutex<(jobs: [String: Attempt], order: [String], tracking: [String: JobReport])>(([:], [], [:]))
 
     struct Attempt {
         var claim: QueueClaim
@@ -60,13 +63,43 @@ public final class RedisLedger: JobLedger {
     }
 
     public func end(_ jobID: String) async {
-        attempts.withLock { _ = $0.removeValue(forKey: jobID) }
+        guard let last = attempts.withLock({ $0.removeValue(forKey: jobID) }) else { return }
+        ended.withLock { ended in
+            if ended.jobs.updateValue(last, forKey: jobID) == nil { ended.order.append(jobID) }
+            while ended.order.count > 256 {
+                let old = ended.order.removeFirst()
+                ended.jobs[old] = nil
+                ended.tracking[old] = nil
+            }
+        }
+    }
+
+    /// Sends a side report (outside the attempt's sequence): the tracking
+    /// state or a registered model version, which the spool learns when it
+    /// reaches MLflow, often after the attempt ended. The same tracking
+    /// state twice is sent once.
+    public func note(_ jobID: String, _ report: JobReport) {
+        let attempt = attempts.withLock { $0[jobID]?.claim.attempt } ?? ended.withLock { $0.jobs[jobID]?.claim.attempt } ?? 0
+        if case .tracking = report {
+            let repeated = ended.withLock { ended -> Bool in
+                if ended.tracking[jobID] == report { return true }
+                ended.tracking[jobID] = report
+                return false
+            }
+            if repeated { return }
+        }
+        guard let body = try? JSONCoding.string(ReportEnvelope(jobID: jobID, attempt: attempt, seq: 0, report: report)) else { return }
+        outbox.add([["XADD", keys.reports, "*", "job", jobID, "attempt", String(attempt), "seq", "0", "body", body]])
     }
 
     /// The job's record; while an attempt runs, this worker's copy, moved to
-    /// `stopping` once the server has flagged a stop.
+    /// `stopping` once the server has flagged a stop; after it ended here,
+    /// its last copy; else the one the server published.
     public func job(_ id: String) async throws -> Job? {
-        guard let local = attempts.withLock({ $0[id]?.job }) else { return try await published(id) }
+        guard let local = attempts.withLock({ $0[id]?.job }) else {
+            if let last = ended.withLock({ $0.jobs[id]?.job }) { return last }
+            return try await published(id)
+        }
         if local.state == .running, try await redis.send(["HGET", keys.job(id), "stop"]).string == "1" {
             return attempts.withLock { attempts -> Job? in
                 if attempts[id]?.job.state == .running { attempts[id]?.job.state = .stopping }
@@ -82,6 +115,7 @@ public final class RedisLedger: JobLedger {
         return try JSONCoding.decode([String: JSONValue].self, text)
     }
 
+    @discardableResult
     public func move(_ id: String, to state: JobState, message: String?, change: JobChange) async throws -> Job {
         let time = Date()
         return try await record(id, .move(state: state, message: message, change: change, time: time)) { job in

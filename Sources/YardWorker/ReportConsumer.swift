@@ -70,11 +70,19 @@ public struct ReportConsumer: Service {
                 let entries = reply.array?.first?.array?[1].array ?? []
                 if entries.isEmpty { break }
                 var done: [String] = []
+                var writes: [JobWrite] = []
+                var versions: [ModelVersion] = []
                 for entry in entries {
                     guard let fields = entry.array, fields.count == 2, let id = fields[0].string else { continue }
-                    try await apply(entryFields: fields[1].array ?? [])
+                    if let envelope = envelope(entryFields: fields[1].array ?? []) {
+                        writes.append(write(envelope))
+                        if case .modelVersion(let version) = envelope.report { versions.append(version) }
+                    }
                     done.append(id)
                 }
+                // One transaction for the batch; acknowledged once it committed.
+                try await apply(writes)
+                for version in versions { try await mirror(version) }
                 try await redis.send(["XACK", keys.reports, Self.group] + done)
                 try await redis.send(["XDEL", keys.reports] + done)
                 handled += done.count
@@ -95,10 +103,9 @@ public struct ReportConsumer: Service {
         }
     }
 
-    /// Applies one stream entry. A malformed entry is logged and dropped
-    /// (it would block the stream forever); a store failure is thrown, so
-    /// the entry stays unacknowledged and is applied on the next try.
-    func apply(entryFields: [RESPValue]) async throws {
+    /// The report in one stream entry. A malformed entry is logged and
+    /// dropped (it would block the stream forever).
+    func envelope(entryFields: [RESPValue]) -> ReportEnvelope? {
         var body: String?
         var index = 0
         while index + 1 < entryFields.count {
@@ -107,77 +114,90 @@ public struct ReportConsumer: Service {
         }
         guard let body, let envelope = try? JSONCoding.decode(ReportEnvelope.self, body) else {
             logger.error("dropping a worker report that is not one: \(body?.prefix(200) ?? "no body")")
-            return
+            return nil
         }
-        try await apply(envelope)
+        return envelope
     }
 
     public func apply(_ envelope: ReportEnvelope) async throws {
-        let id = envelope.jobID
-        guard let job = try await store.job(id) else {
-            logger.warning("dropping a report for job \(id), which this server does not know")
-            return
+        try await apply([write(envelope)])
+        if case .modelVersion(let version) = envelope.report { try await mirror(version) }
+    }
+
+    /// A version a worker registered, into the store's registry mirror
+    /// (replaced by name and version: applying it twice is harmless).
+    private func mirror(_ version: ModelVersion) async throws {
+        try await store.recordModelVersion(version)
+        for alias in version.aliases { try await store.setModelAlias(name: version.name, alias: alias, version: version.version) }
+    }
+
+    /// Applies the writes in one transaction; a store failure is thrown (the
+    /// entries stay unacknowledged and are applied on the next try).
+    private func apply(_ writes: [JobWrite]) async throws {
+        for (write, result) in zip(writes, try await store.apply(writes)) {
+            switch result {
+            case .missing: logger.warning("dropping a report for job \(write.id), which this server does not know")
+            case .failed(let error): logger.warning("job \(write.id): a worker report could not be applied: \(error)")
+            case .applied, .skipped: break
+            }
         }
-        let claim = job.claim ?? 0
-        if envelope.attempt < claim {
-            logger.notice("job \(id): dropping a report of attempt \(envelope.attempt); attempt \(claim) holds the job now")
-            return
-        }
-        if envelope.attempt == claim, envelope.seq <= job.reportSeq ?? 0 { return }
-        let mark: @Sendable (inout Job) -> Void = { job in
+    }
+
+    /// The store write of one report. Checked inside the write's
+    /// transaction, with the mark it sets: a report of an attempt older than
+    /// the job's current one is dropped, one already applied is skipped.
+    func write(_ envelope: ReportEnvelope) -> JobWrite {
+        let logger = self.logger
+        return JobWrite(id: envelope.jobID) { job in
+            let id = envelope.jobID
+            let claim = job.claim ?? 0
+            if envelope.report.isSide {
+                // Outside the sequence: last one wins, unless a newer attempt
+                // holds the job (attempt 0: the worker no longer knew which).
+                guard envelope.attempt == 0 || envelope.attempt >= claim, case .tracking(let status, let runID, let error) = envelope.report else { return nil }
+                guard job.tracking != status || job.trackingError != error || (runID != nil && job.mlflowRunID != runID) else { return nil }
+                job.tracking = status
+                job.trackingError = error
+                if let runID { job.mlflowRunID = runID }
+                return []
+            }
+            if envelope.attempt < claim {
+                logger.notice("job \(id): dropping a report of attempt \(envelope.attempt); attempt \(claim) holds the job now")
+                return nil
+            }
+            if envelope.attempt == claim, envelope.seq <= job.reportSeq ?? 0 { return nil }
+            let takeover = envelope.attempt > claim
             job.claim = envelope.attempt
             job.reportSeq = envelope.seq
-        }
-        switch envelope.report {
-        case .move(.running, let message, let change, let time) where envelope.attempt > claim && job.state.isActive:
-            // A newer attempt took the job over from a worker that stopped
-            // heartbeating: the job stays running, now under this attempt.
-            try await store.update(id, recording: "state") { job in
+            switch envelope.report {
+            case .move(.running, let message, let change, let time) where takeover && job.state.isActive:
+                // A newer attempt took the job over from a worker that stopped
+                // heartbeating: the job stays running, now under this attempt.
                 job.state = .running
                 job.finishedAt = nil
                 if let message { job.message = message }
                 change.apply(to: &job)
-                mark(&job)
-                return JobControl.statePayload(job, message: "\(message ?? "started") (attempt \(envelope.attempt) took over)", time: time)
-            }
-            return
-        case .move(let state, let message, let change, let time):
-            do {
-                try await control.move(id, to: state, message: message, at: time) { job in
-                    change.apply(to: &job)
-                    mark(&job)
+                let note = "\(message ?? "started") (attempt \(envelope.attempt) took over)"
+                return [.event(type: "state", payload: JobControl.statePayload(job, message: note, time: time))]
+            case .move(let state, let message, let change, let time):
+                var moved = job
+                do { try moved.move(to: state, message: message, at: time) } catch {
+                    // The server moved the job meanwhile (stopped with no worker
+                    // left): the worker's view loses, the report is consumed.
+                    logger.warning("job \(id): a worker report could not be applied: \(error)")
+                    return []
                 }
-                return
-            } catch let error as YardError where error.code == .conflict {
-                // The server moved the job meanwhile (stopped with no worker left):
-                // the worker's view loses, the report is consumed.
-                logger.warning("job \(id): a worker report could not be applied: \(error)")
-                try await store.update(id, mark)
-            }
-        case .update(let change):
-            try await store.update(id) { job in
+                change.apply(to: &moved)
+                job = moved
+                return [.event(type: "state", payload: JobControl.statePayload(job, message: message, time: time))]
+            case .update(let change):
                 change.apply(to: &job)
-                mark(&job)
-            }
-        case .event(let type, let payload):
-            try await keep(.event(type: type, payload: payload))
-        case .logs(let lines):
-            try await keep(.logs(lines))
-        case .epoch(let record):
-            try await keep(.epoch(record))
-        case .artifact(let record):
-            try await keep(.artifact(record))
-        }
-
-        /// The record and the mark in one transaction, checked again inside
-        /// it: a crash between the two can neither lose the mark (a resend
-        /// would store the record twice) nor the record.
-        func keep(_ record: JobRecord) async throws {
-            try await store.update(id, storing: record) { job in
-                let claim = job.claim ?? 0
-                guard envelope.attempt > claim || (envelope.attempt == claim && envelope.seq > job.reportSeq ?? 0) else { return false }
-                mark(&job)
-                return true
+                return []
+            case .event(let type, let payload): return [.event(type: type, payload: payload)]
+            case .logs(let lines): return [.logs(lines)]
+            case .epoch(let record): return [.epoch(record)]
+            case .artifact(let record): return [.artifact(record)]
+            case .tracking, .modelVersion: return nil
             }
         }
     }

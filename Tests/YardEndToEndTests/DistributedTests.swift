@@ -80,6 +80,40 @@ struct DistributedTests {
         await client.close()
     }
 
+    /// What a remote worker's tracking spool does reaches the server: the
+    /// job's `tracking` becomes synced with its MLflow run (so the server
+    /// can register it too), and the version `register_model` made is in
+    /// the server's registry mirror with its alias.
+    @Test func aRemoteWorkersMLflowRunAndRegisteredVersionReachTheServer() async throws {
+        let uri = try MLflow.sharedURI()
+        let redis = try await RedisServer()
+        let h = try YardHarness("dist-mlflow")
+        defer { h.dir.remove() }
+        let data = try h.demoDataset(train: 16, val: 4)
+        let server = try await h.server(redis: redis.url, data: h.dir.file("server"))
+        defer { server.process.terminate() }
+        let worker = try await h.worker(redis: redis.url, name: "w1", lease: 10, key: try h.secretKey(of: h.dir.file("server")))
+        defer { worker.signal(SIGKILL) }
+        let model = "dist-\(UUID().uuidString.prefix(8))"
+        let id = try await server.submit(Self.config(data: data, epochs: 1, extra: """
+            experiment: \(model)
+            mlflow: {MLFLOW_TRACKING_URI: "\(uri)", register_model: \(model), register_alias: champion}
+            """))
+        try await server.waitForState(id, "succeeded")
+        try await server.waitFor(id, timeout: .seconds(120), "tracking synced") { $0["tracking"] == "synced" }
+        let runID = try #require(try await server.job(id)["mlflow_run_id"]?.stringValue)
+        var versions: [JSONValue] = []
+        try await eventually("the version in the server's registry", timeout: .seconds(30), every: .milliseconds(250)) {
+            versions = try await server.get("/api/models?name=\(model)")["versions"]?.arrayValue ?? []
+            return !versions.isEmpty
+        }
+        #expect(versions.first?["job_id"]?.stringValue == id)
+        #expect(versions.first?["run_id"]?.stringValue == runID)
+        #expect(versions.first?["aliases"]?.arrayValue?.contains("champion") == true, "\(versions)")
+        let again = try h.yard(["models", "register", id, "\(model)-b"], server: server.port)
+        #expect(again.status == 0, "the server registers the remote job too: \(again.output)")
+    }
+
     @Test func aKilledWorkersJobIsTakenOverAfterTheLeaseAndContinuesFromItsS3Checkpoint() async throws {
         let endpoint = try S3Server.endpoint()
         let s3 = try S3Server.client()

@@ -106,6 +106,40 @@ struct RedisSeamTests {
         #expect(try await t.control.store.logs(of: "seam1", after: 0, limit: 100).map(\.line) == (2...41).map { "line \($0)" })
     }
 
+    /// What a remote worker's tracking spool learns, often after the
+    /// attempt ended (MLflow synced, a version registered), reaches the
+    /// server: `yard show` says synced (registering from the server needs
+    /// it), the registry mirror lists the version. A note of an attempt
+    /// that lost the job is dropped.
+    @Test func aRemoteJobsTrackingStateAndRegisteredVersionReachTheServer() async throws {
+        let t = try await Setup()
+        let ledger = try t.ledger()
+        try await ledger.begin(QueueClaim(jobID: "seam1", attempt: 1))
+        try await ledger.move("seam1", to: .running, message: "started", change: JobChange(attemptStarted: .init(worker: "w", time: Date())))
+        ledger.note("seam1", .tracking(status: "pending", runID: "run-1", error: "MLflow unreachable"))
+        _ = try await ledger.move("seam1", to: .succeeded, message: "finished", change: JobChange(fitness: 0.5))
+        await ledger.end("seam1")
+        #expect(try await ledger.job("seam1")?.fitness == 0.5, "the last copy stays readable for the registration")
+        ledger.note("seam1", .tracking(status: "synced", runID: "run-1", error: nil))
+        ledger.note("seam1", .tracking(status: "synced", runID: "run-1", error: nil))
+        let version = ModelVersion(name: "detector", version: "3", jobID: "seam1", runID: "run-1", source: "s3://b/run-1/weights/best.pt",
+                                   createdAt: Date(timeIntervalSince1970: 1_800_000_000), aliases: ["staging"])
+        ledger.note("seam1", .modelVersion(version))
+        try await ledger.flush("seam1")
+        #expect(try await t.consumer.drain() == 5, "start, pending, end, synced (once), the version")
+
+        let job = try #require(try await t.control.store.job("seam1"))
+        #expect(job.state == .succeeded)
+        #expect(job.tracking == "synced" && job.trackingError == nil && job.mlflowRunID == "run-1")
+        let versions = try await t.control.store.modelVersions(name: "detector")
+        #expect(versions.map(\.version) == ["3"])
+        #expect(versions.first?.aliases == ["staging"])
+
+        try await t.consumer.apply(ReportEnvelope(jobID: "seam1", attempt: 2, seq: 1, report: .logs(["attempt 2 holds the job"])))
+        try await t.consumer.apply(ReportEnvelope(jobID: "seam1", attempt: 1, seq: 0, report: .tracking(status: "pending", runID: "run-old", error: "stale")))
+        #expect(try await t.control.store.job("seam1")?.mlflowRunID == "run-1", "attempt 1's late note is dropped")
+    }
+
     /// Attempt 1's worker was cut off; attempt 2 took the job over. What
     /// attempt 1 still sends is dropped: one job, one final result.
     @Test func aWorkerThatLostItsClaimIsFencedOff() async throws {

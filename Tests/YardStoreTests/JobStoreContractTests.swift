@@ -48,38 +48,45 @@ struct JobStoreContractTests {
         await #expect(throws: YardError.self) { try await store.require("nope") }
     }
 
-    /// A record stored with a change of its job: both or neither.
+    /// Writes in one batch: each stores its records with its change or,
+    /// skipped or failed, nothing; a failed one does not stop the others;
+    /// a later write of the batch sees what an earlier one wrote.
     @Test(arguments: Driver.allCases)
-    func aRecordIsStoredWithItsChangeOrNotAtAll(driver: Driver) async throws {
+    func aBatchOfWritesStoresEachWithItsChangeOrNotAtAll(driver: Driver) async throws {
         let store = try Self.make(driver)
         try await store.insert(Self.job("a"), secrets: [:])
         let records: [JobRecord] = [.logs(["one", "two"]), .event(type: "progress", payload: ["batch": 1]),
                                     .epoch(EpochRecord(jobID: "a", epoch: 1, metrics: ["m": 0.5], seconds: 2)),
                                     .artifact(ArtifactRecord(jobID: "a", key: "a/best.pt", kind: "weights", size: 3))]
-        for record in records {
-            #expect(try await store.update("a", storing: record) { _ in false } == false)
-        }
+        let skipped = try await store.apply(records.map { record in JobWrite(id: "a") { _ in nil } })
+        #expect(skipped.allSatisfy { if case .skipped = $0 { true } else { false } })
         #expect(try await store.logs(of: "a", after: 0, limit: 10).isEmpty)
         #expect(try await store.events(of: "a", after: 0, limit: 10).isEmpty)
         #expect(try await store.epochs(of: "a").isEmpty)
         #expect(try await store.artifacts(of: "a").isEmpty)
-        for (index, record) in records.enumerated() {
-            #expect(try await store.update("a", storing: record) { $0.reportSeq = index + 1; return true })
+
+        var writes = records.map { record in
+            JobWrite(id: "a") { job in
+                job.reportSeq = (job.reportSeq ?? 0) + 1
+                return [record]
+            }
         }
-        #expect(try await store.job("a")?.reportSeq == 4)
+        writes.insert(JobWrite(id: "a") { job in
+            job.epoch = 99
+            try job.state.checkMove(to: .succeeded, job: "a")
+            return [.logs(["never"])]
+        }, at: 2)
+        writes.append(JobWrite(id: "nope") { _ in [] })
+        let results = try await store.apply(writes)
+        #expect(results.map { if case .applied = $0 { "applied" } else if case .failed = $0 { "failed" } else { "missing" } }
+                == ["applied", "applied", "failed", "applied", "applied", "missing"])
+        let job = try #require(try await store.job("a"))
+        #expect(job.reportSeq == 4, "each write saw the one before")
+        #expect(job.epoch != 99)
         #expect(try await store.logs(of: "a", after: 0, limit: 10).map(\.line) == ["one", "two"])
         #expect(try await store.events(of: "a", after: 0, limit: 10).map(\.type) == ["progress"])
         #expect(try await store.epochs(of: "a").map(\.epoch) == [1])
         #expect(try await store.artifacts(of: "a").map(\.key) == ["a/best.pt"])
-        await #expect(throws: YardError.self) {
-            try await store.update("a", storing: .logs(["three"])) { job in
-                job.epoch = 99
-                try job.state.checkMove(to: .succeeded, job: "a")
-                return true
-            }
-        }
-        #expect(try await store.job("a")?.epoch != 99)
-        #expect(try await store.logs(of: "a", after: 0, limit: 10).count == 2)
     }
 
     @Test(arguments: Driver.allCases)

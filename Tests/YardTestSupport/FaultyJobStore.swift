@@ -58,9 +58,9 @@ public final class FaultyJobStore: JobStore {
         try check("update", state ?? type)
         return try await base.update(id, recording: type, change)
     }
-    public func update(_ id: String, storing record: JobRecord, _ change: @escaping @Sendable (inout Job) throws -> Bool) async throws -> Bool {
-        try check("update", "\(record)".prefix(while: { $0 != "(" }).description)
-        return try await base.update(id, storing: record, change)
+    public func apply(_ writes: [JobWrite]) async throws -> [JobWrite.Result] {
+        try check("apply")
+        return try await base.apply(writes)
     }
     public func secrets(of id: String) async throws -> [String: JSONValue] { try check("secrets"); return try await base.secrets(of: id) }
     public func recordEpoch(_ epoch: EpochRecord) async throws { try check("recordEpoch"); try await base.recordEpoch(epoch) }

@@ -12,6 +12,20 @@ public enum JobReport: Sendable, Codable, Equatable {
     case logs([String])
     case epoch(EpochRecord)
     case artifact(ArtifactRecord)
+    /// Side reports, outside an attempt's sequence (seq 0): what the
+    /// worker's tracking spool learns, possibly after the attempt ended.
+    /// The tracking state (`pending`/`synced`), the MLflow run and why it is pending.
+    case tracking(status: String, runID: String?, error: String?)
+    /// A model version the worker registered in MLflow (`mlflow.register_model`).
+    case modelVersion(ModelVersion)
+
+    /// Whether the report stands outside the attempt's sequence.
+    public var isSide: Bool {
+        switch self {
+        case .tracking, .modelVersion: true
+        default: false
+        }
+    }
 }
 
 /// A report as it travels: which job, which attempt (the queue's claim

@@ -89,25 +89,33 @@ public struct SQLiteJobStore: JobStore {
         }
     }
 
-    @discardableResult
-    public func update(_ id: String, storing record: JobRecord, _ change: @escaping @Sendable (inout Job) throws -> Bool) async throws -> Bool {
+    public func apply(_ writes: [JobWrite]) async throws -> [JobWrite.Result] {
+        guard !writes.isEmpty else { return [] }
         let time = now()
         let feed = self.feed
         return try await db.write { db in
-            guard let text = try String.fetchOne(db, sql: "SELECT record FROM job WHERE id = ?", arguments: [id]) else {
-                throw YardError(.notFound, field: "id", "no job \(id); `yard jobs` lists them")
+            try writes.map { write -> JobWrite.Result in
+                guard let text = try String.fetchOne(db, sql: "SELECT record FROM job WHERE id = ?", arguments: [write.id]) else { return .missing }
+                var job = try JSONCoding.decode(Job.self, text)
+                let records: [JobRecord]
+                do {
+                    guard let returned = try write.change(&job) else { return .skipped }
+                    records = returned
+                } catch {
+                    return .failed(error)
+                }
+                try db.execute(sql: "UPDATE job SET state = ?, record = ? WHERE id = ?",
+                               arguments: [job.state.rawValue, try JSONCoding.string(job), write.id])
+                for record in records {
+                    switch record {
+                    case .event(let type, let payload): _ = try Self.insertEvent(db, jobID: write.id, type: type, payload: payload, time: time, feed: feed)
+                    case .logs(let lines): if !lines.isEmpty { _ = try Self.insertLogs(db, jobID: write.id, lines: lines, feed: feed) }
+                    case .epoch(let epoch): try Self.insertEpoch(db, epoch)
+                    case .artifact(let artifact): try Self.insertArtifact(db, artifact)
+                    }
+                }
+                return .applied(job)
             }
-            var job = try JSONCoding.decode(Job.self, text)
-            guard try change(&job) else { return false }
-            try db.execute(sql: "UPDATE job SET state = ?, record = ? WHERE id = ?",
-                           arguments: [job.state.rawValue, try JSONCoding.string(job), id])
-            switch record {
-            case .event(let type, let payload): _ = try Self.insertEvent(db, jobID: id, type: type, payload: payload, time: time, feed: feed)
-            case .logs(let lines): if !lines.isEmpty { _ = try Self.insertLogs(db, jobID: id, lines: lines, feed: feed) }
-            case .epoch(let epoch): try Self.insertEpoch(db, epoch)
-            case .artifact(let artifact): try Self.insertArtifact(db, artifact)
-            }
-            return true
         }
     }
 
