@@ -35,6 +35,10 @@ public protocol JobQueue: Sendable {
     func finish(_ claim: QueueClaim, worker: String) async throws -> Bool
     func complete(_ jobID: String) async throws
     func release(_ jobID: String) async throws
+    /// Puts the job back in the queue if `worker` still holds this claim,
+    /// in one step (a check, then a release, could put back the attempt
+    /// that took the job over in between); false when it does not.
+    func release(_ claim: QueueClaim, worker: String) async throws -> Bool
     /// Removes a job that has not been claimed (a stop before it started);
     /// true when it was waiting.
     func cancel(_ jobID: String) async throws -> Bool

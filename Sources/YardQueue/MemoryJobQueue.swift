@@ -39,6 +39,12 @@ public actor MemoryJobQueue: JobQueue {
 
     public func complete(_ jobID: String) { claimed[jobID] = nil }
 
+    public func release(_ claim: QueueClaim, worker: String) async -> Bool {
+        guard renew(claim, worker: worker) else { return false }
+        await release(claim.jobID)
+        return true
+    }
+
     public func release(_ jobID: String) async {
         guard claimed.removeValue(forKey: jobID) != nil else { return }
         waiting.insert(jobID, at: 0)

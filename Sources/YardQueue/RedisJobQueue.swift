@@ -88,6 +88,13 @@ public final class RedisJobQueue: JobQueue {
         }
     }
 
+    public func release(_ claim: QueueClaim, worker: String) async throws -> Bool {
+        let released = try await redis.run(Scripts.releaseHeld, keys: keys.queue,
+                                           arguments: [Self.group, worker, claim.jobID, String(claim.attempt), Self.released]).int == 1
+        if released { await signal.notify() }
+        return released
+    }
+
     public func cancel(_ jobID: String) async throws -> Bool {
         try await redis.run(Scripts.cancel, keys: keys.queue, arguments: [Self.group, jobID, Self.released]).int == 1
     }
@@ -254,6 +261,18 @@ enum Scripts {
         local pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
         if pending[1] == nil or pending[1][2] == ARGV[3] then return 0 end
         redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, id, 'IDLE', '1000000000000', 'JUSTID')
+        return 1
+        """)
+
+    /// ARGV: group, consumer, job id, attempt, placeholder consumer. As
+    /// `release`, only while the consumer holds this attempt. Returns 1, else 0.
+    static let releaseHeld = RedisScript("""
+        local id = redis.call('HGET', KEYS[2], ARGV[3])
+        if not id then return 0 end
+        if redis.call('HGET', KEYS[3], ARGV[3]) ~= ARGV[4] then return 0 end
+        local pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
+        if pending[1] == nil or pending[1][2] ~= ARGV[2] then return 0 end
+        redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[5], 0, id, 'IDLE', '1000000000000', 'JUSTID')
         return 1
         """)
 

@@ -66,6 +66,16 @@ public final class SQLiteJobQueue: JobQueue {
         await signal.notify()
     }
 
+    public func release(_ claim: QueueClaim, worker: String) async throws -> Bool {
+        let released = try await db.write { db in
+            try db.execute(sql: "UPDATE queue SET claimed_by = NULL, claimed_at = NULL WHERE job_id = ? AND claimed_by = ? AND attempts = ?",
+                           arguments: [claim.jobID, worker, claim.attempt])
+            return db.changesCount > 0
+        }
+        if released { await signal.notify() }
+        return released
+    }
+
     public func cancel(_ jobID: String) async throws -> Bool {
         try await db.write { db in
             try db.execute(sql: "DELETE FROM queue WHERE job_id = ? AND claimed_by IS NULL", arguments: [jobID])

@@ -160,11 +160,13 @@ public struct Worker: Service {
     /// Puts the job back in the queue, unless (with a lease) another
     /// attempt holds it now.
     func releaseClaim(_ jobID: String) async throws {
-        if queue.lease != nil, let claim = claims.withLock({ $0[jobID] }), try await !queue.renew(claim, worker: configuration.id) {
-            logger.warning("job \(jobID): not putting it back in the queue; attempt \(claim.attempt) no longer holds it")
+        guard queue.lease != nil, let claim = claims.withLock({ $0[jobID] }) else {
+            try await queue.release(jobID)
             return
         }
-        try await queue.release(jobID)
+        if try await !queue.release(claim, worker: configuration.id) {
+            logger.warning("job \(jobID): not putting it back in the queue; attempt \(claim.attempt) no longer holds it")
+        }
     }
 
     /// Whether this worker still holds the job's attempt, asked of the queue

@@ -197,10 +197,20 @@ public struct WorkerPresence: Service {
                     if !failing { logger.warning("cannot announce the workers (\(error)); retrying every \(interval)") }
                     failing = true
                 }
-                try? await Task.sleep(for: interval)
+                await nextBeat()
             }
         }
         for entry in entries { try? await registry.remove(entry.info.id) }
+    }
+
+    /// Waits for the next heartbeat: the interval, or less when a worker
+    /// took or finished a job (the list shows it at once, not a beat later).
+    private func nextBeat() async {
+        let jobs = entries.map { $0.worker.currentJobs }
+        let deadline = ContinuousClock.now + interval
+        while ContinuousClock.now < deadline, !Task.isCancelled, entries.map({ $0.worker.currentJobs }) == jobs {
+            try? await Task.sleep(for: min(.milliseconds(200), deadline - .now))
+        }
     }
 
     /// One heartbeat for every worker of this process.

@@ -26,19 +26,7 @@ extension YardHarness {
     /// the log shows `ready` (the process dying first fails with its log).
     func spawn(_ arguments: [String], environment: [String: String] = [:], log name: String, ready: String,
                timeout: Duration = .seconds(90)) async throws -> YardProcess {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: bin)
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env["YARD_PYTHON"] = python
-        for (key, value) in environment { env[key] = value }
-        process.environment = env
-        let log = dir.file("\(name)-\(UUID().uuidString.prefix(6)).log")
-        FileManager.default.createFile(atPath: log, contents: nil)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
+        let (process, log) = try launch(arguments, environment: environment, log: name)
         let started = YardProcess(process: process, log: log)
         try await eventually("\(name) to start (log: \(log))", timeout: timeout, every: .milliseconds(100)) {
             let text = started.text

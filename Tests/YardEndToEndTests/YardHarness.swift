@@ -31,21 +31,30 @@ struct YardHarness {
     /// Runs a `yard` command to completion.
     @discardableResult
     func yard(_ arguments: [String], server: Int? = nil) throws -> (status: Int32, output: String) {
+        let (process, out) = try launch(arguments + (server.map { ["--server", "http://127.0.0.1:\($0)"] } ?? []), log: "cmd")
+        process.waitUntilExit()
+        return (process.terminationStatus, (try? String(contentsOfFile: out, encoding: .utf8)) ?? "")
+    }
+
+    /// Starts `yard ARGUMENTS` (the engine's Python set, `environment`
+    /// added) with stdout and stderr in a log file of its own; the one place
+    /// the tests start the binary.
+    func launch(_ arguments: [String], environment: [String: String] = [:], log name: String) throws -> (Process, String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: bin)
-        process.arguments = arguments + (server.map { ["--server", "http://127.0.0.1:\($0)"] } ?? [])
+        process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         env["YARD_PYTHON"] = python
+        for (key, value) in environment { env[key] = value }
         process.environment = env
-        let out = dir.file("cmd-\(UUID().uuidString.prefix(6)).log")
-        FileManager.default.createFile(atPath: out, contents: nil)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
+        let log = dir.file("\(name)-\(UUID().uuidString.prefix(6)).log")
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         process.standardOutput = handle
         process.standardError = handle
         try process.run()
-        process.waitUntilExit()
-        try handle.close()
-        return (process.terminationStatus, (try? String(contentsOfFile: out, encoding: .utf8)) ?? "")
+        try handle.close()  // the child has its own copy
+        return (process, log)
     }
 
     /// The version of a package installed in the engine's Python.

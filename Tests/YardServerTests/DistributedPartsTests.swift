@@ -150,6 +150,27 @@ struct DistributedPartsTests {
         #expect(try await redis.send(["HLEN", "yard:workers"]).int == 0)
     }
 
+    /// A worker's job shows in the registry when it starts and is gone when
+    /// it ends, not a heartbeat later (here the interval is a minute).
+    @Test func theRegistryFollowsAWorkersJobAtOnce() async throws {
+        let t = try TestYard()
+        defer { t.dir.remove() }
+        _ = try await t.yard.control.submit(try JobConfigParser { _ in true }.parse(t.config("task_id: live1", epochs: 6)))
+        let handle = t.worker(ScriptedEngineRunner.training(epochs: 6, stepDelay: .milliseconds(100)))
+        let registry = MemoryWorkerRegistry()
+        let presence = WorkerPresence(registry: registry, entries: [.init(worker: handle.worker, info: WorkerInfo(id: "w", host: "h", pid: 1, device: "cpu", startedAt: Date()))],
+                                      interval: .seconds(60), nvidiaSMI: nil, logger: Self.quiet)
+        let beats = Task { try await presence.run() }
+        defer { beats.cancel() }
+        let drain = Task { try await handle.drain() }
+        try await eventually("the job shows", timeout: .seconds(5)) { try await registry.workers().first?.job == "live1" }
+        try await drain.value
+        try await eventually("the job is gone", timeout: .seconds(5)) {
+            let listed = try await registry.workers().first
+            return listed != nil && listed?.job == nil
+        }
+    }
+
     @Test func wyolosProgressFieldsFollowItsNamesAndUnits() throws {
         let config = try JobConfigParser { _ in true }.parse("model: yolov8n.yaml\ntask_id: p1\ntrain: {data: /d.yaml, epochs: 10}\nsweeper: {n_trials: 4}\n")
             .withMetadata("trial_number", .int(3))

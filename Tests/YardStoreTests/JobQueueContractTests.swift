@@ -109,6 +109,24 @@ struct JobQueueContractTests {
         #expect(Set(claimed) == Set(ids))
     }
 
+    /// Putting a claim back is fenced like finishing it: only the worker
+    /// holding that attempt can, in one step.
+    @Test(arguments: Driver.allCases)
+    func onlyTheHolderOfAnAttemptPutsItBack(driver: Driver) async throws {
+        let (queue, server) = try await Self.make(driver)
+        defer { withExtendedLifetime(server) {} }
+        try await queue.enqueue("a")
+        let first = try #require(try await queue.claim(worker: "w1"))
+        #expect(try await queue.release(first, worker: "w2") == false, "another worker")
+        #expect(try await queue.release(QueueClaim(jobID: "a", attempt: first.attempt + 1), worker: "w1") == false, "another attempt")
+        #expect(try await queue.claimant(of: "a") == "w1")
+        #expect(try await queue.release(first, worker: "w1"))
+        let second = try #require(try await queue.claim(worker: "w2"))
+        #expect(second.attempt == first.attempt + 1)
+        #expect(try await queue.release(first, worker: "w1") == false, "the old attempt cannot put back the new one")
+        #expect(try await queue.claimant(of: "a") == "w2")
+    }
+
     @Test func twoProcessesSharingTheFileNeverClaimTheSameJob() async throws {
         // Two separate connections to one file stand for two `yard` processes.
         let dir = try TemporaryDirectory()
