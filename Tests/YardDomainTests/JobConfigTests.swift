@@ -105,7 +105,7 @@ struct JobConfigTests {
         ("model: m.yaml\ntype: yolox\ntrain: {data: /data/demo/data.yaml}", "type", "yolo, rtdetr"),
         ("model: m.yaml\ntask_id: ../../etc\ntrain: {data: /data/demo/data.yaml}", "task_id", "letters, digits"),
         ("model: m.yaml\nmlflow: nope\ntrain: {data: /data/demo/data.yaml}", "mlflow", "must be a mapping"),
-        ("model: m.yaml\nsweeper: {n_trials: 0}\ntrain: {data: /data/demo/data.yaml}", "sweeper.n_trials", "positive integer"),
+        ("model: m.yaml\nsweeper: {n_trials: 0}\ntrain: {data: /data/demo/data.yaml}", "sweeper.n_trials", "integer of at least 1"),
         ("model: m.yaml\ntrain: {data: /data/demo/data.yaml, epochs: 1, epochs: 2}", "config", "duplicated key"),
         ("model: [unclosed\n", "config", "not valid YAML"),
         ("", "config", "empty"),

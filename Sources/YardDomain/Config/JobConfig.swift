@@ -49,6 +49,8 @@ public struct JobConfig: Sendable, Hashable {
     public var epochs: Int { train["epochs"]?.intValue ?? 100 }
     public var maxAttempts: Int { document["max_attempts"]?.intValue ?? Self.defaultMaxAttempts }
     public var sweeper: [String: JSONValue]? { document["sweeper"]?.objectValue }
+    /// The validated `sweeper:` block (the parser checked it).
+    public var sweep: SweepSpec? { document["sweeper"].flatMap { try? SweepSpec.parse($0) } }
     public var metadata: [String: JSONValue]? { document["metadata"]?.objectValue }
 
     /// Experiment name: `experiment:`, else `sweeper.study_name`, else "default".

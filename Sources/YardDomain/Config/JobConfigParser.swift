@@ -153,11 +153,7 @@ public struct JobConfigParser: Sendable {
                 if let name = mlflow[key]?.stringValue { try ModelVersion.validateName(name, field: "mlflow.\(key)") }
             }
         }
-        if let sweeper = document["sweeper"]?.objectValue, let trials = sweeper["n_trials"] {
-            guard let n = trials.intValue, n > 0 else {
-                throw YardError.invalid("sweeper.n_trials", "must be a positive integer, got \(Self.show(trials))")
-            }
-        }
+        if let sweeper = document["sweeper"] { _ = try SweepSpec.parse(sweeper) }
         let size = (try? JSONEncoder().encode(JSONValue.object(document)).count) ?? 0
         guard size <= JobConfig.maxStoredSize else {
             throw YardError(.invalidInput, field: "config",

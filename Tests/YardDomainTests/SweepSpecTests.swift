@@ -1,0 +1,140 @@
+import Foundation
+import Testing
+import YardDomain
+
+/// The `sweeper:` block: every kind of search space, the defaults, and one
+/// error naming the field for every bad spec (nothing is queued).
+@Suite("Sweep spec")
+struct SweepSpecTests {
+    static func parse(_ yaml: String) throws -> JobConfig {
+        try JobConfigParser { _ in true }.parse("model: yolov8n.yaml\ntrain: {data: /d/data.yaml, epochs: 3}\n" + yaml)
+    }
+
+    @Test func everyKindOfSearchSpaceAndEveryOption() throws {
+        let config = try Self.parse("""
+            sweeper:
+              study_name: lr-study
+              n_trials: 6
+              direction: minimize
+              sampler: RandomSampler
+              seed: 7
+              pruner: HyperbandPruner
+              fitness: metrics/mAP50-95(B)
+              grace_period: 2
+              max_concurrent: 2
+              retrain_best: true
+              storage: sqlite:////tmp/study.db
+              search_space:
+                model: [choice, yolov8n.yaml, yolov8s.yaml]
+                train:
+                  lr0: [loguniform, 1.0e-5, 1.0]
+                  momentum: [uniform, 0.6, 0.98]
+                  imgsz: [choice, 320, 640]
+                  warmup_epochs: [range, 0, 3, 0.5]
+                  batch: [int, 8, 32]
+                  cos_lr: [choice, true, false]
+            """)
+        let spec = try #require(config.sweep)
+        #expect(spec.isSweep, "a search space makes it a sweep")
+        #expect(spec.studyName == "lr-study" && spec.trials == 6 && spec.direction == .minimize)
+        #expect(spec.sampler == .random && spec.seed == 7 && spec.pruner == .hyperband)
+        #expect(spec.fitness == "metrics/mAP50-95(B)" && spec.gracePeriod == 2 && spec.maxConcurrent == 2 && spec.retrainBest)
+        #expect(spec.storage == "sqlite:////tmp/study.db")
+        #expect(spec.parameters.map(\.name) == ["model", "train.batch", "train.cos_lr", "train.imgsz", "train.lr0", "train.momentum", "train.warmup_epochs"])
+        let byName = Dictionary(uniqueKeysWithValues: spec.parameters.map { ($0.name, $0.distribution) })
+        #expect(byName["model"] == .choice(["yolov8n.yaml", "yolov8s.yaml"]))
+        #expect(byName["train.lr0"] == .logUniform(1e-5, 1.0))
+        #expect(byName["train.momentum"] == .uniform(0.6, 0.98))
+        #expect(byName["train.imgsz"] == .choice([.int(320), .int(640)]))
+        #expect(byName["train.warmup_epochs"] == .range(0, 3, step: 0.5))
+        #expect(byName["train.batch"] == .int(8, 32))
+        #expect(byName["train.warmup_epochs"]?.gridValues == [0, 0.5, 1, 1.5, 2, 2.5, 3].map { JSONValue.double($0) })
+        #expect(byName["train.batch"]?.gridValues?.count == 25)
+        #expect(byName["train.lr0"]?.gridValues == nil)
+    }
+
+    @Test func defaultsAndTheSeedsTuneFlag() throws {
+        // Seed 001's first example: a sweeper block with tune: false runs as one job.
+        let plain = try #require(try Self.parse("sweeper: {study_name: yolo_optimization, n_trials: 10, tune: false, grace_period: 5}").sweep)
+        #expect(!plain.isSweep)
+        #expect(plain.gracePeriod == 5)
+        // Its second: tune: true with no search space searches what Ultralytics' tuner would.
+        let tuned = try #require(try Self.parse("""
+            sweeper: {study_name: yolo_hyperopt, n_trials: 50, tune: true, grace_period: 10, algorithm: optuna, direction: maximize, sampler: TPESampler}
+            """).sweep)
+        #expect(tuned.isSweep && tuned.trials == 50 && tuned.sampler == .tpe && tuned.direction == .maximize)
+        #expect(tuned.parameters == SweepSpec.defaultSpace)
+        #expect(tuned.parameters.first == SweepSpec.Parameter(name: "train.lr0", distribution: .logUniform(1e-5, 1e-2)))
+        // Nothing said: TPE, maximize `fitness`, median pruning, one at a time.
+        let bare = try #require(try Self.parse("sweeper: {search_space: {train: {lr0: [uniform, 0.001, 0.01]}}}").sweep)
+        #expect(bare.isSweep && bare.trials == 10 && bare.sampler == .tpe && bare.pruner == .median)
+        #expect(bare.fitness == "fitness" && bare.maxConcurrent == 1 && bare.gracePeriod == 1 && !bare.retrainBest && bare.seed == nil)
+        #expect(try Self.parse("sweeper: {tune: false, search_space: {train: {lr0: [uniform, 0.001, 0.01]}}}").sweep?.isSweep == false)
+    }
+
+    @Test(arguments: [
+        ("sweeper: [a]", "sweeper", "must be a mapping"),
+        ("sweeper: {trials: 3}", "sweeper.trials", "unknown key"),
+        ("sweeper: {n_trials: 0}", "sweeper.n_trials", "at least 1"),
+        ("sweeper: {n_trials: two}", "sweeper.n_trials", "integer"),
+        ("sweeper: {direction: up}", "sweeper.direction", "maximize, minimize"),
+        ("sweeper: {sampler: Bayes}", "sweeper.sampler", "TPESampler"),
+        ("sweeper: {pruner: Patient}", "sweeper.pruner", "MedianPruner"),
+        ("sweeper: {seed: -1}", "sweeper.seed", "at least 0"),
+        ("sweeper: {grace_period: 1.5}", "sweeper.grace_period", "integer"),
+        ("sweeper: {max_concurrent: 0}", "sweeper.max_concurrent", "at least 1"),
+        ("sweeper: {fitness: ''}", "sweeper.fitness", "non-empty"),
+        ("sweeper: {tune: yes please}", "sweeper.tune", "true or false"),
+        ("sweeper: {retrain_best: 1}", "sweeper.retrain_best", "true or false"),
+        ("sweeper: {algorithm: hyperopt}", "sweeper.algorithm", "optuna"),
+        ("sweeper: {study_name: '../etc'}", "sweeper.study_name", "letters, digits"),
+        ("sweeper: {storage: 'file:///tmp/x'}", "sweeper.storage", "Optuna storage URL"),
+        ("sweeper: {search_space: [lr0]}", "sweeper.search_space", "must be a mapping"),
+        ("sweeper: {search_space: {val: {conf: [uniform, 0, 1]}}}", "sweeper.search_space.val", "only train: keys and model"),
+        ("sweeper: {search_space: {train: [lr0]}}", "sweeper.search_space.train", "mapping of train keys"),
+        ("sweeper: {search_space: {train: {data: [choice, a.yaml, b.yaml]}}}", "sweeper.search_space.train.data", "set by Trainyard"),
+        ("sweeper: {search_space: {train: {lr0: 0.01}}}", "sweeper.search_space.train.lr0", "[choice, a, b, ...]"),
+        ("sweeper: {search_space: {train: {lr0: [normal, 0, 1]}}}", "sweeper.search_space.train.lr0", "\"normal\" is not a kind"),
+        ("sweeper: {search_space: {train: {lr0: [uniform, 0.1]}}}", "sweeper.search_space.train.lr0", "takes 2 numbers, got 1"),
+        ("sweeper: {search_space: {train: {lr0: [uniform, a, 1]}}}", "sweeper.search_space.train.lr0", "takes numbers"),
+        ("sweeper: {search_space: {train: {lr0: [uniform, 1, 0.1]}}}", "sweeper.search_space.train.lr0", "must be below the high end"),
+        ("sweeper: {search_space: {train: {lr0: [uniform, .nan, 1]}}}", "sweeper.search_space.train.lr0", "takes numbers"),
+        ("sweeper: {search_space: {train: {lr0: [loguniform, 0, 0.1]}}}", "sweeper.search_space.train.lr0", "needs 0 < lo"),
+        ("sweeper: {search_space: {train: {mosaic: [range, 0, 1]}}}", "sweeper.search_space.train.mosaic", "takes 3 numbers"),
+        ("sweeper: {search_space: {train: {mosaic: [range, 0, 1, 0]}}}", "sweeper.search_space.train.mosaic", "step must be a number above 0"),
+        ("sweeper: {search_space: {train: {mosaic: [range, 0, 1, 2]}}}", "sweeper.search_space.train.mosaic", "wider than the range"),
+        ("sweeper: {search_space: {train: {mosaic: [range, 0, 1, 0.0000001]}}}", "sweeper.search_space.train.mosaic", "million"),
+        ("sweeper: {search_space: {train: {batch: [int, 8.5, 32]}}}", "sweeper.search_space.train.batch", "takes integers"),
+        ("sweeper: {search_space: {train: {batch: [int, 32, 32]}}}", "sweeper.search_space.train.batch", "below the high end"),
+        ("sweeper: {search_space: {train: {imgsz: [choice]}}}", "sweeper.search_space.train.imgsz", "at least one value"),
+        ("sweeper: {search_space: {train: {imgsz: [choice, 320, 320]}}}", "sweeper.search_space.train.imgsz", "listed twice"),
+        ("sweeper: {search_space: {train: {imgsz: [choice, [1, 2]]}}}", "sweeper.search_space.train.imgsz", "strings, numbers or booleans"),
+        ("sweeper: {search_space: {model: [choice, 1, 2]}}", "sweeper.search_space.model", "model names"),
+        ("sweeper: {search_space: {model: [uniform, 0, 1]}}", "sweeper.search_space.model", "[choice, model"),
+        ("sweeper: {sampler: GridSampler, search_space: {train: {lr0: [loguniform, 1.0e-5, 0.1]}}}", "sweeper.search_space.train.lr0", "GridSampler needs finite values"),
+    ])
+    func aBadSpecIsOneErrorNamingItsField(yaml: String, field: String, says: String) {
+        do {
+            _ = try Self.parse(yaml)
+            Issue.record("accepted: \(yaml)")
+        } catch let error as YardError {
+            #expect(error.field == field, "\(yaml): \(error)")
+            #expect(error.message.contains(says), "\(yaml): \(error)")
+            #expect(!error.message.contains("\n"))
+        } catch {
+            Issue.record("\(yaml): \(error)")
+        }
+    }
+
+    /// A trial is the config with the sampled values written in and the
+    /// sweep turned off; everything else is the same.
+    @Test func aTrialsConfigCarriesItsValues() throws {
+        let config = try Self.parse("sweeper: {n_trials: 2, search_space: {model: [choice, yolov8n.yaml, yolov8s.yaml], train: {lr0: [uniform, 0.001, 0.01]}}}")
+        let trial = SweepSpec.trialDocument(config.document, values: ["model": "yolov8s.yaml", "train.lr0": 0.005])
+        let parsed = try JobConfigParser { _ in true }.validate(trial)
+        #expect(parsed.model == "yolov8s.yaml")
+        #expect(parsed.train["lr0"] == .double(0.005))
+        #expect(parsed.train["epochs"] == .int(3) && parsed.train["data"] == .string("/d/data.yaml"))
+        #expect(parsed.sweep?.isSweep == false)
+    }
+}
