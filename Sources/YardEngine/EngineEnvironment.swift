@@ -77,6 +77,12 @@ public struct EngineEnvironment: Sendable {
         return process.terminationStatus
     }
 
+    /// Starts a long-lived engine command (a sweep's study process); the
+    /// caller sets its pipes in `configure`.
+    public func startEngine(_ arguments: [String], extra: [String: String] = [:], configure: (Process) -> Void) throws -> Process {
+        try start(arguments, extra: extra, configure: configure)
+    }
+
     /// Starts `python -m trainyard_engine ARGUMENTS` in the engine's environment.
     private func start(_ arguments: [String], extra: [String: String] = [:], configure: (Process) -> Void) throws -> Process {
         let process = Process()

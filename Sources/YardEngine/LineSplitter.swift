@@ -1,9 +1,13 @@
+import Foundation
+
 /// Splits a byte stream into lines. A carriage return (progress bars) keeps
 /// only the text after it, so a redrawn bar becomes its final state.
-struct LineSplitter {
+package struct LineSplitter {
     private var pending: [UInt8] = []
 
-    mutating func feed(_ bytes: some Sequence<UInt8>) -> [String] {
+    package init() {}
+
+    package mutating func feed(_ bytes: some Sequence<UInt8>) -> [String] {
         var lines: [String] = []
         for byte in bytes {
             if byte == 10 {
@@ -18,7 +22,7 @@ struct LineSplitter {
         return lines
     }
 
-    mutating func finish() -> [String] {
+    package mutating func finish() -> [String] {
         defer { pending.removeAll() }
         return pending.isEmpty ? [] : [Self.clean(pending)]
     }
@@ -40,4 +44,25 @@ struct LineSplitter {
         }
         return String(decoding: out, as: UTF8.self)
     }
+}
+
+/// Reads `fd` to its end on a thread of its own (a blocking read holds no
+/// cooperative thread), calling `line` for each line, then closes it and
+/// calls `done`. The engine's event and log pipes, the study process' answers.
+package func readLines(from fd: Int32, name: String, line: @escaping @Sendable (String) -> Void, done: @escaping @Sendable () -> Void) {
+    let thread = Thread {
+        var splitter = LineSplitter()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            for l in splitter.feed(buffer[0..<n]) { line(l) }
+        }
+        for l in splitter.finish() { line(l) }
+        close(fd)
+        done()
+    }
+    thread.name = name
+    thread.start()
 }

@@ -110,25 +110,6 @@ final class ChildProcess: EngineProcess, Sendable {
     func requestStop() { if !exit.hasExited { Glibc.kill(pid, SIGTERM) } }
     func kill() { if !exit.hasExited { Glibc.kill(pid, SIGKILL) } }
     func waitForExit() async -> Int32 { await exit.wait() }
-
-    private static func readLines(from fd: Int32, name: String, line: @escaping @Sendable (String) -> Void,
-                                  done: @escaping @Sendable () -> Void) {
-        let thread = Thread {
-            var splitter = LineSplitter()
-            var buffer = [UInt8](repeating: 0, count: 65536)
-            while true {
-                let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { break }
-                for l in splitter.feed(buffer[0..<n]) { line(l) }
-            }
-            for l in splitter.finish() { line(l) }
-            close(fd)
-            done()
-        }
-        thread.name = name
-        thread.start()
-    }
 }
 
 /// Calls `finished` once all readers are done.

@@ -153,6 +153,8 @@ struct RedisSeamTests {
 
         try await new.begin(QueueClaim(jobID: "seam1", attempt: 2))
         try await new.move("seam1", to: .running, message: "taken over", change: JobChange(attemptStarted: .init(worker: "new", time: Date())))
+        // Each ledger sends in its own order: the takeover is on the stream before what the old one still sends.
+        try await new.flush("seam1")
         try await old.appendLog(jobID: "seam1", lines: ["old 2 (stale)"])
         try await new.appendLog(jobID: "seam1", lines: ["new 1"])
         try await old.move("seam1", to: .failed, message: "the old worker's late verdict")

@@ -183,9 +183,10 @@ public struct JobConfigParser: Sendable {
         return fileExists(joined) ? joined : nil
     }
 
-    private static func show(_ value: JSONValue) -> String {
+    /// A value as an error message quotes it.
+    static func show(_ value: JSONValue) -> String {
         switch value {
-        case .string(let s): "\"\(s)\""
+        case .string(let s): "\"\(s.prefix(60))\""
         case .int(let i): String(i)
         case .double(let d): String(d)
         case .bool(let b): String(b)
