@@ -69,6 +69,8 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Sweeps: the study protocol with the engine's Optuna process, the sweep service.
+        .target(name: "YardSweeps", dependencies: ["YardDomain", "YardEngine"]),
         // Claims jobs, runs the engine, routes its events.
         .target(name: "YardWorker", dependencies: [
             "YardDomain", "YardStore", "YardQueue", "YardEngine", "YardTracker", "YardArtifacts", "YardRedis",
@@ -113,7 +115,7 @@ let package = Package(
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
         .testTarget(name: "YardEndToEndTests", dependencies: [
-            "YardDomain", "YardEngine", "YardArtifacts", "YardRedis", "YardTestSupport",
+            "YardDomain", "YardEngine", "YardArtifacts", "YardRedis", "YardSweeps", "YardTestSupport",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
     ]

@@ -23,6 +23,7 @@ def main(argv=None):
     d.add_argument("--val", type=int, default=None)
     d.add_argument("--size", type=int, default=None)
     sub.add_parser("doctor", help="print versions and devices as JSON")
+    sub.add_parser("study", help="serve Optuna studies over JSON lines on stdin/stdout (a sweep's study process)")
     pr = sub.add_parser("predict", help="run weights on images; one line per image")
     pr.add_argument("--model", required=True)
     pr.add_argument("--source", required=True)
@@ -38,6 +39,11 @@ def main(argv=None):
         path = demo.make(args.root, args.kind, **sizes)
         print(json.dumps({"path": str(path)}))
         return 0
+
+    if args.command == "study":
+        from .study import serve
+
+        return serve()
 
     config_dir = os.environ.get("YARD_ULTRALYTICS_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "trainyard", "ultralytics")
     if args.command == "doctor":

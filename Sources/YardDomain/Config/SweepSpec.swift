@@ -102,20 +102,20 @@ public struct SweepSpec: Sendable, Equatable {
         func string(_ key: String) throws(YardError) -> String? {
             guard let value = object[key] else { return nil }
             guard let text = value.stringValue, !text.trimmingCharacters(in: .whitespaces).isEmpty else {
-                throw YardError.invalid("sweeper.\(key)", "must be a non-empty string, got \(show(value))")
+                throw YardError.invalid("sweeper.\(key)", "must be a non-empty string, got \(JobConfigParser.show(value))")
             }
             return text
         }
         func integer(_ key: String, minimum: Int) throws(YardError) -> Int? {
             guard let value = object[key] else { return nil }
             guard let number = value.intValue, number >= minimum else {
-                throw YardError.invalid("sweeper.\(key)", "must be an integer of at least \(minimum), got \(show(value))")
+                throw YardError.invalid("sweeper.\(key)", "must be an integer of at least \(minimum), got \(JobConfigParser.show(value))")
             }
             return number
         }
         func flag(_ key: String) throws(YardError) -> Bool? {
             guard let value = object[key] else { return nil }
-            guard let bool = value.boolValue else { throw YardError.invalid("sweeper.\(key)", "must be true or false, got \(show(value))") }
+            guard let bool = value.boolValue else { throw YardError.invalid("sweeper.\(key)", "must be true or false, got \(JobConfigParser.show(value))") }
             return bool
         }
         func oneOf<T: RawRepresentable & CaseIterable>(_ key: String, _: T.Type) throws(YardError) -> T? where T.RawValue == String {
@@ -208,7 +208,7 @@ public struct SweepSpec: Sendable, Equatable {
 
     static func parseDistribution(_ value: JSONValue, field: String) throws(YardError) -> Distribution {
         guard let items = value.arrayValue, let kind = items.first?.stringValue else {
-            throw YardError.invalid(field, "must be \(kinds), got \(show(value))")
+            throw YardError.invalid(field, "must be \(kinds), got \(JobConfigParser.show(value))")
         }
         let arguments = Array(items.dropFirst())
         func numbers(_ count: Int) throws(YardError) -> [Double] {
@@ -218,11 +218,11 @@ public struct SweepSpec: Sendable, Equatable {
             var result: [Double] = []
             for argument in arguments {
                 guard let number = argument.doubleValue, number.isFinite else {
-                    throw YardError.invalid(field, "[\(kind), ...] takes numbers, got \(show(argument))")
+                    throw YardError.invalid(field, "[\(kind), ...] takes numbers, got \(JobConfigParser.show(argument))")
                 }
                 result.append(number)
             }
-            guard result[0] < result[1] else { throw YardError.invalid(field, "the low end (\(show(arguments[0]))) must be below the high end (\(show(arguments[1])))") }
+            guard result[0] < result[1] else { throw YardError.invalid(field, "the low end (\(JobConfigParser.show(arguments[0]))) must be below the high end (\(JobConfigParser.show(arguments[1])))") }
             return result
         }
         switch kind {
@@ -234,32 +234,32 @@ public struct SweepSpec: Sendable, Equatable {
                 default: throw YardError.invalid(field, "choices must be strings, numbers or booleans, got \(argument.kindName)")
                 }
             }
-            guard Set(arguments.map { show($0) }).count == arguments.count else { throw YardError.invalid(field, "a choice is listed twice") }
+            guard Set(arguments.map { JobConfigParser.show($0) }).count == arguments.count else { throw YardError.invalid(field, "a choice is listed twice") }
             return .choice(arguments)
         case "uniform":
             let bounds = try numbers(2)
             return .uniform(bounds[0], bounds[1])
         case "loguniform":
             let bounds = try numbers(2)
-            guard bounds[0] > 0 else { throw YardError.invalid(field, "[loguniform, lo, hi] needs 0 < lo, got \(show(arguments[0]))") }
+            guard bounds[0] > 0 else { throw YardError.invalid(field, "[loguniform, lo, hi] needs 0 < lo, got \(JobConfigParser.show(arguments[0]))") }
             return .logUniform(bounds[0], bounds[1])
         case "range":
             guard arguments.count == 3 else { throw YardError.invalid(field, "[range, lo, hi, step] takes 3 numbers, got \(arguments.count)") }
             guard let step = arguments[2].doubleValue, step > 0, step.isFinite else {
-                throw YardError.invalid(field, "the step must be a number above 0, got \(show(arguments[2]))")
+                throw YardError.invalid(field, "the step must be a number above 0, got \(JobConfigParser.show(arguments[2]))")
             }
             guard let low = arguments[0].doubleValue, let high = arguments[1].doubleValue, low.isFinite, high.isFinite else {
-                throw YardError.invalid(field, "[range, lo, hi, step] takes numbers, got \(show(arguments[0])) and \(show(arguments[1]))")
+                throw YardError.invalid(field, "[range, lo, hi, step] takes numbers, got \(JobConfigParser.show(arguments[0])) and \(JobConfigParser.show(arguments[1]))")
             }
-            guard low < high else { throw YardError.invalid(field, "the low end (\(show(arguments[0]))) must be below the high end (\(show(arguments[1])))") }
+            guard low < high else { throw YardError.invalid(field, "the low end (\(JobConfigParser.show(arguments[0]))) must be below the high end (\(JobConfigParser.show(arguments[1])))") }
             let bounds = [low, high]
-            guard step <= bounds[1] - bounds[0] else { throw YardError.invalid(field, "the step (\(show(arguments[2]))) is wider than the range") }
+            guard step <= bounds[1] - bounds[0] else { throw YardError.invalid(field, "the step (\(JobConfigParser.show(arguments[2]))) is wider than the range") }
             guard (bounds[1] - bounds[0]) / step <= 1_000_000 else { throw YardError.invalid(field, "more than a million steps; use uniform") }
             return .range(bounds[0], bounds[1], step: step)
         case "int":
             guard arguments.count == 2 else { throw YardError.invalid(field, "[int, lo, hi] takes 2 integers, got \(arguments.count)") }
             guard let low = arguments[0].intValue, let high = arguments[1].intValue else {
-                throw YardError.invalid(field, "[int, lo, hi] takes integers, got \(show(arguments[0])) and \(show(arguments[1]))")
+                throw YardError.invalid(field, "[int, lo, hi] takes integers, got \(JobConfigParser.show(arguments[0])) and \(JobConfigParser.show(arguments[1]))")
             }
             guard low < high else { throw YardError.invalid(field, "the low end (\(low)) must be below the high end (\(high))") }
             return .int(low, high)
@@ -286,15 +286,5 @@ public struct SweepSpec: Sendable, Equatable {
             result["sweeper"] = .object(sweeper)
         }
         return result
-    }
-
-    static func show(_ value: JSONValue) -> String {
-        switch value {
-        case .string(let s): "\"\(s.prefix(60))\""
-        case .int(let i): String(i)
-        case .double(let d): String(d)
-        case .bool(let b): String(b)
-        default: value.kindName
-        }
     }
 }
