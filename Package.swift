@@ -70,7 +70,11 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Sweeps: the study protocol with the engine's Optuna process, the sweep service.
-        .target(name: "YardSweeps", dependencies: ["YardDomain", "YardEngine"]),
+        .target(name: "YardSweeps", dependencies: [
+            "YardDomain", "YardEngine", "YardStore", "YardWorker",
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // Claims jobs, runs the engine, routes its events.
         .target(name: "YardWorker", dependencies: [
             "YardDomain", "YardStore", "YardQueue", "YardEngine", "YardTracker", "YardArtifacts", "YardRedis",
@@ -80,7 +84,7 @@ let package = Package(
         ]),
         // REST API, SSE, auth, error mapping.
         .target(name: "YardServer", dependencies: [
-            "YardDomain", "YardStore", "YardQueue", "YardRedis", "YardWorker", "YardEngine", "YardTracker", "YardArtifacts",
+            "YardDomain", "YardStore", "YardQueue", "YardRedis", "YardWorker", "YardEngine", "YardTracker", "YardArtifacts", "YardSweeps",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
@@ -91,6 +95,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "yard", dependencies: ["YardCLI"]),
         // The Swift half of bench/mlflow_metrics.sh and bench/streams.sh.
@@ -109,14 +114,16 @@ let package = Package(
         .testTarget(name: "YardRedisTests", dependencies: ["YardRedis", "YardQueue", "YardTestSupport", .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "YardStoreTests", dependencies: ["YardStore", "YardQueue", "YardRedis", "YardTestSupport"]),
         .testTarget(name: "YardServerTests", dependencies: [
-            "YardServer", "YardTracker", "YardArtifacts", "YardRedis", "YardTestSupport",
+            "YardServer", "YardTracker", "YardArtifacts", "YardRedis", "YardSweeps", "YardTestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
         .testTarget(name: "YardEndToEndTests", dependencies: [
             "YardDomain", "YardEngine", "YardArtifacts", "YardRedis", "YardSweeps", "YardTestSupport",
+            "YardStore", "YardQueue", "YardWorker", "YardTracker",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
     ]
 )

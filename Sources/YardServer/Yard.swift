@@ -8,6 +8,7 @@ import YardEngine
 import YardQueue
 import YardRedis
 import YardStore
+import YardSweeps
 import YardTracker
 import YardWorker
 
@@ -64,6 +65,8 @@ public struct Yard: Sendable {
     public let registry: any WorkerRegistry
     /// Set when workers run on other machines (`yard server --redis`).
     public let remote: RemoteWorkers?
+    /// Sweeps: trials as jobs, the study in the engine's Optuna process.
+    public let sweeps: SweepService
     /// Held while this process owns the data dir (the embedded default).
     let lock: DirectoryLock?
 
@@ -85,6 +88,8 @@ public struct Yard: Sendable {
         self.lock = lock
         self.spool = TrackingSpool(directory: options.dataDirectory + "/tracking", logger: Logger(label: "yard.tracking"),
                                    secrets: secrets, report: Self.trackingReport(store), registrar: Self.registrar(store))
+        self.sweeps = SweepService(control: control, study: StudyProcess(engine: engine), dataDirectory: options.dataDirectory,
+                                   parser: JobConfigParser { FileManager.default.fileExists(atPath: $0) }, logger: Logger(label: "yard.sweeps"))
     }
 
     public var models: ModelRegistry {
@@ -166,6 +171,7 @@ public struct Yard: Sendable {
         JobsController(control: control)
             .addRoutes(to: router.group("/api/jobs"))
         ModelsController(registry: models, store: store).addRoutes(to: router.group("/api/models"))
+        SweepsController(sweeps: sweeps, store: store).addRoutes(to: router.group("/api/sweeps"))
         router.get("/api/workers") { _, _ in
             try JSONResponse.make(["workers": try await registry.workers()])
         }
@@ -226,6 +232,7 @@ public struct Yard: Sendable {
             }
         }
         if !entries.isEmpty { services.append(.init(service: WorkerPresence(registry: registry, entries: entries, logger: logger))) }
+        services.append(.init(service: sweeps))
         return services + workers.map { .init(service: $0) } + [.init(service: app)]
     }
 }

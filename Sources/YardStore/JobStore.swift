@@ -97,6 +97,17 @@ public protocol JobStore: RunRecords, JobSecrets {
     func setModelAlias(name: String, alias: String, version: String) async throws
     /// All versions, or one model's, with their aliases; newest first.
     func modelVersions(name: String?) async throws -> [ModelVersion]
+
+    /// Sweeps: the record, and the base config's secrets apart (sealed like
+    /// a job's); a sweep with the same id is a `.conflict`.
+    func insertSweep(_ sweep: Sweep, secrets: [String: JSONValue]) async throws
+    func sweep(_ id: String) async throws -> Sweep?
+    /// Newest first; with `active`, only sweeps that have not ended.
+    func sweeps(limit: Int, active: Bool) async throws -> [Sweep]
+    /// Reads, changes and writes one sweep atomically; `.notFound` if absent.
+    @discardableResult
+    func updateSweep(_ id: String, _ change: @escaping @Sendable (inout Sweep) throws -> Void) async throws -> Sweep
+    func sweepSecrets(of id: String) async throws -> [String: JSONValue]
 }
 
 extension JobStore {

@@ -12,6 +12,7 @@ public actor MemoryJobStore: JobStore {
     private var nextID: Int64 = 1
     private var versions: [String: ModelVersion] = [:]
     private var aliases: [String: [String: String]] = [:]
+    private var sweepsByID: [String: (sweep: Sweep, secrets: [String: JSONValue])] = [:]
     private let now: @Sendable () -> Date
     public nonisolated let feed: JobFeed
 
@@ -139,4 +140,27 @@ public actor MemoryJobStore: JobStore {
             return v
         }.sorted { ($0.createdAt, $0.name, Int($0.version) ?? 0) > ($1.createdAt, $1.name, Int($1.version) ?? 0) }
     }
+
+    public func insertSweep(_ sweep: Sweep, secrets: [String: JSONValue]) throws {
+        if let existing = sweepsByID.keys.first(where: { $0.lowercased() == sweep.id.lowercased() }) {
+            throw YardError(.conflict, field: "id", "a sweep \(existing) exists already; pick another study_name or id")
+        }
+        sweepsByID[sweep.id] = (sweep, secrets)
+    }
+
+    public func sweep(_ id: String) -> Sweep? { sweepsByID[id]?.sweep }
+
+    public func sweeps(limit: Int, active: Bool) -> [Sweep] {
+        Array(sweepsByID.values.map(\.sweep).filter { !active || !$0.state.isTerminal }
+            .sorted { ($0.createdAt, $0.id) > ($1.createdAt, $1.id) }.prefix(limit))
+    }
+
+    public func updateSweep(_ id: String, _ change: @escaping @Sendable (inout Sweep) throws -> Void) throws -> Sweep {
+        guard var entry = sweepsByID[id] else { throw YardError(.notFound, field: "id", "no sweep \(id)") }
+        try change(&entry.sweep)
+        sweepsByID[id] = entry
+        return entry.sweep
+    }
+
+    public func sweepSecrets(of id: String) -> [String: JSONValue] { sweepsByID[id]?.secrets ?? [:] }
 }

@@ -80,9 +80,22 @@ public struct JobControl: Sendable {
                 return try await move(id, to: .stopped, message: "stopped; no worker was running it any more (`yard resume \(id)` continues it)")
             }
             return try await requestStop(job)
-        case .succeeded, .failed, .stopped:
+        case .succeeded, .failed, .stopped, .pruned:
             throw YardError(.conflict, field: "state", "job \(id) already ended (\(job.state.rawValue)); nothing to stop")
         }
+    }
+
+    /// Stops a sweep's trial because its pruner said so: the reason is
+    /// recorded first, so the stop it causes (through the ordinary stop
+    /// path, on any worker) ends the job `pruned` with it.
+    @discardableResult
+    public func prune(_ id: String, reason: String) async throws -> Job {
+        let job = try await store.update(id) { job in
+            guard !job.state.isTerminal else { return }
+            job.pruning = reason
+        }
+        guard !job.state.isTerminal else { return job }
+        return try await stop(id)
     }
 
     /// Moves the job to `stopping` (once) and asks its worker to stop: the

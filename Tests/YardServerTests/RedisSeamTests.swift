@@ -140,6 +140,24 @@ struct RedisSeamTests {
         #expect(try await t.control.store.job("seam1")?.mlflowRunID == "run-1", "attempt 1's late note is dropped")
     }
 
+    /// A remote trial pruned by the server: its worker only sees a stop and
+    /// reports `stopped`; the server records `pruned` with the reason.
+    @Test func aRemoteTrialsStopEndsItPrunedOnTheServer() async throws {
+        let t = try await Setup()
+        let ledger = try t.ledger()
+        try await ledger.begin(QueueClaim(jobID: "seam1", attempt: 1))
+        try await ledger.move("seam1", to: .running, message: "started", change: JobChange(attemptStarted: .init(worker: "w", time: Date())))
+        try await ledger.flush("seam1")
+        try await t.consumer.drain()
+        _ = try await t.control.store.update("seam1") { $0.pruning = "pruned at epoch 3" }
+        try await ledger.move("seam1", to: .stopping, message: "stop requested")
+        try await ledger.move("seam1", to: .stopped, message: "stopped after epoch 3; `yard resume seam1` continues it")
+        try await ledger.flush("seam1")
+        try await t.consumer.drain()
+        let job = try #require(try await t.control.store.job("seam1"))
+        #expect(job.state == .pruned && job.message == "pruned at epoch 3")
+    }
+
     /// Attempt 1's worker was cut off; attempt 2 took the job over. What
     /// attempt 1 still sends is dropped: one job, one final result.
     @Test func aWorkerThatLostItsClaimIsFencedOff() async throws {

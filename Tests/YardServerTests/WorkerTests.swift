@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Testing
+import YardSweeps
 import YardDomain
 import YardEngine
 import YardTestSupport
@@ -16,10 +17,11 @@ struct WorkerTests {
         let services = t.yard.services(app: t.yard.buildApplication(logger: TestYard.quiet), runner: ScriptedEngineRunner.training(epochs: 1),
                                        logger: TestYard.quiet)
         // A ServiceGroup shuts services down in reverse order: the last listed first.
-        #expect(services.count == t.yard.options.workers + 3)
+        #expect(services.count == t.yard.options.workers + 4)
         #expect(services.first?.service is TrackingSpool)
         #expect(services.dropFirst().first?.service is WorkerPresence, "workers are listed until they stopped")
-        #expect(services.dropFirst(2).dropLast().allSatisfy { $0.service is Worker })
+        #expect(services.dropFirst(2).first?.service is SweepService, "sweeps stop after the workers")
+        #expect(services.dropFirst(3).dropLast().allSatisfy { $0.service is Worker })
         #expect(!(services.last?.service is Worker) && !(services.last?.service is TrackingSpool))
     }
 
@@ -130,6 +132,33 @@ struct WorkerTests {
         #expect(job.attempts == 2)
         let resumed = try await store.events(of: "s1", after: 0, limit: 1000).filter { $0.type == "state" }.map { $0.payload["state"]?.stringValue ?? "" }
         #expect(resumed == ["queued", "running", "stopping", "stopped", "queued", "running", "succeeded"])
+    }
+
+    /// A sweep's pruner stops a trial through the ordinary stop path; it
+    /// ends `pruned` with the pruner's reason, and is not resumable.
+    @Test func aPrunedTrialEndsPrunedThroughTheStopPath() async throws {
+        let t = try TestYard()
+        defer { t.dir.remove() }
+        _ = try await t.yard.control.submit(try JobConfigParser { _ in true }.parse(t.config("task_id: p1", epochs: 50)))
+        let worker = t.worker(ScriptedEngineRunner.training(epochs: 50, stepDelay: .milliseconds(40)))
+        let store = t.yard.store, control = t.yard.control
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await worker.drain() }
+            try await eventually("epoch 2") { (try await store.job("p1"))?.epoch ?? 0 >= 2 }
+            _ = try await control.prune("p1", reason: "pruned at epoch 2: fitness 0.1 below the median 0.5")
+            try await group.waitForAll()
+        }
+        let job = try await store.require("p1")
+        #expect(job.state == .pruned)
+        #expect(job.message == "pruned at epoch 2: fitness 0.1 below the median 0.5")
+        #expect(job.state.isTerminal && job.finishedAt != nil)
+        let states = try await store.events(of: "p1", after: 0, limit: 1000).filter { $0.type == "state" }.map { $0.payload["state"]?.stringValue ?? "" }
+        #expect(states == ["queued", "running", "stopping", "pruned"])
+        await #expect(throws: YardError.self) { _ = try await control.resume("p1") }
+        await #expect(throws: YardError.self) { _ = try await control.stop("p1") }
+        // A queued trial pruned before it starts ends pruned at once.
+        _ = try await control.submit(try JobConfigParser { _ in true }.parse(t.config("task_id: p2", epochs: 5)))
+        #expect(try await control.prune("p2", reason: "the study ended").state == .pruned)
     }
 
     @Test func resumeAfterAStopPassesTheCheckpointToTheEngine() async throws {

@@ -90,6 +90,33 @@ struct JobStoreContractTests {
     }
 
     @Test(arguments: Driver.allCases)
+    func sweepsAreStoredListedAndUpdatedWithTheirSecretsApart(driver: Driver) async throws {
+        let store = try Self.make(driver)
+        let config = try Self.job("base").config
+        var first = Sweep(id: "sw1", study: "lr-study", experiment: "e", config: config, createdAt: Date(timeIntervalSince1970: 10))
+        first.trials = [Sweep.Trial(number: 0, jobID: Sweep.trialJobID(sweep: "sw1", number: 0), params: ["train.lr0": 0.01])]
+        try await store.insertSweep(first, secrets: ["minio\u{1F}MINIO_SECRET_KEY": "s"])
+        try await store.insertSweep(Sweep(id: "sw2", study: "other", experiment: "e", config: .object([:]), createdAt: Date(timeIntervalSince1970: 20)), secrets: [:])
+        await #expect(throws: YardError.self) {
+            try await store.insertSweep(Sweep(id: "SW1", study: "x", experiment: "e", config: .object([:]), createdAt: Date()), secrets: [:])
+        }
+        #expect(try await store.sweep("sw1") == first)
+        #expect(try await store.sweep("nope") == nil)
+        #expect(try await store.sweepSecrets(of: "sw1") == ["minio\u{1F}MINIO_SECRET_KEY": "s"])
+        #expect(try await store.sweep("sw1")?.config["minio"]?["MINIO_SECRET_KEY"] == "***")
+        #expect(try await store.sweeps(limit: 10, active: false).map(\.id) == ["sw2", "sw1"])
+        let done = try await store.updateSweep("sw2") { sweep in
+            sweep.state = .finished
+            sweep.best = Sweep.Best(number: 3, jobID: "sw2-t3", value: 0.7, params: ["model": "yolov8s.yaml"])
+        }
+        #expect(done.best?.value == 0.7)
+        #expect(try await store.sweeps(limit: 10, active: true).map(\.id) == ["sw1"], "ended sweeps are not active")
+        #expect(try await store.sweeps(limit: 1, active: false).map(\.id) == ["sw2"])
+        await #expect(throws: YardError.self) { try await store.updateSweep("nope") { _ in } }
+        #expect(Sweep.trialJobID(sweep: "sw1", number: 12) == "sw1-t12")
+    }
+
+    @Test(arguments: Driver.allCases)
     func aFailedUpdateChangesNothing(driver: Driver) async throws {
         let store = try Self.make(driver)
         try await store.insert(Self.job("a"), secrets: [:])

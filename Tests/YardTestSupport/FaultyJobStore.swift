@@ -87,4 +87,13 @@ public final class FaultyJobStore: JobStore {
         try check("setModelAlias"); try await base.setModelAlias(name: name, alias: alias, version: version)
     }
     public func modelVersions(name: String?) async throws -> [ModelVersion] { try check("modelVersions"); return try await base.modelVersions(name: name) }
+    public func insertSweep(_ sweep: Sweep, secrets: [String: JSONValue]) async throws {
+        try check("insertSweep"); try await base.insertSweep(sweep, secrets: secrets)
+    }
+    public func sweep(_ id: String) async throws -> Sweep? { try check("sweep"); return try await base.sweep(id) }
+    public func sweeps(limit: Int, active: Bool) async throws -> [Sweep] { try check("sweeps"); return try await base.sweeps(limit: limit, active: active) }
+    public func updateSweep(_ id: String, _ change: @escaping @Sendable (inout Sweep) throws -> Void) async throws -> Sweep {
+        try check("updateSweep"); return try await base.updateSweep(id, change)
+    }
+    public func sweepSecrets(of id: String) async throws -> [String: JSONValue] { try check("sweepSecrets"); return try await base.sweepSecrets(of: id) }
 }

@@ -53,7 +53,8 @@ public struct EngineEvent: Sendable, Hashable {
     public var message: String? { payload["message"]?.stringValue }
     public var line: String? { payload["line"]?.stringValue }
 
-    /// A flat name → number map of `metrics`, `losses` and `lr` together.
+    /// A flat name → number map of `metrics`, `losses` and `lr` together,
+    /// and Ultralytics' `fitness` of the epoch (what sweeps maximise by default).
     public var numbers: [String: Double] {
         var out: [String: Double] = [:]
         for section in ["metrics", "losses", "lr"] {
@@ -61,6 +62,7 @@ public struct EngineEvent: Sendable, Hashable {
                 if let d = value.doubleValue { out[key] = d }
             }
         }
+        if let fitness = payload["fitness"]?.doubleValue, fitness.isFinite { out["fitness"] = fitness }
         return out
     }
 

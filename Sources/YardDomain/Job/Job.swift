@@ -47,6 +47,9 @@ public struct Job: Sendable, Codable, Hashable {
     /// The last report of that attempt applied, so one delivered twice is
     /// applied once.
     public var reportSeq: Int?
+    /// Why a sweep's pruner stopped this trial; set before the stop is
+    /// asked, so the stop it causes ends the job `pruned`, not `stopped`.
+    public var pruning: String?
 
     public init(id: String, config: JobConfig, redacted: JSONValue, createdAt: Date) {
         self.id = id
@@ -66,7 +69,7 @@ public struct Job: Sendable, Codable, Hashable {
         case saveDir = "save_dir", bestWeights = "best_weights", lastWeights = "last_weights"
         case finalMetrics = "final_metrics", runID = "run_id", mlflowRunID = "mlflow_run_id", tracking
         case trackingError = "tracking_error", gitCommit = "git_commit", datasetHash = "dataset_hash"
-        case claim, reportSeq = "report_seq"
+        case claim, reportSeq = "report_seq", pruning
     }
 }
 
@@ -140,11 +143,15 @@ extension Job {
     /// A state change applied to the record, through the state machine:
     /// the one place that says what moving a job sets (its end time, its
     /// message), wherever the move is recorded (the store, a remote worker).
-    public mutating func move(to next: JobState, message: String?, at time: Date) throws(YardError) {
+    /// A stop of a trial being pruned ends it `pruned` with the pruner's reason.
+    public mutating func move(to requested: JobState, message: String?, at time: Date) throws(YardError) {
+        let pruned = requested == .stopped && pruning != nil
+        let next: JobState = pruned ? .pruned : requested
         try state.checkMove(to: next, job: id)
         state = next
         if next.isTerminal { finishedAt = time }
         if next == .queued || next == .running { finishedAt = nil }
         if let message { self.message = message }
+        if pruned, let pruning { self.message = pruning }
     }
 }

@@ -12,15 +12,19 @@ public enum JobState: String, Sendable, Codable, CaseIterable {
     case failed
     /// Stopped by a user; `yard resume` continues it from its checkpoint.
     case stopped
+    /// A sweep's trial that its pruner stopped (through the ordinary stop
+    /// path) because it was doing worse than the others; final.
+    case pruned
 
-    public var isTerminal: Bool { self == .succeeded || self == .failed || self == .stopped }
+    public var isTerminal: Bool { self == .succeeded || self == .failed || self == .stopped || self == .pruned }
     public var isActive: Bool { self == .running || self == .stopping }
 
     public func canMove(to next: JobState) -> Bool {
         switch (self, next) {
         case (.queued, .running), (.queued, .stopped), (.queued, .stopping): true
-        case (.running, .stopping), (.running, .succeeded), (.running, .failed), (.running, .stopped), (.running, .queued): true
-        case (.stopping, .stopped), (.stopping, .succeeded), (.stopping, .failed), (.stopping, .queued): true
+        case (.queued, .pruned): true
+        case (.running, .stopping), (.running, .succeeded), (.running, .failed), (.running, .stopped), (.running, .queued), (.running, .pruned): true
+        case (.stopping, .stopped), (.stopping, .succeeded), (.stopping, .failed), (.stopping, .queued), (.stopping, .pruned): true
         case (.stopped, .queued), (.failed, .queued): true
         default: false
         }

@@ -27,16 +27,24 @@ struct JobsController<Context: RequestContext> {
     }
 
     @Sendable func submit(_ request: Request, context: Context) async throws -> Response {
+        let config = try await Self.config(from: request)
+        let commit = request.headers.first { $0.name.canonicalName == "x-yard-git-commit" }?.value
+        let job = try await control.submit(config, gitCommit: commit.flatMap(Self.validCommit))
+        return try JSONResponse.make(["id": job.id, "state": job.state.rawValue], status: .created)
+    }
+
+    /// A posted config (YAML or JSON, at most 1 MiB, UTF-8), validated; jobs and sweeps alike.
+    static func config(from request: Request) async throws -> JobConfig {
         if let type = request.headers[.contentType] {
             let media = type.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
-            guard Self.configMediaTypes.contains(media) else {
+            guard configMediaTypes.contains(media) else {
                 throw APIError(status: .unsupportedMediaType, code: "invalid_input", field: "Content-Type",
                                message: "Content-Type: \(type.prefix(60)) is not a config; send application/yaml or application/json")
             }
         }
         var request = request
         let body: ByteBuffer
-        do { body = try await request.collectBody(upTo: Self.maxBodySize) } catch {
+        do { body = try await request.collectBody(upTo: maxBodySize) } catch {
             throw YardError(.invalidInput, field: "body", "body: the config is larger than 1 MiB")
         }
         guard let text = String(validating: body.readableBytesView, as: UTF8.self) else {
@@ -44,10 +52,7 @@ struct JobsController<Context: RequestContext> {
         }
         // No base folder: the server cannot know the submitter's, so local paths must be absolute.
         let parser = JobConfigParser(baseDirectory: nil) { FileManager.default.fileExists(atPath: $0) }
-        let config = try parser.parse(text, source: "body")
-        let commit = request.headers.first { $0.name.canonicalName == "x-yard-git-commit" }?.value
-        let job = try await control.submit(config, gitCommit: commit.flatMap(Self.validCommit))
-        return try JSONResponse.make(["id": job.id, "state": job.state.rawValue], status: .created)
+        return try parser.parse(text, source: "body")
     }
 
     @Sendable func list(_ request: Request, context: Context) async throws -> Response {

@@ -300,4 +300,49 @@ public struct SQLiteJobStore: JobStore {
             return v
         }
     }
+
+    public func insertSweep(_ sweep: Sweep, secrets: [String: JSONValue]) async throws {
+        let record = try JSONCoding.string(sweep)
+        let secretText = try sealed(secrets)
+        try await db.write { db in
+            if let existing = try String.fetchOne(db, sql: "SELECT id FROM sweep WHERE id = ? COLLATE NOCASE", arguments: [sweep.id]) {
+                throw YardError(.conflict, field: "id", "a sweep \(existing) exists already; pick another study_name or id")
+            }
+            try db.execute(sql: "INSERT INTO sweep (id, state, created_at, record, secrets) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [sweep.id, sweep.state.rawValue, sweep.createdAt.timeIntervalSince1970, record, secretText])
+        }
+    }
+
+    public func sweep(_ id: String) async throws -> Sweep? {
+        let text = try await db.read { db in try String.fetchOne(db, sql: "SELECT record FROM sweep WHERE id = ?", arguments: [id]) }
+        return try text.map { try JSONCoding.decode(Sweep.self, $0) }
+    }
+
+    public func sweeps(limit: Int, active: Bool) async throws -> [Sweep] {
+        let ended = Sweep.State.allCases.filter(\.isTerminal).map(\.rawValue)
+        let texts = try await db.read { db in
+            try String.fetchAll(db, sql: """
+                SELECT record FROM sweep WHERE (?1 = 0 OR state NOT IN (?2, ?3, ?4)) ORDER BY created_at DESC, id DESC LIMIT ?5
+                """, arguments: [active, ended[0], ended[1], ended[2], limit])
+        }
+        return try texts.map { try JSONCoding.decode(Sweep.self, $0) }
+    }
+
+    @discardableResult
+    public func updateSweep(_ id: String, _ change: @escaping @Sendable (inout Sweep) throws -> Void) async throws -> Sweep {
+        try await db.write { db in
+            guard let text = try String.fetchOne(db, sql: "SELECT record FROM sweep WHERE id = ?", arguments: [id]) else {
+                throw YardError(.notFound, field: "id", "no sweep \(id); `yard sweeps` lists them")
+            }
+            var sweep = try JSONCoding.decode(Sweep.self, text)
+            try change(&sweep)
+            try db.execute(sql: "UPDATE sweep SET state = ?, record = ? WHERE id = ?", arguments: [sweep.state.rawValue, try JSONCoding.string(sweep), id])
+            return sweep
+        }
+    }
+
+    public func sweepSecrets(of id: String) async throws -> [String: JSONValue] {
+        let text = try await db.read { db in try String.fetchOne(db, sql: "SELECT secrets FROM sweep WHERE id = ?", arguments: [id]) }
+        return try text.map(opened) ?? [:]
+    }
 }

@@ -126,6 +126,18 @@ public struct YardDatabase: Sendable {
             // Claims of one job are numbered, so a worker that lost its claim is fenced.
             try db.execute(sql: "ALTER TABLE queue ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0")
         }
+        migrator.registerMigration("v4-sweeps") { db in
+            try db.execute(sql: """
+                CREATE TABLE sweep (
+                  id TEXT PRIMARY KEY NOT NULL,
+                  state TEXT NOT NULL,
+                  created_at DOUBLE NOT NULL,
+                  record TEXT NOT NULL,
+                  secrets TEXT NOT NULL
+                );
+                CREATE INDEX sweep_by_created ON sweep(created_at);
+                """)
+        }
         return migrator
     }
 }

@@ -116,7 +116,7 @@ public struct MLflowTracker: Tracker {
         switch job.state {
         case .succeeded: status = "FINISHED"
         case .failed: status = "FAILED"
-        case .stopped: status = "KILLED"
+        case .stopped, .pruned: status = "KILLED"
         default: return  // requeued: the run goes on with the next attempt
         }
         var tags: [String: JSONValue] = ["trainyard.state": .string(job.state.rawValue)]

@@ -1,0 +1,282 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+import YardDomain
+import YardEngine
+import YardStore
+import YardWorker
+
+/// Runs sweeps: each trial is an ordinary job (same queue, workers, local
+/// or over Redis, tracking, artifacts, stop). The study is Optuna's, in
+/// the engine's study process: this service asks it for trials, submits
+/// them with their values, reports each epoch's fitness from the server's
+/// own records (so trials on remote workers are pruned too: the workers
+/// never see the study) and stops a trial through the ordinary stop path
+/// when the pruner says so; it tells the study how every trial ended.
+///
+/// Everything it does is idempotent from the store and the study, so a
+/// restart carries on: trials asked but never submitted are submitted (a
+/// trial's job id is fixed), running ones go on, finished ones are told
+/// once and never run again.
+public struct SweepService: Service {
+    let control: JobControl
+    let study: StudyProcess
+    /// Where the default Optuna storage lives (`sweeps/optuna.sqlite3`).
+    let dataDirectory: String
+    /// Validates each trial's config as a submission would be.
+    let parser: JobConfigParser
+    let logger: Logger
+    let interval: Duration
+    /// Sweeps being advanced now (one pass at a time each) and those whose
+    /// study this service has opened (the first pass after a start adopts
+    /// what the record lost).
+    private let passes = Passes()
+
+    final class Passes: Sendable {
+        let state = Mutex<(busy: Set<String>, opened: Set<String>)>(([], []))
+    }
+
+    public init(control: JobControl, study: StudyProcess, dataDirectory: String, parser: JobConfigParser, interval: Duration = .seconds(1),
+                logger: Logger) {
+        self.control = control
+        self.study = study
+        self.dataDirectory = dataDirectory
+        self.parser = parser
+        self.interval = interval
+        self.logger = logger
+    }
+
+    var store: any JobStore { control.store }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                await advanceAll()
+                try? await Task.sleep(for: interval)
+            }
+        }
+        await study.close()
+    }
+
+    /// One pass over the sweeps that have not ended.
+    public func advanceAll() async {
+        let active: [Sweep]
+        do { active = try await store.sweeps(limit: 10_000, active: true) } catch {
+            logger.warning("sweeps: cannot list them: \(error)")
+            return
+        }
+        for sweep in active {
+            do { try await advance(sweep.id) } catch {
+                logger.warning("sweep \(sweep.id): \(error)")
+            }
+        }
+    }
+
+    /// Creates a sweep from a validated config that is one (a search space,
+    /// or seed 001's `tune: true`): the study is opened first, so a storage
+    /// that cannot be used refuses the sweep with its reason and nothing is
+    /// stored. Its first trials are queued at once.
+    public func create(_ config: JobConfig) async throws -> Sweep {
+        guard let spec = config.sweep, spec.isSweep else {
+            throw YardError.invalid("sweeper", "this config is not a sweep; give sweeper.search_space (or sweeper.tune: true)")
+        }
+        let time = Date()
+        let id = "sweep-" + JobID.generate(epochSeconds: Int(time.timeIntervalSince1970), random: UInt32.random(in: 0...UInt32.max)).dropFirst("job-".count)
+        let name = spec.studyName ?? id
+        if spec.storage == nil, let other = try await store.sweeps(limit: 10_000, active: false).first(where: { $0.study == name }) {
+            throw YardError(.conflict, field: "sweeper.study_name", "sweeper.study_name: sweep \(other.id) already ran study \(name); pick another name")
+        }
+        let secrets = Redaction.secrets(of: config.json)
+        let redacted = SecretMasker(secrets: secrets).mask(Redaction.redact(config.json))
+        try await study.open(StudyDefinition(name: name, storage: try storage(spec), spec: spec))
+        let sweep = Sweep(id: id, study: name, experiment: config.experiment, config: redacted, createdAt: time)
+        try await store.insertSweep(sweep, secrets: secrets)
+        passes.state.withLock { _ = $0.opened.insert(id) }
+        try await advance(id)
+        return try await store.sweep(id) ?? sweep
+    }
+
+    /// Stops a sweep: no more trials; the running ones are stopped (and
+    /// told as failed once they have); it ends `stopped`.
+    public func stop(_ id: String) async throws -> Sweep {
+        let sweep = try await store.updateSweep(id) { sweep in
+            guard !sweep.state.isTerminal else { return }
+            sweep.state = .stopping
+            sweep.message = "stop requested"
+        }
+        if sweep.state == .stopping { try await advance(id) }
+        return try await store.sweep(id) ?? sweep
+    }
+
+    /// The Optuna storage of a sweep: its own, else a SQLite file of the server's.
+    func storage(_ spec: SweepSpec) throws -> String {
+        if let storage = spec.storage { return storage }
+        let folder = dataDirectory + "/sweeps"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        return "sqlite:///" + folder + "/optuna.sqlite3"
+    }
+
+    /// Brings one sweep forward: tells the study how ended trials went,
+    /// reports running ones' new epochs (pruning those it says to), asks
+    /// for new trials up to `max_concurrent`, and ends the sweep when all
+    /// `n_trials` have been told. One pass at a time per sweep.
+    func advance(_ id: String) async throws {
+        let first = passes.state.withLock { state -> Bool? in
+            guard state.busy.insert(id).inserted else { return nil }
+            return !state.opened.contains(id)
+        }
+        guard let first else { return }
+        defer { passes.state.withLock { _ = $0.busy.remove(id) } }
+        guard var sweep = try await store.sweep(id), !sweep.state.isTerminal else { return }
+        let base = try await baseConfig(sweep)
+        guard let spec = base.sweep else { throw YardError(.unavailable, "sweep \(id) has no sweeper block") }
+        if first {
+            // After a restart: open the study again and adopt trials it asked
+            // that the record lost (asked just before a crash).
+            let trials = try await study.open(StudyDefinition(name: sweep.study, storage: try storage(spec), spec: spec))
+            passes.state.withLock { _ = $0.opened.insert(id) }
+            let known = Set(sweep.trials.map(\.number))
+            for trial in trials where trial.state == .running && !known.contains(trial.number) {
+                sweep = try await store.updateSweep(id) { $0.trials.append(Sweep.Trial(number: trial.number, jobID: Sweep.trialJobID(sweep: id, number: trial.number), params: trial.params)) }
+            }
+        }
+
+        for trial in sweep.trials where trial.told == nil {
+            guard let job = try await store.job(trial.jobID) else {
+                // Asked and recorded, never submitted (a crash in between), or stopped first.
+                if sweep.state == .running { _ = try await submit(trial, of: sweep, base: base) } else { try await tell(sweep, trial, as: .stopped, value: nil, spec: spec) }
+                continue
+            }
+            if job.state.isTerminal {
+                try await tell(sweep, trial, as: job.state, value: job.state == .succeeded ? try await finalValue(job, spec: spec) : nil, spec: spec)
+            } else if sweep.state == .stopping {
+                _ = try? await control.stop(job.id)
+            } else if job.state == .running {
+                try await reportEpochs(of: job, trial: trial, sweep: sweep, spec: spec)
+            }
+        }
+
+        sweep = try await store.sweep(id) ?? sweep
+        let open = sweep.trials.filter { $0.told == nil }.count
+        if sweep.state == .running {
+            var active = open
+            var asked = sweep.trials.count
+            while active < spec.maxConcurrent, asked < spec.trials {
+                let (number, params) = try await study.ask(sweep.study)
+                let trial = Sweep.Trial(number: number, jobID: Sweep.trialJobID(sweep: id, number: number), params: params)
+                // Recorded before it is submitted: a crash in between submits it on the next pass.
+                sweep = try await store.updateSweep(id) { $0.trials.append(trial) }
+                _ = try await submit(trial, of: sweep, base: base)
+                active += 1
+                asked += 1
+            }
+            if open == 0, asked >= spec.trials, sweep.trials.allSatisfy({ $0.told != nil }) {
+                try await finish(sweep, base: base, spec: spec)
+            }
+        } else if sweep.state == .stopping, open == 0 {
+            try await end(id, .stopped, message: "stopped after \(sweep.trials.count) trials")
+        }
+    }
+
+    /// The sweep's config with its secrets, as trials are made from it.
+    func baseConfig(_ sweep: Sweep) async throws -> JobConfig {
+        let secrets = try await store.sweepSecrets(of: sweep.id)
+        guard case .object(let document) = Redaction.restore(sweep.config, secrets: secrets) else {
+            throw YardError(.unavailable, "sweep \(sweep.id): its config is not a mapping")
+        }
+        return try parser.validate(document)
+    }
+
+    /// Submits a trial: the base config with the trial's values, its fixed
+    /// job id, and where it belongs in `metadata` (wyolo's trial number too).
+    func submit(_ trial: Sweep.Trial, of sweep: Sweep, base: JobConfig) async throws -> Job {
+        var document = SweepSpec.trialDocument(base.document, values: trial.params)
+        document["task_id"] = .string(trial.jobID)
+        document["experiment"] = .string(sweep.experiment)
+        let config = try parser.validate(document)
+            .withMetadata("sweep_id", .string(sweep.id))
+            .withMetadata("trial_number", .int(trial.number + 1))
+        do {
+            return try await control.submit(config)
+        } catch let error as YardError where error.code == .conflict {
+            // Submitted before a crash that lost nothing else: it is there.
+            return try await store.require(trial.jobID)
+        }
+    }
+
+    /// Reports the trial's epochs the study has not seen; prunes the job
+    /// when the study says so (not before `grace_period` epochs: Optuna's warm-up).
+    func reportEpochs(of job: Job, trial: Sweep.Trial, sweep: Sweep, spec: SweepSpec) async throws {
+        for epoch in try await store.epochs(of: job.id) where epoch.epoch > trial.reported ?? 0 {
+            guard let value = epoch.metrics[spec.fitness], value.isFinite else { continue }
+            let prune = try await study.report(sweep.study, number: trial.number, step: epoch.epoch, value: value)
+            try await store.updateSweep(sweep.id) { sweep in
+                if let index = sweep.trials.firstIndex(where: { $0.number == trial.number }) { sweep.trials[index].reported = epoch.epoch }
+            }
+            if prune {
+                let reason = "pruned at epoch \(epoch.epoch): \(spec.fitness) \(Self.format(value)) (\(spec.pruner.rawValue))"
+                logger.info("sweep \(sweep.id): trial \(trial.number) (\(job.id)) \(reason)")
+                _ = try await control.prune(job.id, reason: reason)
+                return
+            }
+        }
+    }
+
+    /// The trial's result: its fitness metric at the end (Ultralytics'
+    /// `fitness`, or the named metric of the final validation, else of the last epoch).
+    func finalValue(_ job: Job, spec: SweepSpec) async throws -> Double? {
+        if spec.fitness == "fitness", let fitness = job.fitness { return fitness }
+        if let value = job.finalMetrics?[spec.fitness] { return value }
+        return try await store.epochs(of: job.id).last?.metrics[spec.fitness]
+    }
+
+    /// Tells the study how a trial ended and records it, with the best so far.
+    func tell(_ sweep: Sweep, _ trial: Sweep.Trial, as end: JobState, value: Double?, spec: SweepSpec) async throws {
+        let outcome: TrialOutcome = switch end {
+        case .succeeded: .complete(value)
+        case .pruned: .pruned
+        default: .failed
+        }
+        try await study.tell(sweep.study, number: trial.number, outcome)
+        let direction = spec.direction
+        try await store.updateSweep(sweep.id) { sweep in
+            guard let index = sweep.trials.firstIndex(where: { $0.number == trial.number }) else { return }
+            sweep.trials[index].told = end
+            sweep.trials[index].value = value
+            guard end == .succeeded, let value, value.isFinite else { return }
+            let better = sweep.best.map { direction == .maximize ? value > $0.value : value < $0.value } ?? true
+            if better { sweep.best = Sweep.Best(number: trial.number, jobID: trial.jobID, value: value, params: trial.params) }
+        }
+    }
+
+    /// Every trial told: the sweep ends, and with `retrain_best` the best
+    /// trial's config is submitted as a normal job (the base config's epochs).
+    func finish(_ sweep: Sweep, base: JobConfig, spec: SweepSpec) async throws {
+        let counts = Dictionary(grouping: sweep.trials, by: { $0.told?.rawValue ?? "?" }).mapValues(\.count)
+        var message = "\(sweep.trials.count) trials (" + counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ") + ")"
+        if let best = sweep.best {
+            message += "; best: trial \(best.number) \(spec.fitness) \(Self.format(best.value))"
+            if spec.retrainBest, sweep.retrainJobID == nil {
+                var document = SweepSpec.trialDocument(base.document, values: best.params)
+                document["sweeper"] = nil
+                document["task_id"] = .string("\(sweep.id)-best")
+                let job = try await control.submit(try parser.validate(document).withMetadata("sweep_id", .string(sweep.id)))
+                try await store.updateSweep(sweep.id) { $0.retrainJobID = job.id }
+                message += "; retraining it as \(job.id)"
+            }
+        }
+        try await end(sweep.id, .finished, message: message)
+    }
+
+    func end(_ id: String, _ end: Sweep.State, message: String) async throws {
+        try await store.updateSweep(id) { sweep in
+            sweep.state = end
+            sweep.finishedAt = Date()
+            sweep.message = message
+        }
+        logger.info("sweep \(id) \(end.rawValue): \(message)")
+    }
+
+    static func format(_ value: Double) -> String { String(format: "%.4g", value) }
+}

@@ -1,0 +1,186 @@
+import Foundation
+import Logging
+import Synchronization
+import Testing
+import YardArtifacts
+import YardDomain
+import YardEngine
+import YardQueue
+import YardStore
+import YardSweeps
+import YardTestSupport
+import YardTracker
+import YardWorker
+
+extension EndToEnd {
+/// Sweeps with the real study process (Optuna) and two in-process workers
+/// whose scripted engine scores a trial by its `lr0`: above 0.6 it fails
+/// (the deliberately bad region), below 0.01 it learns little (what the
+/// pruner should stop), in between it does well. The grid makes each
+/// region certain to be visited; its seed fixes the order. Training itself is
+/// scripted here; the real-Ultralytics sweep comes with `yard sweep`.
+@Suite("Sweep service")
+struct SweepServiceTests {
+    struct Rig {
+        let dir: TemporaryDirectory
+        let control: JobControl
+        let workers: [Worker]
+        let parser: JobConfigParser
+        let data: String
+
+        init() throws {
+            dir = try TemporaryDirectory("sweep")
+            let store = SQLiteJobStore(database: try YardDatabase(path: dir.file("yard.sqlite")))
+            let queue = MemoryJobQueue()
+            control = JobControl(store: store, queue: queue)
+            let ledger = StoreLedger(control: control)
+            var quiet = Logger(label: "test")
+            quiet.logLevel = .critical
+            let control = self.control, dir = self.dir
+            workers = (0..<2).map { index in
+                Worker(configuration: Worker.Configuration(id: "w\(index)", dataDirectory: dir.file("w\(index)"), stopGrace: .seconds(5)),
+                       ledger: ledger, queue: queue, runner: SweepServiceTests.engine(), trackers: [StoreTracker(records: ledger)],
+                       artifacts: LocalArtifactStore(root: dir.file("artifacts")), logger: quiet)
+            }
+            _ = control
+            parser = JobConfigParser { FileManager.default.fileExists(atPath: $0) }
+            data = try dir.write("demo/data.yaml", "path: .\ntrain: images\nval: images\nnames: {0: a}\n")
+        }
+
+        func service(interval: Duration = .milliseconds(50)) -> SweepService {
+            var logger = Logger(label: "sweeps")
+            logger.logLevel = .warning
+            let engine = EngineEnvironment.resolve(python: ProcessInfo.processInfo.environment["YARD_PYTHON"], dataDirectory: dir.path)
+            return SweepService(control: control, study: StudyProcess(engine: engine), dataDirectory: dir.path, parser: parser,
+                                interval: interval, logger: logger)
+        }
+
+        func config(_ sweeper: String) throws -> JobConfig {
+            try parser.parse("model: yolov8n.yaml\ntrain: {data: \(data), epochs: 6, imgsz: 32}\nsweeper: \(sweeper)\n")
+        }
+    }
+
+    /// Fitness by epoch for a trial's lr0; lr0 above 0.6 fails at epoch 2.
+    static func engine() -> ScriptedEngineRunner {
+        ScriptedEngineRunner(stepDelay: .milliseconds(150)) { request in
+            let lr0 = request.spec["train"]?["lr0"]?.doubleValue ?? 0.01
+            let epochs = request.spec["train"]?["epochs"]?.intValue ?? 6
+            let run = "\(request.spec["project"]?.stringValue ?? "/runs")/\(request.jobID)"
+            let quality = lr0 < 0.01 ? 0.05 : 0.4 + lr0 / 2
+            var steps: [EngineOutput] = [.event(EngineEvent(kind: .started, payload: ["device": "cpu", "epochs": .int(epochs), "save_dir": .string(run)]))]
+            for epoch in 1...epochs {
+                if lr0 > 0.6 && epoch == 2 {
+                    steps.append(.event(EngineEvent(kind: .failed, payload: ["error": "FloatingPointError", "message": .string("loss is NaN (lr0 \(lr0))")])))
+                    return steps
+                }
+                let fitness = quality * Double(epoch) / Double(epochs)
+                steps.append(.event(EngineEvent(kind: .epoch, payload: ["epoch": .int(epoch), "epochs": .int(epochs), "seconds": 0.01,
+                                                                       "metrics": ["metrics/mAP50-95(B)": .double(fitness * 0.9)], "fitness": .double(fitness)])))
+            }
+            steps.append(.event(EngineEvent(kind: .finished, payload: ["best": .string(run + "/weights/best.pt"), "fitness": .double(quality),
+                                                                      "metrics": ["metrics/mAP50-95(B)": .double(quality * 0.9)]])))
+            return steps
+        }
+    }
+
+    /// Runs the workers and `service` until `done` holds (or the timeout).
+    static func run(_ rig: Rig, _ service: SweepService, timeout: Duration = .seconds(120),
+                    watch: @escaping @Sendable () async throws -> Void = {}, until done: @escaping @Sendable () async throws -> Bool) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in rig.workers { group.addTask { try await worker.run() } }
+            group.addTask { try await service.run() }
+            try await eventually("the sweep to get there", timeout: timeout, every: .milliseconds(50)) {
+                try await watch()
+                return try await done()
+            }
+            group.cancelAll()
+        }
+    }
+
+    @Test func sixTrialsTwoAtATimeEachEndingCompletePrunedOrFailed() async throws {
+        let rig = try Rig()
+        defer { rig.dir.remove() }
+        let service = rig.service()
+        let sweep = try await service.create(try rig.config("""
+            {study_name: lr-hunt, n_trials: 6, max_concurrent: 2, sampler: GridSampler, seed: 0, pruner: MedianPruner, grace_period: 2,
+             search_space: {train: {lr0: [choice, 0.2, 0.3, 0.001, 0.9, 0.002, 0.4]}}}
+            """))
+        #expect(sweep.trials.count == 2, "max_concurrent trials queued at once")
+        let store = rig.control.store
+        let most = Mutex(0)
+        try await Self.run(rig, service, watch: {
+            let running = try await store.jobs(in: [.queued, .running, .stopping]).count
+            most.withLock { $0 = max($0, running) }
+        }) { try await store.sweep(sweep.id)?.state == .finished }
+
+        let done = try #require(try await store.sweep(sweep.id))
+        #expect(most.withLock { $0 } <= 2, "never more than max_concurrent trials at once")
+        #expect(done.trials.map(\.number) == Array(0..<6))
+        var ends: [JobState: Int] = [:]
+        for trial in done.trials {
+            let job = try await store.require(trial.jobID)
+            #expect(job.state == trial.told, "\(trial.jobID)")
+            #expect(job.attempts == 1, "no trial ran twice")
+            #expect(job.config["train"]?["lr0"]?.doubleValue == trial.params["train.lr0"]?.doubleValue)
+            #expect(job.config["metadata"]?["sweep_id"]?.stringValue == sweep.id)
+            ends[job.state, default: 0] += 1
+            if job.state == .pruned {
+                #expect(job.message?.contains("pruned at epoch") == true)
+                #expect((job.epoch ?? 0) >= 2, "not pruned within its grace period")
+            }
+        }
+        #expect(Set(ends.keys).isSubset(of: [.succeeded, .pruned, .failed]))
+        #expect(ends[.failed, default: 0] >= 1, "the bad region fails: \(ends)")
+        #expect(ends[.pruned, default: 0] >= 1, "the pruner stops a weak trial: \(ends) \(done.trials.map { $0.params })")
+        let best = try #require(done.best)
+        let succeeded = done.trials.filter { $0.told == .succeeded }.compactMap(\.value)
+        #expect(best.value == succeeded.max())
+        #expect(done.message?.contains("best: trial \(best.number)") == true)
+    }
+
+    /// The sweep service (and its study process) goes away mid-sweep while
+    /// the workers go on; a trial was even asked of Optuna and not recorded
+    /// (a crash between the two). A new service finishes the sweep with
+    /// exactly n_trials trials, none run twice, the orphan adopted.
+    @Test func aRestartedServiceFinishesWithExactlyItsTrials() async throws {
+        let rig = try Rig()
+        defer { rig.dir.remove() }
+        let store = rig.control.store
+        let config = try rig.config("{n_trials: 5, max_concurrent: 2, sampler: RandomSampler, seed: 1, pruner: none, search_space: {train: {lr0: [uniform, 0.1, 0.5]}}}")
+        let spec = try #require(config.sweep)
+        try await withThrowingTaskGroup(of: Void.self) { workers in
+            for worker in rig.workers { workers.addTask { try await worker.run() } }
+            let first = rig.service()
+            let sweep = try await first.create(config)
+            let running = Task { try await first.run() }
+            try await eventually("two trials told", timeout: .seconds(60)) { (try await store.sweep(sweep.id)?.trials.filter { $0.told != nil }.count ?? 0) >= 2 }
+            running.cancel()
+            _ = try? await running.value
+            // A trial Optuna handed out just before the crash, never recorded.
+            let engine = EngineEnvironment.resolve(python: ProcessInfo.processInfo.environment["YARD_PYTHON"], dataDirectory: rig.dir.path)
+            let orphanStudy = StudyProcess(engine: engine)
+            try await orphanStudy.open(StudyDefinition(name: sweep.study, storage: "sqlite:///" + rig.dir.file("sweeps/optuna.sqlite3"), spec: spec))
+            let orphan = try await orphanStudy.ask(sweep.study).number
+            await orphanStudy.close()
+
+            let second = rig.service()
+            let again = Task { try await second.run() }
+            try await eventually("the sweep finished", timeout: .seconds(90)) { try await store.sweep(sweep.id)?.state == .finished }
+            again.cancel()
+            _ = try? await again.value
+            workers.cancelAll()
+
+            let done = try #require(try await store.sweep(sweep.id))
+            #expect(done.trials.count == 5, "\(done.trials.map(\.number))")
+            #expect(Set(done.trials.map(\.number)).count == 5, "no trial twice")
+            #expect(done.trials.contains { $0.number == orphan }, "the trial asked before the crash was run, not lost")
+            #expect(done.trials.allSatisfy { $0.told == .succeeded })
+            for trial in done.trials { #expect(try await store.require(trial.jobID).attempts == 1, "\(trial.jobID) ran once") }
+            let check = StudyProcess(engine: engine)
+            let inOptuna = try await check.open(StudyDefinition(name: sweep.study, storage: "sqlite:///" + rig.dir.file("sweeps/optuna.sqlite3"), spec: spec))
+            await check.close()
+            #expect(inOptuna.count == 5 && inOptuna.allSatisfy { $0.state == .complete }, "Optuna's study has exactly the 5 trials, all complete")
+        }
+    }
+}
+}
