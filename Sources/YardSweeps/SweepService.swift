@@ -149,11 +149,14 @@ public struct SweepService: Service {
                 continue
             }
             if job.state.isTerminal {
+                // Its learning curve first (epochs that ended between two passes):
+                // the median the pruner compares later trials with is made of them.
+                try await reportEpochs(of: job, trial: trial, sweep: sweep, spec: spec, mayPrune: false)
                 try await tell(sweep, trial, as: job.state, value: job.state == .succeeded ? try await finalValue(job, spec: spec) : nil, spec: spec)
             } else if sweep.state == .stopping {
                 _ = try? await control.stop(job.id)
             } else if job.state == .running {
-                try await reportEpochs(of: job, trial: trial, sweep: sweep, spec: spec)
+                try await reportEpochs(of: job, trial: trial, sweep: sweep, spec: spec, mayPrune: true)
             }
         }
 
@@ -206,15 +209,16 @@ public struct SweepService: Service {
     }
 
     /// Reports the trial's epochs the study has not seen; prunes the job
-    /// when the study says so (not before `grace_period` epochs: Optuna's warm-up).
-    func reportEpochs(of job: Job, trial: Sweep.Trial, sweep: Sweep, spec: SweepSpec) async throws {
+    /// when the study says so (not before `grace_period` epochs: Optuna's
+    /// warm-up) and `mayPrune` (a trial that ended is only reported).
+    func reportEpochs(of job: Job, trial: Sweep.Trial, sweep: Sweep, spec: SweepSpec, mayPrune: Bool) async throws {
         for epoch in try await store.epochs(of: job.id) where epoch.epoch > trial.reported ?? 0 {
             guard let value = epoch.metrics[spec.fitness], value.isFinite else { continue }
             let prune = try await study.report(sweep.study, number: trial.number, step: epoch.epoch, value: value)
             try await store.updateSweep(sweep.id) { sweep in
                 if let index = sweep.trials.firstIndex(where: { $0.number == trial.number }) { sweep.trials[index].reported = epoch.epoch }
             }
-            if prune {
+            if prune, mayPrune {
                 let reason = "pruned at epoch \(epoch.epoch): \(spec.fitness) \(Self.format(value)) (\(spec.pruner.rawValue))"
                 logger.info("sweep \(sweep.id): trial \(trial.number) (\(job.id)) \(reason)")
                 _ = try await control.prune(job.id, reason: reason)

@@ -7,7 +7,7 @@ import YardDomain
 @Suite("Sweep spec")
 struct SweepSpecTests {
     static func parse(_ yaml: String) throws -> JobConfig {
-        try JobConfigParser { _ in true }.parse("model: yolov8n.yaml\ntrain: {data: /d/data.yaml, epochs: 3}\n" + yaml)
+        try JobConfigParser { _ in true }.parse("model: yolov8n.yaml\ntrain: {data: /d/data.yaml, epochs: 3, optimizer: SGD}\n" + yaml)
     }
 
     @Test func everyKindOfSearchSpaceAndEveryOption() throws {
@@ -124,6 +124,28 @@ struct SweepSpecTests {
         } catch {
             Issue.record("\(yaml): \(error)")
         }
+    }
+
+    /// Ultralytics ignores lr0 and momentum with optimizer auto (its
+    /// default): a sweep over them is refused until an optimizer is named.
+    @Test func aSweepOverTheLearningRateNeedsAnOptimizer() throws {
+        let parser = JobConfigParser { _ in true }
+        for train in ["{data: /d.yaml}", "{data: /d.yaml, optimizer: auto}"] {
+            #expect(throws: YardError.self) {
+                _ = try parser.parse("model: m.yaml\ntrain: \(train)\nsweeper: {search_space: {train: {lr0: [uniform, 0.001, 0.1]}}}")
+            }
+            #expect(throws: YardError.self, "tune: true searches Ultralytics' space, lr0 included") {
+                _ = try parser.parse("model: m.yaml\ntrain: \(train)\nsweeper: {tune: true}")
+            }
+            _ = try parser.parse("model: m.yaml\ntrain: \(train)\nsweeper: {search_space: {train: {mosaic: [uniform, 0, 1]}}}")
+            _ = try parser.parse("model: m.yaml\ntrain: \(train)\nsweeper: {tune: false, search_space: {train: {lr0: [uniform, 0.001, 0.1]}}}")
+        }
+        #expect {
+            _ = try parser.parse("model: m.yaml\ntrain: {data: /d.yaml}\nsweeper: {search_space: {train: {momentum: [uniform, 0.6, 0.9]}}}")
+        } throws: { error in
+            (error as? YardError)?.field == "train.optimizer" && "\(error)".contains("set train.optimizer")
+        }
+        _ = try parser.parse("model: m.yaml\ntrain: {data: /d.yaml, optimizer: AdamW}\nsweeper: {tune: true}")
     }
 
     /// A trial is the config with the sampled values written in and the

@@ -18,7 +18,7 @@ struct StudyProcessTests {
     }
 
     static func spec(_ yaml: String) throws -> SweepSpec {
-        try #require(try JobConfigParser { _ in true }.parse("model: yolov8n.yaml\ntrain: {data: /d/data.yaml, epochs: 5}\n" + yaml).sweep)
+        try #require(try JobConfigParser { _ in true }.parse("model: yolov8n.yaml\ntrain: {data: /d/data.yaml, epochs: 5, optimizer: SGD}\n" + yaml).sweep)
     }
 
     @Test func askReportTellAndTheBestThroughOptuna() async throws {

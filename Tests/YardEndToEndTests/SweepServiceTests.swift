@@ -56,7 +56,7 @@ struct SweepServiceTests {
         }
 
         func config(_ sweeper: String) throws -> JobConfig {
-            try parser.parse("model: yolov8n.yaml\ntrain: {data: \(data), epochs: 6, imgsz: 32}\nsweeper: \(sweeper)\n")
+            try parser.parse("model: yolov8n.yaml\ntrain: {data: \(data), epochs: 6, imgsz: 32, optimizer: SGD}\nsweeper: \(sweeper)\n")
         }
     }
 

@@ -57,6 +57,25 @@ struct YardHarness {
         return (process, log)
     }
 
+    /// Runs a script with the engine's Python (Optuna, Ultralytics); its
+    /// last line of output is JSON, returned.
+    func python(_ script: String) throws -> JSONValue {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = ["-c", script]
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        let errors = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0, let line = String(decoding: data, as: UTF8.self).split(separator: "\n").last else {
+            throw HarnessError("python script failed: \(String(decoding: errors, as: UTF8.self).suffix(800))")
+        }
+        return try JSONDecoder().decode(JSONValue.self, from: Data(line.utf8))
+    }
+
     /// The version of a package installed in the engine's Python.
     func installedVersion(_ package: String) throws -> String {
         let process = Process()

@@ -153,7 +153,16 @@ public struct JobConfigParser: Sendable {
                 if let name = mlflow[key]?.stringValue { try ModelVersion.validateName(name, field: "mlflow.\(key)") }
             }
         }
-        if let sweeper = document["sweeper"] { _ = try SweepSpec.parse(sweeper) }
+        if let sweeper = document["sweeper"] {
+            let spec = try SweepSpec.parse(sweeper)
+            // Ultralytics picks its own learning rate and momentum with optimizer auto
+            // (its default) and ignores lr0/momentum: a sweep over them would search nothing.
+            let optimizer = (document["train"]?["optimizer"]?.stringValue ?? "auto").lowercased()
+            if spec.isSweep, optimizer == "auto",
+               let searched = spec.parameters.first(where: { $0.name == "train.lr0" || $0.name == "train.momentum" }) {
+                throw YardError.invalid("train.optimizer", "the sweep searches \(searched.name.dropFirst(6)), which Ultralytics ignores with optimizer auto (its default); set train.optimizer to SGD, AdamW, Adam, ...")
+            }
+        }
         let size = (try? JSONEncoder().encode(JSONValue.object(document)).count) ?? 0
         guard size <= JobConfig.maxStoredSize else {
             throw YardError(.invalidInput, field: "config",

@@ -1,0 +1,85 @@
+import Foundation
+import Testing
+import YardDomain
+import YardTestSupport
+
+extension EndToEnd {
+/// A real sweep: `yard up` with two workers, six tiny Ultralytics trials,
+/// the server killed mid-sweep and started again, and Optuna's own Python
+/// API reading the study back.
+@Suite("Sweeps with real Ultralytics")
+struct SweepTests {
+    /// The grid visits each lr0 once: the weakest learn little (the pruner
+    /// should stop one), 2.0 is refused by Ultralytics (the deliberately bad
+    /// region: that trial fails and the study goes on).
+    @Test func aSweepSurvivesAServerKillAndMatchesOptunasOwnRecord() async throws {
+        let h = try YardHarness("sweep")
+        defer { h.dir.remove() }
+        let data = try h.demoDataset(train: 32, val: 8)
+        let arguments = ["up", "--port", "0", "--data-dir", h.data, "--python", h.python, "--stop-grace", "60", "--workers", "2"]
+        var yard = try await h.serving(arguments, log: "up")
+        let config = try h.dir.write("sweep.yaml", """
+            model: yolov8n.yaml
+            train: {data: \(data), epochs: 6, imgsz: 128, batch: 8, workers: 0, plots: false, optimizer: SGD, warmup_epochs: 0}
+            sweeper:
+              study_name: e2e-lr
+              n_trials: 6
+              max_concurrent: 2
+              sampler: GridSampler
+              seed: 3
+              grace_period: 1
+              direction: minimize
+              fitness: train/box_loss
+              search_space: {train: {lr0: [choice, 0.15, 0.0001, 0.5, 0.0002, 2.0, 0.05]}}
+            """)
+        let started = try h.yard(["sweep", config, "--json"], server: yard.port)
+        #expect(started.status == 0, "\(started.output)")
+        let id = try #require(try JSONDecoder().decode(JSONValue.self, from: Data(started.output.utf8))["id"]?.stringValue)
+
+        // The server dies (kill -9) once two trials have ended, and comes back.
+        try await eventually("two trials told", timeout: .seconds(300), every: .milliseconds(500)) {
+            let trials = try await yard.get("/api/sweeps/\(id)")["trial_list"]?.arrayValue ?? []
+            return trials.filter { $0["told"] != nil }.count >= 2
+        }
+        try await yard.signal(SIGKILL)
+        yard = try await h.serving(arguments, log: "up-again")
+        defer { yard.process.terminate() }
+        var sweep: JSONValue = .null
+        try await eventually("the sweep to finish", timeout: .seconds(400), every: .seconds(1)) {
+            sweep = try await yard.get("/api/sweeps/\(id)")
+            return sweep["state"] == "finished"
+        }
+
+        let trials = sweep["trial_list"]?.arrayValue ?? []
+        #expect(trials.compactMap { $0["number"]?.intValue }.sorted() == Array(0..<6), "exactly n_trials, none twice: \(trials)")
+        let states = trials.compactMap { $0["state"]?.stringValue }
+        #expect(Set(states).isSubset(of: ["succeeded", "pruned", "failed"]), "\(states)")
+        #expect(states.filter { $0 == "failed" }.count == 1, "lr0 2.0 is refused by Ultralytics: \(states)")
+        #expect(states.contains("pruned"), "a trial that learns little is pruned: \(trials.map { ($0["params"], $0["state"], $0["value"]) })")
+        for trial in trials where trial["state"] == "pruned" {
+            #expect(trial["message"]?.stringValue?.contains("pruned at epoch") == true)
+        }
+
+        // Optuna's own record of the study: the same trials, the same best.
+        let script = """
+            import json, optuna
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+            s = optuna.load_study(study_name="e2e-lr", storage="sqlite:///\(h.data)/sweeps/optuna.sqlite3")
+            b = s.best_trial
+            print(json.dumps({"number": b.number, "value": b.value, "params": b.params, "states": [t.state.name for t in s.trials]}))
+            """
+        let optuna = try h.python(script)
+        #expect(optuna["states"]?.arrayValue?.count == 6)
+        let optunaStates = Set((optuna["states"]?.arrayValue ?? []).compactMap(\.stringValue))
+        #expect(optunaStates.isSubset(of: ["COMPLETE", "PRUNED", "FAIL"]), "\(optunaStates)")
+        let best = try #require(sweep["best"])
+        #expect(optuna["number"] == best["number"])
+        #expect(optuna["value"]?.doubleValue == best["value"]?.doubleValue)
+        #expect(optuna["params"]?["train.lr0"]?.doubleValue == best["params"]?["train.lr0"]?.doubleValue)
+        let shown = try h.yard(["sweep", "show", id], server: yard.port)
+        #expect(shown.status == 0 && shown.output.contains("best: trial \(best["number"]?.intValue ?? -1)"), "\(shown.output)")
+        let bestConfig = try h.yard(["sweep", "show", id, "--best-config"], server: yard.port)
+        #expect(bestConfig.output.contains("lr0:") && !bestConfig.output.contains("sweeper"), "\(bestConfig.output)")
+    }
+}
+}
