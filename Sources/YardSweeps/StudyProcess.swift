@@ -188,7 +188,9 @@ public actor StudyProcess {
         }
         guard answer["ok"]?.boolValue == true, let object = answer.objectValue else {
             let op = request["op"]?.stringValue ?? "?"
-            throw YardError(.invalidInput, field: "sweeper", "study \(request["study"]?.stringValue ?? ""): \(op): \(answer["error"]?.stringValue ?? "no answer")")
+            // Optuna's errors may quote the storage URL: its password never leaves.
+            let why = Redaction.redactText(answer["error"]?.stringValue ?? "no answer")
+            throw YardError(.invalidInput, field: "sweeper", "study \(request["study"]?.stringValue ?? ""): \(op): \(why)")
         }
         return object
     }

@@ -23,7 +23,7 @@ struct SweepSpecTests {
               grace_period: 2
               max_concurrent: 2
               retrain_best: true
-              storage: sqlite:////tmp/study.db
+              storage: postgresql://optuna:hunter2@db.example:5432/studies
               search_space:
                 model: [choice, yolov8n.yaml, yolov8s.yaml]
                 train:
@@ -39,7 +39,8 @@ struct SweepSpecTests {
         #expect(spec.studyName == "lr-study" && spec.trials == 6 && spec.direction == .minimize)
         #expect(spec.sampler == .random && spec.seed == 7 && spec.pruner == .hyperband)
         #expect(spec.fitness == "metrics/mAP50-95(B)" && spec.gracePeriod == 2 && spec.maxConcurrent == 2 && spec.retrainBest)
-        #expect(spec.storage == "sqlite:////tmp/study.db")
+        #expect(spec.storage == "postgresql://optuna:hunter2@db.example:5432/studies")
+        #expect(!"\(Redaction.redact(config.json))".contains("hunter2"), "a storage URL's password is a secret")
         #expect(spec.parameters.map(\.name) == ["model", "train.batch", "train.cos_lr", "train.imgsz", "train.lr0", "train.momentum", "train.warmup_epochs"])
         let byName = Dictionary(uniqueKeysWithValues: spec.parameters.map { ($0.name, $0.distribution) })
         #expect(byName["model"] == .choice(["yolov8n.yaml", "yolov8s.yaml"]))
@@ -88,7 +89,8 @@ struct SweepSpecTests {
         ("sweeper: {retrain_best: 1}", "sweeper.retrain_best", "true or false"),
         ("sweeper: {algorithm: hyperopt}", "sweeper.algorithm", "optuna"),
         ("sweeper: {study_name: '../etc'}", "sweeper.study_name", "letters, digits"),
-        ("sweeper: {storage: 'file:///tmp/x'}", "sweeper.storage", "Optuna storage URL"),
+        ("sweeper: {storage: 'file:///tmp/x'}", "sweeper.storage", "Optuna storage server URL"),
+        ("sweeper: {storage: 'sqlite:////etc/cron.d/x'}", "sweeper.storage", "the server's own SQLite file"),
         ("sweeper: {search_space: [lr0]}", "sweeper.search_space", "must be a mapping"),
         ("sweeper: {search_space: {val: {conf: [uniform, 0, 1]}}}", "sweeper.search_space.val", "only train: keys and model"),
         ("sweeper: {search_space: {train: [lr0]}}", "sweeper.search_space.train", "mapping of train keys"),
@@ -112,6 +114,12 @@ struct SweepSpecTests {
         ("sweeper: {search_space: {model: [choice, 1, 2]}}", "sweeper.search_space.model", "model names"),
         ("sweeper: {search_space: {model: [uniform, 0, 1]}}", "sweeper.search_space.model", "[choice, model"),
         ("sweeper: {sampler: GridSampler, search_space: {train: {lr0: [loguniform, 1.0e-5, 0.1]}}}", "sweeper.search_space.train.lr0", "GridSampler needs finite values"),
+        // Hostile sizes: refused without listing a trillion values, or queueing a million jobs.
+        ("sweeper: {sampler: GridSampler, search_space: {train: {batch: [int, 0, 1000000000000]}}}", "sweeper.search_space.train.batch", "more than a million points"),
+        ("sweeper: {sampler: GridSampler, search_space: {train: {batch: [int, -9223372036854775807, 9223372036854775807]}}}", "sweeper.search_space.train.batch", "more than a million points"),
+        ("sweeper: {sampler: GridSampler, search_space: {train: {a: [int, 0, 999], b: [int, 0, 999], c: [int, 0, 9]}}}", "sweeper.search_space.train.c", "more than a million points"),
+        ("sweeper: {n_trials: 1000000, search_space: {train: {mosaic: [uniform, 0, 1]}}}", "sweeper.n_trials", "at most 10000"),
+        ("sweeper: {max_concurrent: 100000, search_space: {train: {mosaic: [uniform, 0, 1]}}}", "sweeper.max_concurrent", "at most 256"),
     ])
     func aBadSpecIsOneErrorNamingItsField(yaml: String, field: String, says: String) {
         do {

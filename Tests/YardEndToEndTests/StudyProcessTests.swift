@@ -99,6 +99,24 @@ struct StudyProcessTests {
         #expect(await study.processID != pid)
     }
 
+    /// A storage that cannot be reached is refused in one line that never
+    /// carries its password.
+    @Test func anUnreachableStorageIsOneLineWithoutItsPassword() async throws {
+        let dir = try TemporaryDirectory("study")
+        defer { dir.remove() }
+        let study = StudyProcess(engine: Self.engine(dir), timeout: .seconds(60))
+        defer { Task { await study.close() } }
+        let spec = try Self.spec("sweeper: {n_trials: 2, search_space: {train: {lr0: [uniform, 0.001, 0.01]}}}")
+        do {
+            try await study.open(StudyDefinition(name: "s4", storage: "postgresql://optuna:hunter2-secret@127.0.0.1:1/studies", spec: spec))
+            Issue.record("opened a study on a closed port")
+        } catch {
+            let text = "\(error)"
+            #expect(!text.contains("hunter2-secret"), "\(text)")
+            #expect(!text.contains("\n") && text.contains("s4"), "\(text)")
+        }
+    }
+
     /// `storage: redis://...`: Optuna's journal storage on a real
     /// redis-server; a second study process (another server) sees the same study.
     @Test func optunasRedisJournalStorage() async throws {

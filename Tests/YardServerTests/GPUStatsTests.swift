@@ -12,6 +12,10 @@ struct GPUStatsTests {
         let dir = try TemporaryDirectory()
         let path = try dir.write("bin/nvidia-smi", "#!/bin/sh\n" + script + "\n")
         chmod(path, 0o755)
+        // A process another test forks while the script is being written holds
+        // its write descriptor until it execs: running the script then fails with
+        // ETXTBSY ("Text file busy"). Such children exec within milliseconds.
+        usleep(100_000)
         return (NvidiaSMI(searchPath: dir.file("bin"), timeout: .milliseconds(500)), dir)
     }
 

@@ -44,7 +44,20 @@ public struct SweepSpec: Sendable, Equatable {
         case range(Double, Double, step: Double)
         case int(Int, Int)
 
-        /// Every value a grid takes (nil: not finite).
+        /// How many values a grid takes (nil: not finite), counted without
+        /// listing them (`[int, 0, 1e12]` must not be materialised to be refused).
+        public var gridSize: Int? {
+            switch self {
+            case .choice(let values): return values.count
+            case .int(let low, let high):
+                let (span, overflow) = high.subtractingReportingOverflow(low)
+                return overflow ? Int.max : span + 1
+            case .range(let low, let high, let step): return Int(((high - low) / step + 1e-9).rounded(.down)) + 1
+            case .uniform, .logUniform: return nil
+            }
+        }
+
+        /// Every value a grid takes (nil: not finite); only for grids `parse` accepted.
         public var gridValues: [JSONValue]? {
             switch self {
             case .choice(let values): return values
@@ -84,8 +97,9 @@ public struct SweepSpec: Sendable, Equatable {
     public var gracePeriod: Int
     public var maxConcurrent: Int
     public var retrainBest: Bool
-    /// Optuna storage: an RDB URL (`postgresql://`, `mysql://`, `sqlite:///`)
-    /// or `redis://` (its journal storage); nil: a SQLite file of the server's.
+    /// Optuna storage: an RDB server URL (`postgresql://`, `mysql://`) or
+    /// `redis://` (its journal storage); nil: a SQLite file of the server's.
+    /// A URL with a password is a secret: sealed with the job secrets, masked in the API.
     public var storage: String?
     /// In the order the config lists them (model first).
     public var parameters: [Parameter]
@@ -142,9 +156,11 @@ public struct SweepSpec: Sendable, Equatable {
             throw YardError.invalid("sweeper.study_name", "\"\(name.prefix(40))\" must be 1-128 letters, digits, '_', '-' or '.'")
         }
         if let storage = spec.storage {
-            let schemes = ["sqlite:///", "postgresql://", "postgresql+psycopg2://", "mysql://", "mysql+pymysql://", "redis://", "rediss://"]
+            // No sqlite:///PATH: a file path from a config would let a user write anywhere the
+            // server can; the server's own SQLite storage is the default.
+            let schemes = ["postgresql://", "postgresql+psycopg2://", "mysql://", "mysql+pymysql://", "redis://", "rediss://"]
             guard schemes.contains(where: { storage.hasPrefix($0) }) else {
-                throw YardError.invalid("sweeper.storage", "must be an Optuna storage URL (\(schemes.joined(separator: ", "))); leave it out for the server's own")
+                throw YardError.invalid("sweeper.storage", "must be an Optuna storage server URL (\(schemes.joined(separator: ", "))); leave it out for the server's own SQLite file")
             }
         }
         if spec.isSweep, spec.parameters.isEmpty {
@@ -152,11 +168,21 @@ public struct SweepSpec: Sendable, Equatable {
             spec.parameters = defaultSpace
         }
         if spec.sampler == .grid {
-            for parameter in spec.parameters where parameter.distribution.gridValues == nil {
-                throw YardError.invalid("sweeper.search_space.\(parameter.name)",
-                                        "GridSampler needs finite values: use choice, int or range, not uniform or loguniform")
+            var points = 1
+            for parameter in spec.parameters {
+                guard let size = parameter.distribution.gridSize else {
+                    throw YardError.invalid("sweeper.search_space.\(parameter.name)",
+                                            "GridSampler needs finite values: use choice, int or range, not uniform or loguniform")
+                }
+                let (product, overflow) = points.multipliedReportingOverflow(by: size)
+                guard !overflow, product <= 1_000_000 else {
+                    throw YardError.invalid("sweeper.search_space.\(parameter.name)", "the grid has more than a million points; narrow it or use another sampler")
+                }
+                points = product
             }
         }
+        if spec.trials > 10_000 { throw YardError.invalid("sweeper.n_trials", "at most 10000 trials, got \(spec.trials)") }
+        if spec.maxConcurrent > 256 { throw YardError.invalid("sweeper.max_concurrent", "at most 256 trials at once, got \(spec.maxConcurrent)") }
         return spec
     }
 
