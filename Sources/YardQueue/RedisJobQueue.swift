@@ -71,11 +71,11 @@ public final class RedisJobQueue: JobQueue {
     }
 
     public func renew(_ claim: QueueClaim, worker: String) async throws -> Bool {
-        try await redis.run(Scripts.renew, keys: keys.queue, arguments: [Self.group, worker, claim.jobID, String(claim.attempt), "0"]).int == 1
+        try await held(claim, worker: worker, then: "renew")
     }
 
     public func finish(_ claim: QueueClaim, worker: String) async throws -> Bool {
-        try await redis.run(Scripts.renew, keys: keys.queue, arguments: [Self.group, worker, claim.jobID, String(claim.attempt), "1"]).int == 1
+        try await held(claim, worker: worker, then: "finish")
     }
 
     public func complete(_ jobID: String) async throws {
@@ -89,10 +89,16 @@ public final class RedisJobQueue: JobQueue {
     }
 
     public func release(_ claim: QueueClaim, worker: String) async throws -> Bool {
-        let released = try await redis.run(Scripts.releaseHeld, keys: keys.queue,
-                                           arguments: [Self.group, worker, claim.jobID, String(claim.attempt), Self.released]).int == 1
+        let released = try await held(claim, worker: worker, then: "release")
         if released { await signal.notify() }
         return released
+    }
+
+    /// Runs `action` (renew, finish, release) if `worker` still holds this
+    /// claim, in one script: the fence and the change cannot be split.
+    private func held(_ claim: QueueClaim, worker: String, then action: String) async throws -> Bool {
+        try await redis.run(Scripts.held, keys: keys.queue,
+                            arguments: [Self.group, worker, claim.jobID, String(claim.attempt), action, Self.released]).int == 1
     }
 
     public func cancel(_ jobID: String) async throws -> Bool {
@@ -224,19 +230,22 @@ enum Scripts {
         return {'job', {job, attempt}}
         """)
 
-    /// ARGV: group, consumer, job id, attempt, finish (1/0). When the
-    /// consumer still holds this attempt: resets the entry's idle time, or
-    /// with finish=1 acknowledges and removes it. Returns 1, else 0.
-    static let renew = RedisScript("""
+    /// ARGV: group, consumer, job id, attempt, action, placeholder consumer.
+    /// When the consumer still holds this attempt: `renew` resets the
+    /// entry's idle time, `finish` acknowledges and removes it, `release`
+    /// hands it to the placeholder (claimed next). Returns 1, else 0.
+    static let held = RedisScript("""
         local id = redis.call('HGET', KEYS[2], ARGV[3])
         if not id then return 0 end
         if redis.call('HGET', KEYS[3], ARGV[3]) ~= ARGV[4] then return 0 end
         local pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
         if pending[1] == nil or pending[1][2] ~= ARGV[2] then return 0 end
-        if ARGV[5] == '1' then
+        if ARGV[5] == 'finish' then
           redis.call('XACK', KEYS[1], ARGV[1], id)
           redis.call('XDEL', KEYS[1], id)
           redis.call('HDEL', KEYS[2], ARGV[3])
+        elseif ARGV[5] == 'release' then
+          redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[6], 0, id, 'IDLE', '1000000000000', 'JUSTID')
         else
           redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'JUSTID')
         end
@@ -261,18 +270,6 @@ enum Scripts {
         local pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
         if pending[1] == nil or pending[1][2] == ARGV[3] then return 0 end
         redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, id, 'IDLE', '1000000000000', 'JUSTID')
-        return 1
-        """)
-
-    /// ARGV: group, consumer, job id, attempt, placeholder consumer. As
-    /// `release`, only while the consumer holds this attempt. Returns 1, else 0.
-    static let releaseHeld = RedisScript("""
-        local id = redis.call('HGET', KEYS[2], ARGV[3])
-        if not id then return 0 end
-        if redis.call('HGET', KEYS[3], ARGV[3]) ~= ARGV[4] then return 0 end
-        local pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
-        if pending[1] == nil or pending[1][2] ~= ARGV[2] then return 0 end
-        redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[5], 0, id, 'IDLE', '1000000000000', 'JUSTID')
         return 1
         """)
 

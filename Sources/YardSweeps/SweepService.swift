@@ -35,6 +35,8 @@ public struct SweepService: Service {
 
     final class Passes: Sendable {
         let state = Mutex<(busy: Set<String>, opened: Set<String>)>(([], []))
+        /// Each sweep's config with its secrets, validated once: it never changes.
+        let configs = Mutex<[String: JobConfig]>([:])
     }
 
     public init(control: JobControl, study: StudyProcess, dataDirectory: String, parser: JobConfigParser, interval: Duration = .seconds(1),
@@ -182,13 +184,17 @@ public struct SweepService: Service {
         }
     }
 
-    /// The sweep's config with its secrets, as trials are made from it.
+    /// The sweep's config with its secrets, as trials are made from it
+    /// (read and validated on the first pass, not on every one).
     func baseConfig(_ sweep: Sweep) async throws -> JobConfig {
+        if let known = passes.configs.withLock({ $0[sweep.id] }) { return known }
         let secrets = try await store.sweepSecrets(of: sweep.id)
         guard case .object(let document) = Redaction.restore(sweep.config, secrets: secrets) else {
             throw YardError(.unavailable, "sweep \(sweep.id): its config is not a mapping")
         }
-        return try parser.validate(document)
+        let config = try parser.validate(document)
+        passes.configs.withLock { $0[sweep.id] = config }
+        return config
     }
 
     /// Submits a trial: the base config with the trial's values, its fixed
@@ -279,6 +285,7 @@ public struct SweepService: Service {
             sweep.finishedAt = Date()
             sweep.message = message
         }
+        passes.configs.withLock { _ = $0.removeValue(forKey: id) }
         logger.info("sweep \(id) \(end.rawValue): \(message)")
     }
 

@@ -50,14 +50,19 @@ struct SweepsController<Context: RequestContext> {
 
     /// The sweep in a line: trials wanted, how many ended how, the best value.
     static func summary(_ sweep: Sweep) throws -> JSONValue {
-        var counts: [String: JSONValue] = [:]
-        for trial in sweep.trials { counts[trial.told?.rawValue ?? "running", default: .int(0)] = .int((counts[trial.told?.rawValue ?? "running"]?.intValue ?? 0) + 1) }
+        // The sweeper block is stored as validated (the storage URL masked, which this does not read).
+        let spec = sweep.config["sweeper"].flatMap { try? SweepSpec.parse($0) }
+        var counts: [String: Int] = [:]
+        for trial in sweep.trials { counts[trial.told?.rawValue ?? "running", default: 0] += 1 }
         var object: [String: JSONValue] = [
             "id": .string(sweep.id), "study": .string(sweep.study), "experiment": .string(sweep.experiment), "state": .string(sweep.state.rawValue),
-            "n_trials": sweep.config["sweeper"]?["n_trials"] ?? .int(10), "trials": .int(sweep.trials.count), "counts": .object(counts),
+            "trials": .int(sweep.trials.count), "counts": .object(counts.mapValues { .int($0) }),
             "created_at": .double(sweep.createdAt.timeIntervalSince1970),
-            "fitness": sweep.config["sweeper"]?["fitness"] ?? .string("fitness"),
         ]
+        if let spec {
+            object["n_trials"] = .int(spec.trials)
+            object["fitness"] = .string(spec.fitness)
+        }
         if let message = sweep.message { object["message"] = .string(message) }
         if let best = sweep.best { object["best"] = try JSONResponse.value(best) }
         return .object(object)
