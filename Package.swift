@@ -71,7 +71,7 @@ let package = Package(
         ]),
         // Sweeps: the study protocol with the engine's Optuna process, the sweep service.
         .target(name: "YardSweeps", dependencies: [
-            "YardDomain", "YardEngine", "YardStore", "YardWorker",
+            "YardDomain", "YardEngine", "YardStore", "YardTracker", "YardWorker",
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ]),

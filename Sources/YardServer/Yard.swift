@@ -88,8 +88,11 @@ public struct Yard: Sendable {
         self.lock = lock
         self.spool = TrackingSpool(directory: options.dataDirectory + "/tracking", logger: Logger(label: "yard.tracking"),
                                    secrets: secrets, report: Self.trackingReport(store), registrar: Self.registrar(store))
+        let sweepTracker = MLflowSweepTracker(spool: spool, defaultURI: environmentValue("MLFLOW_TRACKING_URI"),
+                                              directory: options.dataDirectory + "/sweeps")
         self.sweeps = SweepService(control: control, study: StudyProcess(engine: engine), dataDirectory: options.dataDirectory,
-                                   parser: JobConfigParser { FileManager.default.fileExists(atPath: $0) }, logger: Logger(label: "yard.sweeps"))
+                                   parser: JobConfigParser { FileManager.default.fileExists(atPath: $0) }, tracker: sweepTracker,
+                                   logger: Logger(label: "yard.sweeps"))
     }
 
     public var models: ModelRegistry {
@@ -108,6 +111,13 @@ public struct Yard: Sendable {
     /// Mirrors the spool's progress onto the job record (`yard show` reads it).
     static func trackingReport(_ store: any JobStore) -> TrackingSpool.Report {
         { jobID, status, runID, error in
+            if jobID.hasPrefix("@") {
+                // A sweep's parent run (`MLflowSweepTracker`): its id on the sweep.
+                let id = String(jobID.dropFirst())
+                guard let runID, let sweep = try? await store.sweep(id), sweep.mlflowRunID != runID else { return }
+                _ = try? await store.updateSweep(id) { $0.mlflowRunID = runID }
+                return
+            }
             guard let job = try? await store.job(jobID) else { return }
             let tracking = status.rawValue
             guard job.tracking != tracking || job.trackingError != error || (runID != nil && job.mlflowRunID != runID) else { return }

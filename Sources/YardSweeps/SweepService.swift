@@ -5,6 +5,7 @@ import Synchronization
 import YardDomain
 import YardEngine
 import YardStore
+import YardTracker
 import YardWorker
 
 /// Runs sweeps: each trial is an ordinary job (same queue, workers, local
@@ -28,6 +29,8 @@ public struct SweepService: Service {
     let parser: JobConfigParser
     let logger: Logger
     let interval: Duration
+    /// The sweep's parent run in MLflow (its trials' runs are its children).
+    let tracker: MLflowSweepTracker?
     /// Sweeps being advanced now (one pass at a time each) and those whose
     /// study this service has opened (the first pass after a start adopts
     /// what the record lost).
@@ -40,7 +43,8 @@ public struct SweepService: Service {
     }
 
     public init(control: JobControl, study: StudyProcess, dataDirectory: String, parser: JobConfigParser, interval: Duration = .seconds(1),
-                logger: Logger) {
+                tracker: MLflowSweepTracker? = nil, logger: Logger) {
+        self.tracker = tracker
         self.control = control
         self.study = study
         self.dataDirectory = dataDirectory
@@ -95,6 +99,7 @@ public struct SweepService: Service {
         let sweep = Sweep(id: id, study: name, experiment: config.experiment, config: redacted, createdAt: time)
         try await store.insertSweep(sweep, secrets: secrets)
         passes.state.withLock { _ = $0.opened.insert(id) }
+        await track("start") { try await $0.started(sweep, config: config) }
         try await advance(id)
         return try await store.sweep(id) ?? sweep
     }
@@ -138,6 +143,10 @@ public struct SweepService: Service {
             // that the record lost (asked just before a crash).
             let trials = try await study.open(StudyDefinition(name: sweep.study, storage: try storage(spec), spec: spec))
             passes.state.withLock { _ = $0.opened.insert(id) }
+            // Again after a restart (a crash may have come before it was spooled;
+            // MLflow finds the same run by its tag).
+            let current = sweep
+            await track("start") { try await $0.started(current, config: base) }
             let known = Set(sweep.trials.map(\.number))
             for trial in trials where trial.state == .running && !known.contains(trial.number) {
                 sweep = try await store.updateSweep(id) { $0.trials.append(Sweep.Trial(number: trial.number, jobID: Sweep.trialJobID(sweep: id, number: trial.number), params: trial.params)) }
@@ -250,13 +259,19 @@ public struct SweepService: Service {
         }
         try await study.tell(sweep.study, number: trial.number, outcome)
         let direction = spec.direction
-        try await store.updateSweep(sweep.id) { sweep in
+        let before = try await store.sweep(sweep.id)?.best
+        let after = try await store.updateSweep(sweep.id) { sweep in
             guard let index = sweep.trials.firstIndex(where: { $0.number == trial.number }) else { return }
             sweep.trials[index].told = end
             sweep.trials[index].value = value
             guard end == .succeeded, let value, value.isFinite else { return }
             let better = sweep.best.map { direction == .maximize ? value > $0.value : value < $0.value } ?? true
             if better { sweep.best = Sweep.Best(number: trial.number, jobID: trial.jobID, value: value, params: trial.params) }
+        }
+        if let best = after.best, best != before {
+            let told = after.trials.filter { $0.told != nil }.count
+            let config = try await baseConfig(after)
+            await track("best") { try await $0.improved(after, config: config, best: best, told: told) }
         }
     }
 
@@ -280,13 +295,29 @@ public struct SweepService: Service {
     }
 
     func end(_ id: String, _ end: Sweep.State, message: String) async throws {
-        try await store.updateSweep(id) { sweep in
+        @Sendable func ending(_ sweep: inout Sweep) {
             sweep.state = end
             sweep.finishedAt = Date()
             sweep.message = message
         }
+        // Spooled before it is stored: a crash in between ends it again on
+        // the next pass, which MLflow takes as the same end.
+        if var ended = try await store.sweep(id) {
+            ending(&ended)
+            let config = try await baseConfig(ended)
+            let final = ended
+            await track("end") { try await $0.ended(final, config: config) }
+        }
+        try await store.updateSweep(id, ending)
         passes.configs.withLock { _ = $0.removeValue(forKey: id) }
         logger.info("sweep \(id) \(end.rawValue): \(message)")
+    }
+
+    /// A tracking call: its failure (a full disk under the spool) is logged,
+    /// never the sweep's.
+    func track(_ what: String, _ call: (MLflowSweepTracker) async throws -> Void) async {
+        guard let tracker else { return }
+        do { try await call(tracker) } catch { logger.warning("sweep tracking (\(what)): \(error)") }
     }
 
     static func format(_ value: Double) -> String { String(format: "%.4g", value) }

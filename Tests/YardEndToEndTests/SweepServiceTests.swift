@@ -27,6 +27,8 @@ struct SweepServiceTests {
         let workers: [Worker]
         let parser: JobConfigParser
         let data: String
+        /// MLflow calls of the workers and the service, as in a server.
+        let spool: TrackingSpool
 
         init() throws {
             dir = try TemporaryDirectory("sweep")
@@ -36,10 +38,12 @@ struct SweepServiceTests {
             let ledger = StoreLedger(control: control)
             var quiet = Logger(label: "test")
             quiet.logLevel = .critical
-            let control = self.control, dir = self.dir
+            spool = TrackingSpool(directory: dir.file("tracking"), logger: quiet)
+            let control = self.control, dir = self.dir, spool = self.spool
             workers = (0..<2).map { index in
                 Worker(configuration: Worker.Configuration(id: "w\(index)", dataDirectory: dir.file("w\(index)"), stopGrace: .seconds(5)),
-                       ledger: ledger, queue: queue, runner: SweepServiceTests.engine(), trackers: [StoreTracker(records: ledger)],
+                       ledger: ledger, queue: queue, runner: SweepServiceTests.engine(),
+                       trackers: [StoreTracker(records: ledger), MLflowTracker(spool: spool, secrets: ledger, defaultURI: nil)],
                        artifacts: LocalArtifactStore(root: dir.file("artifacts")), logger: quiet)
             }
             _ = control
@@ -52,11 +56,12 @@ struct SweepServiceTests {
             logger.logLevel = .warning
             let engine = EngineEnvironment.resolve(python: ProcessInfo.processInfo.environment["YARD_PYTHON"], dataDirectory: dir.path)
             return SweepService(control: control, study: StudyProcess(engine: engine), dataDirectory: dir.path, parser: parser,
-                                interval: interval, logger: logger)
+                                interval: interval, tracker: MLflowSweepTracker(spool: spool, defaultURI: nil, directory: dir.file("sweeps")),
+                                logger: logger)
         }
 
-        func config(_ sweeper: String) throws -> JobConfig {
-            try parser.parse("model: yolov8n.yaml\ntrain: {data: \(data), epochs: 6, imgsz: 32, optimizer: SGD}\nsweeper: \(sweeper)\n")
+        func config(_ sweeper: String, extra: String = "") throws -> JobConfig {
+            try parser.parse("model: yolov8n.yaml\ntrain: {data: \(data), epochs: 6, imgsz: 32, optimizer: SGD}\nsweeper: \(sweeper)\n" + extra)
         }
     }
 
@@ -89,6 +94,7 @@ struct SweepServiceTests {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for worker in rig.workers { group.addTask { try await worker.run() } }
             group.addTask { try await service.run() }
+            group.addTask { try await rig.spool.run() }
             try await eventually("the sweep to get there", timeout: timeout, every: .milliseconds(50)) {
                 try await watch()
                 return try await done()
@@ -136,6 +142,64 @@ struct SweepServiceTests {
         let succeeded = done.trials.filter { $0.told == .succeeded }.compactMap(\.value)
         #expect(best.value == succeeded.max())
         #expect(done.message?.contains("best: trial \(best.number)") == true)
+    }
+
+    /// With MLflow configured, a sweep is one parent run and each trial's run
+    /// its child (`mlflow.parentRunId`), read back with the official client;
+    /// the parent carries the sweep's settings, the best-so-far curve and, at
+    /// the end, the best trial's params under the names its run uses.
+    @Test func aSweepIsOneMLflowParentRunWithItsTrialsAsChildren() async throws {
+        let uri = try MLflow.sharedURI()
+        let rig = try Rig()
+        defer { rig.dir.remove() }
+        let experiment = "sweep-\(UUID().uuidString.prefix(8))"
+        let service = rig.service()
+        let sweep = try await service.create(try rig.config("""
+            {n_trials: 4, max_concurrent: 2, sampler: GridSampler, seed: 0, pruner: none,
+             search_space: {train: {lr0: [choice, 0.2, 0.3, 0.9, 0.4]}, model: [choice, yolov8n.yaml]}}
+            """, extra: "experiment: \(experiment)\nmlflow: {MLFLOW_TRACKING_URI: \"\(uri)\"}\n"))
+        let store = rig.control.store
+        try await Self.run(rig, service) {
+            guard try await store.sweep(sweep.id)?.state == .finished else { return false }
+            return await rig.spool.pendingJobs().isEmpty
+        }
+        let done = try #require(try await store.sweep(sweep.id))
+        let best = try #require(done.best)
+
+        let runs = try MLflow.python(uri, """
+            runs = mlflow.search_runs(experiment_names=[\(experiment.debugDescription)], output_format="list")
+            out = []
+            for r in runs:
+                hist = {k: [[m.step, m.value] for m in client.get_metric_history(r.info.run_id, k)] for k in r.data.metrics}
+                arts = [a.path for a in client.list_artifacts(r.info.run_id)]
+                out.append({"id": r.info.run_id, "name": r.info.run_name, "status": r.info.status, "params": r.data.params,
+                            "tags": r.data.tags, "hist": hist, "arts": arts})
+            print(json.dumps(out))
+            """).arrayValue ?? []
+        let parents = runs.filter { $0["tags"]?["trainyard.sweep_id"]?.stringValue == sweep.id }
+        #expect(parents.count == 1, "one parent run: \(runs.map { $0["name"] ?? "" })")
+        let parent = try #require(parents.first)
+        let parentID = try #require(parent["id"]?.stringValue)
+        let children = runs.filter { $0["tags"]?["mlflow.parentRunId"]?.stringValue == parentID }
+        #expect(children.compactMap { $0["name"]?.stringValue }.sorted() == done.trials.map(\.jobID).sorted(), "every trial a child")
+        #expect(runs.count == 5, "the parent and four trials, no other run")
+        for child in children {
+            let trial = try #require(done.trials.first { $0.jobID == child["name"]?.stringValue })
+            #expect(child["status"]?.stringValue == (trial.told == .succeeded ? "FINISHED" : "FAILED"), "\(trial.jobID) \(String(describing: trial.told))")
+        }
+        #expect(parent["status"] == "FINISHED")
+        #expect(parent["name"]?.stringValue == sweep.id)
+        #expect(parent["params"]?["sweeper.sampler"] == "GridSampler")
+        #expect(parent["params"]?["search_space.train.lr0"] == "[choice, 0.2, 0.3, 0.9, 0.4]")
+        #expect(parent["params"]?["epochs"] == "6", "base values a trial never changes")
+        #expect(parent["params"]?["lr0"]?.stringValue.flatMap(Double.init) == best.params["train.lr0"]?.doubleValue, "the best trial's params")
+        #expect(parent["params"]?["model"] == "yolov8n.yaml")
+        #expect(parent["tags"]?["trainyard.best_job_id"]?.stringValue == best.jobID)
+        let curve = parent["hist"]?["fitness"]?.arrayValue ?? []
+        #expect(curve.last?[1]?.doubleValue == best.value, "the parent's fitness is the best trial's: \(curve)")
+        let values = curve.compactMap { $0[1]?.doubleValue }
+        #expect(values == values.sorted(), "a best-so-far curve only improves: \(values)")
+        #expect(parent["arts"]?.arrayValue?.contains("config.redacted.json") == true)
     }
 
     /// The sweep service (and its study process) goes away mid-sweep while

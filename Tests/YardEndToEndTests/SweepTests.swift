@@ -16,6 +16,8 @@ struct SweepTests {
     /// with nothing to prune), while this metric makes the smallest lr0s the
     /// trials the median pruner must stop, whatever the order of events.
     @Test func aSweepSurvivesAServerKillAndMatchesOptunasOwnRecord() async throws {
+        let uri = try MLflow.sharedURI()
+        let experiment = "sweep-e2e-\(UUID().uuidString.prefix(8))"
         let h = try YardHarness("sweep")
         defer { h.dir.remove() }
         let data = try h.demoDataset(train: 32, val: 8)
@@ -23,6 +25,8 @@ struct SweepTests {
         var yard = try await h.serving(arguments, log: "up")
         let config = try h.dir.write("sweep.yaml", """
             model: yolov8n.yaml
+            experiment: \(experiment)
+            mlflow: {MLFLOW_TRACKING_URI: "\(uri)"}
             train: {data: \(data), epochs: 6, imgsz: 128, batch: 8, workers: 0, plots: false, optimizer: SGD, warmup_epochs: 0}
             sweeper:
               study_name: e2e-lr
@@ -84,6 +88,26 @@ struct SweepTests {
         #expect(shown.status == 0 && shown.output.contains("best: trial \(best["number"]?.intValue ?? -1)"), "\(shown.output)")
         let bestConfig = try h.yard(["sweep", "show", id, "--best-config"], server: yard.port)
         #expect(bestConfig.output.contains("lr0:") && !bestConfig.output.contains("sweeper"), "\(bestConfig.output)")
+
+        // MLflow, across the kill: one parent run, each trial's run its child once.
+        var runs: [JSONValue] = []
+        try await eventually("the sweep's runs in MLflow", timeout: .seconds(120), every: .seconds(2)) {
+            runs = try MLflow.python(uri, """
+                runs = mlflow.search_runs(experiment_names=[\(experiment.debugDescription)], output_format="list")
+                print(json.dumps([{"id": r.info.run_id, "name": r.info.run_name, "status": r.info.status, "params": r.data.params,
+                                   "tags": r.data.tags} for r in runs]))
+                """).arrayValue ?? []
+            return runs.count >= 7 && runs.allSatisfy { $0["status"] != "RUNNING" }
+        }
+        let parents = runs.filter { $0["tags"]?["trainyard.sweep_id"]?.stringValue == id }
+        #expect(parents.count == 1, "\(runs.map { $0["name"] ?? "" })")
+        let parent = try #require(parents.first)
+        let children = runs.filter { $0["tags"]?["mlflow.parentRunId"] == parent["id"] }
+        #expect(Set(children.compactMap { $0["name"]?.stringValue }) == Set(trials.compactMap { $0["job_id"]?.stringValue }) && runs.count == 7,
+                "six children, no run twice: \(runs.map { $0["name"] ?? "" })")
+        #expect(parent["status"] == "FINISHED")
+        #expect(try await yard.get("/api/sweeps/\(id)")["mlflow_run_id"] == parent["id"], "the sweep names its run")
+        #expect(parent["params"]?["lr0"]?.stringValue.flatMap(Double.init) == best["params"]?["train.lr0"]?.doubleValue)
     }
 }
 }

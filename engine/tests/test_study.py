@@ -128,3 +128,14 @@ def test_every_bad_request_is_one_line_and_the_process_goes_on(tmp_path):
     assert "no trial 0" in errors[8] or answers[8].get("note")
     assert answers[9] == {"id": 9, "ok": True, "best": None}
     assert all("\n" not in e for e in errors)
+
+
+def test_a_grid_used_up_is_told_without_an_error(tmp_path):
+    space = [{"name": "train.lr0", "kind": "choice", "args": [0.1, 0.2]}]
+    answers = run(opening(f"sqlite:///{tmp_path}/study.db", sampler={"name": "GridSampler", "seed": 1}, space=space),
+                  {"op": "ask", "study": "s"}, {"op": "ask", "study": "s"},
+                  {"op": "tell", "study": "s", "number": 0, "state": "complete", "value": 0.3},
+                  {"op": "tell", "study": "s", "number": 1, "state": "complete", "value": 0.4},
+                  {"op": "trials", "study": "s"})
+    assert all(a["ok"] for a in answers), answers
+    assert [t["state"] for t in answers[5]["trials"]] == ["complete", "complete"]

@@ -106,6 +106,17 @@ def _suggest(trial, p):
     raise StudyError(f"{name}: unknown kind {kind!r}")
 
 
+def _tell(study, number, *values, **kw):
+    """`study.tell`, once: a trial told again is left as it was. GridSampler
+    stops the study when its grid is used up, which Optuna allows only
+    inside `optimize` and raises from `tell` after the trial is recorded."""
+    try:
+        study.tell(number, *values, skip_if_finished=True, **kw)
+    except RuntimeError as error:
+        if "Study.stop" not in str(error):
+            raise
+
+
 def _value(x):
     if x is None:
         return None
@@ -177,13 +188,13 @@ class Studies:
         if state == "complete":
             value = _value(r.get("value"))
             if value is None:
-                study.tell(number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+                _tell(study, number, state=optuna.trial.TrialState.FAIL)
                 return {"state": "fail", "note": "no finite value; told as failed"}
-            study.tell(number, value, skip_if_finished=True)
+            _tell(study, number, value)
         elif state == "pruned":
-            study.tell(number, state=optuna.trial.TrialState.PRUNED, skip_if_finished=True)
+            _tell(study, number, state=optuna.trial.TrialState.PRUNED)
         elif state == "fail":
-            study.tell(number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+            _tell(study, number, state=optuna.trial.TrialState.FAIL)
         else:
             raise StudyError(f"state {state!r}: complete, pruned or fail")
         return {"state": state}

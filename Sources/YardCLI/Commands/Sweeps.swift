@@ -69,6 +69,7 @@ struct SweepCommand: AsyncParsableCommand {
                 }
                 Output.line(Self.progress(sweep))
                 if let message = sweep["message"]?.stringValue { Output.line(message) }
+                if let run = sweep["mlflow_run_id"]?.stringValue { Output.line("MLflow run: \(run) (trials are its child runs)") }
                 let rows = (sweep["trial_list"]?.arrayValue ?? []).map { trial -> [String] in
                     let params = (trial["params"]?.objectValue ?? [:]).sorted { $0.key < $1.key }
                         .map { "\($0.key.replacingOccurrences(of: "train.", with: ""))=\(Self.short($0.value))" }.joined(separator: " ")

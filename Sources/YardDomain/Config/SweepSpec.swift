@@ -68,6 +68,19 @@ public struct SweepSpec: Sendable, Equatable {
             case .uniform, .logUniform: return nil
             }
         }
+
+        /// As written in a config: `[loguniform, 1e-05, 0.1]`.
+        public var syntax: String {
+            func number(_ value: Double) -> String { value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value) }
+            switch self {
+            case .choice(let values):
+                return "[choice, " + values.map { $0.stringValue ?? $0.doubleValue.map(number) ?? $0.boolValue.map(String.init) ?? "?" }.joined(separator: ", ") + "]"
+            case .uniform(let low, let high): return "[uniform, \(number(low)), \(number(high))]"
+            case .logUniform(let low, let high): return "[loguniform, \(number(low)), \(number(high))]"
+            case .range(let low, let high, let step): return "[range, \(number(low)), \(number(high)), \(number(step))]"
+            case .int(let low, let high): return "[int, \(low), \(high)]"
+            }
+        }
     }
 
     /// One searched key: `model` or `train.KEY`.

@@ -61,6 +61,8 @@ public struct Sweep: Sendable, Codable, Hashable {
     public var best: Best?
     /// The job that retrains the best config (`retrain_best: true`).
     public var retrainJobID: String?
+    /// The sweep's parent run in MLflow, once the spool has created it.
+    public var mlflowRunID: String?
 
     public init(id: String, study: String, experiment: String, config: JSONValue, createdAt: Date) {
         self.id = id
@@ -78,6 +80,6 @@ public struct Sweep: Sendable, Codable, Hashable {
 
     enum CodingKeys: String, CodingKey {
         case id, study, experiment, state, config, message, trials, best
-        case createdAt = "created_at", finishedAt = "finished_at", retrainJobID = "retrain_job_id"
+        case createdAt = "created_at", finishedAt = "finished_at", retrainJobID = "retrain_job_id", mlflowRunID = "mlflow_run_id"
     }
 }

@@ -64,6 +64,7 @@ struct SweepsController<Context: RequestContext> {
             object["fitness"] = .string(spec.fitness)
         }
         if let message = sweep.message { object["message"] = .string(message) }
+        if let run = sweep.mlflowRunID { object["mlflow_run_id"] = .string(run) }
         if let best = sweep.best { object["best"] = try JSONResponse.value(best) }
         return .object(object)
     }

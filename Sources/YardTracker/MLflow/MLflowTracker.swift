@@ -67,10 +67,15 @@ public struct MLflowTracker: Tracker {
         for (key, value) in Self.flatten(config["train"] ?? [:], prefix: "") where !Redaction.isSecretKey(key) {
             params[MetricName.sanitize(key)] = .string(value)
         }
-        try await spool.append(jobID: job.id, [
+        var start: [String: JSONValue] = [
             "op": "start", "tracking_uri": .string(uri), "experiment": .string(job.experiment), "run_name": .string(job.id),
             "start_time": .int(millis), "tags": .object(tags), "params": .object(params), "first": .bool(job.attempts <= 1),
-        ])
+        ]
+        // A sweep's trial (and its retraining) is a child of the sweep's run.
+        if let sweep = config["metadata"]?["sweep_id"]?.stringValue {
+            start["parent"] = ["tag": .string(MLflowSweepTracker.keyTag), "value": .string(sweep)]
+        }
+        try await spool.append(jobID: job.id, start)
         if job.attempts <= 1, let folder = jobFolder(job) {
             // The redacted config, as an artifact of the run.
             let path = folder + "/config.redacted.json"

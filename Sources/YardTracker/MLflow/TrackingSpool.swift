@@ -24,10 +24,13 @@ public actor TrackingSpool: Service {
         var artifactURI: String?
         var trackingURI: String?
         var lastError: String?
+        /// Since when a child run's start has found MLflow up but its parent
+        /// run not created yet (see `parentWait`).
+        var parentWaitSince: Date?
 
         enum CodingKeys: String, CodingKey {
             case sent, runID = "run_id", artifactURI = "artifact_uri"
-            case trackingURI = "tracking_uri", lastError = "last_error"
+            case trackingURI = "tracking_uri", lastError = "last_error", parentWaitSince = "parent_wait_since"
         }
     }
 
@@ -48,6 +51,11 @@ public actor TrackingSpool: Service {
     /// How long the replayer waits after new operations before sending them
     /// (real time, not `clock`): a few epochs a second become one call, not many.
     let linger: Duration
+    /// How long a child run's start waits for its parent run to appear
+    /// (a sweep's parent is created by the server's spool, a trial's run by
+    /// a worker's, in any order after an outage) while MLflow answers; past
+    /// that the run is created without a parent, with a warning.
+    let parentWait: TimeInterval
     /// The wait before the next replay while something is left: doubles
     /// after each failed replay up to `maxRetryDelay`, back to the start once all is sent.
     public private(set) var retryDelay: Duration
@@ -57,7 +65,7 @@ public actor TrackingSpool: Service {
     private var poked = false
 
     public init(directory: String, logger: Logger, retryDelay: Duration = .seconds(1), maxRetryDelay: Duration = .seconds(30),
-                linger: Duration = .milliseconds(50), clock: any Clock<Duration> = ContinuousClock(),
+                linger: Duration = .milliseconds(50), parentWait: TimeInterval = 600, clock: any Clock<Duration> = ContinuousClock(),
                 clientFactory: @escaping @Sendable (String) -> MLflowClient = { MLflowClient(trackingURI: $0) },
                 secrets: SecretBox? = nil, report: @escaping Report = { _, _, _, _ in }, registrar: Registrar? = nil) {
         self.directory = directory
@@ -71,6 +79,7 @@ public actor TrackingSpool: Service {
         self.retryDelay = retryDelay
         self.maxRetryDelay = maxRetryDelay
         self.linger = linger
+        self.parentWait = parentWait
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     }
 
@@ -247,14 +256,19 @@ public actor TrackingSpool: Service {
     public func replayAll() async -> Bool {
         var clean = true
         var firstError: String?
+        var outage = false
         for job in pendingJobs() {
             if Task.isCancelled { return false }
             if case .failure(let error) = await replay(job) {
                 clean = false
-                firstError = firstError ?? error.description
+                outage = outage || error.outage
+                if error.outage { firstError = firstError ?? error.description }
             }
         }
-        if clean {
+        if !clean && !outage {
+            // MLflow answers; a child run waits for its parent: retry soon, quietly.
+            retryDelay = initialRetryDelay
+        } else if clean {
             if inOutage { logger.info("tracking: MLflow reachable again; the spool is sent") }
             inOutage = false
             retryDelay = initialRetryDelay
@@ -305,6 +319,10 @@ public actor TrackingSpool: Service {
                 // MLflow will never accept this one: say so and go on.
                 logger.error("tracking \(jobID): MLflow rejected \(op["op"]?.stringValue ?? "?") (\(error)); skipping it")
                 state.lastError = error.description
+            } catch let error as ParentPending {
+                save(state, to: statePath)
+                await report(jobID, .pending, state.runID, nil)
+                return .failure(ReplayError(description: error.description, outage: false))
             } catch {
                 state.lastError = "\(error)"
                 save(state, to: statePath)
@@ -331,7 +349,14 @@ public actor TrackingSpool: Service {
         return .success(())
     }
 
-    struct ReplayError: Error, CustomStringConvertible { var description: String }
+    struct ReplayError: Error, CustomStringConvertible {
+        var description: String
+        /// False when MLflow answered (a child run waiting for its parent).
+        var outage = true
+    }
+
+    /// A child run's parent is not in MLflow yet.
+    struct ParentPending: Error, CustomStringConvertible { var description: String }
 
     private func sendMetrics(_ ops: [JSONValue], state: State) async throws {
         guard let runID = state.runID, let uri = try state.trackingURI.map(plain) else { return }
@@ -354,13 +379,26 @@ public actor TrackingSpool: Service {
         case "start":
             let experiment = op["experiment"]?.stringValue ?? "default"
             let experimentID = try await client.experimentID(named: experiment)
-            let tags = (op["tags"]?.objectValue ?? [:]).compactMapValues(\.stringValue)
+            var tags = (op["tags"]?.objectValue ?? [:]).compactMapValues(\.stringValue)
+            // The run is found again by its key tag (a job's id, a sweep's id).
+            let key = op["key_tag"]?.stringValue ?? "trainyard.job_id"
+            let keyValue = tags[key] ?? jobID
             var run: MLflowClient.RunInfo
             if let id = state.runID {
                 run = try await client.getRun(id)
-            } else if let found = try await client.findRun(experimentID: experimentID, tag: "trainyard.job_id", value: jobID) {
+            } else if let found = try await client.findRun(experimentID: experimentID, tag: key, value: keyValue) {
                 run = found
             } else {
+                if let parent = op["parent"], let tag = parent["tag"]?.stringValue, let value = parent["value"]?.stringValue {
+                    if let found = try await client.findRun(experimentID: experimentID, tag: tag, value: value) {
+                        tags["mlflow.parentRunId"] = found.runID
+                    } else if case let now = Date(), now.timeIntervalSince(state.parentWaitSince ?? now) < parentWait {
+                        state.parentWaitSince = state.parentWaitSince ?? now
+                        throw ParentPending(description: "waiting for the parent run (\(tag) = \(value))")
+                    } else {
+                        logger.warning("tracking \(jobID): no parent run with \(tag) = \(value) after \(Int(parentWait)) s; recording the run without one")
+                    }
+                }
                 run = try await client.createRun(experimentID: experimentID, name: op["run_name"]?.stringValue ?? jobID,
                                                  startTime: Int64(op["start_time"]?.intValue ?? 0), tags: tags)
             }
@@ -382,6 +420,9 @@ public actor TrackingSpool: Service {
                 return
             }
             try await client.uploadArtifact(run: .init(runID: runID, artifactURI: state.artifactURI ?? "", status: ""), localPath: local, artifactPath: target)
+        case "params":
+            guard let runID = state.runID else { return }
+            try await client.logBatch(runID: runID, params: (op["params"]?.objectValue ?? [:]).compactMapValues(\.stringValue))
         case "tags":
             guard let runID = state.runID else { return }
             try await client.logBatch(runID: runID, tags: (op["tags"]?.objectValue ?? [:]).compactMapValues(\.stringValue))
