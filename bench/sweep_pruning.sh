@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Benchmark: what pruning saves. One generated dataset, the same sampler and
 # seed, the same n_trials: a study without pruning and one with Optuna's
-# MedianPruner, both run by `yard up` (release build, 2 local workers) with
-# real Ultralytics trials. Prints each study's total epochs trained and best
-# value, and their ratios (pruned / unpruned). Goal: the pruned study reaches
-# the unpruned best (within run-to-run noise) with at most 40% of its epochs.
-# Usage: bench/sweep_pruning.sh [TRIALS=8] [EPOCHS=10]
+# each pruner named, all run by `yard up` (release build, 2 local workers)
+# with real Ultralytics trials. Prints each study's total epochs trained and
+# best value, and the ratios of each pruned study to the unpruned one. Goal:
+# a pruned study reaches the unpruned best (within run-to-run noise) with at
+# most 40% of its epochs.
+# Usage: bench/sweep_pruning.sh [TRIALS=16] [EPOCHS=10] [PRUNERS="SuccessiveHalvingPruner MedianPruner"]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${TRAINYARD_CACHE:-$HOME/.cache/trainyard}
-TRIALS=${1:-8}
+TRIALS=${1:-16}
 EPOCHS=${2:-10}
+PRUNERS=${3:-SuccessiveHalvingPruner MedianPruner}
 (cd "$ROOT" && swift build -c release --scratch-path "$CACHE/swiftpm" --product yard >"$CACHE/build-bench.log" 2>&1) || {
   tail -30 "$CACHE/build-bench.log" >&2; exit 1; }
 YARD="$CACHE/swiftpm/release/yard"
@@ -55,12 +57,15 @@ print(epochs, s['best']['value'], $seconds, json.dumps(states).replace(' ', ''))
 }
 
 read -r E0 B0 S0 X0 < <(run unpruned none)
-echo "no pruning:    $E0 epochs, best train/box_loss $B0, $S0 s, trials $X0"
-read -r E1 B1 S1 X1 < <(run pruned MedianPruner)
-echo "MedianPruner:  $E1 epochs, best train/box_loss $B1, $S1 s, trials $X1"
-python3 - "$E0" "$B0" "$S0" "$E1" "$B1" "$S1" <<'PY'
+printf '%-24s %4s epochs, best train/box_loss %s, %s s, trials %s\n' "none" "$E0" "$B0" "$S0" "$X0"
+for PRUNER in $PRUNERS; do
+  read -r E1 B1 S1 X1 < <(run "p-$PRUNER" "$PRUNER")
+  printf '%-24s %4s epochs, best train/box_loss %s, %s s, trials %s\n' "$PRUNER" "$E1" "$B1" "$S1" "$X1"
+  python3 - "$PRUNER" "$E0" "$B0" "$S0" "$E1" "$B1" "$S1" <<'PY'
 import sys
-e0, b0, s0, e1, b1, s1 = map(float, sys.argv[1:])
-print(f"pruned / unpruned: epochs {e1 / e0:.2f}x, wall time {s1 / s0:.2f}x, best {b1 / b0:.3f}x (minimize: <= 1 is as good or better)")
-print("goal: epochs <= 0.40x with the best within run-to-run noise")
+name = sys.argv[1]
+e0, b0, s0, e1, b1, s1 = map(float, sys.argv[2:])
+print(f"  {name} / none: epochs {e1 / e0:.2f}x, wall time {s1 / s0:.2f}x, best {b1 / b0:.3f}x (minimize: <= 1 is as good or better)")
 PY
+done
+echo "goal: epochs <= 0.40x with the best within run-to-run noise"

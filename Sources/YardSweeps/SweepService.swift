@@ -100,8 +100,10 @@ public struct SweepService: Service {
         try await store.insertSweep(sweep, secrets: secrets)
         passes.state.withLock { _ = $0.opened.insert(id) }
         await track("start") { try await $0.started(sweep, config: config) }
-        try await advance(id)
-        return try await store.sweep(id) ?? sweep
+        // The sweep is stored: from here a failure is the service's to retry
+        // on its next pass, not the request's (which would read as "not created").
+        do { try await advance(id) } catch { logger.warning("sweep \(id): its first trials wait for the next pass: \(error)") }
+        return (try? await store.sweep(id)) ?? sweep
     }
 
     /// Stops a sweep: no more trials; the running ones are stopped (and
@@ -156,7 +158,7 @@ public struct SweepService: Service {
         for trial in sweep.trials where trial.told == nil {
             guard let job = try await store.job(trial.jobID) else {
                 // Asked and recorded, never submitted (a crash in between), or stopped first.
-                if sweep.state == .running { _ = try await submit(trial, of: sweep, base: base) } else { try await tell(sweep, trial, as: .stopped, value: nil, spec: spec) }
+                if sweep.state == .running { try await start(trial, of: sweep, base: base, spec: spec) } else { try await tell(sweep, trial, as: .stopped, value: nil, spec: spec) }
                 continue
             }
             if job.state.isTerminal {
@@ -181,7 +183,7 @@ public struct SweepService: Service {
                 let trial = Sweep.Trial(number: number, jobID: Sweep.trialJobID(sweep: id, number: number), params: params)
                 // Recorded before it is submitted: a crash in between submits it on the next pass.
                 sweep = try await store.updateSweep(id) { $0.trials.append(trial) }
-                _ = try await submit(trial, of: sweep, base: base)
+                try await start(trial, of: sweep, base: base, spec: spec)
                 active += 1
                 asked += 1
             }
@@ -204,6 +206,18 @@ public struct SweepService: Service {
         let config = try parser.validate(document)
         passes.configs.withLock { $0[sweep.id] = config }
         return config
+    }
+
+    /// Submits a trial; values that make its config invalid (`batch: [int,
+    /// -4, 16]` sampling 0) fail it with the config's reason, told FAIL, and
+    /// the study goes on (a sweep that retried it would never end).
+    func start(_ trial: Sweep.Trial, of sweep: Sweep, base: JobConfig, spec: SweepSpec) async throws {
+        do {
+            _ = try await submit(trial, of: sweep, base: base)
+        } catch let error as YardError where error.code == .invalidInput {
+            logger.warning("sweep \(sweep.id): trial \(trial.number) not run: \(error.message)")
+            try await tell(sweep, trial, as: .failed, value: nil, spec: spec, message: error.message)
+        }
     }
 
     /// Submits a trial: the base config with the trial's values, its fixed
@@ -251,7 +265,7 @@ public struct SweepService: Service {
     }
 
     /// Tells the study how a trial ended and records it, with the best so far.
-    func tell(_ sweep: Sweep, _ trial: Sweep.Trial, as end: JobState, value: Double?, spec: SweepSpec) async throws {
+    func tell(_ sweep: Sweep, _ trial: Sweep.Trial, as end: JobState, value: Double?, spec: SweepSpec, message: String? = nil) async throws {
         let outcome: TrialOutcome = switch end {
         case .succeeded: .complete(value)
         case .pruned: .pruned
@@ -264,6 +278,7 @@ public struct SweepService: Service {
             guard let index = sweep.trials.firstIndex(where: { $0.number == trial.number }) else { return }
             sweep.trials[index].told = end
             sweep.trials[index].value = value
+            if let message { sweep.trials[index].message = message }
             guard end == .succeeded, let value, value.isFinite else { return }
             let better = sweep.best.map { direction == .maximize ? value > $0.value : value < $0.value } ?? true
             if better { sweep.best = Sweep.Best(number: trial.number, jobID: trial.jobID, value: value, params: trial.params) }

@@ -29,10 +29,12 @@ struct SweepServiceTests {
         let data: String
         /// MLflow calls of the workers and the service, as in a server.
         let spool: TrackingSpool
+        /// The store, where a test may inject a fault (a full disk).
+        let store: FaultyJobStore
 
         init() throws {
             dir = try TemporaryDirectory("sweep")
-            let store = SQLiteJobStore(database: try YardDatabase(path: dir.file("yard.sqlite")))
+            store = FaultyJobStore(base: SQLiteJobStore(database: try YardDatabase(path: dir.file("yard.sqlite"))))
             let queue = MemoryJobQueue()
             control = JobControl(store: store, queue: queue)
             let ledger = StoreLedger(control: control)
@@ -142,6 +144,44 @@ struct SweepServiceTests {
         let succeeded = done.trials.filter { $0.told == .succeeded }.compactMap(\.value)
         #expect(best.value == succeeded.max())
         #expect(done.message?.contains("best: trial \(best.number)") == true)
+    }
+
+    /// A sampled value that makes the trial's config invalid (imgsz -1 here)
+    /// fails that trial with the config's reason, told FAIL; the study goes on.
+    @Test func aTrialWhoseValuesMakeAnInvalidConfigFailsAndTheSweepGoesOn() async throws {
+        let rig = try Rig()
+        defer { rig.dir.remove() }
+        let service = rig.service()
+        let sweep = try await service.create(try rig.config("""
+            {n_trials: 3, max_concurrent: 1, sampler: GridSampler, seed: 0, pruner: none,
+             search_space: {train: {imgsz: [choice, 32, -1, 64]}}}
+            """))
+        let store = rig.control.store
+        try await Self.run(rig, service, timeout: .seconds(60)) { try await store.sweep(sweep.id)?.state == .finished }
+        let done = try #require(try await store.sweep(sweep.id))
+        #expect(done.trials.count == 3)
+        let bad = try #require(done.trials.first { $0.params["train.imgsz"] == -1 })
+        #expect(bad.told == .failed)
+        #expect(bad.message?.contains("train.imgsz") == true, "\(bad)")
+        #expect(try await store.job(bad.jobID) == nil, "nothing was queued for it")
+        #expect(done.trials.filter { $0.told == .succeeded }.count == 2)
+    }
+
+    /// The sweep is stored but its first trial cannot be (a full disk): the
+    /// request still answers with the sweep, not an error that would read as
+    /// "not created", and the service queues the trials once the disk is back.
+    @Test func aSweepStoredIsAnsweredEvenWhenItsFirstTrialCannotBeQueuedYet() async throws {
+        let rig = try Rig()
+        defer { rig.dir.remove() }
+        let service = rig.service()
+        rig.store.inject { $0.name == "insert" ? .init("disk full") : nil }
+        let sweep = try await service.create(try rig.config("{n_trials: 2, max_concurrent: 2, sampler: RandomSampler, seed: 0, pruner: none, search_space: {train: {lr0: [uniform, 0.1, 0.5]}}}"))
+        #expect(try await rig.store.sweep(sweep.id) != nil)
+        #expect(try await rig.store.jobs(limit: 10, state: nil).isEmpty)
+        rig.store.inject { _ in nil }
+        try await Self.run(rig, service, timeout: .seconds(60)) { try await rig.store.sweep(sweep.id)?.state == .finished }
+        let done = try #require(try await rig.store.sweep(sweep.id))
+        #expect(done.trials.count == 2 && done.trials.allSatisfy { $0.told == .succeeded }, "\(done.trials)")
     }
 
     /// With MLflow configured, a sweep is one parent run and each trial's run

@@ -21,6 +21,8 @@ public struct Sweep: Sendable, Codable, Hashable {
         /// The job's end (`succeeded`, `pruned`, `failed`, `stopped`) once told to the study.
         public var told: JobState?
         public var value: Double?
+        /// Why a trial failed without a job (its values made the config invalid).
+        public var message: String?
 
         public init(number: Int, jobID: String, params: [String: JSONValue]) {
             self.number = number
@@ -28,7 +30,7 @@ public struct Sweep: Sendable, Codable, Hashable {
             self.params = params
         }
 
-        enum CodingKeys: String, CodingKey { case number, jobID = "job_id", params, reported, told, value }
+        enum CodingKeys: String, CodingKey { case number, jobID = "job_id", params, reported, told, value, message }
     }
 
     public struct Best: Sendable, Codable, Hashable {

@@ -81,7 +81,8 @@ struct SweepsController<Context: RequestContext> {
                 if let epoch = job.epoch { entry["epoch"] = .int(epoch) }
                 if let message = job.message { entry["message"] = .string(message) }
             } else {
-                entry["state"] = "asked"
+                // Told without a job: its values made the config invalid (the message says why).
+                entry["state"] = .string(trial.told?.rawValue ?? "asked")
             }
             trials.append(.object(entry))
         }
