@@ -54,6 +54,35 @@ public struct EngineEnvironment: Sendable {
         return FileManager.default.isExecutableFile(atPath: python) ? python : nil
     }
 
+    /// What an engine started now is made of: the interpreter (the path
+    /// given, where it leads, that file, and a venv's `pyvenv.cfg`), the
+    /// engine's sources and requirements, and the extra environment. A warm
+    /// engine made from another fingerprint is not used.
+    public func fingerprint(extra: [String: String] = [:]) throws -> String {
+        let fm = FileManager.default
+        func stamp(_ path: String) -> String {
+            var info = stat()
+            guard stat(path, &info) == 0 else { return "\(path):-" }
+            return "\(path):\(info.st_ino):\(info.st_size):\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)"
+        }
+        var executable = python
+        if !python.contains("/") {
+            let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+            executable = path.split(separator: ":").map { "\($0)/\(python)" }.first { fm.isExecutableFile(atPath: $0) } ?? python
+        }
+        let resolved = URL(fileURLWithPath: executable).resolvingSymlinksInPath().path
+        var parts = [python, stamp(executable), stamp(resolved),
+                     stamp(URL(fileURLWithPath: executable).deletingLastPathComponent().deletingLastPathComponent().path + "/pyvenv.cfg"),
+                     stamp(engineDirectory + "/requirements.txt")]
+        let sources = engineDirectory + "/trainyard_engine"
+        guard let names = try? fm.contentsOfDirectory(atPath: sources) else {
+            throw YardError(.unavailable, field: "engine", "cannot read the engine's sources in \(sources)")
+        }
+        parts += names.filter { $0.hasSuffix(".py") }.sorted().map { stamp(sources + "/" + $0) }
+        parts += extra.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        return SHA256.hash(data: Data(parts.joined(separator: "\n").utf8)).hex
+    }
+
     /// The engine's environment: ours, plus its sources on PYTHONPATH and
     /// Ultralytics kept offline in a private config folder.
     public func processEnvironment(extra: [String: String] = [:]) -> [String: String] {
@@ -61,6 +90,8 @@ public struct EngineEnvironment: Sendable {
         let path = env["PYTHONPATH"].map { "\(engineDirectory):\($0)" } ?? engineDirectory
         env["PYTHONPATH"] = path
         env["PYTHONUNBUFFERED"] = "1"
+        // Python 3.11+: the working folder is not put first on the module path.
+        env["PYTHONSAFEPATH"] = "1"
         env["YARD_ULTRALYTICS_DIR"] = ultralyticsDirectory
         env["YOLO_CONFIG_DIR"] = ultralyticsDirectory
         env["YOLO_OFFLINE"] = "1"
@@ -98,11 +129,22 @@ public struct EngineEnvironment: Sendable {
         return process
     }
 
+    /// Starts a warm engine as a worker would (`train --warm`), gives it no
+    /// job (end of file on stdin) and returns how long its imports took, as it reports.
+    public func warmUpSeconds() throws -> Double {
+        let result = try runTool(["train", "--warm", "--events-fd", "1"])
+        for line in result.stdout.split(separator: "\n") {
+            if let event = try? EngineEvent.decode(line: String(line)), let seconds = event.payload["warm_seconds"]?.doubleValue { return seconds }
+        }
+        throw YardError(.unavailable, field: "python", "the warm engine did not start: \(result.stderr.split(separator: "\n").last ?? "exit \(result.status)")")
+    }
+
     /// Runs a short engine command (doctor, demo-data) and returns its stdout.
     public func runTool(_ arguments: [String], extra: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
         let out = Pipe()
         let err = Pipe()
         let process = try start(arguments, extra: extra) { process in
+            process.standardInput = FileHandle.nullDevice
             process.standardOutput = out
             process.standardError = err
         }

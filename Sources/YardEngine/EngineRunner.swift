@@ -29,6 +29,19 @@ public enum EngineOutput: Sendable {
 /// scripted runners that replay events.
 public protocol EngineRunner: Sendable {
     func start(_ request: EngineRequest) async throws -> any EngineProcess
+    /// Called when a worker starts: get ready for its first job (a warm engine).
+    func prepare() async
+    /// Called when a worker stops: end what `prepare` started.
+    func close() async
+}
+
+extension EngineProcess {
+    public func abandon() { requestStop() }
+}
+
+extension EngineRunner {
+    public func prepare() async {}
+    public func close() async {}
 }
 
 /// A running engine.
@@ -37,6 +50,9 @@ public protocol EngineProcess: Sendable {
     var output: AsyncStream<EngineOutput> { get }
     /// Asks for a graceful stop (the engine saves a resumable checkpoint).
     func requestStop()
+    /// Stops a run that will not be resumed (a pruned trial): at the end of
+    /// the current batch, without validating or saving.
+    func abandon()
     /// Ends the engine at once.
     func kill()
     /// Waits for the process to end; its exit code (128+signal when killed).

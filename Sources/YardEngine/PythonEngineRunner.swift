@@ -12,14 +12,28 @@ import Darwin
 
 /// Runs the Python engine as a child process: the spec as a JSON file,
 /// events on descriptor 3, stdout and stderr together as the log.
+///
+/// With a `WarmEngine` (the default for `yard up` and `yard worker`), the
+/// engine for the next job is started ahead of need with Python, torch and
+/// Ultralytics already imported, and a job only hands it its spec: the
+/// start-up of a short job (most of a sweep's trial) is paid while the
+/// worker waits or trains the job before. One job per process stays the rule.
 public struct PythonEngineRunner: EngineRunner {
     public let environment: EngineEnvironment
     /// Set for every engine this runner starts (a pinned worker's `CUDA_VISIBLE_DEVICES`).
     public let extraEnvironment: [String: String]
+    /// The engine kept warm for the next job; nil: each job starts its own (`--no-warm-engine`).
+    public let warm: WarmEngine?
 
-    public init(environment: EngineEnvironment, extraEnvironment: [String: String] = [:]) {
+    public init(environment: EngineEnvironment, extraEnvironment: [String: String] = [:], warm: Bool = false) {
+        self.init(environment: environment, extraEnvironment: extraEnvironment,
+                  warm: warm ? WarmEngine(environment: environment, extraEnvironment: extraEnvironment) : nil)
+    }
+
+    public init(environment: EngineEnvironment, extraEnvironment: [String: String] = [:], warm: WarmEngine?) {
         self.environment = environment
         self.extraEnvironment = extraEnvironment
+        self.warm = warm
     }
 
     public func start(_ request: EngineRequest) async throws -> any EngineProcess {
@@ -28,10 +42,17 @@ public struct PythonEngineRunner: EngineRunner {
         let specPath = request.workDirectory + "/spec.json"
         let data = try JSONEncoder().encode(request.spec)
         try AtomicFile.write(data, to: specPath, permissions: 0o600)
+        if let warm {
+            defer { Task { await warm.fill() } }  // the next job's engine starts as this one is taken
+            if let process = await warm.take(spec: specPath, directory: request.workDirectory) { return process }
+        }
         let arguments = [environment.python, "-m", "trainyard_engine", "train", "--spec", specPath, "--events-fd", "3"]
         return try ChildProcess.spawn(arguments: arguments, environment: environment.processEnvironment(extra: extraEnvironment),
                                       directory: request.workDirectory)
     }
+
+    public func prepare() async { await warm?.fill() }
+    public func close() async { await warm?.close() }
 }
 
 /// A spawned engine with its two output pipes read on dedicated threads.
@@ -46,13 +67,19 @@ final class ChildProcess: EngineProcess, Sendable {
         self.exit = exit
     }
 
-    static func spawn(arguments: [String], environment: [String: String], directory: String) throws -> ChildProcess {
+    /// Starts the engine; with `input`, that descriptor is its stdin (a warm
+    /// engine's job arrives there), else /dev/null.
+    static func spawn(arguments: [String], environment: [String: String], directory: String, input: Int32? = nil) throws -> ChildProcess {
         let events = try Pipe2()
         let logs = try Pipe2()
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        if let input {
+            posix_spawn_file_actions_adddup2(&actions, input, 0)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        }
         posix_spawn_file_actions_adddup2(&actions, logs.write, 1)
         posix_spawn_file_actions_adddup2(&actions, logs.write, 2)
         posix_spawn_file_actions_adddup2(&actions, events.write, 3)
@@ -108,8 +135,10 @@ final class ChildProcess: EngineProcess, Sendable {
 
     // Once reaped, the pid may belong to another process: signal only a live child.
     func requestStop() { if !exit.hasExited { Glibc.kill(pid, SIGTERM) } }
+    func abandon() { if !exit.hasExited { Glibc.kill(pid, SIGUSR1) } }
     func kill() { if !exit.hasExited { Glibc.kill(pid, SIGKILL) } }
     func waitForExit() async -> Int32 { await exit.wait() }
+    var hasExited: Bool { exit.hasExited }
 }
 
 /// Calls `finished` once all readers are done.

@@ -36,6 +36,8 @@ public struct YardOptions: Sendable {
     /// set, the server takes their job messages from `wyoloTopic`.
     public var wyoloConfigs: String?
     public var wyoloTopic = "training_queue"
+    /// Each local worker keeps its next engine started, imports done (`--no-warm-engine`: off).
+    public var warmEngine = true
 
     public init() {}
 }
@@ -154,7 +156,6 @@ public struct Yard: Sendable {
     }
 
     public func workers(runner: (any EngineRunner)? = nil, logger: Logger) -> [Worker] {
-        let runner = runner ?? PythonEngineRunner(environment: engine)
         let host = ProcessInfo.processInfo.hostName
         let defaultURI = environmentValue("MLFLOW_TRACKING_URI")
         // Beside a Redis queue, local workers report like remote ones, so
@@ -165,7 +166,8 @@ public struct Yard: Sendable {
         return (0..<options.workers).map { index in
             Worker(configuration: .init(id: "\(host)-\(getpid())-\(index)", dataDirectory: options.dataDirectory,
                                         stopGrace: options.stopGrace, allowExternalSymlinks: options.allowDatasetSymlinks),
-                   ledger: ledger, queue: queue, runner: runner, trackers: trackers, artifacts: artifacts,
+                   ledger: ledger, queue: queue, runner: runner ?? PythonEngineRunner(environment: engine, warm: options.warmEngine),
+                   trackers: trackers, artifacts: artifacts,
                    logger: logger)
         }
     }

@@ -205,9 +205,10 @@ struct JobRun {
         let tick = Duration.milliseconds(500)
         var remaining: Duration?  // the grace left once a stop was signalled
         while !Task.isCancelled {
-            if remaining == nil, (try? await ledger.job(jobID))??.state == .stopping {
+            if remaining == nil, let job = (try? await ledger.job(jobID)) ?? nil, job.state == .stopping {
                 outcome.stopReason.withLock { $0 = $0 ?? .user }
-                process.requestStop()
+                // A pruned trial is never resumed: no final validation or checkpoint to wait for.
+                if job.pruning != nil { process.abandon() } else { process.requestStop() }
             }
             if remaining == nil, outcome.stopReason.withLock({ $0 }) != nil {
                 remaining = worker.configuration.stopGrace

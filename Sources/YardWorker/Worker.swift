@@ -90,7 +90,9 @@ public struct Worker: Service {
 
     public func run() async throws {
         let shutdown = ShutdownFlag()
-        try await withGracefulShutdownHandler {
+        // A warm engine for the first job, ended when the worker stops.
+        await runner.prepare()
+        await withGracefulShutdownHandler {
             var failures = 0
             while !shutdown.isSet, !Task.isCancelled {
                 do {
@@ -112,6 +114,7 @@ public struct Worker: Service {
         } onGracefulShutdown: {
             shutdown.set()
         }
+        await runner.close()
     }
 
     /// Runs until the queue is empty, then returns (tests).

@@ -24,6 +24,8 @@ public struct WorkerNodeOptions: Sendable {
     public var secretKeyFile: String?
     /// Announcement interval (nil: a third of the lease, at most 5 s).
     public var heartbeat: Duration?
+    /// Keeps the next engine started, imports done (`--no-warm-engine`: off).
+    public var warmEngine = true
 
     public init(redisURL: String) { self.redisURL = redisURL }
 }
@@ -151,7 +153,7 @@ public struct WorkerNode: Sendable {
     /// The worker, its announcements and its tracking spool, in start order.
     public func services(runner: (any EngineRunner)? = nil, logger: Logger) -> [ServiceGroupConfiguration.ServiceConfiguration] {
         let extra = options.gpu.map { ["CUDA_VISIBLE_DEVICES": String($0)] } ?? [:]
-        let runner = runner ?? PythonEngineRunner(environment: engine, extraEnvironment: extra)
+        let runner = runner ?? PythonEngineRunner(environment: engine, extraEnvironment: extra, warm: options.warmEngine)
         let defaultURI = environmentValue("MLFLOW_TRACKING_URI")
         let trackers: [any Tracker] = [StoreTracker(records: ledger),
                                        MLflowTracker(spool: spool, secrets: ledger, defaultURI: defaultURI,

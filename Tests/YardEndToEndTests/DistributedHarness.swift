@@ -43,8 +43,8 @@ extension YardHarness {
     }
 
     /// Starts `yard up` or `yard server` and waits until it serves, on the port its log names.
-    func serving(_ arguments: [String], log name: String) async throws -> RunningYard {
-        let started = try await spawn(arguments, log: name, ready: "serving http://127.0.0.1:", timeout: .seconds(60))
+    func serving(_ arguments: [String], environment: [String: String] = [:], log name: String) async throws -> RunningYard {
+        let started = try await spawn(arguments, environment: environment, log: name, ready: "serving http://127.0.0.1:", timeout: .seconds(60))
         let text = started.text
         guard let range = text.range(of: "serving http://127.0.0.1:"), let port = Int(text[range.upperBound...].prefix { $0.isNumber }) else {
             throw HarnessError("no port in the \(name) log: \(text)")

@@ -159,10 +159,13 @@ struct TrainingTests {
         let id = try await yard.submit(Self.detectConfig(data: data, epochs: 6))
         try await yard.waitFor(id, "second epoch") { ($0["epoch"]?.intValue ?? 0) >= 2 }
         #expect(try enginesRunning(for: id))
+        let orphans = try engines(childrenOf: yard.process.processIdentifier)
+        #expect(orphans.count == 2, "the job's engine and the warm one waiting for the next job: \(orphans)")
         try await yard.signal(SIGKILL)
 
-        // The orphaned engine notices its parent died and exits.
+        // The orphaned engine notices its parent died and exits; the warm one reads end of file.
         try await eventually("the orphaned engine to exit", timeout: .seconds(30)) { !(try enginesRunning(for: id)) }
+        try await eventually("every orphaned engine to exit", timeout: .seconds(30)) { orphans.allSatisfy { !isAlive($0) } }
 
         yard = try await h.up()
         defer { yard.process.terminate() }
@@ -184,9 +187,11 @@ struct TrainingTests {
         var yard = try await h.up()
         let id = try await yard.submit(Self.detectConfig(data: data, epochs: 6))
         try await yard.waitFor(id, "first epoch") { ($0["epoch"]?.intValue ?? 0) >= 1 }
+        let children = try engines(childrenOf: yard.process.processIdentifier)
         try await yard.signal(SIGTERM)
         #expect(yard.process.terminationStatus == 0, "a clean exit on SIGTERM")
         #expect(!(try enginesRunning(for: id)))
+        try await eventually("the warm engine to end with the service", timeout: .seconds(10)) { children.allSatisfy { !isAlive($0) } }
 
         yard = try await h.up()
         defer { yard.process.terminate() }
@@ -243,14 +248,37 @@ struct TrainingTests {
 
 }
 
-/// Is an engine process for this job still alive?
+/// Is an engine process for this job still alive? A cold engine names the
+/// job's spec on its command line; a warm one was handed the job on stdin and
+/// moved into the job's folder.
 func enginesRunning(for id: String) throws -> Bool {
     for pid in try FileManager.default.contentsOfDirectory(atPath: "/proc") where Int(pid) != nil {
         guard let raw = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { continue }
         let cmdline = String(decoding: raw, as: UTF8.self)
-        if cmdline.contains("trainyard_engine"), cmdline.contains("/jobs/\(id)/spec.json") { return true }
+        guard cmdline.contains("trainyard_engine") else { continue }
+        if cmdline.contains("/jobs/\(id)/spec.json") { return true }
+        if let cwd = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/cwd"), cwd.hasSuffix("/jobs/\(id)") { return true }
     }
     return false
+}
+
+/// Whether a process is running (a zombie left to a parent that does not reap is not).
+func isAlive(_ pid: Int32) -> Bool {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return false }
+    return stat[stat.index(after: close)...].split(separator: " ").first.map { $0 != "Z" && $0 != "X" } ?? false
+}
+
+/// The engine processes (training or warm, waiting for a job) whose parent is `parent`.
+func engines(childrenOf parent: Int32) throws -> [Int32] {
+    try FileManager.default.contentsOfDirectory(atPath: "/proc").compactMap { Int32($0) }.filter { pid in
+        guard let raw = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"),
+              String(decoding: raw, as: UTF8.self).contains("trainyard_engine"),
+              let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        // pid (comm) state ppid ...
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 1 && Int32(fields[1]) == parent
+    }
 }
 
 func eventStates(_ yard: RunningYard, _ id: String) async throws -> [String] {

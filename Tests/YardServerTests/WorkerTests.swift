@@ -120,6 +120,7 @@ struct WorkerTests {
             _ = try await control.stop("s1")
             try await group.waitForAll()
         }
+        #expect(runner.stops.all == ["stop"], "a user's stop waits for a resumable checkpoint")
         var job = try await store.require("s1")
         #expect(job.state == .stopped)
         #expect(job.message?.contains("yard resume s1") == true)
@@ -140,7 +141,8 @@ struct WorkerTests {
         let t = try TestYard()
         defer { t.dir.remove() }
         _ = try await t.yard.control.submit(try JobConfigParser { _ in true }.parse(t.config("task_id: p1", epochs: 50)))
-        let worker = t.worker(ScriptedEngineRunner.training(epochs: 50, stepDelay: .milliseconds(40)))
+        let engine = ScriptedEngineRunner.training(epochs: 50, stepDelay: .milliseconds(40))
+        let worker = t.worker(engine)
         let store = t.yard.store, control = t.yard.control
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await worker.drain() }
@@ -148,6 +150,7 @@ struct WorkerTests {
             _ = try await control.prune("p1", reason: "pruned at epoch 2: fitness 0.1 below the median 0.5")
             try await group.waitForAll()
         }
+        #expect(engine.stops.all == ["abandon"], "a pruned trial is never resumed: no checkpoint to wait for")
         let job = try await store.require("p1")
         #expect(job.state == .pruned)
         #expect(job.message == "pruned at epoch 2: fitness 0.1 below the median 0.5")

@@ -13,6 +13,8 @@ public struct ScriptedEngineRunner: EngineRunner {
     /// An engine stuck in a step: it hears a stop request and goes on (only a kill ends it).
     public var ignoresStop = false
     public let requests = RequestLog()
+    /// How engines were asked to stop, in order: "stop" (a checkpoint) or "abandon" (a pruned trial).
+    public let stops = StopLog()
 
     public init(exitCode: Int32 = 0, stepDelay: Duration = .milliseconds(5),
                 script: @escaping @Sendable (EngineRequest) -> [EngineOutput]) {
@@ -23,7 +25,7 @@ public struct ScriptedEngineRunner: EngineRunner {
 
     public func start(_ request: EngineRequest) async throws -> any EngineProcess {
         requests.append(request)
-        return ScriptedProcess(steps: script(request), exitCode: exitCode, stepDelay: stepDelay, ignoresStop: ignoresStop)
+        return ScriptedProcess(steps: script(request), exitCode: exitCode, stepDelay: stepDelay, ignoresStop: ignoresStop, stops: stops)
     }
 
     /// A successful training of `epochs` epochs.
@@ -49,6 +51,12 @@ public struct ScriptedEngineRunner: EngineRunner {
         }
     }
 
+    public final class StopLog: Sendable {
+        private let items = Mutex<[String]>([])
+        func append(_ kind: String) { items.withLock { $0.append(kind) } }
+        public var all: [String] { items.withLock { $0 } }
+    }
+
     public final class RequestLog: Sendable {
         private let items = Mutex<[EngineRequest]>([])
         func append(_ r: EngineRequest) { items.withLock { $0.append(r) } }
@@ -68,9 +76,11 @@ final class ScriptedProcess: EngineProcess, Sendable {
     private let steps: [EngineOutput]
     private let exitCode: Int32
     private let ignoresStop: Bool
+    private let stops: ScriptedEngineRunner.StopLog
     let output: AsyncStream<EngineOutput>
 
-    init(steps: [EngineOutput], exitCode: Int32, stepDelay: Duration, ignoresStop: Bool) {
+    init(steps: [EngineOutput], exitCode: Int32, stepDelay: Duration, ignoresStop: Bool, stops: ScriptedEngineRunner.StopLog) {
+        self.stops = stops
         self.steps = steps
         self.exitCode = exitCode
         self.ignoresStop = ignoresStop
@@ -95,7 +105,15 @@ final class ScriptedProcess: EngineProcess, Sendable {
         }
     }
 
-    func requestStop() { state.withLock { $0.stopRequested = true } }
+    func requestStop() {
+        stops.append("stop")
+        state.withLock { $0.stopRequested = true }
+    }
+
+    func abandon() {
+        stops.append("abandon")
+        state.withLock { $0.stopRequested = true }
+    }
     func kill() { state.withLock { $0.killed = true } }
     func waitForExit() async -> Int32 { state.withLock { $0.killed } ? 137 : exitCode }
 }

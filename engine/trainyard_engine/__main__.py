@@ -1,12 +1,14 @@
 """Command line of the engine. The worker runs
-`python -m trainyard_engine train --spec SPEC.json --events-fd 3`."""
+`python -m trainyard_engine train --spec SPEC.json --events-fd 3`, or ahead
+of need `train --warm --events-fd 3` and then hands it the job on stdin."""
 
 import argparse
 import json
 import os
 import sys
+import time
 
-from . import offline
+from . import PROCESS_START, offline
 from .events import EventWriter
 
 
@@ -14,7 +16,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="trainyard_engine")
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train one job from a spec file")
-    t.add_argument("--spec", required=True)
+    t.add_argument("--spec", help="the job's spec file")
+    t.add_argument("--warm", action="store_true",
+                   help='import torch and Ultralytics now, then wait for the job on stdin: one line {"spec": PATH, "cwd": DIR}')
     t.add_argument("--events-fd", type=int, default=None, help="file descriptor for JSON-line events (default: stdout)")
     d = sub.add_parser("demo-data", help="write a small synthetic dataset")
     d.add_argument("root")
@@ -64,9 +68,25 @@ def main(argv=None):
 
         return predict(args.model, args.source, args.save_dir, conf=args.conf, imgsz=args.imgsz)
 
-    with open(args.spec, encoding="utf-8") as f:
-        spec = json.load(f)
     events = EventWriter(fd=args.events_fd) if args.events_fd is not None else EventWriter(stream=sys.stdout)
+    spec_path, warm = args.spec, None
+    if args.warm:
+        from .warm import wait_for_job, warm_up
+
+        # Ultralytics reads its settings folder when imported: prepared first.
+        offline.prepare(config_dir)
+        offline.disable_sync()
+        warm_up(events, PROCESS_START)
+        spec_path = wait_for_job(sys.stdin)
+        if spec_path is None:
+            return 0
+        warm = {"since": round(PROCESS_START, 3), "received": round(time.time(), 3)}
+    elif not spec_path:
+        parser.error("train needs --spec SPEC.json (or --warm)")
+    with open(spec_path, encoding="utf-8") as f:
+        spec = json.load(f)
+    if warm:
+        spec["warm"] = warm
     offline.prepare(spec.get("config_dir") or config_dir)
     offline.disable_sync()
     from .train import train

@@ -15,7 +15,12 @@ from . import PROCESS_START
 
 class StopRequested(Exception):
     """Raised from a callback after a checkpoint was saved: unlike letting
-    Ultralytics finish, raising keeps last.pt resumable."""
+    Ultralytics finish, raising keeps last.pt resumable. `completed`: the
+    epochs done (an abandoned run stops inside the next one)."""
+
+    def __init__(self, last, completed):
+        super().__init__(last)
+        self.completed = completed
 
 
 def one_line(error):
@@ -29,15 +34,24 @@ class StopControl:
     """SIGTERM/SIGINT set `trainer.stop`: Ultralytics ends the epoch after the
     current batch, validates and saves last.pt, then `on_fit_epoch_end` raises
     StopRequested (in the last epoch training just finishes). A second signal
-    changes nothing; a third exits at once with code 130, without a checkpoint."""
+    changes nothing; a third exits at once with code 130, without a checkpoint.
+
+    SIGUSR1 abandons the run (a pruned trial, never resumed): the next batch's
+    end raises StopRequested, with no validation and no new checkpoint."""
 
     def __init__(self):
         self.requests = 0
+        self.abandoned = False
         self.trainer = None
 
     def install(self):
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._handle)
+        signal.signal(signal.SIGUSR1, self._abandon)
+
+    def _abandon(self, signum, frame):
+        self.abandoned = True
+        self.requests += 1
 
     def _handle(self, signum, frame):
         self.requests += 1
@@ -157,7 +171,9 @@ class Reporter:
             resumed=bool(self.spec.get("resume")),
             task=getattr(trainer.args, "task", None),
             pid=os.getpid(),
-            process_start=round(PROCESS_START, 3),
+            # A warm engine's job began when it was handed over; its imports were done before.
+            process_start=(self.spec.get("warm") or {}).get("received", round(PROCESS_START, 3)),
+            warm=bool(self.spec.get("warm")),
         )
 
     def on_train_epoch_start(self, trainer):
@@ -165,6 +181,8 @@ class Reporter:
         self.batches = len(trainer.train_loader) if trainer.train_loader is not None else 0
 
     def on_train_batch_end(self, trainer):
+        if self.stop.abandoned:
+            raise StopRequested("", trainer.epoch)
         self.batch += 1
         losses = trainer.label_loss_items(trainer.tloss, prefix="train") if trainer.tloss is not None else {}
         self.events.progress(
@@ -193,9 +211,7 @@ class Reporter:
         )
         last = Path(trainer.last)
         if self.stop.requested and trainer.epoch + 1 < trainer.epochs:
-            if last.exists():
-                raise StopRequested(str(last))
-            raise StopRequested("")
+            raise StopRequested(str(last) if last.exists() else "", trainer.epoch + 1)
 
 
 # Ultralytics arguments that choose where files go or what is loaded as the
@@ -314,8 +330,7 @@ def train(spec, events):
     except StopRequested as stopped:
         for path, kind in artifacts_in(save_dir):
             events.emit("artifact", path=path, kind=kind)
-        trainer = stop.trainer
-        events.emit("stopped", last=str(stopped) or None, epoch=(trainer.epoch + 1) if trainer else 0)
+        events.emit("stopped", last=str(stopped) or None, epoch=stopped.completed)
         return 0
     except BaseException as error:  # noqa: BLE001 - every failure becomes one event
         if isinstance(error, SystemExit) and error.code in (0, None):

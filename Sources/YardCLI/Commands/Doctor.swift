@@ -39,6 +39,16 @@ struct Doctor: AsyncParsableCommand {
                 let why = result.map { $0.stderr.split(separator: "\n").last.map(String.init) ?? "exit \($0.status)" } ?? "it did not start"
                 problems.append("the engine's Python (\(engine.python)) cannot run the engine: \(why); run scripts/setup.sh or pass --python")
             }
+            // The warm engine: started once here as a worker would, its imports timed.
+            let warm = WarmEngineSetting.enabled(flag: false)
+            report["warm_engine"] = .bool(warm)
+            if warm, problems.isEmpty {
+                if let seconds = try? engine.warmUpSeconds() {
+                    report["warm_engine_imports_seconds"] = .double(seconds)
+                } else {
+                    problems.append("the engine cannot start warm (train --warm); start workers with --no-warm-engine and report it")
+                }
+            }
             report["problems"] = .array(problems.map { .string($0) })
 
             if json {
@@ -53,6 +63,11 @@ struct Doctor: AsyncParsableCommand {
                 Output.line("onnx export  \(report["onnx"]?.stringValue != nil && report["onnxruntime"]?.stringValue != nil ? "available" : "missing onnx/onnxruntime")")
                 Output.line("font         \(report["font"]?.boolValue == true ? "present" : "missing")")
                 Output.line("data dir     \(dataDirectory) (\(writable ? "writable" : "NOT writable"))")
+                if !warm {
+                    Output.line("warm engine  off (YARD_WARM_ENGINE=0): each job starts its engine and imports")
+                } else if let seconds = report["warm_engine_imports_seconds"]?.doubleValue {
+                    Output.line("warm engine  on: each worker's next engine is started ahead of need (its imports took \(String(format: "%.1f", seconds)) s); --no-warm-engine turns it off")
+                }
                 for problem in problems { Output.line("problem: \(problem)") }
                 if problems.isEmpty { Output.line("ok: ready to train") }
             }

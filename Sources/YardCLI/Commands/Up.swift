@@ -82,6 +82,9 @@ struct ServeOptions: ParsableArguments {
             help: "Key file that seals job secrets at rest (default DATA/secret.key; YARD_SECRET_KEY wins).") var secretKeyFile: String?
     @Flag(name: .customLong("allow-dataset-symlinks"),
           help: "Let datasets hold symlinks to files outside their folder (refused by default).") var allowDatasetSymlinks = false
+    @Flag(name: .customLong("no-warm-engine"),
+          help: "Start each job's engine when the job starts, not ahead of need with its imports done (also YARD_WARM_ENGINE=0).")
+    var noWarmEngine = false
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 (any free port) and 65535") }
@@ -99,6 +102,7 @@ struct ServeOptions: ParsableArguments {
         options.stopGrace = .seconds(stopGrace)
         options.allowDatasetSymlinks = allowDatasetSymlinks
         options.secretKeyFile = secretKeyFile
+        options.warmEngine = WarmEngineSetting.enabled(flag: noWarmEngine)
         return options
     }
 
@@ -116,5 +120,12 @@ struct ServeOptions: ParsableArguments {
         try await yard.runUp(logger: logger) { port in
             Output.line("trainyard serving http://\(host):\(port) with \(options.workers) local worker(s), \(queue), data in \(data), \(auth)")
         }
+    }
+}
+
+/// Whether workers keep a warm engine: on unless `--no-warm-engine` or `YARD_WARM_ENGINE=0`.
+enum WarmEngineSetting {
+    static func enabled(flag noWarmEngine: Bool) -> Bool {
+        !noWarmEngine && !["0", "false", "off", "no"].contains(environmentValue("YARD_WARM_ENGINE")?.lowercased() ?? "")
     }
 }

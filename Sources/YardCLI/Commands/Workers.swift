@@ -24,6 +24,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
     @Flag(name: .customLong("allow-dataset-symlinks"),
           help: "Let datasets hold symlinks to files outside their folder (refused by default).") var allowDatasetSymlinks = false
+    @Flag(name: .customLong("no-warm-engine"),
+          help: "Start each job's engine when the job starts, not ahead of need with its imports done (also YARD_WARM_ENGINE=0).")
+    var noWarmEngine = false
 
     var redisURL: String? { redis ?? environmentValue("YARD_REDIS_URL") }
 
@@ -45,6 +48,7 @@ struct WorkerCommand: AsyncParsableCommand {
             options.stopGrace = .seconds(stopGrace)
             options.secretKeyFile = secretKeyFile
             options.allowDatasetSymlinks = allowDatasetSymlinks
+            options.warmEngine = WarmEngineSetting.enabled(flag: noWarmEngine)
             var logger = Logger(label: "yard.worker")
             logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
             let node = try await WorkerNode.start(options, logger: logger)
