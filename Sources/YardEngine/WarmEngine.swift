@@ -37,7 +37,7 @@ public actor WarmEngine {
     let directory: String
     private var ready: Ready?
     private var closed = false
-    /// Engines taken and started cold since this began (tests, `yard doctor`).
+    /// Jobs handed to a warm engine, and jobs that got a cold one instead (tests).
     public private(set) var taken = 0
     public private(set) var cold = 0
 
