@@ -75,22 +75,27 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Datasets: DVC-compatible hashing, import (YOLO, flat, COCO), validation, the version store.
+        .target(name: "YardDatasets", dependencies: [
+            "YardDomain",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // Claims jobs, runs the engine, routes its events.
         .target(name: "YardWorker", dependencies: [
-            "YardDomain", "YardStore", "YardQueue", "YardEngine", "YardTracker", "YardArtifacts", "YardRedis",
+            "YardDomain", "YardStore", "YardQueue", "YardEngine", "YardTracker", "YardArtifacts", "YardRedis", "YardDatasets",
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         // REST API, SSE, auth, error mapping.
         .target(name: "YardServer", dependencies: [
-            "YardDomain", "YardStore", "YardQueue", "YardRedis", "YardWorker", "YardEngine", "YardTracker", "YardArtifacts", "YardSweeps",
+            "YardDomain", "YardStore", "YardQueue", "YardRedis", "YardWorker", "YardEngine", "YardTracker", "YardArtifacts", "YardSweeps", "YardDatasets",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         // The commands: argument parsing, HTTP client, progress bar.
         .target(name: "YardCLI", dependencies: [
-            "YardDomain", "YardServer", "YardEngine", "YardWorker",
+            "YardDomain", "YardServer", "YardEngine", "YardWorker", "YardDatasets",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
@@ -111,17 +116,18 @@ let package = Package(
         .target(name: "YardTestSupport", dependencies: ["YardDomain", "YardStore", "YardQueue", "YardEngine", "YardRedis", .product(name: "Logging", package: "swift-log")], path: "Tests/YardTestSupport"),
         .testTarget(name: "YardDomainTests", dependencies: ["YardDomain", "YardEngine"]),
         .testTarget(name: "YardArtifactsTests", dependencies: ["YardArtifacts"]),
+        .testTarget(name: "YardDatasetsTests", dependencies: ["YardDatasets", "YardTestSupport"]),
         .testTarget(name: "YardRedisTests", dependencies: ["YardRedis", "YardQueue", "YardTestSupport", .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "YardStoreTests", dependencies: ["YardStore", "YardQueue", "YardRedis", "YardTestSupport"]),
         .testTarget(name: "YardServerTests", dependencies: [
-            "YardServer", "YardTracker", "YardArtifacts", "YardRedis", "YardSweeps", "YardTestSupport",
+            "YardServer", "YardTracker", "YardArtifacts", "YardRedis", "YardSweeps", "YardTestSupport", "YardDatasets",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
         .testTarget(name: "YardEndToEndTests", dependencies: [
             "YardDomain", "YardEngine", "YardArtifacts", "YardRedis", "YardSweeps", "YardTestSupport",
-            "YardStore", "YardQueue", "YardWorker", "YardTracker",
+            "YardStore", "YardQueue", "YardWorker", "YardTracker", "YardDatasets",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Logging", package: "swift-log"),
         ]),

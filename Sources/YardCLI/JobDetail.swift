@@ -50,7 +50,8 @@ enum Summary {
             Output.line("  mlflow \(tracking)\(run)\(tracking == "pending" ? why : "")")
         }
         if let commit = job.gitCommit { Output.line("  git commit \(commit)") }
-        if let hash = job.datasetHash { Output.line("  dataset sha256 \(hash.prefix(16))…") }
+        if let dataset = job.dataset { Output.line("  dataset \(dataset)") }
+        else if let hash = job.datasetHash { Output.line("  dataset \(hash) (DVC hash of its folder)") }
     }
 
     /// The headline metric from the first epoch to the end: "mAP50 0.000 → 0.977 over 30 epochs".

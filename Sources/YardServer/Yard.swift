@@ -36,6 +36,8 @@ public struct YardOptions: Sendable {
     /// set, the server takes their job messages from `wyoloTopic`.
     public var wyoloConfigs: String?
     public var wyoloTopic = "training_queue"
+    /// `--dataset-root`: folders `datasets add` reads from (needed when a token is).
+    public var datasetRoots: [String] = []
     /// Each local worker keeps its next engine started, imports done (`--no-warm-engine`: off).
     public var warmEngine = true
 
@@ -69,6 +71,8 @@ public struct Yard: Sendable {
     public let remote: RemoteWorkers?
     /// Sweeps: trials as jobs, the study in the engine's Optuna process.
     public let sweeps: SweepService
+    /// Dataset versions: import, validation, the version store.
+    public let datasets: DatasetService
     /// Held while this process owns the data dir (the embedded default).
     let lock: DirectoryLock?
 
@@ -95,6 +99,8 @@ public struct Yard: Sendable {
         self.sweeps = SweepService(control: control, study: StudyProcess(engine: engine), dataDirectory: options.dataDirectory,
                                    parser: JobConfigParser { FileManager.default.fileExists(atPath: $0) }, tracker: sweepTracker,
                                    logger: Logger(label: "yard.sweeps"))
+        self.datasets = DatasetService(store: store, dataDirectory: options.dataDirectory, importRoots: options.datasetRoots,
+                                       tokenRequired: options.token != nil, allowSymlinks: options.allowDatasetSymlinks)
     }
 
     public var models: ModelRegistry {
@@ -184,6 +190,7 @@ public struct Yard: Sendable {
             .addRoutes(to: router.group("/api/jobs"))
         ModelsController(registry: models, store: store).addRoutes(to: router.group("/api/models"))
         SweepsController(sweeps: sweeps, store: store).addRoutes(to: router.group("/api/sweeps"))
+        DatasetsController(service: datasets).addRoutes(to: router.group("/api/datasets"))
         router.get("/api/workers") { _, _ in
             try JSONResponse.make(["workers": try await registry.workers()])
         }

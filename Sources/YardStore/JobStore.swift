@@ -108,6 +108,14 @@ public protocol JobStore: RunRecords, JobSecrets {
     @discardableResult
     func updateSweep(_ id: String, _ change: @escaping @Sendable (inout Sweep) throws -> Void) async throws -> Sweep
     func sweepSecrets(of id: String) async throws -> [String: JSONValue]
+
+    /// Datasets: a version is numbered after its name's last one; the same
+    /// name and id again adds nothing and returns the version stored.
+    func recordDatasetVersion(_ version: DatasetVersion) async throws -> (DatasetVersion, created: Bool)
+    /// All versions, or one dataset's; newest first.
+    func datasetVersions(name: String?) async throws -> [DatasetVersion]
+    /// Jobs whose `dataset` is `NAME@ID`, newest first.
+    func jobs(usingDataset reference: String, limit: Int) async throws -> [Job]
 }
 
 extension JobStore {

@@ -13,6 +13,7 @@ public actor MemoryJobStore: JobStore {
     private var versions: [String: ModelVersion] = [:]
     private var aliases: [String: [String: String]] = [:]
     private var sweepsByID: [String: (sweep: Sweep, secrets: [String: JSONValue])] = [:]
+    private var datasets: [DatasetVersion] = []
     private let now: @Sendable () -> Date
     public nonisolated let feed: JobFeed
 
@@ -163,4 +164,22 @@ public actor MemoryJobStore: JobStore {
     }
 
     public func sweepSecrets(of id: String) -> [String: JSONValue] { sweepsByID[id]?.secrets ?? [:] }
+
+    public func recordDatasetVersion(_ version: DatasetVersion) -> (DatasetVersion, created: Bool) {
+        if let existing = datasets.first(where: { $0.name == version.name && $0.id == version.id }) { return (existing, false) }
+        var numbered = version
+        numbered.number = (datasets.filter { $0.name == version.name }.map(\.number).max() ?? 0) + 1
+        datasets.append(numbered)
+        return (numbered, true)
+    }
+
+    public func datasetVersions(name: String?) -> [DatasetVersion] {
+        datasets.filter { name == nil || $0.name == name }.sorted {
+            $0.createdAt != $1.createdAt ? $0.createdAt > $1.createdAt : $0.name != $1.name ? $0.name < $1.name : $0.number > $1.number
+        }
+    }
+
+    public func jobs(usingDataset reference: String, limit: Int) -> [Job] {
+        Array(jobsByID.values.filter { $0.dataset == reference }.sorted { ($0.createdAt, $0.id) > ($1.createdAt, $1.id) }.prefix(limit))
+    }
 }

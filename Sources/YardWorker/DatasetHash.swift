@@ -1,23 +1,22 @@
-import Crypto
 import Foundation
+import YardDatasets
 import YardDomain
 
-/// A content hash of a dataset, for lineage: sha256 over every file's
-/// relative path and sha256, in path order (the files `DatasetFiles` lists).
+/// A dataset's content hash, for lineage: DVC's directory hash of the
+/// dataset folder (what `dvc add` prints for it), plus its YAML as
+/// `data.yaml` when the YAML lies outside that folder. Unchanged files are
+/// not read again (the data dir's hash cache).
 public enum DatasetHash {
-    public static func compute(_ dataset: DatasetFiles) -> String {
-        var hasher = SHA256()
-        if let yaml = dataset.yaml, let text = FileManager.default.contents(atPath: yaml) {
-            hasher.update(data: Data("data.yaml\0".utf8) + Data(SHA256.hash(data: text)))
-        }
+    public static func compute(_ dataset: DatasetFiles, cache: HashCache?) -> String {
+        var entries: [(relpath: String, md5: String)] = []
         for relative in dataset.files {
-            guard let handle = FileHandle(forReadingAtPath: dataset.root + "/" + relative) else { continue }
-            var fileHasher = SHA256()
-            while let chunk = try? handle.read(upToCount: 1 << 20), !chunk.isEmpty { fileHasher.update(data: chunk) }
-            try? handle.close()
-            hasher.update(data: Data((relative + "\0").utf8) + Data(fileHasher.finalize()))
+            if let digest = try? FileDigest.read(dataset.root + "/" + relative, keep: 0, cache: cache) { entries.append((relative, digest.md5)) }
         }
-        return hasher.finalize().hex
+        if let yaml = dataset.yaml, !yaml.hasPrefix(dataset.root + "/"), let digest = try? FileDigest.read(yaml, keep: 0, cache: cache) {
+            entries.append(("data.yaml", digest.md5))
+        }
+        try? cache?.save()
+        return DVCHash.directory(entries)
     }
 }
 

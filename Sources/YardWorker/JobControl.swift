@@ -30,6 +30,7 @@ public struct JobControl: Sendable {
 
     /// Stores and queues a validated config; returns the new job.
     public func submit(_ config: JobConfig, gitCommit: String? = nil) async throws -> Job {
+        let (config, dataset) = try await pinDataset(config)
         let time = now()
         let id = config.taskID ?? JobID.generate(epochSeconds: Int(time.timeIntervalSince1970), random: UInt32.random(in: 0...UInt32.max))
         let full = config.withTaskID(id)
@@ -38,11 +39,39 @@ public struct JobControl: Sendable {
         // (a note, a header in extras) is hidden there too.
         var job = Job(id: id, config: full, redacted: SecretMasker(secrets: secrets).mask(Redaction.redact(full.json)), createdAt: time)
         job.gitCommit = gitCommit
+        job.dataset = dataset?.reference
+        job.datasetHash = dataset?.id
         try await store.insert(job, secrets: secrets)
         try await store.appendEvent(jobID: id, type: "state", payload: Self.statePayload(job, message: "queued", time: time))
         try await publish(job)
         try await queue.enqueue(id)
         return job
+    }
+
+    /// A config whose `train.data` is `dataset:NAME` or `dataset:NAME@3`
+    /// comes back pinned to one version (`dataset:NAME@ID`), so the job
+    /// trains on the version that was current when it was submitted, on
+    /// every attempt. Other configs come back as they are.
+    public func pinDataset(_ config: JobConfig) async throws -> (JobConfig, DatasetVersion?) {
+        guard DatasetReference.isReference(config.data) else { return (config, nil) }
+        let reference = try DatasetReference.parse(config.data)
+        let version = try await Self.resolve(reference, in: store)
+        return (config.withTrainData(DatasetReference.scheme + version.reference), version)
+    }
+
+    /// The version a reference names: the latest, a number, or an id prefix.
+    public static func resolve(_ reference: DatasetReference, in store: any JobStore) async throws -> DatasetVersion {
+        let versions = try await store.datasetVersions(name: reference.name)
+        guard !versions.isEmpty else {
+            throw YardError(.notFound, field: "train.data", "train.data: no dataset \(reference.name); `yard datasets add \(reference.name) FOLDER` registers one, `yard datasets list` lists them")
+        }
+        guard let wanted = reference.version else { return versions.max { $0.number < $1.number }! }
+        let matches = versions.filter { Int(wanted) == $0.number || $0.id.hasPrefix(wanted) }
+        guard matches.count == 1 else {
+            throw YardError(matches.isEmpty ? .notFound : .invalidInput, field: "train.data",
+                            "train.data: dataset \(reference.name) has \(matches.isEmpty ? "no" : "several") version \(wanted); `yard datasets show \(reference.name)` lists them")
+        }
+        return matches[0]
     }
 
     /// Records a submission that could not be read as a failed job with the

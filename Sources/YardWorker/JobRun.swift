@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Synchronization
 import YardArtifacts
+import YardDatasets
 import YardDomain
 import YardEngine
 import YardStore
@@ -78,7 +79,21 @@ struct JobRun {
         var dataset: DatasetFiles?
         do {
             storage = try await JobStorage.resolve(config: full, fallback: worker.artifacts)
-            if data.hasPrefix("s3://") {
+            if DatasetReference.isReference(data) {
+                // Pinned at submit (`dataset:NAME@ID`): the stored version, checked unedited.
+                let reference = try DatasetReference.parse(data)
+                guard let id = reference.version, id.hasSuffix(".dir") else {
+                    throw YardError.invalid("train.data", "\(data) is not pinned to a version; submit it through the server")
+                }
+                let library = DatasetLibrary(dataDirectory: worker.configuration.dataDirectory)
+                try await offload { Result { () throws(YardError) in try library.verify(id, reference: reference.name + "@" + id) } }.get()
+                data = library.dataPath(id)
+                known = id
+                try await ledger.appendEvent(jobID: jobID, type: "dataset", payload: [
+                    "source": .string(reference.description), "path": .string(data), "version": .string(id),
+                ])
+                try await ledger.appendLog(jobID: jobID, lines: ["[trainyard] dataset \(reference.name) version \(id)"])
+            } else if data.hasPrefix("s3://") {
                 let cache = full["minio"]?["cache"]?.boolValue ?? true
                 let (pulled, hash) = try await storage.pullDataset(data, dataDirectory: worker.configuration.dataDirectory,
                                                                   jobDirectory: jobDirectory, cache: cache)
@@ -116,7 +131,8 @@ struct JobRun {
         if resume { try await ledger.appendLog(jobID: jobID, lines: ["[trainyard] resuming from \(checkpoint)"]) }
 
         let listed = dataset
-        async let pendingHash = known != nil ? known : await offload { listed.map(DatasetHash.compute) }
+        let hashCache = HashCache(path: worker.configuration.dataDirectory + "/datasets/hash-cache.txt")
+        async let pendingHash = known != nil ? known : await offload { listed.map { DatasetHash.compute($0, cache: hashCache) } }
         let process: any EngineProcess
         do {
             process = try await worker.runner.start(EngineRequest(jobID: jobID, spec: spec(for: running, full: full, data: data, resume: resume ? checkpoint : nil),

@@ -87,6 +87,9 @@ public final class FaultyJobStore: JobStore {
         try check("setModelAlias"); try await base.setModelAlias(name: name, alias: alias, version: version)
     }
     public func modelVersions(name: String?) async throws -> [ModelVersion] { try check("modelVersions"); return try await base.modelVersions(name: name) }
+    public func recordDatasetVersion(_ version: DatasetVersion) async throws -> (DatasetVersion, created: Bool) { try check("recordDatasetVersion"); return try await base.recordDatasetVersion(version) }
+    public func datasetVersions(name: String?) async throws -> [DatasetVersion] { try check("datasetVersions"); return try await base.datasetVersions(name: name) }
+    public func jobs(usingDataset reference: String, limit: Int) async throws -> [Job] { try check("jobs"); return try await base.jobs(usingDataset: reference, limit: limit) }
     public func insertSweep(_ sweep: Sweep, secrets: [String: JSONValue]) async throws {
         try check("insertSweep"); try await base.insertSweep(sweep, secrets: secrets)
     }

@@ -76,9 +76,7 @@ struct Doctor: AsyncParsableCommand {
     }
 }
 
-struct Datasets: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Dataset helpers.", subcommands: [Demo.self])
-
+extension Datasets {
     struct Demo: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Write a small synthetic dataset (squares and discs on noise) that needs no download.")

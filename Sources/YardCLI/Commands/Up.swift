@@ -80,6 +80,8 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
     @Option(name: .customLong("secret-key-file"),
             help: "Key file that seals job secrets at rest (default DATA/secret.key; YARD_SECRET_KEY wins).") var secretKeyFile: String?
+    @Option(name: .customLong("dataset-root"),
+            help: "A folder `yard datasets add` may read from (repeatable; required when YARD_TOKEN is set).") var datasetRoots: [String] = []
     @Flag(name: .customLong("allow-dataset-symlinks"),
           help: "Let datasets hold symlinks to files outside their folder (refused by default).") var allowDatasetSymlinks = false
     @Flag(name: .customLong("no-warm-engine"),
@@ -101,6 +103,7 @@ struct ServeOptions: ParsableArguments {
         options.token = environmentValue("YARD_TOKEN")
         options.stopGrace = .seconds(stopGrace)
         options.allowDatasetSymlinks = allowDatasetSymlinks
+        options.datasetRoots = datasetRoots.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
         options.secretKeyFile = secretKeyFile
         options.warmEngine = WarmEngineSetting.enabled(flag: noWarmEngine)
         return options

@@ -75,6 +75,15 @@ public struct JobConfig: Sendable, Hashable {
         return copy
     }
 
+    /// The same config training on `data` (a `dataset:NAME` pinned to one version).
+    public func withTrainData(_ data: String) -> JobConfig {
+        var copy = self
+        var train = copy.document["train"]?.objectValue ?? [:]
+        train["data"] = .string(data)
+        copy.document["train"] = .object(train)
+        return copy
+    }
+
     /// A stand-in for a job whose submission could not be read (a bad
     /// message from a queue client): it is recorded failed with the reason,
     /// so the submission is not lost.

@@ -116,7 +116,9 @@ public struct JobConfigParser: Sendable {
         guard let dataPath = data.stringValue, !dataPath.isEmpty else {
             throw YardError.invalid("train.data", "must be a path string, got \(data.kindName)")
         }
-        if !dataPath.hasPrefix("s3://") {
+        if DatasetReference.isReference(dataPath) {
+            _ = try DatasetReference.parse(dataPath)
+        } else if !dataPath.hasPrefix("s3://") {
             guard let resolved = try resolveIfLocal(dataPath, field: "train.data") else {
                 throw YardError.invalid("train.data", "\(dataPath) does not exist; give the path of a dataset YAML or folder (`yard datasets demo DIR` makes one)")
             }

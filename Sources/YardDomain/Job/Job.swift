@@ -39,8 +39,11 @@ public struct Job: Sendable, Codable, Hashable {
     public var trackingError: String?
     /// The git commit of the folder the job was submitted from, when it is a repo.
     public var gitCommit: String?
-    /// sha256 over the dataset's files (paths and bytes).
+    /// DVC's directory hash of the dataset it trained on (`dvc add` prints
+    /// the same for that folder).
     public var datasetHash: String?
+    /// `NAME@ID` when `train.data` named a registered dataset (`dataset:NAME`).
+    public var dataset: String?
     /// The queue attempt whose reports are recorded (workers over Redis);
     /// reports of an older attempt are dropped.
     public var claim: Int?
@@ -69,7 +72,7 @@ public struct Job: Sendable, Codable, Hashable {
         case saveDir = "save_dir", bestWeights = "best_weights", lastWeights = "last_weights"
         case finalMetrics = "final_metrics", runID = "run_id", mlflowRunID = "mlflow_run_id", tracking
         case trackingError = "tracking_error", gitCommit = "git_commit", datasetHash = "dataset_hash"
-        case claim, reportSeq = "report_seq", pruning
+        case claim, reportSeq = "report_seq", pruning, dataset
     }
 }
 

@@ -345,4 +345,31 @@ public struct SQLiteJobStore: JobStore {
         let text = try await db.read { db in try String.fetchOne(db, sql: "SELECT secrets FROM sweep WHERE id = ?", arguments: [id]) }
         return try text.map(opened) ?? [:]
     }
+
+    public func recordDatasetVersion(_ version: DatasetVersion) async throws -> (DatasetVersion, created: Bool) {
+        try await db.write { db in
+            if let text = try String.fetchOne(db, sql: "SELECT record FROM dataset_version WHERE name = ? AND id = ?", arguments: [version.name, version.id]) {
+                return (try JSONCoding.decode(DatasetVersion.self, text), false)
+            }
+            var numbered = version
+            numbered.number = (try Int.fetchOne(db, sql: "SELECT MAX(number) FROM dataset_version WHERE name = ?", arguments: [version.name]) ?? 0) + 1
+            try db.execute(sql: "INSERT INTO dataset_version (name, number, id, created_at, record) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [numbered.name, numbered.number, numbered.id, numbered.createdAt.timeIntervalSince1970, try JSONCoding.string(numbered)])
+            return (numbered, true)
+        }
+    }
+
+    public func datasetVersions(name: String?) async throws -> [DatasetVersion] {
+        let texts = try await db.read { db in
+            try String.fetchAll(db, sql: "SELECT record FROM dataset_version WHERE (?1 IS NULL OR name = ?1) ORDER BY created_at DESC, name, number DESC", arguments: [name])
+        }
+        return try texts.map { try JSONCoding.decode(DatasetVersion.self, $0) }
+    }
+
+    public func jobs(usingDataset reference: String, limit: Int) async throws -> [Job] {
+        let texts = try await db.read { db in
+            try String.fetchAll(db, sql: "SELECT record FROM job WHERE json_extract(record, '$.dataset') = ? ORDER BY created_at DESC LIMIT ?", arguments: [reference, limit])
+        }
+        return try texts.map { try JSONCoding.decode(Job.self, $0) }
+    }
 }

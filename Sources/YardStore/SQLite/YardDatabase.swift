@@ -138,6 +138,19 @@ public struct YardDatabase: Sendable {
                 CREATE INDEX sweep_by_created ON sweep(created_at);
                 """)
         }
+        migrator.registerMigration("v5-datasets") { db in
+            try db.execute(sql: """
+                CREATE TABLE dataset_version (
+                  name TEXT NOT NULL,
+                  number INTEGER NOT NULL,
+                  id TEXT NOT NULL,
+                  created_at DOUBLE NOT NULL,
+                  record TEXT NOT NULL,
+                  PRIMARY KEY (name, number),
+                  UNIQUE (name, id)
+                );
+                """)
+        }
         return migrator
     }
 }

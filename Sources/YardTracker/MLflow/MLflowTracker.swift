@@ -59,6 +59,7 @@ public struct MLflowTracker: Tracker {
         ]
         if let commit = job.gitCommit { tags["mlflow.source.git.commit"] = .string(commit) }
         if let hash = job.datasetHash { tags["trainyard.dataset_hash"] = .string(hash) }
+        if let dataset = job.dataset { tags["trainyard.dataset"] = .string(dataset) }
         for (key, value) in config["metadata"]?.objectValue ?? [:] {
             let text = value.stringValue ?? Self.compact(value)
             if key == "content" { tags["mlflow.note.content"] = .string(text) } else { tags["metadata.\(MetricName.sanitize(key))"] = .string(text) }

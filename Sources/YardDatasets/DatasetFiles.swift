@@ -14,6 +14,17 @@ public struct DatasetFiles: Sendable {
     /// Paths relative to `root`, sorted; Ultralytics' `.cache` files left out.
     public var files: [String]
 
+    /// Every regular file under `root` (relative, sorted), with the same
+    /// symlink rule; `field` names the input in an error.
+    public static func list(root: String, allowExternalSymlinks: Bool, field: String = "source") throws(YardError) -> [String] {
+        var scan = DatasetFiles(yaml: nil, root: root, files: [])
+        let realRoot = realPath(root) ?? root
+        var visited: Set<String> = [realRoot]
+        try scan.walk(relative: "", realRoot: realRoot, allowExternal: allowExternalSymlinks, field: field, visited: &visited)
+        scan.files.sort()
+        return scan.files
+    }
+
     /// Nil when `data` does not exist (Ultralytics reports that itself).
     public static func scan(data: String, allowExternalSymlinks: Bool) throws(YardError) -> DatasetFiles? {
         let fm = FileManager.default
@@ -42,7 +53,7 @@ public struct DatasetFiles: Sendable {
         return scan
     }
 
-    private mutating func walk(relative: String, realRoot: String, allowExternal: Bool, visited: inout Set<String>) throws(YardError) {
+    private mutating func walk(relative: String, realRoot: String, allowExternal: Bool, field: String = "train.data", visited: inout Set<String>) throws(YardError) {
         let folder = relative.isEmpty ? root : root + "/" + relative
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return }
         for name in names.sorted() {
@@ -54,7 +65,7 @@ public struct DatasetFiles: Sendable {
             if mode == S_IFLNK {
                 guard let target = Self.realPath(path) else { continue }  // dangling: Ultralytics skips it
                 if !allowExternal, target != realRoot, !target.hasPrefix(realRoot + "/") {
-                    throw YardError.invalid("train.data", "\(path) is a symlink to \(target), outside the dataset folder \(root); copy the file into the dataset, or start the service with --allow-dataset-symlinks")
+                    throw YardError.invalid(field, "\(path) is a symlink to \(target), outside the dataset folder \(root); copy the file into the dataset, or start the service with --allow-dataset-symlinks")
                 }
                 guard stat(path, &info) == 0 else { continue }
                 mode = info.st_mode & S_IFMT
@@ -63,14 +74,14 @@ public struct DatasetFiles: Sendable {
                 }
             }
             if mode == S_IFDIR {
-                try walk(relative: child, realRoot: realRoot, allowExternal: allowExternal, visited: &visited)
+                try walk(relative: child, realRoot: realRoot, allowExternal: allowExternal, field: field, visited: &visited)
             } else if mode == S_IFREG, !name.hasSuffix(".cache") {
                 files.append(child)
             }
         }
     }
 
-    static func realPath(_ path: String) -> String? {
+    public static func realPath(_ path: String) -> String? {
         guard let resolved = realpath(path, nil) else { return nil }
         defer { free(resolved) }
         return String(cString: resolved)

@@ -1,0 +1,212 @@
+import Foundation
+import YardDomain
+
+/// Where dataset versions are kept, in the service's data dir:
+///
+///     datasets/objects/ab/cdef…      one file per md5 (DVC's cache layout)
+///     datasets/versions/ID/tree/…    the version's folder: links to objects
+///     datasets/versions/ID/data.yaml what its jobs train on (path: the tree)
+///     datasets/versions/ID/manifest.json, report.json
+///     datasets/hash-cache.txt        md5s of source files by stat
+///
+/// A version is written under a temporary name and renamed into place, so
+/// it is whole or absent. Large source files are hard-linked into the
+/// object store where the filesystem allows (copied otherwise); labels,
+/// YAML and small files are always copied, since those are what people edit
+/// in place. A hard-linked file edited in place afterwards is caught by
+/// `verify`, which a job runs before training.
+public struct DatasetLibrary: Sendable {
+    public let root: String
+
+    public init(dataDirectory: String) {
+        root = dataDirectory + "/datasets"
+    }
+
+    public struct Prepared: Sendable {
+        public var id: String
+        public var plan: DatasetPlan
+        public var result: DatasetValidator.Result
+    }
+
+    public struct ManifestEntry: Codable, Sendable {
+        public var relpath: String
+        public var md5: String
+        public var size: Int64
+        public var mtime: Int64
+    }
+
+    public var hashCache: HashCache { HashCache(path: root + "/hash-cache.txt") }
+
+    /// Plans, reads and validates a source; nothing is written but the hash cache.
+    public func prepare(source: String, options: DatasetPlan.Options, progress: (@Sendable (Int, Int) -> Void)? = nil) throws(YardError) -> Prepared {
+        let plan = try DatasetPlan.make(source: source, options: options)
+        try makeFolder(root)
+        let cache = hashCache
+        let result = try DatasetValidator.run(plan, root: source, cache: cache, progress: progress)
+        try? cache.save()
+        let id = DVCHash.directory(zip(plan.entries, result.digests).map { ($0.relpath, $1.md5) })
+        return Prepared(id: id, plan: plan, result: result)
+    }
+
+    public func versionDirectory(_ id: String) -> String { root + "/versions/" + id }
+    public func treeDirectory(_ id: String) -> String { versionDirectory(id) + "/tree" }
+
+    public func exists(_ id: String) -> Bool {
+        FileManager.default.fileExists(atPath: versionDirectory(id) + "/manifest.json")
+    }
+
+    /// What a job's `train.data` becomes: the version's data.yaml, or its
+    /// folder for a classification dataset.
+    public func dataPath(_ id: String) -> String {
+        let yaml = versionDirectory(id) + "/data.yaml"
+        return FileManager.default.fileExists(atPath: yaml) ? yaml : treeDirectory(id)
+    }
+
+    public func report(_ id: String) -> ValidationReport? {
+        FileManager.default.contents(atPath: versionDirectory(id) + "/report.json").flatMap { try? JSONDecoder().decode(ValidationReport.self, from: $0) }
+    }
+
+    /// Writes the version (a no-op when it exists). `progress(done, total)`.
+    public func store(_ prepared: Prepared, progress: (@Sendable (Int, Int) -> Void)? = nil) throws(YardError) {
+        let id = prepared.id
+        guard !exists(id) else { return }
+        let fm = FileManager.default
+        let final = versionDirectory(id)
+        let temporary = root + "/versions/.tmp-\(id)-\(UUID().uuidString.prefix(8))"
+        try makeFolder(temporary + "/tree")
+        var stored = false
+        defer { if !stored { try? fm.removeItem(atPath: temporary) } }
+        var manifest: [ManifestEntry] = []
+        let total = prepared.plan.entries.count
+        for (i, (entry, digest)) in zip(prepared.plan.entries, prepared.result.digests).enumerated() {
+            let object = try storeObject(entry.content, md5: digest.md5, size: digest.size, relpath: entry.relpath)
+            let target = temporary + "/tree/" + entry.relpath
+            try makeFolder((target as NSString).deletingLastPathComponent)
+            if link(object, target) != 0 {
+                do { try fm.copyItem(atPath: object, toPath: target) } catch {
+                    throw YardError(.unavailable, field: entry.relpath, "cannot store \(entry.relpath): \(error.localizedDescription)")
+                }
+            }
+            guard let stat = FileStat.of(target), stat.size == digest.size else {
+                throw YardError(.conflict, field: entry.relpath, "\(entry.relpath) changed while it was being added; add the dataset again")
+            }
+            manifest.append(ManifestEntry(relpath: entry.relpath, md5: digest.md5, size: stat.size, mtime: stat.mtimeNanoseconds))
+            if (i + 1) % max(1, total / 100) == 0 || i + 1 == total { progress?(i + 1, total) }
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        do {
+            if var document = prepared.plan.yamlDocument {
+                document["path"] = .string(treeDirectory(id))
+                try AtomicFile.write(try encoder.encode(JSONValue.object(document)), to: temporary + "/data.yaml", permissions: 0o644)
+            }
+            var report = prepared.result.report
+            report.root = treeDirectory(id)
+            try AtomicFile.write(try encoder.encode(report), to: temporary + "/report.json", permissions: 0o644)
+            try AtomicFile.write(try encoder.encode(manifest), to: temporary + "/manifest.json", permissions: 0o644)
+        } catch let error as YardError {
+            throw error
+        } catch {
+            throw YardError(.internal, "cannot encode the version's records: \(error)")
+        }
+        if rename(temporary, final) != 0 {
+            guard exists(id) else {  // another add of the same content won the race: fine
+                throw YardError(.unavailable, field: final, "cannot store the version at \(final): \(String(cString: strerror(errno)))")
+            }
+            return
+        }
+        stored = true
+    }
+
+    /// The object for one entry; hard-linked from a large source file where possible.
+    private func storeObject(_ content: DatasetPlan.Content, md5: String, size: Int64, relpath: String) throws(YardError) -> String {
+        let fm = FileManager.default
+        let folder = root + "/objects/" + md5.prefix(2)
+        let object = folder + "/" + md5.dropFirst(2)
+        if let stat = FileStat.of(object), stat.size == size { return object }
+        try makeFolder(folder)
+        let temporary = object + ".tmp-\(UUID().uuidString.prefix(8))"
+        defer { try? fm.removeItem(atPath: temporary) }
+        switch content {
+        case .bytes(let bytes):
+            do { try AtomicFile.write(Data(bytes), to: temporary, permissions: 0o444, durable: false) } catch {
+                throw YardError(.unavailable, field: relpath, "cannot store \(relpath): \(error)")
+            }
+        case .file(let source):
+            let ext = (relpath as NSString).pathExtension.lowercased()
+            let editable = ["txt", "yaml", "yml", "json", "names", "csv"].contains(ext) || size < 16 * 1024
+            if editable || link(source, temporary) != 0 {
+                do {
+                    try fm.copyItem(atPath: source, toPath: temporary)
+                    chmod(temporary, 0o444)
+                } catch {
+                    throw YardError(.unavailable, field: relpath, "cannot store \(relpath): \(error.localizedDescription)")
+                }
+            }
+        }
+        guard rename(temporary, object) == 0 else {
+            throw YardError(.unavailable, field: relpath, "cannot store \(relpath): \(String(cString: strerror(errno)))")
+        }
+        return object
+    }
+
+    /// Checks, by size and mtime, that no file of the version was edited
+    /// since it was stored (a hard link shares its source's edits).
+    public func verify(_ id: String, reference: String) throws(YardError) {
+        guard let data = FileManager.default.contents(atPath: versionDirectory(id) + "/manifest.json"),
+              let manifest = try? JSONDecoder().decode([ManifestEntry].self, from: data) else {
+            throw YardError(.notFound, field: "train.data", "dataset \(reference) is not in \(versionDirectory(id)); datasets live in the server's data dir, so a worker needs that folder (the same machine, or a shared --data-dir)")
+        }
+        let tree = treeDirectory(id)
+        for entry in manifest {
+            guard let stat = FileStat.of(tree + "/" + entry.relpath) else {
+                throw YardError(.conflict, field: "train.data", "dataset \(reference): \(entry.relpath) is missing from its stored copy; add the dataset again")
+            }
+            guard stat.size == entry.size, stat.mtimeNanoseconds == entry.mtime else {
+                throw YardError(.conflict, field: "train.data", "dataset \(reference): \(entry.relpath) changed after it was added (it is a hard link to its source, which was edited in place); add the dataset again to make a new version")
+            }
+        }
+    }
+
+    /// `--fix`: a cleaned copy of a plan at `out` (which must not exist):
+    /// images Ultralytics would drop (and their labels), duplicate images
+    /// and labels without images are left out, label files keep their good
+    /// rows. The source is never touched.
+    public static func writeFixed(_ plan: DatasetPlan, _ result: DatasetValidator.Result, to out: String) throws(YardError) -> (kept: Int, dropped: Int) {
+        let fm = FileManager.default
+        guard !fm.fileExists(atPath: out) else { throw YardError.invalid("fix", "\(out) exists; give a new folder for the cleaned copy") }
+        let droppedLabels = Set(plan.splits.flatMap { $0.images.filter { result.dropped.contains($0.relpath) }.compactMap(\.label) })
+        let orphans = Set(plan.orphanLabels)
+        var kept = 0, dropped = 0
+        let temporary = out + ".tmp-\(UUID().uuidString.prefix(8))"
+        defer { try? fm.removeItem(atPath: temporary) }
+        do {
+            for entry in plan.entries {
+                if result.dropped.contains(entry.relpath) || droppedLabels.contains(entry.relpath) || orphans.contains(entry.relpath) {
+                    dropped += 1; continue
+                }
+                let target = temporary + "/" + entry.relpath
+                try fm.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                if let rows = result.cleanedLabels[entry.relpath] {
+                    try Data((rows.joined(separator: "\n") + (rows.isEmpty ? "" : "\n")).utf8).write(to: URL(fileURLWithPath: target))
+                } else {
+                    switch entry.content {
+                    case .bytes(let bytes): try Data(bytes).write(to: URL(fileURLWithPath: target))
+                    case .file(let source): try fm.copyItem(atPath: source, toPath: target)
+                    }
+                }
+                kept += 1
+            }
+            try fm.moveItem(atPath: temporary, toPath: out)
+        } catch {
+            throw YardError(.unavailable, field: out, "cannot write the cleaned copy to \(out): \(error.localizedDescription)")
+        }
+        return (kept, dropped)
+    }
+
+    private func makeFolder(_ path: String) throws(YardError) {
+        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
+            throw YardError(.unavailable, field: path, "cannot create \(path): \(error.localizedDescription)")
+        }
+    }
+}

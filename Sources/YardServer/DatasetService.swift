@@ -1,0 +1,212 @@
+import Foundation
+import Logging
+import YardDatasets
+import YardDomain
+import YardStore
+
+/// Registers dataset versions: reads a folder, a ZIP or a COCO file on the
+/// server's machine, validates it, stores it in the data dir's version
+/// store and records it. One import runs at a time (they read every byte of
+/// a dataset); the others wait their turn.
+public struct DatasetService: Sendable {
+    public let store: any JobStore
+    public let library: DatasetLibrary
+    /// Folders a source must lie in; empty: anywhere the server can read,
+    /// unless the API needs a token (then a root must be given).
+    public let importRoots: [String]
+    public let tokenRequired: Bool
+    public let allowSymlinks: Bool
+    let gate = ImportGate()
+
+    public init(store: any JobStore, dataDirectory: String, importRoots: [String], tokenRequired: Bool, allowSymlinks: Bool) {
+        self.store = store
+        self.library = DatasetLibrary(dataDirectory: dataDirectory)
+        self.importRoots = importRoots.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+        self.tokenRequired = tokenRequired
+        self.allowSymlinks = allowSymlinks
+    }
+
+    public struct AddRequest: Codable, Sendable {
+        public var name: String
+        public var source: String
+        public var format: String?
+        /// "0.8,0.1,0.1"
+        public var split: String?
+        public var seed: UInt64?
+        public var names: [String]?
+
+        public init(name: String, source: String, format: String? = nil, split: String? = nil, seed: UInt64? = nil, names: [String]? = nil) {
+            self.name = name
+            self.source = source
+            self.format = format
+            self.split = split
+            self.seed = seed
+            self.names = names
+        }
+    }
+
+    public struct Added: Codable, Sendable {
+        public var version: DatasetVersion
+        public var created: Bool
+        public var report: ValidationReport
+    }
+
+    public enum Progress: Sendable {
+        case waiting
+        case phase(String, done: Int, total: Int)
+    }
+
+    /// Checks a request before any work: the name, the source's form and place.
+    public func check(_ request: AddRequest) throws(YardError) -> DatasetPlan.Options {
+        try DatasetVersion.validateName(request.name)
+        let source = request.source
+        if source.hasPrefix("s3://") {
+            throw YardError.invalid("source", "s3:// sources are not read by `datasets add` yet; copy the bucket to a folder (aws s3 sync) and add that, or train on the s3:// URI directly")
+        }
+        guard source.hasPrefix("/") else {
+            throw YardError.invalid("source", "\(source.prefix(80)) must be an absolute path on the server (`yard datasets add` resolves relative ones)")
+        }
+        let path = URL(fileURLWithPath: source).standardizedFileURL.path
+        let real = DatasetFiles.realPath(path) ?? path
+        if importRoots.isEmpty {
+            if tokenRequired {
+                throw YardError.invalid("source", "this server needs a token, so datasets are added only from folders it names; start it with --dataset-root DIR")
+            }
+        } else {
+            let roots = importRoots.map { DatasetFiles.realPath($0) ?? $0 }
+            guard roots.contains(where: { real == $0 || real.hasPrefix($0 + "/") }) else {
+                throw YardError.invalid("source", "\(path) is outside the folders this server adds datasets from (\(importRoots.joined(separator: ", "))); move it under one")
+            }
+        }
+        var options = DatasetPlan.Options(format: request.format, seed: request.seed ?? 0, names: request.names, allowExternalSymlinks: allowSymlinks)
+        if let split = request.split { options.ratios = try DatasetPlan.Options.parseRatios(split) }
+        if let names = request.names {
+            guard !names.isEmpty, names.allSatisfy({ !$0.isEmpty && $0.count <= 200 }) else { throw YardError.invalid("names", "give 1 or more non-empty class names") }
+        }
+        return options
+    }
+
+    public func add(_ request: AddRequest, progress: @escaping @Sendable (Progress) -> Void = { _ in }) async throws -> Added {
+        let options = try check(request)
+        if !(await gate.tryEnter()) {
+            progress(.waiting)
+            await gate.enter()
+        }
+        defer { Task { await gate.leave() } }
+        var source = URL(fileURLWithPath: request.source).standardizedFileURL.path
+        var unpacked: String?
+        defer { if let unpacked { try? FileManager.default.removeItem(atPath: unpacked) } }
+        if source.lowercased().hasSuffix(".zip") {
+            let folder = library.root + "/tmp/" + UUID().uuidString
+            unpacked = folder
+            progress(.phase("unzip", done: 0, total: 1))
+            source = try await Zip.extract(source, to: folder)
+        }
+        let library = self.library, from = source
+        let prepared = try await offloaded { () throws(YardError) in
+            try library.prepare(source: from, options: options) { progress(.phase("read", done: $0, total: $1)) }
+        }
+        let existing = try await store.datasetVersions(name: request.name).first { $0.id == prepared.id }
+        if let existing, library.exists(existing.id) {
+            return Added(version: existing, created: false, report: library.report(existing.id) ?? prepared.result.report)
+        }
+        try await offloaded { () throws(YardError) in
+            try library.store(prepared) { progress(.phase("store", done: $0, total: $1)) }
+        }
+        let report = prepared.result.report
+        let version = DatasetVersion(
+            name: request.name, number: 0, id: prepared.id, createdAt: Date(), source: request.source, format: prepared.plan.format,
+            task: prepared.plan.task, files: report.files, bytes: report.bytes, classes: report.classes, splits: report.splits,
+            errors: report.errors, warnings: report.warnings, notes: prepared.plan.notes)
+        let (recorded, created) = try await store.recordDatasetVersion(version)
+        return Added(version: recorded, created: created, report: library.report(prepared.id) ?? report)
+    }
+}
+
+/// One holder at a time, the others queued in order.
+actor ImportGate {
+    private var busy = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    func tryEnter() -> Bool {
+        guard !busy else { return false }
+        busy = true
+        return true
+    }
+
+    func enter() async {
+        if !busy { busy = true; return }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    func leave() {
+        if waiting.isEmpty { busy = false } else { waiting.removeFirst().resume() }
+    }
+}
+
+/// Blocking file work on a thread of its own.
+func offloaded<T: Sendable>(_ body: @escaping @Sendable () throws(YardError) -> T) async throws(YardError) -> T {
+    let result: Result<T, YardError> = await withCheckedContinuation { continuation in
+        let thread = Thread { continuation.resume(returning: Result { () throws(YardError) in try body() }) }
+        thread.name = "yard-datasets"
+        thread.start()
+    }
+    return try result.get()
+}
+
+/// ZIP archives through Info-ZIP's `unzip`, after its listing is checked:
+/// no absolute names, no `..`, at most 10 GB and 2 million files unpacked.
+enum Zip {
+    static func extract(_ zip: String, to folder: String) async throws -> String {
+        guard FileManager.default.fileExists(atPath: zip) else {
+            throw YardError(.notFound, field: "source", "\(zip) does not exist")
+        }
+        let listing = try await run(["-Z1", zip])
+        guard listing.status == 0 else { throw YardError.invalid("source", "\(zip) is not a readable ZIP file (\(listing.error.prefix(120)))") }
+        let names = listing.output.split(separator: "\n").map(String.init)
+        guard names.count <= 2_000_000 else { throw YardError.invalid("source", "\(zip) holds \(names.count) files; the limit is 2,000,000") }
+        for name in names where name.hasPrefix("/") || name.split(separator: "/").contains("..") || name.contains("\\") {
+            throw YardError.invalid("source", "\(zip) has an entry \(name.prefix(80)) that would land outside its folder; not unpacked")
+        }
+        let totals = try await run(["-Zt", zip])
+        // "N files, B bytes uncompressed, C bytes compressed:  R%"
+        if let bytes = totals.output.split(separator: ",").dropFirst().first?.split(separator: " ").first.flatMap({ Int64($0) }), bytes > 10_000_000_000 {
+            throw YardError.invalid("source", "\(zip) unpacks to \(bytes / 1_000_000) MB; the limit is 10 GB")
+        }
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let unpack = try await run(["-q", "-o", zip, "-d", folder])
+        guard unpack.status == 0 else {
+            throw YardError(.unavailable, field: "source", "cannot unpack \(zip): \(unpack.error.split(separator: "\n").last ?? "unzip exit \(unpack.status)")")
+        }
+        // One folder at the top (zip -r name.zip name/): the dataset is that folder.
+        let top = (try? FileManager.default.contentsOfDirectory(atPath: folder).filter { !$0.hasPrefix("__MACOSX") }) ?? []
+        if top.count == 1, DatasetPlan.isFolder(folder + "/" + top[0]) { return folder + "/" + top[0] }
+        return folder
+    }
+
+    static func run(_ arguments: [String]) async throws -> (status: Int32, output: String, error: String) {
+        try await offloadedProcess {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/unzip")
+            process.arguments = arguments
+            let out = Pipe(), err = Pipe()
+            process.standardOutput = out
+            process.standardError = err
+            process.standardInput = FileHandle.nullDevice
+            do { try process.run() } catch {
+                throw YardError(.unavailable, field: "source", "cannot run unzip (install the unzip package): \(error.localizedDescription)")
+            }
+            let output = out.fileHandleForReading.readDataToEndOfFile()
+            let errors = err.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return (process.terminationStatus, String(decoding: output, as: UTF8.self), String(decoding: errors, as: UTF8.self))
+        }
+    }
+
+    private static func offloadedProcess<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread { continuation.resume(with: Result { try body() }) }
+            thread.start()
+        }
+    }
+}
