@@ -14,5 +14,12 @@ public protocol Tracker: Sendable {
     func engineStarted(_ job: Job) async throws
     func logEpoch(_ job: Job, _ epoch: EpochRecord) async throws
     func logArtifact(_ job: Job, _ artifact: ArtifactRecord, localPath: String) async throws
+    /// The best weights' numbers on the test split, as flat metric names
+    /// (`test/mAP50-95`, `test/precision/CLASS`).
+    func logEvaluation(_ job: Job, _ metrics: [String: Double]) async throws
     func endRun(_ job: Job) async throws
+}
+
+extension Tracker {
+    public func logEvaluation(_ job: Job, _ metrics: [String: Double]) async throws {}
 }

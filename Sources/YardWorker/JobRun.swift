@@ -211,6 +211,7 @@ struct JobRun {
             "config_dir": .string(worker.configuration.dataDirectory + "/ultralytics"),
         ]
         if let val = full["val"] { spec["val"] = val }
+        if let evaluate = full["evaluate_test"] { spec["evaluate_test"] = evaluate }
         if let resume { spec["resume"] = .string(resume) }
         return .object(spec)
     }
@@ -299,6 +300,13 @@ struct JobRun {
                 bestWeights: event.payload["best"]?.stringValue, lastWeights: event.payload["last"]?.stringValue,
                 fitness: event.payload["fitness"]?.doubleValue,
                 finalMetrics: (event.payload["metrics"]?.objectValue ?? [:]).compactMapValues(\.doubleValue)))
+        case .evaluation:
+            let metrics = Self.evaluationMetrics(event.payload)
+            try await ledger.appendEvent(jobID: jobID, type: "evaluation", payload: .object(event.payload))
+            let job = try await ledger.update(jobID, JobChange(testMetrics: metrics.filter { $0.key.split(separator: "/").count == 2 }))
+            for tracker in worker.trackers { await tracked { try await tracker.logEvaluation(job, metrics) } }
+            await log.append("[trainyard] test split: " + ["precision", "recall", "mAP50", "mAP50-95"].compactMap { key in
+                metrics["test/\(key)"].map { "\(key) \(String(format: "%.3f", $0))" } }.joined(separator: ", "))
         case .stopped:
             outcome.stopped.withLock { $0 = event.payload["last"]?.stringValue ?? "" }
             try await ledger.update(jobID, JobChange(lastWeights: event.payload["last"]?.stringValue))
@@ -308,6 +316,24 @@ struct JobRun {
         case .progress, .log:
             break
         }
+    }
+
+    /// An `evaluation` event's numbers as metric names: `test/mAP50-95`
+    /// overall, `test/mAP50-95/CLASS` per class (MLflow's alphabet).
+    static func evaluationMetrics(_ payload: [String: JSONValue]) -> [String: Double] {
+        let split = payload["split"]?.stringValue ?? "test"
+        var metrics: [String: Double] = [:]
+        for (key, value) in payload["metrics"]?.objectValue ?? [:] {
+            if let number = value.doubleValue { metrics["\(split)/\(key)"] = number }
+        }
+        for row in payload["classes"]?.arrayValue ?? [] {
+            guard let name = row["name"]?.stringValue, name != "all" else { continue }
+            let clean = String(name.map { $0.isLetter || $0.isNumber || "_-. ".contains($0) ? $0 : "_" }.prefix(100))
+            for key in ["precision", "recall", "f1", "mAP50", "mAP50-95"] {
+                if let number = row[key]?.doubleValue { metrics["\(split)/\(key)/\(clean)"] = number }
+            }
+        }
+        return metrics
     }
 
     /// An engine event with the job's secrets masked in every string it carries.

@@ -1,6 +1,7 @@
 """Runs one training job: builds the model, wires callbacks that report
 events, honours stop signals and resumes from a checkpoint."""
 
+import json
 import os
 import platform
 import signal
@@ -287,6 +288,81 @@ def report_finished(spec, events, save_dir):
     return 0
 
 
+EVALUATED_TASKS = ("detect", "segment", "pose", "obb")
+
+
+def test_split(data):
+    """The dataset YAML's `test:` entry, or None (a folder dataset, no test split)."""
+    if not data or not str(data).endswith((".yaml", ".yml")):
+        return None
+    try:
+        from ultralytics.utils import YAML
+
+        return (YAML.load(data) or {}).get("test") or None
+    except Exception:  # noqa: BLE001 - an unreadable YAML has failed training already
+        return None
+
+
+def evaluate_test(model, spec, events, save_dir):
+    """After training: Ultralytics' own `val(split="test")` with the best
+    weights, when the dataset has a test split. Writes test/evaluation.json
+    (overall and per-class precision, recall, F1, mAP50, mAP50-95, the
+    confusion matrix) next to Ultralytics' test plots and reports the same
+    as an `evaluation` event. A failure here is logged; the training stands."""
+    train_args = spec.get("train") or {}
+    if spec.get("evaluate_test") is False or model.task not in EVALUATED_TASKS or not test_split(train_args.get("data")):
+        return
+    events.emit("log", line="evaluating the best weights on the test split")
+    args = {k: v for k, v in train_args.items() if k in ("imgsz", "batch", "device", "workers", "half", "single_cls")}
+    try:
+        metrics = model.val(data=train_args["data"], split="test", project=str(save_dir), name="test", exist_ok=True,
+                            plots=True, verbose=False, **args)
+        names = [str(n) for n in model.names.values()]
+        per_class = []
+        for row in metrics.summary():
+            key = next((k for k in row if k.endswith("-P")), None)
+            prefix = key[:-1] if key else "Box-"
+            per_class.append({
+                "name": row.get("Class"),
+                "images": row.get("Images"),
+                "instances": row.get("Instances"),
+                "precision": row.get(prefix + "P"),
+                "recall": row.get(prefix + "R"),
+                "f1": row.get(prefix + "F1"),
+                "mAP50": row.get("mAP50"),
+                "mAP50-95": row.get("mAP50-95"),
+            })
+        results = metrics.results_dict
+        precision = next((v for k, v in results.items() if k.startswith("metrics/precision")), None)
+        recall = next((v for k, v in results.items() if k.startswith("metrics/recall")), None)
+        overall = {
+            "precision": precision,
+            "recall": recall,
+            "f1": (2 * precision * recall / (precision + recall)) if precision and recall else 0.0,
+            "mAP50": next((v for k, v in results.items() if k.startswith("metrics/mAP50(")), None),
+            "mAP50-95": next((v for k, v in results.items() if k.startswith("metrics/mAP50-95(")), None),
+        }
+        matrix = getattr(getattr(metrics, "confusion_matrix", None), "matrix", None)
+        evaluation = {
+            "split": "test",
+            "metrics": overall,
+            "classes": per_class,
+            "confusion_matrix": {"names": names + ["background"], "matrix": matrix.tolist() if matrix is not None else None,
+                                 "rows": "predicted", "columns": "true"},
+        }
+        out = Path(save_dir) / "test"
+        out.mkdir(parents=True, exist_ok=True)
+        from .events import _clean
+
+        (out / "evaluation.json").write_text(json.dumps(_clean(evaluation), indent=1, allow_nan=False))
+        events.emit("evaluation", **evaluation)
+    except StopRequested:
+        raise
+    except Exception as error:  # noqa: BLE001 - evaluation never fails a finished training
+        traceback.print_exc(file=sys.stderr)
+        events.emit("log", line=f"test-split evaluation failed: {one_line(error)}")
+
+
 def train(spec, events):
     """Trains one job. Returns the process exit code."""
     stop = StopControl()
@@ -315,6 +391,7 @@ def train(spec, events):
         trainer = model.trainer
         best = Path(trainer.best)
         last = Path(trainer.last)
+        evaluate_test(model, spec, events, save_dir)
         for path, kind in artifacts_in(save_dir):
             events.emit("artifact", path=path, kind=kind)
         metrics = reporter.final_metrics if reporter.final_metrics is not None else dict(trainer.metrics or {})

@@ -84,6 +84,9 @@ public struct JobConfigParser: Sendable {
             }
         }
 
+        if let evaluate = document["evaluate_test"], evaluate.boolValue == nil {
+            throw YardError.invalid("evaluate_test", "must be true or false (whether to evaluate the best weights on the dataset's test split), got \(Self.show(evaluate))")
+        }
         if let attempts = document["max_attempts"] {
             guard let n = attempts.intValue, (1...100).contains(n) else {
                 throw YardError.invalid("max_attempts", "must be an integer from 1 to 100 (how many crashed attempts before the job fails), got \(Self.show(attempts))")

@@ -13,6 +13,10 @@ public struct EngineEvent: Sendable, Hashable {
         case log
         /// a file worth keeping: path, kind
         case artifact
+        /// after training, the best weights on the test split: split, metrics
+        /// (precision, recall, f1, mAP50, mAP50-95), classes (the same per
+        /// class, with images and instances), confusion_matrix {names, matrix}
+        case evaluation
         /// best, last, metrics, fitness
         case finished
         /// a stop was honoured: last (resumable checkpoint), epoch

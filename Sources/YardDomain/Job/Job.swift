@@ -27,6 +27,10 @@ public struct Job: Sendable, Codable, Hashable {
     public var lastWeights: String?
     public var fitness: Double?
     public var finalMetrics: [String: Double]?
+    /// The best weights on the dataset's test split (`test/precision`,
+    /// `test/mAP50-95`, …), when it has one; per class in the run's
+    /// test/evaluation.json and the job's `evaluation` event.
+    public var testMetrics: [String: Double]?
     public var versions: [String: String]?
     /// The tracker's id for this job's run (the job id for the store).
     public var runID: String?
@@ -70,7 +74,7 @@ public struct Job: Sendable, Codable, Hashable {
         case id, experiment, model, type, state, config, message, attempts, crashes, worker, device, epoch, epochs, fitness, versions
         case createdAt = "created_at", startedAt = "started_at", finishedAt = "finished_at"
         case saveDir = "save_dir", bestWeights = "best_weights", lastWeights = "last_weights"
-        case finalMetrics = "final_metrics", runID = "run_id", mlflowRunID = "mlflow_run_id", tracking
+        case finalMetrics = "final_metrics", testMetrics = "test_metrics", runID = "run_id", mlflowRunID = "mlflow_run_id", tracking
         case trackingError = "tracking_error", gitCommit = "git_commit", datasetHash = "dataset_hash"
         case claim, reportSeq = "report_seq", pruning, dataset
     }

@@ -18,6 +18,7 @@ public struct JobChange: Sendable, Codable, Equatable {
     public var lastWeights: String?
     public var fitness: Double?
     public var finalMetrics: [String: Double]?
+    public var testMetrics: [String: Double]?
 
     public struct AttemptStart: Sendable, Codable, Equatable {
         public var worker: String
@@ -30,7 +31,8 @@ public struct JobChange: Sendable, Codable, Equatable {
 
     public init(attemptStarted: AttemptStart? = nil, runID: String? = nil, device: String? = nil, saveDir: String? = nil,
                 datasetHash: String? = nil, epoch: Int? = nil, epochs: Int? = nil, versions: [String: String]? = nil,
-                bestWeights: String? = nil, lastWeights: String? = nil, fitness: Double? = nil, finalMetrics: [String: Double]? = nil) {
+                bestWeights: String? = nil, lastWeights: String? = nil, fitness: Double? = nil, finalMetrics: [String: Double]? = nil,
+                testMetrics: [String: Double]? = nil) {
         self.attemptStarted = attemptStarted
         self.runID = runID
         self.device = device
@@ -43,6 +45,7 @@ public struct JobChange: Sendable, Codable, Equatable {
         self.lastWeights = lastWeights
         self.fitness = fitness
         self.finalMetrics = finalMetrics
+        self.testMetrics = testMetrics
     }
 
     public func apply(to job: inout Job) {
@@ -62,5 +65,6 @@ public struct JobChange: Sendable, Codable, Equatable {
         if let lastWeights { job.lastWeights = lastWeights }
         if let fitness { job.fitness = fitness }
         if let finalMetrics { job.finalMetrics = finalMetrics }
+        if let testMetrics { job.testMetrics = testMetrics }
     }
 }

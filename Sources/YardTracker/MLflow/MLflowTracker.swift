@@ -110,6 +110,13 @@ public struct MLflowTracker: Tracker {
         try await spool.append(jobID: job.id, ["op": "metrics", "step": .int(epoch.epoch), "timestamp": .int(millis), "values": .object(values)])
     }
 
+    /// Sent at the last epoch's step, so they sit beside the final numbers.
+    public func logEvaluation(_ job: Job, _ metrics: [String: Double]) async throws {
+        guard try await trackingURI(job) != nil, !metrics.isEmpty else { return }
+        try await spool.append(jobID: job.id, ["op": "metrics", "step": .int(job.epoch ?? 0), "timestamp": .int(millis),
+                                               "values": .object(metrics.mapValues { .double($0) })])
+    }
+
     public func logArtifact(_ job: Job, _ artifact: ArtifactRecord, localPath: String) async throws {
         guard try await trackingURI(job) != nil else { return }
         let relative = artifact.key.hasPrefix(job.id + "/") ? String(artifact.key.dropFirst(job.id.count + 1)) : artifact.key
