@@ -113,6 +113,9 @@ enum COCOImport {
                 else { splits.append(DatasetPlan.Split(name: name, images: fileSplits[name]!)) }
             }
         }
+        guard splits.contains(where: { !$0.images.isEmpty }) else {
+            throw YardError.invalid("source", "none of the images the COCO files list were found in \(root) (looked beside the JSON, in images/ and by file name)")
+        }
         let order = ["train": 0, "val": 1, "test": 2]
         splits.sort { (order[$0.name] ?? 3, $0.name) < (order[$1.name] ?? 3, $1.name) }
         guard splits.contains(where: { $0.name == "train" }), splits.contains(where: { $0.name == "val" }) else {

@@ -33,6 +33,9 @@ public struct DatasetLibrary: Sendable {
         public var md5: String
         public var size: Int64
         public var mtime: Int64
+        /// A JPEG without its end marker: Ultralytics re-saves it in place
+        /// when it scans the dataset, so it is a copy of its own and not checked.
+        public var repairable: Bool?
     }
 
     public var hashCache: HashCache { HashCache(path: root + "/hash-cache.txt") }
@@ -78,11 +81,12 @@ public struct DatasetLibrary: Sendable {
         defer { if !stored { try? fm.removeItem(atPath: temporary) } }
         var manifest: [ManifestEntry] = []
         let total = prepared.plan.entries.count
+        let repairable = Set(prepared.result.report.problems.filter { $0.kind == "truncated_jpeg" }.map(\.file))
         for (i, (entry, digest)) in zip(prepared.plan.entries, prepared.result.digests).enumerated() {
             let object = try storeObject(entry.content, md5: digest.md5, size: digest.size, relpath: entry.relpath)
             let target = temporary + "/tree/" + entry.relpath
             try makeFolder((target as NSString).deletingLastPathComponent)
-            if link(object, target) != 0 {
+            if repairable.contains(entry.relpath) || link(object, target) != 0 {
                 do { try fm.copyItem(atPath: object, toPath: target) } catch {
                     throw YardError(.unavailable, field: entry.relpath, "cannot store \(entry.relpath): \(error.localizedDescription)")
                 }
@@ -90,7 +94,8 @@ public struct DatasetLibrary: Sendable {
             guard let stat = FileStat.of(target), stat.size == digest.size else {
                 throw YardError(.conflict, field: entry.relpath, "\(entry.relpath) changed while it was being added; add the dataset again")
             }
-            manifest.append(ManifestEntry(relpath: entry.relpath, md5: digest.md5, size: stat.size, mtime: stat.mtimeNanoseconds))
+            manifest.append(ManifestEntry(relpath: entry.relpath, md5: digest.md5, size: stat.size, mtime: stat.mtimeNanoseconds,
+                                          repairable: repairable.contains(entry.relpath) ? true : nil))
             if (i + 1) % max(1, total / 100) == 0 || i + 1 == total { progress?(i + 1, total) }
         }
         let encoder = JSONEncoder()
@@ -158,7 +163,7 @@ public struct DatasetLibrary: Sendable {
             throw YardError(.notFound, field: "train.data", "dataset \(reference) is not in \(versionDirectory(id)); datasets live in the server's data dir, so a worker needs that folder (the same machine, or a shared --data-dir)")
         }
         let tree = treeDirectory(id)
-        for entry in manifest {
+        for entry in manifest where entry.repairable != true {
             guard let stat = FileStat.of(tree + "/" + entry.relpath) else {
                 throw YardError(.conflict, field: "train.data", "dataset \(reference): \(entry.relpath) is missing from its stored copy; add the dataset again")
             }

@@ -102,7 +102,7 @@ public struct DatasetPlan: Sendable {
             guard let yaml = yamls.first(where: { $0 == "data.yaml" }) ?? (yamls.count == 1 ? yamls.first : nil) else {
                 throw YardError.invalid("source", "\(root) has \(yamls.isEmpty ? "no" : "several") dataset YAML files at its top; name the one to use (… \(root)/data.yaml)")
             }
-            return try self.yolo(yaml: root + "/" + yaml, options: options)
+            return try self.yolo(yaml: root + "/" + yaml, options: options, folder: root)
         case "coco":
             let jsons = cocoFiles(root: root, top: top)
             guard !jsons.isEmpty else { throw YardError.invalid("source", "\(root) has no COCO JSON (at its top or in annotations/)") }
@@ -157,7 +157,9 @@ public struct DatasetPlan: Sendable {
 
     // MARK: YOLO
 
-    static func yolo(yaml: String, options: Options) throws(YardError) -> DatasetPlan {
+    /// `folder`: the dataset is that folder (given as the source), whatever
+    /// the YAML's `path:` says (a copied dataset often keeps the old one).
+    static func yolo(yaml: String, options: Options, folder given: String? = nil) throws(YardError) -> DatasetPlan {
         let text = FileManager.default.contents(atPath: yaml).map { String(decoding: $0, as: UTF8.self) } ?? ""
         let document: [String: JSONValue]
         do { document = try JobConfigParser.decodeDocument(text) } catch {
@@ -169,6 +171,11 @@ public struct DatasetPlan: Sendable {
             root = path.hasPrefix("/") ? path : URL(fileURLWithPath: folder).appendingPathComponent(path).standardizedFileURL.path
         }
         root = URL(fileURLWithPath: root).standardizedFileURL.path
+        var notes: [String] = []
+        if let given, root != given {
+            notes.append("data.yaml's path: \(document["path"]?.stringValue ?? "") was not used: the dataset is the folder given")
+            root = given
+        }
         guard isFolder(root) else { throw YardError.invalid("\(yaml): path", "\(root) is not a folder") }
         let files = try DatasetFiles.list(root: root, allowExternalSymlinks: options.allowExternalSymlinks)
         let fileSet = Set(files)
@@ -234,7 +241,7 @@ public struct DatasetPlan: Sendable {
         let orphans = files.filter { $0.hasSuffix(".txt") && !claimed.contains($0) && $0 != yamlRel
             && $0.split(separator: "/").contains("labels") }
         return DatasetPlan(format: "yolo", task: "detect", names: names, keypoints: keypoints, entries: entries, splits: splits,
-                           orphanLabels: orphans, yamlDocument: job, notes: [], problems: [])
+                           orphanLabels: orphans, yamlDocument: job, notes: notes, problems: [])
     }
 
     static func parseNames(_ document: [String: JSONValue], file: String) throws(YardError) -> [String] {

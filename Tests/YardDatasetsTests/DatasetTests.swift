@@ -4,32 +4,14 @@ import YardDomain
 import YardTestSupport
 @testable import YardDatasets
 
-/// A 20x16 baseline JPEG's header segments, a token of scan data and the
-/// end marker (the probe never decodes pixels).
 func jpegBytes(width: Int = 20, height: Int = 16, end: Bool = true, salt: UInt8 = 0) -> [UInt8] {
-    var b: [UInt8] = [0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10] + Array("JFIF".utf8) + [0, 1, 1, 0, 0, 1, 0, 1, 0, 0]
-    b += [0xFF, 0xC0, 0x00, 0x11, 0x08, UInt8(height >> 8), UInt8(height & 0xFF), UInt8(width >> 8), UInt8(width & 0xFF), 0x03,
-          1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1]
-    b += [0xFF, 0xDA, 0x00, 0x0C, 0x03, 1, 0, 2, 0x11, 3, 0x11, 0, 0x3F, 0, salt, 0x12, 0x34]
-    if end { b += [0xFF, 0xD9] }
-    return b
+    TestImages.jpeg(width: width, height: height, end: end, salt: salt)
 }
 
-func write(_ bytes: [UInt8], _ path: String) throws {
-    try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-    try Data(bytes).write(to: URL(fileURLWithPath: path))
-}
+func write(_ bytes: [UInt8], _ path: String) throws { try TestImages.write(bytes, path) }
 
 /// A YOLO dataset: 4 train and 2 val images, labels for all but one.
-func yoloDataset(_ dir: TemporaryDirectory) throws -> String {
-    let root = dir.file("yolo")
-    try dir.write("yolo/data.yaml", "train: images/train\nval: images/val\nnames: [square, disc]\n")
-    for i in 0..<4 { try write(jpegBytes(salt: UInt8(i)), root + "/images/train/t\(i).jpg") }
-    for i in 0..<2 { try write(jpegBytes(salt: UInt8(10 + i)), root + "/images/val/v\(i).jpg") }
-    for i in 0..<3 { try dir.write("yolo/labels/train/t\(i).txt", "0 0.5 0.5 0.2 0.2\n1 0.3 0.3 0.1 0.1\n") }
-    for i in 0..<2 { try dir.write("yolo/labels/val/v\(i).txt", "1 0.5 0.5 0.4 0.4\n") }
-    return root
-}
+func yoloDataset(_ dir: TemporaryDirectory) throws -> String { try TestImages.yoloDataset(in: dir) }
 
 @Suite struct DVCHashTests {
     /// The tree and the value `dvc add` (DVC 3.67.1) printed for it: entries
@@ -266,5 +248,26 @@ func yoloDataset(_ dir: TemporaryDirectory) throws -> String {
         stat(library.treeDirectory(first.id) + "/images/train/big.jpg", &info)
         #expect(info.st_nlink == 3)  // the source, the object, the version's folder
         #expect(throws: YardError.self) { try library.verify(first.id, reference: "d@1") }
+    }
+
+    /// Ultralytics re-saves a JPEG without its end marker in place when it
+    /// scans a dataset: such a file is a copy of its own in the version, so
+    /// the source is never rewritten and the rewrite is not called an edit.
+    @Test func aTruncatedJPEGIsStoredAsACopyUltralyticsMayRepair() throws {
+        let dir = try TemporaryDirectory("ds")
+        defer { dir.remove() }
+        let root = try yoloDataset(dir)
+        try write(jpegBytes(end: false, salt: 42) + [UInt8](repeating: 1, count: 40_000), root + "/images/train/t0.jpg")
+        let library = DatasetLibrary(dataDirectory: dir.file("data"))
+        let prepared = try library.prepare(source: root, options: .init())
+        #expect(prepared.result.report.problems.contains { $0.kind == "truncated_jpeg" && $0.file == "images/train/t0.jpg" })
+        try library.store(prepared)
+        let stored = library.treeDirectory(prepared.id) + "/images/train/t0.jpg"
+        var info = stat()
+        stat(stored, &info)
+        #expect(info.st_nlink == 1, "not linked to the source")
+        try Data([0xFF, 0xD8, 0xFF, 0xD9]).write(to: URL(fileURLWithPath: stored))  // what a repair does
+        try library.verify(prepared.id, reference: "d@1")
+        #expect(FileManager.default.contents(atPath: root + "/images/train/t0.jpg")?.count == 40_000 + jpegBytes(end: false).count)
     }
 }

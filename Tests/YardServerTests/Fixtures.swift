@@ -19,7 +19,7 @@ struct TestYard {
     /// With `sqlite`, the store and queue are the embedded drivers on a file in the temp folder.
     /// `directory` is an existing folder to use as the data dir.
     init(token: String? = nil, store: (any JobStore)? = nil, queue: (any JobQueue)? = nil, allowDatasetSymlinks: Bool = false,
-         sqlite: Bool = false, directory: String? = nil) throws {
+         sqlite: Bool = false, directory: String? = nil, datasetRoots: [String] = []) throws {
         dir = try directory.map(TemporaryDirectory.init(at:)) ?? TemporaryDirectory("yard-server")
         var options = YardOptions()
         options.dataDirectory = dir.path
@@ -27,6 +27,7 @@ struct TestYard {
         options.stopGrace = .seconds(2)
         options.port = 0  // `live` listens on a free port
         options.allowDatasetSymlinks = allowDatasetSymlinks
+        options.datasetRoots = datasetRoots
         var store = store ?? MemoryJobStore()
         var queue: any JobQueue = queue ?? MemoryJobQueue()
         if sqlite {
