@@ -105,6 +105,36 @@ struct SweepServiceTests {
         }
     }
 
+    /// A sweep on `dataset:NAME` pins the version when it is created: a
+    /// version added while it runs does not reach its later trials.
+    @Test func aSweepOnARegisteredDatasetPinsItsVersionForEveryTrial() async throws {
+        let rig = try Rig()
+        defer { rig.dir.remove() }
+        func version(_ id: String) -> DatasetVersion {
+            DatasetVersion(name: "shapes", number: 0, id: id, createdAt: Date(), source: "/x", format: "yolo", task: "detect",
+                           files: 1, bytes: 1, classes: ["a"], splits: [:], errors: 0, warnings: 0, notes: [])
+        }
+        _ = try await rig.store.recordDatasetVersion(version("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.dir"))
+        let service = rig.service()
+        let config = try rig.parser.parse("""
+            model: yolov8n.yaml
+            train: {data: "dataset:shapes", epochs: 3, optimizer: SGD}
+            sweeper: {n_trials: 4, max_concurrent: 1, sampler: RandomSampler, seed: 1, search_space: {train: {lr0: [uniform, 0.001, 0.1]}}}
+            """)
+        let sweep = try await service.create(config)
+        _ = try await rig.store.recordDatasetVersion(version("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.dir"))
+        #expect(sweep.config["train"]?["data"]?.stringValue == "dataset:shapes@aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.dir")
+        // The first trial's job, and the next one after it ends.
+        let first = try #require(sweep.trials.first?.jobID)
+        _ = try await rig.control.stop(first)
+        await service.advanceAll()
+        let jobs = try await rig.store.jobs(limit: 10)
+        #expect(jobs.count == 2)
+        for job in jobs {
+            #expect(job.dataset == "shapes@aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.dir", "\(job.id): \(job.dataset ?? "none")")
+        }
+    }
+
     @Test func sixTrialsTwoAtATimeEachEndingCompletePrunedOrFailed() async throws {
         let rig = try Rig()
         defer { rig.dir.remove() }
