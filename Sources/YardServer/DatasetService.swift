@@ -1,8 +1,10 @@
 import Foundation
 import Logging
+import YardArtifacts
 import YardDatasets
 import YardDomain
 import YardStore
+import YardWorker
 
 /// Registers dataset versions: reads a folder, a ZIP or a COCO file on the
 /// server's machine, validates it, stores it in the data dir's version
@@ -16,9 +18,13 @@ public struct DatasetService: Sendable {
     public let importRoots: [String]
     public let tokenRequired: Bool
     public let allowSymlinks: Bool
+    /// Where `s3://` sources are read: MINIO_ENDPOINT, MINIO_ID, MINIO_SECRET_KEY.
+    let environment: [String: String]
     let gate = ImportGate()
 
-    public init(store: any JobStore, dataDirectory: String, importRoots: [String], tokenRequired: Bool, allowSymlinks: Bool) {
+    public init(store: any JobStore, dataDirectory: String, importRoots: [String], tokenRequired: Bool, allowSymlinks: Bool,
+                environment: [String: String] = ProcessInfo.processInfo.environment) {
+        self.environment = environment
         self.store = store
         self.library = DatasetLibrary(dataDirectory: dataDirectory)
         self.importRoots = importRoots.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
@@ -61,14 +67,18 @@ public struct DatasetService: Sendable {
         try DatasetVersion.validateName(request.name)
         let source = request.source
         if source.hasPrefix("s3://") {
-            throw YardError.invalid("source", "s3:// sources are not read by `datasets add` yet; copy the bucket to a folder (aws s3 sync) and add that, or train on the s3:// URI directly")
-        }
-        guard source.hasPrefix("/") else {
+            _ = try DatasetCache.parse(source)
+            guard try S3ArtifactStore.settings(from: nil, environment: environment) != nil else {
+                throw YardError.invalid("source", "\(source.prefix(80)) is on S3, but the server's environment names no MINIO_ENDPOINT (with MINIO_ID and MINIO_SECRET_KEY)")
+            }
+        } else if !source.hasPrefix("/") {
             throw YardError.invalid("source", "\(source.prefix(80)) must be an absolute path on the server (`yard datasets add` resolves relative ones)")
         }
         let path = URL(fileURLWithPath: source).standardizedFileURL.path
         let real = DatasetFiles.realPath(path) ?? path
-        if importRoots.isEmpty {
+        if source.hasPrefix("s3://") {
+            // Read with the server's own S3 credentials, into its data dir.
+        } else if importRoots.isEmpty {
             if tokenRequired {
                 throw YardError.invalid("source", "this server needs a token, so datasets are added only from folders it names; start it with --dataset-root DIR")
             }
@@ -96,10 +106,28 @@ public struct DatasetService: Sendable {
             await gate.enter()
         }
         defer { Task { await gate.leave() } }
-        var source = URL(fileURLWithPath: request.source).standardizedFileURL.path
+        var source = request.source.hasPrefix("s3://") ? request.source : URL(fileURLWithPath: request.source).standardizedFileURL.path
         var unpacked: String?
         defer { if let unpacked { try? FileManager.default.removeItem(atPath: unpacked) } }
-        if source.lowercased().hasSuffix(".zip") {
+        if request.source.hasPrefix("s3://") {
+            let folder = library.root + "/tmp/" + UUID().uuidString
+            unpacked = folder
+            progress(.phase("download", done: 0, total: 1))
+            guard let settings = try S3ArtifactStore.settings(from: nil, environment: environment) else { throw YardError.invalid("source", "no S3 settings") }
+            let client = try S3Client(endpoint: settings.endpoint, accessKey: settings.accessKey, secretKey: settings.secretKey, region: settings.region)
+            do {
+                let pulled = try await DatasetCache(client: client, root: folder).pull(request.source, rewriteYAML: false)
+                progress(.phase("download", done: pulled.objects, total: pulled.objects))
+            } catch let failure as S3Client.Failure {
+                throw YardError(.unavailable, field: "source", "cannot read \(request.source): \(failure.code): \(failure.message)")
+            } catch let error as YardError {
+                throw error
+            } catch {
+                throw YardError(.unavailable, field: "source", "cannot read \(request.source): \(String("\(error)".prefix(200)))")
+            }
+            try? FileManager.default.removeItem(atPath: folder + "/.trainyard-manifest.json")
+            source = folder
+        } else if source.lowercased().hasSuffix(".zip") {
             let folder = library.root + "/tmp/" + UUID().uuidString
             unpacked = folder
             progress(.phase("unzip", done: 0, total: 1))

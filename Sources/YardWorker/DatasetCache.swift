@@ -4,24 +4,29 @@ import YardDomain
 import YardEngine
 
 /// Pulls an `s3://bucket/prefix` YOLO dataset into a local folder. With the
-/// cache on, the folder is shared (`DATA/datasets/bucket/prefix`) and keyed
+/// cache on, the folder is shared (`DATA/datasets/s3/bucket/prefix`) and keyed
 /// by the objects' ETags: an object is downloaded only when it is new or
 /// changed, so a second job on the same data downloads nothing. With
 /// `minio.cache: false` every job pulls a fresh copy into its own folder.
-struct DatasetCache {
-    struct Pulled: Sendable {
+public struct DatasetCache: Sendable {
+    public struct Pulled: Sendable {
         /// What to give Ultralytics as `data`: the local data.yaml, or the folder.
-        var data: String
-        var objects: Int
-        var downloaded: Int
-        var bytes: Int64
+        public var data: String
+        public var objects: Int
+        public var downloaded: Int
+        public var bytes: Int64
     }
 
     let client: S3Client
     let root: String
 
+    public init(client: S3Client, root: String) {
+        self.client = client
+        self.root = root
+    }
+
     /// Parses `s3://bucket/prefix`.
-    static func parse(_ uri: String) throws(YardError) -> (bucket: String, prefix: String) {
+    public static func parse(_ uri: String) throws(YardError) -> (bucket: String, prefix: String) {
         let rest = uri.dropFirst("s3://".count)
         let parts = rest.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
         guard let bucket = parts.first, !bucket.isEmpty else {
@@ -33,7 +38,9 @@ struct DatasetCache {
         return (String(bucket), prefix)
     }
 
-    func pull(_ uri: String) async throws -> Pulled {
+    /// `rewriteYAML: false` leaves the files exactly as in the bucket (for
+    /// `datasets add`, whose version id is the hash of those bytes).
+    public func pull(_ uri: String, rewriteYAML: Bool = true) async throws -> Pulled {
         let (bucket, prefix) = try Self.parse(uri)
         let objects = try await client.list(bucket: bucket, prefix: prefix)
         guard !objects.isEmpty else {
@@ -67,7 +74,7 @@ struct DatasetCache {
         var data = root
         if let yaml {
             data = root + "/" + yaml
-            try rewritePath(data)
+            if rewriteYAML { try rewritePath(data) }
         }
         return Pulled(data: data, objects: wanted.count, downloaded: downloaded, bytes: bytes)
     }

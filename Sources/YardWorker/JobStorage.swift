@@ -33,7 +33,8 @@ struct JobStorage: Sendable {
             throw YardError.invalid("train.data", "\(uri) is on S3 but neither the config's minio: section nor the worker's environment names MINIO_ENDPOINT, MINIO_ID and MINIO_SECRET_KEY")
         }
         let (bucket, prefix) = try DatasetCache.parse(uri)
-        let root = cache ? "\(dataDirectory)/datasets/\(bucket)/\(prefix)".replacingOccurrences(of: "//", with: "/") : jobDirectory + "/dataset"
+        // Under datasets/s3: beside the dataset store (versions/, objects/), never in it.
+        let root = cache ? "\(dataDirectory)/datasets/s3/\(bucket)/\(prefix)".replacingOccurrences(of: "//", with: "/") : jobDirectory + "/dataset"
         if !cache { try? FileManager.default.removeItem(atPath: root) }
         let pulled = try await DatasetCache(client: s3, root: root.hasSuffix("/") ? String(root.dropLast()) : root).pull(uri)
         // Content hash from the objects' ETags (their MD5s), independent of where the copy lives.

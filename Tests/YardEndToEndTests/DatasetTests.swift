@@ -1,5 +1,7 @@
 import Foundation
 import Testing
+import YardArtifacts
+import YardDatasets
 import YardDomain
 import YardTestSupport
 
@@ -81,6 +83,32 @@ struct DatasetTests {
         // The stored version of the same name is not touched by edits of its source.
         let stored = try h.yard(["datasets", "validate", "shapes@1"], server: yard.port)
         #expect(stored.status == 0, "\(stored.output)")
+    }
+
+    /// `datasets add s3://bucket/prefix` reads the objects with the server's
+    /// credentials (a real S3 server) into the same version as the folder.
+    @Test func aDatasetInABucketAddsTheSameVersionAsItsFolder() async throws {
+        let h = try YardHarness("datasets-s3")
+        defer { h.dir.remove() }
+        let folder = (try h.demoDataset(train: 8, val: 4) as NSString).deletingLastPathComponent
+        let client = try S3Server.client()
+        let bucket = S3Server.bucket("datasets")
+        try await client.createBucket(bucket)
+        let files = try DatasetFiles.list(root: folder, allowExternalSymlinks: false)
+        for file in files { try await client.putFile(folder + "/" + file, bucket: bucket, key: "shapes/" + file) }
+        let yard = try await h.serving(["up", "--port", "0", "--data-dir", h.data, "--python", h.python], environment: [
+            "MINIO_ENDPOINT": try S3Server.endpoint(), "MINIO_ID": "testing", "MINIO_SECRET_KEY": "testing"], log: "up")
+        defer { yard.process.terminate() }
+        let local = try Self.json(try h.yard(["datasets", "add", "shapes", folder, "--json"], server: yard.port).output)
+        let remote = try h.yard(["datasets", "add", "shapes", "s3://\(bucket)/shapes", "--json"], server: yard.port)
+        #expect(remote.status == 0, "\(remote.output)")
+        let version = try Self.json(remote.output)
+        #expect(version["version"]?["id"] == local["version"]?["id"])
+        #expect(version["created"] == .bool(false))
+        let missing = try h.yard(["datasets", "add", "other", "s3://\(bucket)/nothing-here"], server: yard.port)
+        #expect(missing.status != 0 && missing.output.contains("holds no objects"), "\(missing.output)")
+        let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: h.data + "/datasets/tmp")) ?? []
+        #expect(leftovers.isEmpty, "\(leftovers)")
     }
 
     /// COCO made here from the generated shapes (category ids 3, 5, 9), with a
