@@ -39,14 +39,14 @@ echo "dataset: $IMAGES images, $FILES files, $(du -sh "$WORK/data" | cut -f1)"
 
 ultralytics_scan() {
   find "$WORK/data/labels" -name '*.cache' -delete
-  "$YARD_PYTHON" - "$WORK/data" 2>/dev/null <<'PY'
+  "$YARD_PYTHON" - "$WORK/data" 2>/dev/null <<'PY' | sed -n 's/^SECONDS //p'
 import sys, time
 from ultralytics.data.dataset import YOLODataset
 root = sys.argv[1]
 t = time.perf_counter()
 for split in ("train", "val"):
     YOLODataset(img_path=f"{root}/images/{split}", data={"names": {0: "a", 1: "b", 2: "c"}, "channels": 3}, task="detect", imgsz=128, augment=False)
-print(time.perf_counter() - t)
+print("SECONDS", time.perf_counter() - t)
 PY
 }
 md5_scan() {
@@ -75,7 +75,7 @@ report = json.load(open(f"{work}/report.json"))
 assert report["files"] >= files - 2, report["files"]  # the yaml and every image and label were read
 print(f"Ultralytics label scan : {u:6.2f} s  {files / u:9.0f} files/s ({images / u:.0f} images/s)")
 print(f"md5sum                 : {m:6.2f} s  {files / m:9.0f} files/s")
-print(f"yard datasets validate : {y:6.2f} s  {files / y:9.0f} files/s  ({report['errors']} errors, {report['warnings']} warnings)")
+print(f"yard datasets validate : {y:6.2f} s  {files / y:9.0f} files/s  ({sum(p['severity'] == 'error' for p in report['problems'])} errors, {sum(p['severity'] == 'warning' for p in report['problems'])} warnings)")
 print(f"yard vs Ultralytics: {u / y:.1f}x faster (goal >= 10)")
 print(f"yard vs md5sum     : {m / y:.2f}x its speed (goal >= 0.5)")
 PY

@@ -55,13 +55,30 @@ public struct DatasetFiles: Sendable {
 
     private mutating func walk(relative: String, realRoot: String, allowExternal: Bool, field: String = "train.data", visited: inout Set<String>) throws(YardError) {
         let folder = relative.isEmpty ? root : root + "/" + relative
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return }
-        for name in names.sorted() {
+        // readdir's d_type spares an lstat per file (the listing is on the scanner's path).
+        guard let directory = opendir(folder) else { return }
+        var entries: [(name: String, type: UInt8)] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name == "." || name == ".." { continue }
+            entries.append((name, entry.pointee.d_type))
+        }
+        closedir(directory)
+        entries.sort { $0.name < $1.name }
+        for (name, type) in entries {
             let child = relative.isEmpty ? name : relative + "/" + name
             let path = root + "/" + child
             var info = stat()
-            guard lstat(path, &info) == 0 else { continue }
-            var mode = info.st_mode & S_IFMT
+            var mode: mode_t
+            switch Int32(type) {
+            case Int32(DT_REG): mode = S_IFREG
+            case Int32(DT_DIR): mode = S_IFDIR
+            default:
+                guard lstat(path, &info) == 0 else { continue }
+                mode = info.st_mode & S_IFMT
+            }
             if mode == S_IFLNK {
                 guard let target = Self.realPath(path) else { continue }  // dangling: Ultralytics skips it
                 if !allowExternal, target != realRoot, !target.hasPrefix(realRoot + "/") {

@@ -155,6 +155,22 @@ public struct DatasetLibrary: Sendable {
         return object
     }
 
+    /// Removes what an add that was cut short (a crash, a kill) left:
+    /// unpacked archives, half-written versions and objects. Call it with
+    /// no add under way.
+    public func removeLeftovers() {
+        let fm = FileManager.default
+        try? fm.removeItem(atPath: root + "/tmp")
+        for name in (try? fm.contentsOfDirectory(atPath: root + "/versions")) ?? [] where name.hasPrefix(".tmp-") {
+            try? fm.removeItem(atPath: root + "/versions/" + name)
+        }
+        for folder in (try? fm.contentsOfDirectory(atPath: root + "/objects")) ?? [] {
+            for name in (try? fm.contentsOfDirectory(atPath: root + "/objects/" + folder)) ?? [] where name.contains(".tmp-") {
+                try? fm.removeItem(atPath: root + "/objects/\(folder)/\(name)")
+            }
+        }
+    }
+
     /// Checks, by size and mtime, that no file of the version was edited
     /// since it was stored (a hard link shares its source's edits).
     public func verify(_ id: String, reference: String) throws(YardError) {

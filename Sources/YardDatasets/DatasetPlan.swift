@@ -140,19 +140,31 @@ public struct DatasetPlan: Sendable {
     }
 
     static func isImage(_ relpath: String) -> Bool {
-        ImageProbe.extensions.contains((relpath as NSString).pathExtension.lowercased())
+        ImageProbe.extensions.contains(pathExtension(relpath))
+    }
+
+    /// The lowercased extension of a path's last component ("" if none).
+    static func pathExtension(_ path: String) -> String {
+        let bytes = path.utf8
+        guard let dot = bytes.lastIndex(of: UInt8(ascii: ".")) else { return "" }
+        if let slash = bytes.lastIndex(of: UInt8(ascii: "/")), slash > dot { return "" }
+        return String(path[path.index(after: dot)...]).lowercased()
     }
 
     /// Ultralytics' `img2label_paths`: the last `/images/` becomes
     /// `/labels/`, the extension `.txt`.
     static func labelPath(for image: String) -> String {
-        let slashed = "/" + image
-        var label = slashed
-        if let range = slashed.range(of: "/images/", options: .backwards) {
-            label = slashed.replacingCharacters(in: range, with: "/labels/")
+        var bytes = Array(("/" + image).utf8)
+        let marker = Array("/images/".utf8)
+        if bytes.count >= marker.count {
+            for start in stride(from: bytes.count - marker.count, through: 0, by: -1) where bytes[start..<(start + marker.count)].elementsEqual(marker) {
+                bytes.replaceSubrange(start..<(start + marker.count), with: Array("/labels/".utf8))
+                break
+            }
         }
-        let stem = (label as NSString).deletingPathExtension
-        return String((stem + ".txt").dropFirst())
+        let slash = bytes.lastIndex(of: UInt8(ascii: "/")) ?? 0
+        if let dot = bytes.lastIndex(of: UInt8(ascii: ".")), dot > slash + 1 { bytes.removeSubrange(dot...) }
+        return String(decoding: bytes.dropFirst(), as: UTF8.self) + ".txt"
     }
 
     // MARK: YOLO

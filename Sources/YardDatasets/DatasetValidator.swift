@@ -30,35 +30,58 @@ public enum DatasetValidator {
         let entries = plan.entries
         let images = Set(plan.splits.flatMap { $0.images.map(\.relpath) })
         let labels = Set(plan.splits.flatMap { $0.images.compactMap(\.label) })
-        struct Read: @unchecked Sendable { var digest: Digest?; var head: [UInt8] = []; var tail: [UInt8] = []; var error: String? }
+        /// What a thread learns of one file; only results are kept, not bytes.
+        struct Read: @unchecked Sendable {
+            var digest: Digest?
+            var error: String?
+            var probe: ImageProbe.Outcome?
+            var labels: YOLOLabels.Checked?
+        }
+        let classCount = plan.names.count, keypoints = plan.keypoints
         let slots = Slots<Read>(count: entries.count, initial: Read())
         let done = Atomic<Int>(0)
         let total = entries.count
         let step = max(1, total / 200)
-        DispatchQueue.concurrentPerform(iterations: max(1, min(threads, total))) { worker in
+        let workers = max(1, min(threads, total))
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            var scratch: [UInt8] = []
             var i = worker
-            let stride = max(1, min(threads, total))
             while i < total {
                 let entry = entries[i]
-                let keep = images.contains(entry.relpath) ? ImageProbe.headBytes : labels.contains(entry.relpath) ? Int.max : 0
+                let isImage = images.contains(entry.relpath), isLabel = labels.contains(entry.relpath)
+                let keep = isImage ? ImageProbe.headBytes : isLabel ? Int.max : 0
+                var read = Read()
+                var head: [UInt8] = [], tail: [UInt8] = []
                 switch entry.content {
                 case .bytes(let bytes):
-                    let md5 = Insecure.MD5.hash(data: bytes).hex
-                    slots[i] = Read(digest: Digest(md5: md5, size: Int64(bytes.count), stat: nil), head: keep > 0 ? bytes : [], tail: Array(bytes.suffix(2)))
+                    read.digest = Digest(md5: Insecure.MD5.hash(data: bytes).hex, size: Int64(bytes.count), stat: nil)
+                    head = keep > 0 ? bytes : []
+                    tail = Array(bytes.suffix(2))
                 case .file(let path):
                     do {
-                        let digest = try FileDigest.read(path, keep: keep, cache: cache)
-                        slots[i] = Read(digest: Digest(md5: digest.md5, size: digest.stat.size, stat: digest.stat), head: digest.head, tail: digest.tail)
+                        let digest = try FileDigest.read(path, keep: keep, cache: cache, scratch: &scratch)
+                        read.digest = Digest(md5: digest.md5, size: digest.stat.size, stat: digest.stat)
+                        head = digest.head
+                        tail = digest.tail
                     } catch {
-                        slots[i] = Read(digest: nil, error: (error as? YardError)?.message ?? "\(error)")
+                        read.error = (error as? YardError)?.message ?? "\(error)"
                     }
                 }
+                if read.digest != nil {
+                    if isImage {
+                        let ext = DatasetPlan.pathExtension(entry.relpath)
+                        read.probe = ImageProbe.probe(head: head, tail: tail, size: read.digest!.size, ext: ext)
+                    } else if isLabel {
+                        read.labels = YOLOLabels.check(head, file: entry.relpath, classCount: classCount, keypoints: keypoints)
+                    }
+                }
+                slots[i] = read
                 let n = done.add(1, ordering: .relaxed).newValue
                 if n % step == 0 || n == total { progress?(n, total) }
-                i += stride
+                i += workers
             }
         }
-        var reads = slots.values
+        let reads = slots.values
         var problems = plan.problems
         var digests: [Digest] = []
         var index: [String: Int] = [:]
@@ -87,8 +110,7 @@ public enum DatasetValidator {
             for image in split.images {
                 guard let i = index[image.relpath] else { continue }
                 summary.images += 1
-                let ext = (image.relpath as NSString).pathExtension.lowercased()
-                switch ImageProbe.probe(head: reads[i].head, tail: reads[i].tail, size: digests[i].size, ext: ext) {
+                switch reads[i].probe ?? .unchecked("") {
                 case .ok(let info):
                     sizes[ValidationReport.sizeBucket(info.width, info.height), default: 0] += 1
                 case .warning(let info, let why):
@@ -102,7 +124,6 @@ public enum DatasetValidator {
                 case .unchecked:
                     sizes["unknown", default: 0] += 1
                 }
-                reads[i].head = []
                 if let first = firstByHash[digests[i].md5] {
                     problems.append(DatasetProblem(.warning, "duplicate_image", file: image.relpath, "the same bytes as \(first)"))
                     dropped.insert(image.relpath)
@@ -120,7 +141,7 @@ public enum DatasetValidator {
                     problems.append(DatasetProblem(.warning, "missing_label", file: image.relpath, "no label file (\(DatasetPlan.labelPath(for: image.relpath))); trained as a background image"))
                     continue
                 }
-                let checked = YOLOLabels.check(reads[j].head, file: label, classCount: plan.names.count, keypoints: plan.keypoints)
+                guard let checked = reads[j].labels else { continue }
                 problems += checked.problems
                 if checked.rejected {
                     dropped.insert(image.relpath)

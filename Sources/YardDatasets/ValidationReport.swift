@@ -51,8 +51,46 @@ public struct ValidationReport: Sendable, Codable, Hashable {
     public var warnings: Int { problems.count { $0.severity == .warning } }
 
     enum CodingKeys: String, CodingKey {
-        case root, task, classes, files, bytes, splits, problems, seconds
+        case root, task, classes, files, bytes, splits, problems, seconds, errors, warnings
         case imageSizes = "image_sizes"
+    }
+
+    public init(root: String, task: String, classes: [String], files: Int, bytes: Int64, splits: [String: DatasetVersion.SplitSummary],
+                imageSizes: [String: Int], problems: [DatasetProblem], seconds: Double) {
+        self.root = root
+        self.task = task
+        self.classes = classes
+        self.files = files
+        self.bytes = bytes
+        self.splits = splits
+        self.imageSizes = imageSizes
+        self.problems = problems
+        self.seconds = seconds
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(root: try c.decode(String.self, forKey: .root), task: try c.decode(String.self, forKey: .task),
+                  classes: try c.decode([String].self, forKey: .classes), files: try c.decode(Int.self, forKey: .files),
+                  bytes: try c.decode(Int64.self, forKey: .bytes), splits: try c.decode([String: DatasetVersion.SplitSummary].self, forKey: .splits),
+                  imageSizes: try c.decode([String: Int].self, forKey: .imageSizes), problems: try c.decode([DatasetProblem].self, forKey: .problems),
+                  seconds: try c.decode(Double.self, forKey: .seconds))
+    }
+
+    /// With the counts by severity, for readers of the JSON.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(root, forKey: .root)
+        try c.encode(task, forKey: .task)
+        try c.encode(classes, forKey: .classes)
+        try c.encode(files, forKey: .files)
+        try c.encode(bytes, forKey: .bytes)
+        try c.encode(splits, forKey: .splits)
+        try c.encode(imageSizes, forKey: .imageSizes)
+        try c.encode(problems, forKey: .problems)
+        try c.encode(seconds, forKey: .seconds)
+        try c.encode(errors, forKey: .errors)
+        try c.encode(warnings, forKey: .warnings)
     }
 
     /// The bucket an image's longer side falls in.
@@ -86,9 +124,10 @@ public enum YOLOLabels {
         var number = 0
         for raw in text.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
             number += 1
-            let line = String(decoding: raw, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            if line.isEmpty { continue }
-            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            // Bytes split on blanks: no Foundation trimming on the scanner's hot path.
+            let fields = raw.split(whereSeparator: { $0 == 32 || $0 == 9 || $0 == 13 }).map { String(decoding: $0, as: UTF8.self) }
+            if fields.isEmpty { continue }
+            let line = fields.joined(separator: " ")
             func fail(_ kind: String, _ message: String) {
                 out.problems.append(DatasetProblem(.error, kind, file: file, line: number, message))
                 out.rejected = true
@@ -118,8 +157,7 @@ public enum YOLOLabels {
                 out.problems.append(DatasetProblem(.warning, "degenerate_box", file: file, line: number, "box of zero width or height"))
                 continue
             }
-            let key = fields.joined(separator: " ")
-            guard seen.insert(key).inserted else {
+            guard seen.insert(line).inserted else {
                 out.problems.append(DatasetProblem(.warning, "duplicate_row", file: file, line: number, "the same row again (Ultralytics drops it)"))
                 continue
             }

@@ -106,6 +106,9 @@ public struct DatasetService: Sendable {
             await gate.enter()
         }
         defer { Task { await gate.leave() } }
+        // Inside the gate no other add runs: what is left is an earlier one's, cut short.
+        let library = self.library
+        try await offloaded { () throws(YardError) in library.removeLeftovers() }
         var source = request.source.hasPrefix("s3://") ? request.source : URL(fileURLWithPath: request.source).standardizedFileURL.path
         var unpacked: String?
         defer { if let unpacked { try? FileManager.default.removeItem(atPath: unpacked) } }
@@ -133,7 +136,7 @@ public struct DatasetService: Sendable {
             progress(.phase("unzip", done: 0, total: 1))
             source = try await Zip.extract(source, to: folder)
         }
-        let library = self.library, from = source
+        let from = source
         let prepared = try await offloaded { () throws(YardError) in
             try library.prepare(source: from, options: options) { progress(.phase("read", done: $0, total: $1)) }
         }

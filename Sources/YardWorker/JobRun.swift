@@ -131,8 +131,8 @@ struct JobRun {
         if resume { try await ledger.appendLog(jobID: jobID, lines: ["[trainyard] resuming from \(checkpoint)"]) }
 
         let listed = dataset
-        let hashCache = HashCache(path: worker.configuration.dataDirectory + "/datasets/hash-cache.txt")
-        async let pendingHash = known != nil ? known : await offload { listed.map { DatasetHash.compute($0, cache: hashCache) } }
+        let cachePath = worker.configuration.dataDirectory + "/datasets/hash-cache.txt"
+        async let pendingHash = known != nil ? known : await offload { listed.map { DatasetHash.compute($0, cache: HashCache(path: cachePath)) } }
         let process: any EngineProcess
         do {
             process = try await worker.runner.start(EngineRequest(jobID: jobID, spec: spec(for: running, full: full, data: data, resume: resume ? checkpoint : nil),

@@ -115,6 +115,16 @@ func yoloDataset(_ dir: TemporaryDirectory) throws -> String { try TestImages.yo
         #expect(try DatasetPlan.Options.parseRatios("0.9,0.1") == [0.9, 0.1, 0])
     }
 
+    /// Ultralytics' img2label_paths, spelled out.
+    @Test func labelPathsAndExtensions() {
+        #expect(DatasetPlan.labelPath(for: "images/train/a.b.jpg") == "labels/train/a.b.txt")
+        #expect(DatasetPlan.labelPath(for: "x/images/images/y.png") == "x/images/labels/y.txt")
+        #expect(DatasetPlan.labelPath(for: "a.jpg") == "a.txt")
+        #expect(DatasetPlan.labelPath(for: "dir.v2/file") == "dir.v2/file.txt")
+        #expect(DatasetPlan.labelPath(for: "images/.hidden") == "labels/.hidden.txt")
+        #expect(DatasetPlan.pathExtension("a/b.JPG") == "jpg" && DatasetPlan.pathExtension("a.d/b") == "" && DatasetPlan.pathExtension("b") == "")
+    }
+
     @Test func datasetReferences() throws {
         #expect(try DatasetReference.parse("dataset:coco8") == DatasetReference(name: "coco8"))
         #expect(try DatasetReference.parse("dataset:coco8@2").version == "2")

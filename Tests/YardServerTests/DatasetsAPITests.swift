@@ -152,6 +152,22 @@ struct DatasetsAPITests {
         #expect(leftovers.isEmpty, "unpacked archives are removed: \(leftovers)")
     }
 
+    /// An add cut short by a crash leaves an unpacked archive, a half-written
+    /// version and object; the next add clears them.
+    @Test func whatACutShortAddLeftIsClearedByTheNext() async throws {
+        let t = try TestYard()
+        defer { t.dir.remove() }
+        let source = try TestImages.yoloDataset(in: t.dir)
+        let leftovers = [t.dir.file("datasets/tmp/1234/data.yaml"), t.dir.file("datasets/versions/.tmp-abc.dir-1234/tree/x.txt"),
+                         t.dir.file("datasets/objects/ab/cdef.tmp-1234")]
+        for file in leftovers { try TestImages.write([1, 2, 3], file) }
+        try await t.test { client in
+            let (_, lines) = try await Self.add(client, Self.body("shapes", source))
+            #expect(lines.last?["added"] != nil, "\(lines)")
+        }
+        for file in leftovers { #expect(!FileManager.default.fileExists(atPath: file), "\(file)") }
+    }
+
     @Test func fiftyConcurrentAddsOfTheSameDataMakeOneVersion() async throws {
         let t = try TestYard(sqlite: true)
         defer { t.dir.remove() }
