@@ -10,10 +10,10 @@ import YardDomain
 ///     datasets/hash-cache.txt        md5s of source files by stat
 ///
 /// A version is written under a temporary name and renamed into place, so
-/// it is whole or absent. Large source files are hard-linked into the
-/// object store where the filesystem allows (copied otherwise); labels,
-/// YAML and small files are always copied, since those are what people edit
-/// in place. A hard-linked file edited in place afterwards is caught by
+/// it is whole or absent. Images (every file but text) are hard-linked into
+/// the object store where the filesystem allows (copied otherwise); labels
+/// and YAML are always copied, since those are what people edit in place.
+/// A hard-linked file edited in place afterwards is caught by
 /// `verify`, which a job runs before training.
 public struct DatasetLibrary: Sendable {
     public let root: String
@@ -80,12 +80,14 @@ public struct DatasetLibrary: Sendable {
         var stored = false
         defer { if !stored { try? fm.removeItem(atPath: temporary) } }
         var manifest: [ManifestEntry] = []
+        var folders = Set<String>()
         let total = prepared.plan.entries.count
         let repairable = Set(prepared.result.report.problems.filter { $0.kind == "truncated_jpeg" }.map(\.file))
         for (i, (entry, digest)) in zip(prepared.plan.entries, prepared.result.digests).enumerated() {
-            let object = try storeObject(entry.content, md5: digest.md5, size: digest.size, relpath: entry.relpath)
+            let object = try storeObject(entry.content, md5: digest.md5, size: digest.size, relpath: entry.relpath, folders: &folders)
             let target = temporary + "/tree/" + entry.relpath
-            try makeFolder((target as NSString).deletingLastPathComponent)
+            let parent = (target as NSString).deletingLastPathComponent
+            if folders.insert(parent).inserted { try makeFolder(parent) }
             if repairable.contains(entry.relpath) || link(object, target) != 0 {
                 do { try fm.copyItem(atPath: object, toPath: target) } catch {
                     throw YardError(.unavailable, field: entry.relpath, "cannot store \(entry.relpath): \(error.localizedDescription)")
@@ -123,34 +125,40 @@ public struct DatasetLibrary: Sendable {
         stored = true
     }
 
-    /// The object for one entry; hard-linked from a large source file where possible.
-    private func storeObject(_ content: DatasetPlan.Content, md5: String, size: Int64, relpath: String) throws(YardError) -> String {
-        let fm = FileManager.default
+    /// The object for one entry: an image hard-linked from its source where
+    /// the filesystem allows (a link appears whole), else written under a
+    /// temporary name and renamed into place.
+    private func storeObject(_ content: DatasetPlan.Content, md5: String, size: Int64, relpath: String,
+                             folders: inout Set<String>) throws(YardError) -> String {
         let folder = root + "/objects/" + md5.prefix(2)
         let object = folder + "/" + md5.dropFirst(2)
-        if let stat = FileStat.of(object), stat.size == size { return object }
-        try makeFolder(folder)
-        let temporary = object + ".tmp-\(UUID().uuidString.prefix(8))"
-        defer { try? fm.removeItem(atPath: temporary) }
+        if let stat = FileStat.of(object) {
+            if stat.size == size { return object }
+            unlink(object)  // not what its name says (cut short before this store checked sizes): replaced
+        }
+        if folders.insert(folder).inserted { try makeFolder(folder) }
+        let data: Data
         switch content {
         case .bytes(let bytes):
-            do { try AtomicFile.write(Data(bytes), to: temporary, permissions: 0o444, durable: false) } catch {
-                throw YardError(.unavailable, field: relpath, "cannot store \(relpath): \(error)")
-            }
+            data = Data(bytes)
         case .file(let source):
-            let ext = (relpath as NSString).pathExtension.lowercased()
-            let editable = ["txt", "yaml", "yml", "json", "names", "csv"].contains(ext) || size < 16 * 1024
-            if editable || link(source, temporary) != 0 {
-                do {
-                    try fm.copyItem(atPath: source, toPath: temporary)
-                    chmod(temporary, 0o444)
-                } catch {
-                    throw YardError(.unavailable, field: relpath, "cannot store \(relpath): \(error.localizedDescription)")
-                }
+            let editable = ["txt", "yaml", "yml", "json", "names", "csv", "xml"].contains(DatasetPlan.pathExtension(relpath))
+            if !editable, link(source, object) == 0 { return object }
+            guard let contents = FileManager.default.contents(atPath: source) else {
+                throw YardError(.unavailable, field: relpath, "cannot read \(source): \(String(cString: strerror(errno)))")
             }
+            data = contents
         }
-        guard rename(temporary, object) == 0 else {
-            throw YardError(.unavailable, field: relpath, "cannot store \(relpath): \(String(cString: strerror(errno)))")
+        let temporary = object + ".tmp-\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o444)
+        guard fd >= 0 else { throw YardError(.unavailable, field: relpath, "cannot store \(relpath): \(String(cString: strerror(errno)))") }
+        let written = AtomicFile.writeAll(data, to: fd)
+        let reason = String(cString: strerror(errno))
+        close(fd)
+        guard written, rename(temporary, object) == 0 else {
+            let why = written ? String(cString: strerror(errno)) : reason
+            unlink(temporary)
+            throw YardError(.unavailable, field: relpath, "cannot store \(relpath): \(why)")
         }
         return object
     }
