@@ -111,6 +111,42 @@ struct DatasetTests {
         #expect(leftovers.isEmpty, "\(leftovers)")
     }
 
+    /// The test split's numbers reach MLflow: overall and per class, at the
+    /// last epoch's step, with the dataset version as a tag.
+    @Test func aTestSplitEvaluationIsSentToMLflow() async throws {
+        let uri = try MLflow.sharedURI()
+        let h = try YardHarness("datasets-mlflow")
+        defer { h.dir.remove() }
+        let folder = (try h.demoDataset(train: 24, val: 6) as NSString).deletingLastPathComponent
+        let flat = h.dir.file("flat")
+        #expect(try Self.sh("mkdir -p \(flat) && cp \(folder)/images/*/* \(folder)/labels/*/* \(flat)/ && printf 'square\\ndisc\\ntriangle\\n' > \(flat)/classes.txt").status == 0)
+        let yard = try await h.up()
+        defer { yard.process.terminate() }
+        let added = try h.yard(["datasets", "add", "shapes", flat, "--split", "0.6,0.2,0.2", "--json"], server: yard.port)
+        let id = try #require(try Self.json(added.output)["version"]?["id"]?.stringValue, "\(added.output)")
+        let experiment = "e2e-test-split-\(UUID().uuidString.prefix(8))"
+        let job = try await yard.submit("""
+            model: yolov8n.yaml
+            experiment: \(experiment)
+            train: {data: "dataset:shapes", epochs: 2, imgsz: 64, batch: 8, workers: 0, plots: false}
+            mlflow: {MLFLOW_TRACKING_URI: "\(uri)"}
+
+            """)
+        try await yard.waitForState(job, "succeeded")
+        try await yard.waitFor(job, timeout: .seconds(120), "tracking synced") { $0["tracking"] == "synced" }
+        let runs = try #require(try MLflowTrackingTests.readBack(uri, experiment: experiment).arrayValue)
+        let run = try #require(runs.first)
+        let history = run["hist"]?.objectValue ?? [:]
+        for key in ["test/precision", "test/recall", "test/f1", "test/mAP50", "test/mAP50-95", "test/mAP50-95/square", "test/recall/triangle"] {
+            #expect(history[key]?[0]?[0] == .int(2), "\(key) at step 2: \(history.keys.sorted().filter { $0.hasPrefix("test") })")
+        }
+        let stored = try await yard.job(job)
+        #expect(history["test/mAP50-95"]?[0]?[1]?.doubleValue == stored["test_metrics"]?["test/mAP50-95"]?.doubleValue)
+        #expect(run["tags"]?["trainyard.dataset"]?.stringValue == "shapes@\(id)")
+        #expect(run["params"]?["data"]?.stringValue == "dataset:shapes@\(id)")
+        #expect(run["arts"]?.arrayValue?.contains("test") == true, "\(run["arts"] ?? .null)")
+    }
+
     /// COCO made here from the generated shapes (category ids 3, 5, 9), with a
     /// crowd box, a box of an unknown category and a zero-area box.
     static let cocoScript = #"""
