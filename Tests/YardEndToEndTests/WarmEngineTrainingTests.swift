@@ -44,6 +44,43 @@ struct WarmEngineTrainingTests {
         return Run(started: started, epochKeys: epochs, columns: String(csv.prefix { $0 != "\n" }), log: log)
     }
 
+    /// A warm engine is an ordinary engine once it has its job: killed with
+    /// -9 mid-training, the job fails naming the exit, and `yard resume`
+    /// continues it from its checkpoint (on the next warm engine), each epoch
+    /// recorded once.
+    @Test func aWarmEngineKilledMidTrainingFailsItsJobWhichResumesFromItsCheckpoint() async throws {
+        let h = try YardHarness("warm-kill")
+        defer { h.dir.remove() }
+        let data = try h.demoDataset()
+        let yard = try await h.up()
+        defer { yard.process.terminate() }
+        let id = try await yard.submit("""
+            model: yolov8n.yaml
+            train: {data: \(data), epochs: 10, imgsz: 64, batch: 8, workers: 0, plots: false}
+            """)
+        try await yard.waitFor(id, "epoch 2") { ($0["epoch"]?.intValue ?? 0) >= 2 }
+        // The engine training it: the child of `yard up` working in the job's folder.
+        let training = try engines(childrenOf: yard.process.processIdentifier).filter { pid in
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/cwd"))?.hasSuffix("/jobs/\(id)") == true
+        }
+        let pid = try #require(training.first, "no engine working in jobs/\(id)")
+        #expect(kill(pid, SIGKILL) == 0)
+        try await yard.waitFor(id, failureExpected: true, "failed") { $0["state"] == "failed" }
+        let failed = try await yard.job(id)
+        #expect(failed["message"]?.stringValue?.contains("exited with code 137") == true, "\(failed["message"] ?? .null)")
+        try await eventually("the killed engine reaped", timeout: .seconds(10)) { !isAlive(pid) }
+
+        let resumed = try h.yard(["resume", id, "--wait"], server: yard.port)
+        #expect(resumed.status == 0, "\(resumed.output.suffix(600))")
+        let job = try await yard.job(id)
+        #expect(job["state"] == "succeeded")
+        #expect(job["attempts"] == .int(2))
+        #expect(job["epoch_metrics"]?.arrayValue?.map { $0["epoch"]?.intValue ?? 0 } == Array(1...10), "each epoch once")
+        let log = try String(contentsOfFile: h.data + "/jobs/\(id)/train.log", encoding: .utf8)
+        #expect(log.contains("resuming from"))
+        #expect(log.components(separatedBy: "warm engine ready").count >= 3, "both attempts ran on warm engines")
+    }
+
     @Test func aJobOnAWarmEngineReportsWhatAColdOneDoes() async throws {
         let h = try YardHarness("warm")
         defer { h.dir.remove() }
