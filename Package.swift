@@ -77,7 +77,7 @@ let package = Package(
         ]),
         // Datasets: DVC-compatible hashing, import (YOLO, flat, COCO), validation, the version store.
         .target(name: "YardDatasets", dependencies: [
-            "YardDomain",
+            "YardDomain", "YardArtifacts",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // Claims jobs, runs the engine, routes its events.
@@ -116,7 +116,7 @@ let package = Package(
         .target(name: "YardTestSupport", dependencies: ["YardDomain", "YardStore", "YardQueue", "YardEngine", "YardRedis", .product(name: "Logging", package: "swift-log")], path: "Tests/YardTestSupport"),
         .testTarget(name: "YardDomainTests", dependencies: ["YardDomain", "YardEngine"]),
         .testTarget(name: "YardArtifactsTests", dependencies: ["YardArtifacts"]),
-        .testTarget(name: "YardDatasetsTests", dependencies: ["YardDatasets", "YardTestSupport"]),
+        .testTarget(name: "YardDatasetsTests", dependencies: ["YardDatasets", "YardArtifacts", "YardTestSupport"]),
         .testTarget(name: "YardRedisTests", dependencies: ["YardRedis", "YardQueue", "YardTestSupport", .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "YardStoreTests", dependencies: ["YardStore", "YardQueue", "YardRedis", "YardTestSupport"]),
         .testTarget(name: "YardServerTests", dependencies: [

@@ -1,4 +1,5 @@
 import Foundation
+import YardArtifacts
 import YardDomain
 
 /// Where dataset versions are kept, in the service's data dir:
@@ -163,6 +164,119 @@ public struct DatasetLibrary: Sendable {
         return object
     }
 
+    // MARK: Versions in an artifact store (S3), for workers on other machines
+
+    /// Where versions live in an artifact store: `_datasets/objects/ab/cdef…`
+    /// and `_datasets/versions/ID/…`. A job id starts with a letter or digit,
+    /// so no job's artifacts can land here.
+    public static let remotePrefix = "_datasets"
+
+    static func remoteObject(_ md5: String) -> String { "\(remotePrefix)/objects/\(md5.prefix(2))/\(md5.dropFirst(2))" }
+    static func remoteVersion(_ id: String, _ file: String) -> String { "\(remotePrefix)/versions/\(id)/\(file)" }
+
+    func manifest(_ id: String) throws(YardError) -> [ManifestEntry] {
+        guard let data = FileManager.default.contents(atPath: versionDirectory(id) + "/manifest.json"),
+              let manifest = try? JSONDecoder().decode([ManifestEntry].self, from: data) else {
+            throw YardError(.notFound, field: "version", "no stored version \(id)")
+        }
+        return manifest
+    }
+
+    /// Whether `remote` holds the whole version (its manifest goes last).
+    public func isPushed(_ id: String, to remote: any ArtifactStore) async throws -> Bool {
+        try await remote.exists(key: Self.remoteVersion(id, "manifest.json"))
+    }
+
+    /// Copies a stored version to `remote`: the objects it does not hold
+    /// yet, then the YAML and report, then the manifest (so a version whose
+    /// manifest is there is whole). `progress(done, total)`.
+    public func push(_ id: String, to remote: any ArtifactStore, progress: (@Sendable (Int, Int) -> Void)? = nil) async throws {
+        let manifest = try manifest(id)
+        var sent = Set<String>()
+        for (i, entry) in manifest.enumerated() {
+            let key = Self.remoteObject(entry.md5)
+            if sent.insert(key).inserted, !(try await remote.exists(key: key)) {
+                try await remote.put(file: treeDirectory(id) + "/" + entry.relpath, key: key)
+            }
+            if (i + 1) % max(1, manifest.count / 100) == 0 || i + 1 == manifest.count { progress?(i + 1, manifest.count) }
+        }
+        for file in ["data.yaml", "report.json", "manifest.json"] where FileManager.default.fileExists(atPath: versionDirectory(id) + "/" + file) {
+            try await remote.put(file: versionDirectory(id) + "/" + file, key: Self.remoteVersion(id, file))
+        }
+    }
+
+    /// Fetches a version from `remote` into this library (a no-op when it is
+    /// here): objects not here yet, the version's folder built from them,
+    /// its data.yaml pointed at that folder; written whole or not at all.
+    public func pull(_ id: String, from remote: any ArtifactStore) async throws {
+        guard !exists(id) else { return }
+        let fm = FileManager.default
+        let temporary = root + "/versions/.tmp-\(id)-pull-\(UUID().uuidString.prefix(8))"
+        try makeFolder(temporary + "/tree")
+        var stored = false
+        defer { if !stored { try? fm.removeItem(atPath: temporary) } }
+        guard try await remote.exists(key: Self.remoteVersion(id, "manifest.json")) else {
+            throw YardError(.notFound, field: "train.data", "dataset version \(id) is neither in this worker's data dir nor in the job's bucket; add the dataset on a server whose MINIO_BUCKET is the bucket its jobs use")
+        }
+        try await remote.get(key: Self.remoteVersion(id, "manifest.json"), to: temporary + "/manifest.remote.json")
+        guard let data = fm.contents(atPath: temporary + "/manifest.remote.json"),
+              let remoteManifest = try? JSONDecoder().decode([ManifestEntry].self, from: data) else {
+            throw YardError(.unavailable, field: "train.data", "dataset version \(id): its manifest in the bucket is not readable")
+        }
+        var folders = Set<String>()
+        var manifest: [ManifestEntry] = []
+        for entry in remoteManifest {
+            try ArtifactKey.validate(entry.relpath)  // confined to the version's folder
+            guard entry.md5.count == 32, entry.md5.allSatisfy(\.isHexDigit) else {
+                throw YardError(.unavailable, field: "train.data", "dataset version \(id): a bad md5 in its manifest")
+            }
+            let folder = root + "/objects/" + entry.md5.prefix(2)
+            let object = folder + "/" + entry.md5.dropFirst(2)
+            if FileStat.of(object)?.size != entry.size {
+                if folders.insert(folder).inserted { try makeFolder(folder) }
+                let part = object + ".tmp-\(UUID().uuidString.prefix(8))"
+                try await remote.get(key: Self.remoteObject(entry.md5), to: part)
+                guard (try FileDigest.read(part, keep: 0, cache: nil)).md5 == entry.md5, rename(part, object) == 0 else {
+                    unlink(part)
+                    throw YardError(.unavailable, field: "train.data", "dataset version \(id): \(entry.relpath) arrived damaged; try again")
+                }
+            }
+            let target = temporary + "/tree/" + entry.relpath
+            let parent = (target as NSString).deletingLastPathComponent
+            if folders.insert(parent).inserted { try makeFolder(parent) }
+            if entry.repairable == true || link(object, target) != 0 {
+                do { try fm.copyItem(atPath: object, toPath: target) } catch {
+                    throw YardError(.unavailable, field: "train.data", "cannot store \(entry.relpath): \(error.localizedDescription)")
+                }
+            }
+            guard let stat = FileStat.of(target) else { throw YardError(.unavailable, field: "train.data", "cannot store \(entry.relpath)") }
+            manifest.append(ManifestEntry(relpath: entry.relpath, md5: entry.md5, size: stat.size, mtime: stat.mtimeNanoseconds, repairable: entry.repairable))
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        if try await remote.exists(key: Self.remoteVersion(id, "data.yaml")) {
+            try await remote.get(key: Self.remoteVersion(id, "data.yaml"), to: temporary + "/data.remote.yaml")
+            guard var document = fm.contents(atPath: temporary + "/data.remote.yaml").flatMap({ try? JSONDecoder().decode([String: JSONValue].self, from: $0) }) else {
+                throw YardError(.unavailable, field: "train.data", "dataset version \(id): its data.yaml in the bucket is not readable")
+            }
+            document["path"] = .string(treeDirectory(id))
+            try AtomicFile.write(try encoder.encode(JSONValue.object(document)), to: temporary + "/data.yaml", permissions: 0o644)
+        }
+        if try await remote.exists(key: Self.remoteVersion(id, "report.json")) {
+            try await remote.get(key: Self.remoteVersion(id, "report.json"), to: temporary + "/report.json")
+        }
+        try? fm.removeItem(atPath: temporary + "/manifest.remote.json")
+        try? fm.removeItem(atPath: temporary + "/data.remote.yaml")
+        try AtomicFile.write(try encoder.encode(manifest), to: temporary + "/manifest.json", permissions: 0o644)
+        if rename(temporary, versionDirectory(id)) != 0 {
+            guard exists(id) else {
+                throw YardError(.unavailable, field: "train.data", "cannot store dataset version \(id): \(String(cString: strerror(errno)))")
+            }
+            return
+        }
+        stored = true
+    }
+
     /// Removes what an add that was cut short (a crash, a kill) left:
     /// unpacked archives, half-written versions and objects. Call it with
     /// no add under way.
@@ -184,7 +298,7 @@ public struct DatasetLibrary: Sendable {
     public func verify(_ id: String, reference: String) throws(YardError) {
         guard let data = FileManager.default.contents(atPath: versionDirectory(id) + "/manifest.json"),
               let manifest = try? JSONDecoder().decode([ManifestEntry].self, from: data) else {
-            throw YardError(.notFound, field: "train.data", "dataset \(reference) is not in \(versionDirectory(id)); datasets live in the server's data dir, so a worker needs that folder (the same machine, or a shared --data-dir)")
+            throw YardError(.notFound, field: "train.data", "dataset \(reference) is not in \(versionDirectory(id)); a worker on another machine fetches versions from the job's bucket (give the server MINIO_* settings and the job a minio: section) or shares the server's --data-dir")
         }
         let tree = treeDirectory(id)
         for entry in manifest where entry.repairable != true {

@@ -142,11 +142,13 @@ public struct DatasetService: Sendable {
         }
         let existing = try await store.datasetVersions(name: request.name).first { $0.id == prepared.id }
         if let existing, library.exists(existing.id) {
+            try await push(existing.id, progress: progress)
             return Added(version: existing, created: false, report: library.report(existing.id) ?? prepared.result.report)
         }
         try await offloaded { () throws(YardError) in
             try library.store(prepared) { progress(.phase("store", done: $0, total: $1)) }
         }
+        try await push(prepared.id, progress: progress)
         let report = prepared.result.report
         let version = DatasetVersion(
             name: request.name, number: 0, id: prepared.id, createdAt: Date(), source: request.source, format: prepared.plan.format,
@@ -154,6 +156,23 @@ public struct DatasetService: Sendable {
             errors: report.errors, warnings: report.warnings, notes: prepared.plan.notes)
         let (recorded, created) = try await store.recordDatasetVersion(version)
         return Added(version: recorded, created: created, report: library.report(prepared.id) ?? report)
+    }
+}
+
+extension DatasetService {
+    /// With S3 settings in the server's environment, the version is copied to
+    /// its bucket (`_datasets/…`), where workers on other machines fetch it.
+    func push(_ id: String, progress: @escaping @Sendable (Progress) -> Void) async throws {
+        guard let settings = try S3ArtifactStore.settings(from: nil, environment: environment) else { return }
+        let client = try S3Client(endpoint: settings.endpoint, accessKey: settings.accessKey, secretKey: settings.secretKey, region: settings.region)
+        let remote = S3ArtifactStore(client: client, bucket: settings.bucket)
+        do {
+            if try await library.isPushed(id, to: remote) { return }
+            try await client.createBucket(settings.bucket)
+            try await library.push(id, to: remote) { progress(.phase("upload", done: $0, total: $1)) }
+        } catch let failure as S3Client.Failure {
+            throw YardError(.unavailable, field: "MINIO_BUCKET", "the version is stored here, but copying it to s3://\(settings.bucket) failed: \(failure.code): \(failure.message); add it again to retry")
+        }
     }
 }
 

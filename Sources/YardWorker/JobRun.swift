@@ -86,6 +86,11 @@ struct JobRun {
                     throw YardError.invalid("train.data", "\(data) is not pinned to a version; submit it through the server")
                 }
                 let library = DatasetLibrary(dataDirectory: worker.configuration.dataDirectory)
+                if !library.exists(id), storage.isRemote {
+                    // A worker on another machine: the server copied the version to the job's bucket.
+                    try await library.pull(id, from: storage.artifacts)
+                    try await ledger.appendLog(jobID: jobID, lines: ["[trainyard] dataset \(reference.name) version \(id) fetched from the bucket"])
+                }
                 try await offload { Result { () throws(YardError) in try library.verify(id, reference: reference.name + "@" + id) } }.get()
                 data = library.dataPath(id)
                 known = id

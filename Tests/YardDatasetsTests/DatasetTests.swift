@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import YardArtifacts
 import YardDomain
 import YardTestSupport
 @testable import YardDatasets
@@ -258,6 +259,44 @@ func yoloDataset(_ dir: TemporaryDirectory) throws -> String { try TestImages.yo
         stat(library.treeDirectory(first.id) + "/images/train/big.jpg", &info)
         #expect(info.st_nlink == 3)  // the source, the object, the version's folder
         #expect(throws: YardError.self) { try library.verify(first.id, reference: "d@1") }
+    }
+
+    /// A version copied to an artifact store and fetched by another data dir
+    /// is the same version; a damaged object or a manifest that points out
+    /// of the version's folder is refused and leaves nothing behind.
+    @Test func aPushedVersionIsPulledWholeAndADamagedOneIsRefused() async throws {
+        let dir = try TemporaryDirectory("ds")
+        defer { dir.remove() }
+        let root = try yoloDataset(dir)
+        let here = DatasetLibrary(dataDirectory: dir.file("server"))
+        let prepared = try here.prepare(source: root, options: .init())
+        try here.store(prepared)
+        let bucket = LocalArtifactStore(root: dir.file("bucket"))
+        #expect(try await !here.isPushed(prepared.id, to: bucket))
+        try await here.push(prepared.id, to: bucket)
+        #expect(try await here.isPushed(prepared.id, to: bucket))
+
+        let there = DatasetLibrary(dataDirectory: dir.file("worker"))
+        try await there.pull(prepared.id, from: bucket)
+        try there.verify(prepared.id, reference: "d@1")
+        let files = try DatasetFiles.list(root: there.treeDirectory(prepared.id), allowExternalSymlinks: false)
+        let entries = try files.map { ($0, try FileDigest.read(there.treeDirectory(prepared.id) + "/" + $0, keep: 0, cache: nil).md5) }
+        #expect(DVCHash.directory(entries) == prepared.id, "the same bytes at the same paths")
+        #expect(try String(contentsOfFile: there.dataPath(prepared.id), encoding: .utf8).contains(there.treeDirectory(prepared.id)))
+
+        // An object changed in the bucket: refused, nothing stored.
+        let elsewhere = DatasetLibrary(dataDirectory: dir.file("other"))
+        let md5 = prepared.result.digests[prepared.plan.entries.firstIndex { $0.relpath == "labels/train/t0.txt" }!].md5
+        try "9 9 9 9 9\n".write(toFile: dir.file("bucket/_datasets/objects/\(md5.prefix(2))/\(md5.dropFirst(2))"), atomically: true, encoding: .utf8)
+        await #expect(throws: YardError.self) { try await elsewhere.pull(prepared.id, from: bucket) }
+        #expect(!elsewhere.exists(prepared.id))
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: dir.file("other/datasets/versions"))) ?? []).isEmpty)
+
+        // A manifest that names a path outside the version's folder.
+        let hostile = #"[{"relpath": "../../escape.txt", "md5": "\#(md5)", "size": 1, "mtime": 0}]"#
+        try hostile.write(toFile: dir.file("bucket/_datasets/versions/\(prepared.id)/manifest.json"), atomically: true, encoding: .utf8)
+        await #expect(throws: YardError.self) { try await elsewhere.pull(prepared.id, from: bucket) }
+        #expect(!FileManager.default.fileExists(atPath: dir.file("other/datasets/escape.txt")))
     }
 
     /// Ultralytics re-saves a JPEG without its end marker in place when it

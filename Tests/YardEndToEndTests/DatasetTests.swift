@@ -111,6 +111,45 @@ struct DatasetTests {
         #expect(leftovers.isEmpty, "\(leftovers)")
     }
 
+    /// A `yard worker` on "another machine" (a data dir of its own) trains on
+    /// a version the server stored: the server copied it to the bucket, the
+    /// worker fetches it by id.
+    @Test func aWorkerElsewhereFetchesTheVersionFromTheBucket() async throws {
+        let endpoint = try S3Server.endpoint()
+        let bucket = S3Server.bucket("dsets")
+        let redis = try await RedisServer()
+        let h = try YardHarness("datasets-remote")
+        defer { h.dir.remove() }
+        let folder = (try h.demoDataset(train: 16, val: 4) as NSString).deletingLastPathComponent
+        let s3 = ["MINIO_ENDPOINT": endpoint, "MINIO_ID": "testing", "MINIO_SECRET_KEY": "testing", "MINIO_BUCKET": bucket]
+        let server = try await h.serving(["server", "--redis", redis.url, "--port", "0", "--data-dir", h.dir.file("server"), "--python", h.python],
+                                         environment: s3, log: "server")
+        defer { server.process.terminate() }
+        let key = try h.secretKey(of: h.dir.file("server"))
+        let worker = try await h.spawn(["worker", "--redis", redis.url, "--data-dir", h.dir.file("w1"), "--lease", "10", "--python", h.python],
+                                       environment: ["YARD_SECRET_KEY": key], log: "w1", ready: "trainyard worker ")
+        defer { worker.signal(SIGKILL) }
+
+        let added = try h.yard(["datasets", "add", "shapes", folder, "--json"], server: server.port)
+        let id = try #require(try Self.json(added.output)["version"]?["id"]?.stringValue, "\(added.output)")
+        let keys = try await S3Server.client().list(bucket: bucket, prefix: "_datasets/versions/\(id)/").map(\.key)
+        #expect(keys.contains("_datasets/versions/\(id)/manifest.json"), "\(keys)")
+        let job = try await server.submit("""
+            model: yolov8n.yaml
+            train: {data: "dataset:shapes", epochs: 1, imgsz: 64, batch: 8, workers: 0, plots: false}
+            minio: {MINIO_ENDPOINT: \(endpoint), MINIO_ID: testing, MINIO_SECRET_KEY: testing, MINIO_BUCKET: \(bucket)}
+
+            """)
+        try await server.waitForState(job, "succeeded")
+        let record = try await server.job(job)
+        #expect(record["dataset"]?.stringValue == "shapes@\(id)")
+        #expect(FileManager.default.fileExists(atPath: h.dir.file("w1") + "/datasets/versions/\(id)/manifest.json"))
+        let yaml = try String(contentsOfFile: h.dir.file("w1") + "/datasets/versions/\(id)/data.yaml", encoding: .utf8)
+        #expect(yaml.contains(h.dir.file("w1") + "/datasets/versions/\(id)/tree"), "the worker's copy points at itself: \(yaml)")
+        let logs = try await HTTPText.get(server.base + "/api/jobs/\(job)/logs")
+        #expect(logs.contains("fetched from the bucket"), "\(logs.suffix(800))")
+    }
+
     /// The test split's numbers reach MLflow: overall and per class, at the
     /// last epoch's step, with the dataset version as a tag.
     @Test func aTestSplitEvaluationIsSentToMLflow() async throws {
