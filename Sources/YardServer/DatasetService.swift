@@ -108,7 +108,7 @@ public struct DatasetService: Sendable {
         defer { Task { await gate.leave() } }
         // Inside the gate no other add runs: what is left is an earlier one's, cut short.
         let library = self.library
-        try await offloaded { () throws(YardError) in library.removeLeftovers() }
+        await offload { library.removeLeftovers() }
         var source = request.source.hasPrefix("s3://") ? request.source : URL(fileURLWithPath: request.source).standardizedFileURL.path
         var unpacked: String?
         defer { if let unpacked { try? FileManager.default.removeItem(atPath: unpacked) } }
@@ -137,7 +137,7 @@ public struct DatasetService: Sendable {
             source = try await Zip.extract(source, to: folder)
         }
         let from = source
-        let prepared = try await offloaded { () throws(YardError) in
+        let prepared = try await offloadThrowing { () throws(YardError) in
             try library.prepare(source: from, options: options) { progress(.phase("read", done: $0, total: $1)) }
         }
         let existing = try await store.datasetVersions(name: request.name).first { $0.id == prepared.id }
@@ -145,7 +145,7 @@ public struct DatasetService: Sendable {
             try await push(existing.id, progress: progress)
             return Added(version: existing, created: false, report: library.report(existing.id) ?? prepared.result.report)
         }
-        try await offloaded { () throws(YardError) in
+        try await offloadThrowing { () throws(YardError) in
             try library.store(prepared) { progress(.phase("store", done: $0, total: $1)) }
         }
         try await push(prepared.id, progress: progress)
@@ -197,16 +197,6 @@ actor ImportGate {
     }
 }
 
-/// Blocking file work on a thread of its own.
-func offloaded<T: Sendable>(_ body: @escaping @Sendable () throws(YardError) -> T) async throws(YardError) -> T {
-    let result: Result<T, YardError> = await withCheckedContinuation { continuation in
-        let thread = Thread { continuation.resume(returning: Result { () throws(YardError) in try body() }) }
-        thread.name = "yard-datasets"
-        thread.start()
-    }
-    return try result.get()
-}
-
 /// ZIP archives through Info-ZIP's `unzip`, after its listing is checked:
 /// no absolute names, no `..`, at most 10 GB and 2 million files unpacked.
 enum Zip {
@@ -238,7 +228,7 @@ enum Zip {
     }
 
     static func run(_ arguments: [String]) async throws -> (status: Int32, output: String, error: String) {
-        try await offloadedProcess {
+        try await offloadThrowing { () throws -> (status: Int32, output: String, error: String) in
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/usr/bin/unzip")
             process.arguments = arguments
@@ -253,13 +243,6 @@ enum Zip {
             let errors = err.fileHandleForReading.readDataToEndOfFile()
             process.waitUntilExit()
             return (process.terminationStatus, String(decoding: output, as: UTF8.self), String(decoding: errors, as: UTF8.self))
-        }
-    }
-
-    private static func offloadedProcess<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            let thread = Thread { continuation.resume(with: Result { try body() }) }
-            thread.start()
         }
     }
 }

@@ -19,13 +19,3 @@ public enum DatasetHash {
         return DVCHash.directory(entries)
     }
 }
-
-/// Runs blocking work (listing and hashing files) on a thread of its own, so
-/// it never holds one of the few threads Swift concurrency shares.
-func offload<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
-    await withCheckedContinuation { continuation in
-        let thread = Thread { continuation.resume(returning: body()) }
-        thread.name = "yard-offload"
-        thread.start()
-    }
-}

@@ -91,7 +91,7 @@ struct JobRun {
                     try await library.pull(id, from: storage.artifacts)
                     try await ledger.appendLog(jobID: jobID, lines: ["[trainyard] dataset \(reference.name) version \(id) fetched from the bucket"])
                 }
-                try await offload { Result { () throws(YardError) in try library.verify(id, reference: reference.name + "@" + id) } }.get()
+                try await offloadThrowing { () throws(YardError) in try library.verify(id, reference: reference.name + "@" + id) }
                 data = library.dataPath(id)
                 known = id
                 try await ledger.appendEvent(jobID: jobID, type: "dataset", payload: [
@@ -127,7 +127,7 @@ struct JobRun {
                 }
             }
             let allow = worker.configuration.allowExternalSymlinks, local = data
-            dataset = try await offload { Result { () throws(YardError) in try DatasetFiles.scan(data: local, allowExternalSymlinks: allow) } }.get()
+            dataset = try await offloadThrowing { () throws(YardError) in try DatasetFiles.scan(data: local, allowExternalSymlinks: allow) }
         } catch {
             await settle(Settlement(state: .failed, message: masker.mask("\(error)")))
             return
