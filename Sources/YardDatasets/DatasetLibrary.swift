@@ -86,15 +86,9 @@ public struct DatasetLibrary: Sendable {
         let repairable = Set(prepared.result.report.problems.filter { $0.kind == "truncated_jpeg" }.map(\.file))
         for (i, (entry, digest)) in zip(prepared.plan.entries, prepared.result.digests).enumerated() {
             let object = try storeObject(entry.content, md5: digest.md5, size: digest.size, relpath: entry.relpath, folders: &folders)
-            let target = temporary + "/tree/" + entry.relpath
-            let parent = (target as NSString).deletingLastPathComponent
-            if folders.insert(parent).inserted { try makeFolder(parent) }
-            if repairable.contains(entry.relpath) || link(object, target) != 0 {
-                do { try fm.copyItem(atPath: object, toPath: target) } catch {
-                    throw YardError(.unavailable, field: entry.relpath, "cannot store \(entry.relpath): \(error.localizedDescription)")
-                }
-            }
-            guard let stat = FileStat.of(target), stat.size == digest.size else {
+            let stat = try place(object, at: temporary + "/tree/" + entry.relpath, copy: repairable.contains(entry.relpath),
+                                 field: entry.relpath, folders: &folders)
+            guard stat.size == digest.size else {
                 throw YardError(.conflict, field: entry.relpath, "\(entry.relpath) changed while it was being added; add the dataset again")
             }
             manifest.append(ManifestEntry(relpath: entry.relpath, md5: digest.md5, size: stat.size, mtime: stat.mtimeNanoseconds,
@@ -241,15 +235,8 @@ public struct DatasetLibrary: Sendable {
                     throw YardError(.unavailable, field: "train.data", "dataset version \(id): \(entry.relpath) arrived damaged; try again")
                 }
             }
-            let target = temporary + "/tree/" + entry.relpath
-            let parent = (target as NSString).deletingLastPathComponent
-            if folders.insert(parent).inserted { try makeFolder(parent) }
-            if entry.repairable == true || link(object, target) != 0 {
-                do { try fm.copyItem(atPath: object, toPath: target) } catch {
-                    throw YardError(.unavailable, field: "train.data", "cannot store \(entry.relpath): \(error.localizedDescription)")
-                }
-            }
-            guard let stat = FileStat.of(target) else { throw YardError(.unavailable, field: "train.data", "cannot store \(entry.relpath)") }
+            let stat = try place(object, at: temporary + "/tree/" + entry.relpath, copy: entry.repairable == true,
+                                 field: "train.data", folders: &folders)
             manifest.append(ManifestEntry(relpath: entry.relpath, md5: entry.md5, size: stat.size, mtime: stat.mtimeNanoseconds, repairable: entry.repairable))
         }
         let encoder = JSONEncoder()
@@ -275,6 +262,21 @@ public struct DatasetLibrary: Sendable {
             return
         }
         stored = true
+    }
+
+    /// Puts an object at its place in a version's folder: a hard link, or a
+    /// copy of its own (`copy`, or where linking fails); returns its stat.
+    private func place(_ object: String, at target: String, copy: Bool, field: String,
+                       folders: inout Set<String>) throws(YardError) -> FileStat {
+        let parent = (target as NSString).deletingLastPathComponent
+        if folders.insert(parent).inserted { try makeFolder(parent) }
+        if copy || link(object, target) != 0 {
+            do { try FileManager.default.copyItem(atPath: object, toPath: target) } catch {
+                throw YardError(.unavailable, field: field, "cannot store \(target): \(error.localizedDescription)")
+            }
+        }
+        guard let stat = FileStat.of(target) else { throw YardError(.unavailable, field: field, "cannot store \(target)") }
+        return stat
     }
 
     /// Removes what an add that was cut short (a crash, a kill) left:

@@ -78,6 +78,15 @@ public struct DatasetPlan: Sendable {
         }
     }
 
+    /// The formats a source may be read as (`--format`).
+    public static let formats = ["yolo", "flat", "coco", "classify"]
+
+    public static func checkFormat(_ format: String?) throws(YardError) {
+        if let format, !formats.contains(format) {
+            throw YardError.invalid("format", "\"\(format.prefix(20))\" must be \(formats.dropLast().joined(separator: ", ")) or \(formats.last!)")
+        }
+    }
+
     /// Reads a dataset folder, a dataset YAML or a COCO JSON file.
     public static func make(source: String, options: Options) throws(YardError) -> DatasetPlan {
         let fm = FileManager.default
@@ -85,9 +94,7 @@ public struct DatasetPlan: Sendable {
         guard fm.fileExists(atPath: source, isDirectory: &isDirectory) else {
             throw YardError(.notFound, field: "source", "\(source) does not exist; give a dataset folder, its data.yaml, a COCO JSON file or a ZIP of one")
         }
-        if let format = options.format, !["yolo", "flat", "coco", "classify"].contains(format) {
-            throw YardError.invalid("format", "\"\(format)\" must be yolo, flat, coco or classify")
-        }
+        try checkFormat(options.format)
         if !isDirectory.boolValue {
             if source.hasSuffix(".json") { return try COCOImport.plan(jsons: [source], root: (source as NSString).deletingLastPathComponent, options: options) }
             if source.hasSuffix(".yaml") || source.hasSuffix(".yml") { return try yolo(yaml: source, options: options) }

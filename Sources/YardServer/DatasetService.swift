@@ -88,9 +88,7 @@ public struct DatasetService: Sendable {
                 throw YardError.invalid("source", "\(path) is outside the folders this server adds datasets from (\(importRoots.joined(separator: ", "))); move it under one")
             }
         }
-        if let format = request.format, !["yolo", "flat", "coco", "classify"].contains(format) {
-            throw YardError.invalid("format", "\"\(format.prefix(20))\" must be yolo, flat, coco or classify")
-        }
+        try DatasetPlan.checkFormat(request.format)
         var options = DatasetPlan.Options(format: request.format, seed: request.seed ?? 0, names: request.names, allowExternalSymlinks: allowSymlinks)
         if let split = request.split { options.ratios = try DatasetPlan.Options.parseRatios(split) }
         if let names = request.names {
