@@ -91,8 +91,10 @@ final class ReportOutbox: Sendable {
             group.cancelAll()
             return first
         }
-        guard sent else {
-            throw YardError(.unavailable, "\(waiting) reports are still waiting for Redis after \(Int(timeout.timeInterval)) s")
+        // The last report may have gone out just as the timeout fired.
+        guard sent || state.withLock({ $0.sent >= target }) else {
+            let after = timeout < .seconds(1) ? "\(Int(timeout.timeInterval * 1000)) ms" : "\(Int(timeout.timeInterval)) s"
+            throw YardError(.unavailable, "\(waiting) reports are still waiting for Redis after \(after)")
         }
     }
 
