@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.4.0"),
     ],
     targets: [
         // Job spec, state machine, engine events, redaction. No I/O.
@@ -87,15 +88,23 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // The model registry of record, the weights cache, the predictor pool.
+        .target(name: "YardServing", dependencies: [
+            "YardDomain", "YardStore", "YardEngine", "YardTracker", "YardArtifacts", "YardDatasets",
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // REST API, SSE, auth, error mapping.
         .target(name: "YardServer", dependencies: [
-            "YardDomain", "YardStore", "YardQueue", "YardRedis", "YardWorker", "YardEngine", "YardTracker", "YardArtifacts", "YardSweeps", "YardDatasets",
+            "YardDomain", "YardStore", "YardQueue", "YardRedis", "YardWorker", "YardEngine", "YardTracker", "YardArtifacts", "YardSweeps", "YardDatasets", "YardServing",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         // The commands: argument parsing, HTTP client, progress bar.
         .target(name: "YardCLI", dependencies: [
-            "YardDomain", "YardServer", "YardEngine", "YardWorker", "YardDatasets",
+            "YardDomain", "YardServer", "YardEngine", "YardWorker", "YardDatasets", "YardServing",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
@@ -120,8 +129,9 @@ let package = Package(
         .testTarget(name: "YardRedisTests", dependencies: ["YardRedis", "YardQueue", "YardTestSupport", .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "YardStoreTests", dependencies: ["YardStore", "YardQueue", "YardRedis", "YardTestSupport"]),
         .testTarget(name: "YardServerTests", dependencies: [
-            "YardServer", "YardTracker", "YardArtifacts", "YardRedis", "YardSweeps", "YardTestSupport", "YardDatasets",
+            "YardServer", "YardTracker", "YardArtifacts", "YardRedis", "YardSweeps", "YardTestSupport", "YardDatasets", "YardServing",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),

@@ -47,7 +47,7 @@ struct APIClient: Sendable {
     func send(_ method: HTTPMethod, _ path: String, body: Data? = nil, headers: [String: String] = [:],
               timeout: TimeAmount = .seconds(60)) async throws -> Data {
         var request = request(method, path, body: body)
-        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        for (name, value) in headers { request.headers.replaceOrAdd(name: name, value: value) }
         let response = try await execute(request, timeout: timeout)
         let buffer = try await response.body.collect(upTo: 64 << 20)
         let data = Data(buffer: buffer)

@@ -8,6 +8,7 @@ import YardEngine
 import YardQueue
 import YardRedis
 import YardStore
+import YardServing
 import YardSweeps
 import YardTracker
 import YardWorker
@@ -40,6 +41,8 @@ public struct YardOptions: Sendable {
     public var datasetRoots: [String] = []
     /// Each local worker keeps its next engine started, imports done (`--no-warm-engine`: off).
     public var warmEngine = true
+    /// The predictor pool behind `/api/predict` (processes, threads, limits).
+    public var serving = ServingOptions()
 
     public init() {}
 }
@@ -73,6 +76,12 @@ public struct Yard: Sendable {
     public let sweeps: SweepService
     /// Dataset versions: import, validation, the version store.
     public let datasets: DatasetService
+    /// The versions being served (`/api/predict`), loaded on first use.
+    public let modelServer: ModelServer
+    /// Predict requests counted for `/metrics`.
+    public let servingMetrics = ServingMetrics()
+    /// Alias moves, one at a time across every request.
+    let aliasLock = AsyncLock()
     /// Held while this process owns the data dir (the embedded default).
     let lock: DirectoryLock?
 
@@ -93,32 +102,40 @@ public struct Yard: Sendable {
         self.engine = engine
         self.lock = lock
         self.spool = TrackingSpool(directory: options.dataDirectory + "/tracking", logger: Logger(label: "yard.tracking"),
-                                   secrets: secrets, report: Self.trackingReport(store), registrar: Self.registrar(store))
+                                   secrets: secrets, report: Self.trackingReport(store), mirrored: Self.mirrored(store))
         let sweepTracker = MLflowSweepTracker(spool: spool, defaultURI: environmentValue("MLFLOW_TRACKING_URI"),
                                               directory: options.dataDirectory + "/sweeps")
         self.sweeps = SweepService(control: control, study: StudyProcess(engine: engine), dataDirectory: options.dataDirectory,
                                    parser: JobConfigParser { FileManager.default.fileExists(atPath: $0) }, tracker: sweepTracker,
                                    logger: Logger(label: "yard.sweeps"))
+        let uri = environmentValue("MLFLOW_TRACKING_URI")
+        self.modelServer = ModelServer(engine: engine, weights: WeightsCache(root: options.dataDirectory + "/models", artifacts: artifacts,
+                                                                             store: store, defaultTrackingURI: uri),
+                                       options: options.serving, logger: Logger(label: "yard.serving"))
         self.datasets = DatasetService(store: store, dataDirectory: options.dataDirectory, importRoots: options.datasetRoots,
                                        tokenRequired: options.token != nil, allowSymlinks: options.allowDatasetSymlinks)
     }
 
+    /// The registry of record; weights cached by hash in `DATA/models`.
     public var models: ModelRegistry {
-        ModelRegistry(store: store, defaultURI: environmentValue("MLFLOW_TRACKING_URI"))
+        ModelRegistry(store: store, weights: modelServer.weights, spool: spool, server: modelServer,
+                      defaultTrackingURI: environmentValue("MLFLOW_TRACKING_URI"), lock: aliasLock)
     }
 
-    /// Auto-registration (`mlflow.register_model`) from the spool, mirrored in the store.
-    static func registrar(_ store: any JobStore) -> TrackingSpool.Registrar {
-        { jobID, runID, client, name, alias in
-            let job = try await store.require(jobID)
-            let version = try await ModelRegistry.register(client: client, runID: runID, job: job, name: name, alias: alias)
-            try await ModelRegistry(store: store, defaultURI: nil).mirror(version)
+    /// The number MLflow gave a version the spool mirrored, on the version.
+    static func mirrored(_ store: any JobStore) -> TrackingSpool.Mirrored {
+        { name, version, mlflowVersion in
+            _ = try? await store.updateModelVersion(name: name, version: version) {
+                $0.mlflowVersion = mlflowVersion
+                $0.mirrorError = nil
+            }
         }
     }
 
     /// Mirrors the spool's progress onto the job record (`yard show` reads it).
     static func trackingReport(_ store: any JobStore) -> TrackingSpool.Report {
         { jobID, status, runID, error in
+            if jobID.hasPrefix("~") { return }  // a model's registry operations
             if jobID.hasPrefix("@") {
                 // A sweep's parent run (`MLflowSweepTracker`): its id on the sweep.
                 let id = String(jobID.dropFirst())
@@ -188,9 +205,20 @@ public struct Yard: Sendable {
         }
         JobsController(control: control)
             .addRoutes(to: router.group("/api/jobs"))
-        ModelsController(registry: models, store: store).addRoutes(to: router.group("/api/models"))
+        ModelsController(registry: models).addRoutes(to: router.group("/api/models"))
         SweepsController(sweeps: sweeps, store: store).addRoutes(to: router.group("/api/sweeps"))
         DatasetsController(service: datasets).addRoutes(to: router.group("/api/datasets"))
+        PredictController(registry: models, server: modelServer, metrics: servingMetrics).addRoutes(to: router)
+        router.get("/metrics") { [modelServer, servingMetrics, store] _, _ in
+            let counts = try await store.jobCounts()
+            var jobs: [String: Int] = [:]
+            for state in JobState.allCases { jobs[state.rawValue] = counts[state] ?? 0 }
+            let text = servingMetrics.render(loaded: await modelServer.loaded(), jobs: jobs)
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
+        router.get("/api/openapi.json") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: OpenAPI.document)))
+        }
         router.get("/api/workers") { _, _ in
             try JSONResponse.make(["workers": try await registry.workers()])
         }
@@ -252,6 +280,8 @@ public struct Yard: Sendable {
         }
         if !entries.isEmpty { services.append(.init(service: WorkerPresence(registry: registry, entries: entries, logger: logger))) }
         services.append(.init(service: sweeps))
+        services.append(.init(service: AutoRegistration(registry: models, logger: Logger(label: "yard.registry"))))
+        services.append(.init(service: ModelServerService(server: modelServer)))
         return services + workers.map { .init(service: $0) } + [.init(service: app)]
     }
 }

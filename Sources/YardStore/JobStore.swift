@@ -62,6 +62,8 @@ public protocol JobStore: RunRecords, JobSecrets {
     /// Newest first; with a `state`, only jobs in it (filtered before the limit).
     func jobs(limit: Int, state: JobState?) async throws -> [Job]
     func jobs(in states: Set<JobState>) async throws -> [Job]
+    /// How many jobs are in each state (`/metrics`).
+    func jobCounts() async throws -> [JobState: Int]
     /// Reads, changes and writes one job atomically; `.notFound` if absent.
     @discardableResult
     func update(_ id: String, _ change: @escaping @Sendable (inout Job) throws -> Void) async throws -> Job
@@ -91,12 +93,23 @@ public protocol JobStore: RunRecords, JobSecrets {
     /// The last `count` lines, oldest first.
     func logs(of id: String, last count: Int) async throws -> [LogLine]
 
-    /// The registry mirror: versions (replaced by name+version) and aliases
-    /// (an alias points at one version of its model).
-    func recordModelVersion(_ version: ModelVersion) async throws
-    func setModelAlias(name: String, alias: String, version: String) async throws
-    /// All versions, or one model's, with their aliases; newest first.
+    /// The model registry of record. A new version of `draft.name` gets the
+    /// next number (1, 2, ...); registering the same job under the same name
+    /// again returns the version it made (`created` false).
+    func createModelVersion(_ draft: ModelVersion) async throws -> (version: ModelVersion, created: Bool)
+    /// Reads, changes and writes one version (its number and name stay); `.notFound` if absent.
+    @discardableResult
+    func updateModelVersion(name: String, version: String, _ change: @escaping @Sendable (inout ModelVersion) -> Void) async throws -> ModelVersion
+    /// Points an alias at a version (nil removes it) and records the move
+    /// with the version it pointed at before; `.notFound` for an unknown version.
+    @discardableResult
+    func setModelAlias(name: String, alias: String, version: String?, reason: String, time: Date) async throws -> AliasChange
+    /// An alias's moves (all of a model's when `alias` is nil), newest first.
+    func aliasHistory(name: String, alias: String?, limit: Int) async throws -> [AliasChange]
     func modelVersions(name: String?) async throws -> [ModelVersion]
+    /// A model's serving settings (preprocessing); nil when none were set.
+    func modelSettings(name: String) async throws -> ModelSettings?
+    func setModelSettings(name: String, _ settings: ModelSettings) async throws
 
     /// Sweeps: the record, and the base config's secrets apart (sealed like
     /// a job's); a sweep with the same id is a `.conflict`.

@@ -11,6 +11,8 @@ public actor MemoryJobStore: JobStore {
     private var logLines: [(jobID: String, line: LogLine)] = []
     private var nextID: Int64 = 1
     private var versions: [String: ModelVersion] = [:]
+    private var aliasMoves: [AliasChange] = []
+    private var settings: [String: ModelSettings] = [:]
     private var aliases: [String: [String: String]] = [:]
     private var sweepsByID: [String: (sweep: Sweep, secrets: [String: JSONValue])] = [:]
     private var datasets: [DatasetVersion] = []
@@ -35,6 +37,10 @@ public actor MemoryJobStore: JobStore {
     public func jobs(limit: Int, state: JobState?) -> [Job] {
         Array(jobsByID.values.filter { state == nil || $0.state == state }
             .sorted { ($0.createdAt, $0.id) > ($1.createdAt, $1.id) }.prefix(limit))
+    }
+
+    public func jobCounts() -> [JobState: Int] {
+        jobsByID.values.reduce(into: [:]) { $0[$1.state, default: 0] += 1 }
     }
 
     public func jobs(in states: Set<JobState>) -> [Job] {
@@ -126,20 +132,53 @@ public actor MemoryJobStore: JobStore {
         Array(logLines.lazy.filter { $0.jobID == id && $0.line.id > after }.map(\.line).prefix(limit))
     }
 
-    public func recordModelVersion(_ version: ModelVersion) {
+    public func createModelVersion(_ draft: ModelVersion) -> (version: ModelVersion, created: Bool) {
+        let mine = versions.values.filter { $0.name == draft.name }
+        if let existing = mine.filter({ $0.jobID == draft.jobID }).min(by: { (Int($0.version) ?? 0) < (Int($1.version) ?? 0) }) {
+            return (existing, false)
+        }
+        var version = draft
+        version.version = String((mine.compactMap { Int($0.version) }.max() ?? 0) + 1)
+        version.aliases = []
         versions["\(version.name)\u{1F}\(version.version)"] = version
+        return (version, true)
     }
 
-    public func setModelAlias(name: String, alias: String, version: String) {
-        aliases[name, default: [:]][alias] = version
+    public func updateModelVersion(name: String, version: String, _ change: @Sendable (inout ModelVersion) -> Void) throws -> ModelVersion {
+        let key = "\(name)\u{1F}\(version)"
+        guard var record = versions[key] else {
+            throw YardError(.notFound, field: "version", "no version \(version) of model \(name); `yard models list` shows them")
+        }
+        change(&record)
+        record.name = name
+        record.version = version
+        versions[key] = record
+        return record
     }
+
+    public func setModelAlias(name: String, alias: String, version: String?, reason: String, time: Date) throws -> AliasChange {
+        if let version, versions["\(name)\u{1F}\(version)"] == nil {
+            throw YardError(.notFound, field: "version", "no version \(version) of model \(name); `yard models list` shows them")
+        }
+        let change = AliasChange(name: name, alias: alias, version: version, previous: aliases[name]?[alias], time: time, reason: reason)
+        aliases[name, default: [:]][alias] = version
+        aliasMoves.append(change)
+        return change
+    }
+
+    public func aliasHistory(name: String, alias: String?, limit: Int) -> [AliasChange] {
+        Array(aliasMoves.reversed().filter { $0.name == name && (alias == nil || $0.alias == alias) }.prefix(limit))
+    }
+
+    public func modelSettings(name: String) -> ModelSettings? { settings[name] }
+    public func setModelSettings(name: String, _ settings: ModelSettings) { self.settings[name] = settings }
 
     public func modelVersions(name: String?) -> [ModelVersion] {
         versions.values.filter { name == nil || $0.name == name }.map { v in
             var v = v
             v.aliases = (aliases[v.name] ?? [:]).filter { $0.value == v.version }.map(\.key).sorted()
             return v
-        }.sorted { ($0.createdAt, $0.name, Int($0.version) ?? 0) > ($1.createdAt, $1.name, Int($1.version) ?? 0) }
+        }.sorted { $0.name != $1.name ? $0.name < $1.name : (Int($0.version) ?? 0) > (Int($1.version) ?? 0) }
     }
 
     public func insertSweep(_ sweep: Sweep, secrets: [String: JSONValue]) throws {

@@ -71,18 +71,15 @@ public struct ReportConsumer: Service {
                 if entries.isEmpty { break }
                 var done: [String] = []
                 var writes: [JobWrite] = []
-                var versions: [ModelVersion] = []
                 for entry in entries {
                     guard let fields = entry.array, fields.count == 2, let id = fields[0].string else { continue }
                     if let envelope = envelope(entryFields: fields[1].array ?? []) {
                         writes.append(write(envelope))
-                        if case .modelVersion(let version) = envelope.report { versions.append(version) }
                     }
                     done.append(id)
                 }
                 // One transaction for the batch; acknowledged once it committed.
                 try await apply(writes)
-                for version in versions { try await mirror(version) }
                 try await redis.send(["XACK", keys.reports, Self.group] + done)
                 try await redis.send(["XDEL", keys.reports] + done)
                 handled += done.count
@@ -121,14 +118,6 @@ public struct ReportConsumer: Service {
 
     public func apply(_ envelope: ReportEnvelope) async throws {
         try await apply([write(envelope)])
-        if case .modelVersion(let version) = envelope.report { try await mirror(version) }
-    }
-
-    /// A version a worker registered, into the store's registry mirror
-    /// (replaced by name and version: applying it twice is harmless).
-    private func mirror(_ version: ModelVersion) async throws {
-        try await store.recordModelVersion(version)
-        for alias in version.aliases { try await store.setModelAlias(name: version.name, alias: alias, version: version.version) }
     }
 
     /// Applies the writes in one transaction; a store failure is thrown (the
@@ -197,7 +186,7 @@ public struct ReportConsumer: Service {
             case .logs(let lines): return [.logs(lines)]
             case .epoch(let record): return [.epoch(record)]
             case .artifact(let record): return [.artifact(record)]
-            case .tracking, .modelVersion: return nil
+            case .tracking: return nil
             }
         }
     }

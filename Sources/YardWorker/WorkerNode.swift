@@ -74,18 +74,11 @@ public struct WorkerNode: Sendable {
         let ledger = RedisLedger(redis: redis, keys: keys, box: box, logger: Logger(label: "yard.reports")) {
             readings.current.filter { pinned == nil || $0.index == pinned }
         }
-        // What the spool learns goes to the server as side reports: the
-        // tracking state (`yard show`, registering from the server needs
-        // `synced`), and the versions `mlflow.register_model` registered.
+        // What the spool learns goes to the server as a side report: the
+        // tracking state (`yard show`; the registry mirrors a version to
+        // MLflow once the job's run is there).
         let spool = TrackingSpool(directory: data + "/tracking", logger: Logger(label: "yard.tracking"), secrets: box,
-                                  report: { jobID, status, runID, error in ledger.note(jobID, .tracking(status: status.rawValue, runID: runID, error: error)) },
-                                  registrar: { jobID, runID, client, name, alias in
-                                      guard let job = try await ledger.job(jobID) else {
-                                          throw YardError(.notFound, field: "job_id", "job \(jobID) is not published in Redis")
-                                      }
-                                      let version = try await ModelRegistry.register(client: client, runID: runID, job: job, name: name, alias: alias)
-                                      ledger.note(jobID, .modelVersion(version))
-                                  })
+                                  report: { jobID, status, runID, error in ledger.note(jobID, .tracking(status: status.rawValue, runID: runID, error: error)) })
         return WorkerNode(options: options, redis: redis, queue: RedisJobQueue(redis: redis, keys: keys, lease: options.lease),
                           ledger: ledger, registry: RedisWorkerRegistry(redis: redis, keys: keys),
                           spool: spool, engine: engine, info: info, readings: readings, lock: lock)

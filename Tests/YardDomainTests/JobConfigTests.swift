@@ -133,3 +133,33 @@ struct JobConfigTests {
         #expect(config.taskID == "42")
     }
 }
+
+@Suite("deploy: section")
+struct DeploySpecTests {
+    static let parser = JobConfigParser { _ in true }
+
+    @Test func defaultsAndEveryBadValueNamedByItsField() throws {
+        let spec = try DeploySpec.parse(["model": "det"])
+        #expect(spec.alias == "production" && spec.metric == "metrics/mAP50-95(B)" && spec.minImprovement == 0 && spec.direction == .maximize)
+        #expect(spec.beats(0.51, 0.5) && !spec.beats(0.5, 0.5))
+        let minimize = try DeploySpec.parse(["model": "det", "direction": "minimize", "min_improvement": 0.1, "metric": "val/box_loss"])
+        #expect(minimize.beats(1.0, 1.2) && !minimize.beats(1.15, 1.2))
+        let cases: [(String, String)] = [
+            ("deploy: detector", "deploy: must be a mapping"),
+            ("deploy: {alias: production}", "deploy.model: missing"),
+            ("deploy: {model: ../x}", "deploy.model: \"../x\" must be"),
+            ("deploy: {model: d, min_improvement: -1}", "deploy.min_improvement: must be a number of at least 0"),
+            ("deploy: {model: d, min_improvement: lots}", "deploy.min_improvement"),
+            ("deploy: {model: d, direction: up}", "deploy.direction: must be maximize or minimize"),
+            ("deploy: {model: d, alias: 'a b'}", "deploy.alias"),
+            ("deploy: {model: d, promote: true}", "deploy.promote: unknown key"),
+        ]
+        for (yaml, message) in cases {
+            #expect(throws: YardError.self, "\(yaml)") { try Self.parser.parse("model: yolov8n.yaml\ntrain: {data: /d.yaml}\n" + yaml) }
+            do { _ = try Self.parser.parse("model: yolov8n.yaml\ntrain: {data: /d.yaml}\n" + yaml) } catch {
+                #expect(error.message.hasPrefix(message), "\(yaml): \(error.message)")
+            }
+        }
+        #expect(try Self.parser.parse("model: yolov8n.yaml\ntrain: {data: /d.yaml}\ndeploy: {model: det, alias: staging}").json["deploy"]?["alias"] == "staging")
+    }
+}

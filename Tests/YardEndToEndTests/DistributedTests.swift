@@ -81,9 +81,9 @@ struct DistributedTests {
     }
 
     /// What a remote worker's tracking spool does reaches the server: the
-    /// job's `tracking` becomes synced with its MLflow run (so the server
-    /// can register it too), and the version `register_model` made is in
-    /// the server's registry mirror with its alias.
+    /// job's `tracking` becomes synced with its MLflow run, and the server
+    /// registers the job (`register_model`) in its registry of record with
+    /// weights it fetched from the MLflow run (the worker has no S3).
     @Test func aRemoteWorkersMLflowRunAndRegisteredVersionReachTheServer() async throws {
         let uri = try MLflow.sharedURI()
         let redis = try await RedisServer()
@@ -103,13 +103,14 @@ struct DistributedTests {
         try await server.waitFor(id, timeout: .seconds(120), "tracking synced") { $0["tracking"] == "synced" }
         let runID = try #require(try await server.job(id)["mlflow_run_id"]?.stringValue)
         var versions: [JSONValue] = []
-        try await eventually("the version in the server's registry", timeout: .seconds(30), every: .milliseconds(250)) {
+        try await eventually("the version in the server's registry", timeout: .seconds(90), every: .milliseconds(250)) {
             versions = try await server.get("/api/models?name=\(model)")["versions"]?.arrayValue ?? []
             return !versions.isEmpty
         }
         #expect(versions.first?["job_id"]?.stringValue == id)
         #expect(versions.first?["run_id"]?.stringValue == runID)
         #expect(versions.first?["aliases"]?.arrayValue?.contains("champion") == true, "\(versions)")
+        #expect(versions.first?["source"]?.stringValue == "runs:/\(runID)/weights/best.pt", "the worker's weights, through MLflow")
         let again = try h.yard(["models", "register", id, "\(model)-b"], server: server.port)
         #expect(again.status == 0, "the server registers the remote job too: \(again.output)")
     }

@@ -107,18 +107,31 @@ struct MLflowTrackingTests {
         #expect(config.contains("MINIO_SECRET_KEY") && config.contains("***") && !config.contains("do-not-leak"))
         #expect(run["log"]?.stringValue?.contains("Ultralytics") == true)
 
-        // registry: registered automatically with its alias, mirrored, readable through MLflow
-        let versions = try await yard.get("/api/models?name=\(model)")["versions"]?.arrayValue ?? []
+        // registry: registered by the server with its alias, in its own
+        // store first, then mirrored to MLflow's registry through the spool
+        var versions: [JSONValue] = []
+        try await eventually("the version in the registry", timeout: .seconds(60), every: .milliseconds(250)) {
+            versions = try await yard.get("/api/models?name=\(model)")["versions"]?.arrayValue ?? []
+            return versions.first?["aliases"] == ["champion"]
+        }
         #expect(versions.count == 1)
-        #expect(versions.first?["aliases"] == ["champion"])
-        let registered = try MLflow.python(uri, """
-            v = client.get_model_version_by_alias(\(model.debugDescription), "champion")
-            print(json.dumps({"version": v.version, "run": v.run_id, "job": v.tags.get("trainyard.job_id"), "source": v.source}))
-            """)
+        #expect(versions.first?["sha256"]?.stringValue?.count == 64)
+        var registered: JSONValue = .null
+        try await eventually("the version mirrored to MLflow", timeout: .seconds(60), every: .milliseconds(500)) {
+            registered = (try? MLflow.python(uri, """
+                v = client.get_model_version_by_alias(\(model.debugDescription), "champion")
+                print(json.dumps({"version": v.version, "run": v.run_id, "job": v.tags.get("trainyard.job_id"), "source": v.source, "sha": v.tags.get("trainyard.sha256")}))
+                """)) ?? .null
+            return registered != .null
+        }
         #expect(registered["version"] == "1")
         #expect(registered["run"] == job["mlflow_run_id"])
         #expect(registered["job"]?.stringValue == id)
         #expect(registered["source"]?.stringValue?.hasSuffix("/weights/best.pt") == true)
+        #expect(registered["sha"] == versions.first?["sha256"])
+        try await eventually("MLflow's number on the version", timeout: .seconds(30), every: .milliseconds(250)) {
+            try await yard.get("/api/models?name=\(model)")["versions"]?[0]?["mlflow_version"] == "1"
+        }
 
         // and by hand through the CLI: a second name, an alias set afterwards
         let register = try h.yard(["models", "register", id, "\(model)-b"], server: yard.port)
@@ -127,10 +140,12 @@ struct MLflowTrackingTests {
         #expect(alias.status == 0, "\(alias.output)")
         let again = try h.yard(["models", "register", id, "\(model)-b"], server: yard.port)
         #expect(again.output.contains("version 1"), "registering the same run again reuses its version: \(again.output)")
-        let production = try MLflow.python(uri, """
-            print(json.dumps(client.get_model_version_by_alias(\("\(model)-b".debugDescription), "production").version))
-            """)
-        #expect(production == "1")
+        try await eventually("the alias mirrored to MLflow", timeout: .seconds(60), every: .milliseconds(500)) {
+            let production = try? MLflow.python(uri, """
+                print(json.dumps(client.get_model_version_by_alias(\("\(model)-b".debugDescription), "production").version))
+                """)
+            return production == "1"
+        }
         let list = try h.yard(["models", "list"], server: yard.port)
         #expect(list.output.contains("\(model)-b") && list.output.contains("production"))
     }

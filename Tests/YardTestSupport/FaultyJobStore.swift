@@ -82,11 +82,22 @@ public final class FaultyJobStore: JobStore {
     public func logs(of id: String, last count: Int) async throws -> [LogLine] {
         try check("logs"); return try await base.logs(of: id, last: count)
     }
-    public func recordModelVersion(_ version: ModelVersion) async throws { try check("recordModelVersion"); try await base.recordModelVersion(version) }
-    public func setModelAlias(name: String, alias: String, version: String) async throws {
-        try check("setModelAlias"); try await base.setModelAlias(name: name, alias: alias, version: version)
+    public func jobCounts() async throws -> [JobState: Int] { try check("jobCounts"); return try await base.jobCounts() }
+    public func createModelVersion(_ draft: ModelVersion) async throws -> (version: ModelVersion, created: Bool) {
+        try check("createModelVersion"); return try await base.createModelVersion(draft)
+    }
+    public func updateModelVersion(name: String, version: String, _ change: @escaping @Sendable (inout ModelVersion) -> Void) async throws -> ModelVersion {
+        try check("updateModelVersion"); return try await base.updateModelVersion(name: name, version: version, change)
+    }
+    public func setModelAlias(name: String, alias: String, version: String?, reason: String, time: Date) async throws -> AliasChange {
+        try check("setModelAlias"); return try await base.setModelAlias(name: name, alias: alias, version: version, reason: reason, time: time)
+    }
+    public func aliasHistory(name: String, alias: String?, limit: Int) async throws -> [AliasChange] {
+        try check("aliasHistory"); return try await base.aliasHistory(name: name, alias: alias, limit: limit)
     }
     public func modelVersions(name: String?) async throws -> [ModelVersion] { try check("modelVersions"); return try await base.modelVersions(name: name) }
+    public func modelSettings(name: String) async throws -> ModelSettings? { try check("modelSettings"); return try await base.modelSettings(name: name) }
+    public func setModelSettings(name: String, _ settings: ModelSettings) async throws { try check("setModelSettings"); try await base.setModelSettings(name: name, settings) }
     public func recordDatasetVersion(_ version: DatasetVersion) async throws -> (DatasetVersion, created: Bool) { try check("recordDatasetVersion"); return try await base.recordDatasetVersion(version) }
     public func datasetVersions(name: String?) async throws -> [DatasetVersion] { try check("datasetVersions"); return try await base.datasetVersions(name: name) }
     public func jobs(usingDataset reference: String, limit: Int) async throws -> [Job] { try check("jobs"); return try await base.jobs(usingDataset: reference, limit: limit) }

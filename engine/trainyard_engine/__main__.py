@@ -34,6 +34,15 @@ def main(argv=None):
     pr.add_argument("--save-dir", required=True)
     pr.add_argument("--conf", type=float, default=0.25)
     pr.add_argument("--imgsz", type=int, default=None)
+    sv = sub.add_parser("serve", help="load weights once and answer predict requests on stdin (the server's predictor pool)")
+    sv.add_argument("--model", required=True)
+    sv.add_argument("--threads", type=int, default=None, help="torch threads (default: Ultralytics' choice)")
+    sv.add_argument("--task", default=None, help="the model's task (an ONNX file names it too)")
+    ex = sub.add_parser("export", help="write weights in another format (onnx); the last stdout line is JSON")
+    ex.add_argument("--model", required=True)
+    ex.add_argument("--format", default="onnx")
+    ex.add_argument("--out", required=True)
+    ex.add_argument("--imgsz", type=int, default=None)
     args = parser.parse_args(argv)
 
     if args.command == "demo-data":
@@ -67,6 +76,29 @@ def main(argv=None):
         from .predict import predict
 
         return predict(args.model, args.source, args.save_dir, conf=args.conf, imgsz=args.imgsz)
+
+    if args.command == "serve":
+        from .serve import answers_stream, serve
+
+        # Before Ultralytics is imported: what it prints must not mix with the answers.
+        out = answers_stream()
+        offline.prepare(config_dir)
+        offline.disable_sync()
+        return serve(args.model, threads=args.threads, stdout=out, task=args.task)
+
+    if args.command == "export":
+        from .serve import answers_stream
+
+        out = answers_stream()
+        offline.prepare(config_dir)
+        offline.disable_sync()
+        from .export import export
+
+        try:
+            return export(args.model, args.format, args.out, imgsz=args.imgsz, stdout=out)
+        except Exception as error:  # one line for the server's error, not a traceback
+            print(f"export failed: {type(error).__name__}: {error}"[:500], file=sys.stderr)
+            return 1
 
     events = EventWriter(fd=args.events_fd) if args.events_fd is not None else EventWriter(stream=sys.stdout)
     spec_path, warm = args.spec, None

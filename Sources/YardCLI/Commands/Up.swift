@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import YardDomain
 import YardServer
+import YardServing
 
 struct Up: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,6 +21,23 @@ struct Up: AsyncParsableCommand {
         try await reporting {
             var options = serve.options
             options.workers = workers
+            try await serve.run(options)
+        }
+    }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve registered models over HTTP (/api/predict/NAME) with no workers; `yard up` and `yard server` serve the same routes.")
+
+    @OptionGroup var serve: ServeOptions
+
+    func validate() throws { try serve.validate() }
+
+    func run() async throws {
+        try await reporting {
+            var options = serve.options
+            options.workers = 0
             try await serve.run(options)
         }
     }
@@ -87,8 +105,30 @@ struct ServeOptions: ParsableArguments {
     @Flag(name: .customLong("no-warm-engine"),
           help: "Start each job's engine when the job starts, not ahead of need with its imports done (also YARD_WARM_ENGINE=0).")
     var noWarmEngine = false
+    @Option(name: .customLong("predictors"), help: "Predictor processes per served model version (default: one per core, at most 4).")
+    var predictors: Int?
+    @Option(name: .customLong("predictor-threads"), help: "Torch threads per predictor (default: the cores shared among them).")
+    var predictorThreads: Int?
+    @Option(name: .customLong("serve-memory-mb"), help: "Predictor memory beyond which least recently used versions are unloaded.")
+    var serveMemory = 4096
+    @Option(name: .customLong("max-image-mb"), help: "Largest image /api/predict takes.") var maxImageMB = 20
+    @Option(name: .customLong("max-image-side"), help: "Largest image side /api/predict takes, in pixels.") var maxImageSide = 8000
+    @Option(name: .customLong("max-images"), help: "Most images in one /api/predict request.") var maxImages = 16
+    @Option(name: .customLong("serve-batch"),
+            help: "Dynamic batching: most images one predictor call gathers from waiting requests (default 8 with a GPU, 1 = off on CPU).")
+    var serveBatch: Int?
+    @Option(name: .customLong("serve-batch-wait-ms"), help: "How long a batch that is not full waits for more requests (default 5).")
+    var serveBatchWait: Int?
 
     func validate() throws {
+        if let predictors { guard (1...64).contains(predictors) else { throw ValidationError("--predictors must be between 1 and 64") } }
+        if let predictorThreads { guard (1...256).contains(predictorThreads) else { throw ValidationError("--predictor-threads must be between 1 and 256") } }
+        guard serveMemory >= 256 else { throw ValidationError("--serve-memory-mb must be at least 256") }
+        guard (1...1024).contains(maxImageMB) else { throw ValidationError("--max-image-mb must be between 1 and 1024") }
+        guard (32...100_000).contains(maxImageSide) else { throw ValidationError("--max-image-side must be between 32 and 100000") }
+        guard (1...1000).contains(maxImages) else { throw ValidationError("--max-images must be between 1 and 1000") }
+        if let serveBatch { guard (1...256).contains(serveBatch) else { throw ValidationError("--serve-batch must be between 1 and 256") } }
+        if let serveBatchWait { guard (0...10_000).contains(serveBatchWait) else { throw ValidationError("--serve-batch-wait-ms must be between 0 and 10000") } }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 (any free port) and 65535") }
         guard stopGrace > 0 else { throw ValidationError("--stop-grace must be positive") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level: unknown level \(logLevel)") }
@@ -106,6 +146,22 @@ struct ServeOptions: ParsableArguments {
         options.datasetRoots = datasetRoots.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
         options.secretKeyFile = secretKeyFile
         options.warmEngine = WarmEngineSetting.enabled(flag: noWarmEngine)
+        var serving = ServingOptions()
+        if let predictors {
+            serving.processes = predictors
+            serving.threads = max(1, ProcessInfo.processInfo.activeProcessorCount / predictors)
+        }
+        if let predictorThreads { serving.threads = predictorThreads }
+        serving.memoryLimit = Int64(serveMemory) << 20
+        serving.limits.maxImageBytes = maxImageMB << 20
+        serving.limits.maxSide = maxImageSide
+        serving.limits.maxImages = maxImages
+        if serveBatch != nil || serveBatchWait != nil {
+            let images = serveBatch ?? serving.batching?.maxImages ?? 8
+            let wait = serveBatchWait.map { Duration.milliseconds($0) } ?? serving.batching?.maxWait ?? .milliseconds(5)
+            serving.batching = images > 1 ? Batching(maxImages: images, maxWait: wait) : nil
+        }
+        options.serving = serving
         return options
     }
 

@@ -10,7 +10,7 @@ public struct JobConfig: Sendable, Hashable {
     /// Top-level keys a config may have; anything else is an error naming the key.
     public static let topLevelKeys: [String] = [
         "model", "type", "task_id", "experiment", "train", "val", "mlflow", "minio",
-        "redis", "sweeper", "extras", "metadata", "max_attempts", "evaluate_test",
+        "redis", "sweeper", "extras", "metadata", "max_attempts", "evaluate_test", "deploy",
     ]
 
     /// Attempts a job may lose to a crash (of the engine's host process or of

@@ -84,6 +84,7 @@ public struct JobConfigParser: Sendable {
             }
         }
 
+        if let deploy = document["deploy"] { _ = try DeploySpec.parse(deploy) }
         if let evaluate = document["evaluate_test"], evaluate.boolValue == nil {
             throw YardError.invalid("evaluate_test", "must be true or false (whether to evaluate the best weights on the dataset's test split), got \(Self.show(evaluate))")
         }

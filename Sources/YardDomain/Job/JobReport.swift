@@ -16,13 +16,11 @@ public enum JobReport: Sendable, Codable, Equatable {
     /// worker's tracking spool learns, possibly after the attempt ended.
     /// The tracking state (`pending`/`synced`), the MLflow run and why it is pending.
     case tracking(status: String, runID: String?, error: String?)
-    /// A model version the worker registered in MLflow (`mlflow.register_model`).
-    case modelVersion(ModelVersion)
 
     /// Whether the report stands outside the attempt's sequence.
     public var isSide: Bool {
         switch self {
-        case .tracking, .modelVersion: true
+        case .tracking: true
         default: false
         }
     }

@@ -14,6 +14,10 @@ public struct YardError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let notFound = Code("not_found")
         /// The thing exists but cannot do that now (an illegal state transition).
         public static let conflict = Code("conflict")
+        /// The request body (an upload, an image) is over its limit.
+        public static let tooLarge = Code("too_large")
+        /// The request's content type is not one the route takes.
+        public static let unsupportedMediaType = Code("unsupported_media_type")
         /// Missing or wrong credentials.
         public static let unauthorized = Code("unauthorized")
         /// Something outside us failed (the engine, the disk, a server).

@@ -15,6 +15,8 @@ struct APIError: HTTPResponseError {
         case .notFound: status = .notFound
         case .conflict: status = .conflict
         case .unauthorized: status = .unauthorized
+        case .tooLarge: status = .contentTooLarge
+        case .unsupportedMediaType: status = .unsupportedMediaType
         case .unavailable: status = .serviceUnavailable
         default: status = .internalServerError
         }

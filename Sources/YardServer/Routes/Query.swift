@@ -22,3 +22,24 @@ enum Query {
         }
     }
 }
+
+extension Query {
+    static func double(_ request: Request, _ name: String, in range: ClosedRange<Double>) throws -> Double? {
+        guard let raw = request.uri.queryParameters.get(name) else { return nil }
+        guard let value = Double(raw), value.isFinite, range.contains(value) else {
+            throw YardError.invalid(name, "must be a number from \(range.lowerBound) to \(range.upperBound), got \"\(raw.prefix(40))\"")
+        }
+        return value
+    }
+
+    /// A comma-separated list of integers in `range` (`classes=0,2`).
+    static func ints(_ request: Request, _ name: String, in range: ClosedRange<Int>) throws -> [Int]? {
+        guard let raw = request.uri.queryParameters.get(name) else { return nil }
+        let parts = raw.split(separator: ",", omittingEmptySubsequences: false)
+        let values = parts.compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !parts.isEmpty, parts.count <= 1000, values.count == parts.count, values.allSatisfy(range.contains) else {
+            throw YardError.invalid(name, "must be comma-separated integers from \(range.lowerBound) to \(range.upperBound), got \"\(raw.prefix(40))\"")
+        }
+        return values
+    }
+}

@@ -48,6 +48,15 @@ public struct SQLiteJobStore: JobStore {
         return try texts.map { try JSONCoding.decode(Job.self, $0) }
     }
 
+    public func jobCounts() async throws -> [JobState: Int] {
+        let rows = try await db.read { db in
+            try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM job GROUP BY state").map { ($0["state"] as String, $0["n"] as Int) }
+        }
+        var counts: [JobState: Int] = [:]
+        for (state, count) in rows { if let state = JobState(rawValue: state) { counts[state] = count } }
+        return counts
+    }
+
     public func jobs(in states: Set<JobState>) async throws -> [Job] {
         let names = states.map(\.rawValue)
         let texts = try await db.read { db in
@@ -265,22 +274,81 @@ public struct SQLiteJobStore: JobStore {
         }
     }
 
-    public func recordModelVersion(_ version: ModelVersion) async throws {
-        let record = try JSONCoding.string(version)
+    public func createModelVersion(_ draft: ModelVersion) async throws -> (version: ModelVersion, created: Bool) {
         try await db.write { db in
-            try db.execute(sql: """
-                INSERT INTO model_version (name, version, record, created_at) VALUES (?, ?, ?, ?)
-                ON CONFLICT(name, version) DO UPDATE SET record = excluded.record
-                """, arguments: [version.name, version.version, record, version.createdAt.timeIntervalSince1970])
+            if let text = try String.fetchOne(db, sql: """
+                SELECT record FROM model_version WHERE name = ? AND job_id = ? ORDER BY CAST(version AS INTEGER) LIMIT 1
+                """, arguments: [draft.name, draft.jobID]) {
+                return (try JSONCoding.decode(ModelVersion.self, text), false)
+            }
+            let last = try Int.fetchOne(db, sql: "SELECT MAX(CAST(version AS INTEGER)) FROM model_version WHERE name = ?", arguments: [draft.name]) ?? 0
+            var version = draft
+            version.version = String(last + 1)
+            version.aliases = []
+            try db.execute(sql: "INSERT INTO model_version (name, version, record, created_at, job_id) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [version.name, version.version, try JSONCoding.string(version), version.createdAt.timeIntervalSince1970, version.jobID])
+            return (version, true)
         }
     }
 
-    public func setModelAlias(name: String, alias: String, version: String) async throws {
+    public func updateModelVersion(name: String, version: String, _ change: @escaping @Sendable (inout ModelVersion) -> Void) async throws -> ModelVersion {
         try await db.write { db in
-            try db.execute(sql: """
-                INSERT INTO model_alias (name, alias, version) VALUES (?, ?, ?)
-                ON CONFLICT(name, alias) DO UPDATE SET version = excluded.version
-                """, arguments: [name, alias, version])
+            guard let text = try String.fetchOne(db, sql: "SELECT record FROM model_version WHERE name = ? AND version = ?", arguments: [name, version]) else {
+                throw YardError(.notFound, field: "version", "no version \(version) of model \(name); `yard models list` shows them")
+            }
+            var record = try JSONCoding.decode(ModelVersion.self, text)
+            change(&record)
+            record.name = name
+            record.version = version
+            try db.execute(sql: "UPDATE model_version SET record = ? WHERE name = ? AND version = ?",
+                           arguments: [try JSONCoding.string(record), name, version])
+            return record
+        }
+    }
+
+    public func setModelAlias(name: String, alias: String, version: String?, reason: String, time: Date) async throws -> AliasChange {
+        try await db.write { db in
+            if let version, try Int.fetchOne(db, sql: "SELECT 1 FROM model_version WHERE name = ? AND version = ?", arguments: [name, version]) == nil {
+                throw YardError(.notFound, field: "version", "no version \(version) of model \(name); `yard models list` shows them")
+            }
+            let previous = try String.fetchOne(db, sql: "SELECT version FROM model_alias WHERE name = ? AND alias = ?", arguments: [name, alias])
+            if let version {
+                try db.execute(sql: """
+                    INSERT INTO model_alias (name, alias, version) VALUES (?, ?, ?)
+                    ON CONFLICT(name, alias) DO UPDATE SET version = excluded.version
+                    """, arguments: [name, alias, version])
+            } else {
+                try db.execute(sql: "DELETE FROM model_alias WHERE name = ? AND alias = ?", arguments: [name, alias])
+            }
+            let change = AliasChange(name: name, alias: alias, version: version, previous: previous, time: time, reason: reason)
+            try db.execute(sql: "INSERT INTO model_alias_history (name, alias, version, previous, time, reason) VALUES (?, ?, ?, ?, ?, ?)",
+                           arguments: [name, alias, version, previous, time.timeIntervalSince1970, reason])
+            return change
+        }
+    }
+
+    public func aliasHistory(name: String, alias: String?, limit: Int) async throws -> [AliasChange] {
+        try await db.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT name, alias, version, previous, time, reason FROM model_alias_history
+                WHERE name = ?1 AND (?2 IS NULL OR alias = ?2) ORDER BY id DESC LIMIT ?3
+                """, arguments: [name, alias, limit]).map {
+                AliasChange(name: $0["name"], alias: $0["alias"], version: $0["version"], previous: $0["previous"],
+                            time: Date(timeIntervalSince1970: $0["time"]), reason: $0["reason"])
+            }
+        }
+    }
+
+    public func modelSettings(name: String) async throws -> ModelSettings? {
+        let text = try await db.read { db in try String.fetchOne(db, sql: "SELECT record FROM model_settings WHERE name = ?", arguments: [name]) }
+        return try text.map { try JSONCoding.decode(ModelSettings.self, $0) }
+    }
+
+    public func setModelSettings(name: String, _ settings: ModelSettings) async throws {
+        let record = try JSONCoding.string(settings)
+        try await db.write { db in
+            try db.execute(sql: "INSERT INTO model_settings (name, record) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET record = excluded.record",
+                           arguments: [name, record])
         }
     }
 
@@ -288,7 +356,7 @@ public struct SQLiteJobStore: JobStore {
         let (records, aliasRows) = try await db.read { db in
             let records = try String.fetchAll(db, sql: """
                 SELECT record FROM model_version WHERE (?1 IS NULL OR name = ?1)
-                ORDER BY created_at DESC, name DESC, CAST(version AS INTEGER) DESC
+                ORDER BY name, CAST(version AS INTEGER) DESC
                 """, arguments: [name])
             let aliases = try Row.fetchAll(db, sql: "SELECT name, alias, version FROM model_alias WHERE (?1 IS NULL OR name = ?1)", arguments: [name])
                 .map { (name: $0["name"] as String, alias: $0["alias"] as String, version: $0["version"] as String) }

@@ -151,6 +151,27 @@ public struct YardDatabase: Sendable {
                 );
                 """)
         }
+        migrator.registerMigration("v6-registry-of-record") { db in
+            // The store numbers versions itself now; every alias move is kept.
+            try db.execute(sql: """
+                ALTER TABLE model_version ADD COLUMN job_id TEXT;
+                CREATE INDEX model_version_by_job ON model_version(name, job_id);
+                CREATE TABLE model_alias_history (
+                  id INTEGER PRIMARY KEY AUTOINCREMENT,
+                  name TEXT NOT NULL,
+                  alias TEXT NOT NULL,
+                  version TEXT,
+                  previous TEXT,
+                  time DOUBLE NOT NULL,
+                  reason TEXT NOT NULL
+                );
+                CREATE INDEX model_alias_history_by_name ON model_alias_history(name, alias, id);
+                """)
+        }
+        migrator.registerMigration("v7-model-settings") { db in
+            // Per-model serving settings (preprocessing such as face blurring).
+            try db.execute(sql: "CREATE TABLE model_settings (name TEXT PRIMARY KEY NOT NULL, record TEXT NOT NULL)")
+        }
         return migrator
     }
 }

@@ -175,6 +175,40 @@ public struct MLflowClient: Sendable {
         guard response.status.code < 300 else { throw Self.error(response.status, body) }
     }
 
+    /// Downloads a run artifact through the server's artifact proxy into a
+    /// local file (written whole: a temporary name, then renamed).
+    public func downloadArtifact(artifactURI: String, path artifactPath: String, to localPath: String, limit: Int = 4 << 30) async throws {
+        let prefix = "mlflow-artifacts:/"
+        guard artifactURI.hasPrefix(prefix) else {
+            throw APIError(status: 0, code: "UNSUPPORTED", message: "the run's artifact store (\(artifactURI)) is not served by the tracking server; start it with --serve-artifacts")
+        }
+        let base = String(artifactURI.dropFirst(prefix.count)).trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+        let path = (base + "/" + artifactPath).split(separator: "/").map { $0.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? String($0) }.joined(separator: "/")
+        var request = HTTPClientRequest(url: trackingURI + "/api/2.0/mlflow-artifacts/artifacts/" + path)
+        if let authorization { request.headers.add(name: "Authorization", value: authorization) }
+        let response = try await http.execute(request, timeout: .seconds(600))
+        guard response.status.code < 300 else { throw Self.error(response.status, try await response.body.collect(upTo: 1 << 20)) }
+        let temporary = localPath + ".part-\(UUID().uuidString.prefix(8))"
+        guard FileManager.default.createFile(atPath: temporary, contents: nil), let handle = FileHandle(forWritingAtPath: temporary) else {
+            throw YardError(.unavailable, field: localPath, "cannot write \(temporary)")
+        }
+        do {
+            var total = 0
+            for try await chunk in response.body {
+                total += chunk.readableBytes
+                guard total <= limit else { throw YardError(.invalidInput, field: artifactPath, "\(artifactPath) is over \(limit >> 20) MB") }
+                try handle.write(contentsOf: Data(chunk.readableBytesView))
+            }
+            try handle.synchronize()
+            try handle.close()
+            guard rename(temporary, localPath) == 0 else { throw YardError(.unavailable, field: localPath, "cannot rename into \(localPath)") }
+        } catch {
+            try? handle.close()
+            unlink(temporary)
+            throw error
+        }
+    }
+
     // MARK: registry
 
     public func createRegisteredModel(_ name: String) async throws {
@@ -204,6 +238,11 @@ public struct MLflowClient: Sendable {
 
     public func setAlias(name: String, alias: String, version: String) async throws {
         _ = try await call(.POST, "/api/2.0/mlflow/registered-models/alias", ["name": .string(name), "alias": .string(alias), "version": .string(version)])
+    }
+
+    public func deleteAlias(name: String, alias: String) async throws {
+        do { _ = try await call(.DELETE, "/api/2.0/mlflow/registered-models/alias", query: ["name": name, "alias": alias]) }
+        catch let error as APIError where error.code == "RESOURCE_DOES_NOT_EXIST" {}
     }
 
     /// The version an alias points at.

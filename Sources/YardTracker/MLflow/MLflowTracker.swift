@@ -35,7 +35,7 @@ public struct MLflowTracker: Tracker {
 
     /// The job's MLflow server (credentials included: read from its secrets),
     /// else the worker's default; nil when neither is an http(s) URL.
-    static func trackingURI(_ job: Job, secrets: any JobSecrets, defaultURI: String?) async throws -> String? {
+    public static func trackingURI(_ job: Job, secrets: any JobSecrets, defaultURI: String?) async throws -> String? {
         let full = Redaction.restore(job.config, secrets: try await secrets.secrets(of: job.id))
         let uri = full["mlflow"]?["MLFLOW_TRACKING_URI"]?.stringValue ?? defaultURI
         guard let uri, uri.hasPrefix("http://") || uri.hasPrefix("https://") else { return nil }
@@ -135,15 +135,9 @@ public struct MLflowTracker: Tracker {
         var tags: [String: JSONValue] = ["trainyard.state": .string(job.state.rawValue)]
         if let message = job.message { tags["trainyard.message"] = .string(String(message.prefix(5000))) }
         if let fitness = job.fitness { tags["trainyard.fitness"] = .string(String(fitness)) }
-        var ops: [[String: JSONValue]] = [["op": "tags", "tags": .object(tags)], ["op": "end", "status": .string(status), "end_time": .int(millis)]]
-        if job.state == .succeeded, let name = job.config["mlflow"]?["register_model"]?.stringValue {
-            var op: [String: JSONValue] = ["op": "register", "name": .string(name)]
-            if let alias = job.config["mlflow"]?["register_alias"]?.stringValue { op["alias"] = .string(alias) }
-            ops.append(op)
-        }
-        // One write: a replay between the end and the registration would
-        // finish the run's file without it.
-        try await spool.append(jobID: job.id, ops: ops)
+        // `mlflow.register_model` is the server's to do (its registry of
+        // record registers the job and mirrors the version here).
+        try await spool.append(jobID: job.id, ops: [["op": "tags", "tags": .object(tags)], ["op": "end", "status": .string(status), "end_time": .int(millis)]])
     }
 
     /// `{a: {b: 1}}` → `a.b = "1"`; lists as compact JSON.
@@ -164,7 +158,7 @@ public struct MLflowTracker: Tracker {
     }
 
     /// sha256 of the canonical (sorted-key) JSON of the redacted config.
-    static func hash(_ value: JSONValue) -> String {
+    public static func hash(_ value: JSONValue) -> String {
         SHA256.hash(data: Data(compact(value).utf8)).hex
     }
 }

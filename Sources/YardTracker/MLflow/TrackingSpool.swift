@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -35,14 +36,15 @@ public actor TrackingSpool: Service {
     }
 
     public typealias Report = @Sendable (_ jobID: String, _ status: Status, _ runID: String?, _ error: String?) async -> Void
-    /// Registers a job's run as a model version (set by the composition root).
-    public typealias Registrar = @Sendable (_ jobID: String, _ runID: String, _ client: MLflowClient, _ name: String, _ alias: String?) async throws -> Void
+    /// Told the number MLflow gave a mirrored model version (set by the
+    /// composition root, which records it on the version).
+    public typealias Mirrored = @Sendable (_ name: String, _ version: String, _ mlflowVersion: String) async -> Void
 
     let directory: String
     let logger: Logger
     let clientFactory: @Sendable (String) -> MLflowClient
     var report: Report
-    var registrar: Registrar?
+    var mirrored: Mirrored?
     /// Seals a tracking URI that carries credentials before it is spooled.
     let secrets: SecretBox?
     let clock: any Clock<Duration>
@@ -67,13 +69,13 @@ public actor TrackingSpool: Service {
     public init(directory: String, logger: Logger, retryDelay: Duration = .seconds(1), maxRetryDelay: Duration = .seconds(30),
                 linger: Duration = .milliseconds(50), parentWait: TimeInterval = 600, clock: any Clock<Duration> = ContinuousClock(),
                 clientFactory: @escaping @Sendable (String) -> MLflowClient = { MLflowClient(trackingURI: $0) },
-                secrets: SecretBox? = nil, report: @escaping Report = { _, _, _, _ in }, registrar: Registrar? = nil) {
+                secrets: SecretBox? = nil, report: @escaping Report = { _, _, _, _ in }, mirrored: Mirrored? = nil) {
         self.directory = directory
         self.secrets = secrets
         self.logger = logger
         self.clientFactory = clientFactory
         self.report = report
-        self.registrar = registrar
+        self.mirrored = mirrored
         self.clock = clock
         self.initialRetryDelay = retryDelay
         self.retryDelay = retryDelay
@@ -314,7 +316,7 @@ public actor TrackingSpool: Service {
             do {
                 if batch.count > 1 { try await sendMetrics(batch, state: state) } else { try await perform(op, jobID: jobID, state: &state) }
                 state.lastError = nil
-                if op["op"] == "end" || op["op"] == "register" { ended = true }
+                if Self.terminal.contains(op["op"]?.stringValue ?? "") { ended = true }
             } catch let error as MLflowClient.APIError where (400..<500).contains(error.status) && error.status != 429 && error.status != 401 && error.status != 403 {
                 // MLflow will never accept this one: say so and go on.
                 logger.error("tracking \(jobID): MLflow rejected \(op["op"]?.stringValue ?? "?") (\(error)); skipping it")
@@ -339,7 +341,7 @@ public actor TrackingSpool: Service {
         let lastOp = lines.last.flatMap({ try? JSONDecoder().decode(JSONValue.self, from: Data($0)) })?["op"]?.stringValue
         if grown > data.count {
             await report(jobID, .pending, state.runID, nil)
-        } else if ended || lastOp == "end" || lastOp == "register" {
+        } else if ended || Self.terminal.contains(lastOp ?? "") {
             try? FileManager.default.removeItem(atPath: path)
             try? FileManager.default.removeItem(atPath: statePath)
             await report(jobID, .synced, state.runID, state.lastError)
@@ -347,6 +349,17 @@ public actor TrackingSpool: Service {
             await report(jobID, .pending, state.runID, nil)
         }
         return .success(())
+    }
+
+    /// Operations after which a file may be complete: a run's end, and the
+    /// registry's mirror operations (a model's file holds nothing else).
+    static let terminal: Set<String> = ["end", "register", "model_version", "model_alias"]
+
+    /// The spool key of a model's registry operations: one file per model,
+    /// so its versions and alias moves reach MLflow in the order they were made.
+    /// A long name is hashed: the file's name must fit the filesystem's 255 bytes.
+    public static func modelKey(_ name: String) -> String {
+        name.utf8.count <= 180 ? "~model-" + name : "~model-" + SHA256.hash(data: Data(name.utf8)).hex.prefix(40)
     }
 
     struct ReplayError: Error, CustomStringConvertible {
@@ -427,14 +440,71 @@ public actor TrackingSpool: Service {
             guard let runID = state.runID else { return }
             try await client.logBatch(runID: runID, tags: (op["tags"]?.objectValue ?? [:]).compactMapValues(\.stringValue))
         case "register":
-            guard let runID = state.runID, let name = op["name"]?.stringValue, let registrar else { return }
-            try await registrar(jobID, runID, client, name, op["alias"]?.stringValue)
+            // Spooled by an older version (the worker registered then); the
+            // server's registry of record registers and mirrors now.
+            logger.info("tracking \(jobID): skipping a spooled registration; the server's registry registers the job's model")
+        case "model_version":
+            guard let name = op["name"]?.stringValue, let version = op["version"]?.stringValue else { return }
+            let run = try await mirrorRun(op, client: client, state: &state)
+            try await client.createRegisteredModel(name)
+            let mlflowVersion: String
+            if let existing = try await client.modelVersion(name: name, runID: run.runID) {
+                mlflowVersion = existing
+            } else {
+                let source = run.artifactURI + "/" + (op["artifact_path"]?.stringValue ?? "weights/best.pt")
+                let tags = (op["tags"]?.objectValue ?? [:]).compactMapValues(\.stringValue)
+                mlflowVersion = try await client.createModelVersion(name: name, source: source, runID: run.runID, tags: tags)
+            }
+            await mirrored?(name, version, mlflowVersion)
+        case "model_alias":
+            guard let name = op["name"]?.stringValue, let alias = op["alias"]?.stringValue else { return }
+            guard op["version"]?.stringValue != nil else {
+                try await client.deleteAlias(name: name, alias: alias)
+                return
+            }
+            let run = try await mirrorRun(op, client: client, state: &state)
+            guard let mlflowVersion = try await client.modelVersion(name: name, runID: run.runID) else {
+                // Its version was never mirrored (refused, or its run never came): waited for as long as a run is.
+                try wait(&state, for: "model \(name) has no MLflow version from run \(run.runID) yet",
+                         else: "model \(name) has no MLflow version from run \(run.runID); alias \(alias) is not mirrored")
+            }
+            state.parentWaitSince = nil
+            try await client.setAlias(name: name, alias: alias, version: mlflowVersion)
         case "end":
             guard let runID = state.runID else { return }
             try await client.updateRun(runID: runID, status: op["status"]?.stringValue ?? "FINISHED", endTime: Int64(op["end_time"]?.intValue ?? 0))
         default:
             logger.warning("tracking \(jobID): unknown spooled operation \(op["op"]?.stringValue ?? "?")")
         }
+    }
+
+    /// The MLflow run a registry operation's version was made from: by id
+    /// when the server knew it, else found by the job's tag. A run not in
+    /// MLflow yet (the worker's spool has not sent it) is waited for, as a
+    /// child run waits for its parent.
+    private func mirrorRun(_ op: JSONValue, client: MLflowClient, state: inout State) async throws -> MLflowClient.RunInfo {
+        if let id = op["run_id"]?.stringValue { return try await client.getRun(id) }
+        guard let jobID = op["job_id"]?.stringValue else { throw ParentPending(description: "the operation names no job") }
+        let experimentID = try await client.experimentID(named: op["experiment"]?.stringValue ?? "default")
+        if let run = try await client.findRun(experimentID: experimentID, tag: "trainyard.job_id", value: jobID) {
+            state.parentWaitSince = nil
+            return run
+        }
+        try wait(&state, for: "waiting for job \(jobID)'s MLflow run",
+                 else: "job \(jobID) has no MLflow run after \(Int(parentWait)) s; its version is not mirrored")
+    }
+
+    /// Something a registry operation needs is not in MLflow yet: retried
+    /// quietly (`ParentPending`) for up to `parentWait`, then given up with
+    /// a 404 (the operation is skipped and the file goes on).
+    private func wait(_ state: inout State, for waiting: String, else givenUp: String) throws -> Never {
+        let now = Date()
+        if now.timeIntervalSince(state.parentWaitSince ?? now) < parentWait {
+            state.parentWaitSince = state.parentWaitSince ?? now
+            throw ParentPending(description: waiting)
+        }
+        state.parentWaitSince = nil
+        throw MLflowClient.APIError(status: 404, code: "RESOURCE_DOES_NOT_EXIST", message: givenUp)
     }
 
     /// Re-seals every sealed tracking URI in a spool folder with the box's

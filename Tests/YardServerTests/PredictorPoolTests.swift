@@ -1,0 +1,282 @@
+import Foundation
+import Logging
+import Testing
+import YardArtifacts
+import YardDomain
+import YardEngine
+import YardServing
+import YardStore
+import YardTestSupport
+
+/// The predictor pool with a stand-in engine (a small Python script that
+/// speaks the serve protocol without torch): what the weights file says
+/// makes it answer, hang once, die on a request, or fail to load.
+@Suite("Predictor pool")
+struct PredictorPoolTests {
+    struct Rig {
+        let dir: TemporaryDirectory
+        let server: ModelServer
+        let weights: WeightsCache
+
+        init(processes: Int = 2, memoryLimit: Int64 = 4 << 30, requestTimeout: Duration = .seconds(20), loadTimeout: Duration = .seconds(20),
+             batching: Batching? = nil) throws {
+            dir = try TemporaryDirectory("pool")
+            let python = try dir.write("bin/python", Self.engine(log: dir.file("loads.log"), hangOnce: dir.file("hang-once"), calls: dir.file("calls.log")))
+            chmod(python, 0o755)
+            let environment = EngineEnvironment(python: python, engineDirectory: dir.file("engine"), ultralyticsDirectory: dir.file("ultralytics"))
+            weights = WeightsCache(root: dir.file("models"), artifacts: LocalArtifactStore(root: dir.file("artifacts")), store: MemoryJobStore())
+            var options = ServingOptions(cores: 2)
+            options.processes = processes
+            options.memoryLimit = memoryLimit
+            options.requestTimeout = requestTimeout
+            options.loadTimeout = loadTimeout
+            options.batching = batching
+            var logger = Logger(label: "test")
+            logger.logLevel = .critical
+            server = ModelServer(engine: environment, weights: weights, options: options, logger: logger)
+        }
+
+        /// A version whose "weights" are `behaviour` (ok, broken).
+        func version(_ number: String, _ behaviour: String) throws -> ModelVersion {
+            let sha = String(repeating: number.first!, count: 64).replacingOccurrences(of: "1", with: "a").replacingOccurrences(of: "2", with: "b")
+                .replacingOccurrences(of: "3", with: "c")
+            let path = weights.path(sha256: sha)
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try Data(behaviour.utf8).write(to: URL(fileURLWithPath: path))
+            var version = ModelVersion(name: "m", version: number, jobID: "j\(number)", runID: "", source: "", createdAt: Date())
+            version.sha256 = sha
+            return version
+        }
+
+        /// Each engine call: its image count and conf.
+        var calls: [(images: Int, conf: Double)] {
+            ((try? String(contentsOfFile: dir.file("calls.log"), encoding: .utf8)) ?? "").split(separator: "\n").map {
+                let fields = $0.split(separator: " ")
+                return (Int(fields[0]) ?? 0, Double(fields[1]) ?? 0)
+            }
+        }
+
+        var loads: [String] { ((try? String(contentsOfFile: dir.file("loads.log"), encoding: .utf8)) ?? "").split(separator: "\n").map(String.init) }
+
+        /// `python -m trainyard_engine serve --model PATH --threads N`, stood in for.
+        static func engine(log: String, hangOnce: String, calls: String) -> String {
+            """
+            #!/usr/bin/env python3
+            import json, os, sys, time
+            model = sys.argv[sys.argv.index("--model") + 1]
+            kind = open(model).read()
+            with open(\(log.debugDescription), "a") as f:
+                f.write(f"{kind} {os.getpid()}\\n")
+            if kind == "hang-load":
+                time.sleep(3600)
+            if kind == "broken":
+                print("_pickle.UnpicklingError: invalid load key, 'b'.", file=sys.stderr, flush=True)
+                sys.exit(1)
+            out = sys.stdout
+            print(json.dumps({"ready": True, "task": "detect", "names": {"0": "thing"}, "load_ms": 5, "threads": 1, "sample": None}), flush=True)
+            source = sys.stdin.buffer
+            while True:
+                line = source.readline()
+                if not line:
+                    sys.exit(0)
+                header = json.loads(line)
+                blobs = [source.read(n) for n in header["sizes"]]
+                with open(\(calls.debugDescription), "a") as f:
+                    f.write(f"{len(blobs)} {header['conf']}\\n")
+                if any(b[-5] == 0xDD for b in blobs):
+                    print(json.dumps({"id": header["id"], "error": "ValueError: an image could not be decoded"}), flush=True)
+                    continue
+                salt = blobs[0][-5]
+                if salt == 0xAA and os.path.exists(\(hangOnce.debugDescription)):
+                    os.remove(\(hangOnce.debugDescription))
+                    time.sleep(3600)
+                if salt == 0xBB:
+                    os._exit(9)
+                if salt == 0xCC:
+                    print('{"id": 1, "results": [{"score": NaN}]}', flush=True)
+                    continue
+                results = [{"width": 20, "height": 16, "boxes": [{"class": 0, "name": "thing", "score": 0.5,
+                            "xyxy": [1, 2, 3, 4], "xyxyn": [0.05, 0.1, 0.15, 0.25]}], "pid": os.getpid(), "salt": b[-5]} for b in blobs]
+                print(json.dumps({"id": header["id"], "results": results, "ms": {"inference": 1}}), flush=True)
+
+            """
+        }
+    }
+
+    static let image = Data(TestImages.jpeg())
+
+    @Test func fiftyConcurrentRequestsAreAllAnsweredByTheSamePredictors() async throws {
+        let rig = try Rig()
+        defer { rig.dir.remove() }
+        let version = try rig.version("1", "ok")
+        let pids = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<50 {
+                group.addTask {
+                    let answer = try await rig.server.predict(version, images: [Self.image], options: PredictOptions())
+                    return answer.results.first?["pid"]?.intValue ?? 0
+                }
+            }
+            return try await group.reduce(into: Set<Int>()) { $0.insert($1) }
+        }
+        #expect(pids.count == 2, "both predictors answered, and only they: \(pids)")
+        #expect(rig.loads.count == 2, "the version was loaded once per process: \(rig.loads)")
+        await rig.server.shutdown()
+    }
+
+    /// Dynamic batching: concurrent one-image requests reach the predictor
+    /// as batches of at most the limit, only with others of the same
+    /// options, and each request gets its own image's result.
+    @Test func batchingGathersRequestsWithTheSameOptionsAndSplitsTheAnswers() async throws {
+        let rig = try Rig(processes: 1, batching: Batching(maxImages: 4, maxWait: .milliseconds(300)))
+        defer { rig.dir.remove() }
+        let version = try rig.version("1", "ok")
+        _ = try await rig.server.predict(version, images: [Self.image], options: PredictOptions())  // loaded first
+        let mismatched = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for salt in UInt8(1)...UInt8(12) {
+                group.addTask {
+                    var options = PredictOptions()
+                    options.conf = salt % 3 == 0 ? 0.5 : 0.25
+                    let answer = try await rig.server.predict(version, images: [Data(TestImages.jpeg(salt: salt))], options: options)
+                    return answer.results.count != 1 || answer.results[0]["salt"]?.intValue != Int(salt)
+                }
+            }
+            return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        #expect(mismatched == 0, "every request got its own image's result")
+        let calls = rig.calls.dropFirst()
+        #expect(calls.reduce(0) { $0 + $1.images } == 12)
+        #expect(calls.allSatisfy { $0.images <= 4 }, "no batch over the limit: \(calls)")
+        #expect(calls.count < 12, "requests were batched: \(calls)")
+        // 4 requests had conf 0.5, 8 had 0.25: batches never mix them.
+        #expect(calls.filter { $0.conf == 0.5 }.reduce(0) { $0 + $1.images } == 4)
+        let sizes = await rig.server.loaded().first?["batch_sizes"]?.objectValue ?? [:]
+        #expect(sizes.values.compactMap(\.intValue).reduce(0, +) == calls.count + 1, "/api/serving counts every call: \(sizes)")
+        await rig.server.shutdown()
+    }
+
+    /// One unreadable image in a batch fails its own request only: the
+    /// batch is tried again request by request.
+    @Test func aBadImageInABatchFailsOnlyItsRequest() async throws {
+        let rig = try Rig(processes: 1, batching: Batching(maxImages: 8, maxWait: .milliseconds(300)))
+        defer { rig.dir.remove() }
+        let version = try rig.version("1", "ok")
+        let outcomes = await withTaskGroup(of: (UInt8, Bool).self) { group in
+            for salt: UInt8 in [1, 2, 0xDD, 4] {
+                group.addTask {
+                    let answer = try? await rig.server.predict(version, images: [Data(TestImages.jpeg(salt: salt))], options: PredictOptions())
+                    return (salt, answer?.results.first?["salt"]?.intValue == Int(salt))
+                }
+            }
+            return await group.reduce(into: [UInt8: Bool]()) { $0[$1.0] = $1.1 }
+        }
+        #expect(outcomes == [1: true, 2: true, 0xDD: false, 4: true])
+        #expect(rig.calls.contains { $0.images > 1 }, "they were sent as a batch first: \(rig.calls)")
+        await rig.server.shutdown()
+    }
+
+    /// A predictor that stops answering is killed after the request timeout
+    /// and replaced; the request is retried once and answered.
+    @Test func aHungPredictorIsReplacedAndItsRequestRetried() async throws {
+        let rig = try Rig(processes: 1, requestTimeout: .seconds(1))
+        defer { rig.dir.remove() }
+        let version = try rig.version("1", "ok")
+        _ = try rig.dir.write("hang-once", "")
+        let answer = try await rig.server.predict(version, images: [Data(TestImages.jpeg(salt: 0xAA))], options: PredictOptions())
+        #expect(answer.results.count == 1)
+        #expect(rig.loads.count == 2, "a new predictor took the hung one's place")
+        let loaded = await rig.server.loaded()
+        #expect(loaded.first?["restarts"] == .int(1))
+        await rig.server.shutdown()
+    }
+
+    /// A request that kills every predictor it reaches is tried twice, then
+    /// refused with a 503; the pool serves the next request.
+    @Test func aRequestThatKillsItsPredictorIsRetriedOnceThenRefused() async throws {
+        let rig = try Rig(processes: 2)
+        defer { rig.dir.remove() }
+        let version = try rig.version("1", "ok")
+        await #expect {
+            try await rig.server.predict(version, images: [Data(TestImages.jpeg(salt: 0xBB))], options: PredictOptions())
+        } throws: { error in
+            let yard = error as? YardError
+            return yard?.code == .unavailable && yard?.message.contains("failed twice") == true
+        }
+        let next = try await rig.server.predict(version, images: [Self.image], options: PredictOptions())
+        #expect(next.results.count == 1)
+        await rig.server.shutdown()
+    }
+
+    /// Weights that are not a model: the load fails with the engine's own
+    /// words and nothing is kept; requests in the next seconds get the same
+    /// answer without starting processes; a health check tries again.
+    @Test func aVersionThatCannotLoadSaysWhyAndIsNotKept() async throws {
+        let rig = try Rig(processes: 1)
+        defer { rig.dir.remove() }
+        let version = try rig.version("2", "broken")
+        for _ in 0..<5 {
+            await #expect {
+                try await rig.server.predict(version, images: [Self.image], options: PredictOptions())
+            } throws: { error in
+                "\(error)".contains("UnpicklingError")
+            }
+        }
+        #expect(rig.loads.count == 1, "one load for five requests: \(rig.loads)")
+        #expect(await rig.server.loaded().isEmpty)
+        let check = await rig.server.healthCheck(version)
+        #expect(!check.ok && check.reason?.contains("UnpicklingError") == true)
+        #expect(rig.loads.count == 2)
+    }
+
+    /// A predictor that never says it loaded is killed at the load timeout:
+    /// the load fails then, and other versions and the server's reports are
+    /// not held up meanwhile.
+    @Test func aLoadThatHangsIsKilledAtTheTimeout() async throws {
+        let rig = try Rig(processes: 2, loadTimeout: .seconds(1))
+        defer { rig.dir.remove() }
+        let hanging = try rig.version("2", "hang-load"), fine = try rig.version("1", "ok")
+        let clock = ContinuousClock()
+        let started = clock.now
+        let stuck = Task { _ = try await rig.server.predict(hanging, images: [Self.image], options: PredictOptions()) }
+        let answer = try await rig.server.predict(fine, images: [Self.image], options: PredictOptions())
+        #expect(answer.results.count == 1)
+        await #expect(throws: YardError.self) { try await stuck.value }
+        #expect(clock.now - started < .seconds(10), "the timeout ended the load")
+        #expect(rig.loads.filter { $0.hasPrefix("hang-load") }.count == 2)
+        try await eventually("the hung processes to be gone", timeout: .seconds(5)) {
+            rig.loads.filter { $0.hasPrefix("hang-load") }.allSatisfy { kill(Int32($0.split(separator: " ")[1])!, 0) != 0 }
+        }
+        await rig.server.shutdown()
+    }
+
+    /// An answer JSON cannot carry (NaN from a diverged model) fails its
+    /// request at once; the predictor is not killed.
+    @Test func anUnreadableAnswerFailsItsRequestNotThePredictor() async throws {
+        let rig = try Rig(processes: 1)
+        defer { rig.dir.remove() }
+        let version = try rig.version("1", "ok")
+        await #expect {
+            try await rig.server.predict(version, images: [Data(TestImages.jpeg(salt: 0xCC))], options: PredictOptions())
+        } throws: { error in
+            (error as? YardError)?.code == .invalidInput && "\(error)".contains("not JSON")
+        }
+        let next = try await rig.server.predict(version, images: [Self.image], options: PredictOptions())
+        #expect(next.results.count == 1)
+        #expect(await rig.server.loaded().first?["restarts"] == .int(0))
+        await rig.server.shutdown()
+    }
+
+    /// Past the memory limit the least recently used idle version is
+    /// unloaded (its processes end); the one just loaded stays.
+    @Test func theLeastRecentlyUsedVersionIsUnloadedPastTheMemoryLimit() async throws {
+        let rig = try Rig(processes: 1, memoryLimit: 1)
+        defer { rig.dir.remove() }
+        let first = try rig.version("1", "ok"), second = try rig.version("3", "ok")
+        let a = try await rig.server.predict(first, images: [Self.image], options: PredictOptions())
+        let firstPID = try #require(a.results.first?["pid"]?.intValue)
+        _ = try await rig.server.predict(second, images: [Self.image], options: PredictOptions())
+        let loaded = await rig.server.loaded()
+        #expect(loaded.map { $0["sha256"]?.stringValue } == [second.sha256])
+        try await eventually("the unloaded version's process to end", timeout: .seconds(5)) { kill(Int32(firstPID), 0) != 0 }
+        await rig.server.shutdown()
+    }
+}

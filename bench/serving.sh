@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Benchmark: serving one model (yolov8n at 640, on Ultralytics' own bus.jpg)
+# three ways in one run: (1) the best in-process Ultralytics loop on this
+# machine (all cores), (2) a seed-004 style FastAPI + uvicorn server (1
+# worker, a per-request predict), (3) `yard serve` (release build, the
+# predictor pool). Closed-loop HTTP load at each concurrency: img/s, p50,
+# p99. Goals at c=16: (3) >= 0.9x (1) and >= 1.8x (2), p99 <= 0.6x (2)'s.
+# The model is a yolov8n trained for one epoch on the demo data (no network:
+# no pretrained download); the compute per image is yolov8n's at 640.
+# Usage: bench/serving.sh [SECONDS_PER_LEVEL=15] ["LEVELS"="1 4 16"]
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SECONDS_PER_LEVEL=${1:-15}
+LEVELS=${2:-"1 4 16"}
+CACHE=${TRAINYARD_CACHE:-$HOME/.cache/trainyard}
+eval "$("$ROOT/scripts/setup.sh")"
+DEPS="$CACHE/bench-serving-$(sha256sum "$ROOT/bench/serving_requirements.txt" | cut -c1-16)"
+if [ ! -f "$DEPS/.complete" ]; then
+  rm -rf "$DEPS"
+  "$YARD_PYTHON" -m pip install -q --disable-pip-version-check --target "$DEPS" -r "$ROOT/bench/serving_requirements.txt" >&2
+  touch "$DEPS/.complete"
+fi
+WORK=$(mktemp -d /tmp/yard-bench-serving.XXXXXX)
+stop_all() {
+  for p in $(cat "$WORK/pids" 2>/dev/null); do kill -TERM "$p" 2>/dev/null || true; done
+  for p in $(cat "$WORK/pids" 2>/dev/null); do for _ in $(seq 1 300); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done; done
+  rm -rf "$WORK"
+}
+trap stop_all EXIT
+free_port() { "$YARD_PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_for() { for _ in $(seq 1 600); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.2; done; echo "no answer from $1" >&2; exit 1; }
+export YOLO_CONFIG_DIR="$WORK/ultralytics" YOLO_OFFLINE=1
+IMAGE=$("$YARD_PYTHON" -c 'from ultralytics.utils import ASSETS; print(ASSETS / "bus.jpg")' 2>/dev/null | tail -1)
+
+# The model: trained and registered by `yard up` (then stopped: the lock is
+# the data dir's; `yard serve` opens it next).
+"$YARD_BIN" datasets demo "$WORK/demo" --python "$YARD_PYTHON" --train 16 --val 4 >/dev/null
+PORT=$(free_port)
+"$YARD_BIN" up --port "$PORT" --data-dir "$WORK/yard" --python "$YARD_PYTHON" >"$WORK/up.log" 2>&1 &
+UP=$!; echo $UP >>"$WORK/pids"
+wait_for "http://127.0.0.1:$PORT/health"
+cat >"$WORK/job.yaml" <<YAML
+model: yolov8n.yaml
+train: {data: $WORK/demo/data.yaml, epochs: 1, imgsz: 64, batch: 8, workers: 0, plots: false}
+YAML
+ID=$("$YARD_BIN" submit "$WORK/job.yaml" --wait --server "http://127.0.0.1:$PORT" | sed -n 's/^submitted //p')
+"$YARD_BIN" models register "$ID" bench --server "http://127.0.0.1:$PORT" >/dev/null
+WEIGHTS=$(curl -fsS "http://127.0.0.1:$PORT/api/jobs/$ID" | "$YARD_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["best_weights"])')
+kill -TERM $UP; wait $UP 2>/dev/null || true
+
+echo "== (1) in-process Ultralytics" >&2
+"$YARD_PYTHON" "$ROOT/bench/serving_baseline.py" inprocess "$WEIGHTS" "$IMAGE" "$SECONDS_PER_LEVEL" >"$WORK/inprocess.json"
+
+echo "== (2) FastAPI + uvicorn, 1 worker" >&2
+FPORT=$(free_port)
+PYTHONPATH="$DEPS" "$YARD_PYTHON" "$ROOT/bench/serving_baseline.py" fastapi "$WEIGHTS" "$FPORT" >"$WORK/fastapi.log" 2>&1 &
+FAST=$!; echo $FAST >>"$WORK/pids"
+wait_for "http://127.0.0.1:$FPORT/health"
+for c in $LEVELS; do
+  "$YARD_PYTHON" "$ROOT/bench/serving_load.py" "http://127.0.0.1:$FPORT/predict" "$IMAGE" "$c" "$SECONDS_PER_LEVEL" >"$WORK/fastapi-$c.json"
+done
+kill -TERM $FAST; wait $FAST 2>/dev/null || true
+
+echo "== (3) yard serve" >&2
+SPORT=$(free_port)
+"$YARD_BIN" serve --port "$SPORT" --data-dir "$WORK/yard" --python "$YARD_PYTHON" >"$WORK/serve.log" 2>&1 &
+SERVE=$!; echo $SERVE >>"$WORK/pids"
+wait_for "http://127.0.0.1:$SPORT/health"
+curl -fsS -X POST -H 'Content-Type: image/jpeg' --data-binary "@$IMAGE" "http://127.0.0.1:$SPORT/api/predict/bench?imgsz=640" >/dev/null
+for c in $LEVELS; do
+  "$YARD_PYTHON" "$ROOT/bench/serving_load.py" "http://127.0.0.1:$SPORT/api/predict/bench?imgsz=640" "$IMAGE" "$c" "$SECONDS_PER_LEVEL" >"$WORK/yard-$c.json"
+done
+curl -fsS "http://127.0.0.1:$SPORT/api/serving" >"$WORK/serving.json"
+
+"$YARD_PYTHON" - "$WORK" "$LEVELS" <<'PY'
+import json, sys
+work, levels = sys.argv[1], [int(c) for c in sys.argv[2].split()]
+load = lambda name: json.load(open(f"{work}/{name}.json"))
+inproc = load("inprocess")
+serving = load("serving")["loaded"][0]
+print(f"machine: {__import__('os').cpu_count()} cores; yard serve: {serving['processes']} predictor(s) x {serving['threads']} thread(s); "
+      f"in-process best: {inproc['layout']}")
+print(f"{'':22} {'c':>3} {'img/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
+print(f"{'(1) in-process':22} {'-':>3} {inproc['img_s']:7.2f} {inproc['p50_ms']:8.1f} {inproc['p99_ms']:8.1f} {0:>6}")
+for c in levels:
+    for name, label in (("fastapi", "(2) FastAPI, 1 worker"), ("yard", "(3) yard serve")):
+        r = load(f"{name}-{c}")
+        print(f"{label:22} {c:3} {r['img_s']:7.2f} {r['p50_ms'] or 0:8.1f} {r['p99_ms'] or 0:8.1f} {r['errors']:6}")
+top = max(levels)
+y, f = load(f"yard-{top}"), load(f"fastapi-{top}")
+print(f"at c={top}: yard/in-process img/s {y['img_s'] / inproc['img_s']:.2f}x (goal >= 0.9), "
+      f"yard/FastAPI img/s {y['img_s'] / f['img_s']:.2f}x (goal >= 1.8), "
+      f"yard/FastAPI p99 {y['p99_ms'] / f['p99_ms']:.2f}x (goal <= 0.6)")
+PY
