@@ -5,6 +5,8 @@
 # worker, a per-request predict), (3) `yard serve` (release build, the
 # predictor pool). Closed-loop HTTP load at each concurrency: img/s, p50,
 # p99. Goals at c=16: (3) >= 0.9x (1) and >= 1.8x (2), p99 <= 0.6x (2)'s.
+# Then (4): the same `yard serve` with the version exported to ONNX and
+# `?runtime=onnx` (onnxruntime in the same predictor pool), against (3).
 # The model is a yolov8n trained for one epoch on the demo data (no network:
 # no pretrained download); the compute per image is yolov8n's at 640.
 # Usage: bench/serving.sh [SECONDS_PER_LEVEL=15] ["LEVELS"="1 4 16"]
@@ -72,6 +74,13 @@ for c in $LEVELS; do
 done
 curl -fsS "http://127.0.0.1:$SPORT/api/serving" >"$WORK/serving.json"
 
+echo "== (4) yard serve, ONNX export on onnxruntime" >&2
+"$YARD_BIN" models export bench 1 --format onnx --server "http://127.0.0.1:$SPORT" >&2
+curl -fsS -X POST -H 'Content-Type: image/jpeg' --data-binary "@$IMAGE" "http://127.0.0.1:$SPORT/api/predict/bench?imgsz=640&runtime=onnx" >/dev/null
+for c in $LEVELS; do
+  "$YARD_PYTHON" "$ROOT/bench/serving_load.py" "http://127.0.0.1:$SPORT/api/predict/bench?imgsz=640&runtime=onnx" "$IMAGE" "$c" "$SECONDS_PER_LEVEL" >"$WORK/onnx-$c.json"
+done
+
 "$YARD_PYTHON" - "$WORK" "$LEVELS" <<'PY'
 import json, sys
 work, levels = sys.argv[1], [int(c) for c in sys.argv[2].split()]
@@ -83,7 +92,7 @@ print(f"machine: {__import__('os').cpu_count()} cores; yard serve: {serving['pro
 print(f"{'':22} {'c':>3} {'img/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
 print(f"{'(1) in-process':22} {'-':>3} {inproc['img_s']:7.2f} {inproc['p50_ms']:8.1f} {inproc['p99_ms']:8.1f} {0:>6}")
 for c in levels:
-    for name, label in (("fastapi", "(2) FastAPI, 1 worker"), ("yard", "(3) yard serve")):
+    for name, label in (("fastapi", "(2) FastAPI, 1 worker"), ("yard", "(3) yard serve"), ("onnx", "(4) yard serve, onnx")):
         r = load(f"{name}-{c}")
         print(f"{label:22} {c:3} {r['img_s']:7.2f} {r['p50_ms'] or 0:8.1f} {r['p99_ms'] or 0:8.1f} {r['errors']:6}")
 top = max(levels)
@@ -91,4 +100,6 @@ y, f = load(f"yard-{top}"), load(f"fastapi-{top}")
 print(f"at c={top}: yard/in-process img/s {y['img_s'] / inproc['img_s']:.2f}x (goal >= 0.9), "
       f"yard/FastAPI img/s {y['img_s'] / f['img_s']:.2f}x (goal >= 1.8), "
       f"yard/FastAPI p99 {y['p99_ms'] / f['p99_ms']:.2f}x (goal <= 0.6)")
+o = load(f"onnx-{top}")
+print(f"at c={top}: onnx/torch img/s {o['img_s'] / y['img_s']:.2f}x, p99 {o['p99_ms'] / y['p99_ms']:.2f}x")
 PY

@@ -8,8 +8,18 @@ import YardEngine
 /// version's weights in another format. Its log goes to a file (a pipe
 /// nobody reads would stall it), its answer is the last line on stdout, and
 /// a run past the timeout is killed.
+/// The export processes running now, so a shutdown can end them.
+final class RunningExports: Sendable {
+    private let pids = Mutex(Set<Int32>())
+
+    func add(_ pid: Int32) { pids.withLock { _ = $0.insert(pid) } }
+    func remove(_ pid: Int32) { pids.withLock { _ = $0.remove(pid) } }
+    func killAll() { for pid in pids.withLock({ $0 }) { kill(pid, SIGKILL) } }
+}
+
 enum ModelExport {
-    static func run(engine: EngineEnvironment, weights: String, format: String, out: String, timeout: Duration) async throws -> JSONValue {
+    static func run(engine: EngineEnvironment, weights: String, format: String, out: String, timeout: Duration,
+                    running: RunningExports) async throws -> JSONValue {
         let log = out + ".log"
         defer { unlink(log) }
         guard FileManager.default.createFile(atPath: log, contents: nil), let logHandle = FileHandle(forWritingAtPath: log) else {
@@ -29,11 +39,13 @@ enum ModelExport {
         }
         try? logHandle.close()
         let pid = process.processIdentifier
+        running.add(pid)
+        defer { running.remove(pid) }
         let finished = Mutex(false)
         let timedOut = Mutex(false)
         let watchdog = Task {
             try await Task.sleep(for: timeout)
-            if !finished.withLock({ $0 }) {
+            if !finished.withLock({ $0 }) && process.isRunning {
                 timedOut.withLock { $0 = true }
                 kill(pid, SIGKILL)
             }

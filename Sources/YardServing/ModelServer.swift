@@ -112,6 +112,7 @@ public actor ModelServer {
         self.weights = weights
         self.options = options
         self.logger = logger
+        weights.clearScratch()
     }
 
     private nonisolated let admitted = Mutex(0)
@@ -163,6 +164,11 @@ public actor ModelServer {
         defer { done(key) }
         let answer = try await pool.predict(images, options: request)
         if let error = answer["error"]?.stringValue {
+            // The model failed (out of memory, a runtime error): the server's
+            // fault, a 503 the client may retry, not a 400.
+            if answer["kind"]?.stringValue == "model" {
+                throw YardError(.unavailable, field: "model", "the model failed on this request: \(Redaction.redactText(error))")
+            }
             // The predictor could not read what passed the header check.
             throw YardError.invalid("images", Redaction.redactText(error))
         }
@@ -253,6 +259,7 @@ public actor ModelServer {
     }
 
     public func shutdown() async {
+        exportProcesses.killAll()
         // Loads in progress are given up (their processes killed), not waited for.
         for entry in pools.values where entry.loadMilliseconds == nil { entry.load.cancel() }
         for entry in pools.values { if let (pool, _) = try? await entry.load.value { await pool.close() } }
@@ -286,6 +293,8 @@ public actor ModelServer {
     }
 
     private var exporting: [String: Task<ExportedWeights, any Error>] = [:]
+    /// Export processes running now (killed at shutdown).
+    private nonisolated let exportProcesses = RunningExports()
 
     /// Writes the version's weights in `format` with the engine (one export
     /// per file and format at a time; callers asking meanwhile share it) and
@@ -294,14 +303,17 @@ public actor ModelServer {
         try ExportedWeights.validate(format: format)
         let key = "\(try key(version, .torch))/\(format)"
         if let running = exporting[key] { return try await running.value }
-        let (engine, weights, timeout) = (self.engine, self.weights, options.exportTimeout)
+        let (engine, weights, timeout, running) = (self.engine, self.weights, options.exportTimeout, exportProcesses)
         let task = Task { () async throws -> ExportedWeights in
             let source = try await weights.file(for: version)
             let ext = ExportedWeights.formats[format] ?? format
-            let scratch = try weights.scratch(ext: ext)
-            defer { unlink(scratch) }
-            let report = try await ModelExport.run(engine: engine, weights: source, format: format, out: scratch, timeout: timeout)
-            let kept = try await weights.keep(scratch, ext: ext)
+            // Everything the export writes (its copy of the weights, a
+            // half-written file if it is killed) is in this folder, removed whole.
+            let folder = try weights.scratchFolder()
+            defer { try? FileManager.default.removeItem(atPath: folder) }
+            let out = "\(folder)/model.\(ext)"
+            let report = try await ModelExport.run(engine: engine, weights: source, format: format, out: out, timeout: timeout, running: running)
+            let kept = try await weights.keep(out, ext: ext)
             return ExportedWeights(format: format, sha256: kept.sha256, size: kept.size, imgsz: report["imgsz"]?.intValue,
                                    exportMilliseconds: report["ms"]?.doubleValue, createdAt: Date())
         }

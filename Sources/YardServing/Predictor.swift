@@ -159,9 +159,12 @@ final class Predictor: Sendable {
         payload.append(UInt8(ascii: "\n"))
         for image in images { payload.append(image) }
         let bytes = payload
+        let answered = Flag()
+        let deadline = ContinuousClock.now + timeout
         return try await withThrowingTaskGroup(of: JSONValue.self) { group in
             group.addTask {
-                try await withCheckedThrowingContinuation { continuation in
+                defer { answered.set() }
+                return try await withCheckedThrowingContinuation { continuation in
                     let ended = self.state.withLock { state -> String? in
                         if let ended = state.ended { return ended }
                         state.waiting = continuation
@@ -179,7 +182,15 @@ final class Predictor: Sendable {
                 }
             }
             group.addTask {
-                try await Task.sleep(for: timeout)
+                try? await Task.sleep(until: deadline, clock: .continuous)
+                // Cancelled before the answer (the request was given up): the
+                // group still waits for the answer, so a hung predictor must
+                // still be killed at the deadline, or it would hold its slot
+                // for ever. Checked in short steps the cancellation cannot cut.
+                while !answered.isSet && ContinuousClock.now < deadline {
+                    await Task.detached { try? await Task.sleep(for: .milliseconds(100)) }.value
+                }
+                if answered.isSet { throw CancellationError() }
                 self.stop(kill: true)
                 throw PredictorDied(reason: "the predictor did not answer within \(Int(timeout.timeInterval)) s")
             }
@@ -225,6 +236,13 @@ final class Predictor: Sendable {
         }
         try? input.close()
     }
+}
+
+/// A flag set once, read from any task.
+final class Flag: Sendable {
+    private let value = Mutex(false)
+    var isSet: Bool { value.withLock { $0 } }
+    func set() { value.withLock { $0 = true } }
 }
 
 /// The predictor process ended (or hung) with a request in flight.

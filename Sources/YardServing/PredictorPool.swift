@@ -121,6 +121,7 @@ actor PredictorPool {
             } catch let died as PredictorDied {
                 logger.warning("predictor \(predictor.pid) for \(weights) ended: \(died.reason); starting another")
                 await replace(predictor)
+                try Task.checkCancellation()  // given up: not sent again
                 if attempt >= 2 { throw YardError(.unavailable, field: "model", "the model's predictor failed twice on this request: \(died.reason)") }
             } catch {
                 // Cancelled: the answer was read (the wait outlives the
@@ -191,6 +192,16 @@ actor PredictorPool {
         }
     }
 
+    /// Sends each request of a batch on its own.
+    private func alone(_ batch: [Pending]) {
+        for request in batch {
+            Task {
+                do { request.continuation.resume(returning: try await self.predictAlone(request.images, options: request.options)) }
+                catch { request.continuation.resume(throwing: error) }
+            }
+        }
+    }
+
     private func arm(after delay: Duration) {
         guard !timerArmed else { return }
         timerArmed = true
@@ -229,12 +240,7 @@ actor PredictorPool {
                 release(predictor)
                 let results = answer["results"]?.arrayValue
                 if batch.count > 1, answer["error"] != nil || results?.count != images.count {
-                    for request in batch {
-                        Task {
-                            do { request.continuation.resume(returning: try await self.predictAlone(request.images, options: request.options)) }
-                            catch { request.continuation.resume(throwing: error) }
-                        }
-                    }
+                    alone(batch)
                     return
                 }
                 guard let results else {
@@ -253,6 +259,12 @@ actor PredictorPool {
             } catch let died as PredictorDied {
                 logger.warning("predictor \(predictor.pid) for \(weights) ended: \(died.reason); starting another")
                 await replace(predictor)
+                // One request's image may be what kills or hangs it: each
+                // goes alone (with its own retry), so only that one fails.
+                if batch.count > 1 {
+                    alone(batch)
+                    return
+                }
                 if attempt >= 2 {
                     let error = YardError(.unavailable, field: "model", "the model's predictor failed twice on this request: \(died.reason)")
                     for request in batch { request.continuation.resume(throwing: error) }
@@ -280,7 +292,12 @@ actor PredictorPool {
         starting += 1
         defer { starting -= 1 }
         do {
-            let (fresh, _) = try await Predictor.start(engine: engine, weights: weights, task: task, threads: threads, loadTimeout: loadTimeout)
+            // Started in a task of its own: the request whose predictor died
+            // may have been given up, and a cancelled wait would fail the load.
+            let (engine, weights, task, threads, loadTimeout) = (self.engine, self.weights, self.task, self.threads, self.loadTimeout)
+            let (fresh, _) = try await Task {
+                try await Predictor.start(engine: engine, weights: weights, task: task, threads: threads, loadTimeout: loadTimeout)
+            }.value
             if closed { fresh.stop(); return }
             predictors.append(fresh)
             release(fresh)

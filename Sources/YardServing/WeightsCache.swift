@@ -39,17 +39,28 @@ public struct WeightsCache: Sendable {
     /// The export's file here, if it is (exports are made on this server;
     /// one that is gone is made again by `yard models export`).
     public func file(for export: ExportedWeights, of version: ModelVersion) throws(YardError) -> String {
-        let target = path(sha256: export.sha256, ext: ExportedWeights.formats[export.format] ?? export.format)
+        guard export.sha256.count == 64, export.sha256.allSatisfy(\.isHexDigit), let ext = ExportedWeights.formats[export.format] else {
+            throw YardError(.conflict, field: "runtime", "\(version.name) version \(version.version)'s \(export.format) export is not one this server made; make it again: yard models export \(version.name) \(version.version)")
+        }
+        let target = path(sha256: export.sha256, ext: ext)
         guard FileManager.default.fileExists(atPath: target) else {
             throw YardError(.conflict, field: "runtime", "\(version.name) version \(version.version)'s \(export.format) file is not on this server; make it again: yard models export \(version.name) \(version.version) --format \(export.format)")
         }
         return target
     }
 
-    /// A scratch path in the cache's file system (renamed into place by `keep`).
-    func scratch(ext: String) throws -> String {
-        try FileManager.default.createDirectory(atPath: root + "/tmp", withIntermediateDirectories: true)
-        return "\(root)/tmp/\(UUID().uuidString).\(ext)"
+    /// A private scratch folder in the cache's file system (what is made
+    /// there is linked into place by `keep`; the caller removes the folder).
+    func scratchFolder() throws -> String {
+        let folder = "\(root)/tmp/export-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        return folder
+    }
+
+    /// Removes what fetches and exports left half-made (a server killed
+    /// mid-way); called at start, before anything writes there.
+    func clearScratch() {
+        try? FileManager.default.removeItem(atPath: root + "/tmp")
     }
 
     /// Keeps a finished file by its content hash; returns the hash and size.

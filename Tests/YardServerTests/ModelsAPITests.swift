@@ -294,7 +294,12 @@ struct ModelsAPITests {
             let bad: [(String, String)] = [
                 (#"{"blur_faces": {"scale_factor": 1}}"#, "blur_faces.scale_factor"),
                 (#"{"blur_faces": {"min_size": 2}}"#, "blur_faces.min_size"),
-                (#"{"blur_faces": {"min_neighbors": "five"}}"#, "body"),
+                (#"{"blur_faces": {"min_neighbors": "five"}}"#, "blur_faces"),
+                (#"{"blurFaces": {}}"#, "blur_faces: missing"),
+                (#"{"blur_faces": {}, "blur_face": {}}"#, "blur_face: is not a model setting"),
+                (#"{"blur_faces": {"minNeighbors": 2}}"#, "blur_faces.minNeighbors"),
+                (#"{}"#, "blur_faces: missing"),
+                (#"[1]"#, "blur_faces: missing"),
             ]
             for (body, field) in bad {
                 let (code, error) = try await Self.json(client, "/api/models/faces/settings", .put, body)

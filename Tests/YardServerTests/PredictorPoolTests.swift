@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import Testing
 import YardArtifacts
 import YardDomain
@@ -11,6 +12,18 @@ import YardTestSupport
 /// The predictor pool with a stand-in engine (a small Python script that
 /// speaks the serve protocol without torch): what the weights file says
 /// makes it answer, hang once, die on a request, or fail to load.
+/// A result set once from an unstructured task, polled by the test.
+final class Answered: Sendable {
+    private let state = Mutex<Int??>(nil)
+    private let failure = Mutex("")
+    var value: Int?? { state.withLock { $0 } }
+    var error: String {
+        get { failure.withLock { $0 } }
+        set { failure.withLock { $0 = newValue } }
+    }
+    func set(_ count: Int?) { state.withLock { $0 = .some(count) } }
+}
+
 @Suite("Predictor pool")
 struct PredictorPoolTests {
     struct Rig {
@@ -84,14 +97,17 @@ struct PredictorPoolTests {
                 with open(\(calls.debugDescription), "a") as f:
                     f.write(f"{len(blobs)} {header['conf']}\\n")
                 if any(b[-5] == 0xDD for b in blobs):
-                    print(json.dumps({"id": header["id"], "error": "ValueError: an image could not be decoded"}), flush=True)
+                    print(json.dumps({"id": header["id"], "error": "image 2 could not be decoded", "kind": "input"}), flush=True)
                     continue
+                if any(b[-5] == 0xEE for b in blobs):
+                    print(json.dumps({"id": header["id"], "error": "RuntimeError: CUDA out of memory", "kind": "model"}), flush=True)
+                    continue
+                if any(b[-5] == 0xBB for b in blobs):
+                    os._exit(9)
                 salt = blobs[0][-5]
                 if salt == 0xAA and os.path.exists(\(hangOnce.debugDescription)):
                     os.remove(\(hangOnce.debugDescription))
                     time.sleep(3600)
-                if salt == 0xBB:
-                    os._exit(9)
                 if salt == 0xCC:
                     print('{"id": 1, "results": [{"score": NaN}]}', flush=True)
                     continue
@@ -174,6 +190,70 @@ struct PredictorPoolTests {
         await rig.server.shutdown()
     }
 
+    /// A request given up (its client gone) while its predictor hangs: the
+    /// predictor is still killed at the request timeout and replaced, so
+    /// the next request is answered instead of waiting for ever.
+    @Test func aCancelledRequestOnAHungPredictorDoesNotHoldItsSlot() async throws {
+        let rig = try Rig(processes: 1, requestTimeout: .seconds(1))
+        defer { rig.dir.remove() }
+        let version = try rig.version("1", "ok")
+        _ = try await rig.server.predict(version, images: [Self.image], options: PredictOptions())
+        _ = try rig.dir.write("hang-once", "")
+        let hung = Task { try await rig.server.predict(version, images: [Data(TestImages.jpeg(salt: 0xAA))], options: PredictOptions()) }
+        try await eventually("the hanging request reached its predictor", timeout: .seconds(10)) { !FileManager.default.fileExists(atPath: rig.dir.file("hang-once")) }
+        hung.cancel()
+        let results = Answered()
+        Task {
+            do { results.set(try await rig.server.predict(version, images: [Self.image], options: PredictOptions()).results.count) } catch {
+                results.set(nil)
+                results.error = "\(error)"
+            }
+        }
+        // Polled, not awaited: before the fix this request waited for ever.
+        try await eventually("the next request is answered", timeout: .seconds(15)) { results.value != nil }
+        #expect(results.value == 1, "\(results.error)")
+        await rig.server.shutdown()
+    }
+
+    /// An image that kills the predictor takes only its own request down:
+    /// the batch it was in goes again request by request.
+    @Test func anImageThatKillsThePredictorFailsOnlyItsRequestInABatch() async throws {
+        let rig = try Rig(processes: 2, batching: Batching(maxImages: 8, maxWait: .milliseconds(300)))
+        defer { rig.dir.remove() }
+        let version = try rig.version("1", "ok")
+        _ = try await rig.server.predict(version, images: [Self.image], options: PredictOptions())
+        let outcomes = await withTaskGroup(of: (UInt8, Bool).self) { group in
+            for salt: UInt8 in [1, 0xBB, 3, 4] {
+                group.addTask {
+                    let answer = try? await rig.server.predict(version, images: [Data(TestImages.jpeg(salt: salt))], options: PredictOptions())
+                    return (salt, answer?.results.first?["salt"]?.intValue == Int(salt))
+                }
+            }
+            return await group.reduce(into: [UInt8: Bool]()) { $0[$1.0] = $1.1 }
+        }
+        #expect(outcomes == [1: true, 0xBB: false, 3: true, 4: true])
+        await rig.server.shutdown()
+    }
+
+    /// The model failing (out of memory, a runtime error) is the server's
+    /// fault: a 503 the client may retry, not a 400 about its image.
+    @Test func aModelFailureIsUnavailableNotBadInput() async throws {
+        let rig = try Rig(processes: 1)
+        defer { rig.dir.remove() }
+        let version = try rig.version("1", "ok")
+        await #expect {
+            try await rig.server.predict(version, images: [Data(TestImages.jpeg(salt: 0xEE))], options: PredictOptions())
+        } throws: { error in
+            (error as? YardError)?.code == .unavailable && "\(error)".contains("CUDA out of memory")
+        }
+        await #expect {
+            try await rig.server.predict(version, images: [Data(TestImages.jpeg(salt: 0xDD))], options: PredictOptions())
+        } throws: { error in
+            (error as? YardError)?.code == .invalidInput
+        }
+        await rig.server.shutdown()
+    }
+
     /// A predictor that stops answering is killed after the request timeout
     /// and replaced; the request is retried once and answered.
     @Test func aHungPredictorIsReplacedAndItsRequestRetried() async throws {
@@ -231,7 +311,8 @@ struct PredictorPoolTests {
     /// the load fails then, and other versions and the server's reports are
     /// not held up meanwhile.
     @Test func aLoadThatHangsIsKilledAtTheTimeout() async throws {
-        let rig = try Rig(processes: 2, loadTimeout: .seconds(1))
+        // 3 s: the stand-in that does load must, on a machine busy with the other suites.
+        let rig = try Rig(processes: 2, loadTimeout: .seconds(3))
         defer { rig.dir.remove() }
         let hanging = try rig.version("2", "hang-load"), fine = try rig.version("1", "ok")
         let clock = ContinuousClock()

@@ -33,7 +33,7 @@ def test_requests_are_answered_in_order_and_a_bad_image_is_an_answer():
     box = first["results"][0]["boxes"][0]
     assert abs(box["xyxyn"][2] - box["xyxy"][2] / 64) < 1e-6
     assert unreadable["error"] == "request header is not JSON"
-    assert bad["id"] == 2 and "image 2 could not be decoded" in bad["error"]
+    assert bad["id"] == 2 and "image 2 could not be decoded" in bad["error"] and bad["kind"] == "input"
     assert two["id"] == 3 and len(two["results"]) == 2
     assert all(b["class"] == 0 for r in two["results"] for b in r["boxes"])
 

@@ -9,7 +9,9 @@ followed by the raw bytes of its images:
      "imgsz": 640, "max_det": 300, "classes": [0, 2], "top_k": 5}
 
 Answers leave on stdout, one JSON line each, in request order:
-{"id": 7, "results": [...], "ms": {...}} or {"id": 7, "error": "..."}.
+{"id": 7, "results": [...], "ms": {...}} or {"id": 7, "error": "...", "kind":
+"input" (an image the model cannot read: the client's) or "model" (the
+predictor failed: out of memory, a runtime error, a NaN answer)}.
 The first line out says the model is loaded: {"ready": true, ...}. Anything
 Ultralytics prints goes to stderr, never into the answers."""
 
@@ -17,6 +19,10 @@ import json
 import os
 import sys
 import time
+
+
+class BadImage(ValueError):
+    """An image that cannot be decoded: the request's fault, not the model's."""
 
 
 def read_exact(stream, size):
@@ -144,7 +150,7 @@ def serve(model_path, threads=None, stdin=None, stdout=None, task=None):
         try:
             header = json.loads(line)
         except ValueError:
-            out.write(json.dumps({"id": None, "error": "request header is not JSON"}) + "\n")
+            out.write(json.dumps({"id": None, "error": "request header is not JSON", "kind": "input"}) + "\n")
             continue
         rid = header.get("id")
         try:
@@ -157,7 +163,7 @@ def serve(model_path, threads=None, stdin=None, stdout=None, task=None):
             for index, blob in enumerate(blobs):
                 image = cv2.imdecode(np.frombuffer(blob, np.uint8), cv2.IMREAD_COLOR)
                 if image is None:
-                    raise ValueError(f"image {index + 1} could not be decoded")
+                    raise BadImage(f"image {index + 1} could not be decoded")
                 images.append(image)
             blurred = None
             if header.get("blur_faces"):
@@ -178,11 +184,13 @@ def serve(model_path, threads=None, stdin=None, stdout=None, task=None):
                     entry["faces_blurred"] = count
             answer = {"id": rid, "results": described,
                       "ms": {"decode": round((t1 - t0) * 1000, 2), "inference": round((t2 - t1) * 1000, 2)}}
-        except Exception as error:  # a bad request never ends the predictor
-            answer = {"id": rid, "error": f"{type(error).__name__}: {error}"[:500]}
+        except BadImage as error:
+            answer = {"id": rid, "error": str(error), "kind": "input"}
+        except Exception as error:  # a failure never ends the predictor
+            answer = {"id": rid, "error": f"{type(error).__name__}: {error}"[:500], "kind": "model"}
         try:
             text = json.dumps(answer, allow_nan=False)
         except ValueError:  # NaN or infinity in an answer: JSON has no word for them
-            text = json.dumps({"id": rid, "error": "the model produced a value that is not a finite number (NaN or infinity)"})
+            text = json.dumps({"id": rid, "error": "the model produced a value that is not a finite number (NaN or infinity)", "kind": "model"})
         out.write(text + "\n")
         out.flush()

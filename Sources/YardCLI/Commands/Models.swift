@@ -125,6 +125,12 @@ struct Models: AsyncParsableCommand {
 
         struct Body: Codable {
             var blur_faces: FaceBlur?
+
+            /// `blur_faces` always written (null: off); the server refuses a body without it.
+            func encode(to encoder: any Encoder) throws {
+                var c = encoder.container(keyedBy: CodingKeys.self)
+                if let blur_faces { try c.encode(blur_faces, forKey: .blur_faces) } else { try c.encodeNil(forKey: .blur_faces) }
+            }
         }
 
         func run() async throws {

@@ -156,7 +156,7 @@ struct ServeOptions: ParsableArguments {
         serving.limits.maxImageBytes = maxImageMB << 20
         serving.limits.maxSide = maxImageSide
         serving.limits.maxImages = maxImages
-        if serveBatch != nil || serveBatchWait != nil {
+        if serveBatch != nil || (serveBatchWait != nil && serving.batching != nil) {
             let images = serveBatch ?? serving.batching?.maxImages ?? 8
             let wait = serveBatchWait.map { Duration.milliseconds($0) } ?? serving.batching?.maxWait ?? .milliseconds(5)
             serving.batching = images > 1 ? Batching(maxImages: images, maxWait: wait) : nil

@@ -155,7 +155,23 @@ struct ModelsController<Context: RequestContext> {
 
     @Sendable func setSettings(_ request: Request, context: Context) async throws -> Response {
         let name = try context.parameters.require("name")
-        let body = try await decode(ModelSettings.self, request, example: #"{"blur_faces": {"min_neighbors": 5}} or {"blur_faces": null}"#)
+        let example = #"{"blur_faces": {"min_neighbors": 5}} or {"blur_faces": null}"#
+        let raw = try await decode(JSONValue.self, request, example: example)
+        // Strict: a misspelt key must not switch blurring off with a 200.
+        guard let fields = raw.objectValue, fields["blur_faces"] != nil else {
+            throw YardError.invalid("blur_faces", "missing; send \(example)")
+        }
+        if let unknown = fields.keys.sorted().first(where: { $0 != "blur_faces" }) {
+            throw YardError.invalid(String(unknown.prefix(60)), "is not a model setting; the settings are: blur_faces")
+        }
+        if let blur = fields["blur_faces"]?.objectValue,
+           let unknown = blur.keys.sorted().first(where: { !["scale_factor", "min_neighbors", "min_size", "detect_side"].contains($0) }) {
+            throw YardError.invalid("blur_faces.\(unknown.prefix(60))", "is not a face blurring setting; use scale_factor, min_neighbors, min_size, detect_side")
+        }
+        let body: ModelSettings
+        do { body = try JSONDecoder().decode(ModelSettings.self, from: JSONEncoder().encode(raw)) } catch {
+            throw YardError.invalid("blur_faces", "expected \(example) with numbers")
+        }
         return try JSONResponse.make(SettingsBody(try await registry.setSettings(name: name, body)))
     }
 
