@@ -6,13 +6,14 @@
 # best value, and the ratios of each pruned study to the unpruned one. Goal:
 # a pruned study reaches the unpruned best (within run-to-run noise) with at
 # most 40% of its epochs.
-# Usage: bench/sweep_pruning.sh [TRIALS=16] [EPOCHS=10] [PRUNERS="SuccessiveHalvingPruner MedianPruner"]
+# Usage: bench/sweep_pruning.sh [TRIALS=16] [EPOCHS=10] [PRUNERS="SuccessiveHalvingPruner MedianPruner"] [GRACE=2]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${TRAINYARD_CACHE:-$HOME/.cache/trainyard}
 TRIALS=${1:-16}
 EPOCHS=${2:-10}
 PRUNERS=${3:-SuccessiveHalvingPruner MedianPruner}
+GRACE=${4:-2}
 (cd "$ROOT" && swift build -c release --scratch-path "$CACHE/swiftpm" --product yard >"$CACHE/build-bench.log" 2>&1) || {
   tail -30 "$CACHE/build-bench.log" >&2; exit 1; }
 YARD="$CACHE/swiftpm/release/yard"
@@ -36,7 +37,7 @@ sweeper:
   sampler: TPESampler
   seed: 7
   pruner: $2
-  grace_period: 2
+  grace_period: $GRACE
   direction: minimize
   fitness: train/box_loss
   search_space: {train: {lr0: [loguniform, 1.0e-4, 0.5], momentum: [uniform, 0.6, 0.98]}}
