@@ -306,7 +306,7 @@ public actor ModelServer {
         let (engine, weights, timeout, running) = (self.engine, self.weights, options.exportTimeout, exportProcesses)
         let task = Task { () async throws -> ExportedWeights in
             let source = try await weights.file(for: version)
-            let ext = ExportedWeights.formats[format] ?? format
+            let ext = ExportedWeights.fileExtension(format)
             // Everything the export writes (its copy of the weights, a
             // half-written file if it is killed) is in this folder, removed whole.
             let folder = try weights.scratchFolder()

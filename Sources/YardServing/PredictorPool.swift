@@ -149,12 +149,7 @@ actor PredictorPool {
 
     private func acquire() async throws -> Predictor {
         if closed || (predictors.isEmpty && starting == 0) { throw YardError(.unavailable, field: "model", closed ? "the model was unloaded" : "the model has no running predictor") }
-        while let predictor = idle.popLast() {
-            if predictor.isAlive { return predictor }
-            // Died while idle: its place is filled in the background.
-            logger.warning("predictor \(predictor.pid) for \(weights) ended while idle; starting another")
-            Task { await self.replace(predictor) }
-        }
+        if let predictor = takeIdle() { return predictor }
         return try await withCheckedThrowingContinuation { waiters.append($0) }
     }
 
@@ -216,6 +211,8 @@ actor PredictorPool {
         dispatch()
     }
 
+    /// A live idle predictor; one that died while idle is dropped and its
+    /// place filled in the background.
     private func takeIdle() -> Predictor? {
         while let predictor = idle.popLast() {
             if predictor.isAlive { return predictor }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import YardDomain
 import YardEngine
+import YardServing
 
 /// `yard predict NAME[@ALIAS|@vN] IMAGE...`: the server's predictor pool
 /// answers (`POST /api/predict/NAME`), as any client of the API would get.
@@ -64,7 +65,8 @@ struct Predict: AsyncParsableCommand {
     /// Each image through `POST /api/predict/NAME`, one request per image.
     private func served(name: String) async throws {
         var query = ["conf=\(conf)"]
-        if let runtime { query.append("runtime=\(try ServingRuntimeName.check(runtime))") }
+        // Checked here too, so a typo is said before any upload.
+        if let runtime { query.append("runtime=\(try ServingRuntime.parse(runtime).rawValue)") }
         if let selector = id.split(separator: "@", maxSplits: 1).dropFirst().first {
             if selector.hasPrefix("v"), Int(selector.dropFirst()) != nil { query.append("version=\(selector.dropFirst())") }
             else { query.append("alias=\(selector)") }
@@ -121,12 +123,3 @@ struct Predict: AsyncParsableCommand {
     }
 }
 
-/// `--runtime`: checked here too, so a typo is said before any upload.
-enum ServingRuntimeName {
-    static func check(_ name: String) throws(YardError) -> String {
-        guard ["torch", "pytorch", "onnx"].contains(name.lowercased()) else {
-            throw YardError.invalid("runtime", "\"\(name.prefix(40))\" is not a runtime; use torch or onnx")
-        }
-        return name.lowercased()
-    }
-}

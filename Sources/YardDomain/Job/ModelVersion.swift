@@ -83,6 +83,9 @@ public struct ExportedWeights: Sendable, Codable, Hashable {
         case format, sha256, size, imgsz, exportMilliseconds = "export_ms", createdAt = "created_at"
     }
 
+    /// The file extension of an export's format (or of the weights, `pt`).
+    public static func fileExtension(_ format: String) -> String { format == "pt" ? "pt" : formats[format] ?? format }
+
     public static func validate(format: String) throws(YardError) {
         guard formats[format] != nil else {
             throw YardError.invalid("format", "\"\(format.prefix(40))\" is not a format models are exported to; use \(formats.keys.sorted().joined(separator: ", "))")

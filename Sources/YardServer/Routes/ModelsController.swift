@@ -130,7 +130,7 @@ struct ModelsController<Context: RequestContext> {
             sha256 = export.sha256
         }
         let data = try await offloadThrowing { try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) }
-        let ext = format == "pt" ? "pt" : ExportedWeights.formats[format] ?? format
+        let ext = ExportedWeights.fileExtension(format)
         return Response(status: .ok, headers: [.contentType: "application/octet-stream",
                                                .contentDisposition: "attachment; filename=\"\(name)-v\(number).\(ext)\"",
                                                HTTPField.Name("X-Content-SHA256")!: sha256],
