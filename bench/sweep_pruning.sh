@@ -6,6 +6,8 @@
 # best value, and the ratios of each pruned study to the unpruned one. Goal:
 # a pruned study reaches the unpruned best (within run-to-run noise) with at
 # most 40% of its epochs.
+# Each pruner may carry Optuna's settings after commas, e.g.
+# "SuccessiveHalvingPruner,reduction_factor=3,bootstrap_count=1".
 # Usage: bench/sweep_pruning.sh [TRIALS=16] [EPOCHS=10] [PRUNERS="SuccessiveHalvingPruner MedianPruner"] [GRACE=2]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,7 +28,11 @@ trap 'kill $UP 2>/dev/null; wait $UP 2>/dev/null; rm -rf "$DIR"' EXIT
 for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break; sleep 0.2; done
 SERVER="http://127.0.0.1:$PORT"
 
-run() {  # NAME PRUNER -> prints "epochs best seconds"
+run() {  # NAME PRUNER[,KEY=VALUE...] -> prints "epochs best seconds states"
+  local pruner=${2%%,*} extra="" setting
+  if [ "$pruner" != "$2" ]; then
+    for setting in $(tr ',' ' ' <<<"${2#*,}"); do extra="$extra  ${setting%%=*}: ${setting#*=}"$'\n'; done
+  fi
   cat >"$DIR/$1.yaml" <<YAML
 model: yolov8n.yaml
 train: {data: $DIR/demo/data.yaml, epochs: $EPOCHS, imgsz: 128, batch: 16, workers: 0, plots: false, optimizer: SGD, warmup_epochs: 0}
@@ -36,9 +42,9 @@ sweeper:
   max_concurrent: 2
   sampler: TPESampler
   seed: 7
-  pruner: $2
+  pruner: $pruner
   grace_period: $GRACE
-  direction: minimize
+${extra}  direction: minimize
   fitness: train/box_loss
   search_space: {train: {lr0: [loguniform, 1.0e-4, 0.5], momentum: [uniform, 0.6, 0.98]}}
 YAML
@@ -59,8 +65,10 @@ print(epochs, s['best']['value'], $seconds, json.dumps(states).replace(' ', ''))
 
 read -r E0 B0 S0 X0 < <(run unpruned none)
 printf '%-24s %4s epochs, best train/box_loss %s, %s s, trials %s\n' "none" "$E0" "$B0" "$S0" "$X0"
+N=0
 for PRUNER in $PRUNERS; do
-  read -r E1 B1 S1 X1 < <(run "p-$PRUNER" "$PRUNER")
+  N=$((N + 1))  # each study its own name (the unpruned one is "unpruned")
+  read -r E1 B1 S1 X1 < <(run "p$N" "$PRUNER")
   printf '%-24s %4s epochs, best train/box_loss %s, %s s, trials %s\n' "$PRUNER" "$E1" "$B1" "$S1" "$X1"
   python3 - "$PRUNER" "$E0" "$B0" "$S0" "$E1" "$B1" "$S1" <<'PY'
 import sys

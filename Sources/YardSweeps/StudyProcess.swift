@@ -25,10 +25,13 @@ public struct StudyDefinition: Sendable, Equatable {
     var request: [String: JSONValue] {
         var sampler: [String: JSONValue] = ["name": .string(spec.sampler.rawValue)]
         if let seed = spec.seed { sampler["seed"] = .int(seed) }
+        var pruner: [String: JSONValue] = ["name": .string(spec.pruner.rawValue), "grace_period": .int(spec.gracePeriod), "startup_trials": .int(startupTrials)]
+        if let factor = spec.reductionFactor { pruner["reduction_factor"] = .int(factor) }
+        if let count = spec.bootstrapCount { pruner["bootstrap_count"] = .int(count) }
         return [
             "op": "open", "study": .string(name), "storage": .string(storage), "direction": .string(spec.direction.rawValue),
             "sampler": .object(sampler),
-            "pruner": ["name": .string(spec.pruner.rawValue), "grace_period": .int(spec.gracePeriod), "startup_trials": .int(startupTrials)],
+            "pruner": .object(pruner),
             "space": .array(spec.parameters.map(Self.encode)),
         ]
     }

@@ -18,9 +18,11 @@ struct SweepSpecTests {
               direction: minimize
               sampler: RandomSampler
               seed: 7
-              pruner: HyperbandPruner
+              pruner: SuccessiveHalvingPruner
               fitness: metrics/mAP50-95(B)
               grace_period: 2
+              reduction_factor: 4
+              bootstrap_count: 1
               max_concurrent: 2
               retrain_best: true
               storage: postgresql://optuna:hunter2@db.example:5432/studies
@@ -37,8 +39,9 @@ struct SweepSpecTests {
         let spec = try #require(config.sweep)
         #expect(spec.isSweep, "a search space makes it a sweep")
         #expect(spec.studyName == "lr-study" && spec.trials == 6 && spec.direction == .minimize)
-        #expect(spec.sampler == .random && spec.seed == 7 && spec.pruner == .hyperband)
+        #expect(spec.sampler == .random && spec.seed == 7 && spec.pruner == .successiveHalving)
         #expect(spec.fitness == "metrics/mAP50-95(B)" && spec.gracePeriod == 2 && spec.maxConcurrent == 2 && spec.retrainBest)
+        #expect(spec.reductionFactor == 4 && spec.bootstrapCount == 1)
         #expect(spec.storage == "postgresql://optuna:hunter2@db.example:5432/studies")
         #expect(!"\(Redaction.redact(config.json))".contains("hunter2"), "a storage URL's password is a secret")
         #expect(spec.parameters.map(\.name) == ["model", "train.batch", "train.cos_lr", "train.imgsz", "train.lr0", "train.momentum", "train.warmup_epochs"])
@@ -70,6 +73,7 @@ struct SweepSpecTests {
         let bare = try #require(try Self.parse("sweeper: {search_space: {train: {lr0: [uniform, 0.001, 0.01]}}}").sweep)
         #expect(bare.isSweep && bare.trials == 10 && bare.sampler == .tpe && bare.pruner == .median)
         #expect(bare.fitness == "fitness" && bare.maxConcurrent == 1 && bare.gracePeriod == 1 && !bare.retrainBest && bare.seed == nil)
+        #expect(bare.reductionFactor == nil && bare.bootstrapCount == nil, "Optuna's own defaults")
         #expect(try Self.parse("sweeper: {tune: false, search_space: {train: {lr0: [uniform, 0.001, 0.01]}}}").sweep?.isSweep == false)
     }
 
@@ -84,6 +88,13 @@ struct SweepSpecTests {
         ("sweeper: {seed: -1}", "sweeper.seed", "at least 0"),
         ("sweeper: {grace_period: 1.5}", "sweeper.grace_period", "integer"),
         ("sweeper: {max_concurrent: 0}", "sweeper.max_concurrent", "at least 1"),
+        ("sweeper: {pruner: SuccessiveHalvingPruner, reduction_factor: 1}", "sweeper.reduction_factor", "at least 2"),
+        ("sweeper: {pruner: HyperbandPruner, reduction_factor: 1000}", "sweeper.reduction_factor", "at most 100"),
+        ("sweeper: {reduction_factor: 3}", "sweeper.reduction_factor", "the pruner is MedianPruner"),
+        ("sweeper: {pruner: none, bootstrap_count: 1}", "sweeper.bootstrap_count", "the pruner is none"),
+        ("sweeper: {pruner: HyperbandPruner, bootstrap_count: 1}", "sweeper.bootstrap_count", "only SuccessiveHalvingPruner"),
+        ("sweeper: {pruner: SuccessiveHalvingPruner, bootstrap_count: -1}", "sweeper.bootstrap_count", "at least 0"),
+        ("sweeper: {pruner: SuccessiveHalvingPruner, n_trials: 4, bootstrap_count: 4}", "sweeper.bootstrap_count", "below n_trials"),
         ("sweeper: {fitness: ''}", "sweeper.fitness", "non-empty"),
         ("sweeper: {tune: yes please}", "sweeper.tune", "true or false"),
         ("sweeper: {retrain_best: 1}", "sweeper.retrain_best", "true or false"),

@@ -81,6 +81,29 @@ def test_a_trial_far_below_the_median_is_pruned_after_the_grace_period(tmp_path)
     assert verdicts[2] is True, "pruned at its third epoch, far below the median"
 
 
+def test_successive_halving_takes_optunas_reduction_factor_and_bootstrap_count(tmp_path):
+    pruner = "SuccessiveHalvingPruner"
+    def first_trial_at_its_first_rung(**settings):
+        answers = run(opening(f"sqlite:///{tmp_path}/{pruner}-{len(settings)}.db", pruner={"name": pruner, "grace_period": 2, **settings}),
+                      {"op": "ask", "study": "s"},
+                      *[{"op": "report", "study": "s", "number": 0, "step": step, "value": 0.5} for step in (1, 2)])
+        assert all(a["ok"] for a in answers), answers
+        return [a["prune"] for a in answers[2:]]
+
+    # Alone at the rung, a trial goes on; with bootstrap_count 1 it must wait for one more, so Optuna prunes it.
+    assert first_trial_at_its_first_rung() == [False, False]
+    assert first_trial_at_its_first_rung(reduction_factor=4, bootstrap_count=1) == [False, True]
+
+
+def test_hyperband_takes_optunas_reduction_factor(tmp_path):
+    from trainyard_engine.study import _pruner
+
+    assert _pruner({"name": "HyperbandPruner", "grace_period": 2})._reduction_factor == 3, "Optuna's default"
+    assert _pruner({"name": "HyperbandPruner", "grace_period": 2, "reduction_factor": 4})._reduction_factor == 4
+    answers = run(opening(f"sqlite:///{tmp_path}/study.db", pruner={"name": "HyperbandPruner", "grace_period": 1, "reduction_factor": 4}))
+    assert answers[0]["ok"], answers
+
+
 def test_a_restarted_process_reports_to_a_trial_an_earlier_one_asked(tmp_path):
     storage = f"sqlite:///{tmp_path}/study.db"
     first = run(opening(storage), {"op": "ask", "study": "s"}, {"op": "report", "study": "s", "number": 0, "step": 1, "value": 0.3})

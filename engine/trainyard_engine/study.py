@@ -12,6 +12,8 @@ with one line on stdout, in order:
     {"id": 5, "op": "trials", "study": "s"}                   -> {"trials": [{"number", "state", "params", "value", "intermediate"}]}
     {"id": 6, "op": "best", "study": "s"}                     -> {"best": {"number", "value", "params"} | null}
 
+SuccessiveHalvingPruner and HyperbandPruner take "reduction_factor", and
+SuccessiveHalvingPruner "bootstrap_count", beside "grace_period" (their first rung).
 Answers are {"id": N, "ok": true, ...} or {"id": N, "ok": false, "error": "one line"}.
 The study lives in Optuna's storage (an RDB URL, or `redis://` for its
 journal storage), so a restarted process carries on where the last one
@@ -82,10 +84,13 @@ def _pruner(spec):
     if name == "MedianPruner":
         # startup_trials: finished trials before any is pruned (Optuna's default 5 is most of a small sweep).
         return optuna.pruners.MedianPruner(n_startup_trials=int(spec.get("startup_trials", 5)), n_warmup_steps=grace)
+    # grace_period is the first rung; reduction_factor and bootstrap_count are Optuna's own (defaults 3 and 0).
+    factor = int(spec.get("reduction_factor", 3))
     if name == "SuccessiveHalvingPruner":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, grace))
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, grace), reduction_factor=factor,
+                                                      bootstrap_count=int(spec.get("bootstrap_count", 0)))
     if name == "HyperbandPruner":
-        return optuna.pruners.HyperbandPruner(min_resource=max(1, grace))
+        return optuna.pruners.HyperbandPruner(min_resource=max(1, grace), reduction_factor=factor)
     if name == "none":
         return optuna.pruners.NopPruner()
     raise StudyError(f"unknown pruner {name!r}; one of {', '.join(PRUNERS)}")

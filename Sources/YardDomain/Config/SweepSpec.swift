@@ -15,7 +15,9 @@ import Foundation
 ///   seed: 42
 ///   pruner: MedianPruner            # MedianPruner | SuccessiveHalvingPruner | HyperbandPruner | none
 ///   fitness: metrics/mAP50-95(B)    # any metric the engine reports, or `fitness`
-///   grace_period: 5                 # epochs before a trial may be pruned
+///   grace_period: 5                 # epochs before a trial may be pruned (SHA/Hyperband: the first rung)
+///   reduction_factor: 3             # SHA/Hyperband: a rung keeps the top 1/N of the trials that reached it
+///   bootstrap_count: 0              # SHA: trials to reach a rung before any goes past it
 ///   max_concurrent: 2
 ///   retrain_best: false
 ///   search_space:
@@ -94,7 +96,7 @@ public struct SweepSpec: Sendable, Equatable {
     }
 
     public static let keys = ["study_name", "n_trials", "tune", "algorithm", "direction", "sampler", "seed", "pruner", "fitness",
-                              "grace_period", "max_concurrent", "retrain_best", "search_space", "storage"]
+                              "grace_period", "reduction_factor", "bootstrap_count", "max_concurrent", "retrain_best", "search_space", "storage"]
 
     public var studyName: String?
     public var trials: Int
@@ -108,6 +110,12 @@ public struct SweepSpec: Sendable, Equatable {
     public var pruner: Pruner
     public var fitness: String
     public var gracePeriod: Int
+    /// Optuna's `reduction_factor` of SuccessiveHalvingPruner and
+    /// HyperbandPruner (nil: Optuna's default, 3).
+    public var reductionFactor: Int? = nil
+    /// Optuna's `bootstrap_count` of SuccessiveHalvingPruner (nil: its
+    /// default, 0; Hyperband takes it only with a fixed max_resource).
+    public var bootstrapCount: Int? = nil
     public var maxConcurrent: Int
     public var retrainBest: Bool
     /// Optuna storage: an RDB server URL (`postgresql://`, `mysql://`) or
@@ -193,6 +201,20 @@ public struct SweepSpec: Sendable, Equatable {
                 }
                 points = product
             }
+        }
+        spec.reductionFactor = try integer("reduction_factor", minimum: 2)
+        spec.bootstrapCount = try integer("bootstrap_count", minimum: 0)
+        if spec.reductionFactor != nil, spec.pruner != .successiveHalving, spec.pruner != .hyperband {
+            throw YardError.invalid("sweeper.reduction_factor", "only SuccessiveHalvingPruner and HyperbandPruner take it, and the pruner is \(spec.pruner.rawValue)")
+        }
+        if spec.bootstrapCount != nil, spec.pruner != .successiveHalving {
+            throw YardError.invalid("sweeper.bootstrap_count", "only SuccessiveHalvingPruner takes it, and the pruner is \(spec.pruner.rawValue)")
+        }
+        if let factor = spec.reductionFactor, factor > 100 {
+            throw YardError.invalid("sweeper.reduction_factor", "at most 100, got \(factor)")
+        }
+        if let count = spec.bootstrapCount, count >= spec.trials {
+            throw YardError.invalid("sweeper.bootstrap_count", "must be below n_trials (\(spec.trials)): with \(count) every trial would be pruned at the first rung")
         }
         if spec.trials > 10_000 { throw YardError.invalid("sweeper.n_trials", "at most 10000 trials, got \(spec.trials)") }
         if spec.maxConcurrent > 256 { throw YardError.invalid("sweeper.max_concurrent", "at most 256 trials at once, got \(spec.maxConcurrent)") }

@@ -52,6 +52,8 @@ public struct MLflowSweepTracker: Sendable {
             "model": .string(config.model),
         ]
         if let seed = spec.seed { params["sweeper.seed"] = .string(String(seed)) }
+        if let factor = spec.reductionFactor { params["sweeper.reduction_factor"] = .string(String(factor)) }
+        if let count = spec.bootstrapCount { params["sweeper.bootstrap_count"] = .string(String(count)) }
         for parameter in spec.parameters {
             params[MetricName.sanitize("search_space." + parameter.name)] = .string(parameter.distribution.syntax)
         }
