@@ -9,6 +9,8 @@
 # `?runtime=onnx` (onnxruntime in the same predictor pool), against (3).
 # This machine's speed drifts by about 10% over minutes, so (1) is measured
 # again at the end and the ratios are given against both measurements.
+# (1b): the loop of (1), every other pass decoding the JPEG's bytes first, as
+# a server must: how much of the gap between (1) and (3) is decoding alone.
 # The model is a yolov8n trained for one epoch on the demo data (no network:
 # no pretrained download); the compute per image is yolov8n's at 640.
 # Usage: bench/serving.sh [SECONDS_PER_LEVEL=15] ["LEVELS"="1 4 16"]
@@ -55,6 +57,9 @@ kill -TERM $UP; wait $UP 2>/dev/null || true
 echo "== (1) in-process Ultralytics" >&2
 "$YARD_PYTHON" "$ROOT/bench/serving_baseline.py" inprocess "$WEIGHTS" "$IMAGE" "$SECONDS_PER_LEVEL" >"$WORK/inprocess.json"
 
+echo "== (1b) in-process Ultralytics, decoding each image" >&2
+"$YARD_PYTHON" "$ROOT/bench/serving_baseline.py" inprocess "$WEIGHTS" "$IMAGE" "$SECONDS_PER_LEVEL" decode >"$WORK/inprocess-decode.json"
+
 echo "== (2) FastAPI + uvicorn, 1 worker" >&2
 FPORT=$(free_port)
 PYTHONPATH="$DEPS" "$YARD_PYTHON" "$ROOT/bench/serving_baseline.py" fastapi "$WEIGHTS" "$FPORT" >"$WORK/fastapi.log" 2>&1 &
@@ -93,12 +98,14 @@ work, levels = sys.argv[1], [int(c) for c in sys.argv[2].split()]
 load = lambda name: json.load(open(f"{work}/{name}.json"))
 inproc = load("inprocess")
 again = load("inprocess-again")
+decoding = load("inprocess-decode")
 serving = load("serving")["loaded"][0]
 print(f"machine: {__import__('os').cpu_count()} cores; yard serve: {serving['processes']} predictor(s) x {serving['threads']} thread(s); "
       f"in-process best: {inproc['layout']}")
 print(f"{'':22} {'c':>3} {'img/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
 print(f"{'(1) in-process':22} {'-':>3} {inproc['img_s']:7.2f} {inproc['p50_ms']:8.1f} {inproc['p99_ms']:8.1f} {0:>6}")
 print(f"{'(1) again, at the end':22} {'-':>3} {again['img_s']:7.2f} {again['p50_ms']:8.1f} {again['p99_ms']:8.1f} {0:>6}")
+print(f"{'(1b) decoding each':22} {'-':>3} {decoding['img_s']:7.2f} {decoding['p50_ms']:8.1f} {decoding['p99_ms']:8.1f} {0:>6}")
 for c in levels:
     for name, label in (("fastapi", "(2) FastAPI, 1 worker"), ("yard", "(3) yard serve"), ("onnx", "(4) yard serve, onnx")):
         r = load(f"{name}-{c}")
@@ -108,6 +115,8 @@ y, f = load(f"yard-{top}"), load(f"fastapi-{top}")
 print(f"at c={top}: yard/in-process img/s {y['img_s'] / inproc['img_s']:.2f}x against the first, {y['img_s'] / again['img_s']:.2f}x against the second (goal >= 0.9), "
       f"yard/FastAPI img/s {y['img_s'] / f['img_s']:.2f}x (goal >= 1.8), "
       f"yard/FastAPI p99 {y['p99_ms'] / f['p99_ms']:.2f}x (goal <= 0.6)")
+print(f"decoding each image costs {decoding['decode_cost']:.2f}x the time of a pass on a decoded one (passes alternated); "
+      f"yard/(1) corrected for it: {y['img_s'] * decoding['decode_cost'] / inproc['img_s']:.2f}x, {y['img_s'] * decoding['decode_cost'] / again['img_s']:.2f}x")
 o = load(f"onnx-{top}")
 print(f"at c={top}: onnx/torch img/s {o['img_s'] / y['img_s']:.2f}x, p99 {o['p99_ms'] / y['p99_ms']:.2f}x")
 PY
