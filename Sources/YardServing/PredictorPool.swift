@@ -101,7 +101,7 @@ actor PredictorPool {
         inFlight += 1
         defer { inFlight -= 1 }
         guard let batching, images.count < batching.maxImages else { return try await predictAlone(images, options: options) }
-        if closed || (predictors.isEmpty && starting == 0) { throw YardError(.unavailable, field: "model", closed ? "the model was unloaded" : "the model has no running predictor") }
+        try ensureServing()
         return try await withCheckedThrowingContinuation { continuation in
             pending.append(Pending(images: images, options: options, arrived: .now, continuation: continuation))
             dispatch()
@@ -138,17 +138,25 @@ actor PredictorPool {
 
     func close() {
         closed = true
-        for request in pending { request.continuation.resume(throwing: YardError(.unavailable, field: "model", "the model was unloaded")) }
+        for request in pending { request.continuation.resume(throwing: Self.unloaded) }
         pending = []
         for predictor in predictors { predictor.stop() }
         predictors = []
         idle = []
-        for waiter in waiters { waiter.resume(throwing: YardError(.unavailable, field: "model", "the model was unloaded")) }
+        for waiter in waiters { waiter.resume(throwing: Self.unloaded) }
         waiters = []
     }
 
+    private static var unloaded: YardError { YardError(.unavailable, field: "model", "the model was unloaded") }
+
+    /// Refuses a request when no predictor runs or is starting.
+    private func ensureServing() throws(YardError) {
+        if closed { throw Self.unloaded }
+        if isDead { throw YardError(.unavailable, field: "model", "the model has no running predictor") }
+    }
+
     private func acquire() async throws -> Predictor {
-        if closed || (predictors.isEmpty && starting == 0) { throw YardError(.unavailable, field: "model", closed ? "the model was unloaded" : "the model has no running predictor") }
+        try ensureServing()
         if let predictor = takeIdle() { return predictor }
         return try await withCheckedThrowingContinuation { waiters.append($0) }
     }
