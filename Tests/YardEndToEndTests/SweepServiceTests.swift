@@ -287,7 +287,7 @@ struct SweepServiceTests {
             let first = rig.service()
             let sweep = try await first.create(config)
             let running = Task { try await first.run() }
-            try await eventually("two trials told", timeout: .seconds(60)) { (try await store.sweep(sweep.id)?.trials.filter { $0.told != nil }.count ?? 0) >= 2 }
+            try await eventually("two trials told", timeout: .seconds(180)) { (try await store.sweep(sweep.id)?.trials.filter { $0.told != nil }.count ?? 0) >= 2 }
             running.cancel()
             _ = try? await running.value
             // A trial Optuna handed out just before the crash, never recorded.
@@ -299,7 +299,7 @@ struct SweepServiceTests {
 
             let second = rig.service()
             let again = Task { try await second.run() }
-            try await eventually("the sweep finished", timeout: .seconds(90)) { try await store.sweep(sweep.id)?.state == .finished }
+            try await eventually("the sweep finished", timeout: .seconds(300)) { try await store.sweep(sweep.id)?.state == .finished }
             again.cancel()
             _ = try? await again.value
             workers.cancelAll()
