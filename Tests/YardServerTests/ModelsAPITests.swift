@@ -81,6 +81,37 @@ struct ModelsAPITests {
         }
     }
 
+    /// Weights are streamed from disk in chunks (128 KB): a file of several
+    /// chunks, downloaded by many clients at once, arrives whole and in order.
+    @Test func weightsOfSeveralChunksStreamWholeToManyClients() async throws {
+        let t = try TestYard(sqlite: true)
+        defer { t.dir.remove() }
+        let weights = (0..<60_000).map { "chunk line \($0)\n" }.joined()  // ~900 KB: 7 chunks
+        try await Self.succeededJob(t, "job-big", weights: weights)
+        try await t.test { client in
+            let (status, _) = try await Self.json(client, "/api/models", .post, #"{"job_id": "job-big", "name": "big"}"#)
+            #expect(status == 201)
+            let expected = SHA256.hash(data: Data(weights.utf8)).hex
+            let results = try await withThrowingTaskGroup(of: (HTTPResponse.Status, String?, Int, String).self) { group in
+                for _ in 0..<20 {
+                    group.addTask {
+                        try await client.execute(uri: "/api/models/big/versions/1/weights", method: .get) { response in
+                            (response.status, response.headers[.contentLength], response.body.readableBytes,
+                             SHA256.hash(data: Data(buffer: response.body)).hex)
+                        }
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(results.count == 20)
+            for (status, length, size, digest) in results {
+                #expect(status == .ok)
+                #expect(length == String(weights.utf8.count) && size == weights.utf8.count)
+                #expect(digest == expected)
+            }
+        }
+    }
+
     /// `production` is served: it moves only to a version that loaded and
     /// answered its health check. Here no predictor can start (the engine's
     /// Python does not exist), so the move is refused with the reason, the

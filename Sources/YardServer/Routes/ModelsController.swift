@@ -129,12 +129,14 @@ struct ModelsController<Context: RequestContext> {
             path = try registry.weights.file(for: export, of: version)
             sha256 = export.sha256
         }
-        let data = try await offloadThrowing { try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) }
+        // Streamed from disk in chunks: a large model (RT-DETR-X is 130 MB)
+        // downloaded by many clients at once is never held whole in memory.
+        let body = try await FileIO().loadFile(path: path, context: context)
         let ext = ExportedWeights.fileExtension(format)
         return Response(status: .ok, headers: [.contentType: "application/octet-stream",
                                                .contentDisposition: "attachment; filename=\"\(name)-v\(number).\(ext)\"",
                                                HTTPField.Name("X-Content-SHA256")!: sha256],
-                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+                        body: body)
     }
 
     /// `?format=onnx`: the version's weights in that format, made once and
