@@ -28,18 +28,26 @@ import sys
 import time
 
 
-def _loop(model_path, image_path, seconds, threads, out, decode=False):
+def _loaded(model_path, image_path, threads):
+    """The model with `threads` torch threads, warmed up on the decoded image."""
     import cv2
-    import numpy as np
     import torch
     from ultralytics import YOLO
 
     torch.set_num_threads(threads)
     model = YOLO(model_path)
     image = cv2.imread(image_path)
-    blob = np.frombuffer(open(image_path, "rb").read(), np.uint8)
     for _ in range(3):
         model.predict(image, verbose=False, imgsz=640)
+    return model, image
+
+
+def _loop(model_path, image_path, seconds, threads, out, decode=False):
+    import cv2
+    import numpy as np
+
+    model, image = _loaded(model_path, image_path, threads)
+    blob = np.frombuffer(open(image_path, "rb").read(), np.uint8)
     latencies, decoding, start = [], [], time.time()
     end = start + seconds
     while time.time() < end:
@@ -57,15 +65,7 @@ def _loop(model_path, image_path, seconds, threads, out, decode=False):
 def _worker(model_path, image_path, threads, commands, out):
     """A loop of (1) kept loaded: each command is a number of seconds to run
     for; answers (passes, seconds it actually ran)."""
-    import cv2
-    import torch
-    from ultralytics import YOLO
-
-    torch.set_num_threads(threads)
-    model = YOLO(model_path)
-    image = cv2.imread(image_path)
-    for _ in range(3):
-        model.predict(image, verbose=False, imgsz=640)
+    model, image = _loaded(model_path, image_path, threads)
     out.put("ready")
     while (seconds := commands.get()) is not None:
         passes, start = 0, time.time()
