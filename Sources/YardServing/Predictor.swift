@@ -46,11 +46,7 @@ final class Predictor: Sendable {
     }
 
     let process: Process
-    private let input: FileHandle
-    /// Writes requests down the pipe in order. A pipe write blocks until the
-    /// predictor reads, so not on the cooperative pool; one queue per
-    /// predictor instead of a thread started per request.
-    private let writer = DispatchQueue(label: "yard-predictor-write")
+    private let input: ProcessInput
     private let state = Mutex<State>(State())
     private let readyLine: Mutex<CheckedContinuation<JSONValue, any Error>?> = Mutex(nil)
 
@@ -84,13 +80,10 @@ final class Predictor: Sendable {
             process.standardOutput = stdout
             process.standardError = stderr
         }
-        input = stdin.fileHandleForWriting
         // A photo (100 KB-1 MB) goes down in one write instead of 64 KB at a
         // time, each waiting for the predictor to read: fewer switches
-        // between the two processes per request. Best effort (the limit is
-        // /proc/sys/fs/pipe-max-size).
-        let setPipeSize: Int32 = 1031  // F_SETPIPE_SZ (Linux; Glibc leaves it out without _GNU_SOURCE)
-        _ = fcntl(input.fileDescriptor, setPipeSize, 1 << 20)
+        // between the two processes per request.
+        input = ProcessInput(stdin.fileHandleForWriting, label: "yard-predictor-write", pipeSize: 1 << 20)
         let fd = dup(stdout.fileHandleForReading.fileDescriptor)
         try? stdout.fileHandleForReading.close()
         let errorFD = dup(stderr.fileHandleForReading.fileDescriptor)
@@ -184,10 +177,7 @@ final class Predictor: Sendable {
                         continuation.resume(throwing: PredictorDied(reason: ended))
                         return
                     }
-                    let input = self.input
-                    self.writer.async {
-                        do { try input.write(contentsOf: bytes) } catch { self.end("cannot write to the predictor: \(error)") }
-                    }
+                    self.input.write(bytes) { why in self.end("cannot write to the predictor: \(why)") }
                 }
             }
             group.addTask {
@@ -243,7 +233,7 @@ final class Predictor: Sendable {
         if process.isRunning {
             if kill { Glibc.kill(process.processIdentifier, SIGKILL) } else { process.terminate() }
         }
-        try? input.close()
+        input.close()
     }
 }
 

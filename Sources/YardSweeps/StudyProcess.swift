@@ -202,7 +202,7 @@ public actor StudyProcess {
     /// the requests waiting for their answers.
     final class Running: Sendable {
         let process: Process
-        let input: FileHandle
+        let input: ProcessInput
         private let waiting = Mutex<(answers: [Int: CheckedContinuation<JSONValue, any Error>], ended: String?)>(([:], nil))
 
         init(engine: EngineEnvironment) throws {
@@ -212,7 +212,7 @@ public actor StudyProcess {
                 process.standardOutput = stdout
                 process.standardError = FileHandle.nullDevice
             }
-            input = stdin.fileHandleForWriting
+            input = ProcessInput(stdin.fileHandleForWriting, label: "yard-study-write")
             // The reader owns its own descriptor (it closes it at the end).
             let fd = dup(stdout.fileHandleForReading.fileDescriptor)
             try? stdout.fileHandleForReading.close()
@@ -237,9 +237,7 @@ public actor StudyProcess {
                             continuation.resume(throwing: YardError(.unavailable, ended))
                             return
                         }
-                        do { try self.input.write(contentsOf: Data((line + "\n").utf8)) } catch {
-                            self.end("cannot write to the study process: \(error)")
-                        }
+                        self.input.write(Data((line + "\n").utf8)) { why in self.end("cannot write to the study process: \(why)") }
                     }
                 }
                 group.addTask {
@@ -275,7 +273,7 @@ public actor StudyProcess {
             if process.isRunning {
                 if kill { Glibc.kill(process.processIdentifier, SIGKILL) } else { process.terminate() }
             }
-            try? input.close()
+            input.close()
         }
     }
 }
