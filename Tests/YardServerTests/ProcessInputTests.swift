@@ -22,6 +22,22 @@ struct ProcessInputTests {
         }
     }
 
+    /// Fifty tasks each close `input` and open a new pipe, all at once;
+    /// returns the new pipes' descriptors.
+    private static func closeFromFiftyTasksOpeningPipes(_ input: ProcessInput) async -> [Int32] {
+        await withTaskGroup(of: [Int32].self) { group in
+            for _ in 0..<50 {
+                group.addTask {
+                    input.close()
+                    var fds: [Int32] = [0, 0]
+                    _ = Glibc.pipe(&fds)
+                    return fds
+                }
+            }
+            return await group.reduce(into: []) { $0 += $1 }
+        }
+    }
+
     @Test func writesArriveInOrderAndManyClosesCloseOnlyItsOwnDescriptor() async throws {
         let pipe = Pipe()
         let readFD = dup(pipe.fileHandleForReading.fileDescriptor)
@@ -36,17 +52,7 @@ struct ProcessInputTests {
         }
         // Closed from fifty tasks at once while new descriptors are opened:
         // each of those must still be open afterwards.
-        let opened = await withTaskGroup(of: [Int32].self) { group in
-            for _ in 0..<50 {
-                group.addTask {
-                    input.close()
-                    var fds: [Int32] = [0, 0]
-                    _ = Glibc.pipe(&fds)
-                    return fds
-                }
-            }
-            return await group.reduce(into: []) { $0 += $1 }
-        }
+        let opened = await Self.closeFromFiftyTasksOpeningPipes(input)
         input.drain()
         #expect(Self.readAll(readFD) == expected, "every write, in order, then the end")
         for fd in opened { #expect(fcntl(fd, F_GETFD) != -1, "descriptor \(fd), opened by someone else, was closed") }
@@ -69,17 +75,7 @@ struct ProcessInputTests {
     @Test func closesFromManyTasksAtOnceNeverCloseAnotherFile() async throws {
         for _ in 0..<200 {
             let input = ProcessInput(Pipe().fileHandleForWriting, label: "test-input")
-            let opened = await withTaskGroup(of: [Int32].self) { group in
-                for _ in 0..<50 {
-                    group.addTask {
-                        input.close()
-                        var fds: [Int32] = [0, 0]
-                        _ = Glibc.pipe(&fds)
-                        return fds
-                    }
-                }
-                return await group.reduce(into: []) { $0 += $1 }
-            }
+            let opened = await Self.closeFromFiftyTasksOpeningPipes(input)
             input.drain()
             for fd in opened { #expect(fcntl(fd, F_GETFD) != -1, "descriptor \(fd), opened by someone else, was closed") }
             for fd in opened { close(fd) }
