@@ -40,7 +40,7 @@ let package = Package(
             "YardDomain", "YardStore", "YardRedis",
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
-        // GNU spawn/pipe extensions for the engine runner.
+        // GNU extensions Swift's Glibc does not import: spawn/pipe for the engine runner, memmem for multipart.
         .target(name: "CYardSpawn"),
         // Spawns the Python engine and decodes its JSON-line events.
         .target(name: "YardEngine", dependencies: [
@@ -98,6 +98,7 @@ let package = Package(
         // REST API, SSE, auth, error mapping.
         .target(name: "YardServer", dependencies: [
             "YardDomain", "YardStore", "YardQueue", "YardRedis", "YardWorker", "YardEngine", "YardTracker", "YardArtifacts", "YardSweeps", "YardDatasets", "YardServing",
+            "CYardSpawn",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -106,7 +106,8 @@ struct PredictController<Context: RequestContext> {
                 throw YardError.invalid("Content-Type", "multipart/form-data needs a boundary parameter")
             }
             let body = try await collect(&request, limit: max(limits.maxRequestBytes, limits.maxImageBytes))
-            let parts = try Multipart.parts(body, boundary: boundary, maxParts: limits.maxImages)
+            // Off the threads that answer other requests: linear, but up to maxRequestBytes of it.
+            let parts = try await offloadThrowing { () throws(YardError) in try Multipart.parts(body, boundary: boundary, maxParts: limits.maxImages) }
             return parts.map(\.body)
         }
         guard media.hasPrefix("image/") || media == "application/octet-stream" else {
