@@ -68,6 +68,8 @@ struct ProgressView {
 
     private mutating func draw(epoch: Int, within: Double, detail: String) {
         let width = 20
+        // `within` comes from the engine's batch counts: kept to 0...1 before it sizes the bar.
+        let within = within.isFinite ? min(1, max(0, within)) : 0
         let filled = Int((within * Double(width)).rounded())
         let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
         let text = "epoch \(epoch)/\(epochs) \(bar) \(Int(within * 100))% \(detail) ETA \(eta(epoch: epoch, within: within))"

@@ -17,6 +17,9 @@ enum COCOImport {
         var categories: [Category]
     }
 
+    /// The largest image side taken, in pixels (larger is no photograph).
+    static let maxSide: Double = 1_000_000
+
     static func looksLikeCOCO(_ path: String) -> Bool {
         guard let handle = FileHandle(forReadingAtPath: path), let head = try? handle.read(upToCount: 1 << 20) else { return false }
         try? handle.close()
@@ -69,6 +72,13 @@ enum COCOImport {
                 }
                 guard let box = annotation.bbox, box.count == 4, let width = image.width, let height = image.height, width > 0, height > 0 else {
                     problems.append(DatasetProblem(.error, "bad_label", file: relJSON, "\(label): needs a bbox [x, y, w, h] and its image's width and height; left out")); continue
+                }
+                // Range-checked before any arithmetic or integer conversion: a width of 1e19 once stopped the server.
+                guard width.isFinite, height.isFinite, width <= Self.maxSide, height <= Self.maxSide else {
+                    problems.append(DatasetProblem(.error, "bad_label", file: relJSON, "\(label): image \(image.id) has width \(width) and height \(height); each must be a number of pixels up to \(Int(Self.maxSide)); left out")); continue
+                }
+                guard box.allSatisfy({ $0.isFinite && abs($0) <= Self.maxSide * 4 }) else {
+                    problems.append(DatasetProblem(.error, "bad_label", file: relJSON, "\(label): bbox \(box) holds a number that is no pixel coordinate; left out")); continue
                 }
                 guard box[2] > 0, box[3] > 0 else {
                     problems.append(DatasetProblem(.warning, "degenerate_box", file: relJSON, "\(label): zero-area box \(box); left out")); continue

@@ -146,8 +146,9 @@ public enum YOLOLabels {
             if let expected { fail("bad_label", "\(numbers.count) values; expected \(expected)"); continue }
             let cls = numbers[0]
             guard cls >= 0, cls == cls.rounded() else { fail("bad_label", "class \(fields[0]) is not a non-negative integer"); continue }
-            if Int(cls) >= classCount {
-                fail("class_out_of_range", "class \(Int(cls)) is beyond the dataset's \(classCount) names (0-\(classCount - 1))"); continue
+            // Compared as a double first: Int(1e300) traps.
+            if cls >= Double(classCount) {
+                fail("class_out_of_range", "class \(fields[0].prefix(20)) is beyond the dataset's \(classCount) names (0-\(classCount - 1))"); continue
             }
             let coordinates = numbers.dropFirst()
             if let bad = coordinates.first(where: { $0 < 0 || $0 > 1 }) {

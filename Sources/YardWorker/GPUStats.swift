@@ -62,7 +62,7 @@ public struct NvidiaSMI: Sendable {
             guard columns.count == fields.count, let index = Int(columns[0]), !columns[2].isEmpty else {
                 throw Failure(description: "nvidia-smi printed a line that is not \(fields.count) GPU fields: \(line.prefix(200))")
             }
-            func number(_ text: String) -> Int? { Double(text).map { Int($0.rounded()) } }
+            func number(_ text: String) -> Int? { Double(text).flatMap { Int(checked: $0.rounded()) } }
             gpus.append(GPUStats(index: index, uuid: columns[1].hasPrefix("[") ? nil : columns[1], name: columns[2],
                                  memoryTotalMiB: number(columns[3]), memoryUsedMiB: number(columns[4]),
                                  utilizationPercent: number(columns[5]), temperatureC: number(columns[6])))

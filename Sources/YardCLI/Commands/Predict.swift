@@ -101,7 +101,7 @@ struct Predict: AsyncParsableCommand {
             } else {
                 found = (image?["boxes"]?.arrayValue ?? []).map { "\($0["name"]?.stringValue ?? "?") \(String(format: "%.2f", $0["score"]?.doubleValue ?? 0))" }
             }
-            Output.line("\((file as NSString).lastPathComponent): \(found.isEmpty ? "nothing" : found.joined(separator: ", ")) (\(name) v\(answer["version"]?.stringValue ?? "?") on \(answer["runtime"]?.stringValue ?? "torch"), \(Int(answer["timing_ms"]?["total"]?.doubleValue ?? 0)) ms)")
+            Output.line("\((file as NSString).lastPathComponent): \(found.isEmpty ? "nothing" : found.joined(separator: ", ")) (\(name) v\(answer["version"]?.stringValue ?? "?") on \(answer["runtime"]?.stringValue ?? "torch"), \(Int.saturating(answer["timing_ms"]?["total"]?.doubleValue ?? 0)) ms)")
         }
     }
 
