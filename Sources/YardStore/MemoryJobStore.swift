@@ -117,7 +117,7 @@ public actor MemoryJobStore: JobStore {
     public func appendLog(jobID: String, lines: [String]) -> [LogLine] {
         let stored = lines.map { line in
             defer { nextID += 1 }
-            return LogLine(id: nextID, line: line)
+            return LogLine(id: nextID, line: LogLine.bounded(line))
         }
         logLines.append(contentsOf: stored.map { (jobID, $0) })
         feed.publish(logs: stored, of: jobID)

@@ -83,11 +83,11 @@ public struct JobControl: Sendable {
         var job = Job(id: taskID, config: config, redacted: Redaction.redact(config.json), createdAt: time)
         // Born failed: it never was queued.
         job.state = .failed
-        job.message = reason
+        job.message = LogLine.bounded(reason, limit: 2000)
         job.finishedAt = time
         job.epochs = nil
         try await store.insert(job, secrets: [:])
-        try await store.appendEvent(jobID: taskID, type: "state", payload: Self.statePayload(job, message: reason, time: time))
+        try await store.appendEvent(jobID: taskID, type: "state", payload: Self.statePayload(job, message: job.message ?? "", time: time))
         return job
     }
 

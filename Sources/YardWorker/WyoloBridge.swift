@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 import YardDomain
 import YardQueue
 import YardRedis
@@ -27,7 +28,10 @@ public struct WyoloBridge: Service {
     let topic: String
     let configRoot: String
     let processing: String
+    /// Messages that could not be stored even as a failed job.
+    public let deadLetters: String
     let logger: Logger
+    private let attempts = Attempts()
     /// The largest config file read.
     static let maxConfigSize = 1 << 20
 
@@ -38,6 +42,7 @@ public struct WyoloBridge: Service {
         self.topic = topic
         self.configRoot = URL(fileURLWithPath: configRoot).resolvingSymlinksInPath().standardizedFileURL.path
         self.processing = "\(keys.prefix):wyolo:processing"
+        self.deadLetters = "\(keys.prefix):wyolo:dead"
         self.logger = logger
     }
 
@@ -131,6 +136,9 @@ public struct WyoloBridge: Service {
     /// A list element's fields: a JSON object, or a JSON string holding one
     /// (wyolo's client encodes twice).
     static func listFields(_ text: String) -> Result<[String: String], YardError> {
+        guard text.utf8.count <= maxMessageBytes else {
+            return .failure(YardError.invalid("message", "the wyolo message is \(text.utf8.count) bytes; at most \(maxMessageBytes)"))
+        }
         var value = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
         if let inner = value?.stringValue { value = try? JSONDecoder().decode(JSONValue.self, from: Data(inner.utf8)) }
         guard let object = value?.objectValue else {
@@ -139,14 +147,22 @@ public struct WyoloBridge: Service {
         return .success(object.compactMapValues { $0.stringValue ?? $0.intValue.map(String.init) })
     }
 
-    /// Stores the message's job (or, when it cannot be read, a failed job
-    /// with the reason). A task id already stored means it was handled.
+    /// Stores the message's job, or a failed job with the reason when it
+    /// cannot be one, or (when not even that can be stored: its task id is
+    /// taken by a job whose id differs in case only, or the store refused it
+    /// `maxAttempts` times) a dead-letter entry on `deadLetters`. It returns
+    /// only when the message may be removed; a thrown error (Redis or the
+    /// store unreachable) leaves it to be taken again. A task id already
+    /// stored means the message was handled.
     func accept(_ message: Result<[String: String], YardError>, fallbackID: String?, raw: String?) async throws {
         let fields = (try? message.get()) ?? [:]
         let fallback = fallbackID ?? JobID.generate(epochSeconds: Int(Date().timeIntervalSince1970), random: UInt32.random(in: 0...UInt32.max))
         var taskID = fields["task_id"].flatMap { JobID.isValid($0) ? $0 : nil } ?? fallback
+        // The same message taken again has the same key (a list element's id is drawn anew each time).
+        let key = fallbackID ?? raw.map { "\($0.utf8.count):\($0.hashValue)" } ?? taskID
+        let reason: String
         do {
-            let fields = try message.get()
+            let fields = try Self.bounded(message, raw: raw)
             guard let path = fields["config_path"], !path.isEmpty else {
                 throw YardError(.invalidInput, field: "config_path", "the wyolo message has no config_path")
             }
@@ -157,16 +173,80 @@ public struct WyoloBridge: Service {
             config = config.withMetadata("source", .string("wyolo:\(topic)"))
             let job = try await control.submit(config.withTaskID(taskID))
             logger.info("wyolo bridge: \(topic) message queued as job \(job.id)")
-        } catch let error as YardError where error.code == .invalidInput || error.code == .notFound {
+            attempts.forget(key)
+            return
+        } catch let error as YardError where error.code != .unavailable {
+            // Refused (bad message, config, or a task id another job holds): recorded below.
+            reason = error.message
+        } catch let error as RedisError {
+            throw error  // Redis is away: the message waits for it, however long
+        } catch {
+            // The store failed: taken again later, but not for ever.
+            guard attempts.count(key) >= Self.maxAttempts else { throw error }
+            reason = "the store refused it \(Self.maxAttempts) times; last: \(Redaction.redactText(String(describing: error)).prefix(300))"
+        }
+        do {
             if try await control.store.job(taskID) != nil { return }
             var source: [String: JSONValue] = ["source": .string("wyolo:\(topic)")]
-            for (key, value) in fields { source[key] = .string(String(value.prefix(1000))) }
+            for (key, value) in fields.prefix(Self.maxFields) { source[String(key.prefix(100))] = .string(String(value.prefix(1000))) }
             if fields.isEmpty, let raw { source["message"] = .string(String(raw.prefix(1000))) }
-            try await control.reject(taskID: taskID, source: source, reason: error.message)
-            logger.warning("wyolo bridge: \(topic) message recorded as failed job \(taskID): \(error.message)")
-        } catch let error as YardError where error.code == .conflict {
-            return  // stored meanwhile: handled
+            try await control.reject(taskID: taskID, source: source, reason: reason)
+            logger.warning("wyolo bridge: \(topic) message recorded as failed job \(taskID): \(reason.prefix(300))")
+        } catch let error as YardError where error.code == .conflict || error.code == .invalidInput {
+            try await deadLetter(raw: raw, fields: fields, reason: "\(reason); not recorded as a job: \(error.message)")
+        } catch let error as RedisError {
+            throw error
+        } catch {
+            guard attempts.count(key) >= Self.maxAttempts else { throw error }
+            try await deadLetter(raw: raw, fields: fields, reason: "\(reason); the store refused the failed job too: \(String(describing: error).prefix(300))")
         }
+        attempts.forget(key)
+    }
+
+    /// The largest message taken whole (a list element, or a stream entry's
+    /// fields together), the longest `config_path`, the most fields.
+    static let maxMessageBytes = 64 << 10
+    static let maxPathBytes = 4096
+    static let maxFields = 64
+    /// Store failures a message may meet before it is set aside.
+    static let maxAttempts = 5
+    /// Dead letters kept (the newest).
+    static let maxDeadLetters = 1000
+
+    /// The message's fields when every limit holds; a one-line refusal naming the limit when not.
+    static func bounded(_ message: Result<[String: String], YardError>, raw: String?) throws(YardError) -> [String: String] {
+        let fields = try message.get()
+        let size = raw?.utf8.count ?? fields.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count }
+        guard size <= maxMessageBytes else {
+            throw YardError.invalid("message", "the wyolo message is \(size) bytes; at most \(maxMessageBytes)")
+        }
+        guard fields.count <= maxFields else { throw YardError.invalid("message", "the wyolo message has \(fields.count) fields; at most \(maxFields)") }
+        if let path = fields["config_path"], path.utf8.count > maxPathBytes {
+            throw YardError.invalid("config_path", "\(path.utf8.count) bytes; at most \(maxPathBytes)")
+        }
+        return fields
+    }
+
+    /// Sets a message aside on `deadLetters` (a Redis list, newest last, the
+    /// last `maxDeadLetters` kept): what it held (cut to 4 KiB), why, and when.
+    func deadLetter(raw: String?, fields: [String: String], reason: String) async throws {
+        let held = raw ?? String(decoding: (try? JSONEncoder().encode(fields)) ?? Data(), as: UTF8.self)
+        let entry: JSONValue = .object([
+            "topic": .string(topic), "message": .string(String(held.prefix(4096))), "reason": .string(String(reason.prefix(2000))),
+            "at": .string(ISO8601DateFormatter().string(from: Date())),
+        ])
+        let text = String(decoding: try JSONEncoder().encode(entry), as: UTF8.self)
+        try await redis.send(["RPUSH", deadLetters, text])
+        try await redis.send(["LTRIM", deadLetters, String(-Self.maxDeadLetters), "-1"])
+        logger.error("wyolo bridge: \(topic) message set aside on \(deadLetters): \(reason.prefix(300))")
+    }
+
+    /// Store failures per message, kept while the server runs.
+    final class Attempts: Sendable {
+        private let counts = Mutex<[String: Int]>([:])
+        /// Counts one more failure; returns the count.
+        func count(_ key: String) -> Int { counts.withLock { $0[key, default: 0] += 1; return $0[key]! } }
+        func forget(_ key: String) { _ = counts.withLock { $0.removeValue(forKey: key) } }
     }
 
     /// The config a message names: an absolute path inside the bridge's

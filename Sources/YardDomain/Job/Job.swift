@@ -140,6 +140,19 @@ public struct LogLine: Sendable, Codable, Hashable {
     public var id: Int64
     public var line: String
 
+    /// The most bytes of one stored line; the rest is cut, and the cut said.
+    public static let maxBytes = 16 << 10
+
+    /// `line` cut to `maxBytes` (on a character boundary), with how much was left out.
+    public static func bounded(_ line: String, limit: Int = maxBytes) -> String {
+        guard line.utf8.count > limit else { return line }
+        // Back from the byte limit to the start of a character.
+        var end = line.utf8.index(line.utf8.startIndex, offsetBy: limit)
+        while end > line.startIndex, String.Index(end, within: line) == nil { end = line.utf8.index(before: end) }
+        let kept = line[..<end]
+        return kept + " … (\(line.utf8.count - kept.utf8.count) more bytes cut)"
+    }
+
     public init(id: Int64, line: String) {
         self.id = id
         self.line = line

@@ -252,7 +252,7 @@ public struct SQLiteJobStore: JobStore {
     private static func insertLogs(_ db: Database, jobID: String, lines: [String], feed: JobFeed) throws -> [LogLine] {
         let statement = try db.cachedStatement(sql: "INSERT INTO log (job_id, line) VALUES (?, ?)")
         var stored: [LogLine] = []
-        for line in lines {
+        for line in lines.map({ LogLine.bounded($0) }) {
             try statement.execute(arguments: [jobID, line])
             stored.append(LogLine(id: db.lastInsertedRowID, line: line))
         }
