@@ -72,11 +72,12 @@ public struct DatasetVersion: Sendable, Codable, Hashable {
         }
     }
 
-    /// Dataset names: letters, digits, `_ - .`, at most 128, not starting with `.`.
+    /// Dataset names: letters, digits, `_ - .`, at most 128, starting with a
+    /// letter or digit (a leading `-` reads as a command-line option, a leading `.` as a hidden folder).
     public static func validateName(_ name: String, field: String = "name") throws(YardError) {
-        let ok = !name.isEmpty && name.count <= 128 && !name.hasPrefix(".")
+        let ok = !name.isEmpty && name.count <= 128 && name.first.map { $0.isASCII && ($0.isLetter || $0.isNumber) } == true
             && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "_-.".contains($0)) }
-        guard ok else { throw YardError.invalid(field, "\"\(name.prefix(40))\" must be 1-128 letters, digits, '_', '-' or '.' (not starting with '.')") }
+        guard ok else { throw YardError.invalid(field, "\"\(name.prefix(40))\" must be 1-128 letters, digits, '_', '-' or '.', starting with a letter or digit") }
     }
 }
 

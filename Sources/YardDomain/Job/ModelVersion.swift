@@ -49,10 +49,12 @@ public struct ModelVersion: Sendable, Codable, Hashable {
         case mlflowVersion = "mlflow_version", mirrorError = "mirror_error", health, exports
     }
 
-    /// Registered model names and aliases: letters, digits, `_ - .`, at most 256.
+    /// Registered model names and aliases: letters, digits, `_ - .`, at most
+    /// 256, starting with a letter or digit (a leading `-` reads as a command-line option).
     public static func validateName(_ name: String, field: String) throws(YardError) {
-        let ok = !name.isEmpty && name.count <= 256 && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "_-.".contains($0)) }
-        guard ok else { throw YardError.invalid(field, "\"\(name.prefix(40))\" must be 1-256 letters, digits, '_', '-' or '.'") }
+        let ok = !name.isEmpty && name.count <= 256 && name.first.map { $0.isASCII && ($0.isLetter || $0.isNumber) } == true
+            && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "_-.".contains($0)) }
+        guard ok else { throw YardError.invalid(field, "\"\(name.prefix(40))\" must be 1-256 letters, digits, '_', '-' or '.', starting with a letter or digit") }
     }
 }
 
