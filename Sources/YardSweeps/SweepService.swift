@@ -29,6 +29,13 @@ public struct SweepService: Service {
     let parser: JobConfigParser
     let logger: Logger
     let interval: Duration
+    /// Passes in a row a sweep may fail (its study or config unusable) before
+    /// it ends `failed` with the reason; each failure waits twice as long as
+    /// the one before (from `interval`, at most `longestWait`) before the next
+    /// try, so a storage back within minutes loses nothing and a broken sweep
+    /// is neither retried nor logged forever.
+    let failureLimit: Int
+    let longestWait: Duration
     /// The sweep's parent run in MLflow (its trials' runs are its children).
     let tracker: MLflowSweepTracker?
     /// Sweeps being advanced now (one pass at a time each) and those whose
@@ -40,11 +47,15 @@ public struct SweepService: Service {
         let state = Mutex<(busy: Set<String>, opened: Set<String>)>(([], []))
         /// Each sweep's config with its secrets, validated once: it never changes.
         let configs = Mutex<[String: JobConfig]>([:])
+        /// Sweeps whose last passes failed: how many in a row, and when to try again.
+        let failures = Mutex<[String: (count: Int, retry: ContinuousClock.Instant)]>([:])
     }
 
     public init(control: JobControl, study: StudyProcess, dataDirectory: String, parser: JobConfigParser, interval: Duration = .seconds(1),
-                tracker: MLflowSweepTracker? = nil, logger: Logger) {
+                failureLimit: Int = 10, longestWait: Duration = .seconds(60), tracker: MLflowSweepTracker? = nil, logger: Logger) {
         self.tracker = tracker
+        self.failureLimit = max(1, failureLimit)
+        self.longestWait = longestWait
         self.control = control
         self.study = study
         self.dataDirectory = dataDirectory
@@ -72,11 +83,58 @@ public struct SweepService: Service {
             logger.warning("sweeps: cannot list them: \(error)")
             return
         }
-        for sweep in active {
-            do { try await advance(sweep.id) } catch {
-                logger.warning("sweep \(sweep.id): \(error)")
+        let now = ContinuousClock.now
+        for sweep in active where passes.failures.withLock({ $0[sweep.id].map { $0.retry <= now } ?? true }) {
+            do {
+                try await advance(sweep.id)
+                passes.failures.withLock { _ = $0.removeValue(forKey: sweep.id) }
+            } catch {
+                await failed(sweep.id, error)
             }
         }
+    }
+
+    /// A pass that failed: the sweep waits longer before the next, and ends
+    /// after `failureLimit` in a row (`failed`; `stopped` if a stop was asked:
+    /// a stop always ends a sweep, even one whose study cannot be told).
+    func failed(_ id: String, _ error: any Error) async {
+        let count = passes.failures.withLock { failures -> Int in
+            let count = (failures[id]?.count ?? 0) + 1
+            let wait = min(interval * (1 << min(count - 1, 20)), longestWait)
+            failures[id] = (count, ContinuousClock.now + wait)
+            return count
+        }
+        let reason = Self.line(error)
+        let state = (try? await store.sweep(id))?.state
+        if state == .stopping {
+            logger.warning("sweep \(id): \(reason); stopping it without the study")
+            await abandon(id, as: .stopped, message: "stopped; the study could not be told how its trials ended: \(reason)")
+        } else if count >= failureLimit {
+            logger.warning("sweep \(id): failed \(count) passes in a row; ending it: \(reason)")
+            await abandon(id, as: .failed, message: "failed \(count) passes in a row: \(reason)")
+        } else {
+            logger.warning("sweep \(id): \(reason) (pass \(count) of \(failureLimit) before it fails)")
+        }
+    }
+
+    /// Ends a sweep whose passes cannot: its trials still running are
+    /// stopped through the ordinary path, and it is recorded ended.
+    func abandon(_ id: String, as state: Sweep.State, message: String) async {
+        do {
+            guard let sweep = try await store.sweep(id), !sweep.state.isTerminal else { return }
+            for trial in sweep.trials where trial.told == nil {
+                if let job = try? await store.job(trial.jobID), !job.state.isTerminal { _ = try? await control.stop(job.id) }
+            }
+            try await end(id, state, message: message)
+            passes.failures.withLock { _ = $0.removeValue(forKey: id) }
+        } catch {
+            logger.warning("sweep \(id): cannot end it (\(state.rawValue)): \(error)")
+        }
+    }
+
+    /// An error as one line.
+    static func line(_ error: any Error) -> String {
+        "\(error)".split(whereSeparator: \.isNewline).joined(separator: " ")
     }
 
     /// Creates a sweep from a validated config that is one (a search space,
@@ -97,6 +155,13 @@ public struct SweepService: Service {
         }
         let secrets = Redaction.secrets(of: config.json)
         let redacted = SecretMasker(secrets: secrets).mask(Redaction.redact(config.json))
+        // Every pass reads the config back from the store and validates it again:
+        // what would fail there is refused here, with its field, before anything is kept.
+        let stored = try JSONDecoder().decode(JSONValue.self, from: JSONEncoder().encode(redacted))
+        guard case .object(let document) = Redaction.restore(stored, secrets: secrets) else {
+            throw YardError.invalid("sweeper", "the config does not read back as a mapping")
+        }
+        _ = try parser.validate(document)
         try await study.open(StudyDefinition(name: name, storage: try storage(spec), spec: spec))
         let sweep = Sweep(id: id, study: name, experiment: config.experiment, config: redacted, createdAt: time)
         try await store.insertSweep(sweep, secrets: secrets)
@@ -109,14 +174,21 @@ public struct SweepService: Service {
     }
 
     /// Stops a sweep: no more trials; the running ones are stopped (and
-    /// told as failed once they have); it ends `stopped`.
+    /// told as failed once they have); it ends `stopped`. A stop always ends
+    /// a sweep: one whose study or config cannot be used now is ended at
+    /// once, its running trials stopped without the study being told.
     public func stop(_ id: String) async throws -> Sweep {
         let sweep = try await store.updateSweep(id) { sweep in
             guard !sweep.state.isTerminal else { return }
             sweep.state = .stopping
             sweep.message = "stop requested"
         }
-        if sweep.state == .stopping { try await advance(id) }
+        if sweep.state == .stopping {
+            do { try await advance(id) } catch {
+                logger.warning("sweep \(id): \(Self.line(error)); stopping it without the study")
+                await abandon(id, as: .stopped, message: "stopped; the study could not be told how its trials ended: \(Self.line(error))")
+            }
+        }
         return try await store.sweep(id) ?? sweep
     }
 
@@ -321,9 +393,14 @@ public struct SweepService: Service {
         // the next pass, which MLflow takes as the same end.
         if var ended = try await store.sweep(id) {
             ending(&ended)
-            let config = try await baseConfig(ended)
-            let final = ended
-            await track("end") { try await $0.ended(final, config: config) }
+            do {
+                let config = try await baseConfig(ended)
+                let final = ended
+                await track("end") { try await $0.ended(final, config: config) }
+            } catch {
+                // A config that cannot be read (an older server stored it) ends the sweep untracked.
+                logger.warning("sweep \(id): its end is not tracked: \(Self.line(error))")
+            }
         }
         try await store.updateSweep(id, ending)
         passes.configs.withLock { _ = $0.removeValue(forKey: id) }

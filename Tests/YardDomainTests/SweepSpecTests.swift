@@ -121,6 +121,10 @@ struct SweepSpecTests {
         ("sweeper: {search_space: {train: {batch: [int, 32, 32]}}}", "sweeper.search_space.train.batch", "below the high end"),
         ("sweeper: {search_space: {train: {imgsz: [choice]}}}", "sweeper.search_space.train.imgsz", "at least one value"),
         ("sweeper: {search_space: {train: {imgsz: [choice, 320, 320]}}}", "sweeper.search_space.train.imgsz", "listed twice"),
+        // One value to Optuna, and 1.0 is read back from the store as 1: accepted, it failed every later pass.
+        ("sweeper: {search_space: {train: {lr0: [choice, 1, 1.0]}}}", "sweeper.search_space.train.lr0", "listed twice (1 and 1.0 are one value to Optuna)"),
+        ("sweeper: {search_space: {train: {cos_lr: [choice, 1, true]}}}", "sweeper.search_space.train.cos_lr", "listed twice"),
+        ("sweeper: {search_space: {train: {lr0: [choice, .inf, 0]}}}", "sweeper.search_space.train.lr0", "finite numbers"),
         ("sweeper: {search_space: {train: {imgsz: [choice, [1, 2]]}}}", "sweeper.search_space.train.imgsz", "strings, numbers or booleans"),
         ("sweeper: {search_space: {model: [choice, 1, 2]}}", "sweeper.search_space.model", "model names"),
         ("sweeper: {search_space: {model: [uniform, 0, 1]}}", "sweeper.search_space.model", "[choice, model"),
@@ -129,6 +133,8 @@ struct SweepSpecTests {
         ("sweeper: {sampler: GridSampler, search_space: {train: {batch: [int, 0, 1000000000000]}}}", "sweeper.search_space.train.batch", "more than a million points"),
         ("sweeper: {sampler: GridSampler, search_space: {train: {batch: [int, -9223372036854775807, 9223372036854775807]}}}", "sweeper.search_space.train.batch", "more than a million points"),
         ("sweeper: {sampler: GridSampler, search_space: {train: {a: [int, 0, 999], b: [int, 0, 999], c: [int, 0, 9]}}}", "sweeper.search_space.train.c", "more than a million points"),
+        ("sweeper: {sampler: GridSampler, search_space: {train: {mosaic: [range, 0, 1e300, 1e-300]}}}", "sweeper.search_space.train.mosaic", "million"),
+        ("sweeper: {sampler: GridSampler, search_space: {train: {mosaic: [range, -1.7e308, 1.7e308, 1.0e300]}}}", "sweeper.search_space.train.mosaic", "million"),
         ("sweeper: {n_trials: 1000000, search_space: {train: {mosaic: [uniform, 0, 1]}}}", "sweeper.n_trials", "at most 10000"),
         ("sweeper: {max_concurrent: 100000, search_space: {train: {mosaic: [uniform, 0, 1]}}}", "sweeper.max_concurrent", "at most 256"),
     ])
@@ -143,6 +149,28 @@ struct SweepSpecTests {
         } catch {
             Issue.record("\(yaml): \(error)")
         }
+    }
+
+    /// A grid too large to count in an Int (an infinite step count, or a span
+    /// that overflows a Double) is counted as more than any grid allowed,
+    /// never converted with Int(Double), which traps and takes the server down.
+    @Test func aHugeGridIsCountedWithoutTrapping() {
+        typealias D = SweepSpec.Distribution
+        for huge: D in [.range(0, 1e300, step: 1e-300), .range(-1.7e308, 1.7e308, step: 1), .range(0, 1e18, step: 1), .int(Int.min, Int.max)] {
+            #expect(huge.gridSize == Int.max, "\(huge.syntax)")
+            #expect(huge.gridValues == nil, "\(huge.syntax): never listed")
+        }
+        #expect(D.range(0, 1, step: 0.25).gridSize == 5)
+        #expect(D.range(0, 1, step: 0.25).gridValues == [0, 0.25, 0.5, 0.75, 1].map { JSONValue.double($0) })
+    }
+
+    /// Whatever parse accepts, it accepts again from the stored form (JSON,
+    /// where 1.0 reads back as 1): every pass of a sweep validates that.
+    @Test func anAcceptedSpecIsAcceptedAgainFromItsStoredForm() throws {
+        let config = try Self.parse("sweeper: {search_space: {train: {lr0: [choice, 0.5, 1.0, 2], imgsz: [choice, 320.0, 640]}, model: [choice, a.yaml, b.yaml]}}")
+        let stored = try JSONDecoder().decode(JSONValue.self, from: JSONEncoder().encode(config.json))
+        let again = try JobConfigParser { _ in true }.validate(try #require(stored.objectValue))
+        #expect(again.sweep?.parameters.map(\.name) == config.sweep?.parameters.map(\.name))
     }
 
     /// Ultralytics ignores lr0 and momentum with optimizer auto (its

@@ -79,6 +79,29 @@ struct StudyProcessTests {
         #expect(trials.first?.intermediate == [1: 0.2, 2: 0.25] && trials.first?.state == .complete)
     }
 
+    /// Issue 26: after kill -9 during a seeded RandomSampler sweep, trial 3's
+    /// lr0 equalled trial 0's. The study opened again carries on from its
+    /// history instead of starting its seed's sequence over.
+    @Test func aSeededStudyOpenedAgainDoesNotRepeatItsFirstTrials() async throws {
+        let dir = try TemporaryDirectory("study")
+        defer { dir.remove() }
+        let study = StudyProcess(engine: Self.engine(dir))
+        defer { Task { await study.close() } }
+        let spec = try Self.spec("sweeper: {n_trials: 8, sampler: RandomSampler, seed: 42, search_space: {train: {lr0: [uniform, 0.001, 0.01]}}}")
+        try await study.open(StudyDefinition(name: "s5", storage: "sqlite:///\(dir.file("optuna.db"))", spec: spec))
+        var earlier: [Double] = []
+        for _ in 0..<3 { earlier.append(try #require(try await study.ask("s5").params["train.lr0"]?.doubleValue)) }
+        let pid = try #require(await study.processID)
+        kill(pid, SIGKILL)
+        try await eventually("the study process is gone") { await study.processID == nil }
+        for _ in 0..<3 {
+            let (number, params) = try await study.ask("s5")
+            let lr0 = try #require(params["train.lr0"]?.doubleValue)
+            #expect(!earlier.contains(lr0), "trial \(number) repeats an earlier trial's lr0 \(lr0): \(earlier)")
+        }
+        #expect(await study.processID != pid)
+    }
+
     /// A study process that hangs (SIGSTOP) fails the call at the timeout,
     /// is killed, and the next call gets a new one with the study open.
     @Test func aHungStudyProcessFailsTheCallAndIsReplaced() async throws {

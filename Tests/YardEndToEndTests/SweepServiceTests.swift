@@ -53,13 +53,34 @@ struct SweepServiceTests {
             data = try dir.write("demo/data.yaml", "path: .\ntrain: images\nval: images\nnames: {0: a}\n")
         }
 
-        func service(interval: Duration = .milliseconds(50)) -> SweepService {
-            var logger = Logger(label: "sweeps")
-            logger.logLevel = .warning
+        func service(interval: Duration = .milliseconds(50), failureLimit: Int = 10, longestWait: Duration = .seconds(60),
+                     logger: Logger? = nil) -> SweepService {
+            var quiet = Logger(label: "sweeps")
+            quiet.logLevel = .warning
             let engine = EngineEnvironment.resolve(python: ProcessInfo.processInfo.environment["YARD_PYTHON"], dataDirectory: dir.path)
             return SweepService(control: control, study: StudyProcess(engine: engine), dataDirectory: dir.path, parser: parser,
-                                interval: interval, tracker: MLflowSweepTracker(spool: spool, defaultURI: nil, directory: dir.file("sweeps")),
-                                logger: logger)
+                                interval: interval, failureLimit: failureLimit, longestWait: longestWait,
+                                tracker: MLflowSweepTracker(spool: spool, defaultURI: nil, directory: dir.file("sweeps")),
+                                logger: logger ?? quiet)
+        }
+
+        /// A sweep as a server before issue 26 stored it: `lr0: [choice, 1, 1.0]`
+        /// was accepted, and its config reads back as `[choice, 1, 1]`, which no
+        /// pass can validate ("a choice is listed twice"). With `queued`, its
+        /// trial 0 was asked and its job queued before that.
+        func unreadableSweep(queued: Bool) async throws -> Sweep {
+            let good = try config("{n_trials: 3, max_concurrent: 1, sampler: RandomSampler, seed: 0, pruner: none, search_space: {train: {lr0: [choice, 1, 2]}}}")
+            let text = String(decoding: try JSONEncoder().encode(good.json), as: UTF8.self)
+            let broken = text.replacingOccurrences(of: #"["choice",1,2]"#, with: #"["choice",1,1]"#)
+            #expect(broken != text)
+            let sweep = Sweep(id: "sweep-unreadable", study: "unreadable", experiment: good.experiment,
+                              config: try JSONDecoder().decode(JSONValue.self, from: Data(broken.utf8)), createdAt: Date())
+            try await store.insertSweep(sweep, secrets: [:])
+            guard queued else { return sweep }
+            var trial = try parser.validate(SweepSpec.trialDocument(good.document, values: ["train.lr0": 1]))
+            trial = trial.withTaskID(Sweep.trialJobID(sweep: sweep.id, number: 0))
+            _ = try await control.submit(trial)
+            return try await store.updateSweep(sweep.id) { $0.trials.append(Sweep.Trial(number: 0, jobID: Sweep.trialJobID(sweep: sweep.id, number: 0), params: ["train.lr0": 1])) }
         }
 
         func config(_ sweeper: String, extra: String = "") throws -> JobConfig {
@@ -212,6 +233,58 @@ struct SweepServiceTests {
         try await Self.run(rig, service, timeout: .seconds(60)) { try await rig.store.sweep(sweep.id)?.state == .finished }
         let done = try #require(try await rig.store.sweep(sweep.id))
         #expect(done.trials.count == 2 && done.trials.allSatisfy { $0.told == .succeeded }, "\(done.trials)")
+    }
+
+    /// Issue 26: a sweep no pass can read answered 400 to its stop and stayed
+    /// `stopping` for ever. A stop always ends a sweep: with no trial, and
+    /// with a queued trial (stopped through the ordinary path).
+    @Test(arguments: [false, true])
+    func aStopEndsASweepWhoseStudyCannotBeUsed(queued: Bool) async throws {
+        let rig = try Rig()
+        defer { rig.dir.remove() }
+        let service = rig.service()
+        let sweep = try await rig.unreadableSweep(queued: queued)
+        let stopped = try await service.stop(sweep.id)
+        #expect(stopped.state == .stopped, "\(stopped.state) \(stopped.message ?? "")")
+        #expect(stopped.message?.contains("sweeper.search_space.train.lr0") == true, "\(stopped.message ?? "")")
+        #expect(stopped.finishedAt != nil)
+        if queued {
+            let job = try await rig.store.require(sweep.trials[0].jobID)
+            #expect(job.state == .stopped, "its trial is stopped with it: \(job.state)")
+        }
+        #expect(try await service.stop(sweep.id).state == .stopped, "a second stop answers the same")
+        await service.advanceAll()
+        #expect(try await rig.store.sweep(sweep.id)?.state == .stopped)
+    }
+
+    /// Issue 26: such a sweep failed every pass, logged every second, for
+    /// ever. It now fails a bounded number of passes, each waiting longer,
+    /// and ends `failed` with the reason; its queued trial is stopped.
+    @Test func aSweepWhosePassesAllFailEndsFailedAfterItsTries() async throws {
+        let rig = try Rig()
+        defer { rig.dir.remove() }
+        let log = LogCapture()
+        let service = rig.service(interval: .milliseconds(20), failureLimit: 4, longestWait: .milliseconds(200), logger: log.logger)
+        let sweep = try await rig.unreadableSweep(queued: true)
+        let started = ContinuousClock.now
+        let running = Task { try await service.run() }
+        defer { running.cancel() }
+        try await eventually("the sweep to end", timeout: .seconds(30), every: .milliseconds(20)) {
+            try await rig.store.sweep(sweep.id)?.state.isTerminal == true
+        }
+        let took = ContinuousClock.now - started
+        let ended = try #require(try await rig.store.sweep(sweep.id))
+        #expect(ended.state == .failed, "\(ended.state)")
+        let message = ended.message ?? ""
+        #expect(message.contains("failed 4 passes in a row") && message.contains("sweeper.search_space.train.lr0: a choice is listed twice"), "\(message)")
+        #expect(!message.contains("\n"))
+        #expect(try await rig.store.require(sweep.trials[0].jobID).state == .stopped, "its trial does not run on without it")
+        // 20 + 40 + 80 ms between the four tries: the waits grow.
+        #expect(took >= .milliseconds(140), "\(took)")
+        let warnings = log.messages(.warning).filter { $0.contains(sweep.id) }
+        #expect(warnings.count <= 5, "a line per try, and one that its end is not tracked: \(warnings)")
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(log.messages(.warning).filter { $0.contains(sweep.id) }.count == warnings.count, "nothing more once it ended")
     }
 
     /// With MLflow configured, a sweep is one parent run and each trial's run

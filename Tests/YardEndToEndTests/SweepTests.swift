@@ -1,4 +1,6 @@
+import AsyncHTTPClient
 import Foundation
+import NIOCore
 import Testing
 import YardDomain
 import YardTestSupport
@@ -9,6 +11,30 @@ extension EndToEnd {
 /// API reading the study back.
 @Suite("Sweeps with real Ultralytics")
 struct SweepTests {
+    /// Issue 26: `lr0: [choice, 1, 1.0]` was created (201), then failed every
+    /// pass (its stored config reads 1.0 back as 1: "a choice is listed
+    /// twice"). It is refused when created, 400 naming the field, and nothing is kept.
+    @Test func aSweepItsPassesCouldNotReadIsRefusedWhenCreated() async throws {
+        let h = try YardHarness("sweep-refused")
+        defer { h.dir.remove() }
+        let data = try h.dir.write("demo/data.yaml", "path: .\ntrain: images\nval: images\nnames: {0: a}\n")
+        let yard = try await h.up()
+        defer { yard.process.terminate() }
+        var request = HTTPClientRequest(url: yard.base + "/api/sweeps")
+        request.method = .POST
+        request.body = .bytes(ByteBuffer(string: """
+            model: yolov8n.yaml
+            train: {data: \(data), epochs: 1, optimizer: SGD}
+            sweeper: {n_trials: 2, search_space: {train: {lr0: [choice, 1, 1.0]}}}
+            """))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+        let body = try JSONDecoder().decode(JSONValue.self, from: Data(try await response.body.collect(upTo: 1 << 20).readableBytesView))
+        #expect(response.status == .badRequest, "\(response.status) \(body)")
+        #expect(body["field"] == "sweeper.search_space.train.lr0", "\(body)")
+        #expect(body["message"]?.stringValue?.contains("a choice is listed twice") == true, "\(body)")
+        #expect(try await yard.get("/api/sweeps")["sweeps"]?.arrayValue?.isEmpty == true, "nothing was stored")
+    }
+
     /// The grid visits each lr0 once; 2.0 is refused by Ultralytics (the
     /// deliberately bad region: that trial fails and the study goes on). The
     /// fitness is the learning rate Ultralytics reports each epoch: losses on

@@ -162,3 +162,23 @@ def test_a_grid_used_up_is_told_without_an_error(tmp_path):
                   {"op": "trials", "study": "s"})
     assert all(a["ok"] for a in answers), answers
     assert [t["state"] for t in answers[5]["trials"]] == ["complete", "complete"]
+
+
+@pytest.mark.parametrize("sampler", ["RandomSampler", "TPESampler"])
+def test_a_restarted_seeded_study_carries_on_instead_of_repeating_its_first_trials(tmp_path, sampler):
+    """A server killed mid-sweep opens its study again: the seeded sampler must
+    not hand out trial 0's values again as trial 3's, and the same seed with
+    the same history still gives the same next trials."""
+    def sweep(storage):
+        ask = [{"op": "ask", "study": "s"}] * 3
+        first = run(opening(storage, sampler={"name": sampler, "seed": 3}), *ask)
+        again = run(opening(storage, sampler={"name": sampler, "seed": 3}), *ask)
+        assert all(a["ok"] for a in first + again), first + again
+        assert [a["number"] for a in again[1:]] == [3, 4, 5]
+        return [a["params"] for a in first[1:]], [a["params"] for a in again[1:]]
+
+    before, after = sweep(f"sqlite:///{tmp_path}/a.db")
+    earlier = [p["train.lr0"] for p in before]
+    for number, params in enumerate(after, start=3):
+        assert params["train.lr0"] not in earlier, f"trial {number} repeats an earlier trial's lr0: {params} in {before}"
+    assert sweep(f"sqlite:///{tmp_path}/b.db") == (before, after), "the same seed and history give the same trials"

@@ -60,10 +60,27 @@ def _grid(space):
     return grid
 
 
-def _sampler(spec, space):
+def _seed(seed, done):
+    """The sampler's seed in a study that already holds `done` trials.
+
+    A seeded sampler starts its random sequence from the seed each time it is
+    made, so a study opened again (a restarted server or study process) would
+    hand out its first trials' values again. A new study takes the seed itself;
+    one with trials takes a seed drawn from (seed, done): the same seed and the
+    same history give the same next trial, and a restart does not repeat one.
+    """
+    if seed is None or done == 0:
+        return seed
+    import numpy as np
+
+    return int(np.random.SeedSequence([int(seed), int(done)]).generate_state(1)[0])
+
+
+def _sampler(spec, space, done=0):
     import optuna
 
-    name, seed = spec.get("name", "TPESampler"), spec.get("seed")
+    name, given = spec.get("name", "TPESampler"), spec.get("seed")
+    seed = _seed(given, done)
     if name == "TPESampler":
         return optuna.samplers.TPESampler(seed=seed)
     if name == "RandomSampler":
@@ -73,7 +90,9 @@ def _sampler(spec, space):
     if name == "GridSampler":
         return optuna.samplers.GridSampler(_grid(space), seed=seed)
     if name == "QMCSampler":
-        return optuna.samplers.QMCSampler(seed=seed)
+        # Its sequence keeps the given seed (it finds its place in it from the study);
+        # only the sampler of its first trial draws afresh.
+        return optuna.samplers.QMCSampler(seed=given, independent_sampler=optuna.samplers.RandomSampler(seed=seed))
     raise StudyError(f"unknown sampler {name!r}; one of {', '.join(SAMPLERS)}")
 
 
@@ -150,10 +169,15 @@ class Studies:
         direction = r.get("direction", "maximize")
         if direction not in ("maximize", "minimize"):
             raise StudyError(f"direction {direction!r}: maximize or minimize")
+        sampler = r.get("sampler") or {}
         study = optuna.create_study(
             study_name=r["study"], storage=_storage(r["storage"]), direction=direction,
-            sampler=_sampler(r.get("sampler") or {}, space), pruner=_pruner(r.get("pruner") or {}), load_if_exists=True,
+            sampler=_sampler(sampler, space), pruner=_pruner(r.get("pruner") or {}), load_if_exists=True,
         )
+        done = len(study.get_trials(deepcopy=False))
+        if done:
+            # Loaded with trials: the sampler carries on from them, not from its seed's start.
+            study.sampler = _sampler(sampler, space, done)
         self.open_studies[r["study"]] = (study, space)
         return {"trials": self._trials(study)}
 

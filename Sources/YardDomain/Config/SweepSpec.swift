@@ -54,19 +54,31 @@ public struct SweepSpec: Sendable, Equatable {
             case .int(let low, let high):
                 let (span, overflow) = high.subtractingReportingOverflow(low)
                 return overflow ? Int.max : span + 1
-            case .range(let low, let high, let step): return Int(((high - low) / step + 1e-9).rounded(.down)) + 1
+            case .range(let low, let high, let step):
+                // Counted in Double first: Int(Double) traps on an infinite or out-of-range
+                // count (`[range, 0, 1e300, 1e-300]`, or `high - low` overflowing to inf).
+                guard let steps = Self.steps(low, high, step) else { return Int.max }
+                return steps + 1
             case .uniform, .logUniform: return nil
             }
         }
 
-        /// Every value a grid takes (nil: not finite); only for grids `parse` accepted.
+        /// Whole steps from `low` to `high` (nil: not a count an Int holds).
+        static func steps(_ low: Double, _ high: Double, _ step: Double) -> Int? {
+            let steps = ((high - low) / step + 1e-9).rounded(.down)
+            guard steps.isFinite, steps >= 0, steps < 1e15 else { return nil }
+            return Int(steps)
+        }
+
+        /// Every value a grid takes (nil: not finite, or more than the million
+        /// points `parse` allows a grid, which are never listed).
         public var gridValues: [JSONValue]? {
+            guard let size = gridSize, size <= 1_000_000 else { return nil }
             switch self {
             case .choice(let values): return values
             case .int(let low, let high): return (low...high).map { .int($0) }
             case .range(let low, let high, let step):
-                let count = Int(((high - low) / step + 1e-9).rounded(.down))
-                return (0...count).map { .double(low + Double($0) * step) }
+                return (0..<size).map { .double(low + Double($0) * step) }
             case .uniform, .logUniform: return nil
             }
         }
@@ -291,11 +303,21 @@ public struct SweepSpec: Sendable, Equatable {
             guard !arguments.isEmpty else { throw YardError.invalid(field, "[choice, ...] needs at least one value") }
             for argument in arguments {
                 switch argument {
+                case .double(let d) where !d.isFinite: throw YardError.invalid(field, "choices must be finite numbers, got \(d)")
                 case .string, .int, .double, .bool: continue
                 default: throw YardError.invalid(field, "choices must be strings, numbers or booleans, got \(argument.kindName)")
                 }
             }
-            guard Set(arguments.map { JobConfigParser.show($0) }).count == arguments.count else { throw YardError.invalid(field, "a choice is listed twice") }
+            // Compared as Optuna (Python) compares them: 1, 1.0 and true are one value, and a
+            // stored config reads 1.0 back as 1, so `[choice, 1, 1.0]` would pass here and
+            // fail every later read of the sweep.
+            var seen: [String: JSONValue] = [:]
+            for argument in arguments {
+                if let first = seen.updateValue(argument, forKey: choiceIdentity(argument)) {
+                    let same = JobConfigParser.show(first) == JobConfigParser.show(argument) ? "" : " (\(JobConfigParser.show(first)) and \(JobConfigParser.show(argument)) are one value to Optuna)"
+                    throw YardError.invalid(field, "a choice is listed twice\(same)")
+                }
+            }
             return .choice(arguments)
         case "uniform":
             let bounds = try numbers(2)
@@ -315,7 +337,7 @@ public struct SweepSpec: Sendable, Equatable {
             guard low < high else { throw YardError.invalid(field, "the low end (\(JobConfigParser.show(arguments[0]))) must be below the high end (\(JobConfigParser.show(arguments[1])))") }
             let bounds = [low, high]
             guard step <= bounds[1] - bounds[0] else { throw YardError.invalid(field, "the step (\(JobConfigParser.show(arguments[2]))) is wider than the range") }
-            guard (bounds[1] - bounds[0]) / step <= 1_000_000 else { throw YardError.invalid(field, "more than a million steps; use uniform") }
+            guard let steps = Distribution.steps(bounds[0], bounds[1], step), steps <= 1_000_000 else { throw YardError.invalid(field, "more than a million steps; use uniform") }
             return .range(bounds[0], bounds[1], step: step)
         case "int":
             guard arguments.count == 2 else { throw YardError.invalid(field, "[int, lo, hi] takes 2 integers, got \(arguments.count)") }
@@ -326,6 +348,17 @@ public struct SweepSpec: Sendable, Equatable {
             return .int(low, high)
         default:
             throw YardError.invalid(field, "\"\(kind)\" is not a kind; use \(kinds)")
+        }
+    }
+
+    /// A choice as Python compares it: numbers by value (1 == 1.0), booleans as 0 and 1.
+    static func choiceIdentity(_ value: JSONValue) -> String {
+        switch value {
+        case .int(let i): "n\(i)"
+        case .double(let d): Int(exactly: d).map { "n\($0)" } ?? "n\(d)"
+        case .bool(let b): b ? "n1" : "n0"
+        case .string(let s): "s" + s
+        default: "?" + JobConfigParser.show(value)
         }
     }
 
