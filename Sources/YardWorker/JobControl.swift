@@ -153,8 +153,12 @@ public struct JobControl: Sendable {
     /// again to resume from their checkpoint, unless they have now crashed
     /// `max_attempts` times: those fail with their last log lines, so a job
     /// that kills its host is not retried forever. Returns the ids requeued.
+    /// With workers elsewhere, the key that seals their jobs' secrets is
+    /// announced first.
     @discardableResult
     public func recover() async throws -> [String] {
+        // Workers on other machines check their key against the server's when they start.
+        try await board?.announceKey()
         if queue.lease != nil { return try await recoverShared() }
         _ = try await queue.releaseAllClaims()
         var requeued: [String] = []

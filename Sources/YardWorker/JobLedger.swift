@@ -12,6 +12,10 @@ import YardStore
 public protocol JobLedger: RunRecords, JobSecrets {
     /// The job's record (config with secrets masked); nil when it is gone.
     func job(_ id: String) async throws -> Job?
+    /// The record as this worker last wrote it, without asking for news (a
+    /// stop request): for a remote worker running the job, no round trip,
+    /// so what it records at the end of an attempt never waits for Redis.
+    func current(_ id: String) async throws -> Job?
     /// Moves the job through the state machine and records the `state` event.
     @discardableResult
     func move(_ id: String, to state: JobState, message: String?, change: JobChange) async throws -> Job
@@ -41,12 +45,20 @@ public protocol JobBoard: Sendable {
     func publish(_ job: Job, secrets: [String: JSONValue]) async throws
     /// Asks the worker running the job to stop.
     func flagStop(_ id: String) async throws
+    /// Says which key seals the secrets it publishes, so a worker checks its
+    /// own key when it starts (the server's start-up).
+    func announceKey() async throws
+}
+
+extension JobBoard {
+    public func announceKey() async throws {}
 }
 
 extension JobLedger {
     public func begin(_ claim: QueueClaim) async throws {}
     public func end(_ jobID: String) async {}
     public func flush(_ jobID: String) async throws {}
+    public func current(_ id: String) async throws -> Job? { try await job(id) }
 
     @discardableResult
     public func move(_ id: String, to state: JobState, message: String? = nil) async throws -> Job {
@@ -55,6 +67,12 @@ extension JobLedger {
 
     public func require(_ id: String) async throws -> Job {
         guard let job = try await job(id) else { throw YardError(.notFound, field: "id", "no job \(id)") }
+        return job
+    }
+
+    /// `current`, or notFound.
+    public func requireCurrent(_ id: String) async throws -> Job {
+        guard let job = try await current(id) else { throw YardError(.notFound, field: "id", "no job \(id)") }
         return job
     }
 }

@@ -363,7 +363,9 @@ struct JobRun {
         let key = "\(jobID)/\(relative)"
         let size = try await storage.artifacts.put(file: path, key: key)
         let record = ArtifactRecord(jobID: jobID, key: key, kind: kind, size: size)
-        let job = try await ledger.require(jobID)
+        // This worker's copy of the record: keeping a file never waits for the
+        // server (its record goes out with the other reports, queued while Redis is away).
+        let job = try await ledger.requireCurrent(jobID)
         for tracker in worker.trackers { await tracked { try await tracker.logArtifact(job, record, localPath: path) } }
     }
 
@@ -384,7 +386,7 @@ struct JobRun {
             // The service is going down: keep the job for the next start.
             return Settlement(state: .queued, message: "interrupted by shutdown; will resume from its last checkpoint")
         } else if failure == nil && (stoppedAt != nil || reason == .user) {
-            let epoch = (try? await ledger.job(jobID))??.epoch ?? 0
+            let epoch = (try? await ledger.current(jobID))??.epoch ?? 0
             let note = outcome.killed.withLock({ $0 }) ? " (killed after the grace period)" : ""
             return Settlement(state: .stopped, message: "stopped after epoch \(epoch)\(note); `yard resume \(jobID)` continues it")
         } else {

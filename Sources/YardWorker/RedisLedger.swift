@@ -33,6 +33,9 @@ public final class RedisLedger: JobLedger {
         var claim: QueueClaim
         var job: Job
         var seq: Int
+        /// The job's secrets as the server sealed them (nil: it has none),
+        /// read with the record when the attempt began.
+        var sealed: String?
     }
 
     public init(redis: RedisClient, keys: RedisKeys = RedisKeys(), box: SecretBox, flushTimeout: Duration = .seconds(30),
@@ -53,13 +56,17 @@ public final class RedisLedger: JobLedger {
     }
 
     public func begin(_ claim: QueueClaim) async throws {
-        guard var job = try await published(claim.jobID) else {
+        // The record and the secrets in one round trip: the attempt needs Redis for neither again.
+        let reply = try await redis.send(["HMGET", keys.job(claim.jobID), "record", "secrets"]).array ?? []
+        guard let text = reply.first?.string else {
             throw YardError(.notFound, field: "id", "job \(claim.jobID) is in the queue but the server published no record of it")
         }
+        var job = try JSONCoding.decode(Job.self, text)
         // The record was published before earlier attempts ran: this one is the
         // claim's (an attempt that takes a job over resumes from its checkpoint).
         job.attempts = max(job.attempts, claim.attempt - 1)
-        attempts.withLock { $0[claim.jobID] = Attempt(claim: claim, job: job, seq: 0) }
+        let sealed = reply.count > 1 ? reply[1].string : nil
+        attempts.withLock { $0[claim.jobID] = Attempt(claim: claim, job: job, seq: 0, sealed: sealed) }
     }
 
     public func end(_ jobID: String) async {
@@ -93,14 +100,15 @@ public final class RedisLedger: JobLedger {
     }
 
     /// The job's record; while an attempt runs, this worker's copy, moved to
-    /// `stopping` once the server has flagged a stop; after it ended here,
+    /// `stopping` once the server has flagged a stop (while Redis cannot say,
+    /// the copy as it is: the stop watcher asks again); after it ended here,
     /// its last copy; else the one the server published.
     public func job(_ id: String) async throws -> Job? {
         guard let local = attempts.withLock({ $0[id]?.job }) else {
             if let last = ended.withLock({ $0.jobs[id]?.job }) { return last }
             return try await published(id)
         }
-        if local.state == .running, try await redis.send(["HGET", keys.job(id), "stop"]).string == "1" {
+        if local.state == .running, (try? await redis.send(["HGET", keys.job(id), "stop"]))?.string == "1" {
             return attempts.withLock { attempts -> Job? in
                 if attempts[id]?.job.state == .running { attempts[id]?.job.state = .stopping }
                 return attempts[id]?.job
@@ -109,8 +117,25 @@ public final class RedisLedger: JobLedger {
         return local
     }
 
+    /// This worker's copy while it runs the job or after it ended here (no
+    /// round trip); else the published record.
+    public func current(_ id: String) async throws -> Job? {
+        if let local = attempts.withLock({ $0[id]?.job }) ?? ended.withLock({ $0.jobs[id]?.job }) { return local }
+        return try await published(id)
+    }
+
+    /// The job's secrets: none without a round trip while this worker runs
+    /// it. A job without secrets needs no key; one sealed with a key this
+    /// worker lacks is refused with both key ids.
     public func secrets(of id: String) async throws -> [String: JSONValue] {
-        guard let sealed = try await redis.send(["HGET", keys.job(id), "secrets"]).string else { return [:] }
+        let held = attempts.withLock({ $0[id].map { $0.sealed } }) ?? ended.withLock({ $0.jobs[id].map { $0.sealed } })
+        let sealed: String?
+        if let held { sealed = held } else { sealed = try await redis.send(["HGET", keys.job(id), "secrets"]).string }
+        guard let sealed else { return [:] }
+        if let keyID = SecretBox.keyID(of: sealed), !box.keys.contains(where: { $0.id == keyID }) {
+            throw YardError(.unavailable, field: "secret key",
+                            "job \(id)'s secrets were sealed with key \(keyID), which this worker does not have (its keys: \(box.keyIDs)); give it a copy of the server's DATA/secret.key (--secret-key-file or YARD_SECRET_KEY)")
+        }
         let text = try box.openText(sealed)
         return try JSONCoding.decode([String: JSONValue].self, text)
     }
@@ -190,16 +215,49 @@ public struct RedisJobBoard: JobBoard {
         self.box = box
     }
 
-    /// Publishes the job as it is now, with its secrets sealed, and clears
-    /// a stop flag left from an earlier attempt.
+    /// Publishes the job as it is now, with its secrets sealed (a job
+    /// without secrets has none: a worker needs no key to run it), and
+    /// clears a stop flag left from an earlier attempt.
     public func publish(_ job: Job, secrets: [String: JSONValue]) async throws {
         let record = try JSONCoding.string(job)
-        let sealed = box.seal(try JSONCoding.string(secrets))
-        _ = try await redis.pipeline([["HSET", keys.job(job.id), "record", record, "secrets", sealed], ["HDEL", keys.job(job.id), "stop"]])
+        var commands: [[String]]
+        if secrets.isEmpty {
+            commands = [["HSET", keys.job(job.id), "record", record], ["HDEL", keys.job(job.id), "stop", "secrets"]]
+        } else {
+            commands = [["HSET", keys.job(job.id), "record", record, "secrets", box.seal(try JSONCoding.string(secrets))],
+                        ["HDEL", keys.job(job.id), "stop"]]
+        }
+        commands.append(announcement)
+        let replies = try await redis.pipeline(commands)
+        for reply in replies { if case .error(let text) = reply { throw RedisError.server(text) } }
     }
+
+    /// Says which key seals job secrets (`yard:secret-key`): a worker
+    /// started with another key refuses to start, naming both.
+    public func announceKey() async throws {
+        try await redis.send(announcement)
+    }
+
+    private var announcement: [String] { ["SET", keys.secretKey, box.keys[0].id] }
 
     /// Asks the worker running the job to stop (it checks every half second).
     public func flagStop(_ id: String) async throws {
         try await redis.send(["HSET", keys.job(id), "stop", "1"])
     }
+}
+
+extension RedisKeys {
+    /// The id of the key the server seals job secrets with (`SecretBox.Key.id`).
+    public var secretKey: String { "\(prefix):secret-key" }
+}
+
+extension SecretBox {
+    /// The id of the key a sealed value names (nil: not a sealed value).
+    static func keyID(of sealed: String) -> String? {
+        guard isSealed(sealed) else { return nil }
+        return sealed.dropFirst(prefix.count).split(separator: ":", maxSplits: 1).first.map(String.init)
+    }
+
+    /// The keyring's ids, newest first, comma-separated.
+    var keyIDs: String { keys.map(\.id).joined(separator: ", ") }
 }

@@ -217,9 +217,10 @@ public struct Worker: Service {
     /// briefly unwritable); if it still cannot, keeps it for `settleLeftovers`.
     func settle(_ jobID: String, _ settlement: Settlement) async {
         var waits = configuration.settleBackoff[...]
+        var settlement = settlement
         while true {
             do {
-                try await conclude(jobID, settlement)
+                try await conclude(jobID, &settlement)
                 return
             } catch {
                 guard let wait = waits.popFirst() else {
@@ -234,12 +235,14 @@ public struct Worker: Service {
 
     /// Retries the settlements that could not be written; true when none is left.
     func settleLeftovers() async -> Bool {
-        for (jobID, settlement) in unsettled.withLock({ $0 }) {
+        for (jobID, left) in unsettled.withLock({ $0 }) {
+            var settlement = left
             do {
-                try await conclude(jobID, settlement)
+                try await conclude(jobID, &settlement)
                 unsettled.withLock { $0[jobID] = nil }
                 await forget(jobID)
             } catch {
+                unsettled.withLock { $0[jobID] = settlement }
                 logger.warning("job \(jobID): still cannot record that it \(settlement.state.rawValue): \(error)")
             }
         }
@@ -248,21 +251,27 @@ public struct Worker: Service {
 
     /// Moves the job to the settlement's state (unless it already ended) and
     /// releases its claim: back to the queue when requeued, else removed. A
-    /// job that never started stays queued for another attempt.
-    private func conclude(_ jobID: String, _ settlement: Settlement) async throws {
-        guard let job = try await ledger.job(jobID) else {
-            try await completeClaim(jobID)
-            return
+    /// job that never started stays queued for another attempt. Retried
+    /// until it gets through: the move is recorded once (`settlement.ended`),
+    /// and the later steps (the reports reaching the server, the claim, the
+    /// tracking run's end) run on the next try.
+    private func conclude(_ jobID: String, _ settlement: inout Settlement) async throws {
+        if settlement.ended == nil {
+            // This worker's copy: for a remote worker, no round trip to Redis.
+            guard let job = try await ledger.current(jobID) else {
+                try await completeClaim(jobID)
+                return
+            }
+            if job.state == .queued {
+                try await ledger.flush(jobID)
+                try await releaseClaim(jobID)
+                return
+            }
+            if !job.state.isTerminal {
+                settlement.ended = try await ledger.move(jobID, to: settlement.state, message: settlement.message)
+            }
         }
-        var ended: Job?
-        if job.state == .queued {
-            try await ledger.flush(jobID)
-            try await releaseClaim(jobID)
-            return
-        }
-        if !job.state.isTerminal {
-            ended = try await ledger.move(jobID, to: settlement.state, message: settlement.message)
-        }
+        let ended = settlement.ended
         // The claim ends only once the server can read how the attempt went.
         try await ledger.flush(jobID)
         var held = true
@@ -284,6 +293,9 @@ public struct Worker: Service {
 struct Settlement: Sendable, Equatable {
     var state: JobState
     var message: String
+    /// The job as this worker moved it to `state`, once that is recorded
+    /// (a retry does not move it again, and still ends its tracking run).
+    var ended: Job? = nil
 }
 
 /// Set once, read from anywhere.

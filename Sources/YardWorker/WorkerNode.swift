@@ -45,15 +45,18 @@ public struct WorkerNode: Sendable {
     public let info: WorkerInfo
     /// nvidia-smi's last reading (the heartbeat takes it; progress reports carry it).
     public let readings: GPUReadings
+    /// The worker's secret key ids, checked against the server's (one line for the start banner).
+    public let keyCheck: String
     let lock: DirectoryLock
 
-    /// Checks the settings, the key, Redis and the engine (and, with `gpu`,
-    /// that the GPU is usable) before any job is taken: a worker that cannot
-    /// train refuses to start with the reason.
+    /// Checks the settings, the key, the engine (and, with `gpu`, that the
+    /// GPU is usable), Redis and the key against the one the server seals
+    /// with, before any job is taken: a worker that cannot train refuses to
+    /// start with the reason.
     public static func start(_ options: WorkerNodeOptions, logger: Logger) async throws -> WorkerNode {
         var options = options
         let configuration = try RedisConfiguration(url: options.redisURL)
-        let box = try secretBox(options)
+        let (box, keySource) = try secretBox(options)
         let (data, lock) = try DirectoryLock.ownDataDirectory(options.dataDirectory,
                                                              purpose: "starting another worker on it (give each worker its own --data-dir)")
         options.dataDirectory = data
@@ -64,8 +67,10 @@ public struct WorkerNode: Sendable {
         let host = ProcessInfo.processInfo.hostName
         let id = "\(host)-\(options.gpu.map { "gpu\($0)" } ?? "cpu")-\(getpid())"
         let redis = RedisClient(configuration, name: "yard-worker-\(id)", logger: logger)
-        try await checkReachable(redis, logger: logger)
         let keys = RedisKeys()
+        let keyCheck = try await checkReachable(redis, logger: logger)
+            ? try await checkKey(box, source: keySource, redis: redis, keys: keys)
+            : "secret key \(box.keyIDs) (not checked: Redis is not reachable yet)"
         var info = WorkerInfo(id: id, host: host, pid: getpid(), device: device, versions: versions, startedAt: Date(),
                               leaseSeconds: options.lease.timeInterval)
         info.expiresAt = info.startedAt.addingTimeInterval(60)
@@ -81,30 +86,54 @@ public struct WorkerNode: Sendable {
                                   report: { jobID, status, runID, error in ledger.note(jobID, .tracking(status: status.rawValue, runID: runID, error: error)) })
         return WorkerNode(options: options, redis: redis, queue: RedisJobQueue(redis: redis, keys: keys, lease: options.lease),
                           ledger: ledger, registry: RedisWorkerRegistry(redis: redis, keys: keys),
-                          spool: spool, engine: engine, info: info, readings: readings, lock: lock)
+                          spool: spool, engine: engine, info: info, readings: readings, keyCheck: keyCheck, lock: lock)
     }
 
     /// A Redis that refuses us (a wrong password, a bad database) ends the
-    /// start with its reason; one that is not up yet is waited for.
-    private static func checkReachable(_ redis: RedisClient, logger: Logger) async throws {
+    /// start with its reason; one that is not up yet is waited for (false).
+    private static func checkReachable(_ redis: RedisClient, logger: Logger) async throws -> Bool {
         do {
             try await redis.send(["PING"], timeout: .seconds(5))
+            return true
         } catch {
             switch error {
             case .server, .configuration, .protocolViolation:
                 throw YardError(.unavailable, field: "--redis", "--redis: \(redis.configuration) refused the worker: \(error)")
             case .connection, .timeout:
                 logger.warning("Redis at \(redis.configuration) is not reachable yet (\(error)); the worker retries until it is")
+                return false
             }
         }
     }
 
-    /// The key that opens the secrets the server sealed: never made up here
-    /// (a new key would open nothing).
-    static func secretBox(_ options: WorkerNodeOptions) throws -> SecretBox {
+    /// Checks the worker's keys against the key the server announced it
+    /// seals job secrets with: a worker that could not open them refuses to
+    /// start, naming both key ids (before, it started and then failed every
+    /// job it claimed). Returns the line that says how the check went; a
+    /// server that announced no key yet (an older one) leaves it to the
+    /// jobs: one with secrets sealed under another key fails naming both ids.
+    public static func checkKey(_ box: SecretBox, source: String, redis: RedisClient, keys: RedisKeys = RedisKeys()) async throws -> String {
+        let announced: String?
+        do { announced = try await redis.send(["GET", keys.secretKey], timeout: .seconds(5)).string } catch {
+            return "secret key \(box.keyIDs) (not checked: \(error))"
+        }
+        guard let expected = announced else {
+            return "secret key \(box.keyIDs) (the server has not announced its key yet)"
+        }
+        guard box.keys.contains(where: { $0.id == expected }) else {
+            let option = source == SecretKeyFile.environmentVariable ? source : "--secret-key-file \(source)"
+            throw YardError(.invalidInput, field: "--secret-key-file",
+                            "\(option) holds \(box.keys.count == 1 ? "key" : "keys") \(box.keyIDs), but the server seals job secrets with key \(expected): give the worker a copy of the server's DATA/secret.key")
+        }
+        return "secret key \(box.keyIDs) (the server's is \(expected))"
+    }
+
+    /// The key that opens the secrets the server sealed, and where it came
+    /// from: never made up here (a new key would open nothing).
+    static func secretBox(_ options: WorkerNodeOptions) throws -> (SecretBox, source: String) {
         let environment = ProcessInfo.processInfo.environment
         if let keys = environment[SecretKeyFile.environmentVariable], !keys.isEmpty {
-            return try SecretBox(keys: SecretBox.parseKeys(keys, source: SecretKeyFile.environmentVariable))
+            return (try SecretBox(keys: SecretBox.parseKeys(keys, source: SecretKeyFile.environmentVariable)), SecretKeyFile.environmentVariable)
         }
         guard let path = options.secretKeyFile else {
             throw YardError(.invalidInput, field: "--secret-key-file",
@@ -113,7 +142,7 @@ public struct WorkerNode: Sendable {
         guard FileManager.default.fileExists(atPath: path) else {
             throw YardError(.invalidInput, field: "--secret-key-file", "--secret-key-file: \(path) does not exist; copy the server's DATA/secret.key here")
         }
-        return try SecretKeyFile.load(path: path, environment: [:])
+        return (try SecretKeyFile.load(path: path, environment: [:]), path)
     }
 
     /// Runs the engine's doctor (pinned to the GPU, if any): its versions,

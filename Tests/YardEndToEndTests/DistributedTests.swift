@@ -236,6 +236,41 @@ struct DistributedTests {
         #expect(Set(lines.filter { $0.hasPrefix("[trainyard]") }).count == lines.filter { $0.hasPrefix("[trainyard]") }.count, "no log line twice")
     }
 
+    /// Issue 26 (10): a worker given another key than the server's used to
+    /// start and then fail every job it claimed. The server says which key
+    /// it seals with; the worker refuses to start, on one line naming both.
+    @Test func aWorkerWithTheWrongKeyRefusesToStartNamingBothKeys() async throws {
+        let redis = try await RedisServer()
+        let h = try YardHarness("dist-wrong-key")
+        defer { h.dir.remove() }
+        let serverData = h.dir.file("server")
+        let server = try await h.server(redis: redis.url, data: serverData)
+        defer { server.process.terminate() }
+        let expected = try SecretBox(keys: SecretBox.parseKeys(try h.secretKey(of: serverData), source: "server")).keys[0].id
+        let client = RedisClient(try redis.configuration())
+        try await eventually("the server announces its key", timeout: .seconds(30)) {
+            try await client.send(["GET", "yard:secret-key"]).string == expected
+        }
+        await client.close()
+
+        let wrongKey = SecretKey.fresh
+        let given = try SecretBox(keys: SecretBox.parseKeys(wrongKey, source: "worker")).keys[0].id
+        let keyFile = try h.dir.write("worker.key", wrongKey + "\n")
+        let (process, log) = try h.launch(["worker", "--redis", redis.url, "--data-dir", h.dir.file("w1"), "--secret-key-file", keyFile,
+                                           "--python", h.python], log: "w1")
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        try await eventually("the worker exits", timeout: .seconds(60)) { !process.isRunning }
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(process.terminationStatus != 0)
+        #expect(output.contains(expected) && output.contains(given) && output.contains(keyFile), "\(output)")
+        #expect(output.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").count == 1, "\(output)")
+
+        // The right key: it starts, and says the key is the server's.
+        let worker = try await h.worker(redis: redis.url, name: "w2", lease: 10, key: try h.secretKey(of: serverData))
+        defer { worker.signal(SIGKILL) }
+        #expect(worker.text.contains("the server's is \(expected)"), "\(worker.text)")
+    }
+
     @Test func wyoloClientsMessagesAsAStreamEntryAndAsAListPushAreTrainedWithTheirProgressInRedis() async throws {
         let redis = try await RedisServer()
         let h = try YardHarness("dist-wyolo")

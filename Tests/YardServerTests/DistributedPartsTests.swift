@@ -1,11 +1,15 @@
 import Foundation
 import Logging
+import Synchronization
 import Testing
+import YardArtifacts
 import YardDomain
+import YardEngine
 import YardQueue
 import YardRedis
 import YardStore
 import YardTestSupport
+import YardTracker
 import YardWorker
 
 /// The parts `yard server --redis` and `yard worker` add, each against a
@@ -87,6 +91,96 @@ struct DistributedPartsTests {
             return fields.firstIndex(of: "seq").flatMap { Int(fields[$0 + 1]) }
         }
         #expect(seqs == Array(1...10), "the start and nine outage reports, in order, once each")
+    }
+
+    /// Issue 26 (7): Redis stopped across a remote job's end. Keeping a
+    /// file read the job's stop flag from Redis first, threw, and the
+    /// artifact records (and the log's) were never queued: the job ended
+    /// with none. Now everything the end reports waits in the outbox, and
+    /// the job lists the same artifacts as one that ended with Redis up.
+    @Test func aRemoteJobThatEndsWhileRedisIsDownKeepsItsArtifacts() async throws {
+        let r = try await Remote(runner: GatedEngine())
+        defer { r.remove() }
+        let parser = JobConfigParser { _ in true }
+
+        _ = try await r.control.submit(try parser.parse(r.t.config("task_id: n1", epochs: 2)))
+        let normal = try await r.engine.started(1)
+        try normal.train(epochs: 2)
+        try normal.end()
+        #expect(try await r.settled("n1").state == .succeeded)
+
+        _ = try await r.control.submit(try parser.parse(r.t.config("task_id: o1", epochs: 2)))
+        let outage = try await r.engine.started(2)
+        try outage.train(epochs: 2)
+        try await r.applied("o1", "the epochs reach the server") { $0.epoch == 2 }
+        try await r.server.stop()
+        try outage.end()
+        // The end came while Redis was down: the worker keeps how the job ended and retries.
+        try await eventually("the worker holds the job's end", timeout: .seconds(20)) { r.worker.unsettledJobs == ["o1"] }
+        try await r.server.start()
+
+        let job = try await r.settled("o1", timeout: .seconds(60))
+        #expect(job.state == .succeeded && job.bestWeights?.hasSuffix("/o1/weights/best.pt") == true, "\(job.state) \(job.message ?? "")")
+        func listed(_ id: String) async throws -> [String] {
+            try await r.t.yard.store.artifacts(of: id).map { "\($0.kind) \($0.key.dropFirst(id.count + 1))" }.sorted()
+        }
+        #expect(try await listed("n1") == ["log train.log", "results results.csv", "weights weights/best.pt"])
+        #expect(try await listed("o1") == listed("n1"), "the same artifacts as the job that ended with Redis up")
+        let lines = try await r.t.yard.store.logs(of: "o1", after: 0, limit: 100).map(\.line)
+        #expect(!lines.contains { $0.contains("failed") }, "\(lines)")
+        #expect(try await r.t.yard.store.events(of: "o1", after: 0, limit: 100).filter { $0.type == "state" }
+            .compactMap { $0.payload["state"]?.stringValue } == ["queued", "running", "succeeded"])
+        #expect(try await r.t.yard.store.events(of: "o1", after: 0, limit: 100).filter { $0.type == "artifact" }.count == 2)
+    }
+
+    /// Issue 26 (10): a job without secrets needs no key. A worker whose key
+    /// is not the server's runs it; a job with secrets fails with a line
+    /// naming both keys (before: every job failed, secrets or not).
+    @Test func aWorkerWithAnotherKeyRunsJobsWithoutSecretsAndNamesBothKeysForOneWithSecrets() async throws {
+        let other = try Self.box()
+        let r = try await Remote(runner: ScriptedEngineRunner.training(epochs: 2), workerBox: other)
+        defer { r.remove() }
+        let parser = JobConfigParser { _ in true }
+        _ = try await r.control.submit(try parser.parse(r.t.config("task_id: plain1", epochs: 2)))
+        let plain = try await r.settled("plain1")
+        #expect(plain.state == .succeeded, "\(plain.message ?? "")")
+        #expect(try await r.t.yard.store.epochs(of: "plain1").map(\.epoch) == [1, 2])
+
+        _ = try await r.control.submit(try parser.parse(r.t.config("task_id: sealed1\nminio: {MINIO_ENDPOINT: http://127.0.0.1:9, MINIO_ID: id, MINIO_SECRET_KEY: s3cr3t-value}\n", epochs: 2)))
+        let sealed = try await r.settled("sealed1")
+        let message = sealed.message ?? ""
+        #expect(sealed.state == .failed)
+        #expect(message.contains(r.box.keys[0].id) && message.contains(other.keys[0].id), "\(message)")
+        #expect(message.contains("secret.key") && !message.contains("\n") && !message.contains("s3cr3t-value"), "\(message)")
+    }
+
+    /// Issue 26 (10): the server says which key seals job secrets when it
+    /// starts (and with each job it publishes); a worker whose keys do not
+    /// include it refuses to start, on one line naming both key ids.
+    @Test func aWorkerChecksItsKeyAgainstTheServersWhenItStarts() async throws {
+        let server = try await RedisServer()
+        let redis = RedisClient(try server.configuration())
+        let queue = RedisJobQueue(redis: redis, lease: .seconds(60))
+        let t = try TestYard(queue: queue)
+        defer { t.dir.remove() }
+        let box = try Self.box(), wrong = try Self.box()
+        #expect(try await WorkerNode.checkKey(wrong, source: "/w/worker.key", redis: redis).contains("not announced"),
+                "an older server says nothing: the jobs with secrets say it")
+
+        let control = JobControl(store: t.yard.store, queue: queue, board: RedisJobBoard(redis: redis, box: box))
+        try await control.recover()  // the server's start-up
+        #expect(try await redis.send(["GET", "yard:secret-key"]).string == box.keys[0].id)
+        do {
+            _ = try await WorkerNode.checkKey(wrong, source: "/w/worker.key", redis: redis)
+            Issue.record("a worker with another key started")
+        } catch let error as YardError {
+            #expect(error.message.contains(box.keys[0].id) && error.message.contains(wrong.keys[0].id), "\(error.message)")
+            #expect(error.message.contains("--secret-key-file /w/worker.key") && !error.message.contains("\n"), "\(error.message)")
+        }
+        #expect(try await WorkerNode.checkKey(box, source: "YARD_SECRET_KEY", redis: redis).contains(box.keys[0].id))
+        // A keyring holding the server's key among others (a rotation under way) opens its secrets.
+        let ring = try SecretBox(keys: wrong.keys + box.keys)
+        #expect(try await WorkerNode.checkKey(ring, source: "YARD_SECRET_KEY", redis: redis).contains(box.keys[0].id))
     }
 
     @Test func aServersStartUpLeavesRunningJobsToTheirWorkersAndRepublishesQueuedOnes() async throws {
@@ -191,6 +285,65 @@ struct DistributedPartsTests {
         #expect(Wyolo.resultTopic(of: job) == "results_queue")
     }
 
+    // MARK: a remote worker (its own Redis connection, ledger and folder)
+
+    /// A server (store, board, report consumer) and one worker on "another
+    /// machine" sharing a real redis-server; the worker runs in a task.
+    struct Remote {
+        let server: RedisServer
+        let t: TestYard
+        let box: SecretBox
+        let control: JobControl
+        let consumer: ReportConsumer
+        let worker: Worker
+        let engine: GatedEngine
+        let folder: TemporaryDirectory
+        let task: Task<Void, any Error>
+
+        init(runner: any EngineRunner, workerBox: SecretBox? = nil) async throws {
+            server = try await RedisServer()
+            let redis = RedisClient(try server.configuration(), backoff: [.milliseconds(50)])
+            let queue = RedisJobQueue(redis: redis, lease: .seconds(60))
+            t = try TestYard(queue: queue)
+            box = try DistributedPartsTests.box()
+            control = JobControl(store: t.yard.store, queue: queue, board: RedisJobBoard(redis: redis, box: box))
+            consumer = ReportConsumer(redis: redis, control: control, logger: DistributedPartsTests.quiet)
+            let own = RedisClient(try server.configuration(), backoff: [.milliseconds(50)])
+            let ledger = RedisLedger(redis: own, box: workerBox ?? box, flushTimeout: .milliseconds(300))
+            folder = try TemporaryDirectory("yard-remote-worker")
+            engine = runner as? GatedEngine ?? GatedEngine()
+            worker = Worker(configuration: .init(id: "remote-1", dataDirectory: folder.path, stopGrace: .seconds(2), settleBackoff: [.milliseconds(20)]),
+                            ledger: ledger, queue: RedisJobQueue(redis: own, lease: .seconds(60)), runner: runner,
+                            trackers: [StoreTracker(records: ledger)], artifacts: LocalArtifactStore(root: folder.file("artifacts")),
+                            logger: DistributedPartsTests.quiet)
+            let worker = worker
+            task = Task { try await worker.run() }
+        }
+
+        func remove() {
+            task.cancel()
+            t.dir.remove()
+            folder.remove()
+        }
+
+        /// Applies the worker's reports until the job satisfies `condition`.
+        func applied(_ id: String, _ what: String, timeout: Duration = .seconds(20), _ condition: @escaping @Sendable (Job) -> Bool) async throws {
+            try await eventually(what, timeout: timeout) {
+                _ = try? await consumer.drain()
+                return try await t.yard.store.job(id).map(condition) ?? false
+            }
+        }
+
+        /// Applies the worker's reports until the job has ended; returns it.
+        func settled(_ id: String, timeout: Duration = .seconds(20)) async throws -> Job {
+            try await eventually("\(id) ends", timeout: timeout) {
+                _ = try? await consumer.drain()
+                return try await t.yard.store.job(id)?.state.isTerminal == true
+            }
+            return try #require(try await t.yard.store.job(id))
+        }
+    }
+
     // MARK: the wyolo bridge
 
     struct Bridge {
@@ -277,4 +430,60 @@ struct DistributedPartsTests {
         #expect(try await b.store.jobs(in: [.queued]).isEmpty)
         #expect(try await b.redis.send(["LLEN", "yard:wyolo:processing"]).int == 0, "the message is not left behind")
     }
+}
+
+/// An engine the test plays: each start hands it a process whose output
+/// the test writes, step by step (files in the run folder included).
+final class GatedEngine: EngineRunner {
+    private let processes = Mutex<[GatedProcess]>([])
+
+    func start(_ request: EngineRequest) async throws -> any EngineProcess {
+        let process = GatedProcess(request)
+        processes.withLock { $0.append(process) }
+        return process
+    }
+
+    /// The `number`th process started (1-based), once it is.
+    func started(_ number: Int) async throws -> GatedProcess {
+        try await eventually("engine \(number) starts", timeout: .seconds(20)) { self.processes.withLock { $0.count >= number } }
+        return processes.withLock { $0[number - 1] }
+    }
+}
+
+final class GatedProcess: EngineProcess {
+    let output: AsyncStream<EngineOutput>
+    private let feed: AsyncStream<EngineOutput>.Continuation
+    let run: String
+
+    init(_ request: EngineRequest) {
+        (output, feed) = AsyncStream.makeStream()
+        run = "\(request.spec["project"]?.stringValue ?? "/runs")/\(request.spec["name"]?.stringValue ?? request.jobID)"
+    }
+
+    /// `started`, then each epoch.
+    func train(epochs: Int) throws {
+        feed.yield(.log("Ultralytics (gated)"))
+        feed.yield(.event(EngineEvent(kind: .started, payload: ["device": "cpu", "epochs": .int(epochs), "save_dir": .string(run)])))
+        for epoch in 1...epochs {
+            feed.yield(.event(EngineEvent(kind: .epoch, payload: ["epoch": .int(epoch), "epochs": .int(epochs), "seconds": 0.1,
+                                                                  "metrics": ["metrics/mAP50(B)": .double(0.1 * Double(epoch))]])))
+            feed.yield(.log("epoch \(epoch) done"))
+        }
+    }
+
+    /// What a training's end reports: its files kept, `finished`; then the process exits.
+    func end() throws {
+        for (relative, kind) in [("weights/best.pt", "weights"), ("results.csv", "results")] {
+            let path = run + "/" + relative
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try Data("\(relative) of \(run)".utf8).write(to: URL(fileURLWithPath: path))
+            feed.yield(.event(EngineEvent(kind: .artifact, payload: ["path": .string(path), "kind": .string(kind)])))
+        }
+        feed.yield(.event(EngineEvent(kind: .finished, payload: ["best": .string(run + "/weights/best.pt"), "fitness": 0.3])))
+        feed.finish()
+    }
+
+    func requestStop() {}
+    func kill() { feed.finish() }
+    func waitForExit() async -> Int32 { 0 }
 }

@@ -52,7 +52,7 @@ struct WorkerCommand: AsyncParsableCommand {
             var logger = Logger(label: "yard.worker")
             logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
             let node = try await WorkerNode.start(options, logger: logger)
-            Output.line("trainyard worker \(node.info.id) on \(node.info.device), queue at \(node.redis.configuration), lease \(lease)s, data in \(node.options.dataDirectory)")
+            Output.line("trainyard worker \(node.info.id) on \(node.info.device), queue at \(node.redis.configuration), lease \(lease)s, data in \(node.options.dataDirectory), \(node.keyCheck)")
             let group = ServiceGroup(configuration: .init(services: node.services(logger: logger), gracefulShutdownSignals: [.sigterm, .sigint],
                                                           logger: logger))
             try await group.run()
