@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.4.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation.git", from: "0.9.20"),
     ],
     targets: [
         // Job spec, state machine, engine events, redaction. No I/O.
@@ -76,10 +77,11 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        // Datasets: DVC-compatible hashing, import (YOLO, flat, COCO), validation, the version store.
+        // Datasets: DVC-compatible hashing, import (YOLO, flat, COCO, ZIP), validation, the version store.
         .target(name: "YardDatasets", dependencies: [
             "YardDomain", "YardArtifacts",
             .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "ZIPFoundation", package: "ZIPFoundation"),
         ]),
         // Claims jobs, runs the engine, routes its events.
         .target(name: "YardWorker", dependencies: [

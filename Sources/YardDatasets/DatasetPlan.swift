@@ -55,13 +55,19 @@ public struct DatasetPlan: Sendable {
         /// Class names for a flat folder without classes.txt.
         public var names: [String]?
         public var allowExternalSymlinks: Bool
+        /// The folders a dataset must lie in, as real paths (`--dataset-root`,
+        /// or the folder a ZIP was unpacked in); nil: anywhere. A YAML's
+        /// `path:` and every split must resolve inside one, after symlinks.
+        public var roots: [String]?
 
-        public init(format: String? = nil, ratios: [Double] = [0.8, 0.1, 0.1], seed: UInt64 = 0, names: [String]? = nil, allowExternalSymlinks: Bool = false) {
+        public init(format: String? = nil, ratios: [Double] = [0.8, 0.1, 0.1], seed: UInt64 = 0, names: [String]? = nil,
+                    allowExternalSymlinks: Bool = false, roots: [String]? = nil) {
             self.format = format
             self.ratios = ratios
             self.seed = seed
             self.names = names
             self.allowExternalSymlinks = allowExternalSymlinks
+            self.roots = roots
         }
 
         public static func parseRatios(_ text: String) throws(YardError) -> [Double] {
@@ -141,6 +147,11 @@ public struct DatasetPlan: Sendable {
         return found.filter(COCOImport.looksLikeCOCO)
     }
 
+    /// Whether a real path is one of `roots` or lies in one.
+    static func isInside(_ path: String, _ roots: [String]) -> Bool {
+        roots.contains { path == $0 || path.hasPrefix($0.hasSuffix("/") ? $0 : $0 + "/") }
+    }
+
     public static func isFolder(_ path: String) -> Bool {
         var isDirectory: ObjCBool = false
         return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
@@ -192,10 +203,43 @@ public struct DatasetPlan: Sendable {
         root = URL(fileURLWithPath: root).standardizedFileURL.path
         var notes: [String] = []
         if let given, root != given {
-            notes.append("data.yaml's path: \(document["path"]?.stringValue ?? "") was not used: the dataset is the folder given")
+            notes.append("data.yaml's path: \(Excerpt.of(document["path"]?.stringValue ?? "", limit: 80)) was not used: the dataset is the folder given")
             root = given
         }
+        // Where path: leads, after `..` and symlinks: inside the roots, or nothing is read.
+        if let roots = options.roots, !isInside(DatasetFiles.realPath(root) ?? root, roots) {
+            guard given == nil else {
+                throw YardError.invalid("source", "\(root) is outside the folders this server adds datasets from; move it under one")
+            }
+            let value = Excerpt.of(document["path"]?.stringValue ?? ".", limit: 80)
+            throw YardError.invalid("\(yaml): path", "\(value) leads outside the folders this server adds datasets from; keep the dataset under a --dataset-root folder and path: inside it (or leave path: out)")
+        }
         guard isFolder(root) else { throw YardError.invalid("\(yaml): path", "\(root) is not a folder") }
+        guard document["train"] != nil, document["val"] != nil else {
+            throw YardError.invalid(yaml, "needs train: and val: (folders of images, relative to path:)")
+        }
+        // Every split, before a file is listed: inside the dataset folder as
+        // written, and (after symlinks) inside the roots, or the folder itself
+        // unless the service allows symlinks out of it.
+        let realRoot = DatasetFiles.realPath(root) ?? root
+        let allowed = options.roots ?? (options.allowExternalSymlinks ? nil : [realRoot])
+        var resolved: [String: [String]] = [:]
+        for key in ["train", "val", "test"] {
+            guard let value = document[key], value != .null else { continue }
+            for item in value.arrayValue?.compactMap(\.stringValue) ?? value.stringValue.map({ [$0] }) ?? [] {
+                let path = item.hasPrefix("/") ? URL(fileURLWithPath: item).standardizedFileURL.path
+                    : URL(fileURLWithPath: root).appendingPathComponent(item).standardizedFileURL.path
+                guard path == root || path.hasPrefix(root + "/") else {
+                    throw YardError.invalid("\(yaml): \(key)", "\(Excerpt.of(item, limit: 80)) lies outside the dataset folder \(root); keep every split inside it")
+                }
+                if let allowed, let real = DatasetFiles.realPath(path), !isInside(real, allowed) {
+                    throw YardError.invalid("\(yaml): \(key)", options.roots != nil
+                        ? "\(Excerpt.of(item, limit: 80)) leads through a symlink outside the folders this server adds datasets from; keep every split inside the dataset folder"
+                        : "\(Excerpt.of(item, limit: 80)) leads through a symlink outside the dataset folder \(root); copy it into the dataset, or start the service with --allow-dataset-symlinks")
+                }
+                resolved[key, default: []].append(String(path.dropFirst(root.count).drop(while: { $0 == "/" })))
+            }
+        }
         let files = try DatasetFiles.list(root: root, allowExternalSymlinks: options.allowExternalSymlinks)
         let fileSet = Set(files)
         var entries = files.map { Entry(relpath: $0, content: .file(root + "/" + $0)) }
@@ -215,21 +259,11 @@ public struct DatasetPlan: Sendable {
         var claimed = Set<String>()
         var job = document
         job["download"] = nil
-        guard document["train"] != nil, document["val"] != nil else {
-            throw YardError.invalid(yaml, "needs train: and val: (folders of images, relative to path:)")
-        }
         for key in ["train", "val", "test"] {
             guard let value = document[key], value != .null else { continue }
-            let items = value.arrayValue?.compactMap(\.stringValue) ?? value.stringValue.map { [$0] } ?? []
             var relative: [String] = []
             var images: [String] = []
-            for item in items {
-                var path = item.hasPrefix("/") ? URL(fileURLWithPath: item).standardizedFileURL.path
-                    : URL(fileURLWithPath: root).appendingPathComponent(item).standardizedFileURL.path
-                guard path == root || path.hasPrefix(root + "/") else {
-                    throw YardError.invalid("\(yaml): \(key)", "\(item) lies outside the dataset folder \(root); keep every split inside it")
-                }
-                path = String(path.dropFirst(root.count).drop(while: { $0 == "/" }))
+            for path in resolved[key] ?? [] {
                 relative.append(path.isEmpty ? "." : path)
                 if path.hasSuffix(".txt"), fileSet.contains(path) {
                     claimed.insert(path)
@@ -238,7 +272,7 @@ public struct DatasetPlan: Sendable {
                         let listed = line.trimmingCharacters(in: .whitespaces)
                         var entry = listed.hasPrefix("/") ? listed : URL(fileURLWithPath: root).appendingPathComponent(listed).standardizedFileURL.path
                         guard entry.hasPrefix(root + "/") else {
-                            throw YardError.invalid("\(root)/\(path)", "lists \(listed), outside the dataset folder")
+                            throw YardError.invalid("\(root)/\(path)", "lists \(Excerpt.of(listed, limit: 40)), outside the dataset folder; list images inside it")
                         }
                         entry = String(entry.dropFirst(root.count + 1))
                         if fileSet.contains(entry) { images.append(entry) }
@@ -270,7 +304,7 @@ public struct DatasetPlan: Sendable {
         if let map = document["names"]?.objectValue {
             var names: [Int: String] = [:]
             for (key, value) in map {
-                guard let index = Int(key), index >= 0 else { throw YardError.invalid("\(file): names", "key \(key) is not a class index") }
+                guard let index = Int(key), index >= 0 else { throw YardError.invalid("\(file): names", "key \(Excerpt.of(key)) is not a class index") }
                 names[index] = value.stringValue ?? "\(value)"
             }
             guard names.count == (names.keys.max() ?? -1) + 1 else {

@@ -133,8 +133,9 @@ public enum YOLOLabels {
                 out.rejected = true
             }
             let values = fields.map { Double($0) }
-            guard values.allSatisfy({ $0 != nil && $0!.isFinite }) else {
-                fail("bad_label", "not numbers: \"\(line.prefix(60))\""); continue
+            // A row is quoted only as a short, escaped excerpt of the field at fault.
+            if let bad = values.firstIndex(where: { $0 == nil || !$0!.isFinite }) {
+                fail("bad_label", "value \(bad + 1) is not a number: \"\(Excerpt.of(fields[bad]))\""); continue
             }
             let numbers = values.map { $0! }
             let expected: String? = {
@@ -145,7 +146,7 @@ public enum YOLOLabels {
             }()
             if let expected { fail("bad_label", "\(numbers.count) values; expected \(expected)"); continue }
             let cls = numbers[0]
-            guard cls >= 0, cls == cls.rounded() else { fail("bad_label", "class \(fields[0]) is not a non-negative integer"); continue }
+            guard cls >= 0, cls == cls.rounded() else { fail("bad_label", "class \"\(Excerpt.of(fields[0]))\" is not a non-negative integer"); continue }
             // Compared as a double first: Int(1e300) traps.
             if cls >= Double(classCount) {
                 fail("class_out_of_range", "class \(fields[0].prefix(20)) is beyond the dataset's \(classCount) names (0-\(classCount - 1))"); continue

@@ -18,13 +18,17 @@ public struct DatasetService: Sendable {
     public let importRoots: [String]
     public let tokenRequired: Bool
     public let allowSymlinks: Bool
+    /// The most bytes a ZIP may unpack to, counted as they are written (`--max-dataset-bytes`).
+    public let maxDatasetBytes: Int64
     /// Where `s3://` sources are read: MINIO_ENDPOINT, MINIO_ID, MINIO_SECRET_KEY.
     let environment: [String: String]
     let gate = ImportGate()
 
     public init(store: any JobStore, dataDirectory: String, importRoots: [String], tokenRequired: Bool, allowSymlinks: Bool,
+                maxDatasetBytes: Int64 = DatasetArchive.Limits.defaultMaxBytes,
                 environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.environment = environment
+        self.maxDatasetBytes = maxDatasetBytes
         self.store = store
         self.library = DatasetLibrary(dataDirectory: dataDirectory)
         self.importRoots = importRoots.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
@@ -89,7 +93,10 @@ public struct DatasetService: Sendable {
             }
         }
         try DatasetPlan.checkFormat(request.format)
-        var options = DatasetPlan.Options(format: request.format, seed: request.seed ?? 0, names: request.names, allowExternalSymlinks: allowSymlinks)
+        // A YAML's path: and splits may not lead out of the roots (after symlinks and ..).
+        let roots = importRoots.isEmpty ? nil : importRoots.map { DatasetFiles.realPath($0) ?? $0 }
+        var options = DatasetPlan.Options(format: request.format, seed: request.seed ?? 0, names: request.names,
+                                          allowExternalSymlinks: allowSymlinks, roots: roots)
         if let split = request.split { options.ratios = try DatasetPlan.Options.parseRatios(split) }
         if let names = request.names {
             guard !names.isEmpty, names.allSatisfy({ !$0.isEmpty && $0.count <= 200 }) else { throw YardError.invalid("names", "give 1 or more non-empty class names") }
@@ -98,7 +105,7 @@ public struct DatasetService: Sendable {
     }
 
     public func add(_ request: AddRequest, progress: @escaping @Sendable (Progress) -> Void = { _ in }) async throws -> Added {
-        let options = try check(request)
+        var options = try check(request)
         if !(await gate.tryEnter()) {
             progress(.waiting)
             await gate.enter()
@@ -128,15 +135,22 @@ public struct DatasetService: Sendable {
             }
             try? FileManager.default.removeItem(atPath: folder + "/.trainyard-manifest.json")
             source = folder
+            // What the bucket held is all a YAML in it may name.
+            options.roots = [DatasetFiles.realPath(folder) ?? folder]
         } else if source.lowercased().hasSuffix(".zip") {
             let folder = library.root + "/tmp/" + UUID().uuidString
             unpacked = folder
             progress(.phase("unzip", done: 0, total: 1))
-            source = try await Zip.extract(source, to: folder)
+            let zip = source, limits = DatasetArchive.Limits(maxBytes: maxDatasetBytes)
+            source = try await offloadThrowing { () throws(YardError) in
+                try DatasetArchive.extract(zip, to: folder, limits: limits) { progress(.phase("unzip", done: $0, total: $1)) }
+            }
+            // What the archive holds is all a YAML in it may name.
+            options.roots = [DatasetFiles.realPath(folder) ?? folder]
         }
-        let from = source
+        let from = source, planned = options
         let prepared = try await offloadThrowing { () throws(YardError) in
-            try library.prepare(source: from, options: options) { progress(.phase("read", done: $0, total: $1)) }
+            try library.prepare(source: from, options: planned) { progress(.phase("read", done: $0, total: $1)) }
         }
         let existing = try await store.datasetVersions(name: request.name).first { $0.id == prepared.id }
         if let existing, library.exists(existing.id) {
@@ -192,55 +206,5 @@ actor ImportGate {
 
     func leave() {
         if waiting.isEmpty { busy = false } else { waiting.removeFirst().resume() }
-    }
-}
-
-/// ZIP archives through Info-ZIP's `unzip`, after its listing is checked:
-/// no absolute names, no `..`, at most 10 GB and 2 million files unpacked.
-enum Zip {
-    static func extract(_ zip: String, to folder: String) async throws -> String {
-        guard FileManager.default.fileExists(atPath: zip) else {
-            throw YardError(.notFound, field: "source", "\(zip) does not exist")
-        }
-        let listing = try await run(["-Z1", zip])
-        guard listing.status == 0 else { throw YardError.invalid("source", "\(zip) is not a readable ZIP file (\(listing.error.prefix(120)))") }
-        let names = listing.output.split(separator: "\n").map(String.init)
-        guard names.count <= 2_000_000 else { throw YardError.invalid("source", "\(zip) holds \(names.count) files; the limit is 2,000,000") }
-        for name in names where name.hasPrefix("/") || name.split(separator: "/").contains("..") || name.contains("\\") {
-            throw YardError.invalid("source", "\(zip) has an entry \(name.prefix(80)) that would land outside its folder; not unpacked")
-        }
-        let totals = try await run(["-Zt", zip])
-        // "N files, B bytes uncompressed, C bytes compressed:  R%"
-        if let bytes = totals.output.split(separator: ",").dropFirst().first?.split(separator: " ").first.flatMap({ Int64($0) }), bytes > 10_000_000_000 {
-            throw YardError.invalid("source", "\(zip) unpacks to \(bytes / 1_000_000) MB; the limit is 10 GB")
-        }
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let unpack = try await run(["-q", "-o", zip, "-d", folder])
-        guard unpack.status == 0 else {
-            throw YardError(.unavailable, field: "source", "cannot unpack \(zip): \(unpack.error.split(separator: "\n").last ?? "unzip exit \(unpack.status)")")
-        }
-        // One folder at the top (zip -r name.zip name/): the dataset is that folder.
-        let top = (try? FileManager.default.contentsOfDirectory(atPath: folder).filter { !$0.hasPrefix("__MACOSX") }) ?? []
-        if top.count == 1, DatasetPlan.isFolder(folder + "/" + top[0]) { return folder + "/" + top[0] }
-        return folder
-    }
-
-    static func run(_ arguments: [String]) async throws -> (status: Int32, output: String, error: String) {
-        try await offloadThrowing { () throws -> (status: Int32, output: String, error: String) in
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/unzip")
-            process.arguments = arguments
-            let out = Pipe(), err = Pipe()
-            process.standardOutput = out
-            process.standardError = err
-            process.standardInput = FileHandle.nullDevice
-            do { try process.run() } catch {
-                throw YardError(.unavailable, field: "source", "cannot run unzip (install the unzip package): \(error.localizedDescription)")
-            }
-            let output = out.fileHandleForReading.readDataToEndOfFile()
-            let errors = err.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return (process.terminationStatus, String(decoding: output, as: UTF8.self), String(decoding: errors, as: UTF8.self))
-        }
     }
 }

@@ -39,6 +39,8 @@ public struct YardOptions: Sendable {
     public var wyoloTopic = "training_queue"
     /// `--dataset-root`: folders `datasets add` reads from (needed when a token is).
     public var datasetRoots: [String] = []
+    /// `--max-dataset-bytes`: the most a ZIP added as a dataset may unpack to, counted as written.
+    public var maxDatasetBytes: Int64 = 10_000_000_000
     /// Each local worker keeps its next engine started, imports done (`--no-warm-engine`: off).
     public var warmEngine = true
     /// The predictor pool behind `/api/predict` (processes, threads, limits).
@@ -113,7 +115,8 @@ public struct Yard: Sendable {
                                                                              store: store, defaultTrackingURI: uri),
                                        options: options.serving, logger: Logger(label: "yard.serving"))
         self.datasets = DatasetService(store: store, dataDirectory: options.dataDirectory, importRoots: options.datasetRoots,
-                                       tokenRequired: options.token != nil, allowSymlinks: options.allowDatasetSymlinks)
+                                       tokenRequired: options.token != nil, allowSymlinks: options.allowDatasetSymlinks,
+                                       maxDatasetBytes: options.maxDatasetBytes)
     }
 
     /// The registry of record; weights cached by hash in `DATA/models`.

@@ -102,6 +102,9 @@ struct ServeOptions: ParsableArguments {
             help: "A folder `yard datasets add` may read from (repeatable; required when YARD_TOKEN is set).") var datasetRoots: [String] = []
     @Flag(name: .customLong("allow-dataset-symlinks"),
           help: "Let datasets hold symlinks to files outside their folder (refused by default).") var allowDatasetSymlinks = false
+    @Option(name: .customLong("max-dataset-bytes"),
+            help: "Most bytes a ZIP added as a dataset may unpack to, counted as they are written (e.g. 10GB, 500MB, 1000000).")
+    var maxDatasetBytes = "10GB"
     @Flag(name: .customLong("no-warm-engine"),
           help: "Start each job's engine when the job starts, not ahead of need with its imports done (also YARD_WARM_ENGINE=0).")
     var noWarmEngine = false
@@ -132,6 +135,22 @@ struct ServeOptions: ParsableArguments {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 (any free port) and 65535") }
         guard stopGrace > 0 else { throw ValidationError("--stop-grace must be positive") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level: unknown level \(logLevel)") }
+        guard let bytes = Self.byteCount(maxDatasetBytes) else {
+            throw ValidationError("--max-dataset-bytes: \"\(maxDatasetBytes.prefix(40))\" is not a size; give bytes, or a number with kB, MB or GB (e.g. 10GB)")
+        }
+        guard bytes >= 1 else { throw ValidationError("--max-dataset-bytes must be at least 1 byte (the default is 10GB)") }
+    }
+
+    /// "10GB", "500 MB", "64kB" or plain bytes (decimal units, as `df -H` and disk makers count).
+    static func byteCount(_ text: String) -> Int64? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces).uppercased()
+        let units: [(String, Double)] = [("GB", 1e9), ("G", 1e9), ("MB", 1e6), ("M", 1e6), ("KB", 1e3), ("K", 1e3), ("B", 1)]
+        for (suffix, scale) in units where trimmed.hasSuffix(suffix) {
+            guard let number = Double(trimmed.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)), number.isFinite, number >= 0,
+                  number * scale < 9e18 else { return nil }
+            return Int64(number * scale)
+        }
+        return Int64(trimmed)
     }
 
     var options: YardOptions {
@@ -144,6 +163,7 @@ struct ServeOptions: ParsableArguments {
         options.stopGrace = .seconds(stopGrace)
         options.allowDatasetSymlinks = allowDatasetSymlinks
         options.datasetRoots = datasetRoots.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+        options.maxDatasetBytes = Self.byteCount(maxDatasetBytes) ?? options.maxDatasetBytes
         options.secretKeyFile = secretKeyFile
         options.warmEngine = WarmEngineSetting.enabled(flag: noWarmEngine)
         var serving = ServingOptions()
