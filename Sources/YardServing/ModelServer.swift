@@ -13,6 +13,12 @@ public struct ServingLimits: Sendable {
     public var maxImages = 16
     /// Largest request body (all of a multipart request's images together).
     public var maxRequestBytes = 64 << 20
+    /// Most pixels in one request, all its images together, read from their
+    /// headers before any is decoded (a 413 beyond). Decoded, a pixel is 3
+    /// bytes: 64 MP is about 192 MB in a predictor, one image at the largest
+    /// side (8000x8000) or 5 phone photos of 12 MP; 16 of those (576 MB) are
+    /// refused, and a few KB of PNG can declare that much.
+    public var maxPixels = 64_000_000
     /// Predict requests held at once (waiting or running); more get a 503.
     public var maxWaiting = 256
     public init() {}
@@ -25,7 +31,9 @@ public struct ServingOptions: Sendable {
     /// Torch threads per process (default: the cores shared among the processes).
     public var threads: Int
     /// Loaded versions are unloaded, least recently used first, beyond this
-    /// many bytes of predictor memory (one version always stays).
+    /// many bytes of predictor memory (one version always stays). A
+    /// predictor over its share (this over `processes`) after a request is
+    /// replaced by a fresh one.
     public var memoryLimit: Int64 = 4 << 30
     public var requestTimeout: Duration = .seconds(60)
     public var loadTimeout: Duration = .seconds(180)
@@ -136,6 +144,7 @@ public actor ModelServer {
         guard images.count <= limits.maxImages else {
             throw YardError.invalid("images", "\(images.count) images in one request; at most \(limits.maxImages)")
         }
+        var pixels = 0
         for (index, image) in images.enumerated() {
             let name = "image \(index + 1)"
             guard image.count <= limits.maxImageBytes else {
@@ -147,12 +156,24 @@ public actor ModelServer {
                 guard info.width <= limits.maxSide, info.height <= limits.maxSide else {
                     throw YardError.invalid("images", "\(name) is \(info.width)x\(info.height); at most \(limits.maxSide) pixels a side")
                 }
+                pixels += info.width * info.height
             case .corrupt(let why):
                 throw YardError.invalid("images", "\(name): \(why)")
             case .unchecked(let format):
                 throw YardError.invalid("images", "\(name): \(format) images are not served; send JPEG, PNG, BMP, WebP or TIFF")
             }
         }
+        guard pixels <= limits.maxPixels else {
+            let what = images.count == 1 ? "the image is" : "the \(images.count) images are"
+            throw YardError(.tooLarge, field: "images",
+                            "\(what) \(Self.megapixels(pixels)) megapixels in all; at most \(Self.megapixels(limits.maxPixels)) megapixels per request: send fewer or smaller images")
+        }
+    }
+
+    /// Pixels in megapixels, rounded up to a tenth ("64", "64.1").
+    static func megapixels(_ pixels: Int) -> String {
+        let tenths = (pixels + 99_999) / 100_000
+        return tenths % 10 == 0 ? "\(tenths / 10)" : "\(tenths / 10).\(tenths % 10)"
     }
 
     /// Runs a request on a version (loading it first if needed).
@@ -251,7 +272,7 @@ public actor ModelServer {
             guard let (pool, ready) = try? await entry.load.value else { continue }
             out.append(["sha256": .string(key), "task": .string(ready.task), "runtime": .string(ready.runtime), "processes": .int(pool.size), "threads": .int(pool.threads),
                         "memory_bytes": .int(Int(await pool.residentBytes)), "load_ms": .double(ready.loadMilliseconds),
-                        "restarts": .int(await pool.restarts), "in_flight": .int(await pool.inFlight),
+                        "restarts": .int(await pool.restarts), "recycled": .int(await pool.recycled), "starting": .int(await pool.starting), "in_flight": .int(await pool.inFlight),
                         "batch_sizes": .object(Dictionary(uniqueKeysWithValues: await pool.batchSizes.map { (String($0.key), JSONValue.int($0.value)) })),
                         "pids": .array(await pool.processIDs.map { .int(Int($0)) })])
         }
@@ -335,7 +356,8 @@ public actor ModelServer {
                 let path = try await Self.file(version, runtime, weights: weights)
                 let pool = PredictorPool(weights: path, task: version.task, engine: engine, size: options.processes, threads: options.threads,
                                          requestTimeout: options.requestTimeout, loadTimeout: options.loadTimeout,
-                                         batching: options.batching, logger: logger)
+                                         batching: options.batching, memoryShare: options.memoryLimit / Int64(max(1, options.processes)),
+                                         logger: logger)
                 let ready = try await pool.load()
                 return (pool, ready)
             }

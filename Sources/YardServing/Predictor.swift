@@ -46,33 +46,46 @@ final class Predictor: Sendable {
     }
 
     let process: Process
+    let threads: Int
     private let input: ProcessInput
+    private let residentAtLoad = Mutex<Int64>(0)
     private let state = Mutex<State>(State())
     private let readyLine: Mutex<CheckedContinuation<JSONValue, any Error>?> = Mutex(nil)
 
     struct State {
         var waiting: CheckedContinuation<JSONValue, any Error>?
         var ended: String?
+        /// It ended by a signal this side did not send (kill -9, the OOM killer).
+        var crashed = false
         var ready: JSONValue?
     }
 
-    /// Starts the process and waits until it has loaded the model.
-    static func start(engine: EngineEnvironment, weights: String, task: String? = nil, threads: Int, loadTimeout: Duration) async throws -> (Predictor, Ready) {
-        let predictor = try Predictor(engine: engine, weights: weights, task: task, threads: threads)
+    /// Starts the process; the model loads in it (`awaitLoaded` waits for that).
+    static func launch(engine: EngineEnvironment, weights: String, task: String? = nil, threads: Int) throws -> Predictor {
+        try Predictor(engine: engine, weights: weights, task: task, threads: threads)
+    }
+
+    /// Waits until the process has loaded the model; stopped if it does not.
+    /// A process killed by a signal meanwhile (not by this side) throws
+    /// `PredictorCrashed`: the model may load fine in another.
+    func awaitLoaded(timeout: Duration) async throws -> Ready {
         do {
-            let line = try await predictor.awaitReady(timeout: loadTimeout)
+            let line = try await awaitReady(timeout: timeout)
             let names = Dictionary(uniqueKeysWithValues: (line["names"]?.objectValue ?? [:]).compactMap { key, value in
                 Int(key).flatMap { k in value.stringValue.map { (k, $0) } } })
-            return (predictor, Ready(task: line["task"]?.stringValue ?? "detect", runtime: line["runtime"]?.stringValue ?? "torch", names: names,
-                                     loadMilliseconds: line["load_ms"]?.doubleValue ?? 0, threads: line["threads"]?.intValue ?? threads,
-                                     sample: line["sample"]?.stringValue))
+            let resident = residentBytes
+            residentAtLoad.withLock { $0 = resident }
+            return Ready(task: line["task"]?.stringValue ?? "detect", runtime: line["runtime"]?.stringValue ?? "torch", names: names,
+                         loadMilliseconds: line["load_ms"]?.doubleValue ?? 0, threads: line["threads"]?.intValue ?? threads,
+                         sample: line["sample"]?.stringValue)
         } catch {
-            predictor.stop(kill: true)
+            stop(kill: true)
             throw error
         }
     }
 
     private init(engine: EngineEnvironment, weights: String, task: String?, threads: Int) throws {
+        self.threads = threads
         let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
         let arguments = ["serve", "--model", weights, "--threads", String(threads)] + (task.map { ["--task", $0] } ?? [])
         process = try engine.startEngine(arguments) { process in
@@ -102,12 +115,26 @@ final class Predictor: Sendable {
             // stderr closes with the process: wait a moment for its last line.
             for _ in 0..<20 where !errorsRead.withLock({ $0 }) { usleep(10_000) }
             let words = lastWords.withLock { $0.last }
-            end("the predictor process ended (exit \(process.terminationStatus))" + (words.map { ": \(Redaction.redactText($0))" } ?? ""))
+            let signalled = process.terminationReason == .uncaughtSignal
+            let how = signalled ? "was killed (signal \(process.terminationStatus))" : "ended (exit \(process.terminationStatus))"
+            end("the predictor process \(how)" + (words.map { ": \(Redaction.redactText($0))" } ?? ""), crashed: signalled)
         })
     }
 
-    var isAlive: Bool { process.isRunning && state.withLock { $0.ended == nil } }
+    var isAlive: Bool { process.isRunning && state.withLock { $0.ended == nil } && Self.running(pid) }
+
+    /// Whether the process is there and not a zombie: one killed a moment
+    /// ago is a zombie before `Process` (and the pipe reader) see it end, and
+    /// a request sent to it would count as one that killed its predictor.
+    private static func running(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let name = stat.lastIndex(of: ")") else { return false }
+        let state = stat[name...].dropFirst(2).first
+        return state != "Z" && state != "X"
+    }
     var pid: Int32 { process.processIdentifier }
+
+    /// Its resident memory once the model had loaded (0 before).
+    var loadedResidentBytes: Int64 { residentAtLoad.withLock { $0 } }
 
     /// Resident memory of the process, in bytes (from /proc).
     var residentBytes: Int64 {
@@ -123,7 +150,7 @@ final class Predictor: Sendable {
                 try await withCheckedThrowingContinuation { continuation in
                     let early = self.state.withLock { state -> Result<JSONValue, any Error>? in
                         if let ready = state.ready { return .success(ready) }
-                        if let ended = state.ended { return .failure(YardError(.unavailable, field: "model", "the model could not be loaded: \(ended)")) }
+                        if let ended = state.ended { return .failure(Self.loadFailure(ended, crashed: state.crashed)) }
                         self.readyLine.withLock { $0 = continuation }
                         return nil
                     }
@@ -217,15 +244,23 @@ final class Predictor: Sendable {
         state.withLock { state in defer { state.waiting = nil }; return state.waiting }?.resume(returning: answer)
     }
 
-    /// Fails the request in flight; later ones fail at once.
-    func end(_ why: String) {
-        let (waiting, ready) = state.withLock { state in
-            state.ended = state.ended ?? why
+    /// Fails the request in flight; later ones fail at once. The first
+    /// reason given is the one kept (a kill from this side says why first).
+    func end(_ why: String, crashed: Bool = false) {
+        let (waiting, ready, reason, crash) = state.withLock { state in
+            if state.ended == nil {
+                state.ended = why
+                state.crashed = crashed
+            }
             defer { state.waiting = nil }
-            return (state.waiting, readyLine.withLock { c in defer { c = nil }; return c })
+            return (state.waiting, readyLine.withLock { c in defer { c = nil }; return c }, state.ended ?? why, state.crashed)
         }
-        waiting?.resume(throwing: PredictorDied(reason: why))
-        ready?.resume(throwing: YardError(.unavailable, field: "model", "the model could not be loaded: \(why)"))
+        waiting?.resume(throwing: PredictorDied(reason: reason))
+        ready?.resume(throwing: Self.loadFailure(reason, crashed: crash))
+    }
+
+    private static func loadFailure(_ why: String, crashed: Bool) -> any Error {
+        crashed ? PredictorCrashed(reason: why) : YardError(.unavailable, field: "model", "the model could not be loaded: \(why)")
     }
 
     func stop(kill: Bool = false) {
@@ -242,6 +277,13 @@ final class Flag: Sendable {
     private let value = Mutex(false)
     var isSet: Bool { value.withLock { $0 } }
     func set() { value.withLock { $0 = true } }
+}
+
+/// The predictor process was killed by a signal (not sent by the pool)
+/// while it loaded the model: not a model that cannot load.
+struct PredictorCrashed: Error, CustomStringConvertible {
+    var reason: String
+    var description: String { reason }
 }
 
 /// The predictor process ended (or hung) with a request in flight.

@@ -20,7 +20,10 @@ public struct Batching: Sendable, Equatable {
 /// the model loaded once and `threads` torch threads, so the pool uses every
 /// core. Requests wait in order for a free predictor (or, with `batching`,
 /// are gathered into batches first); a predictor that dies is started again
-/// and the request it held is retried once on another.
+/// and the request it held is retried once on another. A predictor killed
+/// while it loads (a signal the pool did not send) is started again at once,
+/// up to `crashRetries` times in a row: that is not a model that cannot load.
+/// One whose memory stays over `memoryShare` after a request is replaced.
 actor PredictorPool {
     let weights: String
     let task: String?
@@ -30,21 +33,39 @@ actor PredictorPool {
     let requestTimeout: Duration
     let loadTimeout: Duration
     let batching: Batching?
+    /// Resident memory a predictor may keep after a request: past it (and
+    /// past a quarter over what it held once loaded, so a fresh one would
+    /// hold less) it is replaced by a fresh one. Nil: never.
+    let memoryShare: Int64?
     let logger: Logger
+    /// Starts in a row that may end killed before a start fails.
+    static let crashRetries = 3
     private var predictors: [Predictor] = []
+    /// Processes loading the model (killed if the pool closes first).
+    private var launching: [Predictor] = []
     private var idle: [Predictor] = []
     private var waiters: [CheckedContinuation<Predictor, any Error>] = []
     private(set) var ready: Predictor.Ready?
     private(set) var inFlight = 0
     private(set) var restarts = 0
+    /// Predictors replaced for holding memory over their share.
+    private(set) var recycled = 0
     private var closed = false
-    /// Predictors being started in place of dead ones.
-    private var starting = 0
+    /// The first load, while it waits for its predictors.
+    private var loading: Loading?
+    /// Predictors being started (first, in place of dead ones, or fresh).
+    private(set) var starting = 0
     /// Requests waiting to be batched, oldest first.
     private var pending: [Pending] = []
     private var timerArmed = false
     /// Engine calls by images per call.
     private(set) var batchSizes: [Int: Int] = [:]
+
+    private struct Loading {
+        var continuation: CheckedContinuation<Predictor.Ready, any Error>
+        /// Predictors that have neither loaded nor been killed once yet.
+        var unsettled: Int
+    }
 
     private struct Pending {
         var images: [Data]
@@ -54,7 +75,7 @@ actor PredictorPool {
     }
 
     init(weights: String, task: String? = nil, engine: EngineEnvironment, size: Int, threads: Int, requestTimeout: Duration = .seconds(60),
-         loadTimeout: Duration = .seconds(180), batching: Batching? = nil, logger: Logger) {
+         loadTimeout: Duration = .seconds(180), batching: Batching? = nil, memoryShare: Int64? = nil, logger: Logger) {
         self.weights = weights
         self.task = task
         self.engine = engine
@@ -63,32 +84,31 @@ actor PredictorPool {
         self.requestTimeout = requestTimeout
         self.loadTimeout = loadTimeout
         self.batching = batching.flatMap { $0.maxImages > 1 ? $0 : nil }
+        self.memoryShare = memoryShare
         self.logger = logger
     }
 
-    /// Starts every predictor (in parallel); fails if the model cannot be
-    /// loaded, with every one that did start stopped again.
+    /// Starts every predictor (in parallel) and returns once each has
+    /// loaded or been killed while loading, and at least one has loaded:
+    /// those killed are started again meanwhile and join when loaded.
+    /// Fails if the model cannot be loaded, with every process stopped.
     func load() async throws -> Predictor.Ready {
-        let results = await withTaskGroup(of: Result<(Predictor, Predictor.Ready), any Error>.self) { group in
-            for _ in 0..<size {
-                group.addTask { [weights, task, engine, threads, loadTimeout] in
-                    do { return .success(try await Predictor.start(engine: engine, weights: weights, task: task, threads: threads, loadTimeout: loadTimeout)) }
-                    catch { return .failure(error) }
-                }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                loading = Loading(continuation: continuation, unsettled: size)
+                for _ in 0..<size { fill(first: true) }
             }
-            var all: [Result<(Predictor, Predictor.Ready), any Error>] = []
-            for await one in group { all.append(one) }
-            return all
+        } onCancel: {
+            Task { await self.cancelLoad() }
         }
-        let started = results.compactMap { try? $0.get() }
-        if let failure = results.first(where: { if case .failure = $0 { true } else { false } }), case .failure(let error) = failure {
-            for (predictor, _) in started { predictor.stop(kill: true) }
-            throw error
-        }
-        predictors = started.map(\.0)
-        idle = predictors
-        ready = started.first?.1
-        return started[0].1
+    }
+
+    /// The load given up (a shutdown): its processes are killed.
+    private func cancelLoad() {
+        guard let load = loading else { return }
+        loading = nil
+        close()
+        load.continuation.resume(throwing: CancellationError())
     }
 
     /// Whether every predictor is gone and none is being started (the
@@ -116,17 +136,17 @@ actor PredictorPool {
             let predictor = try await acquire()
             do {
                 let answer = try await predictor.predict(images, options: options, timeout: requestTimeout)
-                release(predictor)
+                finished(predictor)
                 return answer
             } catch let died as PredictorDied {
                 logger.warning("predictor \(predictor.pid) for \(weights) ended: \(died.reason); starting another")
-                await replace(predictor)
+                replace(predictor)
                 try Task.checkCancellation()  // given up: not sent again
                 if attempt >= 2 { throw YardError(.unavailable, field: "model", "the model's predictor failed twice on this request: \(died.reason)") }
             } catch {
                 // Cancelled: the answer was read (the wait outlives the
                 // cancellation), so the predictor is free again.
-                if predictor.isAlive { release(predictor) } else { await replace(predictor) }
+                if predictor.isAlive { release(predictor) } else { replace(predictor) }
                 throw error
             }
         }
@@ -138,6 +158,12 @@ actor PredictorPool {
 
     func close() {
         closed = true
+        for predictor in launching { predictor.stop(kill: true) }
+        launching = []
+        if let load = loading {
+            loading = nil
+            load.continuation.resume(throwing: Self.unloaded)
+        }
         for request in pending { request.continuation.resume(throwing: Self.unloaded) }
         pending = []
         for predictor in predictors { predictor.stop() }
@@ -225,7 +251,7 @@ actor PredictorPool {
         while let predictor = idle.popLast() {
             if predictor.isAlive { return predictor }
             logger.warning("predictor \(predictor.pid) for \(weights) ended while idle; starting another")
-            Task { await self.replace(predictor) }
+            replace(predictor)
         }
         return nil
     }
@@ -242,7 +268,7 @@ actor PredictorPool {
             attempt += 1
             do {
                 let answer = try await predictor.predict(images, options: batch[0].options, timeout: requestTimeout)
-                release(predictor)
+                finished(predictor)
                 let results = answer["results"]?.arrayValue
                 if batch.count > 1, answer["error"] != nil || results?.count != images.count {
                     alone(batch)
@@ -263,7 +289,7 @@ actor PredictorPool {
                 return
             } catch let died as PredictorDied {
                 logger.warning("predictor \(predictor.pid) for \(weights) ended: \(died.reason); starting another")
-                await replace(predictor)
+                replace(predictor)
                 // One request's image may be what kills or hangs it: each
                 // goes alone (with its own retry), so only that one fails.
                 if batch.count > 1 {
@@ -280,41 +306,122 @@ actor PredictorPool {
                     return
                 }
             } catch {
-                if predictor.isAlive { release(predictor) } else { await replace(predictor) }
+                if predictor.isAlive { release(predictor) } else { replace(predictor) }
                 for request in batch { request.continuation.resume(throwing: error) }
                 return
             }
         }
     }
 
-    /// A dead predictor's place goes to a new one (started here, in order).
-    private func replace(_ dead: Predictor) async {
+    /// After a request: a predictor whose memory stays over its share is
+    /// replaced by a fresh one (what it holds goes back to the system);
+    /// any other is free for the next request.
+    private func finished(_ predictor: Predictor) {
+        if let memoryShare, predictor.isAlive {
+            let resident = predictor.residentBytes, atLoad = predictor.loadedResidentBytes
+            if resident > memoryShare && resident > atLoad + atLoad / 4 {
+                guard !closed, predictors.contains(where: { $0 === predictor }) else { return }
+                predictors.removeAll { $0 === predictor }
+                predictor.stop()
+                recycled += 1
+                logger.info("predictor \(predictor.pid) for \(weights) holds \(resident >> 20) MB after a request, over its share of \(memoryShare >> 20) MB (\(atLoad >> 20) MB once loaded); starting a fresh one")
+                fill(first: false)
+                return
+            }
+        }
+        release(predictor)
+    }
+
+    /// A dead predictor's place goes to a new one.
+    private func replace(_ dead: Predictor) {
         dead.stop(kill: true)
         guard predictors.contains(where: { $0 === dead }) else { return }  // replaced already
         predictors.removeAll { $0 === dead }
         guard !closed else { return }
         restarts += 1
+        fill(first: false)
+    }
+
+    /// Starts a predictor into the pool, in a task of its own: the request
+    /// whose predictor died may have been given up, and a cancelled wait
+    /// would fail the load. `first`: one of the first load's.
+    private func fill(first: Bool) {
         starting += 1
+        Task { await self.start(first: first) }
+    }
+
+    private func start(first: Bool) async {
         defer { starting -= 1 }
-        do {
-            // Started in a task of its own: the request whose predictor died
-            // may have been given up, and a cancelled wait would fail the load.
-            let (engine, weights, task, threads, loadTimeout) = (self.engine, self.weights, self.task, self.threads, self.loadTimeout)
-            let (fresh, _) = try await Task {
-                try await Predictor.start(engine: engine, weights: weights, task: task, threads: threads, loadTimeout: loadTimeout)
-            }.value
-            if closed { fresh.stop(); return }
-            predictors.append(fresh)
-            release(fresh)
-        } catch {
-            logger.error("cannot start a predictor for \(weights): \(error)")
-            if predictors.isEmpty && starting == 1 {
-                let failure = YardError(.unavailable, field: "model", "the model's predictors cannot start: \(error)")
-                for waiter in waiters { waiter.resume(throwing: failure) }
-                waiters = []
-                for request in pending { request.continuation.resume(throwing: failure) }
-                pending = []
+        var settled = !first
+        var crashes = 0
+        while !closed {
+            let predictor: Predictor
+            do {
+                predictor = try Predictor.launch(engine: engine, weights: weights, task: task, threads: threads)
+            } catch {
+                cannotStart(error)
+                return
             }
+            launching.append(predictor)
+            let outcome: Result<Predictor.Ready, any Error>
+            do { outcome = .success(try await predictor.awaitLoaded(timeout: loadTimeout)) } catch { outcome = .failure(error) }
+            launching.removeAll { $0 === predictor }
+            if closed {
+                predictor.stop()
+                return
+            }
+            switch outcome {
+            case .success(let ready):
+                predictors.append(predictor)
+                if self.ready == nil { self.ready = ready }
+                settle(&settled)
+                release(predictor)
+                return
+            case .failure(let crash as PredictorCrashed) where crashes < Self.crashRetries:
+                crashes += 1
+                logger.warning("predictor \(predictor.pid) for \(weights) was killed while loading (\(crash.reason)); starting another at once")
+                settle(&settled)
+            case .failure(let crash as PredictorCrashed):
+                cannotStart(YardError(.unavailable, field: "model", "the model's predictor was killed while loading \(crashes + 1) times in a row: \(crash.reason)"))
+                return
+            case .failure(let error):
+                cannotStart(error)
+                return
+            }
+        }
+    }
+
+    /// One of the first load's predictors loaded or was killed once: the
+    /// load returns when all have, if one has loaded (else at the first that does).
+    private func settle(_ settled: inout Bool) {
+        guard var load = loading else { return }
+        if !settled {
+            settled = true
+            load.unsettled -= 1
+            loading = load
+        }
+        guard load.unsettled <= 0, let ready else { return }
+        loading = nil
+        load.continuation.resume(returning: ready)
+    }
+
+    /// A predictor could not be started: during the first load, the model
+    /// cannot be loaded (the load fails, every process stopped); later,
+    /// requests fail once no predictor is left or starting.
+    private func cannotStart(_ error: any Error) {
+        if let load = loading {
+            loading = nil
+            close()
+            load.continuation.resume(throwing: error)
+            return
+        }
+        logger.error("cannot start a predictor for \(weights): \(error)")
+        if predictors.isEmpty && starting == 1 {
+            let failure = YardError(.unavailable, field: "model", "the model's predictors cannot start: \(error)")
+            for waiter in waiters { waiter.resume(throwing: failure) }
+            waiters = []
+            for request in pending { request.continuation.resume(throwing: failure) }
+            pending = []
         }
     }
 }

@@ -82,12 +82,15 @@ struct PredictorPoolTests {
                 f.write(f"{kind} {os.getpid()}\\n")
             if kind == "hang-load":
                 time.sleep(3600)
+            if kind == "slow-load":
+                time.sleep(1.5)
             if kind == "broken":
                 print("_pickle.UnpicklingError: invalid load key, 'b'.", file=sys.stderr, flush=True)
                 sys.exit(1)
             out = sys.stdout
             print(json.dumps({"ready": True, "task": "detect", "names": {"0": "thing"}, "load_ms": 5, "threads": 1, "sample": None}), flush=True)
             source = sys.stdin.buffer
+            hoard = []
             while True:
                 line = source.readline()
                 if not line:
@@ -104,6 +107,9 @@ struct PredictorPoolTests {
                     continue
                 if any(b[-5] == 0xBB for b in blobs):
                     os._exit(9)
+                if any(b[-5] == 0x99 for b in blobs):
+                    # Memory the request leaves behind (written, so resident): 200 MB.
+                    hoard.append(bytearray(b"\\x01") * (200 << 20))
                 salt = blobs[0][-5]
                 if salt == 0xAA and os.path.exists(\(hangOnce.debugDescription)):
                     os.remove(\(hangOnce.debugDescription))
@@ -359,5 +365,108 @@ struct PredictorPoolTests {
         #expect(loaded.map { $0["sha256"]?.stringValue } == [second.sha256])
         try await eventually("the unloaded version's process to end", timeout: .seconds(5)) { kill(Int32(firstPID), 0) != 0 }
         await rig.server.shutdown()
+    }
+
+    /// Images over the request's pixel budget (16 photos of 12 MP: 192 MP,
+    /// about 576 MB once decoded) are refused with a 413 naming the limit
+    /// from their headers alone: no predictor starts, none decodes them.
+    @Test func imagesOverThePixelBudgetAreRefusedBeforeAnyPredictorStarts() async throws {
+        let rig = try Rig(processes: 1)
+        defer { rig.dir.remove() }
+        let version = try rig.version("1", "ok")
+        let photos = (0..<16).map { Data(TestImages.jpeg(width: 4000, height: 3000, salt: UInt8($0))) }
+        await #expect {
+            try await rig.server.predict(version, images: photos, options: PredictOptions())
+        } throws: { error in
+            let yard = error as? YardError
+            return yard?.code == .tooLarge && yard?.message.contains("at most 64 megapixels") == true && yard?.message.contains("192 megapixels") == true
+        }
+        #expect(rig.loads.isEmpty, "no predictor was started for it: \(rig.loads)")
+        // One photo at the largest side allowed (8000x8000) is within the budget.
+        let one = try await rig.server.predict(version, images: [Data(TestImages.jpeg(width: 8000, height: 8000))], options: PredictOptions())
+        #expect(one.results.count == 1)
+        await rig.server.shutdown()
+    }
+
+    /// A predictor killed (kill -9) while its model loads is started again
+    /// at once: the load does not fail, the other predictor serves, and
+    /// requests wait for it instead of failing. 10 clients ask throughout.
+    @Test func aPredictorKilledWhileItLoadsIsStartedAgainAndRequestsDoNotFail() async throws {
+        let rig = try Rig(processes: 2)
+        defer { rig.dir.remove() }
+        let version = try rig.version("1", "slow-load")
+        let tally = Tally()
+        let clients = Task {
+            await withTaskGroup(of: Void.self) { group in
+                for _ in 0..<10 {
+                    group.addTask {
+                        while !tally.stopped {
+                            do {
+                                _ = try await rig.server.predict(version, images: [Self.image], options: PredictOptions())
+                                tally.add(ok: true)
+                            } catch {
+                                tally.add(ok: false, "\(error)")
+                                try? await Task.sleep(for: .milliseconds(20))  // a failure comes at once: do not spin
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        try await eventually("both predictors to start loading", timeout: .seconds(10)) { rig.loads.count >= 2 }
+        try await Task.sleep(for: .milliseconds(500))  // a second into its 1.5 s load
+        let victim = try #require(Int32(rig.loads[0].split(separator: " ")[1]))
+        #expect(kill(victim, SIGKILL) == 0)
+        try await eventually("a predictor to start in the killed one's place", timeout: .seconds(10)) { rig.loads.count >= 3 }
+        try await eventually("both predictors to serve", timeout: .seconds(10)) {
+            await rig.server.loaded().first?["pids"]?.arrayValue?.count == 2
+        }
+        try await Task.sleep(for: .seconds(1))
+        tally.stop()
+        await clients.value
+        let (ok, failed, errors) = tally.counts
+        #expect(ok > 0 && failed * 100 < ok + failed, "\(failed) of \(ok + failed) requests failed: \(errors.prefix(3))")
+        #expect(rig.loads.count == 3, "one start again, not a reload of the version: \(rig.loads)")
+        await rig.server.shutdown()
+    }
+
+    /// A predictor whose memory stays over its share of the memory limit
+    /// after a request (here 200 MB against 128 MB) is replaced by a fresh
+    /// one; the request itself is answered, and a predictor within its
+    /// share is kept.
+    @Test func aPredictorOverItsMemoryShareAfterARequestIsRecycled() async throws {
+        let rig = try Rig(processes: 1, memoryLimit: 128 << 20)
+        defer { rig.dir.remove() }
+        let version = try rig.version("1", "ok")
+        let first = try #require(try await rig.server.predict(version, images: [Self.image], options: PredictOptions()).results.first?["pid"]?.intValue)
+        let again = try await rig.server.predict(version, images: [Self.image], options: PredictOptions())
+        #expect(again.results.first?["pid"]?.intValue == first, "within its share: kept")
+        let heavy = try await rig.server.predict(version, images: [Data(TestImages.jpeg(salt: 0x99))], options: PredictOptions())
+        #expect(heavy.results.first?["pid"]?.intValue == first, "the request that grew it is answered")
+        try await eventually("the grown predictor to end", timeout: .seconds(10)) { kill(Int32(first), 0) != 0 }
+        let next = try await rig.server.predict(version, images: [Self.image], options: PredictOptions())
+        let second = try #require(next.results.first?["pid"]?.intValue)
+        #expect(second != first)
+        #expect(rig.loads.count == 2, "\(rig.loads)")
+        let loaded = await rig.server.loaded()
+        #expect((loaded.first?["memory_bytes"]?.intValue ?? .max) < 128 << 20, "\(loaded)")
+        #expect(loaded.first?["recycled"] == .int(1), "\(loaded)")
+        await rig.server.shutdown()
+    }
+}
+
+/// Requests answered and failed, counted from many tasks.
+final class Tally: Sendable {
+    private let state = Mutex((ok: 0, failed: 0, errors: [String](), stopped: false))
+    var stopped: Bool { state.withLock { $0.stopped } }
+    var counts: (Int, Int, [String]) { state.withLock { ($0.ok, $0.failed, $0.errors) } }
+    func stop() { state.withLock { $0.stopped = true } }
+    func add(ok: Bool, _ error: String = "") {
+        state.withLock {
+            if ok { $0.ok += 1 } else {
+                $0.failed += 1
+                if $0.errors.count < 10 { $0.errors.append(error) }
+            }
+        }
     }
 }

@@ -157,40 +157,92 @@ def serve(model_path, threads=None, stdin=None, stdout=None, task=None):
             blobs = [read_exact(source, int(n)) for n in header.get("sizes", [])]
         except EOFError:
             return 0
-        try:
-            t0 = time.time()
-            images = []
-            for index, blob in enumerate(blobs):
-                image = cv2.imdecode(np.frombuffer(blob, np.uint8), cv2.IMREAD_COLOR)
-                if image is None:
-                    raise BadImage(f"image {index + 1} could not be decoded")
-                images.append(image)
-            blurred = None
-            if header.get("blur_faces"):
-                blurred = [blur_faces(image, header["blur_faces"]) for image in images]
-            t1 = time.time()
-            kwargs = {"verbose": False, "conf": float(header.get("conf", 0.25)), "iou": float(header.get("iou", 0.7)),
-                      "max_det": int(header.get("max_det", 300))}
-            if header.get("imgsz"):
-                kwargs["imgsz"] = int(header["imgsz"])
-            if header.get("classes") is not None:
-                kwargs["classes"] = [int(c) for c in header["classes"]]
-            results = model.predict(images, **kwargs) if images else []
-            t2 = time.time()
-            top_k = int(header.get("top_k", 5))
-            described = [describe(r, top_k) for r in results]
-            if blurred is not None:
-                for entry, count in zip(described, blurred):
-                    entry["faces_blurred"] = count
-            answer = {"id": rid, "results": described,
-                      "ms": {"decode": round((t1 - t0) * 1000, 2), "inference": round((t2 - t1) * 1000, 2)}}
-        except BadImage as error:
-            answer = {"id": rid, "error": str(error), "kind": "input"}
-        except Exception as error:  # a failure never ends the predictor
-            answer = {"id": rid, "error": f"{type(error).__name__}: {error}"[:500], "kind": "model"}
+        answer, pixels = answer_request(model, header, blobs)
+        del blobs
+        # Before the answer: the server reads the predictor's memory once it is
+        # answered, and a predictor still holding its peak would be replaced.
+        release_memory(model, pixels)
         try:
             text = json.dumps(answer, allow_nan=False)
         except ValueError:  # NaN or infinity in an answer: JSON has no word for them
             text = json.dumps({"id": rid, "error": "the model produced a value that is not a finite number (NaN or infinity)", "kind": "model"})
         out.write(text + "\n")
         out.flush()
+
+
+# Decoded pixels (3 bytes each) past which the heap's free memory is handed
+# back to the system after a request (a 4 MP photo is 12 MB decoded).
+TRIM_PIXELS = 4_000_000
+
+
+def answer_request(model, header, blobs):
+    """One request's answer and the pixels it decoded. Its decoded images
+    live only in here: nothing of them outlives the answer."""
+    import cv2
+    import numpy as np
+
+    rid = header.get("id")
+    pixels = 0
+    try:
+        t0 = time.time()
+        images = []
+        for index, blob in enumerate(blobs):
+            image = cv2.imdecode(np.frombuffer(blob, np.uint8), cv2.IMREAD_COLOR)
+            if image is None:
+                raise BadImage(f"image {index + 1} could not be decoded")
+            pixels += image.shape[0] * image.shape[1]
+            images.append(image)
+        blurred = None
+        if header.get("blur_faces"):
+            blurred = [blur_faces(image, header["blur_faces"]) for image in images]
+        t1 = time.time()
+        kwargs = {"verbose": False, "conf": float(header.get("conf", 0.25)), "iou": float(header.get("iou", 0.7)),
+                  "max_det": int(header.get("max_det", 300))}
+        if header.get("imgsz"):
+            kwargs["imgsz"] = int(header["imgsz"])
+        if header.get("classes") is not None:
+            kwargs["classes"] = [int(c) for c in header["classes"]]
+        results = model.predict(images, **kwargs) if images else []
+        t2 = time.time()
+        top_k = int(header.get("top_k", 5))
+        described = [describe(r, top_k) for r in results]
+        if blurred is not None:
+            for entry, count in zip(described, blurred):
+                entry["faces_blurred"] = count
+        return {"id": rid, "results": described,
+                "ms": {"decode": round((t1 - t0) * 1000, 2), "inference": round((t2 - t1) * 1000, 2)}}, pixels
+    except BadImage as error:
+        return {"id": rid, "error": str(error), "kind": "input"}, pixels
+    except Exception as error:  # a failure never ends the predictor
+        return {"id": rid, "error": f"{type(error).__name__}: {error}"[:500], "kind": "model"}, pixels
+
+
+def release_memory(model, pixels):
+    """Ultralytics' predictor keeps its last batch, source and results (the
+    original images) until the next call: dropped here. After a large request
+    the heap's free pages go back to the system (glibc keeps them
+    otherwise, and the predictor would stay at its peak)."""
+    predictor = getattr(model, "predictor", None)
+    if predictor is not None:
+        for name in ("batch", "results", "dataset"):
+            if hasattr(predictor, name):
+                setattr(predictor, name, None)
+    if pixels >= TRIM_PIXELS:
+        trim_heap()  # a few ms; the images were freed when their last reference went
+
+
+_malloc_trim = None
+
+
+def trim_heap():
+    """glibc's malloc_trim(0); nothing where there is no glibc."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            import ctypes
+
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
