@@ -102,7 +102,7 @@ enum COCOImport {
             var fileSplits: [String: [DatasetPlan.Image]] = [:]
             for (i, image) in file.images.enumerated() {
                 guard let source = locate(image.file_name, json: json, root: root, fileSet: fileSet, byName: byName) else {
-                    problems.append(DatasetProblem(.error, "missing_image", file: relJSON, "image \(image.id): \(image.file_name) is not in \(root)")); continue
+                    problems.append(DatasetProblem(.error, "missing_image", file: relJSON, "image \(image.id): \"\(Excerpt.of(image.file_name, limit: 120))\" is not in \(root)")); continue
                 }
                 let split = assignment.map { ["train", "val", "test"][$0[i]] } ?? named ?? "split\(index)"
                 let base = (image.file_name as NSString).lastPathComponent

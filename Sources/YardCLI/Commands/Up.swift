@@ -117,6 +117,8 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("max-image-mb"), help: "Largest image /api/predict takes.") var maxImageMB = 20
     @Option(name: .customLong("max-image-side"), help: "Largest image side /api/predict takes, in pixels.") var maxImageSide = 8000
     @Option(name: .customLong("max-images"), help: "Most images in one /api/predict request.") var maxImages = 16
+    @Option(name: .customLong("max-request-megapixels"), help: "Most pixels of all of one /api/predict request's images together, in millions.")
+    var maxRequestMegapixels = 64
     @Option(name: .customLong("serve-batch"),
             help: "Dynamic batching: most images one predictor call gathers from waiting requests (default 8 with a GPU, 1 = off on CPU).")
     var serveBatch: Int?
@@ -130,8 +132,10 @@ struct ServeOptions: ParsableArguments {
         guard (1...1024).contains(maxImageMB) else { throw ValidationError("--max-image-mb must be between 1 and 1024") }
         guard (32...100_000).contains(maxImageSide) else { throw ValidationError("--max-image-side must be between 32 and 100000") }
         guard (1...1000).contains(maxImages) else { throw ValidationError("--max-images must be between 1 and 1000") }
+        guard (1...10_000).contains(maxRequestMegapixels) else { throw ValidationError("--max-request-megapixels must be between 1 and 10000") }
         if let serveBatch { guard (1...256).contains(serveBatch) else { throw ValidationError("--serve-batch must be between 1 and 256") } }
         if let serveBatchWait { guard (0...10_000).contains(serveBatchWait) else { throw ValidationError("--serve-batch-wait-ms must be between 0 and 10000") } }
+        guard (0...36_500).contains(eventRetentionDays) else { throw ValidationError("--event-retention-days must be between 0 (keep for ever) and 36500") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 (any free port) and 65535") }
         guard stopGrace > 0 else { throw ValidationError("--stop-grace must be positive") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level: unknown level \(logLevel)") }
@@ -176,6 +180,7 @@ struct ServeOptions: ParsableArguments {
         serving.limits.maxImageBytes = maxImageMB << 20
         serving.limits.maxSide = maxImageSide
         serving.limits.maxImages = maxImages
+        serving.limits.maxPixels = maxRequestMegapixels * 1_000_000
         if serveBatch != nil || (serveBatchWait != nil && serving.batching != nil) {
             let images = serveBatch ?? serving.batching?.maxImages ?? 8
             let wait = serveBatchWait.map { Duration.milliseconds($0) } ?? serving.batching?.maxWait ?? .milliseconds(5)
