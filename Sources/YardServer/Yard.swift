@@ -45,6 +45,8 @@ public struct YardOptions: Sendable {
     public var warmEngine = true
     /// The predictor pool behind `/api/predict` (processes, threads, limits).
     public var serving = ServingOptions()
+    /// `--event-retention-days`: how long jobs' epoch and log events stay in the event log (state events stay for ever).
+    public var eventRetention = EventRetention()
 
     public init() {}
 }
@@ -211,6 +213,7 @@ public struct Yard: Sendable {
         ModelsController(registry: models).addRoutes(to: router.group("/api/models"))
         SweepsController(sweeps: sweeps, store: store).addRoutes(to: router.group("/api/sweeps"))
         DatasetsController(service: datasets).addRoutes(to: router.group("/api/datasets"))
+        EventsController(store: store).addRoutes(to: router)
         PredictController(registry: models, server: modelServer, metrics: servingMetrics).addRoutes(to: router)
         router.get("/metrics") { [modelServer, servingMetrics, store] _, _ in
             let counts = try await store.jobCounts()
@@ -282,6 +285,7 @@ public struct Yard: Sendable {
             }
         }
         if !entries.isEmpty { services.append(.init(service: WorkerPresence(registry: registry, entries: entries, logger: logger))) }
+        services.append(.init(service: EventRetentionService(store: store, retention: options.eventRetention, logger: Logger(label: "yard.events"))))
         services.append(.init(service: sweeps))
         services.append(.init(service: AutoRegistration(registry: models, logger: Logger(label: "yard.registry"))))
         services.append(.init(service: ModelServerService(server: modelServer)))

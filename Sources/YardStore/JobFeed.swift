@@ -26,9 +26,12 @@ public final class JobFeed: Sendable {
 
     struct State {
         var subscribers: [String: [UInt64: Subscriber]] = [:]
+        /// Subscribers to the whole log (every entity's events, no log lines).
+        var everything: [UInt64: Subscriber] = [:]
         var nextID: UInt64 = 0
         var ticker: Task<Void, Never>?
-        var count: Int { subscribers.values.reduce(0) { $0 + $1.count } }
+        var count: Int { subscribers.values.reduce(0) { $0 + $1.count } + everything.count }
+        var isEmpty: Bool { subscribers.isEmpty && everything.isEmpty }
     }
 
     /// - Parameters:
@@ -56,10 +59,30 @@ public final class JobFeed: Sendable {
         return Subscription(stream: stream, subscriber: subscriber)
     }
 
+    /// Subscribes to the whole log: every event of every entity, in commit
+    /// order (no log lines). Subscribe before reading the store, as for a job.
+    public func subscribeAll() -> Subscription {
+        let (stream, continuation) = AsyncStream<Item>.makeStream(bufferingPolicy: .bufferingOldest(bufferLimit))
+        let subscriber = Subscriber(continuation: continuation)
+        let id = state.withLock { state -> UInt64 in
+            state.nextID += 1
+            state.everything[state.nextID] = subscriber
+            if state.ticker == nil { state.ticker = startTicker() }
+            return state.nextID
+        }
+        continuation.onTermination = { [weak self] _ in self?.remove(nil, id) }
+        return Subscription(stream: stream, subscriber: subscriber)
+    }
+
     /// How many subscriptions are open (all jobs).
     public var subscriberCount: Int { state.withLock { $0.count } }
 
-    public func publish(_ event: JobEvent) { deliver(.event(event), to: event.jobID) }
+    public func publish(_ event: JobEvent) {
+        let targets = state.withLock { state in
+            Array(state.everything.values) + (event.entity == .job ? state.subscribers[event.jobID].map { Array($0.values) } ?? [] : [])
+        }
+        for subscriber in targets { subscriber.send(.event(event)) }
+    }
 
     public func publish(logs: [LogLine], of jobID: String) {
         guard !logs.isEmpty else { return }
@@ -71,11 +94,16 @@ public final class JobFeed: Sendable {
         for subscriber in targets { subscriber.send(item) }
     }
 
-    private func remove(_ jobID: String, _ id: UInt64) {
+    /// Removes a job's subscriber, or (nil) a subscriber to the whole log.
+    private func remove(_ jobID: String?, _ id: UInt64) {
         let ticker = state.withLock { state -> Task<Void, Never>? in
-            state.subscribers[jobID]?[id] = nil
-            if state.subscribers[jobID]?.isEmpty == true { state.subscribers[jobID] = nil }
-            guard state.subscribers.isEmpty else { return nil }
+            if let jobID {
+                state.subscribers[jobID]?[id] = nil
+                if state.subscribers[jobID]?.isEmpty == true { state.subscribers[jobID] = nil }
+            } else {
+                state.everything[id] = nil
+            }
+            guard state.isEmpty else { return nil }
             defer { state.ticker = nil }
             return state.ticker
         }
@@ -89,7 +117,7 @@ public final class JobFeed: Sendable {
             while !Task.isCancelled {
                 try? await Task.sleep(for: period)
                 guard !Task.isCancelled, let self else { return }
-                let all = self.state.withLock { $0.subscribers.values.flatMap(\.values) }
+                let all = self.state.withLock { $0.subscribers.values.flatMap(\.values) + $0.everything.values }
                 for subscriber in all { subscriber.send(.heartbeat) }
             }
         }

@@ -83,8 +83,22 @@ public protocol JobStore: RunRecords, JobSecrets {
 
     @discardableResult
     func appendEvent(jobID: String, type: String, payload: JSONValue) async throws -> JobEvent
-    /// Events with an id above `after`, oldest first.
+    /// Appends an event about a sweep, a model, a dataset or a worker (a
+    /// job's go through `appendEvent(jobID:...)` and the job writes).
+    @discardableResult
+    func appendEvent(_ entity: EventEntity, id: String, type: String, payload: JSONValue) async throws -> JobEvent
+    /// A job's events with an id above `after`, oldest first.
     func events(of id: String, after: Int64, limit: Int) async throws -> [JobEvent]
+    /// The whole log above `after`, oldest first: the events `filter` takes
+    /// (it applies before the limit).
+    func events(after: Int64, limit: Int, filter: EventFilter) async throws -> [JobEvent]
+    /// Removes jobs' events of `EventRetention.prunableTypes` older than
+    /// `before` (state events and every other entity's stay); returns how many.
+    @discardableResult
+    func pruneEvents(before: Date) async throws -> Int
+    /// The highest sequence number retention has removed (0: none): a reader
+    /// whose cursor is below it missed events and is told so.
+    func eventFloor() async throws -> Int64
 
     /// Stores lines and returns them with their ids.
     @discardableResult

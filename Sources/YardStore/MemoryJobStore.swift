@@ -9,7 +9,10 @@ public actor MemoryJobStore: JobStore {
     private var artifactsByID: [String: [String: ArtifactRecord]] = [:]
     private var eventLog: [JobEvent] = []
     private var logLines: [(jobID: String, line: LogLine)] = []
+    /// The log's next sequence number, and the next log line's id (apart: the log has no gaps).
+    private var nextSeq: Int64 = 1
     private var nextID: Int64 = 1
+    private var floor: Int64 = 0
     private var versions: [String: ModelVersion] = [:]
     private var aliasMoves: [AliasChange] = []
     private var settings: [String: ModelSettings] = [:]
@@ -102,16 +105,44 @@ public actor MemoryJobStore: JobStore {
     }
 
     public func appendEvent(jobID: String, type: String, payload: JSONValue) -> JobEvent {
-        let event = JobEvent(id: nextID, jobID: jobID, type: type, payload: payload, time: now())
-        nextID += 1
+        appendEvent(.job, id: jobID, type: type, payload: payload)
+    }
+
+    @discardableResult
+    public func appendEvent(_ entity: EventEntity, id: String, type: String, payload: JSONValue) -> JobEvent {
+        let event = JobEvent(id: nextSeq, jobID: id, type: type, payload: payload, time: now(), entity: entity)
+        nextSeq += 1
         eventLog.append(event)
         feed.publish(event)
         return event
     }
 
     public func events(of id: String, after: Int64, limit: Int) -> [JobEvent] {
-        Array(eventLog.lazy.filter { $0.jobID == id && $0.id > after }.prefix(limit))
+        Array(eventLog.lazy.filter { $0.entity == .job && $0.jobID == id && $0.id > after }.prefix(limit))
     }
+
+    public func events(after: Int64, limit: Int, filter: EventFilter) -> [JobEvent] {
+        // The log is in id order: start after the cursor without scanning what is before it.
+        var low = 0, high = eventLog.count
+        while low < high {
+            let middle = (low + high) / 2
+            if eventLog[middle].id > after { high = middle } else { low = middle + 1 }
+        }
+        let start = low
+        return Array(eventLog[start...].lazy.filter(filter.matches).prefix(limit))
+    }
+
+    @discardableResult
+    public func pruneEvents(before: Date) -> Int {
+        let prunable = { (e: JobEvent) in e.entity == .job && EventRetention.prunableTypes.contains(e.type) && e.time < before }
+        guard let highest = eventLog.last(where: prunable)?.id else { return 0 }
+        let count = eventLog.count
+        eventLog.removeAll(where: prunable)
+        floor = max(floor, highest)
+        return count - eventLog.count
+    }
+
+    public func eventFloor() -> Int64 { floor }
 
     @discardableResult
     public func appendLog(jobID: String, lines: [String]) -> [LogLine] {
@@ -141,6 +172,7 @@ public actor MemoryJobStore: JobStore {
         version.version = String((mine.compactMap { Int($0.version) }.max() ?? 0) + 1)
         version.aliases = []
         versions["\(version.name)\u{1F}\(version.version)"] = version
+        appendEvent(.model, id: version.name, type: "version", payload: StoreEvents.modelVersion(version))
         return (version, true)
     }
 
@@ -163,6 +195,7 @@ public actor MemoryJobStore: JobStore {
         let change = AliasChange(name: name, alias: alias, version: version, previous: aliases[name]?[alias], time: time, reason: reason)
         aliases[name, default: [:]][alias] = version
         aliasMoves.append(change)
+        appendEvent(.model, id: name, type: "alias", payload: StoreEvents.aliasMoved(change))
         return change
     }
 
@@ -186,6 +219,7 @@ public actor MemoryJobStore: JobStore {
             throw YardError(.conflict, field: "id", "a sweep \(existing) exists already; pick another study_name or id")
         }
         sweepsByID[sweep.id] = (sweep, secrets)
+        appendEvent(.sweep, id: sweep.id, type: "state", payload: StoreEvents.sweepState(sweep, previous: nil))
     }
 
     public func sweep(_ id: String) -> Sweep? { sweepsByID[id]?.sweep }
@@ -197,8 +231,12 @@ public actor MemoryJobStore: JobStore {
 
     public func updateSweep(_ id: String, _ change: @escaping @Sendable (inout Sweep) throws -> Void) throws -> Sweep {
         guard var entry = sweepsByID[id] else { throw YardError(.notFound, field: "id", "no sweep \(id)") }
+        let previous = entry.sweep.state
         try change(&entry.sweep)
         sweepsByID[id] = entry
+        if entry.sweep.state != previous {
+            appendEvent(.sweep, id: id, type: "state", payload: StoreEvents.sweepState(entry.sweep, previous: previous))
+        }
         return entry.sweep
     }
 
@@ -209,6 +247,7 @@ public actor MemoryJobStore: JobStore {
         var numbered = version
         numbered.number = (datasets.filter { $0.name == version.name }.map(\.number).max() ?? 0) + 1
         datasets.append(numbered)
+        appendEvent(.dataset, id: numbered.name, type: "version", payload: StoreEvents.datasetVersion(numbered))
         return (numbered, true)
     }
 

@@ -73,6 +73,18 @@ public final class FaultyJobStore: JobStore {
     public func events(of id: String, after: Int64, limit: Int) async throws -> [JobEvent] {
         try check("events"); return try await base.events(of: id, after: after, limit: limit)
     }
+    public func appendEvent(_ entity: EventEntity, id: String, type: String, payload: JSONValue) async throws -> JobEvent {
+        try check("appendEvent", type); return try await base.appendEvent(entity, id: id, type: type, payload: payload)
+    }
+    public func events(after: Int64, limit: Int, filter: EventFilter) async throws -> [JobEvent] {
+        try check("events"); return try await base.events(after: after, limit: limit, filter: filter)
+    }
+    public func pruneEvents(before: Date) async throws -> Int {
+        try check("pruneEvents"); return try await base.pruneEvents(before: before)
+    }
+    public func eventFloor() async throws -> Int64 {
+        try check("eventFloor"); return try await base.eventFloor()
+    }
     public func appendLog(jobID: String, lines: [String]) async throws -> [LogLine] {
         try check("appendLog"); return try await base.appendLog(jobID: jobID, lines: lines)
     }

@@ -124,6 +124,9 @@ struct ServeOptions: ParsableArguments {
     var serveBatch: Int?
     @Option(name: .customLong("serve-batch-wait-ms"), help: "How long a batch that is not full waits for more requests (default 5).")
     var serveBatchWait: Int?
+    @Option(name: .customLong("event-retention-days"),
+            help: "Days jobs' epoch, progress, log and artifact events stay in the event log (0: for ever; state and other events always stay).")
+    var eventRetentionDays = 30
 
     func validate() throws {
         if let predictors { guard (1...64).contains(predictors) else { throw ValidationError("--predictors must be between 1 and 64") } }
@@ -170,6 +173,7 @@ struct ServeOptions: ParsableArguments {
         options.maxDatasetBytes = Self.byteCount(maxDatasetBytes) ?? options.maxDatasetBytes
         options.secretKeyFile = secretKeyFile
         options.warmEngine = WarmEngineSetting.enabled(flag: noWarmEngine)
+        options.eventRetention = EventRetention(days: eventRetentionDays == 0 ? nil : eventRetentionDays)
         var serving = ServingOptions()
         if let predictors {
             serving.processes = predictors

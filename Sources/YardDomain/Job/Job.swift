@@ -115,24 +115,40 @@ public struct ArtifactRecord: Sendable, Codable, Hashable {
     enum CodingKeys: String, CodingKey { case jobID = "job_id", key, kind, size }
 }
 
-/// Something that happened to a job, in order: engine events and state
-/// changes. The server streams these as Server-Sent Events.
+/// Something that happened, in the one log of the whole system: a job's
+/// engine events and state changes, a sweep's state, a model version or
+/// alias move, a dataset version. `id` is the log's sequence number: strictly
+/// increasing in commit order, never reused, no gaps but those retention
+/// made. The server streams these as Server-Sent Events.
 public struct JobEvent: Sendable, Codable, Hashable {
     public var id: Int64
+    /// The entity's id: a job id, a sweep id, a model or dataset name.
     public var jobID: String
     public var type: String
     public var payload: JSONValue
     public var time: Date
+    public var entity: EventEntity
 
-    public init(id: Int64, jobID: String, type: String, payload: JSONValue, time: Date) {
+    public init(id: Int64, jobID: String, type: String, payload: JSONValue, time: Date, entity: EventEntity = .job) {
         self.id = id
         self.jobID = jobID
         self.type = type
         self.payload = payload
         self.time = time
+        self.entity = entity
     }
 
-    enum CodingKeys: String, CodingKey { case id, jobID = "job_id", type, payload, time }
+    enum CodingKeys: String, CodingKey { case id, jobID = "job_id", type, payload, time, entity }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(Int64.self, forKey: .id)
+        jobID = try c.decode(String.self, forKey: .jobID)
+        type = try c.decode(String.self, forKey: .type)
+        payload = try c.decode(JSONValue.self, forKey: .payload)
+        time = try c.decode(Date.self, forKey: .time)
+        entity = try c.decodeIfPresent(EventEntity.self, forKey: .entity) ?? .job
+    }
 }
 
 /// One line of a job's training log.

@@ -221,24 +221,73 @@ public struct SQLiteJobStore: JobStore {
         }
     }
 
-    /// Inserts an event; it is published once its transaction commits.
+    @discardableResult
+    public func appendEvent(_ entity: EventEntity, id: String, type: String, payload: JSONValue) async throws -> JobEvent {
+        let time = now()
+        let feed = self.feed
+        return try await db.write { db in
+            try Self.insertEvent(db, jobID: id, type: type, payload: payload, time: time, feed: feed, entity: entity)
+        }
+    }
+
+    /// Inserts an event in the caller's transaction; it is published once
+    /// that commits. The one writer commits in id order: the log's sequence.
     private static func insertEvent(_ db: Database, jobID: String, type: String, payload: JSONValue, time: Date,
-                                    feed: JobFeed) throws -> JobEvent {
-        try db.execute(sql: "INSERT INTO event (job_id, type, payload, time) VALUES (?, ?, ?, ?)",
-                       arguments: [jobID, type, try JSONCoding.string(payload), time.timeIntervalSince1970])
-        let event = JobEvent(id: db.lastInsertedRowID, jobID: jobID, type: type, payload: payload, time: time)
+                                    feed: JobFeed, entity: EventEntity = .job) throws -> JobEvent {
+        try db.execute(sql: "INSERT INTO event (entity, job_id, type, payload, time) VALUES (?, ?, ?, ?, ?)",
+                       arguments: [entity.rawValue, jobID, type, try JSONCoding.string(payload), time.timeIntervalSince1970])
+        let event = JobEvent(id: db.lastInsertedRowID, jobID: jobID, type: type, payload: payload, time: time, entity: entity)
         db.afterNextTransaction(onCommit: { _ in feed.publish(event) })
         return event
     }
 
+    private static func event(_ row: Row) throws -> JobEvent {
+        JobEvent(id: row["id"], jobID: row["job_id"], type: row["type"], payload: try JSONCoding.decode(JSONValue.self, row["payload"]),
+                 time: Date(timeIntervalSince1970: row["time"]), entity: EventEntity(rawValue: row["entity"]) ?? .job)
+    }
+
     public func events(of id: String, after: Int64, limit: Int) async throws -> [JobEvent] {
         try await db.read { db in
-            try Row.fetchAll(db, sql: "SELECT id, type, payload, time FROM event WHERE job_id = ? AND id > ? ORDER BY id LIMIT ?",
-                             arguments: [id, after, limit]).map { row in
-                JobEvent(id: row["id"], jobID: id, type: row["type"], payload: try JSONCoding.decode(JSONValue.self, row["payload"]),
-                         time: Date(timeIntervalSince1970: row["time"]))
-            }
+            try Row.fetchAll(db, sql: """
+                SELECT id, entity, job_id, type, payload, time FROM event WHERE entity = 'job' AND job_id = ? AND id > ? ORDER BY id LIMIT ?
+                """, arguments: [id, after, limit]).map(Self.event)
         }
+    }
+
+    public func events(after: Int64, limit: Int, filter: EventFilter) async throws -> [JobEvent] {
+        var sql = "SELECT id, entity, job_id, type, payload, time FROM event WHERE id > ?"
+        var arguments: StatementArguments = [after]
+        if let entity = filter.entity { sql += " AND entity = ?"; arguments += [entity.rawValue] }
+        if let id = filter.id { sql += " AND job_id = ?"; arguments += [id] }
+        if !filter.types.isEmpty {
+            sql += " AND type IN (\(Array(repeating: "?", count: filter.types.count).joined(separator: ",")))"
+            arguments += StatementArguments(filter.types.sorted())
+        }
+        if let state = filter.state { sql += " AND type = 'state' AND json_extract(payload, '$.state') = ?"; arguments += [state] }
+        sql += " ORDER BY id LIMIT ?"
+        arguments += [limit]
+        let query = sql, values = arguments
+        return try await db.read { db in try Row.fetchAll(db, sql: query, arguments: values).map(Self.event) }
+    }
+
+    public func pruneEvents(before: Date) async throws -> Int {
+        let types = EventRetention.prunableTypes.sorted()
+        let marks = Array(repeating: "?", count: types.count).joined(separator: ",")
+        return try await db.write { db in
+            let arguments = StatementArguments(types) + [before.timeIntervalSince1970]
+            let condition = "entity = 'job' AND type IN (\(marks)) AND time < ?"
+            guard let highest = try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM event WHERE \(condition)", arguments: arguments) else { return 0 }
+            try db.execute(sql: "DELETE FROM event WHERE \(condition)", arguments: arguments)
+            let removed = db.changesCount
+            try db.execute(sql: """
+                INSERT INTO event_floor (only, seq) VALUES (1, ?) ON CONFLICT(only) DO UPDATE SET seq = MAX(seq, excluded.seq)
+                """, arguments: [highest])
+            return removed
+        }
+    }
+
+    public func eventFloor() async throws -> Int64 {
+        try await db.read { db in try Int64.fetchOne(db, sql: "SELECT seq FROM event_floor WHERE only = 1") ?? 0 }
     }
 
     @discardableResult
@@ -275,7 +324,8 @@ public struct SQLiteJobStore: JobStore {
     }
 
     public func createModelVersion(_ draft: ModelVersion) async throws -> (version: ModelVersion, created: Bool) {
-        try await db.write { db in
+        let time = now(), feed = self.feed
+        return try await db.write { db in
             if let text = try String.fetchOne(db, sql: """
                 SELECT record FROM model_version WHERE name = ? AND job_id = ? ORDER BY CAST(version AS INTEGER) LIMIT 1
                 """, arguments: [draft.name, draft.jobID]) {
@@ -287,6 +337,8 @@ public struct SQLiteJobStore: JobStore {
             version.aliases = []
             try db.execute(sql: "INSERT INTO model_version (name, version, record, created_at, job_id) VALUES (?, ?, ?, ?, ?)",
                            arguments: [version.name, version.version, try JSONCoding.string(version), version.createdAt.timeIntervalSince1970, version.jobID])
+            _ = try Self.insertEvent(db, jobID: version.name, type: "version", payload: StoreEvents.modelVersion(version),
+                                     time: time, feed: feed, entity: .model)
             return (version, true)
         }
     }
@@ -307,7 +359,8 @@ public struct SQLiteJobStore: JobStore {
     }
 
     public func setModelAlias(name: String, alias: String, version: String?, reason: String, time: Date) async throws -> AliasChange {
-        try await db.write { db in
+        let feed = self.feed
+        return try await db.write { db in
             if let version, try Int.fetchOne(db, sql: "SELECT 1 FROM model_version WHERE name = ? AND version = ?", arguments: [name, version]) == nil {
                 throw YardError(.notFound, field: "version", "no version \(version) of model \(name); `yard models list` shows them")
             }
@@ -323,6 +376,7 @@ public struct SQLiteJobStore: JobStore {
             let change = AliasChange(name: name, alias: alias, version: version, previous: previous, time: time, reason: reason)
             try db.execute(sql: "INSERT INTO model_alias_history (name, alias, version, previous, time, reason) VALUES (?, ?, ?, ?, ?, ?)",
                            arguments: [name, alias, version, previous, time.timeIntervalSince1970, reason])
+            _ = try Self.insertEvent(db, jobID: name, type: "alias", payload: StoreEvents.aliasMoved(change), time: time, feed: feed, entity: .model)
             return change
         }
     }
@@ -370,6 +424,7 @@ public struct SQLiteJobStore: JobStore {
     }
 
     public func insertSweep(_ sweep: Sweep, secrets: [String: JSONValue]) async throws {
+        let time = now(), feed = self.feed
         let record = try JSONCoding.string(sweep)
         let secretText = try sealed(secrets)
         try await db.write { db in
@@ -378,6 +433,8 @@ public struct SQLiteJobStore: JobStore {
             }
             try db.execute(sql: "INSERT INTO sweep (id, state, created_at, record, secrets) VALUES (?, ?, ?, ?, ?)",
                            arguments: [sweep.id, sweep.state.rawValue, sweep.createdAt.timeIntervalSince1970, record, secretText])
+            _ = try Self.insertEvent(db, jobID: sweep.id, type: "state", payload: StoreEvents.sweepState(sweep, previous: nil),
+                                     time: time, feed: feed, entity: .sweep)
         }
     }
 
@@ -398,13 +455,19 @@ public struct SQLiteJobStore: JobStore {
 
     @discardableResult
     public func updateSweep(_ id: String, _ change: @escaping @Sendable (inout Sweep) throws -> Void) async throws -> Sweep {
-        try await db.write { db in
+        let time = now(), feed = self.feed
+        return try await db.write { db in
             guard let text = try String.fetchOne(db, sql: "SELECT record FROM sweep WHERE id = ?", arguments: [id]) else {
                 throw YardError(.notFound, field: "id", "no sweep \(id); `yard sweeps` lists them")
             }
             var sweep = try JSONCoding.decode(Sweep.self, text)
+            let previous = sweep.state
             try change(&sweep)
             try db.execute(sql: "UPDATE sweep SET state = ?, record = ? WHERE id = ?", arguments: [sweep.state.rawValue, try JSONCoding.string(sweep), id])
+            if sweep.state != previous {
+                _ = try Self.insertEvent(db, jobID: id, type: "state", payload: StoreEvents.sweepState(sweep, previous: previous),
+                                         time: time, feed: feed, entity: .sweep)
+            }
             return sweep
         }
     }
@@ -415,7 +478,8 @@ public struct SQLiteJobStore: JobStore {
     }
 
     public func recordDatasetVersion(_ version: DatasetVersion) async throws -> (DatasetVersion, created: Bool) {
-        try await db.write { db in
+        let time = now(), feed = self.feed
+        return try await db.write { db in
             if let text = try String.fetchOne(db, sql: "SELECT record FROM dataset_version WHERE name = ? AND id = ?", arguments: [version.name, version.id]) {
                 return (try JSONCoding.decode(DatasetVersion.self, text), false)
             }
@@ -423,6 +487,8 @@ public struct SQLiteJobStore: JobStore {
             numbered.number = (try Int.fetchOne(db, sql: "SELECT MAX(number) FROM dataset_version WHERE name = ?", arguments: [version.name]) ?? 0) + 1
             try db.execute(sql: "INSERT INTO dataset_version (name, number, id, created_at, record) VALUES (?, ?, ?, ?, ?)",
                            arguments: [numbered.name, numbered.number, numbered.id, numbered.createdAt.timeIntervalSince1970, try JSONCoding.string(numbered)])
+            _ = try Self.insertEvent(db, jobID: numbered.name, type: "version", payload: StoreEvents.datasetVersion(numbered),
+                                     time: time, feed: feed, entity: .dataset)
             return (numbered, true)
         }
     }

@@ -172,6 +172,17 @@ public struct YardDatabase: Sendable {
             // Per-model serving settings (preprocessing such as face blurring).
             try db.execute(sql: "CREATE TABLE model_settings (name TEXT PRIMARY KEY NOT NULL, record TEXT NOT NULL)")
         }
+        migrator.registerMigration("v8-event-log") { db in
+            // One log for the whole system: what an event is about, and the
+            // highest sequence number retention has removed.
+            try db.execute(sql: """
+                ALTER TABLE event ADD COLUMN entity TEXT NOT NULL DEFAULT 'job';
+                DROP INDEX event_by_job;
+                CREATE INDEX event_by_entity ON event(entity, job_id, id);
+                CREATE INDEX event_by_time ON event(time);
+                CREATE TABLE event_floor (only INTEGER PRIMARY KEY CHECK (only = 1), seq INTEGER NOT NULL);
+                """)
+        }
         return migrator
     }
 }

@@ -1,0 +1,143 @@
+import Foundation
+import Hummingbird
+import YardDomain
+import YardStore
+
+/// `GET /api/events`: the one log of the whole system as Server-Sent
+/// Events. Every event after `Last-Event-ID` (or `?after=SEQ`), then each new
+/// one as it commits, for as long as the client stays; filtered by
+/// `?entity=job|sweep|model|dataset|worker`, `?id=`, `?type=state,epoch` and
+/// `?state=failed`; with `?follow=false` it ends once the log is read to
+/// its present end. Each event's `id:` is its sequence number and its name
+/// `ENTITY.TYPE` (`job.state`, `model.alias`). A client whose cursor is
+/// below what retention removed first gets one `truncated` event saying so
+/// and from where the log is whole again; it is never given a silent gap.
+struct EventsController<Context: RequestContext> {
+    let store: any JobStore
+
+    func addRoutes(to router: some RouterMethods<Context>) {
+        router.get("/api/events", use: stream)
+    }
+
+    @Sendable func stream(_ request: Request, context: Context) async throws -> Response {
+        let after = try Self.cursor(request)
+        let filter = try Self.filter(request)
+        let follow = try Query.bool(request, "follow") ?? true
+        let store = self.store
+        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
+                        body: ResponseBody { writer in
+                            try await EventLogStream.run(store: store, after: after, filter: filter, follow: follow, writer: &writer)
+                        })
+    }
+
+    /// `Last-Event-ID`, else `?after=`, else 0 (the whole retained log).
+    static func cursor(_ request: Request) throws -> Int64 {
+        if let header = request.headers.first(where: { $0.name.canonicalName == "last-event-id" })?.value {
+            guard let id = Int64(header), id >= 0 else {
+                throw YardError.invalid("Last-Event-ID", "must be the id of an event (a non-negative integer), got \"\(header.prefix(40))\"")
+            }
+            return id
+        }
+        return Int64(try Query.int(request, "after", in: 0...Int.max) ?? 0)
+    }
+
+    static func filter(_ request: Request) throws -> EventFilter {
+        var filter = EventFilter()
+        let query = request.uri.queryParameters
+        if let entity = query.get("entity") { filter.entity = try EventEntity.parse(String(entity)) }
+        if let id = query.get("id") {
+            guard !id.isEmpty, id.count <= 256 else { throw YardError.invalid("id", "must be 1-256 characters") }
+            filter.id = String(id)
+        }
+        if let types = query.get("type") {
+            let list = types.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard !list.isEmpty, list.count <= 32, list.allSatisfy({ !$0.isEmpty && $0.count <= 64 && $0.allSatisfy { $0.isLetter || $0 == "_" } }) else {
+                throw YardError.invalid("type", "a comma-separated list of event types such as state,epoch")
+            }
+            filter.types = Set(list)
+        }
+        if let state = query.get("state") {
+            let text = String(state)
+            guard JobState(rawValue: text) != nil || Sweep.State(rawValue: text) != nil else {
+                throw YardError.invalid("state", "\"\(text.prefix(40))\" is not a job or sweep state")
+            }
+            filter.state = text
+        }
+        return filter
+    }
+}
+
+/// The loop behind `/api/events`: subscribe to the whole log, catch up from
+/// the store after the cursor, then write what the feed delivers. A client
+/// that lags reads the store again from its cursor; an idle one gets the
+/// feed's keep-alive.
+enum EventLogStream {
+    static func run(store: any JobStore, after: Int64, filter: EventFilter, follow: Bool = true,
+                    writer: inout any ResponseBodyWriter) async throws {
+        let subscription = store.feed.subscribeAll()
+        defer { subscription.cancel() }
+        var cursor = after
+        var told: Int64 = -1
+        func catchUp(_ writer: inout any ResponseBodyWriter) async throws {
+            let floor = try await store.eventFloor()
+            if cursor < floor, told < floor {
+                try await writer.write(ByteBuffer(string: "event: truncated\ndata: \(truncated(after: cursor, floor: floor))\n\n"))
+                told = floor
+            }
+            while true {
+                let batch = try await store.events(after: cursor, limit: 500, filter: filter)
+                for event in batch { try await send(event, &writer) }
+                if batch.count < 500 { break }
+            }
+        }
+        func send(_ event: JobEvent, _ writer: inout any ResponseBodyWriter) async throws {
+            try await writer.write(ByteBuffer(string: try frame(event)))
+            cursor = event.id
+        }
+        try await catchUp(&writer)
+        guard follow else { return try await writer.finish(nil) }
+        for await item in subscription {
+            switch item {
+            case .event(let event):
+                guard event.id > cursor, filter.matches(event) else { continue }
+                try await send(event, &writer)
+            case .lagged:
+                try await catchUp(&writer)
+            case .heartbeat:
+                try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+            case .logs:
+                continue
+            }
+        }
+        try await writer.finish(nil)
+    }
+
+    /// One event as an SSE frame: `id:` its sequence number, `event:` ENTITY.TYPE.
+    static func frame(_ event: JobEvent) throws -> String {
+        let data = String(decoding: try JSONResponse.encoder.encode(body(event)), as: UTF8.self)
+        return "id: \(event.id)\nevent: \(event.entity.rawValue).\(event.type)\ndata: \(data)\n\n"
+    }
+
+    /// The JSON a reader of the log gets for an event (`yard events --json`, `/api/events`).
+    static func body(_ event: JobEvent) -> JSONValue {
+        .object(["seq": .int(Int(event.id)), "entity": .string(event.entity.rawValue), "id": .string(event.jobID),
+                 "type": .string(event.type), "time": .string(ISO8601DateFormatter.yard.string(from: event.time)), "data": event.payload])
+    }
+
+    static func truncated(after: Int64, floor: Int64) -> String {
+        let body: JSONValue = .object([
+            "after": .int(Int(after)), "floor": .int(Int(floor)),
+            "message": .string("retention removed epoch, progress, log and artifact events up to \(floor); state changes and every other event are whole. Read current state from /api/jobs, or go on from here"),
+        ])
+        return String(decoding: (try? JSONResponse.encoder.encode(body)) ?? Data(), as: UTF8.self)
+    }
+}
+
+extension ISO8601DateFormatter {
+    /// Times in the log: UTC with milliseconds.
+    nonisolated(unsafe) static let yard: ISO8601DateFormatter = {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter
+    }()
+}
