@@ -20,25 +20,12 @@ enum StreamBench {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let database = try YardDatabase(path: folder + "/yard.sqlite")
         let store = SQLiteJobStore(database: database)
-        var options = YardOptions()
-        options.dataDirectory = folder
-        options.port = 0
-        let yard = Yard(options: options, store: store, queue: SQLiteJobQueue(database: database),
-                        artifacts: LocalArtifactStore(root: folder + "/artifacts"),
-                        engine: EngineEnvironment(python: "/nonexistent", engineDirectory: "/nonexistent", ultralyticsDirectory: folder))
+        let server = try await BenchServer.start(store: store, database: database, folder: folder)
+        defer { server.task.cancel() }
         let config = try JobConfigParser { _ in true }.parse("model: yolov8n.yaml\ntask_id: bench\ntrain: {data: /d.yaml, epochs: 1}")
-        _ = try await yard.control.submit(config)
-        try await yard.control.move("bench", to: .running)
-
-        var logger = Logger(label: "bench")
-        logger.logLevel = .critical  // the server's own shutdown notes are not results
-        let (ports, announce) = AsyncStream.makeStream(of: Int.self)
-        let app = yard.buildApplication(logger: logger) { announce.yield($0) }
-        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
-        let server = Task { try await group.run() }
-        defer { server.cancel() }
-        var next = ports.makeAsyncIterator()
-        guard let port = await next.next() else { return }
+        _ = try await server.yard.control.submit(config)
+        try await server.yard.control.move("bench", to: .running)
+        let port = server.port
         do {
             var p50: [Int: Double] = [:]
             for clients in [1, 100] {
@@ -54,7 +41,7 @@ enum StreamBench {
                          p50[100]! / p50[1]!, p50[100]! <= 10 ? "met" : "NOT met"))
             print(String(format: "idle CPU added by 100 clients: %+.2f percentage points", idle - alone))
         }
-        await group.triggerGracefulShutdown()
+        await server.group.triggerGracefulShutdown()
     }
 
     /// Publishes `events` events 20 ms apart to `clients` open streams;
@@ -84,6 +71,36 @@ enum StreamBench {
         let wall = Double(Monotonic.nanoseconds() - start) / 1e9
         for reader in readers { reader.close() }
         return cpu / wall * 100
+    }
+}
+
+/// A `Yard` over a bench's store, serving on a free port of 127.0.0.1 with
+/// its logger quiet (the server's own shutdown notes are not results).
+struct BenchServer {
+    let yard: Yard
+    let port: Int
+    let group: ServiceGroup
+    let task: Task<Void, any Error>
+
+    static func start(store: SQLiteJobStore, database: YardDatabase, folder: String) async throws -> BenchServer {
+        var options = YardOptions()
+        options.dataDirectory = folder
+        options.port = 0
+        let yard = Yard(options: options, store: store, queue: SQLiteJobQueue(database: database),
+                        artifacts: LocalArtifactStore(root: folder + "/artifacts"),
+                        engine: EngineEnvironment(python: "/nonexistent", engineDirectory: "/nonexistent", ultralyticsDirectory: folder))
+        var logger = Logger(label: "bench")
+        logger.logLevel = .critical
+        let (ports, announce) = AsyncStream.makeStream(of: Int.self)
+        let app = yard.buildApplication(logger: logger) { announce.yield($0) }
+        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
+        let task = Task { try await group.run() }
+        var next = ports.makeAsyncIterator()
+        guard let port = await next.next() else {
+            task.cancel()
+            throw YardError(.unavailable, field: "port", "the bench server did not start")
+        }
+        return BenchServer(yard: yard, port: port, group: group, task: task)
     }
 }
 

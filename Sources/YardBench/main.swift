@@ -4,6 +4,8 @@
 //   yard-bench spool-writer DIR TASKS OPS: the kill -9 test's writer.
 //   yard-bench streams [EVENTS] [IDLE_SECONDS] (bench/streams.sh): SSE latency
 //     with 1 and 100 clients, server CPU with 100 idle clients.
+//   yard-bench events [EVENTS_PER_WRITER] [SECONDS] (bench/events.sh): event log
+//     appends with 8 writers against bare GRDB inserts, /api/events latency.
 //   yard-bench redis-queue URL [JOBS] [C_BASELINE] (bench/redis_queue.sh): the Redis queue
 //     path against raw stream round trips.
 import Foundation
@@ -17,6 +19,11 @@ if arguments.count >= 2, arguments[1] == "streams" {
     let events = arguments.count > 2 ? Int(arguments[2]) ?? 200 : 200
     let idle = arguments.count > 3 ? Int(arguments[3]) ?? 10 : 10
     try await StreamBench.run(events: events, idleSeconds: idle)
+    exit(0)
+}
+if arguments.count >= 2, arguments[1] == "events" {
+    try await EventLogBench.run(perWriter: arguments.count > 2 ? Int(arguments[2]) ?? 500 : 500,
+                                seconds: arguments.count > 3 ? Int(arguments[3]) ?? 5 : 5)
     exit(0)
 }
 if arguments.count >= 3, arguments[1] == "redis-queue" {

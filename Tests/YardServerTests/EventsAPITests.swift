@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import Synchronization
 import Testing
 import YardDomain
 import YardStore
@@ -20,12 +21,16 @@ struct EventsAPITests {
         var data: JSONValue
     }
 
+    /// A client that opens as many connections as asked (the shared one keeps 8 per host).
+    static let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(
+        connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)))
+
     /// Opens the stream and reads frames until `count` arrived (or `until` holds), then closes it.
     static func read(port: Int, query: String = "", lastEventID: Int64? = nil, count: Int,
                      timeout: Duration = .seconds(30)) async throws -> [Frame] {
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/api/events\(query)")
         if let lastEventID { request.headers.add(name: "Last-Event-ID", value: String(lastEventID)) }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(Int64(timeout.components.seconds)))
+        let response = try await client.execute(request, timeout: .seconds(Int64(timeout.components.seconds)))
         #expect(response.status == .ok)
         #expect(response.headers.first(name: "content-type") == "text/event-stream")
         var frames: [Frame] = []
@@ -126,6 +131,26 @@ struct EventsAPITests {
             let past = try await Self.read(port: port, query: "?after=6&follow=false", count: 10)
             #expect(past.map(\.event) == ["job.state"])
         }
+    }
+
+    /// The log never ends, so a server shutting down ends its open streams
+    /// (the readers reconnect later with their Last-Event-ID). Before, the
+    /// shutdown waited for every reader to leave.
+    @Test func aServerShuttingDownEndsOpenStreams() async throws {
+        let t = try TestYard()
+        defer { t.dir.remove() }
+        let started = ContinuousClock.now
+        let streams = Mutex<[Task<[Frame], any Error>]>([])
+        try await t.live { port in
+            streams.withLock { $0 = (0..<3).map { _ in Task { try await Self.read(port: port, count: 1000, timeout: .seconds(120)) } } }
+            try await t.yard.store.appendEvent(.model, id: "m", type: "alias", payload: [:])
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        for stream in streams.withLock({ $0 }) {
+            let frames = try await stream.value
+            #expect(frames.map(\.event) == ["model.alias"])
+        }
+        #expect(ContinuousClock.now - started < .seconds(20), "shutting down waited \(ContinuousClock.now - started) for its readers")
     }
 
     /// Fifty readers at once, each sees the same 100 events in order, and

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import ServiceLifecycle
 import YardDomain
 import YardStore
 
@@ -96,18 +97,24 @@ enum EventLogStream {
         }
         try await catchUp(&writer)
         guard follow else { return try await writer.finish(nil) }
-        for await item in subscription {
-            switch item {
-            case .event(let event):
-                guard event.id > cursor, filter.matches(event) else { continue }
-                try await send(event, &writer)
-            case .lagged:
-                try await catchUp(&writer)
-            case .heartbeat:
-                try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
-            case .logs:
-                continue
+        // The log never ends: a stream ends when its client leaves or the
+        // server shuts down (a reader reconnects with its Last-Event-ID).
+        try await withGracefulShutdownHandler {
+            for await item in subscription {
+                switch item {
+                case .event(let event):
+                    guard event.id > cursor, filter.matches(event) else { continue }
+                    try await send(event, &writer)
+                case .lagged:
+                    try await catchUp(&writer)
+                case .heartbeat:
+                    try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                case .logs:
+                    continue
+                }
             }
+        } onGracefulShutdown: {
+            subscription.cancel()
         }
         try await writer.finish(nil)
     }

@@ -11,6 +11,8 @@ public struct SQLiteJobStore: JobStore {
     let box: SecretBox?
     let now: @Sendable () -> Date
     public let feed: JobFeed
+    /// Events appended on their own share commits.
+    let groupCommit: EventGroupCommit
 
     public init(database: YardDatabase, secrets box: SecretBox? = nil, feed: JobFeed = JobFeed(),
                 now: @escaping @Sendable () -> Date = { Date() }) {
@@ -18,6 +20,7 @@ public struct SQLiteJobStore: JobStore {
         self.box = box
         self.feed = feed
         self.now = now
+        self.groupCommit = EventGroupCommit(db: database, feed: feed, now: now)
     }
 
     public func insert(_ job: Job, secrets: [String: JSONValue]) async throws {
@@ -214,25 +217,17 @@ public struct SQLiteJobStore: JobStore {
 
     @discardableResult
     public func appendEvent(jobID: String, type: String, payload: JSONValue) async throws -> JobEvent {
-        let time = now()
-        let feed = self.feed
-        return try await db.write { db in
-            try Self.insertEvent(db, jobID: jobID, type: type, payload: payload, time: time, feed: feed)
-        }
+        try await groupCommit.append(.job, id: jobID, type: type, payload: payload)
     }
 
     @discardableResult
     public func appendEvent(_ entity: EventEntity, id: String, type: String, payload: JSONValue) async throws -> JobEvent {
-        let time = now()
-        let feed = self.feed
-        return try await db.write { db in
-            try Self.insertEvent(db, jobID: id, type: type, payload: payload, time: time, feed: feed, entity: entity)
-        }
+        try await groupCommit.append(entity, id: id, type: type, payload: payload)
     }
 
     /// Inserts an event in the caller's transaction; it is published once
     /// that commits. The one writer commits in id order: the log's sequence.
-    private static func insertEvent(_ db: Database, jobID: String, type: String, payload: JSONValue, time: Date,
+    static func insertEvent(_ db: Database, jobID: String, type: String, payload: JSONValue, time: Date,
                                     feed: JobFeed, entity: EventEntity = .job) throws -> JobEvent {
         try db.execute(sql: "INSERT INTO event (entity, job_id, type, payload, time) VALUES (?, ?, ?, ?, ?)",
                        arguments: [entity.rawValue, jobID, type, try JSONCoding.string(payload), time.timeIntervalSince1970])
