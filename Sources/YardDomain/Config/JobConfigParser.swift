@@ -216,6 +216,42 @@ public struct JobConfigParser: Sendable {
 }
 
 extension JSONValue {
+    /// A YAML 1.1 base-60 integer (`[-+]?[1-9][0-9_]*(:[0-5]?[0-9])+`) or
+    /// float (the same with `.[0-9_]*`), as PyYAML reads it; nil for any
+    /// other text; an error naming the field for an integer beyond Int.
+    static func sexagesimal(_ text: String, path: String) throws(YardError) -> JSONValue? {
+        guard text.contains(":") else { return nil }
+        var body = Substring(text)
+        var negative = false
+        if let sign = body.first, sign == "-" || sign == "+" { negative = sign == "-"; body = body.dropFirst() }
+        var fraction: Substring?
+        if let dot = body.firstIndex(of: ".") {
+            fraction = body[body.index(after: dot)...]
+            body = body[..<dot]
+        }
+        let parts = body.split(separator: ":", omittingEmptySubsequences: false).map { $0.filter { $0 != "_" } }
+        guard parts.count >= 2, let head = parts.first, !head.isEmpty, head.allSatisfy(\.isASCII), head.allSatisfy(\.isNumber),
+              parts.dropFirst().allSatisfy({ (1...2).contains($0.count) && $0.allSatisfy { $0.isASCII && $0.isNumber } && Int($0)! < 60 })
+        else { return nil }
+        if let fraction {
+            guard fraction.allSatisfy({ ($0.isASCII && $0.isNumber) || $0 == "_" }) else { return nil }
+            var value = 0.0
+            for part in parts { value = value * 60 + (Double(part) ?? 0) }
+            value += Double("0." + fraction.filter { $0 != "_" }) ?? 0
+            return .double(negative ? -value : value)
+        }
+        guard head.first != "0" else { return nil }  // 1.1 integers start 1-9; 0... is octal or text
+        var value = 0
+        for part in parts {
+            let (shifted, over1) = value.multipliedReportingOverflow(by: 60)
+            guard let digits = Int(part), !over1 else { throw YardError.invalid(path.isEmpty ? "config" : path, "\"\(text.prefix(40))\" is a base-60 number too large to be an integer") }
+            let (sum, over2) = shifted.addingReportingOverflow(digits)
+            guard !over2 else { throw YardError.invalid(path.isEmpty ? "config" : path, "\"\(text.prefix(40))\" is a base-60 number too large to be an integer") }
+            value = sum
+        }
+        return .int(negative ? -value : value)
+    }
+
     /// Converts a YAML node, keeping scalar types as YAML resolves them.
     init(yaml node: Node, path: String) throws(YardError) {
         switch node {
@@ -223,6 +259,10 @@ extension JSONValue {
             if scalar.style == .plain {
                 if node.null != nil { self = .null; return }
                 if let b = node.bool { self = .bool(b); return }
+                // YAML 1.1's base-60 numbers (`1:30` is 90) are read here, as
+                // PyYAML reads them and with overflow checked: Yams' own reading
+                // traps on a long one, and takes `0:30` and `1:60` as numbers.
+                if scalar.string.contains(":") { self = try Self.sexagesimal(scalar.string, path: path) ?? .string(scalar.string); return }
                 if let i = node.int { self = .int(i); return }
                 if let d = node.float { self = .double(d); return }
             }
