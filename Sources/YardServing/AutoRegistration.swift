@@ -9,31 +9,58 @@ import YardStore
 /// `mlflow.register_model` (with `register_alias`), and `deploy:`, which also
 /// promotes the new version to its alias only if it beats the version that
 /// holds it on the deploy metric (and passes the hot swap's health check
-/// when the alias is served). It looks at the newest succeeded jobs every
-/// `interval`, so a job that succeeded while the server was down is handled
-/// when it is back. A registration that fails (weights not uploaded yet) is
-/// retried with backoff. Every outcome is a `registration` or `deployment`
-/// event on the job.
+/// when the alias is served). It follows the event log: the newest
+/// succeeded jobs are looked at when it starts (a job that succeeded while
+/// the server was down is handled when it is back) and whenever the log
+/// says a job succeeded; it never reads the store on a timer. A
+/// registration that fails (weights not uploaded yet) is retried with
+/// backoff. Every outcome is a `registration` or `deployment` event on the job.
 public actor AutoRegistration: Service {
     let registry: ModelRegistry
-    let interval: Duration
     let logger: Logger
     private var done: Set<String> = []
     private var failures: [String: (count: Int, next: Date)] = [:]
 
-    public init(registry: ModelRegistry, interval: Duration = .seconds(2), logger: Logger) {
+    public init(registry: ModelRegistry, logger: Logger) {
         self.registry = registry
-        self.interval = interval
         self.logger = logger
     }
 
     public func run() async throws {
+        // Subscribed before the first scan: a job that succeeds in between is seen by one or the other.
+        let subscription = registry.store.feed.subscribeAll()
+        let wakeup = Wakeup()
+        let listener = Task {
+            for await item in subscription {
+                switch item {
+                case .event(let event) where Self.isSuccess(event): wakeup.signal()
+                case .lagged: wakeup.signal()
+                case .event, .logs, .heartbeat: continue
+                }
+            }
+        }
+        defer {
+            subscription.cancel()
+            listener.cancel()
+        }
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 await self.scan()
-                try? await Task.sleep(for: self.interval)
+                // Asleep until a job succeeds, or a failed registration's backoff is up.
+                await wakeup.wait(timeout: await self.nextRetry())
             }
         }
+    }
+
+    /// A job's state event into `succeeded`.
+    static func isSuccess(_ event: JobEvent) -> Bool {
+        event.entity == .job && event.type == "state" && event.payload["state"]?.stringValue == JobState.succeeded.rawValue
+    }
+
+    /// How long until the first failed registration may be tried again (nil: none waits).
+    private func nextRetry() -> Duration? {
+        guard let next = failures.values.map(\.next).min() else { return nil }
+        return .milliseconds(max(50, Int(next.timeIntervalSinceNow * 1000)))
     }
 
     /// One pass; returns the versions it registered.
