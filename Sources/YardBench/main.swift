@@ -6,6 +6,8 @@
 //     with 1 and 100 clients, server CPU with 100 idle clients.
 //   yard-bench events [EVENTS_PER_WRITER] [SECONDS] (bench/events.sh): event log
 //     appends with 8 writers against bare GRDB inserts, /api/events latency.
+//   yard-bench store-scale [JOBS] [EPOCHS_PER_JOB] (bench/store_scale.sh): GET
+//     /api/jobs and /api/jobs/{id} p50/p99 on a generated store, /health beside.
 //   yard-bench redis-queue URL [JOBS] [C_BASELINE] (bench/redis_queue.sh): the Redis queue
 //     path against raw stream round trips.
 import Foundation
@@ -24,6 +26,11 @@ if arguments.count >= 2, arguments[1] == "streams" {
 if arguments.count >= 2, arguments[1] == "events" {
     try await EventLogBench.run(perWriter: arguments.count > 2 ? Int(arguments[2]) ?? 500 : 500,
                                 seconds: arguments.count > 3 ? Int(arguments[3]) ?? 5 : 5)
+    exit(0)
+}
+if arguments.count >= 2, arguments[1] == "store-scale" {
+    try await StoreScaleBench.run(jobs: arguments.count > 2 ? Int(arguments[2]) ?? 100_000 : 100_000,
+                                  epochsPerJob: arguments.count > 3 ? Int(arguments[3]) ?? 10 : 10)
     exit(0)
 }
 if arguments.count >= 3, arguments[1] == "redis-queue" {
