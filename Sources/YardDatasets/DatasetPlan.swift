@@ -297,6 +297,9 @@ public struct DatasetPlan: Sendable {
                            orphanLabels: orphans, yamlDocument: job, notes: notes, problems: [])
     }
 
+    /// The most classes a dataset may have (Ultralytics' own datasets have at most a few thousand).
+    static let maxClasses = 10_000
+
     static func parseNames(_ document: [String: JSONValue], file: String) throws(YardError) -> [String] {
         if let list = document["names"]?.arrayValue {
             return list.map { $0.stringValue ?? "\($0)" }
@@ -312,7 +315,11 @@ public struct DatasetPlan: Sendable {
             }
             return (0..<names.count).map { names[$0]! }
         }
-        if let nc = document["nc"]?.intValue, nc > 0 { return (0..<nc).map { "class\($0)" } }
+        if let nc = document["nc"]?.intValue, nc > 0 {
+            // Names are made for each class: `nc: 4294967296` would make four billion.
+            guard nc <= maxClasses else { throw YardError.invalid("\(file): nc", "\(nc) classes; at most \(maxClasses) (list the names instead)") }
+            return (0..<nc).map { "class\($0)" }
+        }
         throw YardError.invalid("\(file): names", "missing; list the class names (names: [cat, dog])")
     }
 

@@ -47,6 +47,18 @@ import YardTestSupport
         #expect(problems.allSatisfy { !$0.contains("\n") })
     }
 
+    /// Found by the fuzzer in CI (data.yaml, one input of 630 took 250 s):
+    /// `nc: N` without names made N class names, four billion for `0x100000000`.
+    @Test func aHugeClassCountIsRefusedNamingNcBeforeAnyNameIsMade() throws {
+        let started = ContinuousClock.now
+        for nc in [10_001, 4_294_967_296, 1 << 40] {
+            let error = #expect(throws: YardError.self) { try DatasetPlan.parseNames(["nc": .int(nc)], file: "d.yaml") }
+            #expect(error?.field == "d.yaml: nc" && error?.message.contains("at most 10000") == true, "\(error?.message ?? "")")
+        }
+        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(try DatasetPlan.parseNames(["nc": .int(3)], file: "d.yaml") == ["class0", "class1", "class2"])
+    }
+
     @Test func aLabelRowWhoseClassIsHugeIsOutOfRangeNotATrap() {
         let text = "1e300 0.5 0.5 0.2 0.2\n9223372036854775808 0.5 0.5 0.2 0.2\n0 0.5 0.5 0.2 0.2\n"
         let checked = YOLOLabels.check(Array(text.utf8), file: "labels/a.txt", classCount: 2, keypoints: nil)

@@ -23,7 +23,7 @@ struct FuzzTests {
     /// The loop runs on a thread of its own: it would otherwise hold one of
     /// the two threads every other test (and their servers) share.
     static func fuzz(_ name: String, seeds: [[UInt8]], _ answer: @escaping @Sendable ([UInt8]) -> String) async {
-        let (ran, longest) = await offload {
+        let (ran, longest, slowest) = await offload {
             var fuzzer = Fuzzer(name)
             var seen = Set<String>()
             var longest = 0
@@ -34,9 +34,11 @@ struct FuzzTests {
                 // Digits out, so "line 3" and "line 4" are one answer.
                 return seen.insert(String(text.prefix(80).filter { !$0.isNumber })).inserted
             }
-            return (ran, longest)
+            return (ran, longest, fuzzer.slowest)
         }
         #expect(ran > seeds.count)
+        // One input that takes this long is a hang to an attacker (the bound is far above any real input's time).
+        #expect(slowest.seconds < 10, "\(name): one input took \(slowest.seconds) s: \(String(decoding: slowest.input.prefix(200), as: UTF8.self).debugDescription)")
         // A message names a field and says what to do in a line: never the whole input back.
         #expect(longest < 16 << 10, "\(name): a message of \(longest) bytes")
     }

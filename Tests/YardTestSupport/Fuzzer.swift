@@ -78,22 +78,34 @@ public struct Fuzzer {
         return bytes.count > 1 << 20 ? Array(bytes.prefix(1 << 20)) : bytes
     }
 
+    /// The slowest input of the last `run`: how long it took and its first bytes.
+    public private(set) var slowest: (seconds: Double, input: [UInt8]) = (0, [])
+
     /// Calls `body` on the seeds, then on mutations of a growing corpus
     /// (inputs that `body` found new answered `true` join it) until
-    /// `seconds` pass. Returns how many inputs ran.
+    /// `seconds` pass. Returns how many inputs ran; `slowest` says which took
+    /// longest (a parser that takes minutes on one input is a finding too).
     @discardableResult
     public mutating func run(seeds: [[UInt8]], seconds: Double = Fuzzer.seconds, _ body: ([UInt8]) -> Bool) -> Int {
         print("fuzz \(name): seed \(seed) (YARD_FUZZ_SEED=\(seed) replays it), \(seconds) s")
         var corpus = seeds
         var count = 0
-        for input in seeds { _ = body(input); count += 1 }
+        slowest = (0, [])
+        func timed(_ input: [UInt8]) -> Bool {
+            let started = Date()
+            let new = body(input)
+            let took = Date().timeIntervalSince(started)
+            if took > slowest.seconds { slowest = (took, Array(input.prefix(512))) }
+            return new
+        }
+        for input in seeds { _ = timed(input); count += 1 }
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             let input = mutate(corpus[below(corpus.count)], other: corpus[below(corpus.count)])
-            if body(input), corpus.count < 4096 { corpus.append(input) }
+            if timed(input), corpus.count < 4096 { corpus.append(input) }
             count += 1
         }
-        print("fuzz \(name): \(count) inputs, corpus \(corpus.count)")
+        print("fuzz \(name): \(count) inputs, corpus \(corpus.count), slowest input \(String(format: "%.3f", slowest.seconds)) s")
         return count
     }
 }
