@@ -107,6 +107,17 @@ struct ServingTests {
         let pids = (serving["loaded"]?[0]?["pids"]?.arrayValue ?? []).compactMap(\.intValue)
         #expect(!pids.isEmpty)
         for pid in pids { kill(Int32(pid), SIGKILL) }
+        // Killed means dead: the kernel has ended each (gone, or a zombie) before the next
+        // request. A request racing the kill itself is not this step's case (CI at 95d4f95
+        // sent it while both were still dying, and its two tries met both).
+        try await eventually("the killed predictors to be dead") {
+            pids.allSatisfy { pid in
+                guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                      let close = stat.lastIndex(of: ")") else { return true }
+                let state = stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).prefix(1)
+                return state == "Z" || state == "X"
+            }
+        }
         let (afterKill, killedAnswer) = try await Self.post(yard.base + "/api/predict/shapes?conf=0.0005&imgsz=64", try Data(contentsOf: URL(fileURLWithPath: image)), type: "image/jpeg")
         #expect(afterKill == 200, "\(killedAnswer)")
         #expect(killedAnswer["images"]?[0]?["boxes"] == answer["images"]?[0]?["boxes"])
