@@ -37,9 +37,21 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         // Work queue: embedded (SQLite, survives restarts), memory, and Redis Streams (workers elsewhere).
+        // The worker's seams (queue, ledger, worker registry) and their drivers: embedded
+        // (SQLite), memory, and Redis (workers elsewhere; the server's report consumer,
+        // job board and wyolo bridge beside them, handing what they read to the job layer).
         .target(name: "YardQueue", dependencies: [
             "YardDomain", "YardStore", "YardRedis",
             .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The job layer: every transition of a job (submit, claim, state, stop, resume,
+        // recover, prune, workers' reports), one place for each change of state.
+        .target(name: "YardJobs", dependencies: [
+            "YardDomain", "YardStore", "YardQueue",
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         // GNU extensions Swift's Glibc does not import: spawn/pipe for the engine runner, memmem for multipart.
         .target(name: "CYardSpawn"),
@@ -73,7 +85,7 @@ let package = Package(
         ]),
         // Sweeps: the study protocol with the engine's Optuna process, the sweep service.
         .target(name: "YardSweeps", dependencies: [
-            "YardDomain", "YardEngine", "YardStore", "YardTracker", "YardWorker",
+            "YardDomain", "YardEngine", "YardStore", "YardTracker", "YardJobs",
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -99,7 +111,7 @@ let package = Package(
         ]),
         // REST API, SSE, auth, error mapping.
         .target(name: "YardServer", dependencies: [
-            "YardDomain", "YardStore", "YardQueue", "YardRedis", "YardWorker", "YardEngine", "YardTracker", "YardArtifacts", "YardSweeps", "YardDatasets", "YardServing",
+            "YardDomain", "YardStore", "YardQueue", "YardRedis", "YardJobs", "YardWorker", "YardEngine", "YardTracker", "YardArtifacts", "YardSweeps", "YardDatasets", "YardServing",
             "CYardSpawn",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -107,7 +119,7 @@ let package = Package(
         ]),
         // The commands: argument parsing, HTTP client, progress bar.
         .target(name: "YardCLI", dependencies: [
-            "YardDomain", "YardServer", "YardEngine", "YardWorker", "YardDatasets", "YardServing",
+            "YardDomain", "YardServer", "YardEngine", "YardJobs", "YardQueue", "YardWorker", "YardDatasets", "YardServing",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
@@ -117,7 +129,7 @@ let package = Package(
         .executableTarget(name: "yard", dependencies: ["YardCLI"]),
         // The Swift half of bench/mlflow_metrics.sh and bench/streams.sh.
         .executableTarget(name: "YardBench", dependencies: [
-            "YardDomain", "YardStore", "YardQueue", "YardRedis", "YardTracker", "YardServer", "YardArtifacts", "YardEngine", "YardWorker",
+            "YardDomain", "YardStore", "YardQueue", "YardRedis", "YardTracker", "YardServer", "YardArtifacts", "YardEngine", "YardJobs", "YardWorker",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Hummingbird", package: "hummingbird"),
@@ -132,7 +144,7 @@ let package = Package(
         .testTarget(name: "YardRedisTests", dependencies: ["YardRedis", "YardQueue", "YardTestSupport", .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "YardStoreTests", dependencies: ["YardStore", "YardQueue", "YardRedis", "YardTestSupport"]),
         .testTarget(name: "YardServerTests", dependencies: [
-            "YardServer", "YardTracker", "YardArtifacts", "YardRedis", "YardSweeps", "YardTestSupport", "YardDatasets", "YardServing",
+            "YardServer", "YardJobs", "YardQueue", "YardWorker", "YardTracker", "YardArtifacts", "YardRedis", "YardSweeps", "YardTestSupport", "YardDatasets", "YardServing",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -140,7 +152,7 @@ let package = Package(
         ]),
         .testTarget(name: "YardEndToEndTests", dependencies: [
             "YardDomain", "YardEngine", "YardArtifacts", "YardRedis", "YardSweeps", "YardTestSupport",
-            "YardStore", "YardQueue", "YardWorker", "YardTracker", "YardDatasets",
+            "YardStore", "YardQueue", "YardJobs", "YardWorker", "YardTracker", "YardDatasets",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Logging", package: "swift-log"),
         ]),

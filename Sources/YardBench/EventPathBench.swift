@@ -4,6 +4,7 @@ import Logging
 import Synchronization
 import YardArtifacts
 import YardDomain
+import YardJobs
 import YardEngine
 import YardQueue
 import YardRedis
@@ -42,7 +43,7 @@ enum EventPathBench {
         let serverRedis = RedisClient(configuration)
         let control = JobControl(store: store, queue: RedisJobQueue(redis: serverRedis, keys: keys),
                                  board: RedisJobBoard(redis: serverRedis, keys: keys, box: box))
-        let consumer = ReportConsumer(redis: RedisClient(configuration), keys: keys, control: control, logger: quiet)
+        let consumer = ReportConsumer(redis: RedisClient(configuration), keys: keys, sink: control, logger: quiet)
         // The workers, each with its own connections and folder.
         let marks = Marks()
         let nodes = (0..<workers).map { index -> Worker in

@@ -4,7 +4,6 @@ import YardArtifacts
 import YardDatasets
 import YardDomain
 import YardStore
-import YardWorker
 
 /// Registers dataset versions: reads a folder, a ZIP or a COCO file on the
 /// server's machine, validates it, stores it in the data dir's version

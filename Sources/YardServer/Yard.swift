@@ -4,6 +4,7 @@ import Logging
 import ServiceLifecycle
 import YardArtifacts
 import YardDomain
+import YardJobs
 import YardEngine
 import YardQueue
 import YardRedis
@@ -106,7 +107,7 @@ public struct Yard: Sendable {
         self.engine = engine
         self.lock = lock
         self.spool = TrackingSpool(directory: options.dataDirectory + "/tracking", logger: Logger(label: "yard.tracking"),
-                                   secrets: secrets, report: Self.trackingReport(store), mirrored: Self.mirrored(store))
+                                   secrets: secrets, report: Self.trackingReport(control), mirrored: Self.mirrored(store))
         let sweepTracker = MLflowSweepTracker(spool: spool, defaultURI: environmentValue("MLFLOW_TRACKING_URI"),
                                               directory: options.dataDirectory + "/sweeps")
         self.sweeps = SweepService(control: control, study: StudyProcess(engine: engine), dataDirectory: options.dataDirectory,
@@ -137,24 +138,17 @@ public struct Yard: Sendable {
         }
     }
 
-    /// Mirrors the spool's progress onto the job record (`yard show` reads it).
-    static func trackingReport(_ store: any JobStore) -> TrackingSpool.Report {
-        { jobID, status, runID, error in
-            if jobID.hasPrefix("~") { return }  // a model's registry operations
-            if jobID.hasPrefix("@") {
-                // A sweep's parent run (`MLflowSweepTracker`): its id on the sweep.
-                let id = String(jobID.dropFirst())
-                guard let runID, let sweep = try? await store.sweep(id), sweep.mlflowRunID != runID else { return }
-                _ = try? await store.updateSweep(id) { $0.mlflowRunID = runID }
-                return
-            }
-            guard let job = try? await store.job(jobID) else { return }
-            let tracking = status.rawValue
-            guard job.tracking != tracking || job.trackingError != error || (runID != nil && job.mlflowRunID != runID) else { return }
-            _ = try? await store.update(jobID) { job in
-                job.tracking = tracking
-                job.trackingError = error
-                if let runID { job.mlflowRunID = runID }
+    /// Mirrors the spool's progress onto the job record (`yard show` reads
+    /// it) through the job layer, and a sweep's parent run id onto the sweep.
+    static func trackingReport(_ control: JobControl) -> TrackingSpool.Report {
+        { subject, status, runID, error in
+            switch subject {
+            case .model: return  // the registry's operations: `mirrored` records what they made
+            case .sweep(let id):
+                guard let runID, let sweep = try? await control.store.sweep(id), sweep.mlflowRunID != runID else { return }
+                _ = try? await control.store.updateSweep(id) { $0.mlflowRunID = runID }
+            case .job(let id):
+                try? await control.recordTracking(jobID: id, status: status.rawValue, runID: runID, error: error)
             }
         }
     }
@@ -274,13 +268,13 @@ public struct Yard: Sendable {
             // while the server was down are applied (how those jobs ended).
             let control = control
             let consumer = ReportConsumer(redis: RedisClient(configuration, name: "yard-server-reports", logger: logger), keys: remote.keys,
-                                          control: control, consumer: "server", logger: logger) {
+                                          sink: control, consumer: "server", logger: logger) {
                 let queued = try await control.recover()
                 if !queued.isEmpty { logger.info("queued jobs published for the workers: \(queued.joined(separator: ", "))") }
             }
             services.append(.init(service: consumer))
             if let root = options.wyoloConfigs {
-                services.append(.init(service: WyoloBridge(redis: RedisClient(configuration, name: "yard-server-wyolo", logger: logger), control: control,
+                services.append(.init(service: WyoloBridge(redis: RedisClient(configuration, name: "yard-server-wyolo", logger: logger), intake: control,
                                                            topic: options.wyoloTopic, configRoot: root, keys: remote.keys, logger: logger)))
             }
         }

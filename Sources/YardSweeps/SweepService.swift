@@ -3,10 +3,10 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 import YardDomain
+import YardJobs
 import YardEngine
 import YardStore
 import YardTracker
-import YardWorker
 
 /// Runs sweeps: each trial is an ordinary job (same queue, workers, local
 /// or over Redis, tracking, artifacts, stop). The study is Optuna's, in

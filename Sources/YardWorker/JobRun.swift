@@ -4,6 +4,7 @@ import Synchronization
 import YardArtifacts
 import YardDatasets
 import YardDomain
+import YardQueue
 import YardEngine
 import YardStore
 import YardTracker

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import YardArtifacts
+import YardDatasets
 import YardDomain
 
 /// Where one job's files go: S3/MinIO when its config's `minio:` section (or

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import YardDomain
+import YardQueue
 import YardStore
 
 /// Collects a job's log lines: appended to its `train.log` at once, and to

@@ -83,7 +83,10 @@ public struct WorkerNode: Sendable {
         // tracking state (`yard show`; the registry mirrors a version to
         // MLflow once the job's run is there).
         let spool = TrackingSpool(directory: data + "/tracking", logger: Logger(label: "yard.tracking"), secrets: box,
-                                  report: { jobID, status, runID, error in ledger.note(jobID, .tracking(status: status.rawValue, runID: runID, error: error)) })
+                                  report: { subject, status, runID, error in
+                                      guard case .job(let jobID) = subject else { return }
+                                      ledger.note(jobID, .tracking(status: status.rawValue, runID: runID, error: error))
+                                  })
         return WorkerNode(options: options, redis: redis, queue: RedisJobQueue(redis: redis, keys: keys, lease: options.lease),
                           ledger: ledger, registry: RedisWorkerRegistry(redis: redis, keys: keys),
                           spool: spool, engine: engine, info: info, readings: readings, keyCheck: keyCheck, lock: lock)

@@ -4,6 +4,7 @@ import Synchronization
 import Testing
 import YardArtifacts
 import YardDomain
+import YardJobs
 import YardEngine
 import YardQueue
 import YardStore

@@ -4,6 +4,7 @@ import Synchronization
 import Testing
 import YardArtifacts
 import YardDomain
+import YardJobs
 import YardEngine
 import YardQueue
 import YardRedis
@@ -307,7 +308,7 @@ struct DistributedPartsTests {
             t = try TestYard(queue: queue)
             box = try DistributedPartsTests.box()
             control = JobControl(store: t.yard.store, queue: queue, board: RedisJobBoard(redis: redis, box: box))
-            consumer = ReportConsumer(redis: redis, control: control, logger: DistributedPartsTests.quiet)
+            consumer = ReportConsumer(redis: redis, sink: control, logger: DistributedPartsTests.quiet)
             let own = RedisClient(try server.configuration(), backoff: [.milliseconds(50)])
             let ledger = RedisLedger(redis: own, box: workerBox ?? box, flushTimeout: .milliseconds(300))
             folder = try TemporaryDirectory("yard-remote-worker")
@@ -360,7 +361,7 @@ struct DistributedPartsTests {
             t = try TestYard(queue: queue)
             configs = try TemporaryDirectory("wyolo-configs")
             let control = JobControl(store: t.yard.store, queue: queue, board: RedisJobBoard(redis: redis, box: try DistributedPartsTests.box()))
-            bridge = WyoloBridge(redis: RedisClient(try server.configuration()), control: control, configRoot: configs.path,
+            bridge = WyoloBridge(redis: RedisClient(try server.configuration()), intake: control, configRoot: configs.path,
                                  logger: DistributedPartsTests.quiet)
             _ = try configs.write("job.yaml", t.config())
         }

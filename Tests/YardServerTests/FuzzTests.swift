@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import Testing
 import YardDomain
+import YardQueue
 import YardRedis
 import YardTestSupport
 @testable import YardDatasets

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import YardDomain
 import YardTestSupport
 import YardWorker
 

@@ -2,11 +2,11 @@ import Foundation
 import Logging
 import Testing
 import YardDomain
+import YardJobs
 import YardQueue
 import YardRedis
 import YardStore
 import YardTestSupport
-import YardWorker
 
 /// The worker seam over a real redis-server: a worker's ledger sends its
 /// reports on the stream, the server's consumer applies them to the store
@@ -27,7 +27,7 @@ struct RedisSeamTests {
             control = JobControl(store: store, queue: MemoryJobQueue())
             let redis = RedisClient(try server.configuration())
             board = RedisJobBoard(redis: redis, box: box)
-            consumer = ReportConsumer(redis: redis, control: control, logger: Logger(label: "test"))
+            consumer = ReportConsumer(redis: redis, sink: control, logger: Logger(label: "test"))
             let config = try JobConfigParser { _ in true }.parse("""
                 task_id: seam1
                 model: yolo11n.pt
@@ -83,7 +83,7 @@ struct RedisSeamTests {
             ReportEnvelope(jobID: "seam1", attempt: 1, seq: 2, report: .logs(["once"])),
             ReportEnvelope(jobID: "seam1", attempt: 1, seq: 3, report: .event(type: "progress", payload: ["batch": 1])),
         ]
-        for envelope in envelopes + envelopes { try await t.consumer.apply(envelope) }
+        for envelope in envelopes + envelopes { try await t.control.apply([envelope]) }
         #expect(try await t.control.store.logs(of: "seam1", after: 0, limit: 10).map(\.line) == ["once"])
         #expect(try await t.control.store.events(of: "seam1", after: 0, limit: 10).filter { $0.type == "progress" }.count == 1)
         #expect(try await t.control.store.job("seam1")?.attempts == 1)
@@ -94,12 +94,12 @@ struct RedisSeamTests {
     /// the check, the record and the mark share one transaction.
     @Test func theSameReportsAppliedConcurrentlyAreStoredOnce() async throws {
         let t = try await Setup(store: SQLiteJobStore(database: try YardDatabase()))
-        try await t.consumer.apply(ReportEnvelope(jobID: "seam1", attempt: 1, seq: 1, report: .move(
-            state: .running, message: "started", change: JobChange(attemptStarted: .init(worker: "w", time: Date())), time: Date())))
+        try await t.control.apply([ReportEnvelope(jobID: "seam1", attempt: 1, seq: 1, report: .move(
+            state: .running, message: "started", change: JobChange(attemptStarted: .init(worker: "w", time: Date())), time: Date()))])
         let envelopes = (2...41).map { ReportEnvelope(jobID: "seam1", attempt: 1, seq: $0, report: .logs(["line \($0)"])) }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<2 {
-                group.addTask { for envelope in envelopes { try await t.consumer.apply(envelope) } }
+                group.addTask { for envelope in envelopes { try await t.control.apply([envelope]) } }
             }
             try await group.waitForAll()
         }
@@ -128,8 +128,8 @@ struct RedisSeamTests {
         #expect(job.state == .succeeded)
         #expect(job.tracking == "synced" && job.trackingError == nil && job.mlflowRunID == "run-1")
 
-        try await t.consumer.apply(ReportEnvelope(jobID: "seam1", attempt: 2, seq: 1, report: .logs(["attempt 2 holds the job"])))
-        try await t.consumer.apply(ReportEnvelope(jobID: "seam1", attempt: 1, seq: 0, report: .tracking(status: "pending", runID: "run-old", error: "stale")))
+        try await t.control.apply([ReportEnvelope(jobID: "seam1", attempt: 2, seq: 1, report: .logs(["attempt 2 holds the job"]))])
+        try await t.control.apply([ReportEnvelope(jobID: "seam1", attempt: 1, seq: 0, report: .tracking(status: "pending", runID: "run-old", error: "stale"))])
         #expect(try await t.control.store.job("seam1")?.mlflowRunID == "run-1", "attempt 1's late note is dropped")
     }
 

@@ -5,7 +5,6 @@ import YardQueue
 import YardRedis
 import YardStore
 import YardTestSupport
-import YardWorker
 
 /// Issue 26, findings 4 and 12: one wyolo message jammed the bridge for
 /// good (its failed job could not be stored, the error escaped, and it was

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import YardDomain
+import YardQueue
 import YardWorker
 
 struct WorkerCommand: AsyncParsableCommand {

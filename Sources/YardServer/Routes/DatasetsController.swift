@@ -2,8 +2,8 @@ import Foundation
 import Hummingbird
 import YardDatasets
 import YardDomain
+import YardJobs
 import YardStore
-import YardWorker
 
 /// `/api/datasets`: registered datasets, their versions, validation reports,
 /// and adding a version (progress streamed as JSON lines).

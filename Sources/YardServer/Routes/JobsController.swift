@@ -1,8 +1,8 @@
 import Foundation
 import Hummingbird
 import YardDomain
+import YardJobs
 import YardStore
-import YardWorker
 
 /// `/api/jobs`: submit, list, show, stop, resume, events (SSE) and logs.
 struct JobsController<Context: RequestContext> {

@@ -29,7 +29,7 @@ public struct MLflowSweepTracker: Sendable {
     }
 
     /// The sweep's spool file: `@ID` is never a job id (ids start with a letter or digit).
-    static func key(_ sweep: Sweep) -> String { "@" + sweep.id }
+    static func key(_ sweep: Sweep) -> String { TrackingSpool.sweepKey(sweep.id) }
 
     /// The MLflow server of a sweep (its config has its secrets), else the server's default.
     func trackingURI(_ config: JobConfig) -> String? {

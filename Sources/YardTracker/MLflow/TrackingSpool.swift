@@ -35,7 +35,17 @@ public actor TrackingSpool: Service {
         }
     }
 
-    public typealias Report = @Sendable (_ jobID: String, _ status: Status, _ runID: String?, _ error: String?) async -> Void
+    /// What a spool file is for: a job's run, a sweep's parent run, or a
+    /// model's registry operations. The spool names its files; callers
+    /// read this, never the names.
+    public enum Subject: Sendable, Hashable {
+        case job(String)
+        case sweep(String)
+        /// A model's file (its name, or a hash of a long one).
+        case model(key: String)
+    }
+
+    public typealias Report = @Sendable (_ subject: Subject, _ status: Status, _ runID: String?, _ error: String?) async -> Void
     /// Told the number MLflow gave a mirrored model version (set by the
     /// composition root, which records it on the version).
     public typealias Mirrored = @Sendable (_ name: String, _ version: String, _ mlflowVersion: String) async -> Void
@@ -323,12 +333,12 @@ public actor TrackingSpool: Service {
                 state.lastError = error.description
             } catch let error as ParentPending {
                 save(state, to: statePath)
-                await report(jobID, .pending, state.runID, nil)
+                await report(Self.subject(ofKey: jobID), .pending, state.runID, nil)
                 return .failure(ReplayError(description: error.description, outage: false))
             } catch {
                 state.lastError = "\(error)"
                 save(state, to: statePath)
-                await report(jobID, .pending, state.runID, state.lastError)
+                await report(Self.subject(ofKey: jobID), .pending, state.runID, state.lastError)
                 logger.debug("tracking \(jobID): MLflow unreachable (\(error)); will retry")
                 return .failure(ReplayError(description: state.lastError ?? "\(error)"))
             }
@@ -340,13 +350,13 @@ public actor TrackingSpool: Service {
         let grown = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? data.count
         let lastOp = lines.last.flatMap({ try? JSONDecoder().decode(JSONValue.self, from: Data($0)) })?["op"]?.stringValue
         if grown > data.count {
-            await report(jobID, .pending, state.runID, nil)
+            await report(Self.subject(ofKey: jobID), .pending, state.runID, nil)
         } else if ended || Self.terminal.contains(lastOp ?? "") {
             try? FileManager.default.removeItem(atPath: path)
             try? FileManager.default.removeItem(atPath: statePath)
-            await report(jobID, .synced, state.runID, state.lastError)
+            await report(Self.subject(ofKey: jobID), .synced, state.runID, state.lastError)
         } else {
-            await report(jobID, .pending, state.runID, nil)
+            await report(Self.subject(ofKey: jobID), .pending, state.runID, nil)
         }
         return .success(())
     }
@@ -359,7 +369,20 @@ public actor TrackingSpool: Service {
     /// so its versions and alias moves reach MLflow in the order they were made.
     /// A long name is hashed: the file's name must fit the filesystem's 255 bytes.
     public static func modelKey(_ name: String) -> String {
-        name.utf8.count <= 180 ? "~model-" + name : "~model-" + SHA256.hash(data: Data(name.utf8)).hex.prefix(40)
+        name.utf8.count <= 180 ? modelPrefix + name : modelPrefix + SHA256.hash(data: Data(name.utf8)).hex.prefix(40)
+    }
+
+    /// The spool key of a sweep's parent run.
+    public static func sweepKey(_ id: String) -> String { sweepPrefix + id }
+
+    static let modelPrefix = "~model-"
+    static let sweepPrefix = "@"
+
+    /// What the file of `key` is for (job ids start with a letter or digit).
+    public static func subject(ofKey key: String) -> Subject {
+        if key.hasPrefix(modelPrefix) { return .model(key: String(key.dropFirst(modelPrefix.count))) }
+        if key.hasPrefix(sweepPrefix) { return .sweep(String(key.dropFirst(sweepPrefix.count))) }
+        return .job(key)
     }
 
     struct ReplayError: Error, CustomStringConvertible {

@@ -1,11 +1,15 @@
 import Foundation
+import Logging
 import YardDomain
 import YardQueue
 import YardStore
 
-/// The operations on jobs that the API and the CLI share: submit, stop,
-/// resume, and the start-up recovery of the embedded mode. Each keeps the
-/// store and the queue consistent and records a `state` event.
+/// The job layer: every change of a job's state goes through here, whoever
+/// asks for it: the API and the CLI (submit, stop, resume, prune), the
+/// start-up recovery, an embedded worker (`StoreLedger`) and workers on
+/// other machines (their reports, `apply(_:)` in JobReports.swift). Each
+/// keeps the store and the queue consistent and records the `state` event
+/// in the same transaction as the change.
 public struct JobControl: Sendable {
     public let store: any JobStore
     public let queue: any JobQueue
@@ -13,12 +17,15 @@ public struct JobControl: Sendable {
     /// the workers share this process and read the store).
     public let board: (any JobBoard)?
     let now: @Sendable () -> Date
+    let logger: Logger
 
-    public init(store: any JobStore, queue: any JobQueue, board: (any JobBoard)? = nil, now: @escaping @Sendable () -> Date = { Date() }) {
+    public init(store: any JobStore, queue: any JobQueue, board: (any JobBoard)? = nil, now: @escaping @Sendable () -> Date = { Date() },
+                logger: Logger = Logger(label: "yard.jobs")) {
         self.store = store
         self.queue = queue
         self.board = board
         self.now = now
+        self.logger = logger
     }
 
     /// Publishes the job for workers on other machines before it is queued
@@ -224,11 +231,18 @@ public struct JobControl: Sendable {
                      change: @escaping @Sendable (inout Job) -> Void = { _ in }) async throws -> Job {
         let time = when ?? now()
         let (job, _) = try await store.update(id, recording: "state") { job in
-            try job.move(to: state, message: message, at: time)
-            change(&job)
-            return Self.statePayload(job, message: message, time: time)
+            try Self.transition(&job, to: state, message: message, at: time, change: change)
         }
         return job
+    }
+
+    /// One transition through the state machine and the `state` event that
+    /// records it (its payload), stored together (local calls and workers' reports alike).
+    static func transition(_ job: inout Job, to state: JobState, message: String?, at time: Date,
+                           change: (inout Job) -> Void = { _ in }) throws -> JSONValue {
+        try job.move(to: state, message: message, at: time)
+        change(&job)
+        return statePayload(job, message: message, time: time)
     }
 
     /// `{state, message, time}`; `time` in epoch seconds, as the engine's events carry it.

@@ -3,7 +3,6 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 import YardDomain
-import YardQueue
 import YardRedis
 import YardStore
 
@@ -24,7 +23,7 @@ public struct WyoloBridge: Service {
     public static let group = "trainyard"
     /// A client of its own: its reads block.
     let redis: RedisClient
-    let control: JobControl
+    let intake: any JobIntake
     let topic: String
     let configRoot: String
     let processing: String
@@ -35,10 +34,10 @@ public struct WyoloBridge: Service {
     /// The largest config file read.
     static let maxConfigSize = 1 << 20
 
-    public init(redis: RedisClient, control: JobControl, topic: String = Wyolo.defaultTopic, configRoot: String,
+    public init(redis: RedisClient, intake: any JobIntake, topic: String = Wyolo.defaultTopic, configRoot: String,
                 keys: RedisKeys = RedisKeys(), logger: Logger) {
         self.redis = redis
-        self.control = control
+        self.intake = intake
         self.topic = topic
         self.configRoot = URL(fileURLWithPath: configRoot).resolvingSymlinksInPath().standardizedFileURL.path
         self.processing = "\(keys.prefix):wyolo:processing"
@@ -135,7 +134,7 @@ public struct WyoloBridge: Service {
 
     /// A list element's fields: a JSON object, or a JSON string holding one
     /// (wyolo's client encodes twice).
-    static func listFields(_ text: String) -> Result<[String: String], YardError> {
+    package static func listFields(_ text: String) -> Result<[String: String], YardError> {
         guard text.utf8.count <= maxMessageBytes else {
             return .failure(YardError.invalid("message", "the wyolo message is \(text.utf8.count) bytes; at most \(maxMessageBytes)"))
         }
@@ -168,10 +167,10 @@ public struct WyoloBridge: Service {
             }
             var config = try readConfig(path)
             if fields["task_id"] == nil, let own = config.taskID { taskID = own }
-            if try await control.store.job(taskID) != nil { return }
+            if try await intake.exists(taskID) { return }
             if let trial = fields["trial_number"].flatMap(Int.init) { config = config.withMetadata("trial_number", .int(trial)) }
             config = config.withMetadata("source", .string("wyolo:\(topic)"))
-            let job = try await control.submit(config.withTaskID(taskID))
+            let job = try await intake.submit(config.withTaskID(taskID))
             logger.info("wyolo bridge: \(topic) message queued as job \(job.id)")
             attempts.forget(key)
             return
@@ -186,11 +185,11 @@ public struct WyoloBridge: Service {
             reason = "the store refused it \(Self.maxAttempts) times; last: \(Redaction.redactText(String(describing: error)).prefix(300))"
         }
         do {
-            if try await control.store.job(taskID) != nil { return }
+            if try await intake.exists(taskID) { return }
             var source: [String: JSONValue] = ["source": .string("wyolo:\(topic)")]
             for (key, value) in fields.prefix(Self.maxFields) { source[String(key.prefix(100))] = .string(String(value.prefix(1000))) }
             if fields.isEmpty, let raw { source["message"] = .string(String(raw.prefix(1000))) }
-            try await control.reject(taskID: taskID, source: source, reason: reason)
+            try await intake.reject(taskID: taskID, source: source, reason: reason)
             logger.warning("wyolo bridge: \(topic) message recorded as failed job \(taskID): \(reason.prefix(300))")
         } catch let error as YardError where error.code == .conflict || error.code == .invalidInput {
             try await deadLetter(raw: raw, fields: fields, reason: "\(reason); not recorded as a job: \(error.message)")
@@ -214,7 +213,7 @@ public struct WyoloBridge: Service {
     static let maxDeadLetters = 1000
 
     /// The message's fields when every limit holds; a one-line refusal naming the limit when not.
-    static func bounded(_ message: Result<[String: String], YardError>, raw: String?) throws(YardError) -> [String: String] {
+    package static func bounded(_ message: Result<[String: String], YardError>, raw: String?) throws(YardError) -> [String: String] {
         let fields = try message.get()
         let size = raw?.utf8.count ?? fields.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count }
         guard size <= maxMessageBytes else {

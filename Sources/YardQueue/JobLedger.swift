@@ -1,6 +1,5 @@
 import Foundation
 import YardDomain
-import YardQueue
 import YardStore
 
 /// The worker seam: everything a worker reads about a job (its record, its
@@ -77,33 +76,21 @@ extension JobLedger {
     }
 }
 
-/// The embedded ledger: the worker runs in the server's process and writes
-/// the store itself, through `JobControl` for state changes.
-public struct StoreLedger: JobLedger {
-    public let control: JobControl
-    var store: any JobStore { control.store }
+/// Where the server's side of the Redis seam hands what workers and queue
+/// clients said to the job layer (`JobControl` in YardJobs): the drivers
+/// here read Redis and acknowledge; the job layer decides what changes.
+public protocol ReportSink: Sendable {
+    /// Applies workers' reports, in order, in one transaction; throws when
+    /// the store could not take them (the reports stay unacknowledged).
+    func apply(_ reports: [ReportEnvelope]) async throws
+}
 
-    public init(control: JobControl) { self.control = control }
-
-    public func job(_ id: String) async throws -> Job? { try await store.job(id) }
-    public func secrets(of id: String) async throws -> [String: JSONValue] { try await store.secrets(of: id) }
-
-    public func move(_ id: String, to state: JobState, message: String?, change: JobChange) async throws -> Job {
-        try await control.move(id, to: state, message: message) { change.apply(to: &$0) }
-    }
-
-    public func update(_ id: String, _ change: JobChange) async throws -> Job {
-        try await store.update(id) { change.apply(to: &$0) }
-    }
-
-    public func appendEvent(jobID: String, type: String, payload: JSONValue) async throws {
-        try await store.appendEvent(jobID: jobID, type: type, payload: payload)
-    }
-
-    public func appendLog(jobID: String, lines: [String]) async throws {
-        try await store.appendLog(jobID: jobID, lines: lines)
-    }
-
-    public func recordEpoch(_ epoch: EpochRecord) async throws { try await store.recordEpoch(epoch) }
-    public func recordArtifact(_ artifact: ArtifactRecord) async throws { try await store.recordArtifact(artifact) }
+/// Where a queue client's job message becomes a job (the wyolo bridge).
+public protocol JobIntake: Sendable {
+    /// Whether a job with this id is stored (the message was handled).
+    func exists(_ id: String) async throws -> Bool
+    /// Stores and queues a validated config.
+    func submit(_ config: JobConfig) async throws -> Job
+    /// Stores a message that could not be read as a failed job with the reason.
+    func reject(taskID: String, source: [String: JSONValue], reason: String) async throws
 }

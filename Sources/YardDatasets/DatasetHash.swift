@@ -1,5 +1,4 @@
 import Foundation
-import YardDatasets
 import YardDomain
 
 /// A dataset's content hash, for lineage: DVC's directory hash of the

@@ -1,7 +1,6 @@
 import Foundation
 import YardArtifacts
 import YardDomain
-import YardEngine
 
 /// Pulls an `s3://bucket/prefix` YOLO dataset into a local folder. With the
 /// cache on, the folder is shared (`DATA/datasets/s3/bucket/prefix`) and keyed
