@@ -28,6 +28,11 @@ public protocol JobLedger: RunRecords, JobSecrets {
     func begin(_ claim: QueueClaim) async throws
     /// The attempt has been settled; the ledger forgets it.
     func end(_ jobID: String) async
+    /// Returns the job once a stop was asked for it (it is `stopping`), or
+    /// nil when the task is cancelled first. The embedded ledger follows
+    /// the event log; a ledger with no log to follow (workers over Redis:
+    /// the server's stop flag) looks every `tick` on `clock`.
+    func stopRequested(_ id: String, tick: Duration, clock: any Clock<Duration>) async -> Job?
     /// Returns once what was recorded about the job is where the server
     /// reads it (before a checkpoint is written, before the claim ends);
     /// throws when that cannot happen soon.
@@ -58,6 +63,14 @@ extension JobLedger {
     public func end(_ jobID: String) async {}
     public func flush(_ jobID: String) async throws {}
     public func current(_ id: String) async throws -> Job? { try await job(id) }
+
+    public func stopRequested(_ id: String, tick: Duration, clock: any Clock<Duration>) async -> Job? {
+        while !Task.isCancelled {
+            if let job = (try? await job(id)) ?? nil, job.state == .stopping { return job }
+            do { try await clock.sleep(for: tick) } catch { return nil }
+        }
+        return nil
+    }
 
     @discardableResult
     public func move(_ id: String, to state: JobState, message: String? = nil) async throws -> Job {

@@ -231,9 +231,12 @@ public actor MemoryJobStore: JobStore {
 
     public func updateSweep(_ id: String, _ change: @escaping @Sendable (inout Sweep) throws -> Void) throws -> Sweep {
         guard var entry = sweepsByID[id] else { throw YardError(.notFound, field: "id", "no sweep \(id)") }
-        let previous = entry.sweep.state
+        let before = entry.sweep, previous = entry.sweep.state
         try change(&entry.sweep)
         sweepsByID[id] = entry
+        for body in StoreEvents.trialChanges(from: before, to: entry.sweep) {
+            appendEvent(.sweep, id: id, type: "trial", payload: body)
+        }
         if entry.sweep.state != previous {
             appendEvent(.sweep, id: id, type: "state", payload: StoreEvents.sweepState(entry.sweep, previous: previous))
         }

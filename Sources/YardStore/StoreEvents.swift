@@ -15,6 +15,28 @@ enum StoreEvents {
         return .object(body)
     }
 
+    /// `trial` events of a sweep's change: a trial asked (with its values)
+    /// and a trial told how it ended (with its value); a sweep's pages and
+    /// its service follow these. The epochs reported to the pruner are not events.
+    static func trialChanges(from before: Sweep, to after: Sweep) -> [JSONValue] {
+        let old = Dictionary(before.trials.map { ($0.number, $0) }, uniquingKeysWith: { first, _ in first })
+        var bodies: [JSONValue] = []
+        for trial in after.trials {
+            var body: [String: JSONValue] = ["number": .int(trial.number), "job_id": .string(trial.jobID)]
+            if let was = old[trial.number] {
+                guard was.told == nil, let told = trial.told else { continue }
+                body["state"] = .string(told.rawValue)
+                if let value = trial.value { body["value"] = .double(value) }
+                if let message = trial.message { body["message"] = .string(LogLine.bounded(message, limit: 2000)) }
+            } else {
+                body["state"] = .string(trial.told?.rawValue ?? "asked")
+                body["params"] = .object(trial.params)
+            }
+            bodies.append(.object(body))
+        }
+        return bodies
+    }
+
     static func modelVersion(_ version: ModelVersion) -> JSONValue {
         var body: [String: JSONValue] = ["version": .string(version.version), "job_id": .string(version.jobID)]
         if let sha = version.sha256 { body["sha256"] = .string(sha) }

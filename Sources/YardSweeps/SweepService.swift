@@ -28,10 +28,10 @@ public struct SweepService: Service {
     /// Validates each trial's config as a submission would be.
     let parser: JobConfigParser
     let logger: Logger
-    let interval: Duration
+    let retryDelay: Duration
     /// Passes in a row a sweep may fail (its study or config unusable) before
     /// it ends `failed` with the reason; each failure waits twice as long as
-    /// the one before (from `interval`, at most `longestWait`) before the next
+    /// the one before (from `retryDelay`, at most `longestWait`) before the next
     /// try, so a storage back within minutes loses nothing and a broken sweep
     /// is neither retried nor logged forever.
     let failureLimit: Int
@@ -51,7 +51,7 @@ public struct SweepService: Service {
         let failures = Mutex<[String: (count: Int, retry: ContinuousClock.Instant)]>([:])
     }
 
-    public init(control: JobControl, study: StudyProcess, dataDirectory: String, parser: JobConfigParser, interval: Duration = .seconds(1),
+    public init(control: JobControl, study: StudyProcess, dataDirectory: String, parser: JobConfigParser, retryDelay: Duration = .seconds(1),
                 failureLimit: Int = 10, longestWait: Duration = .seconds(60), tracker: MLflowSweepTracker? = nil, logger: Logger) {
         self.tracker = tracker
         self.failureLimit = max(1, failureLimit)
@@ -60,20 +60,51 @@ public struct SweepService: Service {
         self.study = study
         self.dataDirectory = dataDirectory
         self.parser = parser
-        self.interval = interval
+        self.retryDelay = retryDelay
         self.logger = logger
     }
 
     var store: any JobStore { control.store }
 
+    /// Advances the sweeps when the event log says something they wait on
+    /// changed (a sweep was created or asked to stop; a job changed state or
+    /// finished an epoch: a trial started, ended, or has a value for the
+    /// pruner), and otherwise sleeps: the only timer is a failed pass's backoff.
     public func run() async throws {
+        // Subscribed before the first pass: a change in between is seen by one or the other.
+        let subscription = store.feed.subscribeAll()
+        let wakeup = Wakeup()
+        let listener = Task {
+            for await item in subscription {
+                switch item {
+                case .event(let event) where Self.concernsSweeps(event): wakeup.signal()
+                case .lagged: wakeup.signal()
+                case .event, .logs, .heartbeat: continue
+                }
+            }
+        }
+        defer {
+            subscription.cancel()
+            listener.cancel()
+        }
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 await advanceAll()
-                try? await Task.sleep(for: interval)
+                await wakeup.wait(timeout: nextRetry())
             }
         }
         await study.close()
+    }
+
+    /// A sweep's own event, or a job's state change or epoch (a trial's, maybe).
+    static func concernsSweeps(_ event: JobEvent) -> Bool {
+        event.entity == .sweep || (event.entity == .job && (event.type == "state" || event.type == "epoch"))
+    }
+
+    /// How long until the first failed sweep may be tried again (nil: none waits).
+    private func nextRetry() -> Duration? {
+        guard let next = passes.failures.withLock({ $0.values.map(\.retry).min() }) else { return nil }
+        return max(.milliseconds(10), next - .now)
     }
 
     /// One pass over the sweeps that have not ended.
@@ -100,7 +131,7 @@ public struct SweepService: Service {
     func failed(_ id: String, _ error: any Error) async {
         let count = passes.failures.withLock { failures -> Int in
             let count = (failures[id]?.count ?? 0) + 1
-            let wait = min(interval * (1 << min(count - 1, 20)), longestWait)
+            let wait = min(retryDelay * (1 << min(count - 1, 20)), longestWait)
             failures[id] = (count, ContinuousClock.now + wait)
             return count
         }

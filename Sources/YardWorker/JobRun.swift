@@ -221,29 +221,38 @@ struct JobRun {
         if let resume { spec["resume"] = .string(resume) }
         return .object(spec)
     }
-
-    /// Polls the job's state; on `stopping` signals the engine, and kills it
-    /// if it has not ended within the grace period.
+    /// A stop asked for the job (the ledger says when) is passed to the
+    /// engine; once any stop was signalled (asked, a shutdown, a failed
+    /// write), the engine has `stopGrace` to end before it is killed.
     private func watchForStop(_ process: any EngineProcess, outcome: RunOutcome) async {
         let tick = Duration.milliseconds(500)
-        var remaining: Duration?  // the grace left once a stop was signalled
-        while !Task.isCancelled {
-            if remaining == nil, let job = (try? await ledger.job(jobID)) ?? nil, job.state == .stopping {
+        let clock = worker.configuration.clock
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                guard let job = await ledger.stopRequested(jobID, tick: tick, clock: clock) else { return }
                 outcome.stopReason.withLock { $0 = $0 ?? .user }
                 // A pruned trial is never resumed: no final validation or checkpoint to wait for.
                 if job.pruning != nil { process.abandon() } else { process.requestStop() }
             }
-            if remaining == nil, outcome.stopReason.withLock({ $0 }) != nil {
-                remaining = worker.configuration.stopGrace
+            group.addTask {
+                // The grace period, counted on the worker's clock from the
+                // first tick that sees a stop signalled (in memory, not a store read).
+                var remaining: Duration?
+                while !Task.isCancelled {
+                    if remaining == nil, outcome.stopReason.withLock({ $0 }) != nil {
+                        remaining = worker.configuration.stopGrace
+                    }
+                    if let left = remaining, left <= .zero {
+                        worker.logger.warning("job \(jobID): engine did not stop within the grace period; killing it")
+                        outcome.killed.withLock { $0 = true }
+                        process.kill()
+                        return
+                    }
+                    do { try await clock.sleep(for: tick) } catch { return }
+                    remaining = remaining.map { $0 - tick }
+                }
             }
-            if let left = remaining, left <= .zero {
-                worker.logger.warning("job \(jobID): engine did not stop within the grace period; killing it")
-                outcome.killed.withLock { $0 = true }
-                process.kill()
-                return
-            }
-            do { try await worker.configuration.clock.sleep(for: tick) } catch { return }
-            remaining = remaining.map { $0 - tick }
+            await group.waitForAll()
         }
     }
 

@@ -54,13 +54,13 @@ struct SweepServiceTests {
             data = try dir.write("demo/data.yaml", "path: .\ntrain: images\nval: images\nnames: {0: a}\n")
         }
 
-        func service(interval: Duration = .milliseconds(50), failureLimit: Int = 10, longestWait: Duration = .seconds(60),
+        func service(retryDelay: Duration = .milliseconds(50), failureLimit: Int = 10, longestWait: Duration = .seconds(60),
                      logger: Logger? = nil) -> SweepService {
             var quiet = Logger(label: "sweeps")
             quiet.logLevel = .warning
             let engine = EngineEnvironment.resolve(python: ProcessInfo.processInfo.environment["YARD_PYTHON"], dataDirectory: dir.path)
             return SweepService(control: control, study: StudyProcess(engine: engine), dataDirectory: dir.path, parser: parser,
-                                interval: interval, failureLimit: failureLimit, longestWait: longestWait,
+                                retryDelay: retryDelay, failureLimit: failureLimit, longestWait: longestWait,
                                 tracker: MLflowSweepTracker(spool: spool, defaultURI: nil, directory: dir.file("sweeps")),
                                 logger: logger ?? quiet)
         }
@@ -265,7 +265,7 @@ struct SweepServiceTests {
         let rig = try Rig()
         defer { rig.dir.remove() }
         let log = LogCapture()
-        let service = rig.service(interval: .milliseconds(20), failureLimit: 4, longestWait: .milliseconds(200), logger: log.logger)
+        let service = rig.service(retryDelay: .milliseconds(20), failureLimit: 4, longestWait: .milliseconds(200), logger: log.logger)
         let sweep = try await rig.unreadableSweep(queued: true)
         let started = ContinuousClock.now
         let running = Task { try await service.run() }

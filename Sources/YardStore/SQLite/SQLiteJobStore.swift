@@ -456,9 +456,12 @@ public struct SQLiteJobStore: JobStore {
                 throw YardError(.notFound, field: "id", "no sweep \(id); `yard sweeps` lists them")
             }
             var sweep = try JSONCoding.decode(Sweep.self, text)
-            let previous = sweep.state
+            let before = sweep, previous = sweep.state
             try change(&sweep)
             try db.execute(sql: "UPDATE sweep SET state = ?, record = ? WHERE id = ?", arguments: [sweep.state.rawValue, try JSONCoding.string(sweep), id])
+            for body in StoreEvents.trialChanges(from: before, to: sweep) {
+                _ = try Self.insertEvent(db, jobID: id, type: "trial", payload: body, time: time, feed: feed, entity: .sweep)
+            }
             if sweep.state != previous {
                 _ = try Self.insertEvent(db, jobID: id, type: "state", payload: StoreEvents.sweepState(sweep, previous: previous),
                                          time: time, feed: feed, entity: .sweep)
