@@ -279,6 +279,7 @@ public struct Yard: Sendable {
             }
         }
         if !entries.isEmpty { services.append(.init(service: WorkerPresence(registry: registry, entries: entries, logger: logger))) }
+        services.append(.init(service: WorkerWatch(registry: registry, store: store, logger: Logger(label: "yard.workers"))))
         services.append(.init(service: EventRetentionService(store: store, retention: options.eventRetention, logger: Logger(label: "yard.events"))))
         services.append(.init(service: sweeps))
         services.append(.init(service: AutoRegistration(registry: models, logger: Logger(label: "yard.registry"))))
