@@ -48,14 +48,22 @@ public struct JobWrite: Sendable {
     }
 }
 
-/// Where Trainyard keeps its records: jobs (with their secrets apart), one
-/// row per finished epoch, artifacts, an ordered event log and the training
-/// log. Drivers: `SQLiteJobStore` (the embedded default) and `MemoryJobStore`.
-/// Every driver publishes the events and log lines it commits on its `feed`,
-/// in commit order.
-public protocol JobStore: RunRecords, JobSecrets {
-    var feed: JobFeed { get }
+/// Where Trainyard keeps its records, one protocol per aggregate so that a
+/// driver can be added (or moved to another database) one protocol at a
+/// time, each with its own contract suite run on every driver:
+/// - `JobRecords`: jobs (with their secrets apart), their epochs, artifacts
+///   and training log;
+/// - `EventLog`: the one ordered log of every change, with its feed;
+/// - `RegistryStore`: model versions, aliases and serving settings;
+/// - `SweepStore`: sweeps and their trials;
+/// - `DatasetStore`: dataset versions.
+/// Every change that one of them records is written with its event, in the
+/// same transaction. Drivers: `SQLiteJobStore` (the embedded default) and
+/// `MemoryJobStore`; both publish what they commit on `feed`, in commit order.
+public protocol JobStore: JobRecords, EventLog, RegistryStore, SweepStore, DatasetStore {}
 
+/// Jobs, their epochs, artifacts and log lines.
+public protocol JobRecords: RunRecords, JobSecrets {
     /// Adds a new job; a job with the same id is a `.conflict`.
     func insert(_ job: Job, secrets: [String: JSONValue]) async throws
     func job(_ id: String) async throws -> Job?
@@ -80,6 +88,22 @@ public protocol JobStore: RunRecords, JobSecrets {
     func apply(_ writes: [JobWrite]) async throws -> [JobWrite.Result]
     func epochs(of id: String) async throws -> [EpochRecord]
     func artifacts(of id: String) async throws -> [ArtifactRecord]
+    /// Jobs whose `dataset` is `NAME@ID`, newest first.
+    func jobs(usingDataset reference: String, limit: Int) async throws -> [Job]
+
+    /// Stores lines and returns them with their ids.
+    @discardableResult
+    func appendLog(jobID: String, lines: [String]) async throws -> [LogLine]
+    func logs(of id: String, after: Int64, limit: Int) async throws -> [LogLine]
+    /// The last `count` lines, oldest first.
+    func logs(of id: String, last count: Int) async throws -> [LogLine]
+}
+
+/// The ordered log: a global sequence number (gap-free, strictly
+/// increasing in commit order), the entity, its kind and a small body.
+public protocol EventLog: Sendable {
+    /// Where what is committed is published, in commit order.
+    var feed: JobFeed { get }
 
     @discardableResult
     func appendEvent(jobID: String, type: String, payload: JSONValue) async throws -> JobEvent
@@ -99,23 +123,20 @@ public protocol JobStore: RunRecords, JobSecrets {
     /// The highest sequence number retention has removed (0: none): a reader
     /// whose cursor is below it missed events and is told so.
     func eventFloor() async throws -> Int64
+}
 
-    /// Stores lines and returns them with their ids.
-    @discardableResult
-    func appendLog(jobID: String, lines: [String]) async throws -> [LogLine]
-    func logs(of id: String, after: Int64, limit: Int) async throws -> [LogLine]
-    /// The last `count` lines, oldest first.
-    func logs(of id: String, last count: Int) async throws -> [LogLine]
-
-    /// The model registry of record. A new version of `draft.name` gets the
-    /// next number (1, 2, ...); registering the same job under the same name
-    /// again returns the version it made (`created` false).
+/// The model registry of record.
+public protocol RegistryStore: Sendable {
+    /// A new version of `draft.name` gets the next number (1, 2, ...);
+    /// registering the same job under the same name again returns the
+    /// version it made (`created` false). Recorded with a `version` event.
     func createModelVersion(_ draft: ModelVersion) async throws -> (version: ModelVersion, created: Bool)
     /// Reads, changes and writes one version (its number and name stay); `.notFound` if absent.
     @discardableResult
     func updateModelVersion(name: String, version: String, _ change: @escaping @Sendable (inout ModelVersion) -> Void) async throws -> ModelVersion
     /// Points an alias at a version (nil removes it) and records the move
-    /// with the version it pointed at before; `.notFound` for an unknown version.
+    /// with the version it pointed at before (and an `alias` event);
+    /// `.notFound` for an unknown version.
     @discardableResult
     func setModelAlias(name: String, alias: String, version: String?, reason: String, time: Date) async throws -> AliasChange
     /// An alias's moves (all of a model's when `alias` is nil), newest first.
@@ -124,28 +145,34 @@ public protocol JobStore: RunRecords, JobSecrets {
     /// A model's serving settings (preprocessing); nil when none were set.
     func modelSettings(name: String) async throws -> ModelSettings?
     func setModelSettings(name: String, _ settings: ModelSettings) async throws
+}
 
-    /// Sweeps: the record, and the base config's secrets apart (sealed like
-    /// a job's); a sweep with the same id is a `.conflict`.
+/// Sweeps: the record, and the base config's secrets apart (sealed like a job's).
+public protocol SweepStore: Sendable {
+    /// A sweep with the same id is a `.conflict`. Recorded with a `state` event.
     func insertSweep(_ sweep: Sweep, secrets: [String: JSONValue]) async throws
     func sweep(_ id: String) async throws -> Sweep?
     /// Newest first; with `active`, only sweeps that have not ended.
     func sweeps(limit: Int, active: Bool) async throws -> [Sweep]
     /// Reads, changes and writes one sweep atomically; `.notFound` if absent.
+    /// A change of state is recorded with a `state` event, a trial asked or
+    /// told with a `trial` event.
     @discardableResult
     func updateSweep(_ id: String, _ change: @escaping @Sendable (inout Sweep) throws -> Void) async throws -> Sweep
     func sweepSecrets(of id: String) async throws -> [String: JSONValue]
+}
 
-    /// Datasets: a version is numbered after its name's last one; the same
-    /// name and id again adds nothing and returns the version stored.
+/// Dataset versions.
+public protocol DatasetStore: Sendable {
+    /// A version is numbered after its name's last one; the same name and
+    /// id again adds nothing and returns the version stored. A new version
+    /// is recorded with a `version` event.
     func recordDatasetVersion(_ version: DatasetVersion) async throws -> (DatasetVersion, created: Bool)
     /// All versions, or one dataset's; newest first.
     func datasetVersions(name: String?) async throws -> [DatasetVersion]
-    /// Jobs whose `dataset` is `NAME@ID`, newest first.
-    func jobs(usingDataset reference: String, limit: Int) async throws -> [Job]
 }
 
-extension JobStore {
+extension JobRecords {
     public func jobs(limit: Int) async throws -> [Job] { try await jobs(limit: limit, state: nil) }
 
     /// Fetches a job or throws `.notFound` with a hint.

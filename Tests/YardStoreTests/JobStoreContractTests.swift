@@ -4,8 +4,10 @@ import YardDomain
 import YardStore
 import YardTestSupport
 
-/// The same expectations for every JobStore driver.
-@Suite("JobStore contract")
+/// `JobRecords`: the same expectations for every driver (the other
+/// aggregates have their own suites: EventLog, RegistryStore, SweepStore,
+/// DatasetStore contract tests).
+@Suite("JobRecords contract")
 struct JobStoreContractTests {
     enum Driver: String, CaseIterable, Sendable { case memory, sqlite }
 
@@ -87,81 +89,6 @@ struct JobStoreContractTests {
         #expect(try await store.events(of: "a", after: 0, limit: 10).map(\.type) == ["progress"])
         #expect(try await store.epochs(of: "a").map(\.epoch) == [1])
         #expect(try await store.artifacts(of: "a").map(\.key) == ["a/best.pt"])
-    }
-
-    @Test(arguments: Driver.allCases)
-    func sweepsAreStoredListedAndUpdatedWithTheirSecretsApart(driver: Driver) async throws {
-        let store = try Self.make(driver)
-        let config = try Self.job("base").config
-        var first = Sweep(id: "sw1", study: "lr-study", experiment: "e", config: config, createdAt: Date(timeIntervalSince1970: 10))
-        first.trials = [Sweep.Trial(number: 0, jobID: Sweep.trialJobID(sweep: "sw1", number: 0), params: ["train.lr0": 0.01])]
-        try await store.insertSweep(first, secrets: ["minio\u{1F}MINIO_SECRET_KEY": "s"])
-        try await store.insertSweep(Sweep(id: "sw2", study: "other", experiment: "e", config: .object([:]), createdAt: Date(timeIntervalSince1970: 20)), secrets: [:])
-        await #expect(throws: YardError.self) {
-            try await store.insertSweep(Sweep(id: "SW1", study: "x", experiment: "e", config: .object([:]), createdAt: Date()), secrets: [:])
-        }
-        #expect(try await store.sweep("sw1") == first)
-        #expect(try await store.sweep("nope") == nil)
-        #expect(try await store.sweepSecrets(of: "sw1") == ["minio\u{1F}MINIO_SECRET_KEY": "s"])
-        #expect(try await store.sweep("sw1")?.config["minio"]?["MINIO_SECRET_KEY"] == "***")
-        #expect(try await store.sweeps(limit: 10, active: false).map(\.id) == ["sw2", "sw1"])
-        let done = try await store.updateSweep("sw2") { sweep in
-            sweep.state = .finished
-            sweep.best = Sweep.Best(number: 3, jobID: "sw2-t3", value: 0.7, params: ["model": "yolov8s.yaml"])
-        }
-        #expect(done.best?.value == 0.7)
-        #expect(try await store.sweeps(limit: 10, active: true).map(\.id) == ["sw1"], "ended sweeps are not active")
-        #expect(try await store.sweeps(limit: 1, active: false).map(\.id) == ["sw2"])
-        await #expect(throws: YardError.self) { try await store.updateSweep("nope") { _ in } }
-        #expect(Sweep.trialJobID(sweep: "sw1", number: 12) == "sw1-t12")
-    }
-
-    /// The registry of record: the store numbers versions per model, a job
-    /// registered again under the same name is the version it made, and
-    /// every alias move is kept with what it replaced.
-    @Test(arguments: Driver.allCases)
-    func modelVersionsAreNumberedPerModelAndAliasMovesAreKept(driver: Driver) async throws {
-        let store = try Self.make(driver)
-        func draft(_ name: String, _ job: String) -> ModelVersion {
-            var v = ModelVersion(name: name, version: "", jobID: job, runID: "", source: "\(job)/weights/best.pt", createdAt: Date(timeIntervalSince1970: 100))
-            v.sha256 = String(repeating: "a", count: 64)
-            return v
-        }
-        let (v1, made1) = try await store.createModelVersion(draft("det", "j1"))
-        let (v2, _) = try await store.createModelVersion(draft("det", "j2"))
-        let (other, _) = try await store.createModelVersion(draft("cls", "j1"))
-        let (again, made) = try await store.createModelVersion(draft("det", "j1"))
-        #expect(made1 && !made)
-        #expect([v1.version, v2.version, other.version, again.version] == ["1", "2", "1", "1"])
-
-        let set = try await store.setModelAlias(name: "det", alias: "production", version: "1", reason: "alias", time: Date(timeIntervalSince1970: 200))
-        #expect(set.previous == nil)
-        let moved = try await store.setModelAlias(name: "det", alias: "production", version: "2", reason: "deploy", time: Date(timeIntervalSince1970: 300))
-        #expect(moved.previous == "1" && moved.version == "2")
-        await #expect(throws: YardError.self) {
-            try await store.setModelAlias(name: "det", alias: "production", version: "9", reason: "alias", time: Date())
-        }
-        #expect(try await store.modelVersions(name: "det").map { "\($0.version):\($0.aliases)" } == ["2:[\"production\"]", "1:[]"])
-        let removed = try await store.setModelAlias(name: "det", alias: "production", version: nil, reason: "removed", time: Date(timeIntervalSince1970: 400))
-        #expect(removed.previous == "2")
-        #expect(try await store.modelVersions(name: "det").allSatisfy { $0.aliases.isEmpty })
-        let history = try await store.aliasHistory(name: "det", alias: "production", limit: 10)
-        #expect(history.map(\.reason) == ["removed", "deploy", "alias"])
-        #expect(history.map(\.version) == [nil, "2", "1"])
-        #expect(try await store.aliasHistory(name: "det", alias: nil, limit: 2).count == 2)
-
-        let updated = try await store.updateModelVersion(name: "det", version: "2") { $0.mlflowVersion = "7"; $0.version = "99" }
-        #expect(updated.version == "2" && updated.mlflowVersion == "7")
-        #expect(try await store.modelVersions(name: "det").first?.mlflowVersion == "7")
-        await #expect(throws: YardError.self) { try await store.updateModelVersion(name: "det", version: "5") { _ in } }
-
-        // Serving settings are per model, replaced whole.
-        #expect(try await store.modelSettings(name: "det") == nil)
-        try await store.setModelSettings(name: "det", ModelSettings(blurFaces: FaceBlur(minNeighbors: 3)))
-        #expect(try await store.modelSettings(name: "det")?.blurFaces?.minNeighbors == 3)
-        try await store.setModelSettings(name: "det", ModelSettings())
-        #expect(try await store.modelSettings(name: "det") == ModelSettings())
-        #expect(try await store.modelSettings(name: "seg") == nil)
     }
 
     @Test(arguments: Driver.allCases)
