@@ -15,6 +15,22 @@ enum Output {
         do { try FileHandle.standardOutput.write(contentsOf: data) } catch { exit(0) }
     }
 
+    /// Text from outside (names, hosts, messages) made safe for a terminal:
+    /// control characters (an escape sequence that would recolour, move the
+    /// cursor or retitle the window) are shown as `\u{1B}`, never sent.
+    static func printable(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: isControl) else { return text }
+        var out = ""
+        for scalar in text.unicodeScalars {
+            if isControl(scalar) { out += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}" } else { out.unicodeScalars.append(scalar) }
+        }
+        return out
+    }
+
+    private static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar.value == 0x2028 || scalar.value == 0x2029
+    }
+
     static func error(_ text: String) {
         try? FileHandle.standardError.write(contentsOf: Data(("error: " + text + "\n").utf8))
     }

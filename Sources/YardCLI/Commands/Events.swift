@@ -75,21 +75,26 @@ struct Events: AsyncParsableCommand {
         let data = event["data"] ?? .null
         let what: String
         switch (event["entity"]?.stringValue, event["type"]?.stringValue) {
-        case (_, "state"?):
-            let message = data["message"]?.stringValue.map { ": \($0.prefix(120))" } ?? ""
-            what = "→ \(data["state"]?.stringValue ?? "?")\(message)"
         case ("model"?, "alias"?):
             what = "\(data["alias"]?.stringValue ?? "?") → \(data["version"]?.stringValue.map { "v" + $0 } ?? "removed") (was \(data["previous"]?.stringValue.map { "v" + $0 } ?? "none"); \(data["reason"]?.stringValue ?? ""))"
         case ("model"?, "version"?):
             what = "v\(data["version"]?.stringValue ?? "?") from job \(data["job_id"]?.stringValue ?? "?")"
         case ("dataset"?, "version"?):
             what = "v\(data["number"]?.intValue.map(String.init) ?? "?") (\(data["files"]?.intValue ?? 0) files, \(data["errors"]?.intValue ?? 0) errors)"
+        case ("sweep"?, "trial"?):
+            let value = data["value"]?.doubleValue.map { String(format: " %.4f", $0) } ?? ""
+            what = "trial \(data["number"]?.intValue.map(String.init) ?? "?") → \(data["state"]?.stringValue ?? "?")\(value) (job \(data["job_id"]?.stringValue ?? "?"))"
+        case ("worker"?, "state"?):
+            what = "→ \(data["state"]?.stringValue ?? "?") on \(data["host"]?.stringValue ?? "?")" + (data["job_id"]?.stringValue.map { " (job \($0))" } ?? "")
+        case (_, "state"?):
+            let message = data["message"]?.stringValue.map { ": \($0.prefix(120))" } ?? ""
+            what = "→ \(data["state"]?.stringValue ?? "?")\(message)"
         case (_, "epoch"?):
             what = "epoch \(data["epoch"]?.intValue.map(String.init) ?? "?")" + (data["epochs"]?.intValue.map { "/\($0)" } ?? "")
         default:
             what = jsonLine(data).prefix(120).description
         }
         let time = event["time"]?.stringValue ?? ""
-        return "\(event["seq"]?.intValue ?? 0) \(time) \(event["entity"]?.stringValue ?? "?") \(event["id"]?.stringValue ?? "?") \(event["type"]?.stringValue ?? "?")  \(what)"
+        return Output.printable("\(event["seq"]?.intValue ?? 0) \(time) \(event["entity"]?.stringValue ?? "?") \(event["id"]?.stringValue ?? "?") \(event["type"]?.stringValue ?? "?")  \(what)")
     }
 }
