@@ -1,13 +1,214 @@
-/// `GET /api/openapi.json`: the API's OpenAPI 3.1 description (the
-/// registry and serving routes in full, the others by their summary).
+import Foundation
+import YardDomain
+
+/// `GET /api/openapi.json`: the API's OpenAPI 3.1 description. The schemas
+/// are written here as JSON; the paths are built below, each operation with
+/// its id, parameters and responses, and a test walks the router and this
+/// document and fails on any route, method or path parameter that one has
+/// and the other lacks (OpenAPIAgreementTests).
 enum OpenAPI {
-    static let document = #"""
+    static let document: String = {
+        guard case .object(var root) = try? JSONDecoder().decode(JSONValue.self, from: Data(components.utf8)) else {
+            fatalError("OpenAPI.components is not a JSON object")
+        }
+        root["security"] = [["bearer": []]]
+        root["paths"] = .object(paths.mapValues { item in
+            guard case .object(var methods) = item else { return item }
+            for (method, operation) in methods { methods[method] = complete(operation, method: method) }
+            return .object(methods)
+        })
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: (try? encoder.encode(JSONValue.object(root))) ?? Data(), as: UTF8.self)
+    }()
+
+    /// Every operation answers 401 without the token (unless it is open),
+    /// and has an id (generators name client methods by it).
+    static func complete(_ operation: JSONValue, method: String) -> JSONValue {
+        guard case .object(var fields) = operation else { return operation }
+        if case .object(var responses)? = fields["responses"], fields["security"] != [] {
+            responses["401"] = responses["401"] ?? error
+            fields["responses"] = .object(responses)
+        }
+        return .object(fields)
+    }
+
+    // MARK: Building blocks
+
+    static func path(_ name: String, _ description: String? = nil) -> JSONValue {
+        var parameter: [String: JSONValue] = ["name": .string(name), "in": "path", "required": true, "schema": ["type": "string"]]
+        if let description { parameter["description"] = .string(description) }
+        return .object(parameter)
+    }
+
+    static func query(_ name: String, _ schema: JSONValue, _ description: String? = nil) -> JSONValue {
+        var parameter: [String: JSONValue] = ["name": .string(name), "in": "query", "schema": schema]
+        if let description { parameter["description"] = .string(description) }
+        return .object(parameter)
+    }
+
+    static func json(_ schema: JSONValue, _ description: String = "ok") -> JSONValue {
+        ["description": .string(description), "content": ["application/json": ["schema": schema]]]
+    }
+
+    static func ref(_ name: String) -> JSONValue { ["$ref": .string("#/components/schemas/" + name)] }
+    static func list(_ key: String, of item: String) -> JSONValue {
+        ["type": "object", "required": [.string(key)], "properties": [key: ["type": "array", "items": ref(item)]]]
+    }
+    static let error: JSONValue = ["$ref": "#/components/responses/Error"]
+    static func errors(_ codes: [Int]) -> [String: JSONValue] {
+        Dictionary(uniqueKeysWithValues: (codes + [401]).map { (String($0), error) })
+    }
+
+    /// One operation: responses are the success ones and the error codes it may answer.
+    static func op(_ id: String, _ summary: String, parameters: [JSONValue] = [], body: JSONValue? = nil,
+                   _ responses: [String: JSONValue], errors codes: [Int] = [], security: Bool = true) -> JSONValue {
+        var operation: [String: JSONValue] = ["operationId": .string(id), "summary": .string(summary)]
+        if !parameters.isEmpty { operation["parameters"] = .array(parameters) }
+        if let body { operation["requestBody"] = body }
+        operation["responses"] = .object(responses.merging(security ? errors(codes) : Dictionary(uniqueKeysWithValues: codes.map { (String($0), error) })) { first, _ in first })
+        if !security { operation["security"] = [] }
+        return .object(operation)
+    }
+
+    static let config: JSONValue = ["required": true, "description": "a job config (YAML, or JSON), at most 1 MiB", "content": [
+        "application/yaml": ["schema": ["type": "string"]], "application/json": ["schema": ["type": "object"]],
+        "text/plain": ["schema": ["type": "string"]]]]
+    static let sse: JSONValue = ["description": "Server-Sent Events: `id: SEQ`, `event: TYPE`, `data: {...}` (an Event)",
+                                 "content": ["text/event-stream": ["schema": ["type": "string"]]]]
+    static let limit = query("limit", ["type": "integer", "minimum": 1, "maximum": 1000, "default": 100])
+
+    // MARK: Paths
+
+    static var paths: [String: JSONValue] {
+        var paths = modelPaths
+        paths["/health"] = ["get": op("health", "liveness", [ "200": json(["type": "object", "properties": ["status": ["type": "string"]]])], security: false)]
+        paths["/metrics"] = ["get": op("metrics", "Prometheus text: predict requests and errors by model, version and code; latency and images-per-request histograms; queue depth, load time, memory and restarts per loaded version; jobs by state",
+                                        ["200": ["description": "Prometheus text format 0.0.4", "content": ["text/plain": ["schema": ["type": "string"]]]]])]
+        paths["/api/openapi.json"] = ["get": op("openapi", "this document", ["200": json(["type": "object"])])]
+        paths["/api/jobs"] = [
+            "get": op("listJobs", "jobs, newest first", parameters: [limit, query("state", ref("JobState"))],
+                      ["200": json(list("jobs", of: "Job"))], errors: [400]),
+            "post": op("submitJob", "submit a config; the X-Yard-Git-Commit header records the submitter's commit", body: config,
+                       ["201": json(ref("Submitted"), "queued")], errors: [400, 404, 409, 413, 415]),
+        ]
+        let id = path("id", "a job id")
+        paths["/api/jobs/{id}"] = ["get": op("getJob", "a job with its epochs and artifacts", parameters: [id], ["200": json(ref("JobDetail"))], errors: [404])]
+        paths["/api/jobs/{id}/stop"] = ["post": op("stopJob", "graceful stop (a queued job at once)", parameters: [id], ["200": json(ref("Job"))], errors: [404, 409])]
+        paths["/api/jobs/{id}/resume"] = ["post": op("resumeJob", "queue a stopped or failed job again; it resumes from its last checkpoint", parameters: [id],
+                                                      ["200": json(ref("Job"))], errors: [404, 409])]
+        paths["/api/jobs/{id}/events"] = ["get": op("jobEvents", "a job's events (SSE), after Last-Event-ID or ?after=", parameters: [id,
+            query("after", ["type": "integer", "minimum": 0])], ["200": sse], errors: [400, 404])]
+        paths["/api/jobs/{id}/logs"] = ["get": op("jobLogs", "the training log; ?follow=true streams it", parameters: [id,
+            query("follow", ["type": "boolean", "default": false])],
+            ["200": ["description": "log lines", "content": ["text/plain": ["schema": ["type": "string"]]]]], errors: [404])]
+        paths["/api/events"] = ["get": op("events", "the event log (SSE): every event after Last-Event-ID or ?after=; a reader below the retained window first gets one `truncated` event",
+            parameters: [query("after", ["type": "integer", "minimum": 0]),
+                         query("entity", ["type": "string", "enum": ["job", "sweep", "model", "dataset", "worker"]]),
+                         query("id", ["type": "string"], "the entity's id"), query("type", ["type": "string"], "comma-separated event types"),
+                         query("state", ["type": "string"], "only state events into this state"),
+                         query("follow", ["type": "boolean", "default": true], "false: what is stored, then the stream ends")],
+            ["200": sse], errors: [400])]
+        paths["/api/sweeps"] = [
+            "get": op("listSweeps", "sweeps, newest first", parameters: [limit], ["200": json(list("sweeps", of: "SweepSummary"))], errors: [400]),
+            "post": op("createSweep", "start a sweep (a config with a sweeper: block)", body: config, ["201": json(ref("Sweep"))], errors: [400, 409, 413, 415]),
+        ]
+        paths["/api/sweeps/{id}"] = ["get": op("getSweep", "a sweep and its trials", parameters: [path("id", "a sweep id")], ["200": json(ref("Sweep"))], errors: [404])]
+        paths["/api/sweeps/{id}/stop"] = ["post": op("stopSweep", "stop a sweep: its running trials are stopped", parameters: [path("id", "a sweep id")],
+                                                      ["200": json(ref("Sweep"))], errors: [404, 409])]
+        paths["/api/datasets"] = [
+            "get": op("listDatasets", "each dataset's latest version, with how many it has", ["200": json(list("datasets", of: "DatasetVersion"))]),
+            "post": op("addDataset", "add a version from a folder under --dataset-root, a URL, or an uploaded ZIP; answers JSON lines of progress",
+                       body: ["required": true, "content": ["application/json": ["schema": ["type": "object", "required": ["name"], "properties": [
+                           "name": ["type": "string"], "source": ["type": "string"], "format": ["type": "string"], "seed": ["type": "integer"]]]],
+                           "application/zip": ["schema": ["type": "string", "format": "binary"]]]],
+                       ["200": ["description": "progress, then the version or the error, one JSON object per line",
+                                "content": ["application/x-ndjson": ["schema": ["type": "string"]]]]], errors: [400, 403, 409, 413, 415]),
+        ]
+        paths["/api/datasets/{name}"] = ["get": op("getDataset", "a dataset's versions, newest first, with the jobs that trained on each",
+            parameters: [path("name")], ["200": json(["type": "object", "properties": ["name": ["type": "string"], "versions": ["type": "array", "items": ref("DatasetVersion")]]])],
+            errors: [400, 404])]
+        paths["/api/datasets/{name}/versions/{version}/report"] = ["get": op("datasetReport", "a version's validation report (problems by file)",
+            parameters: [path("name"), path("version", "a number or an id prefix")], ["200": json(["type": "object"])], errors: [400, 404])]
+        paths["/api/workers"] = ["get": op("listWorkers", "workers: host, device, GPUs, current job, last heartbeat; lost ones marked",
+                                           ["200": json(list("workers", of: "Worker"))])]
+        return paths
+    }
+
+    static var modelPaths: [String: JSONValue] {
+        guard case .object(let paths)? = try? JSONDecoder().decode(JSONValue.self, from: Data(modelPathsJSON.utf8)) else { return [:] }
+        return paths
+    }
+
+    static let components = #"""
 {
   "openapi": "3.1.0",
   "info": {"title": "Trainyard", "version": "1", "description": "Self-hosted YOLO training, registry and serving. With YARD_TOKEN set every /api route needs `Authorization: Bearer TOKEN`."},
   "components": {
     "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
     "schemas": {
+      "JobState": {"type": "string", "enum": ["queued", "running", "stopping", "succeeded", "failed", "stopped", "pruned"]},
+      "Job": {"type": "object", "required": ["id", "state", "model", "created_at"], "description": "a job; its config with secrets masked", "properties": {
+        "id": {"type": "string"}, "experiment": {"type": "string"}, "model": {"type": "string"}, "type": {"type": "string"},
+        "state": {"$ref": "#/components/schemas/JobState"}, "config": {"type": "object"}, "message": {"type": "string"},
+        "attempts": {"type": "integer"}, "crashes": {"type": "integer"}, "worker": {"type": "string"}, "device": {"type": "string"},
+        "epoch": {"type": "integer"}, "epochs": {"type": "integer"}, "fitness": {"type": "number"},
+        "versions": {"type": "object", "additionalProperties": {"type": "string"}},
+        "created_at": {"type": "string", "format": "date-time"}, "started_at": {"type": "string", "format": "date-time"},
+        "finished_at": {"type": "string", "format": "date-time"}, "save_dir": {"type": "string"},
+        "best_weights": {"type": "string"}, "last_weights": {"type": "string"},
+        "final_metrics": {"type": "object", "additionalProperties": {"type": "number"}},
+        "test_metrics": {"type": "object"}, "run_id": {"type": "string"}, "mlflow_run_id": {"type": "string"},
+        "tracking": {"type": "string"}, "tracking_error": {"type": "string"}, "git_commit": {"type": "string"},
+        "dataset": {"type": "string", "description": "NAME@ID of the dataset version it trained on"}, "dataset_hash": {"type": "string"},
+        "claim": {"type": "integer"}, "report_seq": {"type": "integer"}, "pruning": {"type": "string"}}},
+      "Epoch": {"type": "object", "required": ["job_id", "epoch", "metrics"], "properties": {
+        "job_id": {"type": "string"}, "epoch": {"type": "integer"}, "seconds": {"type": "number"},
+        "metrics": {"type": "object", "additionalProperties": {"type": "number"}}}},
+      "Artifact": {"type": "object", "required": ["job_id", "key", "kind"], "properties": {
+        "job_id": {"type": "string"}, "key": {"type": "string"}, "kind": {"type": "string"}, "size": {"type": "integer"}}},
+      "JobDetail": {"allOf": [{"$ref": "#/components/schemas/Job"}, {"type": "object", "properties": {
+        "epoch_metrics": {"type": "array", "items": {"$ref": "#/components/schemas/Epoch"}},
+        "artifacts": {"type": "array", "items": {"$ref": "#/components/schemas/Artifact"}}}}]},
+      "Submitted": {"type": "object", "required": ["id", "state"], "properties": {"id": {"type": "string"}, "state": {"$ref": "#/components/schemas/JobState"}}},
+      "Event": {"type": "object", "description": "one event of the log; as SSE: `id: SEQ`, `event: TYPE`, `data: JSON of this object`",
+        "required": ["seq", "entity", "id", "type", "time", "data"], "properties": {
+        "seq": {"type": "integer", "description": "the global sequence number (gap-free, increasing in commit order)"},
+        "entity": {"type": "string", "enum": ["job", "sweep", "model", "dataset", "worker"]}, "id": {"type": "string"},
+        "type": {"type": "string", "description": "state, epoch, progress, log, artifact, trial, version, alias, truncated, ..."},
+        "time": {"type": "string"}, "data": {"type": "object"}}},
+      "Trial": {"type": "object", "required": ["number", "job_id", "params"], "properties": {
+        "number": {"type": "integer"}, "job_id": {"type": "string"}, "params": {"type": "object"}, "reported": {"type": "integer"},
+        "told": {"$ref": "#/components/schemas/JobState"}, "value": {"type": "number"}, "message": {"type": "string"},
+        "state": {"type": "string"}, "epoch": {"type": "integer"}}},
+      "Best": {"type": "object", "properties": {"number": {"type": "integer"}, "job_id": {"type": "string"}, "value": {"type": "number"}, "params": {"type": "object"}}},
+      "SweepSummary": {"type": "object", "required": ["id", "study", "state", "trials"], "properties": {
+        "id": {"type": "string"}, "study": {"type": "string"}, "experiment": {"type": "string"},
+        "state": {"type": "string", "enum": ["running", "stopping", "finished", "stopped", "failed"]},
+        "trials": {"type": "integer"}, "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "created_at": {"type": "number"}, "n_trials": {"type": "integer"}, "fitness": {"type": "string"}, "message": {"type": "string"},
+        "mlflow_run_id": {"type": "string"}, "best": {"$ref": "#/components/schemas/Best"}}},
+      "Sweep": {"allOf": [{"$ref": "#/components/schemas/SweepSummary"}, {"type": "object", "properties": {
+        "trial_list": {"type": "array", "items": {"$ref": "#/components/schemas/Trial"}}, "config": {"type": "object"},
+        "best_config": {"type": "object"}, "retrain_job_id": {"type": "string"}}}]},
+      "DatasetVersion": {"type": "object", "required": ["name", "number", "id"], "properties": {
+        "name": {"type": "string"}, "number": {"type": "integer"}, "id": {"type": "string", "description": "the DVC directory hash"},
+        "source": {"type": "string"}, "format": {"type": "string"}, "task": {"type": "string"}, "files": {"type": "integer"},
+        "bytes": {"type": "integer"}, "classes": {"type": "array", "items": {"type": "string"}},
+        "splits": {"type": "object", "additionalProperties": {"type": "object", "properties": {"images": {"type": "integer"},
+          "labelled": {"type": "integer"}, "instances": {"type": "integer"}, "class_counts": {"type": "array", "items": {"type": "integer"}}}}},
+        "errors": {"type": "integer"}, "warnings": {"type": "integer"}, "notes": {"type": "array", "items": {"type": "string"}},
+        "created_at": {"type": "string", "format": "date-time"}, "versions": {"type": "integer"}, "path": {"type": "string"},
+        "jobs": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "string"}, "state": {"type": "string"}, "fitness": {"type": ["number", "null"]}}}}}},
+      "Worker": {"type": "object", "required": ["id", "host", "status"], "properties": {
+        "id": {"type": "string"}, "host": {"type": "string"}, "pid": {"type": "integer"}, "device": {"type": "string"},
+        "versions": {"type": "object", "additionalProperties": {"type": "string"}}, "job": {"type": "string"},
+        "status": {"type": "string", "enum": ["idle", "busy", "lost"]}, "started_at": {"type": "string", "format": "date-time"},
+        "heartbeat_at": {"type": "string", "format": "date-time"}, "expires_at": {"type": "string", "format": "date-time"},
+        "lease_seconds": {"type": "number"}, "gpu_error": {"type": "string"},
+        "gpus": {"type": "array", "items": {"type": "object", "properties": {"index": {"type": "integer"}, "uuid": {"type": "string"},
+          "name": {"type": "string"}, "memory_total_mib": {"type": "integer"}, "memory_used_mib": {"type": "integer"},
+          "utilization_percent": {"type": "integer"}, "temperature_c": {"type": "integer"}}}}}},
       "Error": {"type": "object", "required": ["error", "message"], "properties": {
         "error": {"type": "string", "description": "invalid_input, not_found, conflict, unauthorized, too_large, unsupported_media_type, unavailable"},
         "message": {"type": "string", "description": "one line that says what to do"},
@@ -54,11 +255,14 @@ enum OpenAPI {
         "time": {"type": "string", "format": "date-time"}, "reason": {"type": "string"}}}
     },
     "responses": {"Error": {"description": "a 4xx/5xx with its reason", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}
-  },
-  "security": [{"bearer": []}],
-  "paths": {
-    "/health": {"get": {"summary": "liveness", "security": [], "responses": {"200": {"description": "ok"}}}},
-    "/api/predict/{name}": {"post": {
+}
+}
+"""#
+
+    /// The registry and serving operations, written as JSON.
+    static let modelPathsJSON = #"""
+{
+    "/api/predict/{name}": {"post": {"operationId": "predict", 
       "summary": "Run a registered version on one or more images",
       "parameters": [
         {"name": "name", "in": "path", "required": true, "schema": {"type": "string"}},
@@ -82,70 +286,53 @@ enum OpenAPI {
         "404": {"$ref": "#/components/responses/Error"}, "413": {"$ref": "#/components/responses/Error"},
         "409": {"$ref": "#/components/responses/Error"},
         "415": {"$ref": "#/components/responses/Error"}, "503": {"$ref": "#/components/responses/Error"}}}},
-    "/api/serving": {"get": {"summary": "loaded versions: processes, threads, memory, load time, restarts", "responses": {"200": {"description": "ok"}}}},
+    "/api/serving": {"get": {"operationId": "serving", "summary": "loaded versions: processes, threads, memory, load time, restarts", "responses": {"200": {"description": "ok"}}}},
     "/api/models": {
-      "get": {"summary": "models with their versions and aliases", "parameters": [{"name": "name", "in": "query", "schema": {"type": "string"}}],
+      "get": {"operationId": "listModels", "summary": "models with their versions and aliases", "parameters": [{"name": "name", "in": "query", "schema": {"type": "string"}}],
         "responses": {"200": {"description": "ok", "content": {"application/json": {"schema": {"type": "object", "properties": {
           "models": {"type": "array", "items": {"type": "object"}}, "versions": {"type": "array", "items": {"$ref": "#/components/schemas/ModelVersion"}}}}}}}}},
-      "post": {"summary": "register a succeeded job's best weights",
+      "post": {"operationId": "registerModel", "summary": "register a succeeded job's best weights",
         "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["job_id", "name"],
           "properties": {"job_id": {"type": "string"}, "name": {"type": "string"}, "alias": {"type": "string"}}}}}},
         "responses": {"201": {"description": "a new version", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ModelVersion"}}}},
           "200": {"description": "the version this job made already"}, "404": {"$ref": "#/components/responses/Error"}, "409": {"$ref": "#/components/responses/Error"}}}},
-    "/api/models/{name}": {"get": {"summary": "a model and its alias history", "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
+    "/api/models/{name}": {"get": {"operationId": "getModel", "summary": "a model and its alias history", "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
       "responses": {"200": {"description": "ok"}, "404": {"$ref": "#/components/responses/Error"}}}},
-    "/api/models/{name}/aliases": {"post": {"summary": "point an alias at a version (a served alias moves only after the version's health check)",
+    "/api/models/{name}/aliases": {"post": {"operationId": "setAlias", "summary": "point an alias at a version (a served alias moves only after the version's health check)",
       "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
       "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["alias", "version"],
         "properties": {"alias": {"type": "string"}, "version": {"type": "string"}}}}}},
       "responses": {"200": {"description": "the move", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AliasChange"}}}},
         "409": {"$ref": "#/components/responses/Error"}}}},
     "/api/models/{name}/aliases/{alias}": {
-      "get": {"summary": "the version an alias points at", "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}},
+      "get": {"operationId": "getAlias", "summary": "the version an alias points at", "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}},
         {"name": "alias", "in": "path", "required": true, "schema": {"type": "string"}}], "responses": {"200": {"description": "ok"}}},
-      "delete": {"summary": "remove an alias", "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}},
+      "delete": {"operationId": "removeAlias", "summary": "remove an alias", "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}},
         {"name": "alias", "in": "path", "required": true, "schema": {"type": "string"}}], "responses": {"200": {"description": "ok"}}}},
-    "/api/models/{name}/aliases/{alias}/rollback": {"post": {"summary": "back to the version the alias pointed at before",
+    "/api/models/{name}/aliases/{alias}/rollback": {"post": {"operationId": "rollbackAlias", "summary": "back to the version the alias pointed at before",
       "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}},
         {"name": "alias", "in": "path", "required": true, "schema": {"type": "string"}}], "responses": {"200": {"description": "the move"}}}},
-    "/api/models/{name}/versions/{version}/weights": {"get": {"summary": "the weights file, or with ?format=onnx its export (X-Content-SHA256)",
+    "/api/models/{name}/versions/{version}/weights": {"get": {"operationId": "getWeights", "summary": "the weights file, or with ?format=onnx its export (X-Content-SHA256)",
       "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}},
         {"name": "version", "in": "path", "required": true, "schema": {"type": "string"}},
         {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["pt", "onnx"], "default": "pt"}}],
       "responses": {"200": {"description": "the file", "content": {"application/octet-stream": {}}}, "404": {"$ref": "#/components/responses/Error"},
         "409": {"$ref": "#/components/responses/Error"}}}},
-    "/api/models/{name}/versions/{version}/export": {"post": {"summary": "export the weights (ONNX, dynamic axes), kept by content hash beside them; made once",
+    "/api/models/{name}/versions/{version}/export": {"post": {"operationId": "exportVersion", "summary": "export the weights (ONNX, dynamic axes), kept by content hash beside them; made once",
       "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}},
         {"name": "version", "in": "path", "required": true, "schema": {"type": "string"}},
         {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["onnx"], "default": "onnx"}}],
       "responses": {"200": {"description": "the version, with exports.onnx", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ModelVersion"}}}},
         "400": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"}, "503": {"$ref": "#/components/responses/Error"}}}},
     "/api/models/{name}/settings": {
-      "get": {"summary": "the model's serving preprocessing", "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
+      "get": {"operationId": "getModelSettings", "summary": "the model's serving preprocessing", "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
         "responses": {"200": {"description": "ok", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ModelSettings"}}}},
           "404": {"$ref": "#/components/responses/Error"}}},
-      "put": {"summary": "replace the model's serving preprocessing (face blurring); the next request uses it",
+      "put": {"operationId": "setModelSettings", "summary": "replace the model's serving preprocessing (face blurring); the next request uses it",
         "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
         "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ModelSettings"}}}},
         "responses": {"200": {"description": "the settings stored", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ModelSettings"}}}},
-          "400": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"}}}},
-    "/api/jobs": {"get": {"summary": "list jobs"}, "post": {"summary": "submit a config (YAML or JSON)"}},
-    "/api/jobs/{id}": {"get": {"summary": "a job"}},
-    "/api/jobs/{id}/stop": {"post": {"summary": "graceful stop"}},
-    "/api/jobs/{id}/resume": {"post": {"summary": "resume from the last checkpoint"}},
-    "/api/jobs/{id}/events": {"get": {"summary": "Server-Sent Events"}},
-    "/api/jobs/{id}/logs": {"get": {"summary": "training log (?follow=true streams)"}},
-    "/api/events": {"get": {"summary": "the event log as Server-Sent Events (Last-Event-ID or ?after=, ?entity=, ?id=, ?type=, ?state=, ?follow=false)"}},
-    "/api/sweeps": {"get": {"summary": "list sweeps"}, "post": {"summary": "start a sweep"}},
-    "/api/sweeps/{id}": {"get": {"summary": "a sweep and its trials"}},
-    "/api/sweeps/{id}/stop": {"post": {"summary": "stop a sweep"}},
-    "/api/datasets": {"get": {"summary": "list datasets"}, "post": {"summary": "add a version (JSON lines of progress)"}},
-    "/api/datasets/{name}": {"get": {"summary": "a dataset's versions"}},
-    "/api/datasets/{name}/versions/{version}/report": {"get": {"summary": "a version's validation report"}},
-    "/api/workers": {"get": {"summary": "workers and their GPUs"}},
-    "/api/openapi.json": {"get": {"summary": "this document"}},
-    "/metrics": {"get": {"summary": "Prometheus text: predict requests and errors by model, version and code; latency and images-per-request histograms; queue depth, load time, memory and restarts per loaded version; jobs by state"}}
-  }
+          "400": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"}}}}
 }
 """#
 }
