@@ -24,7 +24,7 @@ if arguments.count >= 2, arguments[1] == "streams" {
     exit(0)
 }
 if arguments.count >= 2, arguments[1] == "events" {
-    try await EventLogBench.run(perWriter: arguments.count > 2 ? Int(arguments[2]) ?? 500 : 500,
+    try await EventLogBench.run(perWriter: arguments.count > 2 ? Int(arguments[2]) ?? 2000 : 2000,
                                 seconds: arguments.count > 3 ? Int(arguments[3]) ?? 5 : 5)
     exit(0)
 }
