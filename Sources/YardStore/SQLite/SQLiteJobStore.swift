@@ -229,11 +229,18 @@ public struct SQLiteJobStore: JobStore {
     /// that commits. The one writer commits in id order: the log's sequence.
     static func insertEvent(_ db: Database, jobID: String, type: String, payload: JSONValue, time: Date,
                                     feed: JobFeed, entity: EventEntity = .job) throws -> JobEvent {
-        try db.execute(sql: "INSERT INTO event (entity, job_id, type, payload, time) VALUES (?, ?, ?, ?, ?)",
-                       arguments: [entity.rawValue, jobID, type, try JSONCoding.string(payload), time.timeIntervalSince1970])
-        let event = JobEvent(id: db.lastInsertedRowID, jobID: jobID, type: type, payload: payload, time: time, entity: entity)
-        db.afterNextTransaction(onCommit: { _ in feed.publish(event) })
+        let event = try insertEvent(db, entity: entity, id: jobID, type: type, payload: payload, body: try JSONCoding.string(payload), time: time)
+        db.afterNextTransaction(onCommit: { _ in feed.publish([event]) })
         return event
+    }
+
+    /// Inserts an event whose payload is already encoded (`body`); the
+    /// caller publishes it once its transaction commits.
+    static func insertEvent(_ db: Database, entity: EventEntity, id: String, type: String, payload: JSONValue, body: String,
+                            time: Date) throws -> JobEvent {
+        let statement = try db.cachedStatement(sql: "INSERT INTO event (entity, job_id, type, payload, time) VALUES (?, ?, ?, ?, ?)")
+        try statement.execute(arguments: [entity.rawValue, id, type, body, time.timeIntervalSince1970])
+        return JobEvent(id: db.lastInsertedRowID, jobID: id, type: type, payload: payload, time: time, entity: entity)
     }
 
     private static func event(_ row: Row) throws -> JobEvent {

@@ -48,6 +48,12 @@ public struct YardDatabase: Sendable {
         try await writer.write(body)
     }
 
+    /// Queues `body` on the writer without waiting for it (the event log's
+    /// group commit runs its transactions there).
+    package func asyncWriteWithoutTransaction(_ body: @escaping @Sendable (Database) -> Void) {
+        writer.asyncWriteWithoutTransaction(body)
+    }
+
     package func writeWithoutTransaction<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         try await writer.writeWithoutTransaction(body)
     }
