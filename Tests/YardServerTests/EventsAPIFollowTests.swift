@@ -7,7 +7,8 @@ import YardTestSupport
 
 /// `GET /api/events` while the log is being written: readers that come and
 /// go with `Last-Event-ID`, fifty that connect while writers append, a
-/// reader resuming from below what retention removed. The stream writes what a reader has pending in one write, with
+/// reader resuming from below what retention removed, and the experiment
+/// filter. The stream writes what a reader has pending in one write, with
 /// each frame encoded once for all readers: none of that may lose, repeat
 /// or reorder an event.
 @Suite("Events API while writing")
@@ -113,6 +114,36 @@ struct EventsAPIFollowTests {
             #expect(got.map(\.event) == ["truncated", "worker.tick", "worker.tick", "worker.tick"])
             #expect(got.first?.data["floor"] == 6 && got.first?.data["after"] == 2)
             #expect(got.dropFirst().map(\.id) == [7, 8, 9])
+        }
+    }
+
+    /// `?experiment=` keeps the events of that experiment's jobs and sweeps,
+    /// read back and live; each carries its experiment; a bad value is a 400
+    /// naming the field.
+    @Test func theExperimentFilterKeepsOneExperimentsEvents() async throws {
+        let t = try TestYard(sqlite: true)
+        defer { t.dir.remove() }
+        let store = t.yard.store
+        let parser = JobConfigParser { _ in true }
+        for (id, experiment) in [("a1", "alpha"), ("b1", "beta")] {
+            let config = try parser.parse("model: yolov8n.yaml\ntask_id: \(id)\nexperiment: \(experiment)\ntrain: {data: /d.yaml, epochs: 3}")
+            try await store.insert(Job(id: id, config: config, redacted: Redaction.redact(config.json), createdAt: Date()), secrets: [:])
+        }
+        try await store.appendEvent(jobID: "a1", type: "state", payload: ["state": "running"])
+        try await store.appendEvent(jobID: "b1", type: "state", payload: ["state": "running"])
+        try await t.live { port in
+            async let alpha = EventsAPITests.read(port: port, query: "?experiment=alpha", count: 2)
+            try await eventually("the reader to subscribe", timeout: .seconds(30)) { store.feed.subscriberCount > 0 }
+            try await store.appendEvent(jobID: "b1", type: "epoch", payload: ["epoch": 1])
+            try await store.appendEvent(jobID: "a1", type: "epoch", payload: ["epoch": 1])
+            let frames = try await alpha
+            #expect(frames.map(\.event) == ["job.state", "job.epoch"])
+            #expect(frames.map { $0.data["id"] } == ["a1", "a1"] && frames.allSatisfy { $0.data["experiment"] == "alpha" })
+        }
+        try await t.test { client in
+            try await client.execute(uri: "/api/events?experiment=", method: .get) { response in
+                #expect(response.status == .badRequest && response.json["field"] == "experiment", "\(response.text)")
+            }
         }
     }
 }

@@ -7,8 +7,9 @@ import YardStore
 /// `GET /api/events`: the one log of the whole system as Server-Sent
 /// Events. Every event after `Last-Event-ID` (or `?after=SEQ`), then each new
 /// one as it commits, for as long as the client stays; filtered by
-/// `?entity=job|sweep|model|dataset|worker`, `?id=`, `?type=state,epoch` and
-/// `?state=failed`; with `?follow=false` it ends once the log is read to
+/// `?entity=job|sweep|model|dataset|worker`, `?id=`, `?type=state,epoch`,
+/// `?state=failed` and `?experiment=NAME` (the events of that experiment's
+/// jobs and sweeps); with `?follow=false` it ends once the log is read to
 /// its present end. Each event's `id:` is its sequence number and its name
 /// `ENTITY.TYPE` (`job.state`, `model.alias`). A client whose cursor is
 /// below what retention removed first gets one `truncated` event saying so
@@ -59,6 +60,12 @@ struct EventsController<Context: RequestContext> {
                 throw YardError.invalid("type", "a comma-separated list of event types such as state,epoch")
             }
             filter.types = Set(list)
+        }
+        if let experiment = query.get("experiment") {
+            guard !experiment.isEmpty, experiment.count <= 256 else {
+                throw YardError.invalid("experiment", "must be an experiment name of 1-256 characters")
+            }
+            filter.experiment = String(experiment)
         }
         if let state = query.get("state") {
             let text = String(state)
@@ -148,8 +155,11 @@ enum EventLogStream {
 
     /// The JSON a reader of the log gets for an event (`yard events --json`, `/api/events`).
     static func body(_ event: JobEvent) -> JSONValue {
-        .object(["seq": .int(Int(event.id)), "entity": .string(event.entity.rawValue), "id": .string(event.jobID),
-                 "type": .string(event.type), "time": .string(ISO8601DateFormatter.yard.string(from: event.time)), "data": event.payload])
+        var body: [String: JSONValue] = ["seq": .int(Int(event.id)), "entity": .string(event.entity.rawValue), "id": .string(event.jobID),
+                                         "type": .string(event.type), "time": .string(ISO8601DateFormatter.yard.string(from: event.time)),
+                                         "data": event.payload]
+        if let experiment = event.experiment { body["experiment"] = .string(experiment) }
+        return .object(body)
     }
 
     static func truncated(after: Int64, floor: Int64) -> String {

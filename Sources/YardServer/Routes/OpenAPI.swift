@@ -135,7 +135,7 @@ enum OpenAPI {
     "/api/jobs/{id}/resume": {"post": {"summary": "resume from the last checkpoint"}},
     "/api/jobs/{id}/events": {"get": {"summary": "Server-Sent Events"}},
     "/api/jobs/{id}/logs": {"get": {"summary": "training log (?follow=true streams)"}},
-    "/api/events": {"get": {"summary": "the event log as Server-Sent Events (Last-Event-ID or ?after=, ?entity=, ?id=, ?type=, ?state=, ?follow=false)"}},
+    "/api/events": {"get": {"summary": "the event log as Server-Sent Events (Last-Event-ID or ?after=, ?entity=, ?id=, ?type=, ?state=, ?experiment=, ?follow=false)"}},
     "/api/sweeps": {"get": {"summary": "list sweeps"}, "post": {"summary": "start a sweep"}},
     "/api/sweeps/{id}": {"get": {"summary": "a sweep and its trials"}},
     "/api/sweeps/{id}/stop": {"post": {"summary": "stop a sweep"}},
