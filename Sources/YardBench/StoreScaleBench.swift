@@ -11,16 +11,15 @@ import YardStore
 /// in the same run, `GET /health` (the HTTP round trip alone) as the baseline.
 enum StoreScaleBench {
     static func run(jobs: Int, epochsPerJob: Int) async throws {
-        let folder = NSTemporaryDirectory() + "yard-bench-scale-\(getpid())"
-        defer { try? FileManager.default.removeItem(atPath: folder) }
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let database = try YardDatabase(path: folder + "/yard.sqlite")
+        let folder = try BenchFolder("scale")
+        defer { folder.remove() }
+        let database = try YardDatabase(path: folder.file("yard.sqlite"))
         let started = Monotonic.nanoseconds()
         try await generate(database, jobs: jobs, epochsPerJob: epochsPerJob)
         print(String(format: "generated %d jobs and %d epoch rows in %.1f s", jobs, jobs * epochsPerJob,
                      Double(Monotonic.nanoseconds() - started) / 1e9))
         let store = SQLiteJobStore(database: database)
-        let server = try await BenchServer.start(store: store, database: database, folder: folder)
+        let server = try await BenchServer.start(store: store, database: database, folder: folder.path)
         defer { server.task.cancel() }
         let requests = 300
         let health = try time(port: server.port, requests: requests) { _ in "/health" }
@@ -73,34 +72,10 @@ enum StoreScaleBench {
         var latencies: [Double] = []
         for i in 0..<requests {
             let started = Monotonic.nanoseconds()
-            let status = try get(port: port, path: path(i))
+            let status = try BenchServer.get(port: port, path: path(i))
             guard status == 200 else { throw YardError(.internal, "GET \(path(i)) answered \(status)") }
             latencies.append(Double(Monotonic.nanoseconds() - started) / 1e6)
         }
         return latencies
-    }
-
-    static func get(port: Int, path: String) throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let ok = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard ok == 0 else { throw YardError(.unavailable, "connect failed") }
-        let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
-        _ = request.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        var response: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = read(fd, &buffer, buffer.count)
-            if n <= 0 { break }
-            response.append(contentsOf: buffer[0..<n])
-        }
-        let head = String(decoding: response.prefix(16), as: UTF8.self)
-        return Int(head.split(separator: " ").dropFirst().first ?? "") ?? 0
     }
 }

@@ -2,6 +2,7 @@
 //   yard-bench TRACKING_URI EXPERIMENT POINTS (bench/mlflow_metrics.sh): the
 //     MLflow tracker live, replaying a backlog, and spooling from 8 jobs.
 //   yard-bench spool-writer DIR TASKS OPS: the kill -9 test's writer.
+//   yard-bench event-writer FILE TASKS: the event log's kill -9 test's writer.
 //   yard-bench streams [EVENTS] [IDLE_SECONDS] (bench/streams.sh): SSE latency
 //     with 1 and 100 clients, server CPU with 100 idle clients.
 //   yard-bench events [EVENTS_PER_WRITER] [SECONDS] (bench/events.sh): event log
@@ -24,7 +25,7 @@ if arguments.count >= 2, arguments[1] == "streams" {
     exit(0)
 }
 if arguments.count >= 2, arguments[1] == "events" {
-    try await EventLogBench.run(perWriter: arguments.count > 2 ? Int(arguments[2]) ?? 500 : 500,
+    try await EventLogBench.run(perWriter: arguments.count > 2 ? Int(arguments[2]) ?? 2000 : 2000,
                                 seconds: arguments.count > 3 ? Int(arguments[3]) ?? 5 : 5)
     exit(0)
 }
@@ -41,6 +42,10 @@ if arguments.count >= 3, arguments[1] == "redis-queue" {
 if arguments.count >= 4, arguments[1] == "event-path", let jobs = Int(arguments[3]) {
     // One run of the whole path (profiling): URL JOBS [WORKERS].
     try await EventPathBench.run(url: arguments[2], jobs: jobs, workers: arguments.count > 4 ? Int(arguments[4]) ?? 1 : 1, baseline: .nan)
+    exit(0)
+}
+if arguments.count == 4, arguments[1] == "event-writer", let tasks = Int(arguments[3]) {
+    try await EventWriter.run(path: arguments[2], tasks: tasks)
     exit(0)
 }
 if arguments.count == 5, arguments[1] == "spool-writer", let tasks = Int(arguments[3]), let ops = Int(arguments[4]) {

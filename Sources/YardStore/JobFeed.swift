@@ -77,11 +77,26 @@ public final class JobFeed: Sendable {
     /// How many subscriptions are open (all jobs).
     public var subscriberCount: Int { state.withLock { $0.count } }
 
-    public func publish(_ event: JobEvent) {
-        let targets = state.withLock { state in
-            Array(state.everything.values) + (event.entity == .job ? state.subscribers[event.jobID].map { Array($0.values) } ?? [] : [])
+    public func publish(_ event: JobEvent) { publish([event]) }
+
+    /// Publishes the events of one commit, in order: one look-up of the
+    /// subscribers for the whole batch, and each subscriber gets the batch
+    /// back to back (a waiting reader wakes once for it, not once per event).
+    public func publish(_ events: [JobEvent]) {
+        guard !events.isEmpty else { return }
+        let (everyone, perJob) = state.withLock { state -> ([Subscriber], [String: [Subscriber]]) in
+            var perJob: [String: [Subscriber]] = [:]
+            for event in events where event.entity == .job && perJob[event.jobID] == nil {
+                if let subscribers = state.subscribers[event.jobID] { perJob[event.jobID] = Array(subscribers.values) }
+            }
+            return (Array(state.everything.values), perJob)
         }
-        for subscriber in targets { subscriber.send(.event(event)) }
+        for subscriber in everyone {
+            for event in events { subscriber.send(.event(event)) }
+        }
+        for event in events where event.entity == .job {
+            for subscriber in perJob[event.jobID] ?? [] { subscriber.send(.event(event)) }
+        }
     }
 
     public func publish(logs: [LogLine], of jobID: String) {
@@ -126,11 +141,22 @@ public final class JobFeed: Sendable {
     final class Subscriber: Sendable {
         let continuation: AsyncStream<Item>.Continuation
         let lagged = Mutex(false)
+        /// Items sent and not yet taken: counted before they are buffered,
+        /// so a reader told "more" never waits long for it.
+        let buffered = Atomic<Int>(0)
 
         init(continuation: AsyncStream<Item>.Continuation) { self.continuation = continuation }
 
         func send(_ item: Item) {
-            if case .dropped = continuation.yield(item) { lagged.withLock { $0 = true } }
+            buffered.add(1, ordering: .relaxed)
+            switch continuation.yield(item) {
+            case .enqueued: break
+            case .dropped:
+                buffered.subtract(1, ordering: .relaxed)
+                lagged.withLock { $0 = true }
+            case .terminated: buffered.subtract(1, ordering: .relaxed)
+            @unknown default: buffered.subtract(1, ordering: .relaxed)
+            }
         }
 
         func takeLagged() -> Bool {
@@ -156,12 +182,17 @@ public final class JobFeed: Sendable {
             let subscriber: Subscriber
             var held: Item?
 
+            /// Whether `next()` has an item at hand (a stream writes those
+            /// together, in one write).
+            public var hasBuffered: Bool { held != nil || subscriber.buffered.load(ordering: .relaxed) > 0 }
+
             public mutating func next() async -> Item? {
                 if let item = held {
                     held = nil
                     return item
                 }
                 guard let item = await base.next() else { return nil }
+                subscriber.buffered.subtract(1, ordering: .relaxed)
                 if subscriber.takeLagged() {
                     held = item
                     return .lagged

@@ -110,7 +110,12 @@ public actor MemoryJobStore: JobStore {
 
     @discardableResult
     public func appendEvent(_ entity: EventEntity, id: String, type: String, payload: JSONValue) -> JobEvent {
-        let event = JobEvent(id: nextSeq, jobID: id, type: type, payload: payload, time: now(), entity: entity)
+        let experiment = switch entity {
+        case .job: jobsByID[id]?.experiment
+        case .sweep: sweepsByID[id]?.sweep.experiment
+        default: String?.none
+        }
+        let event = JobEvent(id: nextSeq, jobID: id, type: type, payload: payload, time: now(), entity: entity, experiment: experiment)
         nextSeq += 1
         eventLog.append(event)
         feed.publish(event)

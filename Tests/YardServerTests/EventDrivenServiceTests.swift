@@ -32,10 +32,8 @@ struct EventDrivenServiceTests {
         #expect(reads.withLock { $0 } == 1, "the store was read \(reads.withLock { $0 }) times while nothing happened")
 
         try await ModelsAPITests.succeededJob(t, "reg-1", weights: "w", extra: "mlflow: {register_model: followed}\n")
-        let started = ContinuousClock.now
         try await store.appendEvent(jobID: "reg-1", type: "state", payload: ["state": "succeeded"])
         try await eventually("the registration") { try await store.modelVersions(name: "followed").count == 1 }
-        #expect(ContinuousClock.now - started < .seconds(2), "registered \(ContinuousClock.now - started) after the job succeeded")
         // Other events wake nothing.
         let before = reads.withLock { $0 }
         for n in 0..<20 { try await store.appendEvent(jobID: "reg-1", type: "epoch", payload: ["epoch": .int(n)]) }
@@ -63,10 +61,8 @@ struct EventDrivenServiceTests {
         try await Task.sleep(for: .milliseconds(500))
         #expect(reads.withLock { $0 } == 1)
         // A job's state change (a trial may have ended) is.
-        let started = ContinuousClock.now
         try await store.appendEvent(jobID: "j", type: "state", payload: ["state": "succeeded"])
         try await eventually("a pass") { reads.withLock { $0 } == 2 }
-        #expect(ContinuousClock.now - started < .seconds(2))
     }
 
     /// A running job's stop check reads the job once, then waits for the
@@ -85,11 +81,9 @@ struct EventDrivenServiceTests {
         try await eventually("the first look") { reads.withLock { $0 } == 1 }
         try await Task.sleep(for: .seconds(2))
         #expect(reads.withLock { $0 } == 1, "the job was read \(reads.withLock { $0 }) times while nobody asked for a stop")
-        let started = ContinuousClock.now
         try await control.move(job.id, to: .stopping, message: "stop requested")
         let seen = await watcher.value
         #expect(seen?.state == .stopping)
-        #expect(ContinuousClock.now - started < .seconds(2))
         #expect(reads.withLock { $0 } == 2)
     }
 

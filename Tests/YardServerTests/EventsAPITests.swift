@@ -143,8 +143,10 @@ struct EventsAPITests {
         let streams = Mutex<[Task<[Frame], any Error>]>([])
         try await t.live { port in
             streams.withLock { $0 = (0..<3).map { _ in Task { try await Self.read(port: port, count: 1000, timeout: .seconds(120)) } } }
+            // Every stream open (a request the server has not begun when it
+            // shuts down is reset, as on a loaded machine after a fixed 500 ms).
+            try await eventually("the three readers to subscribe", timeout: .seconds(60)) { t.yard.store.feed.subscriberCount == 3 }
             try await t.yard.store.appendEvent(.model, id: "m", type: "alias", payload: [:])
-            try await Task.sleep(for: .milliseconds(500))
         }
         for stream in streams.withLock({ $0 }) {
             let frames = try await stream.value

@@ -113,6 +113,40 @@ struct EventLogContractTests {
         #expect(try await Self.all(store, after: log[2].id).map(\.id) == log.dropFirst(3).map(\.id))
     }
 
+    /// `experiment` picks the events of one experiment's jobs and sweeps,
+    /// each event carrying the experiment it was written under, from the
+    /// store and from the feed alike; other entities' events have none.
+    @Test(arguments: Driver.allCases)
+    func theExperimentFilterPicksTheEventsOfOneExperimentsJobsAndSweeps(driver: Driver) async throws {
+        let store = try Self.make(driver)
+        let parser = JobConfigParser { _ in true }
+        for (id, experiment) in [("a1", "alpha"), ("b1", "beta")] {
+            let config = try parser.parse("model: yolov8n.yaml\ntask_id: \(id)\nexperiment: \(experiment)\ntrain: {data: /d.yaml, epochs: 3}")
+            try await store.insert(Job(id: id, config: config, redacted: Redaction.redact(config.json), createdAt: Date()), secrets: [:])
+        }
+        let subscription = store.feed.subscribeAll()
+        try await store.insertSweep(Sweep(id: "s1", study: "st", experiment: "alpha", config: [:], createdAt: Date()), secrets: [:])
+        try await store.appendEvent(jobID: "a1", type: "state", payload: ["state": "running"])
+        _ = try await store.update("b1", recording: "state") { _ in ["state": "running"] }
+        try await store.appendEvent(.model, id: "a1", type: "version", payload: [:])
+        try await store.appendEvent(jobID: "a1", type: "epoch", payload: ["epoch": 1])
+        try await store.updateSweep("s1") { $0.state = .finished }
+        let log = try await Self.all(store)
+        #expect(log.map { $0.experiment ?? "-" } == ["alpha", "alpha", "beta", "-", "alpha", "alpha"])
+        let alpha = try await Self.all(store, EventFilter(experiment: "alpha"))
+        #expect(alpha.map { "\($0.entity.rawValue):\($0.jobID):\($0.type)" } == ["sweep:s1:state", "job:a1:state", "job:a1:epoch", "sweep:s1:state"])
+        #expect(try await Self.all(store, EventFilter(experiment: "beta")).map(\.jobID) == ["b1"])
+        #expect(try await Self.all(store, after: alpha[1].id, EventFilter(experiment: "alpha")).count == 2)
+        #expect(try await Self.all(store, EventFilter(experiment: "gamma")).isEmpty)
+        var live: [JobEvent] = []
+        for await item in subscription {
+            if case .event(let event) = item { live.append(event) }
+            if live.count == log.count { break }
+        }
+        subscription.cancel()
+        #expect(live.filter(EventFilter(experiment: "alpha").matches).map(\.id) == alpha.map(\.id), "the feed's events carry their experiment too")
+    }
+
     /// Retention removes jobs' old epoch, progress, log and artifact events
     /// only; the floor is the highest number it removed; new events go on
     /// above every number ever given, even when the newest were removed.

@@ -15,6 +15,7 @@ struct Events: AsyncParsableCommand {
     @Option(help: "Only events about this job or sweep id, model or dataset name.") var id: String?
     @Option(help: "Only these event types, comma-separated (state, epoch, alias, version, ...).") var type: String?
     @Option(help: "Only state changes into this state (failed, succeeded, finished, ...).") var state: String?
+    @Option(help: "Only events of the jobs and sweeps of this experiment.") var experiment: String?
     @Flag(help: "Print each event as JSON.") var json = false
     @OptionGroup var server: ServerOptions
 
@@ -26,7 +27,7 @@ struct Events: AsyncParsableCommand {
     func run() async throws {
         try await reporting {
             var query = ["follow=\(follow)"]
-            for (key, value) in [("entity", entity), ("id", id), ("type", type), ("state", state)] {
+            for (key, value) in [("entity", entity), ("id", id), ("type", type), ("state", state), ("experiment", experiment)] {
                 if let value { query.append("\(key)=\(value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")") }
             }
             var cursor = after

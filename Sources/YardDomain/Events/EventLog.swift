@@ -22,12 +22,15 @@ public struct EventFilter: Sendable, Hashable {
     public var types: Set<String>
     /// Only `state` events into this state.
     public var state: String?
+    /// Only events of jobs and sweeps of this experiment.
+    public var experiment: String?
 
-    public init(entity: EventEntity? = nil, id: String? = nil, types: Set<String> = [], state: String? = nil) {
+    public init(entity: EventEntity? = nil, id: String? = nil, types: Set<String> = [], state: String? = nil, experiment: String? = nil) {
         self.entity = entity
         self.id = id
         self.types = types
         self.state = state
+        self.experiment = experiment
     }
 
     public static let all = EventFilter()
@@ -37,6 +40,7 @@ public struct EventFilter: Sendable, Hashable {
         if let id, event.jobID != id { return false }
         if !types.isEmpty, !types.contains(event.type) { return false }
         if let state, event.type != "state" || event.payload["state"]?.stringValue != state { return false }
+        if let experiment, event.experiment != experiment { return false }
         return true
     }
 }

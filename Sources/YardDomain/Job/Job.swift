@@ -128,17 +128,22 @@ public struct JobEvent: Sendable, Codable, Hashable {
     public var payload: JSONValue
     public var time: Date
     public var entity: EventEntity
+    /// The experiment of the job or sweep it is about, as it was when the
+    /// event was written (nil for models, datasets and workers).
+    public var experiment: String?
 
-    public init(id: Int64, jobID: String, type: String, payload: JSONValue, time: Date, entity: EventEntity = .job) {
+    public init(id: Int64, jobID: String, type: String, payload: JSONValue, time: Date, entity: EventEntity = .job,
+                experiment: String? = nil) {
         self.id = id
         self.jobID = jobID
         self.type = type
         self.payload = payload
         self.time = time
         self.entity = entity
+        self.experiment = experiment
     }
 
-    enum CodingKeys: String, CodingKey { case id, jobID = "job_id", type, payload, time, entity }
+    enum CodingKeys: String, CodingKey { case id, jobID = "job_id", type, payload, time, entity, experiment }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -148,6 +153,7 @@ public struct JobEvent: Sendable, Codable, Hashable {
         payload = try c.decode(JSONValue.self, forKey: .payload)
         time = try c.decode(Date.self, forKey: .time)
         entity = try c.decodeIfPresent(EventEntity.self, forKey: .entity) ?? .job
+        experiment = try c.decodeIfPresent(String.self, forKey: .experiment)
     }
 }
 

@@ -7,14 +7,17 @@ import YardStore
 /// `GET /api/events`: the one log of the whole system as Server-Sent
 /// Events. Every event after `Last-Event-ID` (or `?after=SEQ`), then each new
 /// one as it commits, for as long as the client stays; filtered by
-/// `?entity=job|sweep|model|dataset|worker`, `?id=`, `?type=state,epoch` and
-/// `?state=failed`; with `?follow=false` it ends once the log is read to
+/// `?entity=job|sweep|model|dataset|worker`, `?id=`, `?type=state,epoch`,
+/// `?state=failed` and `?experiment=NAME` (the events of that experiment's
+/// jobs and sweeps); with `?follow=false` it ends once the log is read to
 /// its present end. Each event's `id:` is its sequence number and its name
 /// `ENTITY.TYPE` (`job.state`, `model.alias`). A client whose cursor is
 /// below what retention removed first gets one `truncated` event saying so
 /// and from where the log is whole again; it is never given a silent gap.
 struct EventsController<Context: RequestContext> {
     let store: any JobStore
+    /// Each event's frame, encoded once for all its readers.
+    let frames = EventFrames()
 
     func addRoutes(to router: some RouterMethods<Context>) {
         router.get("/api/events", use: stream)
@@ -24,10 +27,11 @@ struct EventsController<Context: RequestContext> {
         let after = try Self.cursor(request)
         let filter = try Self.filter(request)
         let follow = try Query.bool(request, "follow") ?? true
-        let store = self.store
+        let store = self.store, frames = self.frames
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
                         body: ResponseBody { writer in
-                            try await EventLogStream.run(store: store, after: after, filter: filter, follow: follow, writer: &writer)
+                            try await EventLogStream.run(store: store, frames: frames, after: after, filter: filter, follow: follow,
+                                                         writer: &writer)
                         })
     }
 
@@ -57,6 +61,12 @@ struct EventsController<Context: RequestContext> {
             }
             filter.types = Set(list)
         }
+        if let experiment = query.get("experiment") {
+            guard !experiment.isEmpty, experiment.count <= 256 else {
+                throw YardError.invalid("experiment", "must be an experiment name of 1-256 characters")
+            }
+            filter.experiment = String(experiment)
+        }
         if let state = query.get("state") {
             let text = String(state)
             guard JobState(rawValue: text) != nil || Sweep.State(rawValue: text) != nil else {
@@ -71,9 +81,14 @@ struct EventsController<Context: RequestContext> {
 /// The loop behind `/api/events`: subscribe to the whole log, catch up from
 /// the store after the cursor, then write what the feed delivers. A client
 /// that lags reads the store again from its cursor; an idle one gets the
-/// feed's keep-alive.
+/// feed's keep-alive. What the feed holds for a reader when it wakes (a
+/// commit's batch, or what piled up while its socket was busy) goes out in
+/// one write, each frame encoded once for every reader (`EventFrames`).
 enum EventLogStream {
-    static func run(store: any JobStore, after: Int64, filter: EventFilter, follow: Bool = true,
+    /// Most bytes gathered for one write.
+    static let writeLimit = 256 * 1024
+
+    static func run(store: any JobStore, frames: EventFrames = EventFrames(), after: Int64, filter: EventFilter, follow: Bool = true,
                     writer: inout any ResponseBodyWriter) async throws {
         let subscription = store.feed.subscribeAll()
         defer { subscription.cancel() }
@@ -87,31 +102,44 @@ enum EventLogStream {
             }
             while true {
                 let batch = try await store.events(after: cursor, limit: 500, filter: filter)
-                for event in batch { try await send(event, &writer) }
+                var out = ByteBuffer()
+                for event in batch {
+                    var frame = try frames.frame(event)
+                    out.writeBuffer(&frame)
+                    cursor = event.id
+                }
+                if out.readableBytes > 0 { try await writer.write(out) }
                 if batch.count < 500 { break }
             }
-        }
-        func send(_ event: JobEvent, _ writer: inout any ResponseBodyWriter) async throws {
-            try await writer.write(ByteBuffer(string: try frame(event)))
-            cursor = event.id
         }
         try await catchUp(&writer)
         guard follow else { return try await writer.finish(nil) }
         // The log never ends: a stream ends when its client leaves or the
         // server shuts down (a reader reconnects with its Last-Event-ID).
         try await withGracefulShutdownHandler {
-            for await item in subscription {
-                switch item {
-                case .event(let event):
-                    guard event.id > cursor, filter.matches(event) else { continue }
-                    try await send(event, &writer)
-                case .lagged:
-                    try await catchUp(&writer)
-                case .heartbeat:
-                    try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
-                case .logs:
-                    continue
+            var items = subscription.makeAsyncIterator()
+            var out = ByteBuffer()
+            while let first = await items.next() {
+                var next: JobFeed.Item? = first
+                while let item = next {
+                    switch item {
+                    case .event(let event):
+                        if event.id > cursor, filter.matches(event) {
+                            var frame = try frames.frame(event)
+                            out.writeBuffer(&frame)
+                            cursor = event.id
+                        }
+                    case .lagged:
+                        if out.readableBytes > 0 { try await writer.write(out); out.clear() }
+                        try await catchUp(&writer)
+                    case .heartbeat:
+                        out.writeString(": keep-alive\n\n")
+                    case .logs:
+                        break
+                    }
+                    if items.hasBuffered, out.readableBytes < writeLimit { next = await items.next() } else { next = nil }
                 }
+                if out.readableBytes > 0 { try await writer.write(out); out.clear() }
             }
         } onGracefulShutdown: {
             subscription.cancel()
@@ -127,8 +155,11 @@ enum EventLogStream {
 
     /// The JSON a reader of the log gets for an event (`yard events --json`, `/api/events`).
     static func body(_ event: JobEvent) -> JSONValue {
-        .object(["seq": .int(Int(event.id)), "entity": .string(event.entity.rawValue), "id": .string(event.jobID),
-                 "type": .string(event.type), "time": .string(ISO8601DateFormatter.yard.string(from: event.time)), "data": event.payload])
+        var body: [String: JSONValue] = ["seq": .int(Int(event.id)), "entity": .string(event.entity.rawValue), "id": .string(event.jobID),
+                                         "type": .string(event.type), "time": .string(ISO8601DateFormatter.yard.string(from: event.time)),
+                                         "data": event.payload]
+        if let experiment = event.experiment { body["experiment"] = .string(experiment) }
+        return .object(body)
     }
 
     static func truncated(after: Int64, floor: Int64) -> String {

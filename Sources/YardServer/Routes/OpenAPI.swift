@@ -107,6 +107,7 @@ enum OpenAPI {
                          query("entity", ["type": "string", "enum": ["job", "sweep", "model", "dataset", "worker"]]),
                          query("id", ["type": "string"], "the entity's id"), query("type", ["type": "string"], "comma-separated event types"),
                          query("state", ["type": "string"], "only state events into this state"),
+                         query("experiment", ["type": "string"], "only events of the jobs and sweeps of this experiment"),
                          query("follow", ["type": "boolean", "default": true], "false: what is stored, then the stream ends")],
             ["200": sse], errors: [400])]
         paths["/api/sweeps"] = [

@@ -229,28 +229,43 @@ public struct SQLiteJobStore: JobStore {
     /// that commits. The one writer commits in id order: the log's sequence.
     static func insertEvent(_ db: Database, jobID: String, type: String, payload: JSONValue, time: Date,
                                     feed: JobFeed, entity: EventEntity = .job) throws -> JobEvent {
-        try db.execute(sql: "INSERT INTO event (entity, job_id, type, payload, time) VALUES (?, ?, ?, ?, ?)",
-                       arguments: [entity.rawValue, jobID, type, try JSONCoding.string(payload), time.timeIntervalSince1970])
-        let event = JobEvent(id: db.lastInsertedRowID, jobID: jobID, type: type, payload: payload, time: time, entity: entity)
-        db.afterNextTransaction(onCommit: { _ in feed.publish(event) })
+        let event = try insertEvent(db, entity: entity, id: jobID, type: type, payload: payload, body: try JSONCoding.string(payload), time: time)
+        db.afterNextTransaction(onCommit: { _ in feed.publish([event]) })
         return event
+    }
+
+    /// Inserts an event whose payload is already encoded (`body`); the
+    /// caller publishes it once its transaction commits. A job's or sweep's
+    /// event carries its experiment (`?experiment=` filters on it), read from
+    /// the record in the same statement.
+    static func insertEvent(_ db: Database, entity: EventEntity, id: String, type: String, payload: JSONValue, body: String,
+                            time: Date) throws -> JobEvent {
+        let statement = try db.cachedStatement(sql: """
+            INSERT INTO event (entity, job_id, type, payload, time, experiment) VALUES (?1, ?2, ?3, ?4, ?5, CASE ?1
+              WHEN 'job' THEN (SELECT json_extract(record, '$.experiment') FROM job WHERE id = ?2)
+              WHEN 'sweep' THEN (SELECT json_extract(record, '$.experiment') FROM sweep WHERE id = ?2) END)
+            RETURNING experiment
+            """)
+        let experiment = try String.fetchOne(statement, arguments: [entity.rawValue, id, type, body, time.timeIntervalSince1970])
+        return JobEvent(id: db.lastInsertedRowID, jobID: id, type: type, payload: payload, time: time, entity: entity, experiment: experiment)
     }
 
     private static func event(_ row: Row) throws -> JobEvent {
         JobEvent(id: row["id"], jobID: row["job_id"], type: row["type"], payload: try JSONCoding.decode(JSONValue.self, row["payload"]),
-                 time: Date(timeIntervalSince1970: row["time"]), entity: EventEntity(rawValue: row["entity"]) ?? .job)
+                 time: Date(timeIntervalSince1970: row["time"]), entity: EventEntity(rawValue: row["entity"]) ?? .job,
+                 experiment: row["experiment"])
     }
 
     public func events(of id: String, after: Int64, limit: Int) async throws -> [JobEvent] {
         try await db.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT id, entity, job_id, type, payload, time FROM event WHERE entity = 'job' AND job_id = ? AND id > ? ORDER BY id LIMIT ?
+                SELECT id, entity, job_id, type, payload, time, experiment FROM event WHERE entity = 'job' AND job_id = ? AND id > ? ORDER BY id LIMIT ?
                 """, arguments: [id, after, limit]).map(Self.event)
         }
     }
 
     public func events(after: Int64, limit: Int, filter: EventFilter) async throws -> [JobEvent] {
-        var sql = "SELECT id, entity, job_id, type, payload, time FROM event WHERE id > ?"
+        var sql = "SELECT id, entity, job_id, type, payload, time, experiment FROM event WHERE id > ?"
         var arguments: StatementArguments = [after]
         if let entity = filter.entity { sql += " AND entity = ?"; arguments += [entity.rawValue] }
         if let id = filter.id { sql += " AND job_id = ?"; arguments += [id] }
@@ -259,6 +274,7 @@ public struct SQLiteJobStore: JobStore {
             arguments += StatementArguments(filter.types.sorted())
         }
         if let state = filter.state { sql += " AND type = 'state' AND json_extract(payload, '$.state') = ?"; arguments += [state] }
+        if let experiment = filter.experiment { sql += " AND experiment = ?"; arguments += [experiment] }
         sql += " ORDER BY id LIMIT ?"
         arguments += [limit]
         let query = sql, values = arguments

@@ -48,6 +48,12 @@ public struct YardDatabase: Sendable {
         try await writer.write(body)
     }
 
+    /// Queues `body` on the writer without waiting for it (the event log's
+    /// group commit runs its transactions there).
+    package func asyncWriteWithoutTransaction(_ body: @escaping @Sendable (Database) -> Void) {
+        writer.asyncWriteWithoutTransaction(body)
+    }
+
     package func writeWithoutTransaction<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         try await writer.writeWithoutTransaction(body)
     }
@@ -181,6 +187,19 @@ public struct YardDatabase: Sendable {
                 CREATE INDEX event_by_entity ON event(entity, job_id, id);
                 CREATE INDEX event_by_time ON event(time);
                 CREATE TABLE event_floor (only INTEGER PRIMARY KEY CHECK (only = 1), seq INTEGER NOT NULL);
+                """)
+        }
+        migrator.registerMigration("v9-event-experiment") { db in
+            // A job's or sweep's events carry its experiment, written with
+            // the event, so `?experiment=` is an indexed look-up that holds
+            // after the job is pruned; older events take theirs from the record.
+            try db.execute(sql: """
+                ALTER TABLE event ADD COLUMN experiment TEXT;
+                UPDATE event SET experiment = (SELECT json_extract(job.record, '$.experiment') FROM job WHERE job.id = event.job_id)
+                  WHERE entity = 'job';
+                UPDATE event SET experiment = (SELECT json_extract(sweep.record, '$.experiment') FROM sweep WHERE sweep.id = event.job_id)
+                  WHERE entity = 'sweep';
+                CREATE INDEX event_by_experiment ON event(experiment, id) WHERE experiment IS NOT NULL;
                 """)
         }
         return migrator
