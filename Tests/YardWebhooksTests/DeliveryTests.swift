@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import Testing
 import YardDomain
 import YardStore
@@ -9,13 +10,15 @@ import YardWebhooks
 /// A deliverer on a memory store with real receivers on 127.0.0.1.
 struct Harness {
     let dir: TemporaryDirectory
-    let store = MemoryJobStore()
+    let store: any JobStore
     let logs = LogCapture()
     let deliverer: WebhookDeliverer
     let task: Task<Void, any Error>
 
-    init(_ name: String, targets: [WebhookTarget] = [], allowPrivate: Bool = true, timeout: Duration = .seconds(10)) async throws {
+    init(_ name: String, targets: [WebhookTarget] = [], allowPrivate: Bool = true, timeout: Duration = .seconds(10),
+         store: any JobStore = MemoryJobStore()) async throws {
         dir = try TemporaryDirectory("webhooks-\(name)")
+        self.store = store
         var settings = WebhookSettings()
         settings.targets = targets
         settings.allowPrivate = allowPrivate
@@ -34,11 +37,19 @@ struct Harness {
     }
 
     /// A job whose config has `notify` (YAML), stored as `JobControl.submit` stores it: secrets sealed apart, config masked.
-    func insertJob(_ id: String, notify: String) async throws {
-        let config = try JobConfigParser { _ in true }.parse("model: yolov8n.yaml\ntask_id: \(id)\ntrain: {data: /d/data.yaml}\nnotify: \(notify)\n")
+    func insertJob(_ id: String, notify: String, extra: String = "") async throws {
+        let config = try JobConfigParser { _ in true }.parse("model: yolov8n.yaml\ntask_id: \(id)\ntrain: {data: /d/data.yaml}\nnotify: \(notify)\n" + extra)
         let secrets = Redaction.secrets(of: config.json)
         try await store.insert(Job(id: id, config: config, redacted: SecretMasker(secrets: secrets).mask(Redaction.redact(config.json)), createdAt: Date()),
                                secrets: secrets)
+    }
+
+    /// A sweep whose base config has `notify`, stored as `SweepService.create` stores it.
+    func insertSweep(_ id: String, notify: String) async throws {
+        let config = try JobConfigParser { _ in true }.parse("model: yolov8n.yaml\ntrain: {data: /d/data.yaml}\nnotify: \(notify)\n")
+        let secrets = Redaction.secrets(of: config.json)
+        let sweep = Sweep(id: id, study: id, experiment: id, config: SecretMasker(secrets: secrets).mask(Redaction.redact(config.json)), createdAt: Date())
+        try await store.insertSweep(sweep, secrets: secrets)
     }
 
     @discardableResult
@@ -197,6 +208,85 @@ struct DeliveryTests {
         await h.stop()
         await all.stop()
         await failures.stop()
+    }
+}
+
+@Suite("Webhook routing")
+struct RoutingTests {
+    @Test("a sweep's notify: gets its end; its trials' ends only when its events list them; a trial never sends to the notify: it inherits")
+    func sweepNotify() async throws {
+        let listing = try await Receiver.start()
+        let plain = try await Receiver.start()
+        let h = try await Harness("sweeps")
+        try await h.insertSweep("sweep-a", notify: "{url: '\(listing.url)', events: [sweep.finished, job.failed]}")
+        try await h.insertSweep("sweep-b", notify: plain.url)
+        // Trials carry the sweep's notify: in their config (made from its base config) and its id in metadata.
+        try await h.insertJob("trial-a1", notify: "{url: '\(listing.url)', events: [sweep.finished, job.failed]}", extra: "metadata: {sweep_id: sweep-a}\n")
+        try await h.insertJob("trial-a2", notify: "{url: '\(listing.url)', events: [sweep.finished, job.failed]}", extra: "metadata: {sweep_id: sweep-a}\n")
+        try await h.insertJob("trial-b1", notify: plain.url, extra: "metadata: {sweep_id: sweep-b}\n")
+        let failed = try await h.end("trial-a1", "failed")
+        try await h.end("trial-a2", "succeeded")
+        try await h.end("trial-b1", "failed")
+        let finished = try await h.store.appendEvent(.sweep, id: "sweep-b", type: "state", payload: ["state": "finished", "previous": "running"])
+        try await eventually("the sweep's end") { plain.count >= 1 }
+        try await eventually("the listed trial end") { listing.count >= 1 }
+        // The deliveries above came after the others were read: anything else would be here by now.
+        try await eventually("the log to be read") {
+            let status = await h.deliverer.status()
+            return status.cursor >= finished.id && status.pending == 0
+        }
+        #expect(plain.all.map(\.sequence) == [String(finished.id)])
+        #expect(plain.all.first?.json?["event"] as? String == "sweep.finished")
+        #expect(listing.all.map(\.sequence) == [String(failed.id)])
+        #expect(await h.target("sweep:sweep-a") != nil)
+        #expect(await h.target("job:trial-a1") == nil)
+        await h.stop()
+        await listing.stop()
+        await plain.stop()
+    }
+
+    @Test("idle, the deliverer reads nothing; a state event wakes it at once, an epoch event does not")
+    func followsTheLog() async throws {
+        let reads = Mutex(0)
+        let store = FaultyJobStore { call in
+            if call.name == "events" { reads.withLock { $0 += 1 } }
+            return nil
+        }
+        let receiver = try await Receiver.start()
+        let h = try await Harness("follow", targets: [try server(receiver.url)], store: store)
+        try await eventually("the first read") { reads.withLock { $0 } == 1 }
+        // Idle for 3 s: nothing reads the store on a timer.
+        try await Task.sleep(for: .seconds(3))
+        #expect(reads.withLock { $0 } == 1, "the store was read \(reads.withLock { $0 }) times while nothing happened")
+        for n in 0..<20 { try await store.appendEvent(jobID: "j", type: "epoch", payload: ["epoch": .int(n)]) }
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(reads.withLock { $0 } == 1, "epoch events woke the deliverer")
+        try await store.appendEvent(jobID: "j", type: "state", payload: ["state": "succeeded"])
+        try await eventually("the delivery") { receiver.count == 1 }
+        await h.stop()
+        await receiver.stop()
+    }
+
+    @Test("when retention removed events past the cursor, the status says so and delivery goes on from the floor")
+    func retentionFloor() async throws {
+        let receiver = try await Receiver.start()
+        let dir = try TemporaryDirectory("webhooks-floor")
+        let store = MemoryJobStore()
+        for epoch in 1...3 { try await store.appendEvent(jobID: "old", type: "epoch", payload: ["epoch": .int(epoch)]) }
+        try await store.pruneEvents(before: Date().addingTimeInterval(60))
+        let floor = try await store.eventFloor()
+        #expect(floor > 0)
+        var settings = WebhookSettings()
+        settings.allowPrivate = true
+        settings.targets = [try server(receiver.url)]
+        let deliverer = WebhookDeliverer(store: store, settings: settings, stateFile: dir.file("webhooks.json"), logger: LogCapture().logger)
+        let task = Task { try await deliverer.run() }
+        try await eventually("the note") { await deliverer.status().note?.contains("retention removed events up to \(floor)") == true }
+        let event = try await store.appendEvent(jobID: "new", type: "state", payload: ["state": "succeeded"])
+        try await eventually("the delivery after the floor") { receiver.all.contains { $0.sequence == String(event.id) } }
+        task.cancel()
+        _ = try? await task.value
+        await receiver.stop()
     }
 }
 
