@@ -49,11 +49,37 @@ struct WebhookRestartTests {
             try await second.get("/api/webhooks")["targets"]?[0]?["pending"]?.intValue == 0
         }
         #expect(receiver.count == 1)
+        let listed = try h.yard(["webhooks"], server: second.port)
+        #expect(listed.status == 0)
+        #expect(listed.output.contains("http://127.0.0.1") && listed.output.contains("job.stopped"), "\(listed.output)")
+        #expect(!listed.output.contains("/hook"))
         // Neither log holds the server secret.
         for log in [first.log, second.log] {
             #expect(!((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains(secret))
         }
         try await second.signal(SIGTERM)
         await receiver.stop()
+    }
+
+    @Test("bad webhook flags stop yard up before it starts, on one error line naming the flag")
+    func badFlags() throws {
+        let h = try YardHarness("webhook-flags")
+        defer { h.dir.remove() }
+        let cases: [([String], [String: String], String)] = [
+            (["--webhook", "ftp://x.example/hook"], [:], "--webhook"),
+            (["--webhook", "http://10.0.0.7/hook"], [:], "--allow-private-webhooks"),
+            (["--webhook", "https://x.example/hook;events=job.exploded"], [:], "job.exploded"),
+            (["--webhook", "https://x.example/hook", "--webhook-secret-file", h.dir.file("missing")], [:], "--webhook-secret-file"),
+            (["--webhook", "https://x.example/hook"], ["YARD_WEBHOOK_SECRET": "short"], "at least 8"),
+        ]
+        for (flags, environment, what) in cases {
+            let (process, log) = try h.launch(["up", "--port", "0", "--data-dir", h.data] + flags, environment: environment, log: "flags")
+            process.waitUntilExit()
+            let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            #expect(process.terminationStatus != 0, "\(flags)")
+            // ArgumentParser's error line, then its usage lines.
+            let error = output.split(separator: "\n").first { $0.hasPrefix("Error:") }
+            #expect(error?.contains(what) == true, "\(flags): \(output)")
+        }
     }
 }
