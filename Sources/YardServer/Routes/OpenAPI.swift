@@ -143,6 +143,7 @@ enum OpenAPI {
     "/api/datasets/{name}": {"get": {"summary": "a dataset's versions"}},
     "/api/datasets/{name}/versions/{version}/report": {"get": {"summary": "a version's validation report"}},
     "/api/workers": {"get": {"summary": "workers and their GPUs"}},
+    "/api/webhooks": {"get": {"summary": "webhook targets (URL as scheme and host): filter, last delivery, last error, pending deliveries"}},
     "/api/openapi.json": {"get": {"summary": "this document"}},
     "/metrics": {"get": {"summary": "Prometheus text: predict requests and errors by model, version and code; latency and images-per-request histograms; queue depth, load time, memory and restarts per loaded version; jobs by state"}}
   }
