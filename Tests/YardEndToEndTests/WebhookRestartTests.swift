@@ -19,6 +19,7 @@ struct WebhookRestartTests {
         let arguments = ["serve", "--port", "0", "--data-dir", h.data, "--python", h.python, "--allow-private-webhooks",
                          "--webhook", "http://127.0.0.1:\(port)/hook;events=job.stopped"]
         let first = try await h.serving(arguments, environment: environment, log: "serve-1")
+        defer { if first.process.isRunning { first.process.terminate() } }  // a failed expectation leaves no server behind
         // No workers: the job stays queued, and a stop ends it at once.
         let id = try await first.submit("model: yolov8n.yaml\ntrain: {data: \(data), epochs: 1}\n")
         var stop = HTTPClientRequest(url: first.base + "/api/jobs/\(id)/stop")
@@ -37,6 +38,7 @@ struct WebhookRestartTests {
 
         let receiver = try await Receiver.start(port: port)
         let second = try await h.serving(arguments, environment: environment, log: "serve-2")
+        defer { if second.process.isRunning { second.process.terminate() } }
         try await eventually("the delivery after the restart", timeout: .seconds(60)) { receiver.count >= 1 }
         let delivery = try #require(receiver.all.first)
         let json = try #require(delivery.json)
