@@ -109,9 +109,18 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Webhooks: follows the event log and delivers signed, retried, persisted notifications.
+        .target(name: "YardWebhooks", dependencies: [
+            "YardDomain", "YardStore",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // REST API, SSE, auth, error mapping.
         .target(name: "YardServer", dependencies: [
-            "YardDomain", "YardStore", "YardQueue", "YardRedis", "YardJobs", "YardWorker", "YardEngine", "YardTracker", "YardArtifacts", "YardSweeps", "YardDatasets", "YardServing",
+            "YardDomain", "YardStore", "YardQueue", "YardRedis", "YardJobs", "YardWorker", "YardEngine", "YardTracker", "YardArtifacts", "YardSweeps", "YardDatasets", "YardServing", "YardWebhooks",
             "CYardSpawn",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -119,7 +128,7 @@ let package = Package(
         ]),
         // The commands: argument parsing, HTTP client, progress bar.
         .target(name: "YardCLI", dependencies: [
-            "YardDomain", "YardServer", "YardEngine", "YardJobs", "YardQueue", "YardWorker", "YardDatasets", "YardServing",
+            "YardDomain", "YardServer", "YardEngine", "YardJobs", "YardQueue", "YardWorker", "YardDatasets", "YardServing", "YardWebhooks",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
@@ -137,22 +146,29 @@ let package = Package(
         ]),
 
         // Fixtures shared by the test suites: temp folders, a scripted engine.
-        .target(name: "YardTestSupport", dependencies: ["YardDomain", "YardStore", "YardQueue", "YardEngine", "YardRedis", .product(name: "Logging", package: "swift-log")], path: "Tests/YardTestSupport"),
+        .target(name: "YardTestSupport", dependencies: ["YardDomain", "YardStore", "YardQueue", "YardEngine", "YardRedis", .product(name: "Logging", package: "swift-log"),
+                                                    .product(name: "Hummingbird", package: "hummingbird")], path: "Tests/YardTestSupport"),
         .testTarget(name: "YardDomainTests", dependencies: ["YardDomain", "YardEngine"]),
         .testTarget(name: "YardArtifactsTests", dependencies: ["YardArtifacts"]),
         .testTarget(name: "YardDatasetsTests", dependencies: ["YardDatasets", "YardArtifacts", "YardTestSupport"]),
         .testTarget(name: "YardRedisTests", dependencies: ["YardRedis", "YardQueue", "YardTestSupport", .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "YardStoreTests", dependencies: ["YardStore", "YardQueue", "YardRedis", "YardTestSupport"]),
         .testTarget(name: "YardServerTests", dependencies: [
-            "YardServer", "YardCLI", "YardJobs", "YardQueue", "YardWorker", "YardTracker", "YardArtifacts", "YardRedis", "YardSweeps", "YardTestSupport", "YardDatasets", "YardServing",
+            "YardServer", "YardCLI", "YardJobs", "YardQueue", "YardWorker", "YardTracker", "YardArtifacts", "YardRedis", "YardSweeps", "YardTestSupport", "YardDatasets", "YardServing", "YardWebhooks",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
+        .testTarget(name: "YardWebhooksTests", dependencies: [
+            "YardWebhooks", "YardDomain", "YardStore", "YardTestSupport",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "YardEndToEndTests", dependencies: [
             "YardDomain", "YardEngine", "YardArtifacts", "YardRedis", "YardSweeps", "YardTestSupport",
-            "YardStore", "YardQueue", "YardJobs", "YardWorker", "YardTracker", "YardDatasets",
+            "YardStore", "YardQueue", "YardJobs", "YardWorker", "YardTracker", "YardDatasets", "YardWebhooks",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Logging", package: "swift-log"),
         ]),

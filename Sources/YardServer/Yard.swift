@@ -12,6 +12,7 @@ import YardStore
 import YardServing
 import YardSweeps
 import YardTracker
+import YardWebhooks
 import YardWorker
 
 /// Settings of `yard up`.
@@ -48,6 +49,8 @@ public struct YardOptions: Sendable {
     public var serving = ServingOptions()
     /// `--event-retention-days`: how long jobs' epoch and log events stay in the event log (state events stay for ever).
     public var eventRetention = EventRetention()
+    /// `--webhook`, `--allow-private-webhooks`, the server-wide secret: what the webhook deliverer sends where.
+    public var webhooks = WebhookSettings()
 
     public init() {}
 }
@@ -83,6 +86,8 @@ public struct Yard: Sendable {
     public let datasets: DatasetService
     /// The versions being served (`/api/predict`), loaded on first use.
     public let modelServer: ModelServer
+    /// Sends webhooks for what the event log records (`GET /api/webhooks` shows it).
+    public let webhooks: WebhookDeliverer
     /// Predict requests counted for `/metrics`.
     public let servingMetrics = ServingMetrics()
     /// Alias moves, one at a time across every request.
@@ -117,6 +122,8 @@ public struct Yard: Sendable {
         self.modelServer = ModelServer(engine: engine, weights: WeightsCache(root: options.dataDirectory + "/models", artifacts: artifacts,
                                                                              store: store, defaultTrackingURI: uri),
                                        options: options.serving, logger: Logger(label: "yard.serving"))
+        self.webhooks = WebhookDeliverer(store: store, settings: options.webhooks, stateFile: options.dataDirectory + "/webhooks.json",
+                                         logger: Logger(label: "yard.webhooks"))
         self.datasets = DatasetService(store: store, dataDirectory: options.dataDirectory, importRoots: options.datasetRoots,
                                        tokenRequired: options.token != nil, allowSymlinks: options.allowDatasetSymlinks,
                                        maxDatasetBytes: options.maxDatasetBytes)
@@ -202,10 +209,10 @@ public struct Yard: Sendable {
         router.get("/health") { _, _ in
             try JSONResponse.make(["status": "ok"])
         }
-        JobsController(control: control)
+        JobsController(control: control, allowPrivateWebhooks: options.webhooks.allowPrivate)
             .addRoutes(to: router.group("/api/jobs"))
         ModelsController(registry: models).addRoutes(to: router.group("/api/models"))
-        SweepsController(sweeps: sweeps, store: store).addRoutes(to: router.group("/api/sweeps"))
+        SweepsController(sweeps: sweeps, store: store, allowPrivateWebhooks: options.webhooks.allowPrivate).addRoutes(to: router.group("/api/sweeps"))
         DatasetsController(service: datasets).addRoutes(to: router.group("/api/datasets"))
         EventsController(store: store).addRoutes(to: router)
         PredictController(registry: models, server: modelServer, metrics: servingMetrics).addRoutes(to: router)
@@ -218,6 +225,9 @@ public struct Yard: Sendable {
         }
         router.get("/api/openapi.json") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: OpenAPI.document)))
+        }
+        router.get("/api/webhooks") { [webhooks] _, _ in
+            try JSONResponse.make(await webhooks.status())
         }
         router.get("/api/workers") { _, _ in
             try JSONResponse.make(["workers": try await registry.workers()])
@@ -281,6 +291,7 @@ public struct Yard: Sendable {
         if !entries.isEmpty { services.append(.init(service: WorkerPresence(registry: registry, entries: entries, logger: logger))) }
         services.append(.init(service: WorkerWatch(registry: registry, store: store, logger: Logger(label: "yard.workers"))))
         services.append(.init(service: EventRetentionService(store: store, retention: options.eventRetention, logger: Logger(label: "yard.events"))))
+        services.append(.init(service: webhooks))
         services.append(.init(service: sweeps))
         services.append(.init(service: AutoRegistration(registry: models, logger: Logger(label: "yard.registry"))))
         services.append(.init(service: ModelServerService(server: modelServer)))

@@ -9,6 +9,7 @@ import YardQueue
 import YardServer
 import YardStore
 import YardTestSupport
+import YardWebhooks
 
 /// A Yard on the memory drivers with a scripted engine.
 struct TestYard {
@@ -19,7 +20,7 @@ struct TestYard {
     /// With `sqlite`, the store and queue are the embedded drivers on a file in the temp folder.
     /// `directory` is an existing folder to use as the data dir.
     init(token: String? = nil, store: (any JobStore)? = nil, queue: (any JobQueue)? = nil, allowDatasetSymlinks: Bool = false,
-         sqlite: Bool = false, directory: String? = nil, datasetRoots: [String] = []) throws {
+         sqlite: Bool = false, directory: String? = nil, datasetRoots: [String] = [], webhooks: WebhookSettings = WebhookSettings()) throws {
         dir = try directory.map(TemporaryDirectory.init(at:)) ?? TemporaryDirectory("yard-server")
         var options = YardOptions()
         options.dataDirectory = dir.path
@@ -28,6 +29,7 @@ struct TestYard {
         options.port = 0  // `live` listens on a free port
         options.allowDatasetSymlinks = allowDatasetSymlinks
         options.datasetRoots = datasetRoots
+        options.webhooks = webhooks
         var store = store ?? MemoryJobStore()
         var queue: any JobQueue = queue ?? MemoryJobQueue()
         if sqlite {

@@ -4,6 +4,7 @@ import Logging
 import YardDomain
 import YardServer
 import YardServing
+import YardWebhooks
 
 struct Up: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -127,8 +128,17 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("event-retention-days"),
             help: "Days jobs' epoch, progress, log and artifact events stay in the event log (0: for ever; state and other events always stay).")
     var eventRetentionDays = 30
+    @Option(name: .customLong("webhook"),
+            help: "Send webhooks to this URL (repeatable): 'URL', 'URL;events=job.failed,sweep.finished', ';format=slack'. Signed with $YARD_WEBHOOK_SECRET or --webhook-secret-file.")
+    var webhooks: [String] = []
+    @Option(name: .customLong("webhook-secret-file"), help: "File whose first line is the secret server-wide webhooks are signed with (YARD_WEBHOOK_SECRET wins).")
+    var webhookSecretFile: String?
+    @Flag(name: .customLong("allow-private-webhooks"),
+          help: "Let webhooks (--webhook and notify:) reach loopback, link-local and private addresses (refused by default: request forgery).")
+    var allowPrivateWebhooks = false
 
     func validate() throws {
+        _ = try webhookSettings()
         if let predictors { guard (1...64).contains(predictors) else { throw ValidationError("--predictors must be between 1 and 64") } }
         if let predictorThreads { guard (1...256).contains(predictorThreads) else { throw ValidationError("--predictor-threads must be between 1 and 256") } }
         guard serveMemory >= 256 else { throw ValidationError("--serve-memory-mb must be at least 256") }
@@ -191,7 +201,30 @@ struct ServeOptions: ParsableArguments {
             serving.batching = images > 1 ? Batching(maxImages: images, maxWait: wait) : nil
         }
         options.serving = serving
+        options.webhooks = (try? webhookSettings()) ?? options.webhooks
         return options
+    }
+
+    /// The webhook flags checked: each `--webhook` parsed, the secret read
+    /// (`YARD_WEBHOOK_SECRET`, else `--webhook-secret-file`), and
+    /// `YARD_WEBHOOK_RETRY_BASE_MS` (tests) for the first retry's wait.
+    func webhookSettings() throws -> WebhookSettings {
+        var settings = WebhookSettings()
+        settings.allowPrivate = allowPrivateWebhooks
+        var secret = environmentValue("YARD_WEBHOOK_SECRET")
+        if secret == nil, let path = webhookSecretFile {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8),
+                  let line = text.split(whereSeparator: \.isNewline).first.map({ $0.trimmingCharacters(in: .whitespaces) }), !line.isEmpty else {
+                throw ValidationError("--webhook-secret-file: cannot read a secret from \(path); put the secret on its first line")
+            }
+            secret = line
+        }
+        if let secret, secret.count < 8 { throw ValidationError("YARD_WEBHOOK_SECRET / --webhook-secret-file: the secret must be at least 8 characters") }
+        do {
+            settings.targets = try webhooks.map { spec throws(YardError) in try WebhookTarget.server(spec, secret: secret, allowPrivate: allowPrivateWebhooks) }
+        } catch { throw ValidationError(error.message) }
+        if let text = environmentValue("YARD_WEBHOOK_RETRY_BASE_MS"), let ms = Int(text), ms > 0 { settings.backoff.base = Double(ms) / 1000 }
+        return settings
     }
 
     var logger: Logger {

@@ -10,7 +10,7 @@ public struct JobConfig: Sendable, Hashable {
     /// Top-level keys a config may have; anything else is an error naming the key.
     public static let topLevelKeys: [String] = [
         "model", "type", "task_id", "experiment", "train", "val", "mlflow", "minio",
-        "redis", "sweeper", "extras", "metadata", "max_attempts", "evaluate_test", "deploy",
+        "redis", "sweeper", "extras", "metadata", "max_attempts", "evaluate_test", "deploy", "notify",
     ]
 
     /// Attempts a job may lose to a crash (of the engine's host process or of
@@ -52,6 +52,9 @@ public struct JobConfig: Sendable, Hashable {
     /// The validated `sweeper:` block (the parser checked it).
     public var sweep: SweepSpec? { document["sweeper"].flatMap { try? SweepSpec.parse($0) } }
     public var metadata: [String: JSONValue]? { document["metadata"]?.objectValue }
+    /// The validated `notify:` section (the parser checked it); in a stored
+    /// job's config its url and secret are masked: read them from its secrets.
+    public var notify: NotifySpec? { document["notify"].flatMap { try? NotifySpec.parse($0) } }
 
     /// Experiment name: `experiment:`, else `sweeper.study_name`, else "default".
     public var experiment: String {

@@ -10,6 +10,10 @@ public struct JobConfigParser: Sendable {
     /// config file's folder for the CLI). Without one (the API: the server
     /// cannot know the submitter's folder) local paths must be absolute.
     public var baseDirectory: String?
+    /// Whether `notify.url` may be a literal loopback, link-local or private
+    /// address (the server sets it from `--allow-private-webhooks`; names are
+    /// checked when resolved, at each delivery).
+    public var allowPrivateWebhooks = true
 
     public init(baseDirectory: String? = nil, fileExists: @escaping @Sendable (String) -> Bool) {
         self.baseDirectory = baseDirectory
@@ -85,6 +89,7 @@ public struct JobConfigParser: Sendable {
         }
 
         if let deploy = document["deploy"] { _ = try DeploySpec.parse(deploy) }
+        if let notify = document["notify"] { _ = try NotifySpec.parse(notify, allowPrivate: allowPrivateWebhooks) }
         if let evaluate = document["evaluate_test"], evaluate.boolValue == nil {
             throw YardError.invalid("evaluate_test", "must be true or false (whether to evaluate the best weights on the dataset's test split), got \(Self.show(evaluate))")
         }

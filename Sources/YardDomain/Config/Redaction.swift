@@ -44,17 +44,27 @@ public enum Redaction {
         return words
     }
 
+    /// Whether the value at `path` is secret by where it is, whatever its
+    /// key: a config's webhook URL (`notify: URL`, `notify.url`), whose path
+    /// is the credential of hooks such as Slack's.
+    static func isSecretPath(_ path: [String]) -> Bool {
+        path == ["notify"] || path == ["notify", "url"]
+    }
+
     /// The value with every secret replaced by `***`.
-    public static func redact(_ value: JSONValue) -> JSONValue {
+    public static func redact(_ value: JSONValue) -> JSONValue { redact(value, path: []) }
+
+    private static func redact(_ value: JSONValue, path: [String]) -> JSONValue {
         switch value {
         case .object(let object):
             var out: [String: JSONValue] = [:]
             for (key, child) in object {
-                out[key] = isSecretKey(key) && child != .null ? .string(mask) : redact(child)
+                let secret = isSecretKey(key) || (isSecretPath(path + [key]) && child.stringValue != nil)
+                out[key] = secret && child != .null ? .string(mask) : redact(child, path: path + [key])
             }
             return .object(out)
         case .array(let items):
-            return .array(items.map(redact))
+            return .array(items.enumerated().map { redact($1, path: path + ["[\($0)]"]) })
         case .string(let s):
             return .string(redactText(s))
         default:
@@ -70,7 +80,9 @@ public enum Redaction {
             case .object(let object):
                 for (key, child) in object {
                     let p = path + [key]
-                    if isSecretKey(key) && child != .null { found[p.joined(separator: "\u{1F}")] = child }
+                    if (isSecretKey(key) || (isSecretPath(p) && child.stringValue != nil)) && child != .null {
+                        found[p.joined(separator: "\u{1F}")] = child
+                    }
                     else { walk(child, p) }
                 }
             case .array(let items):

@@ -7,6 +7,8 @@ import YardStore
 /// `/api/jobs`: submit, list, show, stop, resume, events (SSE) and logs.
 struct JobsController<Context: RequestContext> {
     let control: JobControl
+    /// `--allow-private-webhooks`: whether `notify.url` may be a literal private address.
+    var allowPrivateWebhooks = true
     var store: any JobStore { control.store }
 
     /// Media types a config may be posted as (YAML, or JSON which is YAML too).
@@ -27,14 +29,14 @@ struct JobsController<Context: RequestContext> {
     }
 
     @Sendable func submit(_ request: Request, context: Context) async throws -> Response {
-        let config = try await Self.config(from: request)
+        let config = try await Self.config(from: request, allowPrivateWebhooks: allowPrivateWebhooks)
         let commit = request.headers.first { $0.name.canonicalName == "x-yard-git-commit" }?.value
         let job = try await control.submit(config, gitCommit: commit.flatMap(Self.validCommit))
         return try JSONResponse.make(["id": job.id, "state": job.state.rawValue], status: .created)
     }
 
     /// A posted config (YAML or JSON, at most 1 MiB, UTF-8), validated; jobs and sweeps alike.
-    static func config(from request: Request) async throws -> JobConfig {
+    static func config(from request: Request, allowPrivateWebhooks: Bool) async throws -> JobConfig {
         if let type = request.headers[.contentType] {
             let media = type.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
             guard configMediaTypes.contains(media) else {
@@ -51,7 +53,8 @@ struct JobsController<Context: RequestContext> {
             throw YardError(.invalidInput, field: "body", "body: not valid UTF-8; save the config as UTF-8 text")
         }
         // No base folder: the server cannot know the submitter's, so local paths must be absolute.
-        let parser = JobConfigParser(baseDirectory: nil) { FileManager.default.fileExists(atPath: $0) }
+        var parser = JobConfigParser(baseDirectory: nil) { FileManager.default.fileExists(atPath: $0) }
+        parser.allowPrivateWebhooks = allowPrivateWebhooks
         return try parser.parse(text, source: "body")
     }
 

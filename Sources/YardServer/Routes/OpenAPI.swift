@@ -131,6 +131,8 @@ enum OpenAPI {
             errors: [400, 404])]
         paths["/api/datasets/{name}/versions/{version}/report"] = ["get": op("datasetReport", "a version's validation report (problems by file)",
             parameters: [path("name"), path("version", "a number or an id prefix")], ["200": json(["type": "object"])], errors: [400, 404])]
+        paths["/api/webhooks"] = ["get": op("listWebhooks", "webhook targets (URL masked to scheme and host), their filter, last delivery and error, pending count, and the log cursor",
+                                            ["200": json(["type": "object", "properties": ["targets": ["type": "array", "items": ["type": "object"]]]])])]
         paths["/api/workers"] = ["get": op("listWorkers", "workers: host, device, GPUs, current job, last heartbeat; lost ones marked",
                                            ["200": json(list("workers", of: "Worker"))])]
         return paths

@@ -10,6 +10,8 @@ import YardSweeps
 struct SweepsController<Context: RequestContext> {
     let sweeps: SweepService
     let store: any JobStore
+    /// `--allow-private-webhooks`: whether `notify.url` may be a literal private address.
+    var allowPrivateWebhooks = true
 
     func addRoutes(to group: RouterGroup<Context>) {
         group.post(use: create)
@@ -19,7 +21,7 @@ struct SweepsController<Context: RequestContext> {
     }
 
     @Sendable func create(_ request: Request, context: Context) async throws -> Response {
-        let config = try await JobsController<Context>.config(from: request)
+        let config = try await JobsController<Context>.config(from: request, allowPrivateWebhooks: allowPrivateWebhooks)
         let sweep = try await sweeps.create(config)
         return try JSONResponse.make(try await Self.detail(sweep, store: store), status: .created)
     }
