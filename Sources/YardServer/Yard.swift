@@ -47,6 +47,9 @@ public struct YardOptions: Sendable {
     public var serving = ServingOptions()
     /// `--event-retention-days`: how long jobs' epoch and log events stay in the event log (state events stay for ever).
     public var eventRetention = EventRetention()
+    /// `--secure-cookies`: the dashboard's session cookie is marked Secure
+    /// (set when users reach the server over HTTPS, through a proxy).
+    public var secureCookies = false
 
     public init() {}
 }
@@ -84,6 +87,8 @@ public struct Yard: Sendable {
     public let modelServer: ModelServer
     /// Predict requests counted for `/metrics`.
     public let servingMetrics = ServingMetrics()
+    /// The dashboard's signed-in browsers (with a token).
+    let sessions = SessionStore()
     /// Alias moves, one at a time across every request.
     let aliasLock = AsyncLock()
     /// Held while this process owns the data dir (the embedded default).
@@ -202,9 +207,13 @@ public struct Yard: Sendable {
 
     public func buildRouter() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: SecurityHeadersMiddleware())
         router.add(middleware: ErrorMiddleware())
         router.add(middleware: CanonicalPathMiddleware())
-        router.add(middleware: AuthMiddleware(token: options.token))
+        router.add(middleware: AuthMiddleware(token: options.token, sessions: sessions))
+        WebController().addRoutes(to: router)
+        SessionController(token: options.token, sessions: sessions, secureCookies: options.secureCookies).addRoutes(to: router)
+        EventHeadController(store: store).addRoutes(to: router)
         router.get("/health") { _, _ in
             try JSONResponse.make(["status": "ok"])
         }

@@ -136,6 +136,8 @@ enum OpenAPI {
     "/api/jobs/{id}/events": {"get": {"summary": "Server-Sent Events"}},
     "/api/jobs/{id}/logs": {"get": {"summary": "training log (?follow=true streams)"}},
     "/api/events": {"get": {"summary": "the event log as Server-Sent Events (Last-Event-ID or ?after=, ?entity=, ?id=, ?type=, ?state=, ?follow=false)"}},
+    "/api/events/head": {"get": {"summary": "{seq}: the newest event's sequence number (read it, then the state, then follow /api/events?after=SEQ)"}},
+    "/api/session": {"get": {"summary": "the dashboard's session: {auth_required, signed_in, csrf}"}, "post": {"summary": "sign in with {token}: sets the HttpOnly session cookie"}, "delete": {"summary": "sign out (X-CSRF-Token)"}},
     "/api/sweeps": {"get": {"summary": "list sweeps"}, "post": {"summary": "start a sweep"}},
     "/api/sweeps/{id}": {"get": {"summary": "a sweep and its trials"}},
     "/api/sweeps/{id}/stop": {"post": {"summary": "stop a sweep"}},
