@@ -40,6 +40,7 @@ function route() {
     for (const link of document.querySelectorAll("nav a")) {
       if (link.dataset.section === current) link.setAttribute("aria-current", "page"); else link.removeAttribute("aria-current");
     }
+    document.body.classList.toggle("signing-in", page === signin);
     document.title = `${current ? current[0].toUpperCase() + current.slice(1) : "Sign in"} · Trainyard`;
     unmount = page.mount(main, { params, query: url.searchParams, navigate, section: params.section, onSignedIn });
     return;

@@ -124,6 +124,12 @@ class LiveTraining(unittest.TestCase):
         pages = [("jobs", "/jobs"), ("sweeps", "/sweeps"), ("models", "/models"), ("datasets", "/datasets"), ("workers", "/workers")]
         if job:
             pages.insert(1, ("job", f"/jobs/{job}"))
+            # Something in the tables: the trained job as a model version, the demo data as a dataset.
+            status, body, _ = yard.request("POST", "/api/models", {"job_id": job, "name": "browser-model", "alias": "production"})
+            self.assertIn(status, (200, 201), body)
+            status, body, _ = yard.request("POST", "/api/datasets", {"name": "browser-demo", "source": os.path.dirname(self.data)})
+            self.assertEqual(status, 200, body)
+            self.assertIn('"added"', body)
         shots = []
         for scheme in SCHEMES:
             for width, height in SIZES:
@@ -141,6 +147,28 @@ class LiveTraining(unittest.TestCase):
                     self.assertLessEqual(wide, width + 1, f"{path} at {width} px scrolls sideways ({wide} px)")
                     shots.append(screenshot(d, os.path.join(self.folder, "shots"), f"{name}-{width}x{height}-{scheme}"))
         print(f"\n[browser] {len(shots)} screenshots in {os.path.dirname(shots[0])}", flush=True)
+        self.assertEqual(console_errors(d), [])
+
+
+    def test_c_a_failed_job_shows_why_and_its_last_log_lines_first(self):
+        d, yard = self.driver, self.yard
+        broken = os.path.join(self.folder, "broken")
+        os.makedirs(broken, exist_ok=True)
+        with open(os.path.join(broken, "data.yaml"), "w") as f:
+            f.write("path: .\ntrain: images\nval: images\nnames: {0: a}\n")  # no images there
+        job = yard.submit(job_yaml(os.path.join(broken, "data.yaml"), 1))
+        emulate(d, 1280, 800, "light")
+        d.get(f"{yard.base}/jobs/{job}")
+        wait(d, lambda d: d.execute_script("return document.querySelector('.job-header').dataset.state") == "failed", 300, "the page did not show the job failed")
+        wait(d, lambda d: d.execute_script("return !!document.querySelector('.failure pre.log-lines')"), 30, "no last log lines")
+        reason = text(d, "document.querySelector('.failure .reason')")
+        self.assertEqual(reason, yard.job(job)["message"])
+        self.assertTrue(reason)
+        # The failure comes before the curves, the config and the log.
+        order = d.execute_script("return [...document.querySelector('main').children].map(e => e.className)")
+        self.assertLess(order.index("failure"), order.index("charts"), order)
+        self.assertTrue(d.find_element(By.CSS_SELECTOR, '.job-header button[data-action="resume"]').is_displayed())
+        screenshot(d, os.path.join(self.folder, "shots"), "job-failed-1280x800-light")
         self.assertEqual(console_errors(d), [])
 
 

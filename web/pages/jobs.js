@@ -125,7 +125,7 @@ export function mount(root, { query, navigate }) {
     const { jobs } = await get(`/api/jobs?${params}`);
     if (closed) return;
     fill(body, jobs.map(row));
-    fill(status, jobs.length ? "" : state ? `No ${state} jobs.` : "No jobs yet: submit one with `yard submit job.yaml`.");
+    fill(status, jobs.length ? "" : state ? `No ${state} jobs.` : "No jobs yet: yard submit JOB.yaml submits one.");
     more.hidden = jobs.length < limit || limit >= 1000;
     if (stop) stop();
     stop = follow({ entity: "job", type: "state,epoch" }, after, { "job.state": onState, "job.epoch": onEpoch }, () => load().catch((e) => showError(status, e)));
