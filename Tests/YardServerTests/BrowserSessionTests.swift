@@ -134,6 +134,13 @@ struct BrowserSessionTests {
         }
     }
 
+    @Test func theCookieIsSecureBehindHTTPS() {
+        let plain = SessionController<BasicRequestContext>(token: "t", sessions: SessionStore(), secureCookies: false).cookie("id", maxAge: 60)
+        let secure = SessionController<BasicRequestContext>(token: "t", sessions: SessionStore(), secureCookies: true).cookie("id", maxAge: 60)
+        #expect(plain == "yard_session=id; Path=/; Max-Age=60; HttpOnly; SameSite=Strict")
+        #expect(secure == plain + "; Secure")
+    }
+
     @Test func sessionsExpire() async throws {
         let clock = ManualTime()
         let store = SessionStore(lifetime: 60, now: { clock.now })
