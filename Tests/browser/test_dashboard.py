@@ -87,6 +87,9 @@ class LiveTraining(unittest.TestCase):
             window.__points = [chart.dataset.points];
             new MutationObserver((records) => { for (const r of records) window.__points.push(r.target.dataset.points === r.oldValue ? null : r.oldValue); })
               .observe(chart, {attributes: true, attributeFilter: ['data-points'], attributeOldValue: true});""")
+        # The log is paused before the job starts: lines wait until Follow is pressed.
+        d.find_element(By.CSS_SELECTOR, "section.logs button[aria-pressed]").click()
+        shown = d.execute_script("return document.querySelectorAll('pre.log .line').length")
         self.assertEqual(yard.request("POST", f"/api/jobs/{blocker}/stop")[0], 200)
         wait(d, lambda d: d.execute_script("return document.querySelector('.job-header').dataset.state") == "succeeded", 600,
              "the job page did not show the job succeeded")
@@ -98,6 +101,12 @@ class LiveTraining(unittest.TestCase):
         self.assertTrue(d.execute_script("return !!document.querySelector('.uplot canvas')"), "uPlot drew no canvas")
         stats = d.execute_script("return [...document.querySelectorAll('.metric-stats tbody th')].map(e => e.textContent)")
         self.assertTrue(any("mAP50" in s for s in stats), stats)
+
+        self.assertEqual(d.execute_script("return document.querySelectorAll('pre.log .line').length"), shown, "lines were added while paused")
+        status = "document.querySelector('section.logs [role=status]')"
+        wait(d, lambda d: "paused (" in (text(d, status) or "") and not (text(d, status) or "").endswith("(0 new)"), 30, "no count of waiting lines")
+        d.find_element(By.CSS_SELECTOR, "section.logs button[aria-pressed]").click()
+        self.assertGreater(d.execute_script("return document.querySelectorAll('pre.log .line').length"), shown)
 
         # Hostile text: the experiment, metadata and the log line with the folder's name are text.
         wait(d, lambda d: "onerror=window.__xss=3" in (text(d, "document.querySelector('pre.log')") or ""), 60,

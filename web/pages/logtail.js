@@ -10,12 +10,19 @@ export class LogTail {
     this.keep = keep;
     this.paused = false;
     this.waiting = [];
+    this.stream = "";  // following, ended, disconnected
     this.controller = null;
     this.pause = h("button", { type: "button", class: "small", "aria-pressed": "false", text: "Pause" });
     this.pause.addEventListener("click", () => this.toggle());
     this.state = h("span", { class: "muted", role: "status" });
     this.view = h("pre", { class: "log", tabindex: "0", "aria-label": "Log", "aria-live": "off" });
     fill(parent, h("div", { class: "toolbar" }, h("h2", { text: "Log" }), this.pause, this.state), this.view);
+  }
+
+  /** Where the stream is, and while paused how many lines wait. */
+  setStream(stream) {
+    this.stream = stream;
+    this.state.textContent = this.paused ? `${stream}, paused (${this.waiting.length} new)` : stream;
   }
 
   url(follow) {
@@ -30,10 +37,10 @@ export class LogTail {
 
   async start() {
     this.controller = new AbortController();
-    this.state.textContent = "following";
+    this.setStream("following");
     try {
       const response = await fetch(this.url(true), { credentials: "same-origin", signal: this.controller.signal });
-      if (!response.ok || !response.body) { this.state.textContent = `log unavailable (${response.status})`; return; }
+      if (!response.ok || !response.body) { this.setStream(`log unavailable (${response.status})`); return; }
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
       let partial = "";
       for (;;) {
@@ -44,9 +51,9 @@ export class LogTail {
         this.add(lines);
       }
       if (partial) this.add([partial]);
-      this.state.textContent = "ended";
+      this.setStream("ended");
     } catch (error) {
-      if (error.name !== "AbortError") this.state.textContent = "disconnected";
+      if (error.name !== "AbortError") this.setStream("disconnected");
     }
   }
 
@@ -54,7 +61,7 @@ export class LogTail {
     if (this.paused) {
       this.waiting.push(...lines);
       if (this.waiting.length > this.keep) this.waiting.splice(0, this.waiting.length - this.keep);
-      this.state.textContent = `paused (${this.waiting.length} new)`;
+      this.setStream(this.stream);
       return;
     }
     for (const line of lines) this.view.append(h("div", { class: "line", text: line }));
@@ -69,9 +76,9 @@ export class LogTail {
     if (!this.paused) {
       const lines = this.waiting;
       this.waiting = [];
-      this.state.textContent = "following";
       this.add(lines);
     }
+    this.setStream(this.stream);
   }
 
   stop() {
