@@ -3,7 +3,7 @@
 
 extension WebAssets {
     static let embedded: [Embedded] = [
-        Embedded(path: "app.css", size: 5750, base64: """
+        Embedded(path: "app.css", size: 5880, base64: """
         LyogVHJhaW55YXJkIGRhc2hib2FyZDogb25lIHN0eWxlc2hlZXQ7IHRoZW1lcyBhcmUgY3VzdG9tIHByb3BlcnRpZXMKICAgc3dpdGNoZWQgYnkgdGhlIHN5
         c3RlbSdzIGNvbG91ciBzY2hlbWUuICovCjpyb290IHsKICAtLWJnOiAjZmZmZmZmOyAtLWZnOiAjMWQyMzJiOyAtLW11dGVkOiAjNWQ2NzczOyAtLWxpbmU6
         ICNkOWRlZTQ7IC0tZ3JpZDogI2U2ZTllZDsgLS1wYW5lbDogI2Y1ZjdmOTsKICAtLWFjY2VudDogIzFmNWZiZjsgLS1hY2NlbnQtZmc6ICNmZmZmZmY7IC0t
@@ -67,7 +67,9 @@ extension WebAssets {
         aW4geyBtYXgtd2lkdGg6IDM2MHB4OyBtYXJnaW46IDQ4cHggYXV0bzsgZGlzcGxheTogZmxleDsgZmxleC1kaXJlY3Rpb246IGNvbHVtbjsgZ2FwOiA4cHg7
         IH0KLnNpZ24taW4gaDEgeyBtYXJnaW4tYm90dG9tOiA4cHg7IH0KCkBtZWRpYSAobWF4LXdpZHRoOiA2NDBweCkgewogIGJvZHkgeyBmb250LXNpemU6IDE0
         cHg7IH0KICAudG9wIHsgcGFkZGluZzogOHB4IDEycHg7IGdhcDogOHB4OyB9CiAgbWFpbiB7IHBhZGRpbmc6IDEycHg7IH0KICAud2lkZSB7IGRpc3BsYXk6
-        IG5vbmU7IH0KICB0aCwgdGQgeyBwYWRkaW5nOiA2cHg7IH0KICAuY2hhcnRzIHsgZ3JpZC10ZW1wbGF0ZS1jb2x1bW5zOiAxZnI7IH0KfQo=
+        IG5vbmU7IH0KICB0aCwgdGQgeyBwYWRkaW5nOiA2cHggNHB4OyB9CiAgdGFibGUuam9icyB0ZDpmaXJzdC1jaGlsZCB7IG1heC13aWR0aDogMzh2dzsgfQog
+        IHRhYmxlLmpvYnMgLnN1YiB7IHdvcmQtYnJlYWs6IGJyZWFrLXdvcmQ7IH0KICAuYmFkZ2UgeyBwYWRkaW5nOiAxcHggNXB4OyB9CiAgLmNoYXJ0cyB7IGdy
+        aWQtdGVtcGxhdGUtY29sdW1uczogMWZyOyB9Cn0K
         """,
                  gzipBase64: """
         H4sIAAAAAAACA61YS2/kNhK++1cQDhZrD6yelvrhfiDAAsklh1ySTS5BDpRYajGWRC1J2e4E89+3itRb6mRnsjOAu1WqFz9WfSz2xw/s35rL8sq1YIKbLFb4
@@ -90,8 +92,8 @@ extension WebAssets {
         fjxENIE9Odp8xI9UPz72wdzsNp2FBhkIO+O8m5TXG4nxPW+OFUkaA5nXuif+OTP76pp03WF+DQm3NxfiQ7gRa7lwc3VxJ4DBosXv+DdRZSov/Y0zWjV3zs+r
         nNtTxd+ZaA7dqdaepG1JjTik0hD4bviTDcDl4ipbztxE42ndj38OC7rMD7bVzfyz96YuUOG6NGDNCZF6P8m4/uJCt6M639ys80mNDzKn6JPfJD5rXw7TfTlT
         Ru3lZxgEEUp4RWwwvdA6LBp6aMeT9jLibVdVTj9AjQcgitNuW+QvWWhQO9VVjURzgf7y3JBXtHw5XbDrZ502za3fslUBFoeJgLjd81p319tv2yxGOs7V7Qr0
-        d8/A3SgHzjb7USVuqeYXadNRv5AaEn+x9rUyodM2hDsIJlg3Ot3PgdMV+R8BBz9AtWg2m8RY8yvKuD8d1sMkGJvdm6POAwaEpZsZY92Y25ntO6uue260CzbB
-        2f0+919xDQ1ydhYAAA==
+        d8/A3SgHzjb7USVuqeYXadNRv5AaEn+x9rUyodM2hDsIJlg3Ot3PgdMV+R8BBz9AtWg2m8RY8yvKuD8d1sMkGJvdm6POAwaEpZsZY92Y25lR/Xax3dxMZw4C
+        LU6p1AannUzmYgLn4fVtZtDcGW/vDSbWzkejQWjX5d31742GxTY8u18I/wsewkR2+BYAAA==
         """),
         Embedded(path: "app.js", size: 3503, base64: """
         Ly8gVGhlIGRhc2hib2FyZCdzIGVudHJ5OiByb3V0ZXMgYSBwYXRoIHRvIGl0cyBwYWdlIG1vZHVsZSAoZWFjaCBleHBvcnRzCi8vIG1vdW50KHJvb3QsIGNv
