@@ -12,12 +12,15 @@ mkdir -p "$CACHE"
 log() { echo "[setup] $*" >&2; }
 
 # 1. Debian packages: SQLite headers for GRDB, a font for plots; for the
-#    tests, a real redis-server too (and openssl, for its TLS certificates).
+#    tests, a real redis-server too (and openssl, for its TLS certificates),
+#    and Chromium with its WebDriver for the dashboard's browser tests.
 missing=()
 dpkg -s libsqlite3-dev >/dev/null 2>&1 || missing+=(libsqlite3-dev)
 if [ "${1:-}" = "--test" ]; then
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
   command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 fi
 dpkg -s fonts-dejavu-core >/dev/null 2>&1 || missing+=(fonts-dejavu-core)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
@@ -44,7 +47,7 @@ VENV=$(venv_for venv "$ROOT/engine/requirements.txt" "engine (ultralytics + torc
 if [ "${1:-}" = "--test" ]; then
   "$VENV/bin/python" -c "import pytest" 2>/dev/null ||
     "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/engine/requirements-test.txt" >&2
-  # The real servers the tests start (mlflow, moto) and the official clients.
+  # The real servers the tests start (mlflow, moto), the official clients, and selenium.
   echo "YARD_SERVICES=$(venv_for services "$ROOT/Tests/services/requirements.txt" "test services (mlflow, moto)")"
 fi
 

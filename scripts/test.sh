@@ -69,3 +69,7 @@ echo "== swift test (unit, store, queue, redis, server)"
 swift test --skip-build --scratch-path "$CACHE/swiftpm" --skip YardEndToEndTests
 echo "== swift test (end to end)"
 swift test --skip-build --scratch-path "$CACHE/swiftpm" --filter YardEndToEndTests
+# The dashboard in headless Chromium against a live `yard up`; screenshots
+# of every page are kept in $YARD_SHOTS after the run.
+echo "== browser (selenium, headless chromium)"
+YARD_SHOTS=${YARD_SHOTS:-$CACHE/dashboard-shots} "$YARD_SERVICES/bin/python" -m unittest discover -s "$ROOT/Tests/browser" -v

@@ -51,6 +51,9 @@ public struct YardOptions: Sendable {
     public var eventRetention = EventRetention()
     /// `--webhook`, `--allow-private-webhooks`, the server-wide secret: what the webhook deliverer sends where.
     public var webhooks = WebhookSettings()
+    /// `--secure-cookies`: the dashboard's session cookie is marked Secure
+    /// (set when users reach the server over HTTPS, through a proxy).
+    public var secureCookies = false
 
     public init() {}
 }
@@ -90,6 +93,8 @@ public struct Yard: Sendable {
     public let webhooks: WebhookDeliverer
     /// Predict requests counted for `/metrics`.
     public let servingMetrics = ServingMetrics()
+    /// The dashboard's signed-in browsers (with a token).
+    let sessions = SessionStore()
     /// Alias moves, one at a time across every request.
     let aliasLock = AsyncLock()
     /// Held while this process owns the data dir (the embedded default).
@@ -203,9 +208,13 @@ public struct Yard: Sendable {
 
     public func buildRouter() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: SecurityHeadersMiddleware())
         router.add(middleware: ErrorMiddleware())
         router.add(middleware: CanonicalPathMiddleware())
-        router.add(middleware: AuthMiddleware(token: options.token))
+        router.add(middleware: AuthMiddleware(token: options.token, sessions: sessions))
+        WebController().addRoutes(to: router)
+        SessionController(token: options.token, sessions: sessions, secureCookies: options.secureCookies).addRoutes(to: router)
+        EventHeadController(store: store).addRoutes(to: router)
         router.get("/health") { _, _ in
             try JSONResponse.make(["status": "ok"])
         }

@@ -18,7 +18,7 @@ struct AuthTests {
         ("GET", "/api/models/m"), ("DELETE", "/api/models/m/aliases/champion"), ("POST", "/api/models/m/aliases/champion/rollback"),
         ("GET", "/api/models/m/versions/1/weights"), ("POST", "/api/models/m/versions/1/export"),
         ("GET", "/api/models/m/settings"), ("PUT", "/api/models/m/settings"), ("POST", "/api/predict/m"), ("GET", "/api/serving"), ("GET", "/api/openapi.json"), ("GET", "/metrics"),
-        ("GET", "/api/sweeps"), ("POST", "/api/sweeps"), ("GET", "/api/sweeps/s"), ("POST", "/api/sweeps/s/stop"), ("GET", "/api/workers"),
+        ("GET", "/api/sweeps"), ("POST", "/api/sweeps"), ("GET", "/api/sweeps/s"), ("POST", "/api/sweeps/s/stop"), ("GET", "/api/workers"), ("GET", "/api/events/head"),
         ("GET", "/api/datasets"), ("POST", "/api/datasets"), ("GET", "/api/datasets/d"), ("GET", "/api/datasets/d/versions/1/report"),
     ]
 

@@ -103,6 +103,9 @@ struct ServeOptions: ParsableArguments {
             help: "A folder `yard datasets add` may read from (repeatable; required when YARD_TOKEN is set).") var datasetRoots: [String] = []
     @Flag(name: .customLong("allow-dataset-symlinks"),
           help: "Let datasets hold symlinks to files outside their folder (refused by default).") var allowDatasetSymlinks = false
+    @Flag(name: .customLong("secure-cookies"),
+          help: "Mark the dashboard's session cookie Secure: set when users reach the server over HTTPS (a proxy in front).")
+    var secureCookies = false
     @Option(name: .customLong("max-dataset-bytes"),
             help: "Most bytes a ZIP added as a dataset may unpack to, counted as they are written (e.g. 10GB, 500MB, 1000000).")
     var maxDatasetBytes = "10GB"
@@ -179,6 +182,7 @@ struct ServeOptions: ParsableArguments {
         options.token = environmentValue("YARD_TOKEN")
         options.stopGrace = .seconds(stopGrace)
         options.allowDatasetSymlinks = allowDatasetSymlinks
+        options.secureCookies = secureCookies
         options.datasetRoots = datasetRoots.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
         options.maxDatasetBytes = Self.byteCount(maxDatasetBytes) ?? options.maxDatasetBytes
         options.secretKeyFile = secretKeyFile

@@ -131,6 +131,17 @@ enum OpenAPI {
             errors: [400, 404])]
         paths["/api/datasets/{name}/versions/{version}/report"] = ["get": op("datasetReport", "a version's validation report (problems by file)",
             parameters: [path("name"), path("version", "a number or an id prefix")], ["200": json(["type": "object"])], errors: [400, 404])]
+        paths["/api/events/head"] = ["get": op("eventsHead", "the newest event's sequence number: read it, then the state, then follow /api/events?after=SEQ",
+                                               ["200": json(["type": "object", "required": ["seq"], "properties": ["seq": ["type": "integer"]]])])]
+        let session: JSONValue = ["type": "object", "properties": ["auth_required": ["type": "boolean"], "signed_in": ["type": "boolean"], "csrf": ["type": "string"]]]
+        paths["/api/session"] = [
+            "get": op("getSession", "the dashboard's session: whether a token is required, whether this browser is signed in, its CSRF token",
+                      ["200": json(session)], security: false),
+            "post": op("signIn", "sign in with the token: sets the HttpOnly, SameSite=Strict session cookie",
+                       body: ["required": true, "content": ["application/json": ["schema": ["type": "object", "required": ["token"], "properties": ["token": ["type": "string"]]]]]],
+                       ["200": json(session)], errors: [400, 401, 403], security: false),
+            "delete": op("signOut", "sign out (with the session's X-CSRF-Token)", ["200": json(session)], errors: [403], security: false),
+        ]
         paths["/api/webhooks"] = ["get": op("listWebhooks", "webhook targets (URL masked to scheme and host), their filter, last delivery and error, pending count, and the log cursor",
                                             ["200": json(["type": "object", "properties": ["targets": ["type": "array", "items": ["type": "object"]]]])])]
         paths["/api/workers"] = ["get": op("listWorkers", "workers: host, device, GPUs, current job, last heartbeat; lost ones marked",

@@ -1,0 +1,80 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import YardDomain
+
+/// `/api/session`: a page trades the server's token for a session cookie
+/// (POST), reads whether it is signed in and its CSRF token (GET), and
+/// signs out (DELETE). The cookie is HttpOnly and SameSite=Strict, Secure
+/// when the server is reached over HTTPS (`secureCookies`); it holds a
+/// random session id, never the token.
+struct SessionController<Context: RequestContext> {
+    let token: String?
+    let sessions: SessionStore
+    let secureCookies: Bool
+
+    func addRoutes(to router: some RouterMethods<Context>) {
+        router.get("/api/session", use: show)
+        router.post("/api/session", use: signIn)
+        router.delete("/api/session", use: signOut)
+    }
+
+    struct State: Encodable {
+        /// Whether the server needs a token (else every page is open).
+        let authRequired: Bool
+        let signedIn: Bool
+        /// Sent back as `X-CSRF-Token` with every request that changes something.
+        let csrf: String?
+
+        enum CodingKeys: String, CodingKey { case authRequired = "auth_required", signedIn = "signed_in", csrf }
+    }
+
+    @Sendable func show(_ request: Request, context: Context) async throws -> Response {
+        guard token != nil else { return try JSONResponse.make(State(authRequired: false, signedIn: true, csrf: nil)) }
+        let session = await current(request)
+        return try JSONResponse.make(State(authRequired: true, signedIn: session != nil, csrf: session?.csrf))
+    }
+
+    @Sendable func signIn(_ request: Request, context: Context) async throws -> Response {
+        if let reason = BrowserRequest.crossSiteReason(request) {
+            throw APIError(status: .forbidden, code: "forbidden", field: "Origin", message: "sign-in from another site refused (\(reason)); sign in on this server's own page")
+        }
+        guard let token else {
+            throw YardError(.conflict, field: "token", "this server has no token (YARD_TOKEN is not set); its pages need no sign-in")
+        }
+        var request = request
+        let body: ByteBuffer
+        do { body = try await request.collectBody(upTo: 4096) } catch {
+            throw YardError(.invalidInput, field: "body", "body: larger than 4 KiB; send {\"token\": \"...\"}")
+        }
+        guard let given = try? JSONDecoder().decode(SignInBody.self, from: Data(body.readableBytesView)).token else {
+            throw YardError(.invalidInput, field: "token", "token: send JSON {\"token\": \"...\"} with the server's YARD_TOKEN")
+        }
+        guard AuthMiddleware<Context>.constantTimeEqual(given, token) else {
+            throw YardError(.unauthorized, field: "token", "token: wrong token; use the YARD_TOKEN the server was started with")
+        }
+        let (id, session) = await sessions.create()
+        var headers: HTTPFields = [.setCookie: cookie(id, maxAge: Int(sessions.lifetime))]
+        headers[.contentType] = "application/json"
+        let state = try JSONResponse.encoder.encode(State(authRequired: true, signedIn: true, csrf: session.csrf))
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: state)))
+    }
+
+    /// Needs the session's CSRF token like every other change (AuthMiddleware checks it).
+    @Sendable func signOut(_ request: Request, context: Context) async throws -> Response {
+        if let id = BrowserRequest.cookie(SessionStore.cookieName, in: request) { await sessions.end(id) }
+        return Response(status: .noContent, headers: [.setCookie: cookie("", maxAge: 0)])
+    }
+
+    func current(_ request: Request) async -> SessionStore.Session? {
+        guard let id = BrowserRequest.cookie(SessionStore.cookieName, in: request) else { return nil }
+        return await sessions.session(id)
+    }
+
+    func cookie(_ value: String, maxAge: Int) -> String {
+        "\(SessionStore.cookieName)=\(value); Path=/; Max-Age=\(maxAge); HttpOnly; SameSite=Strict" + (secureCookies ? "; Secure" : "")
+    }
+}
+
+/// What the sign-in page posts.
+private struct SignInBody: Decodable { let token: String }

@@ -1,0 +1,176 @@
+import Foundation
+import Hummingbird
+import HTTPTypes
+import HummingbirdTesting
+import Testing
+import YardDomain
+@testable import YardServer
+
+/// Pages sign in with the token for a session cookie; requests made with
+/// the cookie that change something need the session's CSRF token and
+/// must come from this server's pages; the bearer header needs neither.
+@Suite("Browser sessions")
+struct BrowserSessionTests {
+    static let token = "s3cr3t-token"
+    static let host = "127.0.0.1:8787"
+    static let csrfName = HTTPField.Name("X-CSRF-Token")!
+    static let origin = HTTPField.Name("Origin")!
+    static let fetchSite = HTTPField.Name("Sec-Fetch-Site")!
+    static let hostName = HTTPField.Name("Host")!
+
+    struct Signed { let cookie: String; let csrf: String; let setCookie: String }
+
+    static func signIn(_ client: any TestClientProtocol, token: String = token) async throws -> (TestResponse, Signed?) {
+        let response = try await client.execute(uri: "/api/session", method: .post, headers: [.contentType: "application/json", hostName: host, origin: "http://\(host)"],
+                                                body: ByteBuffer(string: #"{"token": "\#(token)"}"#))
+        guard response.status == .ok, let setCookie = response.headers[.setCookie],
+              let value = setCookie.split(separator: ";").first.map(String.init),
+              case .object(let state) = try JSONDecoder().decode(JSONValue.self, from: Data(response.body.readableBytesView)),
+              let csrf = state["csrf"]?.stringValue else { return (response, nil) }
+        return (response, Signed(cookie: value, csrf: csrf, setCookie: setCookie))
+    }
+
+    @Test func pagesNeedASignInThatTradesTheTokenForAnHttpOnlyStrictCookie() async throws {
+        let t = try TestYard(token: Self.token)
+        defer { t.dir.remove() }
+        try await t.test { client in
+            let page = try await client.execute(uri: "/jobs/abc-1", method: .get)
+            #expect(page.status == .seeOther)
+            #expect(page.headers[.location] == "/sign-in?next=/jobs/abc-1")
+            #expect(try await client.execute(uri: "/sign-in", method: .get).status == .ok)
+            #expect(try await client.execute(uri: "/ui/app.js", method: .get).status == .ok)
+            #expect(try await client.execute(uri: "/api/jobs", method: .get).status == .unauthorized)
+
+            let (wrong, none) = try await Self.signIn(client, token: "guess")
+            #expect(wrong.status == .unauthorized)
+            #expect(wrong.headers[.setCookie] == nil && none == nil)
+
+            let (_, signed) = try await Self.signIn(client)
+            let session = try #require(signed)
+            #expect(session.setCookie.contains("; HttpOnly"))
+            #expect(session.setCookie.contains("; SameSite=Strict"))
+            #expect(session.setCookie.contains("; Path=/"))
+            #expect(!session.setCookie.contains("Secure"), "Secure only with --secure-cookies")
+            #expect(!session.setCookie.contains(Self.token) && session.csrf != Self.token)
+            #expect(session.cookie.hasPrefix("yard_session=") && session.cookie.count > 40)
+
+            #expect(try await client.execute(uri: "/jobs", method: .get, headers: [.cookie: session.cookie]).status == .ok)
+            #expect(try await client.execute(uri: "/api/jobs", method: .get, headers: [.cookie: session.cookie]).status == .ok)
+            let state = try await client.execute(uri: "/api/session", method: .get, headers: [.cookie: session.cookie])
+            #expect(String(buffer: state.body).contains(session.csrf))
+
+            // Signing out needs the CSRF token too; then the cookie is worth nothing.
+            #expect(try await client.execute(uri: "/api/session", method: .delete, headers: [.cookie: session.cookie]).status == .forbidden)
+            let out = try await client.execute(uri: "/api/session", method: .delete, headers: [.cookie: session.cookie, Self.csrfName: session.csrf])
+            #expect(out.status == .noContent)
+            #expect(out.headers[.setCookie]?.contains("Max-Age=0") == true)
+            #expect(try await client.execute(uri: "/api/jobs", method: .get, headers: [.cookie: session.cookie]).status == .unauthorized)
+            #expect(try await client.execute(uri: "/jobs", method: .get, headers: [.cookie: session.cookie]).status == .seeOther)
+        }
+    }
+
+    @Test func aForgedCrossSiteChangeIsRefusedWithACookie() async throws {
+        let t = try TestYard(token: Self.token)
+        defer { t.dir.remove() }
+        let job = try await t.yard.control.submit(try JobConfigParser { _ in true }.parse(t.config()))
+        try await t.test { client in
+            let session = try #require(try await Self.signIn(client).1)
+            let stop = "/api/jobs/\(job.id)/stop"
+            // No token, a wrong one, or the right one from another site: refused, the job untouched.
+            let forged: [HTTPFields] = [
+                [.cookie: session.cookie, Self.hostName: Self.host, Self.origin: "http://\(Self.host)"],
+                [.cookie: session.cookie, Self.hostName: Self.host, Self.origin: "http://\(Self.host)", Self.csrfName: "guess"],
+                [.cookie: session.cookie, Self.hostName: Self.host, Self.origin: "http://evil.example", Self.csrfName: session.csrf],
+                [.cookie: session.cookie, Self.hostName: Self.host, Self.fetchSite: "cross-site", Self.csrfName: session.csrf],
+                [.cookie: session.cookie, Self.hostName: Self.host, Self.fetchSite: "same-site", Self.csrfName: session.csrf],
+                [.cookie: session.cookie, Self.hostName: Self.host, Self.origin: "null", Self.csrfName: session.csrf],
+            ]
+            for headers in forged {
+                let response = try await client.execute(uri: stop, method: .post, headers: headers)
+                #expect(response.status == .forbidden, "\(headers)")
+                #expect(String(buffer: response.body).contains("\"field\""))
+            }
+            #expect(try await t.yard.store.require(job.id).state == .queued)
+            // A sign-in from another site is refused as well (login CSRF).
+            let login = try await client.execute(uri: "/api/session", method: .post, headers: [Self.hostName: Self.host, Self.origin: "http://evil.example"],
+                                                 body: ByteBuffer(string: #"{"token": "\#(Self.token)"}"#))
+            #expect(login.status == .forbidden && login.headers[.setCookie] == nil)
+
+            // The page's own request goes through.
+            let page = try await client.execute(uri: stop, method: .post, headers: [
+                .cookie: session.cookie, Self.hostName: Self.host, Self.origin: "http://\(Self.host)", Self.fetchSite: "same-origin", Self.csrfName: session.csrf])
+            #expect(page.status == .ok)
+            #expect(try await t.yard.store.require(job.id).state != .queued)
+        }
+    }
+
+    @Test func theBearerHeaderNeedsNoCSRF() async throws {
+        let t = try TestYard(token: Self.token)
+        defer { t.dir.remove() }
+        let job = try await t.yard.control.submit(try JobConfigParser { _ in true }.parse(t.config()))
+        try await t.test { client in
+            let response = try await client.execute(uri: "/api/jobs/\(job.id)/stop", method: .post, headers: [.authorization: "Bearer \(Self.token)"])
+            #expect(response.status == .ok)
+            let session = try await client.execute(uri: "/api/session", method: .get)
+            #expect(String(buffer: session.body).contains("\"signed_in\":false"))
+        }
+    }
+
+    /// Without a token the API is open, but a page elsewhere still cannot
+    /// make a visitor's browser change anything here.
+    @Test func withoutATokenACrossSiteChangeIsRefusedToo() async throws {
+        let t = try TestYard()
+        defer { t.dir.remove() }
+        let job = try await t.yard.control.submit(try JobConfigParser { _ in true }.parse(t.config()))
+        try await t.test { client in
+            let forged = try await client.execute(uri: "/api/jobs/\(job.id)/stop", method: .post,
+                                                  headers: [Self.hostName: Self.host, Self.origin: "http://evil.example", Self.fetchSite: "cross-site"])
+            #expect(forged.status == .forbidden)
+            #expect(try await t.yard.store.require(job.id).state == .queued)
+            let state = try await client.execute(uri: "/api/session", method: .get)
+            #expect(String(buffer: state.body).contains("\"auth_required\":false"))
+            let cli = try await client.execute(uri: "/api/jobs/\(job.id)/stop", method: .post)
+            #expect(cli.status == .ok)
+        }
+    }
+
+    @Test func theCookieIsSecureBehindHTTPS() {
+        let plain = SessionController<BasicRequestContext>(token: "t", sessions: SessionStore(), secureCookies: false).cookie("id", maxAge: 60)
+        let secure = SessionController<BasicRequestContext>(token: "t", sessions: SessionStore(), secureCookies: true).cookie("id", maxAge: 60)
+        #expect(plain == "yard_session=id; Path=/; Max-Age=60; HttpOnly; SameSite=Strict")
+        #expect(secure == plain + "; Secure")
+    }
+
+    @Test func sessionsExpire() async throws {
+        let clock = ManualTime()
+        let store = SessionStore(lifetime: 60, now: { clock.now })
+        let (id, _) = await store.create()
+        #expect(await store.session(id) != nil)
+        clock.advance(61)
+        #expect(await store.session(id) == nil)
+        #expect(await store.session("made-up") == nil)
+    }
+
+    @Test func theEventHeadIsTheNewestSequenceNumber() async throws {
+        let t = try TestYard()
+        defer { t.dir.remove() }
+        #expect(try await EventHeadController<BasicRequestContext>.head(t.yard.store) == 0)
+        var last: Int64 = 0
+        for count in 1...37 {
+            last = try await t.yard.store.appendEvent(jobID: "j\(count % 3)", type: "state", payload: .object([:])).id
+            #expect(try await EventHeadController<BasicRequestContext>.head(t.yard.store) == last)
+        }
+        let newest = last
+        try await t.test { client in
+            let response = try await client.execute(uri: "/api/events/head", method: .get)
+            #expect(String(buffer: response.body) == "{\"seq\":\(newest)}")
+        }
+    }
+}
+
+final class ManualTime: @unchecked Sendable {
+    private let lock = NSLock()
+    private var time = Date(timeIntervalSince1970: 1_700_000_000)
+    var now: Date { lock.withLock { time } }
+    func advance(_ seconds: TimeInterval) { lock.withLock { time += seconds } }
+}

@@ -1,0 +1,321 @@
+"""The dashboard in a real browser (headless Chromium) against a live
+`yard up`: a job appears and changes state without a reload, a training's
+chart gains a point per epoch while its page is open, hostile names and log
+lines render as text, sign-in gives an HttpOnly SameSite=Strict cookie, a
+forged cross-site change is refused, and the console stays clean.
+Screenshots of every page (1280x800 and 390x844, light and dark) are saved
+in the test's temp folder (printed) and in $YARD_SHOTS when set.
+Run: $YARD_SERVICES/bin/python -m unittest discover -s Tests/browser -v"""
+import http.server
+import json
+import os
+import threading
+import unittest
+
+from selenium.common.exceptions import NoAlertPresentException
+from selenium.webdriver.common.by import By
+
+from harness import Yard, browser, console_errors, emulate, screenshot, temp_folder, wait
+
+HOSTILE = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
+# A dataset folder whose name Ultralytics prints in the job's log (no "/" possible in a name).
+HOSTILE_FOLDER = "demo <img src=x onerror=window.__xss=3>"
+SIZES = [(1280, 800), (390, 844)]
+SCHEMES = ["light", "dark"]
+
+
+def job_yaml(data, epochs, experiment="browser"):
+    quoted = experiment.replace("\\", "\\\\").replace('"', '\\"')
+    return (f'model: yolov8n.yaml\nexperiment: "{quoted}"\nmetadata: {{note: "{quoted}"}}\n'
+            f'train: {{data: "{data}", epochs: {epochs}, imgsz: 32, batch: 8, workers: 0, plots: false}}\n')
+
+
+def text(driver, script):
+    return driver.execute_script(f"const e = {script}; return e ? e.textContent : null;")
+
+
+class LiveTraining(unittest.TestCase):
+    """One `yard up` with one local worker and a real tiny training."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.folder = temp_folder("live")
+        print(f"\n[browser] output (screenshots, yard log) in {cls.folder}", flush=True)
+        cls.yard = Yard(cls.folder, workers=1)
+        demo = os.path.join(cls.folder, HOSTILE_FOLDER)
+        made = cls.yard.yard("datasets", "demo", demo, "--kind", "detect", "--train", "16", "--val", "8")
+        if made.returncode != 0:
+            raise RuntimeError(f"yard datasets demo: {made.stdout}{made.stderr}")
+        cls.data = os.path.join(demo, "data.yaml")
+        cls.driver = browser()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.driver.quit()
+        cls.yard.close()
+
+    def test_a_training_shows_live_on_the_jobs_and_job_pages(self):
+        d, yard = self.driver, self.yard
+        d.get(yard.base + "/jobs")
+        wait(d, lambda d: text(d, "document.querySelector('main h1')") == "Jobs", 30, "the jobs page did not render")
+        d.execute_script("window.__marker = 42")
+
+        # A new job appears without a reload, and its row follows the training.
+        blocker = yard.submit(job_yaml(self.data, 1000))  # stopped by the test
+        row = lambda id: f"document.querySelector('tr[data-job=\"{id}\"]')"
+        wait(d, lambda d: d.execute_script(f"return !!{row(blocker)}"), 30, "the submitted job did not appear")
+        first = d.execute_script(f"return {row(blocker)}.dataset.state")
+        wait(d, lambda d: d.execute_script(f"return {row(blocker)}.dataset.state") == "running"
+             and not (text(d, f"{row(blocker)}.querySelector('td.epoch')") or "").startswith("0/"), 300,
+             "the row did not show the running job's first epoch")
+        self.assertIn(first, ("queued", "running"))
+
+        # Two jobs wait behind it; the Stop button of one stops it, and its row says so.
+        job = yard.submit(job_yaml(self.data, 4, experiment=HOSTILE))
+        other = yard.submit(job_yaml(self.data, 1))
+        wait(d, lambda d: d.execute_script(f"return {row(other)} && {row(other)}.dataset.state") == "queued", 30, "the third job did not appear queued")
+        self.assertIn(HOSTILE, text(d, f"{row(job)}.querySelector('.sub')"), "the experiment is shown as text")
+        d.find_element(By.CSS_SELECTOR, f'tr[data-job="{other}"] button[data-action="stop"]').click()
+        wait(d, lambda d: d.execute_script(f"return {row(other)}.dataset.state") == "stopped", 60, "the stopped job's row did not change")
+        self.assertEqual(yard.job(other)["state"], "stopped")
+
+        # The waiting job's page (by its link, no reload) gains a point per epoch once it trains.
+        d.find_element(By.CSS_SELECTOR, f'tr[data-job="{job}"] a.job-link').click()
+        wait(d, lambda d: d.execute_script("return document.querySelector('.job-header').dataset.state") == "queued", 30, "no job page")
+        d.execute_script("""
+            const chart = document.querySelector('figure.chart');
+            window.__points = [chart.dataset.points];
+            new MutationObserver((records) => { for (const r of records) window.__points.push(r.target.dataset.points === r.oldValue ? null : r.oldValue); })
+              .observe(chart, {attributes: true, attributeFilter: ['data-points'], attributeOldValue: true});""")
+        # The log is paused before the job starts: lines wait until Follow is pressed.
+        d.find_element(By.CSS_SELECTOR, "section.logs button[aria-pressed]").click()
+        shown = d.execute_script("return document.querySelectorAll('pre.log .line').length")
+        self.assertEqual(yard.request("POST", f"/api/jobs/{blocker}/stop")[0], 200)
+        wait(d, lambda d: d.execute_script("return document.querySelector('.job-header').dataset.state") == "succeeded", 600,
+             "the job page did not show the job succeeded")
+        wait(d, lambda d: d.execute_script("return document.querySelector('figure.chart').dataset.points") == "4", 30, "the chart has not 4 points")
+        values = [int(v) for v in d.execute_script("return window.__points.concat([document.querySelector('figure.chart').dataset.points])") if v is not None]
+        distinct = [v for i, v in enumerate(values) if i == 0 or v != values[i - 1]]
+        self.assertEqual(distinct, [0, 1, 2, 3, 4], f"points went {values}: one per epoch, each as it landed")
+        self.assertEqual(d.execute_script("return window.__marker"), 42, "the page was reloaded")
+        self.assertTrue(d.execute_script("return !!document.querySelector('.uplot canvas')"), "uPlot drew no canvas")
+        stats = d.execute_script("return [...document.querySelectorAll('.metric-stats tbody th')].map(e => e.textContent)")
+        self.assertTrue(any("mAP50" in s for s in stats), stats)
+
+        self.assertEqual(d.execute_script("return document.querySelectorAll('pre.log .line').length"), shown, "lines were added while paused")
+        status = "document.querySelector('section.logs [role=status]')"
+        wait(d, lambda d: "paused (" in (text(d, status) or "") and not (text(d, status) or "").endswith("(0 new)"), 30, "no count of waiting lines")
+        d.find_element(By.CSS_SELECTOR, "section.logs button[aria-pressed]").click()
+        self.assertGreater(d.execute_script("return document.querySelectorAll('pre.log .line').length"), shown)
+
+        # Hostile text: the experiment, metadata and the log line with the folder's name are text.
+        wait(d, lambda d: "onerror=window.__xss=3" in (text(d, "document.querySelector('pre.log')") or ""), 60,
+             "the log does not show the dataset folder's name")
+        self.assertIn(HOSTILE, text(d, "document.querySelector('.job-header')"))
+        d.find_element(By.CSS_SELECTOR, ".config-box summary").click()
+        self.assertIn("<script>window.__xss=1</script>", text(d, "document.querySelector('pre.config')"))
+        self.assertIsNone(d.execute_script("return window.__xss"))
+        self.assertEqual(d.execute_script("return document.querySelectorAll('main script, main img').length"), 0)
+        with self.assertRaises(NoAlertPresentException):
+            d.switch_to.alert.text
+        self.assertEqual(console_errors(d), [])
+
+        # Back to the list by the navigation: the job succeeded, the first one stopped.
+        d.find_element(By.CSS_SELECTOR, 'nav a[href="/jobs"]').click()
+        wait(d, lambda d: d.execute_script(f"return {row(job)} && {row(job)}.dataset.state") == "succeeded", 30, "the list does not show it succeeded")
+        self.assertEqual(d.execute_script(f"return {row(blocker)}.dataset.state"), "stopped")
+        self.assertEqual(d.execute_script("return window.__marker"), 42)
+        self.__class__.trained = job
+
+    def test_b_every_page_in_both_themes_and_sizes(self):
+        d, yard = self.driver, self.yard
+        job = getattr(self.__class__, "trained", None)
+        pages = [("jobs", "/jobs"), ("sweeps", "/sweeps"), ("models", "/models"), ("datasets", "/datasets"), ("workers", "/workers")]
+        if job:
+            pages.insert(1, ("job", f"/jobs/{job}"))
+            # Something in the tables: the trained job as a model version, the demo data as a dataset.
+            status, body, _ = yard.request("POST", "/api/models", {"job_id": job, "name": "browser-model", "alias": "production"})
+            self.assertIn(status, (200, 201), body)
+            status, body, _ = yard.request("POST", "/api/datasets", {"name": "browser-demo", "source": os.path.dirname(self.data)})
+            self.assertEqual(status, 200, body)
+            self.assertIn('"added"', body)
+        shots = []
+        for scheme in SCHEMES:
+            for width, height in SIZES:
+                emulate(d, width, height, scheme)
+                for name, path in pages:
+                    d.get(yard.base + path)
+                    wait(d, lambda d: d.execute_script("return !!document.querySelector('main h1') && ![...document.querySelectorAll('.status')].some(e => e.textContent === 'Loading…')"), 30)
+                    if name == "job":
+                        wait(d, lambda d: d.execute_script("return document.querySelector('.uplot canvas') && document.querySelector('pre.log .line')"), 60)
+                    if name == "jobs":
+                        wait(d, lambda d: d.execute_script("return !!document.querySelector('tbody tr')"), 30)
+                    error = text(d, "document.querySelector('.status.error')")
+                    self.assertIsNone(error, f"{path}: {error}")
+                    wide = d.execute_script("return document.documentElement.scrollWidth")
+                    self.assertLessEqual(wide, width + 1, f"{path} at {width} px scrolls sideways ({wide} px)")
+                    shots.append(screenshot(d, os.path.join(self.folder, "shots"), f"{name}-{width}x{height}-{scheme}"))
+        print(f"\n[browser] {len(shots)} screenshots in {os.path.dirname(shots[0])}", flush=True)
+        self.assertEqual(console_errors(d), [])
+
+
+    def test_c_a_failed_job_shows_why_and_its_last_log_lines_first(self):
+        d, yard = self.driver, self.yard
+        broken = os.path.join(self.folder, "broken")
+        os.makedirs(broken, exist_ok=True)
+        with open(os.path.join(broken, "data.yaml"), "w") as f:
+            f.write("path: .\ntrain: images\nval: images\nnames: {0: a}\n")  # no images there
+        job = yard.submit(job_yaml(os.path.join(broken, "data.yaml"), 1))
+        emulate(d, 1280, 800, "light")
+        d.get(f"{yard.base}/jobs/{job}")
+        wait(d, lambda d: d.execute_script("return document.querySelector('.job-header').dataset.state") == "failed", 300, "the page did not show the job failed")
+        wait(d, lambda d: d.execute_script("return !!document.querySelector('.failure pre.log-lines')"), 30, "no last log lines")
+        reason = text(d, "document.querySelector('.failure .reason')")
+        self.assertEqual(reason, yard.job(job)["message"])
+        self.assertTrue(reason)
+        # The failure comes before the curves, the config and the log.
+        order = d.execute_script("return [...document.querySelector('main').children].map(e => e.className)")
+        self.assertLess(order.index("failure"), order.index("charts"), order)
+        self.assertTrue(d.find_element(By.CSS_SELECTOR, '.job-header button[data-action="resume"]').is_displayed())
+        screenshot(d, os.path.join(self.folder, "shots"), "job-failed-1280x800-light")
+        self.assertEqual(console_errors(d), [])
+
+
+class Attacker(http.server.BaseHTTPRequestHandler):
+    """A page of another site that tries to submit a job on the dashboard's
+    server, by fetch (no-cors) and by a text/plain form, both of which a
+    browser sends without asking the server first."""
+    target = ""
+    config = ""
+
+    def do_GET(self):
+        quoted = json.dumps(self.config)
+        page = f"""<!doctype html><html><body><p id=state>working</p>
+<form id=forged method=post enctype="text/plain" action="{self.target}"><input type=hidden name="model: yolov8n.yaml
+x" value="1"></form>
+<script>
+fetch("{self.target}", {{method: "POST", mode: "no-cors", credentials: "include", headers: {{"Content-Type": "text/plain"}}, body: {quoted}}})
+  .catch(() => null).then(() => {{ window.__fetched = true; document.getElementById("state").textContent = "fetched"; }});
+</script></body></html>"""
+        body = page.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+class SignIn(unittest.TestCase):
+    """`yard up` with YARD_TOKEN."""
+    token = "browser-test-token-0123456789"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.folder = temp_folder("token")
+        cls.yard = Yard(cls.folder, token=cls.token)
+        cls.driver = browser()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.driver.quit()
+        cls.yard.close()
+
+    def setUp(self):
+        self.driver.execute_cdp_cmd("Network.clearBrowserCookies", {})
+        self.driver.get_log("browser")  # what an earlier test left
+
+    def sign_in(self, token):
+        d = self.driver
+        field = d.find_element(By.ID, "token")
+        field.clear()
+        field.send_keys(token)
+        d.find_element(By.CSS_SELECTOR, "form.sign-in button[type=submit]").click()
+
+    def test_pages_need_sign_in_and_the_cookie_is_http_only_and_strict(self):
+        d, yard = self.driver, self.yard
+        d.get(yard.base + "/jobs")
+        wait(d, lambda d: d.execute_script("return !!document.getElementById('token')"), 30, "no sign-in form")
+        self.assertTrue(d.current_url.startswith(yard.base + "/sign-in?next="), d.current_url)
+        for scheme in SCHEMES:
+            for width, height in SIZES:
+                emulate(d, width, height, scheme)
+                screenshot(d, os.path.join(self.folder, "shots"), f"sign-in-{width}x{height}-{scheme}")
+        emulate(d, 1280, 800, "light")
+
+        self.sign_in("wrong-token")
+        wait(d, lambda d: "wrong token" in (text(d, "document.querySelector('form.sign-in .error')") or ""), 30, "no error for a wrong token")
+        self.assertEqual([c for c in d.get_cookies() if c["name"] == "yard_session"], [])
+
+        self.sign_in(self.token)
+        wait(d, lambda d: text(d, "document.querySelector('main h1')") == "Jobs", 30, "signing in did not lead to the jobs page")
+        self.assertEqual(d.current_url, yard.base + "/jobs")
+        cookies = [c for c in d.get_cookies() if c["name"] == "yard_session"]
+        self.assertEqual(len(cookies), 1, d.get_cookies())
+        cookie = cookies[0]
+        self.assertTrue(cookie["httpOnly"])
+        self.assertEqual(cookie["sameSite"], "Strict")
+        self.assertNotIn(self.token, cookie["value"])
+        self.assertNotIn("yard_session", d.execute_script("return document.cookie"))
+        self.assertEqual(d.execute_script("return localStorage.length + sessionStorage.length"), 0)
+        self.assertNotIn(self.token, d.page_source + d.current_url)
+
+        # The session works for the API; sign-out ends it.
+        status = d.execute_script("return fetch('/api/jobs').then(r => r.status)")
+        self.assertEqual(status, 200)
+        d.find_element(By.ID, "sign-out").click()
+        wait(d, lambda d: d.execute_script("return !!document.getElementById('token')"), 30, "sign-out did not lead to sign-in")
+        self.assertEqual(d.execute_script("return fetch('/api/jobs').then(r => r.status)"), 401)
+        errors = [e for e in console_errors(d) if "status of 401" not in e["message"]]
+        self.assertEqual(errors, [])
+
+    def jobs(self):
+        return self.yard.request("GET", "/api/jobs")[1]["jobs"]
+
+    def test_a_forged_cross_site_submit_is_refused(self):
+        d, yard = self.driver, self.yard
+        data = os.path.join(self.folder, "data.yaml")
+        with open(data, "w") as f:
+            f.write("path: .\ntrain: images\nval: images\nnames: {0: a}\n")
+        config = job_yaml(data, 1, experiment="forged")
+        # Signed in, as the victim is.
+        d.get(yard.base + "/sign-in")
+        wait(d, lambda d: d.execute_script("return !!document.getElementById('token')"), 30)
+        self.sign_in(self.token)
+        wait(d, lambda d: text(d, "document.querySelector('main h1')") == "Jobs", 30)
+        before = len(self.jobs())
+
+        # Another site (localhost is not 127.0.0.1) posts a job, by fetch and by a form.
+        Attacker.target = f"{yard.base}/api/jobs"
+        Attacker.config = config
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Attacker)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.server_close)
+        try:
+            d.get(f"http://localhost:{server.server_address[1]}/")
+            wait(d, lambda d: d.execute_script("return window.__fetched === true"), 30, "the attacker's fetch did not finish")
+            d.execute_script("document.getElementById('forged').submit()")
+            wait(d, lambda d: d.current_url.startswith(yard.base), 30, "the forged form did not post")
+            self.assertIn("refused", d.page_source)
+        finally:
+            server.shutdown()
+        self.assertEqual(len(self.jobs()), before, "a forged request submitted a job")
+
+        # With the victim's real cookie but no CSRF token, or from a foreign Origin: refused too.
+        session = [c for c in d.get_cookies() if c["name"] == "yard_session"][0]["value"]
+        cookie = {"Cookie": f"yard_session={session}"}
+        csrf = yard.request("GET", "/api/session", headers=cookie)[1]["csrf"]
+        post = lambda headers: yard.request("POST", "/api/jobs", config, headers={**cookie, **headers}, content_type="application/yaml")[0]
+        self.assertEqual(post({}), 403)
+        self.assertEqual(post({"X-CSRF-Token": "guess", "Origin": yard.base}), 403)
+        self.assertEqual(post({"X-CSRF-Token": csrf, "Origin": "http://localhost:1"}), 403)
+        self.assertEqual(len(self.jobs()), before)
+        # The page's own way: the cookie, the CSRF token, this origin.
+        self.assertEqual(post({"X-CSRF-Token": csrf, "Origin": yard.base}), 201)
+        self.assertEqual(len(self.jobs()), before + 1)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,136 @@
+// Jobs: the queue and history, newest first, paged on the server
+// (?limit, ?state) and kept live by the event log: a new job appears and
+// states, epochs and fitness change without a reload.
+
+import { get, post } from "../lib/api.js";
+import { follow, head } from "../lib/events.js";
+import { h, fill } from "../lib/dom.js";
+import { time, number, epochOf, progressOf, jobStates, activeStates, resumableStates } from "../lib/format.js";
+import { showError, stateBadge } from "./common.js";
+
+const pageSize = 50;
+
+export function mount(root, { query, navigate }) {
+  const state = query.get("state") || "";
+  const limit = Math.min(1000, Math.max(pageSize, Number(query.get("limit")) || pageSize));
+  const rows = new Map();  // job id -> {job, tr}
+  let stop = null;
+  let closed = false;
+
+  const filter = h("select", { id: "state-filter", "aria-label": "Filter by state" },
+    h("option", { value: "", text: "All states" }),
+    jobStates.map((s) => h("option", { value: s, text: s, selected: s === state })));
+  filter.addEventListener("change", () => {
+    const next = new URLSearchParams();
+    if (filter.value) next.set("state", filter.value);
+    navigate("/jobs" + (next.toString() ? `?${next}` : ""));
+  });
+  const status = h("p", { class: "status", role: "status" });
+  const body = h("tbody");
+  const table = h("table", { class: "jobs" },
+    h("thead", {}, h("tr", {},
+      h("th", { scope: "col", text: "Job" }), h("th", { scope: "col", text: "State" }),
+      h("th", { scope: "col", text: "Epoch" }), h("th", { scope: "col", class: "wide", text: "Progress" }),
+      h("th", { scope: "col", class: "num wide", text: "Fitness" }), h("th", { scope: "col", class: "wide", text: "Created" }),
+      h("th", { scope: "col", text: "" }))),
+    body);
+  const more = h("button", { type: "button", class: "more", hidden: true, text: "Show more" });
+  more.addEventListener("click", () => {
+    const next = new URLSearchParams(query);
+    next.set("limit", String(Math.min(1000, limit + pageSize)));
+    navigate(`/jobs?${next}`);
+  });
+  fill(root,
+    h("div", { class: "toolbar" }, h("h1", { text: "Jobs" }), h("label", { class: "filter" }, "State ", filter)),
+    status, h("div", { class: "scroll" }, table), more);
+
+  function row(job) {
+    const tr = h("tr", { "data-job": job.id });
+    rows.set(job.id, { job, tr });
+    render(job.id);
+    return tr;
+  }
+
+  function render(id) {
+    const { job, tr } = rows.get(id);
+    tr.setAttribute("data-state", job.state);
+    const actions = h("td", { class: "actions" });
+    if (activeStates.has(job.state) && job.state !== "stopping") actions.append(action("Stop", job, "stop"));
+    if (resumableStates.has(job.state)) actions.append(action("Resume", job, "resume"));
+    const progress = h("progress", { max: "1", value: String(progressOf(job)), "aria-label": `progress of ${job.id}` });
+    fill(tr,
+      h("td", {}, h("a", { href: `/jobs/${encodeURIComponent(job.id)}`, class: "job-link", text: job.id }),
+        h("div", { class: "sub", text: [job.experiment, job.model].filter(Boolean).join(" · ") })),
+      h("td", {}, stateBadge(job.state)),
+      h("td", { class: "epoch", text: epochOf(job) }),
+      h("td", { class: "wide" }, progress),
+      h("td", { class: "num wide", text: number(job.fitness) }),
+      h("td", { class: "wide", text: time(job.created_at) }),
+      actions);
+  }
+
+  function action(label, job, verb) {
+    return h("button", {
+      type: "button", class: "small", "data-action": verb, "aria-label": `${label} ${job.id}`, text: label,
+      onclick: async (event) => {
+        event.currentTarget.disabled = true;
+        try {
+          const updated = await post(`/api/jobs/${encodeURIComponent(job.id)}/${verb}`);
+          if (updated && rows.has(job.id)) { rows.get(job.id).job = { ...rows.get(job.id).job, ...updated }; render(job.id); }
+        } catch (error) { showError(status, error); }
+      },
+    });
+  }
+
+  // A job not on the page is fetched when it is queued (new, or resumed);
+  // events for it that land while it is fetched wait and are applied after,
+  // in order, so the row ends in the state the log ends in.
+  const pending = new Map();  // job id -> events waiting for its row
+
+  function onState(event) {
+    if (pending.has(event.id)) return pending.get(event.id).push(event);
+    const entry = rows.get(event.id);
+    if (entry) {
+      entry.job.state = event.data.state;
+      if (event.data.message !== undefined) entry.job.message = event.data.message;
+      return render(event.id);
+    }
+    if (event.data.state !== "queued" || (state && state !== "queued")) return;
+    pending.set(event.id, []);
+    get(`/api/jobs/${encodeURIComponent(event.id)}`).then((job) => {
+      const waiting = pending.get(event.id) || [];
+      pending.delete(event.id);
+      if (closed || rows.has(job.id)) return;
+      body.prepend(row(job));
+      for (const later of waiting) (later.type === "epoch" ? onEpoch : onState)(later);
+    }).catch(() => pending.delete(event.id));
+  }
+
+  function onEpoch(event) {
+    if (pending.has(event.id)) return pending.get(event.id).push(event);
+    const entry = rows.get(event.id);
+    if (!entry) return;
+    if (Number.isFinite(event.data.epoch)) entry.job.epoch = event.data.epoch;
+    if (Number.isFinite(event.data.epochs)) entry.job.epochs = event.data.epochs;
+    if (Number.isFinite(event.data.fitness)) entry.job.fitness = event.data.fitness;
+    render(event.id);
+  }
+
+  async function load() {
+    rows.clear();
+    pending.clear();
+    const after = await head();
+    const params = new URLSearchParams({ limit: String(limit) });
+    if (state) params.set("state", state);
+    const { jobs } = await get(`/api/jobs?${params}`);
+    if (closed) return;
+    fill(body, jobs.map(row));
+    fill(status, jobs.length ? "" : state ? `No ${state} jobs.` : "No jobs yet: yard submit JOB.yaml submits one.");
+    more.hidden = jobs.length < limit || limit >= 1000;
+    if (stop) stop();
+    stop = follow({ entity: "job", type: "state,epoch" }, after, { "job.state": onState, "job.epoch": onEpoch }, () => load().catch((e) => showError(status, e)));
+  }
+
+  load().catch((error) => showError(status, error));
+  return () => { closed = true; if (stop) stop(); };
+}
