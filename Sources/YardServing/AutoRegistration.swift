@@ -28,21 +28,9 @@ public actor AutoRegistration: Service {
 
     public func run() async throws {
         // Subscribed before the first scan: a job that succeeds in between is seen by one or the other.
-        let subscription = registry.store.feed.subscribeAll()
         let wakeup = Wakeup()
-        let listener = Task {
-            for await item in subscription {
-                switch item {
-                case .event(let event) where Self.isSuccess(event): wakeup.signal()
-                case .lagged: wakeup.signal()
-                case .event, .logs, .heartbeat: continue
-                }
-            }
-        }
-        defer {
-            subscription.cancel()
-            listener.cancel()
-        }
+        let follower = registry.store.feed.wake(wakeup, when: Self.isSuccess)
+        defer { follower.cancel() }
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 await self.scan()

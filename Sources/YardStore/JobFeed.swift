@@ -74,6 +74,28 @@ public final class JobFeed: Sendable {
         return Subscription(stream: stream, subscriber: subscriber)
     }
 
+    /// Follows the whole log for a service that acts on changes: signals
+    /// `wakeup` for each committed event `wanted` takes, and when this
+    /// follower lagged (it may have missed one). Subscribed before it
+    /// returns, so call it before the service's first read of the store;
+    /// cancel the task to stop following.
+    public func wake(_ wakeup: Wakeup, when wanted: @escaping @Sendable (JobEvent) -> Bool) -> Task<Void, Never> {
+        let subscription = subscribeAll()
+        return Task {
+            await withTaskCancellationHandler {
+                for await item in subscription {
+                    switch item {
+                    case .event(let event) where wanted(event): wakeup.signal()
+                    case .lagged: wakeup.signal()
+                    case .event, .logs, .heartbeat: continue
+                    }
+                }
+            } onCancel: {
+                subscription.cancel()
+            }
+        }
+    }
+
     /// How many subscriptions are open (all jobs).
     public var subscriberCount: Int { state.withLock { $0.count } }
 

@@ -72,21 +72,9 @@ public struct SweepService: Service {
     /// pruner), and otherwise sleeps: the only timer is a failed pass's backoff.
     public func run() async throws {
         // Subscribed before the first pass: a change in between is seen by one or the other.
-        let subscription = store.feed.subscribeAll()
         let wakeup = Wakeup()
-        let listener = Task {
-            for await item in subscription {
-                switch item {
-                case .event(let event) where Self.concernsSweeps(event): wakeup.signal()
-                case .lagged: wakeup.signal()
-                case .event, .logs, .heartbeat: continue
-                }
-            }
-        }
-        defer {
-            subscription.cancel()
-            listener.cancel()
-        }
+        let follower = store.feed.wake(wakeup, when: Self.concernsSweeps)
+        defer { follower.cancel() }
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 await advanceAll()

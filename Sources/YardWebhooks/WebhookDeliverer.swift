@@ -52,21 +52,11 @@ public actor WebhookDeliverer: Service {
         let client = WebhookSender.makeClient(timeout: settings.timeout)
         let sender = WebhookSender(client: client, timeout: settings.timeout, allowPrivate: settings.allowPrivate)
         // Subscribed before the first read: an event appended in between is seen by one or the other.
-        let subscription = store.feed.subscribeAll()
-        let listener = Task { [wakeup] in
-            for await item in subscription {
-                switch item {
-                case .event(let event) where Self.types.contains(event.type): wakeup.signal()
-                case .lagged: wakeup.signal()
-                case .event, .logs, .heartbeat: continue
-                }
-            }
-        }
+        let follower = store.feed.wake(wakeup) { Self.types.contains($0.type) }
         await cancelWhenGracefulShutdown {
             await self.loop(sender)
         }
-        subscription.cancel()
-        listener.cancel()
+        follower.cancel()
         await flush()
         try? await client.shutdown()
     }

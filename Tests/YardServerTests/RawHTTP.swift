@@ -61,7 +61,7 @@ enum RawHTTP {
         let parts = reply.components(separatedBy: "\r\n\r\n")
         guard let statusLine = parts.first?.split(separator: "\r\n").first, statusLine.split(separator: " ").count >= 2,
               let status = Int(statusLine.split(separator: " ")[1]) else {
-            throw Failure(description: "no HTTP status in \(reply.prefix(120))")
+            throw Failure(description: "no HTTP status in the reply to \(method) \(target) (\(response.isEmpty ? "nothing read: \(seconds) s passed with no byte, or the server closed" : "\(reply.prefix(120))"))")
         }
         return Reply(status: status, body: parts.dropFirst().joined(separator: "\r\n\r\n"))
     }

@@ -23,7 +23,8 @@ struct StreamingLoadTests {
                 Task { try await RawHTTP.send(port: port, method: "GET", target: "/api/jobs/load/logs?follow=true", timeout: 60) }
             }
             let gets = (0..<200).map { i in
-                Task { try await RawHTTP.send(port: port, method: "GET", target: i.isMultiple(of: 2) ? "/api/jobs" : "/api/jobs/load") }
+                // They must all be answered; how fast is /health's promise, below.
+                Task { try await RawHTTP.send(port: port, method: "GET", target: i.isMultiple(of: 2) ? "/api/jobs" : "/api/jobs/load", timeout: 60) }
             }
             let training = Task { try await t.worker(.training(epochs: epochs, stepDelay: .milliseconds(15))).drain() }
             let slowest = Mutex(Duration.zero)
