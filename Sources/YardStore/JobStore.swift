@@ -123,6 +123,9 @@ public protocol EventLog: Sendable {
     /// The highest sequence number retention has removed (0: none): a reader
     /// whose cursor is below it missed events and is told so.
     func eventFloor() async throws -> Int64
+    /// The newest sequence number given (0: none yet); never below the
+    /// floor, so a reader that starts from it misses nothing that comes next.
+    func eventHead() async throws -> Int64
 }
 
 /// The model registry of record.

@@ -149,6 +149,8 @@ public actor MemoryJobStore: JobStore {
 
     public func eventFloor() -> Int64 { floor }
 
+    public func eventHead() -> Int64 { max(eventLog.last?.id ?? 0, floor) }
+
     @discardableResult
     public func appendLog(jobID: String, lines: [String]) -> [LogLine] {
         let stored = lines.map { line in

@@ -154,11 +154,11 @@ struct BrowserSessionTests {
     @Test func theEventHeadIsTheNewestSequenceNumber() async throws {
         let t = try TestYard()
         defer { t.dir.remove() }
-        #expect(try await EventHeadController<BasicRequestContext>.head(t.yard.store) == 0)
+        #expect(try await t.yard.store.eventHead() == 0)
         var last: Int64 = 0
         for count in 1...37 {
             last = try await t.yard.store.appendEvent(jobID: "j\(count % 3)", type: "state", payload: .object([:])).id
-            #expect(try await EventHeadController<BasicRequestContext>.head(t.yard.store) == last)
+            #expect(try await t.yard.store.eventHead() == last)
         }
         let newest = last
         try await t.test { client in

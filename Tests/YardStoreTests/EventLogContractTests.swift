@@ -156,6 +156,7 @@ struct EventLogContractTests {
         let store = try Self.make(driver, clock: clock)
         try await store.insert(JobStoreContractTests.job("j"), secrets: [:])
         #expect(try await store.eventFloor() == 0)
+        #expect(try await store.eventHead() == 0)
         let first = try await store.appendEvent(jobID: "j", type: "state", payload: ["state": "running"])
         for epoch in 1...3 { try await store.appendEvent(jobID: "j", type: "epoch", payload: ["epoch": .int(epoch)]) }
         try await store.appendEvent(.model, id: "m", type: "epoch", payload: [:])  // not a job's: kept
@@ -171,6 +172,7 @@ struct EventLogContractTests {
         #expect(try await store.eventFloor() == newest.id)
         #expect(try await store.pruneEvents(before: clock.now()) == 0)
         #expect(try await store.eventFloor() == newest.id, "a prune that removes nothing keeps the floor")
+        #expect(try await store.eventHead() == newest.id, "the head stays where the pruned log ended")
         let next = try await store.appendEvent(jobID: "j", type: "state", payload: ["state": "succeeded"])
         #expect(next.id == newest.id + 1)
         #expect(try await Self.all(store).map(\.id) == [first.id, first.id + 4, next.id])

@@ -85,6 +85,9 @@ public final class FaultyJobStore: JobStore {
     public func eventFloor() async throws -> Int64 {
         try check("eventFloor"); return try await base.eventFloor()
     }
+    public func eventHead() async throws -> Int64 {
+        try check("eventHead"); return try await base.eventHead()
+    }
     public func appendLog(jobID: String, lines: [String]) async throws -> [LogLine] {
         try check("appendLog"); return try await base.appendLog(jobID: jobID, lines: lines)
     }

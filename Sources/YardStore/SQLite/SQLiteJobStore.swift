@@ -301,6 +301,12 @@ public struct SQLiteJobStore: JobStore {
         try await db.read { db in try Int64.fetchOne(db, sql: "SELECT seq FROM event_floor WHERE only = 1") ?? 0 }
     }
 
+    public func eventHead() async throws -> Int64 {
+        try await db.read { db in
+            try Int64.fetchOne(db, sql: "SELECT MAX(COALESCE((SELECT MAX(id) FROM event), 0), COALESCE((SELECT seq FROM event_floor WHERE only = 1), 0))") ?? 0
+        }
+    }
+
     @discardableResult
     public func appendLog(jobID: String, lines: [String]) async throws -> [LogLine] {
         guard !lines.isEmpty else { return [] }
