@@ -153,12 +153,12 @@ struct JobRun {
         let outcome = RunOutcome()
         let log = LogSink(ledger: ledger, jobID: jobID, file: jobDirectory + "/train.log", logger: worker.logger, masker: masker)
         let shutdownToken = shutdown.whenSet {
-            outcome.stopReason.withLock { $0 = $0 ?? .shutdown }
+            outcome.stop(.shutdown)
             process.requestStop()
         }
         defer { shutdown.cancel(shutdownToken) }
         let lostToken = lost.whenSet {
-            outcome.stopReason.withLock { $0 = $0 ?? .lostClaim }
+            outcome.stop(.lostClaim)
             process.kill()
         }
         defer { lost.cancel(lostToken) }
@@ -187,7 +187,7 @@ struct JobRun {
                             return true
                         }
                         if first {
-                            outcome.stopReason.withLock { $0 = $0 ?? .failure }
+                            outcome.stop(.failure)
                             process.requestStop()
                         }
                     }
@@ -230,27 +230,18 @@ struct JobRun {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 guard let job = await ledger.stopRequested(jobID, tick: tick, clock: clock) else { return }
-                outcome.stopReason.withLock { $0 = $0 ?? .user }
+                outcome.stop(.user)
                 // A pruned trial is never resumed: no final validation or checkpoint to wait for.
                 if job.pruning != nil { process.abandon() } else { process.requestStop() }
             }
             group.addTask {
-                // The grace period, counted on the worker's clock from the
-                // first tick that sees a stop signalled (in memory, not a store read).
-                var remaining: Duration?
-                while !Task.isCancelled {
-                    if remaining == nil, outcome.stopReason.withLock({ $0 }) != nil {
-                        remaining = worker.configuration.stopGrace
-                    }
-                    if let left = remaining, left <= .zero {
-                        worker.logger.warning("job \(jobID): engine did not stop within the grace period; killing it")
-                        outcome.killed.withLock { $0 = true }
-                        process.kill()
-                        return
-                    }
-                    do { try await clock.sleep(for: tick) } catch { return }
-                    remaining = remaining.map { $0 - tick }
-                }
+                // The grace period, on the worker's clock, from the first stop signalled.
+                await outcome.stopSignalled.wait()
+                guard !Task.isCancelled else { return }
+                do { try await clock.sleep(for: worker.configuration.stopGrace) } catch { return }
+                worker.logger.warning("job \(jobID): engine did not stop within the grace period; killing it")
+                outcome.killed.withLock { $0 = true }
+                process.kill()
             }
             await group.waitForAll()
         }
@@ -434,10 +425,18 @@ final class RunOutcome: Sendable {
     /// worker itself after a failure to record the run.
     enum StopReason: Sendable { case user, shutdown, failure, lostClaim }
     let stopReason = Locked<StopReason?>(nil)
+    /// Signalled when a stop is first asked for (the grace period starts).
+    let stopSignalled = Wakeup()
     let finished = Locked(false)
     let killed = Locked(false)
     let stopped = Locked<String?>(nil)
     let failure = Locked<String?>(nil)
+
+    /// Records why the engine is asked to stop (the first reason stays) and starts the grace period.
+    func stop(_ reason: StopReason) {
+        stopReason.withLock { $0 = $0 ?? reason }
+        stopSignalled.signal()
+    }
 }
 
 /// A value behind a lock, shared by reference (a `Mutex` cannot be copied).

@@ -61,6 +61,9 @@ public struct Worker: Service {
     /// are fenced by them (with a lease, a stale worker cannot complete or
     /// release the attempt that took the job over).
     let claims: Locked<[String: QueueClaim]>
+    /// Signalled when this worker takes or lets go of a job (its presence
+    /// announces it at once rather than a heartbeat later).
+    public let jobsChanged = Wakeup()
 
     public init(configuration: Configuration, ledger: any JobLedger, queue: any JobQueue, runner: any EngineRunner,
                 trackers: [any Tracker], artifacts: any ArtifactStore, logger: Logger) {
@@ -132,6 +135,7 @@ public struct Worker: Service {
     private func attempt(_ claim: QueueClaim, shutdown: ShutdownFlag) async throws {
         try await ledger.begin(claim)
         claims.withLock { $0[claim.jobID] = claim }
+        jobsChanged.signal()
         let lost = ShutdownFlag()
         let run = JobRun(worker: self, jobID: claim.jobID, shutdown: shutdown, lost: lost)
         await withTaskGroup(of: Void.self) { group in
@@ -146,6 +150,7 @@ public struct Worker: Service {
 
     private func forget(_ jobID: String) async {
         claims.withLock { _ = $0.removeValue(forKey: jobID) }
+        jobsChanged.signal()
         await ledger.end(jobID)
     }
 

@@ -69,10 +69,11 @@ public struct WorkerPresence: Service {
     /// Waits for the next heartbeat: the interval, or less when a worker
     /// took or finished a job (the list shows it at once, not a beat later).
     private func nextBeat() async {
-        let jobs = entries.map { $0.worker.currentJobs }
-        let deadline = ContinuousClock.now + interval
-        while ContinuousClock.now < deadline, !Task.isCancelled, entries.map({ $0.worker.currentJobs }) == jobs {
-            try? await Task.sleep(for: min(.milliseconds(200), deadline - .now))
+        await withTaskGroup(of: Void.self) { group in
+            for entry in entries { group.addTask { await entry.worker.jobsChanged.wait() } }
+            group.addTask { [interval] in try? await Task.sleep(for: interval) }
+            await group.next()
+            group.cancelAll()
         }
     }
 
