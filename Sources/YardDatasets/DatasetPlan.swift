@@ -252,8 +252,7 @@ public struct DatasetPlan: Sendable {
             entries.sort { DVCHash.pathOrder($0.relpath, $1.relpath) }
         }
         let names = try parseNames(document, file: yaml)
-        var keypoints: Int?
-        if let shape = document["kpt_shape"]?.arrayValue?.compactMap(\.intValue), shape.count == 2 { keypoints = shape[0] * shape[1] }
+        let keypoints = try keypointColumns(document["kpt_shape"], file: yaml)
 
         var splits: [Split] = []
         var claimed = Set<String>()
@@ -299,6 +298,18 @@ public struct DatasetPlan: Sendable {
 
     /// The most classes a dataset may have (Ultralytics' own datasets have at most a few thousand).
     static let maxClasses = 10_000
+
+    /// The label columns a pose dataset's `kpt_shape` adds: `[keypoints, 2 or 3]`
+    /// (x, y and, with 3, visibility), as Ultralytics reads it. Anything else
+    /// would make every label a problem, or overflow: refused by name.
+    static func keypointColumns(_ value: JSONValue?, file: String) throws(YardError) -> Int? {
+        guard let value, value != .null else { return nil }
+        guard let shape = value.arrayValue?.compactMap(\.intValue), shape.count == 2, value.arrayValue?.count == 2,
+              (1...1_000).contains(shape[0]), (2...3).contains(shape[1]) else {
+            throw YardError.invalid("\(file): kpt_shape", "is not a keypoint shape Ultralytics reads; give [keypoints, 2 or 3], e.g. [17, 3] for COCO pose (at most 1,000 keypoints)")
+        }
+        return shape[0] * shape[1]
+    }
 
     static func parseNames(_ document: [String: JSONValue], file: String) throws(YardError) -> [String] {
         if let list = document["names"]?.arrayValue {

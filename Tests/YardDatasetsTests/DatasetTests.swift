@@ -169,6 +169,30 @@ func yoloDataset(_ dir: TemporaryDirectory) throws -> String { try TestImages.yo
         #expect(throws: YardError.self) { try DatasetLibrary.writeFixed(plan, result, to: out) }
     }
 
+    /// CI's fuzzer found a `kpt_shape` whose product overflowed (a trap that ended the
+    /// test process); each hostile shape is a one-line error naming the field.
+    @Test(arguments: ["[9223372036854775807, 3]", "[-17, 3]", "[17, 7]", "[0, 2]", "[17, 3, 1]", "[a, b]", "17"])
+    func aKeypointShapeOutOfReachIsRefusedByName(_ shape: String) throws {
+        let dir = try TemporaryDirectory("ds")
+        defer { dir.remove() }
+        let root = try yoloDataset(dir)
+        try dir.write("yolo/data.yaml", "train: images/train\nval: images/val\nnames: [square, disc]\nkpt_shape: \(shape)\n")
+        #expect {
+            try DatasetPlan.make(source: root, options: .init())
+        } throws: { error in
+            let message = "\(error)"
+            return message.contains("kpt_shape") && message.contains("[17, 3]") && !message.contains("\n")
+        }
+    }
+
+    @Test func aKeypointShapeGivesEachLabelItsColumns() throws {
+        let dir = try TemporaryDirectory("ds")
+        defer { dir.remove() }
+        let root = try yoloDataset(dir)
+        try dir.write("yolo/data.yaml", "train: images/train\nval: images/val\nnames: [square, disc]\nkpt_shape: [17, 3]\n")
+        #expect(try DatasetPlan.make(source: root, options: .init()).keypoints == 51)
+    }
+
     @Test func flatFolderIsSplitWithItsSeedAndLabelsFollowImages() throws {
         let dir = try TemporaryDirectory("ds")
         defer { dir.remove() }
