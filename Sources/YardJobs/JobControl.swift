@@ -48,8 +48,7 @@ public struct JobControl: Sendable {
         job.gitCommit = gitCommit
         job.dataset = dataset?.reference
         job.datasetHash = dataset?.id
-        try await store.insert(job, secrets: secrets)
-        try await store.appendEvent(jobID: id, type: "state", payload: Self.statePayload(job, message: "queued", time: time))
+        try await store.insert(job, secrets: secrets, recording: Self.statePayload(job, message: "queued", time: time))
         try await publish(job)
         try await queue.enqueue(id)
         return job
@@ -93,8 +92,7 @@ public struct JobControl: Sendable {
         job.message = LogLine.bounded(reason, limit: 2000)
         job.finishedAt = time
         job.epochs = nil
-        try await store.insert(job, secrets: [:])
-        try await store.appendEvent(jobID: taskID, type: "state", payload: Self.statePayload(job, message: job.message ?? "", time: time))
+        try await store.insert(job, secrets: [:], recording: Self.statePayload(job, message: job.message ?? "", time: time))
         return job
     }
 

@@ -64,8 +64,11 @@ public protocol JobStore: JobRecords, EventLog, RegistryStore, SweepStore, Datas
 
 /// Jobs, their epochs, artifacts and log lines.
 public protocol JobRecords: RunRecords, JobSecrets {
-    /// Adds a new job; a job with the same id is a `.conflict`.
-    func insert(_ job: Job, secrets: [String: JSONValue]) async throws
+    /// Adds a new job; a job with the same id is a `.conflict`. With a
+    /// payload, the job's first `state` event is appended in the same
+    /// transaction: a job is never in the store without the event that
+    /// says it arrived, nor the event without the job.
+    func insert(_ job: Job, secrets: [String: JSONValue], recording state: JSONValue?) async throws
     func job(_ id: String) async throws -> Job?
     /// Newest first; with a `state`, only jobs in it (filtered before the limit).
     func jobs(limit: Int, state: JobState?) async throws -> [Job]
@@ -177,6 +180,12 @@ public protocol DatasetStore: Sendable {
 
 extension JobRecords {
     public func jobs(limit: Int) async throws -> [Job] { try await jobs(limit: limit, state: nil) }
+
+    /// A job with no event of its arrival: fixtures and benchmarks (the job
+    /// layer records one with every job it adds).
+    public func insert(_ job: Job, secrets: [String: JSONValue]) async throws {
+        try await insert(job, secrets: secrets, recording: nil)
+    }
 
     /// Fetches a job or throws `.notFound` with a hint.
     public func require(_ id: String) async throws -> Job {

@@ -27,12 +27,13 @@ public actor MemoryJobStore: JobStore {
         self.now = now
     }
 
-    public func insert(_ job: Job, secrets: [String: JSONValue]) throws {
+    public func insert(_ job: Job, secrets: [String: JSONValue], recording state: JSONValue?) throws {
         if let existing = jobsByID.keys.first(where: { $0.lowercased() == job.id.lowercased() }) {
             throw YardError.duplicateJob(job.id, existing: existing)
         }
         jobsByID[job.id] = job
         secretsByID[job.id] = secrets
+        if let state { appendEvent(jobID: job.id, type: "state", payload: state) }
     }
 
     public func job(_ id: String) -> Job? { jobsByID[id] }

@@ -50,6 +50,23 @@ struct JobStoreContractTests {
         await #expect(throws: YardError.self) { try await store.require("nope") }
     }
 
+    /// A job and the event of its arrival are one write (the job layer
+    /// inserted the job, then appended the event: a crash in between left a
+    /// job the log's followers never saw arrive); a refused insert records
+    /// neither, and the event carries the job's experiment.
+    @Test(arguments: Driver.allCases)
+    func aJobArrivesWithItsStateEventOrNotAtAll(driver: Driver) async throws {
+        let store = try Self.make(driver)
+        let head = try await store.eventHead()
+        try await store.insert(Self.job("a"), secrets: [:], recording: ["state": "queued"])
+        let events = try await store.events(after: head, limit: 10, filter: EventFilter())
+        #expect(events.map(\.type) == ["state"])
+        #expect(events.first?.jobID == "a" && events.first?.payload["state"] == "queued")
+        #expect(events.first?.experiment == (try await store.job("a"))?.experiment)
+        await #expect(throws: YardError.self) { try await store.insert(Self.job("A"), secrets: [:], recording: ["state": "queued"]) }
+        #expect(try await store.events(after: head, limit: 10, filter: EventFilter()).count == 1)
+    }
+
     /// Writes in one batch: each stores its records with its change or,
     /// skipped or failed, nothing; a failed one does not stop the others;
     /// a later write of the batch sees what an earlier one wrote.

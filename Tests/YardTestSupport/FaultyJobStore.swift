@@ -35,8 +35,8 @@ public final class FaultyJobStore: JobStore {
         if let error = rule(Call(name: name, detail: detail)) { throw error }
     }
 
-    public func insert(_ job: Job, secrets: [String: JSONValue]) async throws {
-        try check("insert"); try await base.insert(job, secrets: secrets)
+    public func insert(_ job: Job, secrets: [String: JSONValue], recording state: JSONValue?) async throws {
+        try check("insert"); try await base.insert(job, secrets: secrets, recording: state)
     }
     public func job(_ id: String) async throws -> Job? { try check("job"); return try await base.job(id) }
     public func jobs(limit: Int, state: JobState?) async throws -> [Job] {

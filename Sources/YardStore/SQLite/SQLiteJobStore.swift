@@ -23,9 +23,11 @@ public struct SQLiteJobStore: JobStore {
         self.groupCommit = EventGroupCommit(db: database, feed: feed, now: now)
     }
 
-    public func insert(_ job: Job, secrets: [String: JSONValue]) async throws {
+    public func insert(_ job: Job, secrets: [String: JSONValue], recording state: JSONValue?) async throws {
         let record = try JSONCoding.string(job)
         let secretText = try sealed(secrets)
+        let time = now()
+        let feed = self.feed
         try await db.write { db in
             // Ids are unique regardless of case: they name folders and runs.
             if let existing = try String.fetchOne(db, sql: "SELECT id FROM job WHERE id = ? COLLATE NOCASE", arguments: [job.id]) {
@@ -34,6 +36,7 @@ public struct SQLiteJobStore: JobStore {
             try db.execute(sql: "INSERT INTO job (id, state, created_at, record) VALUES (?, ?, ?, ?)",
                            arguments: [job.id, job.state.rawValue, job.createdAt.timeIntervalSince1970, record])
             try db.execute(sql: "INSERT INTO job_secret (job_id, secrets) VALUES (?, ?)", arguments: [job.id, secretText])
+            if let state { _ = try Self.insertEvent(db, jobID: job.id, type: "state", payload: state, time: time, feed: feed) }
         }
     }
 
