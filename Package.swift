@@ -104,7 +104,7 @@ let package = Package(
         ]),
         // The model registry of record, the weights cache, the predictor pool.
         .target(name: "YardServing", dependencies: [
-            "YardDomain", "YardStore", "YardEngine", "YardTracker", "YardArtifacts", "YardDatasets",
+            "YardDomain", "YardStore", "YardJobs", "YardEngine", "YardTracker", "YardArtifacts", "YardDatasets",
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),

@@ -3,6 +3,7 @@ import Logging
 import YardArtifacts
 import YardDatasets
 import YardDomain
+import YardJobs
 import YardStore
 
 /// Registers dataset versions: reads a folder, a ZIP or a COCO file on the
@@ -165,7 +166,7 @@ public struct DatasetService: Sendable {
             name: request.name, number: 0, id: prepared.id, createdAt: Date(), source: request.source, format: prepared.plan.format,
             task: prepared.plan.task, files: report.files, bytes: report.bytes, classes: report.classes, splits: report.splits,
             errors: report.errors, warnings: report.warnings, notes: prepared.plan.notes)
-        let (recorded, created) = try await store.recordDatasetVersion(version)
+        let (recorded, created) = try await DatasetControl(store: store).versionAdded(version)
         return Added(version: recorded, created: created, report: library.report(prepared.id) ?? report)
     }
 }

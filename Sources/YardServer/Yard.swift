@@ -143,10 +143,7 @@ public struct Yard: Sendable {
     /// The number MLflow gave a version the spool mirrored, on the version.
     static func mirrored(_ store: any JobStore) -> TrackingSpool.Mirrored {
         { name, version, mlflowVersion in
-            _ = try? await store.updateModelVersion(name: name, version: version) {
-                $0.mlflowVersion = mlflowVersion
-                $0.mirrorError = nil
-            }
+            try? await RegistryControl(store: store).mirrored(name: name, version: version, mlflowVersion: mlflowVersion)
         }
     }
 
@@ -158,7 +155,7 @@ public struct Yard: Sendable {
             case .model: return  // the registry's operations: `mirrored` records what they made
             case .sweep(let id):
                 guard let runID, let sweep = try? await control.store.sweep(id), sweep.mlflowRunID != runID else { return }
-                _ = try? await control.store.updateSweep(id) { $0.mlflowRunID = runID }
+                try? await SweepControl(store: control.store).tracked(id, runID: runID)
             case .job(let id):
                 try? await control.recordTracking(jobID: id, status: status.rawValue, runID: runID, error: error)
             }

@@ -91,7 +91,7 @@ public actor AutoRegistration: Service {
                 let reason = Redaction.redactText("\(error)")
                 logger.warning("job \(job.id): registering it failed (try \(count)): \(reason)")
                 if count == 1 || count % 10 == 0 {
-                    _ = try? await registry.store.appendEvent(jobID: job.id, type: "registration", payload: [
+                    try? await registry.records.decided(jobID: job.id, "registration", [
                         "error": .string(String(reason.prefix(500))), "tries": .int(count)])
                 }
             }
@@ -138,7 +138,7 @@ public actor AutoRegistration: Service {
         }
         payload["promoted"] = .bool(promoted)
         payload["reason"] = .string(String(reason.prefix(1000)))
-        _ = try? await registry.store.appendEvent(jobID: job.id, type: "deployment", payload: .object(payload))
+        try? await registry.records.decided(jobID: job.id, "deployment", .object(payload))
         logger.info("job \(job.id): \(deploy.model) version \(version.version) \(promoted ? "promoted to" : "not promoted to") \(deploy.alias): \(reason)")
     }
 
@@ -155,6 +155,6 @@ public actor AutoRegistration: Service {
     private func note(_ jobID: String, _ type: String, _ payload: [String: JSONValue], _ message: String, created: Bool) async {
         guard created else { return }
         logger.info("job \(jobID): \(message)")
-        _ = try? await registry.store.appendEvent(jobID: jobID, type: type, payload: .object(payload))
+        try? await registry.records.decided(jobID: jobID, type, .object(payload))
     }
 }

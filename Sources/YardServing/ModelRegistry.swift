@@ -1,5 +1,6 @@
 import Foundation
 import YardDomain
+import YardJobs
 import YardStore
 import YardTracker
 
@@ -20,6 +21,9 @@ public struct ModelRegistry: Sendable {
     let now: @Sendable () -> Date
     /// Serialises alias moves: shared by every registry value of one server.
     let lock: AsyncLock
+
+    /// Every change of the registry's records goes through the job layer.
+    var records: RegistryControl { RegistryControl(store: store) }
 
     public init(store: any JobStore, weights: WeightsCache, spool: TrackingSpool?, server: ModelServer? = nil, defaultTrackingURI: String?,
                 lock: AsyncLock = AsyncLock(), now: @escaping @Sendable () -> Date = { Date() }) {
@@ -52,11 +56,8 @@ public struct ModelRegistry: Sendable {
                 // Mirrored from MLflow before the store was the registry: its weights are named now.
                 let candidates = try await weights.candidates(for: job)
                 let adopted = try await weights.adopt(candidates, job: job)
-                existing = try await store.updateModelVersion(name: name, version: existing.version) {
-                    $0.sha256 = adopted.sha256
-                    $0.size = adopted.size
-                    $0.locations = [adopted.location] + candidates.filter { $0 != adopted.location }
-                }
+                existing = try await records.weightsAdopted(name: name, version: existing.version, sha256: adopted.sha256, size: adopted.size,
+                                                            locations: [adopted.location] + candidates.filter { $0 != adopted.location })
             }
             if let alias, aliasExisting, !existing.aliases.contains(alias) {
                 _ = try await setAlias(name: name, version: existing.version, alias: alias, reason: reason)
@@ -76,7 +77,7 @@ public struct ModelRegistry: Sendable {
         draft.metrics = metrics.isEmpty ? nil : metrics
         let trackingURI = try await MLflowTracker.trackingURI(job, secrets: store, defaultURI: defaultTrackingURI)
         if trackingURI == nil { draft.runID = "" }
-        let (version, created) = try await store.createModelVersion(draft)
+        let (version, created) = try await records.register(draft)
         if created, let trackingURI, let spool {
             var tags: [String: JSONValue] = ["trainyard.job_id": .string(job.id), "trainyard.experiment": .string(job.experiment),
                                              "trainyard.version": .string(version.version), "trainyard.sha256": .string(adopted.sha256),
@@ -113,14 +114,14 @@ public struct ModelRegistry: Sendable {
         if let server, let number = version, await server.isServed(alias: alias) {
             let target = try await self.version(name: name, number: number)
             let check = await server.healthCheck(target)
-            try await store.updateModelVersion(name: name, version: number) { $0.health = check }
+            try await records.healthChecked(name: name, version: number, check)
             if !check.ok {
                 let current = try await store.modelVersions(name: name).first { $0.aliases.contains(alias) }?.version
                 throw YardError(.conflict, field: "version",
                                 "\(name) version \(number) failed its health check (\(check.reason ?? "?")); \(alias) stays \(current.map { "on version \($0)" } ?? "unset")")
             }
         }
-        let change = try await store.setModelAlias(name: name, alias: alias, version: version, reason: reason, time: now())
+        let change = try await records.moveAlias(name: name, alias: alias, to: version, reason: reason, at: now())
         try await mirrorAlias(change)
         return change
     }
@@ -162,9 +163,7 @@ public struct ModelRegistry: Sendable {
         let version = try await self.version(name: name, number: number)
         if let made = version.exports?[format], (try? weights.file(for: made, of: version)) != nil { return version }
         let made = try await server.export(version, format: format)
-        return try await store.updateModelVersion(name: name, version: number) {
-            $0.exports = ($0.exports ?? [:]).merging([format: made]) { $1 }
-        }
+        return try await records.exported(name: name, version: number, format: format, made)
     }
 
     /// A model's serving settings (defaults when none were set).
@@ -177,7 +176,7 @@ public struct ModelRegistry: Sendable {
     public func setSettings(name: String, _ settings: ModelSettings) async throws -> ModelSettings {
         _ = try await resolve(name: name, version: nil, alias: nil)
         try settings.blurFaces?.validate()
-        try await store.setModelSettings(name: name, settings)
+        try await records.setSettings(name: name, settings)
         return settings
     }
 
@@ -234,7 +233,7 @@ public struct ModelRegistry: Sendable {
             try await spool.append(jobID: TrackingSpool.modelKey(name), op)
         } catch {
             let reason = Redaction.redactText("cannot queue the MLflow mirror operation: \(error)")
-            _ = try? await store.updateModelVersion(name: name, version: version) { $0.mirrorError = reason }
+            try? await records.mirrorFailed(name: name, version: version, reason: reason)
         }
     }
 

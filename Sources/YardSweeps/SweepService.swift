@@ -65,6 +65,8 @@ public struct SweepService: Service {
     }
 
     var store: any JobStore { control.store }
+    /// Every change of a sweep's record goes through the job layer.
+    var sweeps: SweepControl { SweepControl(store: control.store) }
 
     /// Advances the sweeps when the event log says something they wait on
     /// changed (a sweep was created or asked to stop; a job changed state or
@@ -183,7 +185,7 @@ public struct SweepService: Service {
         _ = try parser.validate(document)
         try await study.open(StudyDefinition(name: name, storage: try storage(spec), spec: spec))
         let sweep = Sweep(id: id, study: name, experiment: config.experiment, config: redacted, createdAt: time)
-        try await store.insertSweep(sweep, secrets: secrets)
+        try await sweeps.create(sweep, secrets: secrets)
         passes.state.withLock { _ = $0.opened.insert(id) }
         await track("start") { try await $0.started(sweep, config: config) }
         // The sweep is stored: from here a failure is the service's to retry
@@ -197,11 +199,7 @@ public struct SweepService: Service {
     /// a sweep: one whose study or config cannot be used now is ended at
     /// once, its running trials stopped without the study being told.
     public func stop(_ id: String) async throws -> Sweep {
-        let sweep = try await store.updateSweep(id) { sweep in
-            guard !sweep.state.isTerminal else { return }
-            sweep.state = .stopping
-            sweep.message = "stop requested"
-        }
+        let sweep = try await sweeps.requestStop(id)
         if sweep.state == .stopping {
             do { try await advance(id) } catch {
                 logger.warning("sweep \(id): \(Self.line(error)); stopping it without the study")
@@ -244,7 +242,7 @@ public struct SweepService: Service {
             await track("start") { try await $0.started(current, config: base) }
             let known = Set(sweep.trials.map(\.number))
             for trial in trials where trial.state == .running && !known.contains(trial.number) {
-                sweep = try await store.updateSweep(id) { $0.trials.append(Sweep.Trial(number: trial.number, jobID: Sweep.trialJobID(sweep: id, number: trial.number), params: trial.params)) }
+                sweep = try await sweeps.trialAsked(id, number: trial.number, params: trial.params)
             }
         }
 
@@ -275,7 +273,7 @@ public struct SweepService: Service {
                 let (number, params) = try await study.ask(sweep.study)
                 let trial = Sweep.Trial(number: number, jobID: Sweep.trialJobID(sweep: id, number: number), params: params)
                 // Recorded before it is submitted: a crash in between submits it on the next pass.
-                sweep = try await store.updateSweep(id) { $0.trials.append(trial) }
+                sweep = try await sweeps.trialAsked(id, number: number, params: params)
                 try await start(trial, of: sweep, base: base, spec: spec)
                 active += 1
                 asked += 1
@@ -337,9 +335,7 @@ public struct SweepService: Service {
         for epoch in try await store.epochs(of: job.id) where epoch.epoch > trial.reported ?? 0 {
             guard let value = epoch.metrics[spec.fitness], value.isFinite else { continue }
             let prune = try await study.report(sweep.study, number: trial.number, step: epoch.epoch, value: value)
-            try await store.updateSweep(sweep.id) { sweep in
-                if let index = sweep.trials.firstIndex(where: { $0.number == trial.number }) { sweep.trials[index].reported = epoch.epoch }
-            }
+            try await sweeps.trialReported(sweep.id, number: trial.number, epoch: epoch.epoch)
             if prune, mayPrune {
                 let reason = "pruned at epoch \(epoch.epoch): \(spec.fitness) \(Self.format(value)) (\(spec.pruner.rawValue))"
                 logger.info("sweep \(sweep.id): trial \(trial.number) (\(job.id)) \(reason)")
@@ -365,18 +361,9 @@ public struct SweepService: Service {
         default: .failed
         }
         try await study.tell(sweep.study, number: trial.number, outcome)
-        let direction = spec.direction
-        let before = try await store.sweep(sweep.id)?.best
-        let after = try await store.updateSweep(sweep.id) { sweep in
-            guard let index = sweep.trials.firstIndex(where: { $0.number == trial.number }) else { return }
-            sweep.trials[index].told = end
-            sweep.trials[index].value = value
-            if let message { sweep.trials[index].message = message }
-            guard end == .succeeded, let value, value.isFinite else { return }
-            let better = sweep.best.map { direction == .maximize ? value > $0.value : value < $0.value } ?? true
-            if better { sweep.best = Sweep.Best(number: trial.number, jobID: trial.jobID, value: value, params: trial.params) }
-        }
-        if let best = after.best, best != before {
+        let (before, after) = try await sweeps.trialTold(sweep.id, number: trial.number, as: end, value: value, message: message,
+                                                         direction: spec.direction)
+        if let best = after.best, best != before?.best {
             let told = after.trials.filter { $0.told != nil }.count
             let config = try await baseConfig(after)
             await track("best") { try await $0.improved(after, config: config, best: best, told: told) }
@@ -395,7 +382,7 @@ public struct SweepService: Service {
                 document["sweeper"] = nil
                 document["task_id"] = .string("\(sweep.id)-best")
                 let job = try await control.submit(try parser.validate(document).withMetadata("sweep_id", .string(sweep.id)))
-                try await store.updateSweep(sweep.id) { $0.retrainJobID = job.id }
+                try await sweeps.retraining(sweep.id, jobID: job.id)
                 message += "; retraining it as \(job.id)"
             }
         }
@@ -403,15 +390,11 @@ public struct SweepService: Service {
     }
 
     func end(_ id: String, _ end: Sweep.State, message: String) async throws {
-        @Sendable func ending(_ sweep: inout Sweep) {
-            sweep.state = end
-            sweep.finishedAt = Date()
-            sweep.message = message
-        }
+        let time = sweeps.endTime()
         // Spooled before it is stored: a crash in between ends it again on
         // the next pass, which MLflow takes as the same end.
-        if var ended = try await store.sweep(id) {
-            ending(&ended)
+        if let current = try await store.sweep(id) {
+            let ended = SweepControl.ended(current, as: end, message: message, at: time)
             do {
                 let config = try await baseConfig(ended)
                 let final = ended
@@ -421,7 +404,7 @@ public struct SweepService: Service {
                 logger.warning("sweep \(id): its end is not tracked: \(Self.line(error))")
             }
         }
-        try await store.updateSweep(id, ending)
+        try await sweeps.end(id, as: end, message: message, at: time)
         passes.configs.withLock { _ = $0.removeValue(forKey: id) }
         logger.info("sweep \(id) \(end.rawValue): \(message)")
     }
