@@ -5,13 +5,17 @@
 import { session, signOut } from "./lib/api.js";
 import * as jobs from "./pages/jobs.js";
 import * as job from "./pages/job.js";
+import * as model from "./pages/model.js";
 import * as signin from "./pages/signin.js";
+import * as sweep from "./pages/sweep.js";
 import * as table from "./pages/table.js";
 
 const routes = [
   { pattern: /^\/(jobs)?$/, page: jobs, section: "jobs" },
   { pattern: /^\/jobs\/(?<id>[^/]+)$/, page: job, section: "jobs" },
   { pattern: /^\/(?<section>sweeps|models|datasets|workers)$/, page: table },
+  { pattern: /^\/sweeps\/(?<id>[^/]+)$/, page: sweep, section: "sweeps" },
+  { pattern: /^\/models\/(?<name>[^/]+)$/, page: model, section: "models" },
   { pattern: /^\/sign-in$/, page: signin, section: "" },
 ];
 

@@ -13,6 +13,7 @@ import threading
 import unittest
 
 from selenium.common.exceptions import NoAlertPresentException
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 
 from harness import Yard, browser, console_errors, emulate, screenshot, temp_folder, wait
@@ -28,6 +29,14 @@ def job_yaml(data, epochs, experiment="browser"):
     quoted = experiment.replace("\\", "\\\\").replace('"', '\\"')
     return (f'model: yolov8n.yaml\nexperiment: "{quoted}"\nmetadata: {{note: "{quoted}"}}\n'
             f'train: {{data: "{data}", epochs: {epochs}, imgsz: 32, batch: 8, workers: 0, plots: false}}\n')
+
+
+def sweep_yaml(data, experiment):
+    quoted = experiment.replace("\\", "\\\\").replace('"', '\\"')
+    return (f'model: yolov8n.yaml\nexperiment: "{quoted}"\n'
+            f'train: {{data: "{data}", epochs: 1, imgsz: 32, batch: 8, workers: 0, plots: false, optimizer: SGD}}\n'
+            'sweeper: {n_trials: 3, max_concurrent: 1, sampler: RandomSampler, seed: 7,\n'
+            '  search_space: {train: {lr0: [loguniform, 0.0001, 0.1], momentum: [uniform, 0.6, 0.98]}}}\n')
 
 
 def text(driver, script):
@@ -127,12 +136,62 @@ class LiveTraining(unittest.TestCase):
         self.assertEqual(d.execute_script("return window.__marker"), 42)
         self.__class__.trained = job
 
+    def test_ab_a_sweep_page_draws_its_trials_and_brushing_filters_them(self):
+        d, yard = self.driver, self.yard
+        status, body, _ = yard.request("POST", "/api/sweeps", sweep_yaml(self.data, HOSTILE), content_type="application/yaml")
+        self.assertEqual(status, 201, body)
+        sweep = body["id"]
+        emulate(d, 1280, 800, "light")
+        d.get(yard.base + "/sweeps")
+        link = f'a.row-link[href="/sweeps/{sweep}"]'
+        wait(d, lambda d: d.execute_script(f"return !!document.querySelector('{link}')"), 30, "the sweeps table has no link to the sweep")
+        d.execute_script("window.__marker = 7")
+        d.find_element(By.CSS_SELECTOR, link).click()
+        # Opened before its trials end: the page follows them to the end.
+        wait(d, lambda d: d.execute_script("return document.querySelector('.sweep-header') && document.querySelector('.sweep-header').dataset.state") == "finished",
+             900, "the sweep page did not show the sweep finished")
+        wait(d, lambda d: d.execute_script("return document.querySelectorAll('.trials-table tbody tr').length") == 3, 30, "not 3 trial rows")
+        self.assertEqual(d.execute_script("return window.__marker"), 7, "the page was reloaded")
+        api = yard.request("GET", f"/api/sweeps/{sweep}")[1]
+        states = d.execute_script("return [...document.querySelectorAll('.trials-table tbody tr')].map(r => r.dataset.state)")
+        self.assertEqual(states, [t.get("told") or t.get("state") for t in sorted(api["trial_list"], key=lambda t: t["number"])])
+        # Every trial is a line across the search space, and each parameter has its scatter.
+        wait(d, lambda d: d.execute_script("return document.querySelectorAll('figure.parallel polyline').length") == 3, 30, "not 3 lines")
+        labels = d.execute_script("return [...document.querySelectorAll('figure.parallel .axis-label')].map(e => e.textContent)")
+        self.assertEqual(labels[:2], ["train.lr0", "train.momentum"], labels)
+        self.assertEqual(d.execute_script("return document.querySelectorAll('figure.scatter').length"), 2)
+        self.assertEqual(d.execute_script("return document.querySelector('figure.chart[aria-label=\"Best so far\"]').dataset.points"), "3")
+        self.assertIn(HOSTILE, text(d, "document.querySelector('.sweep-header')"), "the experiment is shown as text")
+        self.assertIsNone(d.execute_script("return window.__xss"))
+
+        # Brushing the top of the lr0 axis leaves the trials with the largest rates; clearing brings all back.
+        lr = {str(t["number"]): t["params"]["train.lr0"] for t in api["trial_list"]}
+        hit = d.find_element(By.CSS_SELECTOR, 'figure.parallel rect.hit[data-key="train.lr0"]')
+        height = hit.size["height"]
+        ActionChains(d).move_to_element_with_offset(hit, 0, -height // 2 + 2).click_and_hold() \
+            .move_by_offset(0, height // 5).move_by_offset(0, 2).release().perform()
+        shown = d.execute_script("return [...document.querySelectorAll('.trials-table tbody tr')].map(r => r.dataset.trial)")
+        self.assertIn(max(lr, key=lr.get), shown)
+        self.assertNotIn(min(lr, key=lr.get), shown)
+        self.assertLess(len(shown), 3)
+        self.assertEqual(d.execute_script("return document.querySelectorAll('figure.parallel polyline.dim').length"), 3 - len(shown))
+        d.find_element(By.CSS_SELECTOR, "figure.parallel figcaption button").click()
+        self.assertEqual(d.execute_script("return document.querySelectorAll('.trials-table tbody tr').length"), 3)
+        screenshot(d, os.path.join(self.folder, "shots"), "sweep-brushed-1280x800-light")
+        self.assertEqual(console_errors(d), [])
+        self.__class__.sweep = sweep
+        self.__class__.trial_job = next(t["job_id"] for t in api["trial_list"] if t.get("told") == "succeeded")
+
     def test_b_every_page_in_both_themes_and_sizes(self):
         d, yard = self.driver, self.yard
         job = getattr(self.__class__, "trained", None)
         pages = [("jobs", "/jobs"), ("sweeps", "/sweeps"), ("models", "/models"), ("datasets", "/datasets"), ("workers", "/workers")]
+        sweep = getattr(self.__class__, "sweep", None)
+        if sweep:
+            pages.insert(2, ("sweep", f"/sweeps/{sweep}"))
         if job:
             pages.insert(1, ("job", f"/jobs/{job}"))
+            pages.insert(-2, ("model", "/models/browser-model"))
             # Something in the tables: the trained job as a model version, the demo data as a dataset.
             status, body, _ = yard.request("POST", "/api/models", {"job_id": job, "name": "browser-model", "alias": "production"})
             self.assertIn(status, (200, 201), body)
@@ -150,6 +209,10 @@ class LiveTraining(unittest.TestCase):
                         wait(d, lambda d: d.execute_script("return document.querySelector('.uplot canvas') && document.querySelector('pre.log .line')"), 60)
                     if name == "jobs":
                         wait(d, lambda d: d.execute_script("return !!document.querySelector('tbody tr')"), 30)
+                    if name == "sweep":
+                        wait(d, lambda d: d.execute_script("return document.querySelectorAll('figure.parallel polyline').length === 3 && !!document.querySelector('.uplot canvas')"), 30)
+                    if name == "model":
+                        wait(d, lambda d: d.execute_script("return !!document.querySelector('table.versions tbody tr')"), 30)
                     error = text(d, "document.querySelector('.status.error')")
                     self.assertIsNone(error, f"{path}: {error}")
                     wide = d.execute_script("return document.documentElement.scrollWidth")
@@ -158,6 +221,42 @@ class LiveTraining(unittest.TestCase):
         print(f"\n[browser] {len(shots)} screenshots in {os.path.dirname(shots[0])}", flush=True)
         self.assertEqual(console_errors(d), [])
 
+
+    def test_bb_promote_shows_the_candidate_against_the_holder_then_moves_the_alias(self):
+        d, yard = self.driver, self.yard
+        trial = getattr(self.__class__, "trial_job", None)
+        if not getattr(self.__class__, "trained", None) or not trial:
+            self.fail("needs the training and the sweep of the tests before it")
+        status, body, _ = yard.request("POST", "/api/models", {"job_id": trial, "name": "browser-model"})
+        self.assertIn(status, (200, 201), body)
+        candidate = body["version"]
+        d.get(yard.base + "/models")
+        d.find_element(By.CSS_SELECTOR, 'a.row-link[href="/models/browser-model"]').click()
+        row = f'table.versions tr[data-version="{candidate}"]'
+        wait(d, lambda d: d.execute_script(f"return !!document.querySelector('{row}')"), 30, "no row for the new version")
+        self.assertEqual(text(d, 'document.querySelector(\'.aliases li[data-alias="production"] .chip\')'), "production → v1")
+        d.find_element(By.CSS_SELECTOR, f'{row} button[data-action="promote"]').click()
+        # The dialog compares first: the holder's and the candidate's metrics, and the config values that differ (the trial's lr0).
+        wait(d, lambda d: d.execute_script("return !!document.querySelector('dialog.promote[open] table.diff tbody tr')"), 30, "no config diff")
+        keys = d.execute_script("return [...document.querySelectorAll('dialog.promote table.diff tbody th')].map(e => e.textContent)")
+        self.assertIn("train.lr0", keys)
+        self.assertNotIn("train.imgsz", keys, "identical values are hidden")
+        self.assertGreater(d.execute_script("return document.querySelectorAll('dialog.promote table.deltas tbody tr').length"), 0)
+        self.assertIn("production is on v1", text(d, "document.querySelector('dialog.promote .comparison')"))
+        for scheme in SCHEMES:
+            for width, height in SIZES:
+                emulate(d, width, height, scheme)
+                screenshot(d, os.path.join(self.folder, "shots"), f"promote-{width}x{height}-{scheme}")
+        emulate(d, 1280, 800, "light")
+        d.find_element(By.CSS_SELECTOR, "dialog.promote button[type=submit]").click()
+        wait(d, lambda d: text(d, 'document.querySelector(\'.aliases li[data-alias="production"] .chip\')') == f"production → v{candidate}", 60,
+             "the page does not show the alias moved")
+        self.assertEqual(yard.request("GET", "/api/models/browser-model/aliases/production")[1]["version"], candidate)
+        # Roll back: the alias goes back to v1, and the moves list both.
+        d.find_element(By.CSS_SELECTOR, '.aliases li[data-alias="production"] button[data-action="rollback"]').click()
+        wait(d, lambda d: text(d, 'document.querySelector(\'.aliases li[data-alias="production"] .chip\')') == "production → v1", 60, "no rollback shown")
+        self.assertGreaterEqual(d.execute_script("return document.querySelectorAll('table.history tbody tr').length"), 3)
+        self.assertEqual(console_errors(d), [])
 
     def test_c_a_failed_job_shows_why_and_its_last_log_lines_first(self):
         d, yard = self.driver, self.yard

@@ -18,8 +18,11 @@ function themeColours() {
 }
 
 export class LineChart {
-  constructor(parent, title) {
+  /** options: {x: the x axis's label (epoch), points: series drawn as points only} */
+  constructor(parent, title, options = {}) {
     this.title = title;
+    this.xLabel = options.x || "epoch";
+    this.pointsOnly = new Set(options.points || []);
     this.element = h("figure", { class: "chart", "data-points": "0", "aria-label": title });
     this.caption = h("figcaption", { text: title });
     this.plotArea = h("div", { class: "plot" });
@@ -36,7 +39,7 @@ export class LineChart {
     return { width, height: Math.round(Math.min(320, Math.max(200, width * 0.45))) };
   }
 
-  /** rows: [{epoch, values: {key: number}}] sorted by epoch; keys: the series to draw. */
+  /** rows: [{epoch, values: {key: number}}] sorted by epoch (the x value); keys: the series to draw. */
   set(rows, keys) {
     this.element.setAttribute("data-points", String(rows.length));
     if (typeof window.uPlot !== "function" || keys.length === 0) return;
@@ -49,8 +52,11 @@ export class LineChart {
       this.plot = new window.uPlot({
         ...this.size(),
         scales: { x: { time: false } },
-        axes: [{ ...axis, label: "epoch" }, { ...axis }],
-        series: [{ label: "epoch" }, ...keys.map((k) => ({ label: k, stroke: colourOf(k), width: 2, points: { size: 5 }, spanGaps: true }))],
+        // Epochs and trial numbers are whole: no tick between two of them.
+        axes: [{ ...axis, label: this.xLabel, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] }, { ...axis }],
+        series: [{ label: this.xLabel }, ...keys.map((k) => (this.pointsOnly.has(k)
+          ? { label: k, stroke: colourOf(k), width: 0, points: { size: 7, fill: colourOf(k) }, paths: () => null }
+          : { label: k, stroke: colourOf(k), width: 2, points: { size: 5 }, spanGaps: true }))],
         legend: { live: false },
       }, data, this.plotArea);
     } else {

@@ -7,8 +7,8 @@ import { time, number } from "../lib/format.js";
 import { showError } from "./common.js";
 
 export const sections = {
-  sweeps: { title: "Sweeps", path: "/api/sweeps", list: "sweeps", columns: ["id", "study", "experiment", "state", "trials", "n_trials", "fitness", "created_at"], empty: "No sweeps yet: yard sweep SWEEP.yaml starts one." },
-  models: { title: "Models", path: "/api/models", list: "models", columns: ["name", "latest", "aliases", "versions"], empty: "No models yet: yard models register JOB NAME, or register_model in a job's config." },
+  sweeps: { title: "Sweeps", path: "/api/sweeps", list: "sweeps", link: { column: "id", to: "/sweeps/" }, columns: ["id", "study", "experiment", "state", "trials", "n_trials", "fitness", "created_at"], empty: "No sweeps yet: yard sweep SWEEP.yaml starts one." },
+  models: { title: "Models", path: "/api/models", list: "models", link: { column: "name", to: "/models/" }, columns: ["name", "latest", "aliases", "versions"], empty: "No models yet: yard models register JOB NAME, or register_model in a job's config." },
   datasets: { title: "Datasets", path: "/api/datasets", list: "datasets", columns: ["name", "id", "version", "images", "created_at"], empty: "No datasets yet: yard datasets add NAME FOLDER adds one." },
   workers: { title: "Workers", path: "/api/workers", list: "workers", columns: ["id", "host", "device", "status", "job", "heartbeat_at", "started_at"], empty: "No workers have announced themselves." },
 };
@@ -38,7 +38,15 @@ export function mount(root, { section }) {
     if (!rows.length) return;
     fill(body, h("table", {},
       h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col", text: c.replace(/_/g, " ") })))),
-      h("tbody", {}, rows.map((r) => h("tr", {}, columns.map((c) => h("td", { text: cell(c, r[c]), title: typeof r[c] === "string" && r[c].length > 12 ? r[c] : undefined })))))));
+      h("tbody", {}, rows.map((r) => h("tr", {}, columns.map((c) => {
+        const text = cell(c, r[c]);
+        const title = typeof r[c] === "string" && r[c].length > 12 ? r[c] : undefined;
+        // The row's own page, by its id or name (as a path segment, encoded).
+        if (spec.link && c === spec.link.column && typeof r[c] === "string") {
+          return h("td", {}, h("a", { href: spec.link.to + encodeURIComponent(r[c]), class: "row-link", text, title }));
+        }
+        return h("td", { text, title });
+      }))))));
   }).catch((error) => showError(status, error));
   return () => { closed = true; };
 }
