@@ -5,7 +5,9 @@
 import { session, signOut } from "./lib/api.js";
 import * as jobs from "./pages/jobs.js";
 import * as job from "./pages/job.js";
+import * as compare from "./pages/compare.js";
 import * as model from "./pages/model.js";
+import * as playground from "./pages/playground.js";
 import * as signin from "./pages/signin.js";
 import * as sweep from "./pages/sweep.js";
 import * as table from "./pages/table.js";
@@ -13,6 +15,8 @@ import * as table from "./pages/table.js";
 const routes = [
   { pattern: /^\/(jobs)?$/, page: jobs, section: "jobs" },
   { pattern: /^\/jobs\/(?<id>[^/]+)$/, page: job, section: "jobs" },
+  { pattern: /^\/compare$/, page: compare, section: "jobs" },
+  { pattern: /^\/playground$/, page: playground, section: "playground" },
   { pattern: /^\/(?<section>sweeps|models|datasets|workers)$/, page: table },
   { pattern: /^\/sweeps\/(?<id>[^/]+)$/, page: sweep, section: "sweeps" },
   { pattern: /^\/models\/(?<name>[^/]+)$/, page: model, section: "models" },

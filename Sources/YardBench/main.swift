@@ -9,6 +9,8 @@
 //     appends with 8 writers against bare GRDB inserts, /api/events latency.
 //   yard-bench store-scale [JOBS] [EPOCHS_PER_JOB] (bench/store_scale.sh): GET
 //     /api/jobs and /api/jobs/{id} p50/p99 on a generated store, /health beside.
+//   yard-bench dashboard-server [JOBS] (bench/dashboard.sh): two servers (10 jobs,
+//     JOBS jobs) for the browser half, epochs recorded on command.
 //   yard-bench redis-queue URL [JOBS] [C_BASELINE] (bench/redis_queue.sh): the Redis queue
 //     path against raw stream round trips.
 import Foundation
@@ -32,6 +34,10 @@ if arguments.count >= 2, arguments[1] == "events" {
 if arguments.count >= 2, arguments[1] == "store-scale" {
     try await StoreScaleBench.run(jobs: arguments.count > 2 ? Int(arguments[2]) ?? 100_000 : 100_000,
                                   epochsPerJob: arguments.count > 3 ? Int(arguments[3]) ?? 10 : 10)
+    exit(0)
+}
+if arguments.count >= 2, arguments[1] == "dashboard-server" {
+    try await DashboardBench.run(jobs: arguments.count > 2 ? Int(arguments[2]) ?? 100_000 : 100_000)
     exit(0)
 }
 if arguments.count >= 3, arguments[1] == "redis-queue" {

@@ -11,6 +11,7 @@ import json
 import os
 import threading
 import unittest
+import urllib.request
 
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.action_chains import ActionChains
@@ -192,6 +193,9 @@ class LiveTraining(unittest.TestCase):
         if job:
             pages.insert(1, ("job", f"/jobs/{job}"))
             pages.insert(-2, ("model", "/models/browser-model"))
+            trial = getattr(self.__class__, "trial_job", None)
+            if trial:
+                pages.insert(2, ("compare", f"/compare?jobs={job},{trial}"))
             # Something in the tables: the trained job as a model version, the demo data as a dataset.
             status, body, _ = yard.request("POST", "/api/models", {"job_id": job, "name": "browser-model", "alias": "production"})
             self.assertIn(status, (200, 201), body)
@@ -211,6 +215,8 @@ class LiveTraining(unittest.TestCase):
                         wait(d, lambda d: d.execute_script("return !!document.querySelector('tbody tr')"), 30)
                     if name == "sweep":
                         wait(d, lambda d: d.execute_script("return document.querySelectorAll('figure.parallel polyline').length === 3 && !!document.querySelector('.uplot canvas')"), 30)
+                    if name == "compare":
+                        wait(d, lambda d: d.execute_script("return document.querySelectorAll('.uplot canvas').length === 2 && !!document.querySelector('table.diff')"), 30)
                     if name == "model":
                         wait(d, lambda d: d.execute_script("return !!document.querySelector('table.versions tbody tr')"), 30)
                     error = text(d, "document.querySelector('.status.error')")
@@ -231,6 +237,7 @@ class LiveTraining(unittest.TestCase):
         self.assertIn(status, (200, 201), body)
         candidate = body["version"]
         d.get(yard.base + "/models")
+        wait(d, lambda d: d.execute_script("return !!document.querySelector('a.row-link[href=\"/models/browser-model\"]')"), 30, "no link to the model")
         d.find_element(By.CSS_SELECTOR, 'a.row-link[href="/models/browser-model"]').click()
         row = f'table.versions tr[data-version="{candidate}"]'
         wait(d, lambda d: d.execute_script(f"return !!document.querySelector('{row}')"), 30, "no row for the new version")
@@ -256,6 +263,89 @@ class LiveTraining(unittest.TestCase):
         d.find_element(By.CSS_SELECTOR, '.aliases li[data-alias="production"] button[data-action="rollback"]').click()
         wait(d, lambda d: text(d, 'document.querySelector(\'.aliases li[data-alias="production"] .chip\')') == "production → v1", 60, "no rollback shown")
         self.assertGreaterEqual(d.execute_script("return document.querySelectorAll('table.history tbody tr').length"), 3)
+        self.assertEqual(console_errors(d), [])
+
+    def test_bc_compare_overlays_two_runs_and_shows_their_differing_config(self):
+        d, yard = self.driver, self.yard
+        trained, trial = getattr(self.__class__, "trained", None), getattr(self.__class__, "trial_job", None)
+        if not trained or not trial:
+            self.fail("needs the training and the sweep of the tests before it")
+        emulate(d, 1280, 800, "light")
+        d.get(yard.base + "/jobs")
+        wait(d, lambda d: d.execute_script(f"return !!document.querySelector('input[data-compare=\"{trial}\"]')"), 30, "no box to tick")
+        self.assertFalse(d.find_element(By.ID, "compare").is_enabled(), "Compare needs two runs")
+        for id in (trained, trial):
+            d.find_element(By.CSS_SELECTOR, f'input[data-compare="{id}"]').click()
+        d.find_element(By.ID, "compare").click()
+        wait(d, lambda d: d.execute_script("return location.pathname") == "/compare", 30, "Compare did not open")
+        shared = d.current_url
+        self.assertIn(f"jobs={trained},{trial}", shared.replace("%2C", ","))
+        for visit in ("by the button", "by the shared link"):
+            if visit == "by the shared link":
+                d.get(shared)
+            wait(d, lambda d: d.execute_script("return document.querySelectorAll('.uplot canvas').length") == 2, 30, f"no curves ({visit})")
+            self.assertEqual(d.execute_script("return [...document.querySelectorAll('ul.runs li')].map(e => e.dataset.job)"), [trained, trial])
+            # The metric chart has a series per run and a point per epoch of the longer run (4).
+            self.assertEqual(d.execute_script("return document.querySelector('figure.chart').dataset.points"), "4")
+            keys = d.execute_script("return [...document.querySelectorAll('table.diff tbody tr')].map(e => e.dataset.key)")
+            for differing in ("train.epochs", "train.optimizer", "metadata.note"):
+                self.assertIn(differing, keys)
+            self.assertNotIn("train.imgsz", keys, "identical values are hidden")
+            cells = d.execute_script("return [...document.querySelectorAll('table.compare-metrics tbody tr:first-child td')].map(e => e.textContent)")
+            self.assertEqual(len(cells), 2, cells)
+            self.assertTrue(all("best" in c for c in cells), cells)
+            # Side by side: a run's cell sits beside the other's, not under it (a stray class once stacked them).
+            tops = d.execute_script("return [...document.querySelectorAll('table.compare-metrics tbody tr:first-child > *')].map(e => Math.round(e.getBoundingClientRect().top))")
+            self.assertEqual(len(set(tops)), 1, tops)
+        d.find_element(By.ID, "hide-same").click()
+        self.assertIn("train.imgsz", d.execute_script("return [...document.querySelectorAll('table.diff tbody tr')].map(e => e.dataset.key)"))
+        # The legend toggles a run off (uPlot's legend), and the hostile experiment is text.
+        self.assertIn(HOSTILE, text(d, "document.querySelector('table.diff')"))
+        self.assertIsNone(d.execute_script("return window.__xss"))
+        d.find_element(By.CSS_SELECTOR, "figure.chart .u-legend .u-series:nth-child(2)").click()
+        self.assertIn("u-off", d.find_element(By.CSS_SELECTOR, "figure.chart .u-legend .u-series:nth-child(2)").get_attribute("class"))
+        d.get(yard.base + "/compare?jobs=" + trained)
+        wait(d, lambda d: "Pick 2 to 10 jobs" in (text(d, "document.querySelector('main .status')") or ""), 30, "one run is not refused")
+        self.assertEqual(console_errors(d), [])
+
+    def test_bd_the_playground_draws_boxes_for_a_trained_model(self):
+        d, yard = self.driver, self.yard
+        if not getattr(self.__class__, "trained", None):
+            self.fail("needs the training of the test before it")
+        image = os.path.join(os.path.dirname(self.data), "images", "val")
+        image = os.path.join(image, sorted(os.listdir(image))[0])
+        emulate(d, 1280, 800, "light")
+        d.get(yard.base + "/models/browser-model")
+        wait(d, lambda d: d.execute_script("return !!document.querySelector('a.try')"), 30, "no link to the playground")
+        d.find_element(By.CSS_SELECTOR, "a.try").click()
+        wait(d, lambda d: d.execute_script("return document.getElementById('pg-model') && document.getElementById('pg-model').value") == "browser-model", 30, "the model is not chosen")
+        # The lowest confidence: a model trained 4 epochs on 16 tiny images finds little above the default.
+        d.execute_script("const c = document.getElementById('pg-conf'); c.value = '0.001'; c.dispatchEvent(new Event('input'));")
+        d.find_element(By.ID, "pg-file").send_keys(image)
+        wait(d, lambda d: d.execute_script("return document.querySelector('figure.prediction') && document.querySelector('figure.prediction').dataset.boxes"), 300,
+             "no prediction drawn")
+        count = int(d.execute_script("return document.querySelector('figure.prediction').dataset.boxes"))
+        self.assertEqual(d.execute_script("return document.querySelectorAll('figure.prediction svg.boxes rect.box').length"), count)
+        # The same image through the API at the same settings finds as many boxes.
+        with open(image, "rb") as f:
+            body = f.read()
+        request = urllib.request.Request(f"{yard.base}/api/predict/browser-model?alias=production&conf=0.001&iou=0.7", data=body,
+                                         headers={"Content-Type": "image/jpeg"}, method="POST")
+        with urllib.request.urlopen(request, timeout=120) as response:
+            answer = json.loads(response.read())
+        self.assertEqual(len(answer["images"][0]["boxes"]), count)
+        self.assertGreater(count, 0, "no box at confidence 0.001")
+        labels = d.execute_script("return [...document.querySelectorAll('figure.prediction .box-label')].map(e => e.textContent)")
+        self.assertEqual(sorted(l.rsplit(" ", 1)[0] for l in labels), sorted(b["name"] for b in answer["images"][0]["boxes"]), labels)
+        # A second version beside the first, on the same image.
+        d.execute_script("const s = document.getElementById('pg-beside'); s.value = s.options[s.options.length - 1].value; s.dispatchEvent(new Event('change'));")
+        wait(d, lambda d: d.execute_script("return document.querySelectorAll('figure.prediction[data-boxes]').length") == 2, 300, "no second panel")
+        for scheme in SCHEMES:
+            for width, height in SIZES:
+                emulate(d, width, height, scheme)
+                wide = d.execute_script("return document.documentElement.scrollWidth")
+                self.assertLessEqual(wide, width + 1, f"the playground at {width} px scrolls sideways ({wide} px)")
+                screenshot(d, os.path.join(self.folder, "shots"), f"playground-{width}x{height}-{scheme}")
         self.assertEqual(console_errors(d), [])
 
     def test_c_a_failed_job_shows_why_and_its_last_log_lines_first(self):

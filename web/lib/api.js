@@ -38,15 +38,21 @@ export function post(path, body) {
   return request(path, { method: "POST", body });
 }
 
-async function request(path, { method = "GET", body, signal } = {}) {
+/** POSTs a file's bytes as they are (an image to predict on), with its type. */
+export function postBytes(path, blob) {
+  return request(path, { method: "POST", raw: blob });
+}
+
+async function request(path, { method = "GET", body, raw, signal } = {}) {
   const headers = { Accept: "application/json" };
   if (method !== "GET" && csrf) headers["X-CSRF-Token"] = csrf;
   if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (raw !== undefined) headers["Content-Type"] = raw.type || "application/octet-stream";
   let response;
   try {
     response = await fetch(path, {
       method, headers, signal, credentials: "same-origin",
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: raw !== undefined ? raw : body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (error) {
     if (error.name === "AbortError") throw error;

@@ -18,11 +18,12 @@ function themeColours() {
 }
 
 export class LineChart {
-  /** options: {x: the x axis's label (epoch), points: series drawn as points only} */
+  /** options: {x: the x axis's label (epoch), points: series drawn as points only, colour(key): a series' colour} */
   constructor(parent, title, options = {}) {
     this.title = title;
     this.xLabel = options.x || "epoch";
     this.pointsOnly = new Set(options.points || []);
+    this.colour = options.colour || colourOf;
     this.element = h("figure", { class: "chart", "data-points": "0", "aria-label": title });
     this.caption = h("figcaption", { text: title });
     this.plotArea = h("div", { class: "plot" });
@@ -55,8 +56,8 @@ export class LineChart {
         // Epochs and trial numbers are whole: no tick between two of them.
         axes: [{ ...axis, label: this.xLabel, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] }, { ...axis }],
         series: [{ label: this.xLabel }, ...keys.map((k) => (this.pointsOnly.has(k)
-          ? { label: k, stroke: colourOf(k), width: 0, points: { size: 7, fill: colourOf(k) }, paths: () => null }
-          : { label: k, stroke: colourOf(k), width: 2, points: { size: 5 }, spanGaps: true }))],
+          ? { label: k, stroke: this.colour(k), width: 0, points: { size: 7, fill: this.colour(k) }, paths: () => null }
+          : { label: k, stroke: this.colour(k), width: 2, points: { size: 5 }, spanGaps: true }))],
         legend: { live: false },
       }, data, this.plotArea);
     } else {

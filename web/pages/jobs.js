@@ -14,6 +14,8 @@ export function mount(root, { query, navigate }) {
   const state = query.get("state") || "";
   const limit = Math.min(1000, Math.max(pageSize, Number(query.get("limit")) || pageSize));
   const rows = new Map();  // job id -> {job, tr}
+  // Jobs ticked for Compare (2 to 10), while the page is open.
+  const picked = new Set();
   let stop = null;
   let closed = false;
 
@@ -25,10 +27,19 @@ export function mount(root, { query, navigate }) {
     if (filter.value) next.set("state", filter.value);
     navigate("/jobs" + (next.toString() ? `?${next}` : ""));
   });
+  const compareButton = h("button", { type: "button", id: "compare", text: "Compare" });
+  compareButton.addEventListener("click", () => navigate(`/compare?jobs=${[...picked].map(encodeURIComponent).join(",")}`));
+  function updateCompare() {
+    compareButton.textContent = `Compare (${picked.size})`;
+    compareButton.disabled = picked.size < 2 || picked.size > 10;
+    compareButton.title = picked.size > 10 ? "at most 10 runs" : picked.size < 2 ? "tick 2 to 10 jobs" : "";
+  }
+  updateCompare();
   const status = h("p", { class: "status", role: "status" });
   const body = h("tbody");
   const table = h("table", { class: "jobs" },
     h("thead", {}, h("tr", {},
+      h("th", { scope: "col", class: "pick" }, h("span", { class: "skip", text: "Compare" })),
       h("th", { scope: "col", text: "Job" }), h("th", { scope: "col", text: "State" }),
       h("th", { scope: "col", text: "Epoch" }), h("th", { scope: "col", class: "wide", text: "Progress" }),
       h("th", { scope: "col", class: "num wide", text: "Fitness" }), h("th", { scope: "col", class: "wide", text: "Created" }),
@@ -41,7 +52,7 @@ export function mount(root, { query, navigate }) {
     navigate(`/jobs?${next}`);
   });
   fill(root,
-    h("div", { class: "toolbar" }, h("h1", { text: "Jobs" }), h("label", { class: "filter" }, "State ", filter)),
+    h("div", { class: "toolbar" }, h("h1", { text: "Jobs" }), compareButton, h("label", { class: "filter" }, "State ", filter)),
     status, h("div", { class: "scroll" }, table), more);
 
   function row(job) {
@@ -58,7 +69,13 @@ export function mount(root, { query, navigate }) {
     if (activeStates.has(job.state) && job.state !== "stopping") actions.append(action("Stop", job, "stop"));
     if (resumableStates.has(job.state)) actions.append(action("Resume", job, "resume"));
     const progress = h("progress", { max: "1", value: String(progressOf(job)), "aria-label": `progress of ${job.id}` });
+    const box = h("input", { type: "checkbox", "data-compare": job.id, checked: picked.has(job.id), "aria-label": `compare ${job.id}` });
+    box.addEventListener("change", () => {
+      if (box.checked) picked.add(job.id); else picked.delete(job.id);
+      updateCompare();
+    });
     fill(tr,
+      h("td", { class: "pick" }, box),
       h("td", {}, h("a", { href: `/jobs/${encodeURIComponent(job.id)}`, class: "job-link", text: job.id }),
         h("div", { class: "sub", text: [job.experiment, job.model].filter(Boolean).join(" · ") })),
       h("td", {}, stateBadge(job.state)),
@@ -125,6 +142,8 @@ export function mount(root, { query, navigate }) {
     const { jobs } = await get(`/api/jobs?${params}`);
     if (closed) return;
     fill(body, jobs.map(row));
+    // When the first page is on screen (bench/dashboard.sh reads it).
+    if (!performance.getEntriesByName("jobs-rendered").length) performance.mark("jobs-rendered");
     fill(status, jobs.length ? "" : state ? `No ${state} jobs.` : "No jobs yet: yard submit JOB.yaml submits one.");
     more.hidden = jobs.length < limit || limit >= 1000;
     if (stop) stop();

@@ -5,32 +5,15 @@
 // moves below. Follows the log: a version added or an alias moved re-reads it.
 
 import { get, post } from "../lib/api.js";
+import { diff, show } from "../lib/diff.js";
 import { follow, head } from "../lib/events.js";
 import { h, fill } from "../lib/dom.js";
 import { time, number } from "../lib/format.js";
 import { showError } from "./common.js";
 
-/** {"a.b": value} for every leaf of a config (lists as one value). */
-export function flatten(value, prefix = "", out = {}) {
-  if (value && typeof value === "object" && !Array.isArray(value)) {
-    for (const [key, child] of Object.entries(value)) flatten(child, prefix ? `${prefix}.${key}` : key, out);
-  } else if (prefix) {
-    out[prefix] = value;
-  }
-  return out;
-}
-
-/** Rows [key, left, right, same] over both configs' keys, sorted. */
-export function diff(left, right) {
-  const a = flatten(left || {}), b = flatten(right || {});
-  return [...new Set([...Object.keys(a), ...Object.keys(b)])].sort()
-    .map((key) => [key, a[key], b[key], JSON.stringify(a[key]) === JSON.stringify(b[key])]);
-}
-
 /** A job's dataset version (NAME@ID), else the data.yaml it named. */
 const dataOf = (job) => (job && (job.dataset || (job.config && job.config.train && job.config.train.data))) || "—";
 
-const show = (v) => (v === undefined ? "—" : typeof v === "string" ? v : JSON.stringify(v));
 
 export function mount(root, { params }) {
   const name = params.name;
@@ -49,7 +32,8 @@ export function mount(root, { params }) {
   function renderHeader() {
     const aliases = Object.entries(data.model.aliases || {}).sort(([a], [b]) => a.localeCompare(b));
     fill(header,
-      h("div", { class: "title" }, h("h1", { text: data.model.name })),
+      h("div", { class: "title" }, h("h1", { text: data.model.name }),
+        h("a", { href: `/playground?model=${encodeURIComponent(data.model.name)}`, class: "try", text: "Try it in the playground" })),
       h("dl", { class: "facts" },
         h("div", {}, h("dt", { text: "Versions" }), h("dd", { text: String(data.model.versions.length) })),
         h("div", {}, h("dt", { text: "Latest" }), h("dd", { text: data.model.latest }))),
