@@ -72,6 +72,8 @@ document.addEventListener("click", (event) => {
   main.focus({ preventScroll: true });
 });
 window.addEventListener("popstate", route);
+// Back from the back-forward cache: the page's streams were closed when it was hidden; mount it again.
+window.addEventListener("pageshow", (event) => { if (event.persisted) route(); });
 window.addEventListener("yard:signed-out", () => {
   if (!auth.auth_required || location.pathname === "/sign-in") return;
   auth = { ...auth, signed_in: false };

@@ -370,6 +370,34 @@ class LiveTraining(unittest.TestCase):
         self.assertEqual(console_errors(d), [])
 
 
+class Navigation(unittest.TestCase):
+    """Pages a person leaves: their event streams must not keep the browser's
+    few connections to the server (bench/dashboard.sh found pages kept in the
+    back-forward cache holding theirs: later requests waited about a minute)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.folder = temp_folder("navigation")
+        cls.yard = Yard(cls.folder)
+        cls.driver = browser()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.driver.quit()
+        cls.yard.close()
+
+    def test_pages_left_for_another_hold_no_stream(self):
+        d, yard = self.driver, self.yard
+        for visit in range(1, 10):
+            d.get("about:blank")  # the page left goes to the back-forward cache
+            d.get(yard.base + "/jobs")
+            wait(d, lambda d: d.execute_script("return performance.getEntriesByName('jobs-rendered').length"), 60, f"visit {visit}: no render")
+            # From navigation to rows: under a second here, a minute while held streams starve the page's requests.
+            took = d.execute_script("return performance.getEntriesByName('jobs-rendered')[0].startTime")
+            self.assertLess(took, 20_000, f"visit {visit}: the jobs page took {took:.0f} ms (the browser's connections are held by pages left)")
+        self.assertEqual(console_errors(d), [])
+
+
 class Attacker(http.server.BaseHTTPRequestHandler):
     """A page of another site that tries to submit a job on the dashboard's
     server, by fetch (no-cors) and by a text/plain form, both of which a

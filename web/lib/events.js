@@ -20,6 +20,11 @@ export function follow(filter, after, handlers, onTruncated) {
   for (const [key, value] of Object.entries(filter)) if (value) query.set(key, value);
   query.set("after", String(after));
   const source = new EventSource(`/api/events?${query}`);
+  // A page kept in the back-forward cache would hold its stream open: a
+  // browser has 6 connections to a host, and held streams starve the rest
+  // (requests then waited about a minute). app.js re-reads a page shown again.
+  const close = () => source.close();
+  window.addEventListener("pagehide", close, { once: true });
   for (const [name, handler] of Object.entries(handlers)) {
     source.addEventListener(name, (message) => {
       let event;
@@ -28,5 +33,5 @@ export function follow(filter, after, handlers, onTruncated) {
     });
   }
   source.addEventListener("truncated", () => onTruncated && onTruncated());
-  return () => source.close();
+  return () => { source.close(); window.removeEventListener("pagehide", close); };
 }

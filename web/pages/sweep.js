@@ -183,12 +183,12 @@ export function mount(root, { params }) {
       const after = await head();
       await load();
       if (closed || !sweep) return;
-      const handlers = { "sweep.state": reload, "sweep.trial": reload };
-      const stopSweep = follow({ entity: "sweep", id }, after, handlers, load);
-      // A trial is a job of the sweep's experiment: its state and epochs change the table.
-      const stopJobs = follow({ entity: "job", experiment: sweep.experiment, type: "state,epoch" }, after,
-        { "job.state": reload, "job.epoch": reload }, load);
-      stopFollowing = () => { stopSweep(); stopJobs(); };
+      // One stream (a browser has few connections to a host): the sweep's own
+      // events and its trials', which are jobs of the sweep's experiment.
+      const concerns = (event) => event.entity !== "sweep" || event.id === id;
+      const handlers = {};
+      for (const name of ["sweep.state", "sweep.trial", "job.state", "job.epoch"]) handlers[name] = (event) => { if (concerns(event)) reload(); };
+      stopFollowing = follow({ experiment: sweep.experiment, type: "state,trial,epoch" }, after, handlers, load);
     } catch (error) {
       if (!closed) showError(status, error);
     }
