@@ -49,7 +49,7 @@ public struct Worker: Service {
 
     public let configuration: Configuration
     /// Where the worker reads and records its jobs (the seam to the server).
-    let ledger: any JobLedger
+    public let ledger: any JobLedger
     let queue: any JobQueue
     let runner: any EngineRunner
     let trackers: [any Tracker]
