@@ -9,6 +9,8 @@
 //     appends with 8 writers against bare GRDB inserts, /api/events latency.
 //   yard-bench store-scale [JOBS] [EPOCHS_PER_JOB] (bench/store_scale.sh): GET
 //     /api/jobs and /api/jobs/{id} p50/p99 on a generated store, /health beside.
+//   yard-bench http-metrics [REQUESTS] [ROUNDS] (bench/http_metrics.sh): keep-alive
+//     requests against a server with and without the HTTP metrics middleware.
 //   yard-bench redis-queue URL [JOBS] [C_BASELINE] (bench/redis_queue.sh): the Redis queue
 //     path against raw stream round trips.
 import Foundation
@@ -27,6 +29,11 @@ if arguments.count >= 2, arguments[1] == "streams" {
 if arguments.count >= 2, arguments[1] == "events" {
     try await EventLogBench.run(perWriter: arguments.count > 2 ? Int(arguments[2]) ?? 2000 : 2000,
                                 seconds: arguments.count > 3 ? Int(arguments[3]) ?? 5 : 5)
+    exit(0)
+}
+if arguments.count >= 2, arguments[1] == "http-metrics" {
+    try await HTTPMetricsBench.run(requests: arguments.count > 2 ? Int(arguments[2]) ?? 20_000 : 20_000,
+                                   rounds: arguments.count > 3 ? Int(arguments[3]) ?? 5 : 5)
     exit(0)
 }
 if arguments.count >= 2, arguments[1] == "store-scale" {
