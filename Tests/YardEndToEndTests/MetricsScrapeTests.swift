@@ -66,11 +66,12 @@ struct MetricsScrapeTests {
         let data = try h.demoDataset(train: 16, val: 4)
         let smi = try h.dir.write("bin/nvidia-smi", "#!/bin/sh\necho '0, GPU-5e1f, Scripted GPU, 16384, 2048, 37, 51'\n")
         chmod(smi, 0o755)
-        let server = try await h.server(redis: redis.url, data: h.dir.file("server"))
+        let server = try await h.server(redis: redis.url, data: h.dir.file("server"), extra: ["--log-format", "json"])
         defer { server.process.terminate() }
         let key = try h.secretKey(of: h.dir.file("server"))
         let path = h.dir.file("bin") + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
-        let worker = try await h.spawn(["worker", "--redis", redis.url, "--data-dir", h.dir.file("w1"), "--lease", "10", "--python", h.python],
+        let worker = try await h.spawn(["worker", "--redis", redis.url, "--data-dir", h.dir.file("w1"), "--lease", "10", "--python", h.python,
+                                        "--log-format", "json"],
                                        environment: ["YARD_SECRET_KEY": key, "PATH": path], log: "w1", ready: "trainyard worker ")
         defer { worker.signal(SIGKILL) }
 
@@ -123,6 +124,20 @@ struct MetricsScrapeTests {
         #expect((Self.sampleValue(families, "trainyard_http_requests_total", ["route": "/api/jobs/{id}", "method": "GET", "status": "200"]) ?? 0) >= 1)
         #expect(Self.sampleValue(families, "trainyard_http_requests_total", ["route": "unmatched", "status": "404"]) == 1)
         withExtendedLifetime(stream) {}
+
+        // Both ran with --log-format json: every line of their logs is one
+        // object with time, level, label and message; the worker's lines
+        // about the job carry its id and the worker's.
+        let workerLines = worker.text.split(separator: "\n")
+        let serverLines = ((try? String(contentsOfFile: server.log, encoding: .utf8)) ?? "").split(separator: "\n")
+        for line in workerLines + serverLines {
+            let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String]
+            #expect(object.map { ["time", "level", "label", "message"].allSatisfy($0.keys.contains) } == true, "not a JSON log line: \(line.prefix(300))")
+        }
+        let aboutJob = workerLines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] }.filter { $0["job_id"] == id }
+        #expect(aboutJob.contains { $0["message"]?.contains("attempt 1 starts") == true && $0["worker"]?.hasSuffix("-\(worker.pid)") == true },
+                "\(workerLines.suffix(20))")
+        #expect(aboutJob.contains { $0["message"]?.contains("attempt 1 ended") == true })
     }
 
     /// The value of the first sample named `name` with `labels` (among others).
