@@ -209,12 +209,16 @@ struct MetricsTests {
     }
 
     /// A worker id or experiment longer than 128 bytes is cut, so a label stays small.
-    @Test func labelValuesFromOutsideAreCut() throws {
+    @Test func labelValuesFromOutsideAreCutAndEscaped() throws {
         let metrics = YardMetrics()
-        let long = String(repeating: "é", count: 200)
-        let text = metrics.scrape(.init(jobs: JobGauges(counts: [.init(state: .queued, experiment: long): 1]), workers: nil, spool: nil))
-        let experiment = try Sample.parse(text).named("trainyard_jobs").first?.labels["experiment"]
-        #expect(experiment.map { $0.utf8.count <= 128 && long.hasPrefix($0) } == true)
+        let long = "x" + String(repeating: "é", count: 200)  // a cut at byte 128 falls inside a character
+        let odd = "a\"b\nc\\d} e=\"f\""
+        let text = metrics.scrape(.init(jobs: JobGauges(counts: [.init(state: .queued, experiment: long): 1, .init(state: .failed, experiment: odd): 2]),
+                                        workers: nil, spool: nil))
+        let samples = try Sample.parse(text).named("trainyard_jobs")
+        let cut = try #require(samples.first { $0.labels["state"] == "queued" }?.labels["experiment"])
+        #expect(cut.utf8.count <= 128 && cut.utf8.count >= 126 && long.hasPrefix(cut), "\(cut)")
+        #expect(samples.first { $0.labels["state"] == "failed" }?.labels["experiment"] == odd, "escaped and read back whole")
     }
 
     // MARK: Following the event log

@@ -60,7 +60,7 @@ public enum MetricCatalog {
     public static let spoolOperations = MetricFamily("trainyard_tracking_spool_operations", .gauge,
                                                      "MLflow calls spooled and not sent yet, by process (server, or a worker's id).", labels: ["process"])
     public static let spoolOldest = MetricFamily("trainyard_tracking_spool_oldest_seconds", .gauge,
-                                                 "Age of the oldest MLflow call not sent yet (0: none).", labels: ["process"])
+                                                 "How long the spool has held calls not sent: since the run that waits longest last had none (0: nothing waits).", labels: ["process"])
     // Training: followed from the event log.
     public static let epochDuration = MetricFamily("trainyard_epoch_duration_seconds", .histogram,
                                                    "How long epochs took (the engine's epoch time).", buckets: epochBuckets)

@@ -214,7 +214,14 @@ public final class YardMetrics: Sendable {
 
     /// A label value that came from outside (an experiment, a worker id): at most 128 bytes.
     static func boundedText(_ text: String) -> String {
-        text.utf8.count <= 128 ? text : String(decoding: Array(text.utf8.prefix(128)), as: UTF8.self)
+        guard text.utf8.count > 128 else { return text }
+        var kept = "", bytes = 0
+        for character in text {
+            bytes += character.utf8.count
+            if bytes > 128 { break }
+            kept.append(character)
+        }
+        return kept
     }
 }
 
