@@ -64,7 +64,7 @@ public struct SQLiteJobStore: JobStore {
         try await db.read { db in
             var gauges = JobGauges()
             let rows = try Row.fetchAll(db, sql: """
-                SELECT state, json_extract(record, '$.experiment') AS experiment, COUNT(*) AS n FROM job GROUP BY state, experiment
+                SELECT state, experiment, COUNT(*) AS n FROM job GROUP BY state, experiment
                 """)
             for row in rows {
                 guard let state = JobState(rawValue: row["state"]) else { continue }
