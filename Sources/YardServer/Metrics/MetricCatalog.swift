@@ -26,11 +26,6 @@ public struct MetricFamily: Sendable, Hashable {
         self.labels = labels
         self.buckets = buckets
     }
-
-    /// The series names a scrape shows for it (a histogram's `_bucket`, `_sum` and `_count`).
-    public var seriesNames: [String] {
-        kind == .histogram ? [name + "_bucket", name + "_sum", name + "_count"] : [name]
-    }
 }
 
 public enum MetricCatalog {
