@@ -13,7 +13,8 @@ log() { echo "[setup] $*" >&2; }
 
 # 1. Debian packages: SQLite headers for GRDB, a font for plots; for the
 #    tests, a real redis-server too (and openssl, for its TLS certificates),
-#    and Chromium with its WebDriver for the dashboard's browser tests.
+#    Chromium with its WebDriver for the dashboard's browser tests, and
+#    Prometheus' promtool, which checks and unit-tests deploy/prometheus.
 missing=()
 dpkg -s libsqlite3-dev >/dev/null 2>&1 || missing+=(libsqlite3-dev)
 if [ "${1:-}" = "--test" ]; then
@@ -21,6 +22,7 @@ if [ "${1:-}" = "--test" ]; then
   command -v openssl >/dev/null 2>&1 || missing+=(openssl)
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+  command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 fi
 dpkg -s fonts-dejavu-core >/dev/null 2>&1 || missing+=(fonts-dejavu-core)
 command -v curl >/dev/null 2>&1 || missing+=(curl)

@@ -17,10 +17,11 @@ struct BenchServer {
     let group: ServiceGroup
     let task: Task<Void, any Error>
 
-    static func start(store: SQLiteJobStore, database: YardDatabase, folder: String) async throws -> BenchServer {
+    static func start(store: SQLiteJobStore, database: YardDatabase, folder: String, httpMetrics: Bool = true) async throws -> BenchServer {
         var options = YardOptions()
         options.dataDirectory = folder
         options.port = 0
+        options.httpMetrics = httpMetrics
         let yard = Yard(options: options, store: store, queue: SQLiteJobQueue(database: database),
                         artifacts: LocalArtifactStore(root: folder + "/artifacts"),
                         engine: EngineEnvironment(python: "/nonexistent", engineDirectory: "/nonexistent", ultralyticsDirectory: folder))

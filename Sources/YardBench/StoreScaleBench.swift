@@ -8,7 +8,8 @@ import YardStore
 /// epoch rows, generated here; then, on a real socket, `GET /api/jobs`
 /// (first page, filtered by state) and `GET /api/jobs/{id}` (the job with
 /// its epochs and artifacts), p50/p99 over sequential requests; beside them,
-/// in the same run, `GET /health` (the HTTP round trip alone) as the baseline.
+/// in the same run, `GET /health` (the HTTP round trip alone) as the baseline;
+/// and `GET /metrics`, whose job gauges are read from the store at each scrape.
 enum StoreScaleBench {
     static func run(jobs: Int, epochsPerJob: Int) async throws {
         let folder = try BenchFolder("scale")
@@ -26,7 +27,10 @@ enum StoreScaleBench {
         let states = ["failed", "succeeded", "stopped", "queued"]
         let list = try time(port: server.port, requests: requests) { "/api/jobs?state=\(states[$0 % states.count])&limit=50" }
         let show = try time(port: server.port, requests: requests) { "/api/jobs/scale-\(($0 * 7919) % jobs)" }
-        for (name, latencies) in [("GET /health (baseline)", health), ("GET /api/jobs?state=S&limit=50", list), ("GET /api/jobs/{id}", show)] {
+        // A Prometheus scrape: jobs by state and experiment and the queue's waits are read from the store each time.
+        let scrape = try time(port: server.port, requests: 30) { _ in "/metrics" }
+        for (name, latencies) in [("GET /health (baseline)", health), ("GET /api/jobs?state=S&limit=50", list), ("GET /api/jobs/{id}", show),
+                                  ("GET /metrics (30 scrapes)", scrape)] {
             print(String(format: "%-34@ p50 %7.2f ms  p99 %7.2f ms  (p99 / baseline p99 %.1fx)", name as NSString,
                          latencies.percentile(0.5), latencies.percentile(0.99), latencies.percentile(0.99) / health.percentile(0.99)))
         }

@@ -11,6 +11,8 @@
 //     /api/jobs and /api/jobs/{id} p50/p99 on a generated store, /health beside.
 //   yard-bench dashboard-server [JOBS] (bench/dashboard.sh): two servers (10 jobs,
 //     JOBS jobs) for the browser half, epochs recorded on command.
+//   yard-bench http-metrics [REQUESTS] [ROUNDS] (bench/http_metrics.sh): keep-alive
+//     requests against a server with and without the HTTP metrics middleware.
 //   yard-bench redis-queue URL [JOBS] [C_BASELINE] (bench/redis_queue.sh): the Redis queue
 //     path against raw stream round trips.
 import Foundation
@@ -29,6 +31,11 @@ if arguments.count >= 2, arguments[1] == "streams" {
 if arguments.count >= 2, arguments[1] == "events" {
     try await EventLogBench.run(perWriter: arguments.count > 2 ? Int(arguments[2]) ?? 2000 : 2000,
                                 seconds: arguments.count > 3 ? Int(arguments[3]) ?? 5 : 5)
+    exit(0)
+}
+if arguments.count >= 2, arguments[1] == "http-metrics" {
+    try await HTTPMetricsBench.run(requests: arguments.count > 2 ? Int(arguments[2]) ?? 20_000 : 20_000,
+                                   rounds: arguments.count > 3 ? Int(arguments[3]) ?? 5 : 5)
     exit(0)
 }
 if arguments.count >= 2, arguments[1] == "store-scale" {

@@ -1,7 +1,9 @@
 import Foundation
 import Hummingbird
 import Logging
+import Metrics
 import ServiceLifecycle
+import Synchronization
 import YardArtifacts
 import YardDomain
 import YardJobs
@@ -54,6 +56,9 @@ public struct YardOptions: Sendable {
     /// `--secure-cookies`: the dashboard's session cookie is marked Secure
     /// (set when users reach the server over HTTPS, through a proxy).
     public var secureCookies = false
+    /// Whether HTTP requests are counted and timed for `/metrics` (off only
+    /// in the benchmark's baseline, which measures what counting costs).
+    public var httpMetrics = true
 
     public init() {}
 }
@@ -93,6 +98,8 @@ public struct Yard: Sendable {
     public let webhooks: WebhookDeliverer
     /// Predict requests counted for `/metrics`.
     public let servingMetrics = ServingMetrics()
+    /// The rest of `/metrics`: jobs, queue, workers, training, spool, HTTP (this server's own registry).
+    public let metrics = YardMetrics()
     /// The dashboard's signed-in browsers (with a token).
     let sessions = SessionStore()
     /// Alias moves, one at a time across every request.
@@ -205,6 +212,7 @@ public struct Yard: Sendable {
 
     public func buildRouter() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
+        if options.httpMetrics { router.add(middleware: HTTPMetricsMiddleware(metrics: metrics)) }
         router.add(middleware: SecurityHeadersMiddleware())
         router.add(middleware: ErrorMiddleware())
         router.add(middleware: CanonicalPathMiddleware())
@@ -222,11 +230,12 @@ public struct Yard: Sendable {
         DatasetsController(service: datasets).addRoutes(to: router.group("/api/datasets"))
         EventsController(store: store).addRoutes(to: router)
         PredictController(registry: models, server: modelServer, metrics: servingMetrics).addRoutes(to: router)
-        router.get("/metrics") { [modelServer, servingMetrics, store] _, _ in
-            let counts = try await store.jobCounts()
-            var jobs: [String: Int] = [:]
-            for state in JobState.allCases { jobs[state.rawValue] = counts[state] ?? 0 }
-            let text = servingMetrics.render(loaded: await modelServer.loaded(), jobs: jobs)
+        router.get("/metrics") { [modelServer, servingMetrics, store, metrics, registry, spool] _, _ in
+            // The gauges from the store, the workers and the spool, set at each scrape.
+            let gauges = try await store.jobGauges()
+            let workers = try? await registry.workers()
+            let text = metrics.scrape(.init(jobs: gauges, workers: workers, spool: await spool.backlog()))
+                + servingMetrics.render(loaded: await modelServer.loaded(), jobs: Self.stateCounts(gauges))
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: text)))
         }
         router.get("/api/openapi.json") { _, _ in
@@ -240,6 +249,23 @@ public struct Yard: Sendable {
         }
         return router
     }
+
+    /// Jobs by state (every state, 0 when none), for the serving text's `yard_jobs`.
+    static func stateCounts(_ gauges: JobGauges) -> [String: Int] {
+        var jobs = Dictionary(uniqueKeysWithValues: JobState.allCases.map { ($0.rawValue, 0) })
+        for (key, count) in gauges.counts { jobs[key.state.rawValue, default: 0] += count }
+        return jobs
+    }
+
+    /// Points the process-wide `MetricsSystem` at this server's registry, so
+    /// a library that records through it shows in `/metrics` too. Once per
+    /// process (`yard up`, `yard server`); later calls do nothing. Tests
+    /// never call it: each `Yard` records into its own registry.
+    public func bootstrapMetrics() {
+        guard Self.metricsBootstrapped.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
+        MetricsSystem.bootstrap(metrics.factory)
+    }
+    private static let metricsBootstrapped = Atomic<Bool>(false)
 
     /// The HTTP server; `onServerRunning` gets the port it listens on (useful with port 0).
     public func buildApplication(logger: Logger, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in })
@@ -259,6 +285,7 @@ public struct Yard: Sendable {
             let requeued = try await control.recover()
             if !requeued.isEmpty { logger.info("resuming interrupted jobs: \(requeued.joined(separator: ", "))") }
         }
+        bootstrapMetrics()
         let app = buildApplication(logger: logger, onServerRunning: onServerRunning)
         let services = services(app: app, logger: logger)
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
@@ -294,8 +321,14 @@ public struct Yard: Sendable {
                                                            topic: options.wyoloTopic, configRoot: root, keys: remote.keys, logger: logger)))
             }
         }
-        if !entries.isEmpty { services.append(.init(service: WorkerPresence(registry: registry, entries: entries, logger: logger))) }
+        // Local workers share this server's spool (`/metrics` shows it as the
+        // server's); over Redis they tell how many reports wait for it.
+        let outbox = workers.first?.ledger as? RedisLedger
+        var backlog: (@Sendable () async -> WorkerBacklog?)?
+        if let outbox { backlog = { @Sendable in WorkerBacklog(reports: outbox.waitingReports) } }
+        if !entries.isEmpty { services.append(.init(service: WorkerPresence(registry: registry, entries: entries, backlog: backlog, logger: logger))) }
         services.append(.init(service: WorkerWatch(registry: registry, store: store, logger: Logger(label: "yard.workers"))))
+        services.append(.init(service: MetricsFollower(store: store, metrics: metrics, logger: Logger(label: "yard.metrics"))))
         services.append(.init(service: EventRetentionService(store: store, retention: options.eventRetention, logger: Logger(label: "yard.events"))))
         services.append(.init(service: webhooks))
         services.append(.init(service: sweeps))

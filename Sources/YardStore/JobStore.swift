@@ -26,6 +26,28 @@ public enum JobRecord: Sendable {
     case artifact(ArtifactRecord)
 }
 
+/// Jobs as `/metrics` counts them at a scrape.
+public struct JobGauges: Sendable, Equatable {
+    public struct Key: Sendable, Hashable {
+        public var state: JobState
+        public var experiment: String
+        public init(state: JobState, experiment: String) {
+            self.state = state
+            self.experiment = experiment
+        }
+    }
+
+    /// Jobs by state and experiment.
+    public var counts: [Key: Int]
+    /// Since when each queued job waits, oldest first.
+    public var queuedSince: [Date]
+
+    public init(counts: [Key: Int] = [:], queuedSince: [Date] = []) {
+        self.counts = counts
+        self.queuedSince = queuedSince
+    }
+}
+
 /// One write of `JobStore.apply`: a change of a job and what is stored with it.
 public struct JobWrite: Sendable {
     public enum Result: Sendable {
@@ -75,6 +97,10 @@ public protocol JobRecords: RunRecords, JobSecrets {
     func jobs(in states: Set<JobState>) async throws -> [Job]
     /// How many jobs are in each state (`/metrics`).
     func jobCounts() async throws -> [JobState: Int]
+    /// What `/metrics` reads at each scrape: jobs by state and experiment,
+    /// and since when the queued ones wait (their last `state` event: a
+    /// resumed job waits from its resume, not from its submission).
+    func jobGauges() async throws -> JobGauges
     /// Reads, changes and writes one job atomically; `.notFound` if absent.
     @discardableResult
     func update(_ id: String, _ change: @escaping @Sendable (inout Job) throws -> Void) async throws -> Job

@@ -47,6 +47,17 @@ public actor MemoryJobStore: JobStore {
         jobsByID.values.reduce(into: [:]) { $0[$1.state, default: 0] += 1 }
     }
 
+    public func jobGauges() -> JobGauges {
+        var gauges = JobGauges()
+        for job in jobsByID.values { gauges.counts[.init(state: job.state, experiment: job.experiment), default: 0] += 1 }
+        var lastState: [String: Date] = [:]
+        for event in eventLog where event.entity == .job && event.type == "state" && jobsByID[event.jobID]?.state == .queued {
+            lastState[event.jobID] = event.time
+        }
+        gauges.queuedSince = jobsByID.values.filter { $0.state == .queued }.map { lastState[$0.id] ?? $0.createdAt }.sorted()
+        return gauges
+    }
+
     public func jobs(in states: Set<JobState>) -> [Job] {
         jobsByID.values.filter { states.contains($0.state) }.sorted { $0.createdAt < $1.createdAt }
     }

@@ -49,7 +49,7 @@ public struct Worker: Service {
 
     public let configuration: Configuration
     /// Where the worker reads and records its jobs (the seam to the server).
-    let ledger: any JobLedger
+    public let ledger: any JobLedger
     let queue: any JobQueue
     let runner: any EngineRunner
     let trackers: [any Tracker]
@@ -73,6 +73,8 @@ public struct Worker: Service {
         self.runner = runner
         self.trackers = trackers
         self.artifacts = artifacts
+        var logger = logger
+        logger[metadataKey: "worker"] = "\(configuration.id)"  // on every line this worker logs
         self.logger = logger
         self.unsettled = Locked([:])
         self.claims = Locked([:])
@@ -136,6 +138,7 @@ public struct Worker: Service {
         try await ledger.begin(claim)
         claims.withLock { $0[claim.jobID] = claim }
         jobsChanged.signal()
+        logger.info("job \(claim.jobID): attempt \(claim.attempt) starts")
         let lost = ShutdownFlag()
         let run = JobRun(worker: self, jobID: claim.jobID, shutdown: shutdown, lost: lost)
         await withTaskGroup(of: Void.self) { group in
@@ -145,7 +148,9 @@ public struct Worker: Service {
             await run.execute()
             group.cancelAll()
         }
-        if unsettled.withLock({ $0[claim.jobID] == nil }) { await forget(claim.jobID) }
+        let settled = unsettled.withLock { $0[claim.jobID] == nil }
+        logger.info("job \(claim.jobID): attempt \(claim.attempt) ended\(settled ? "" : "; how it ended is not recorded yet (retrying)")")
+        if settled { await forget(claim.jobID) }
     }
 
     private func forget(_ jobID: String) async {

@@ -191,7 +191,11 @@ public struct WorkerNode: Sendable {
                             artifacts: LocalArtifactStore(root: options.dataDirectory + "/artifacts"), logger: logger)
         let interval = options.heartbeat ?? min(.seconds(5), options.lease / 3)
         let presence = WorkerPresence(registry: registry, entries: [.init(worker: worker, info: info, gpu: options.gpu)],
-                                      interval: interval, readings: readings, logger: logger)
+                                      interval: interval, readings: readings, backlog: { [ledger, spool] in
+                                          let spooled = await spool.backlog()
+                                          return WorkerBacklog(reports: ledger.waitingReports, spoolOperations: spooled.operations,
+                                                               spoolOldestSeconds: spooled.oldest.map { max(0, Date().timeIntervalSince($0)) } ?? 0)
+                                      }, logger: logger)
         // The spool first so it stops last: a stopping worker still spools its job's last calls.
         return [.init(service: spool), .init(service: presence), .init(service: worker)]
     }

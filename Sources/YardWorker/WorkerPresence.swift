@@ -36,10 +36,14 @@ public struct WorkerPresence: Service {
     let interval: Duration
     let nvidiaSMI: NvidiaSMI?
     let readings: GPUReadings
+    /// What the process holds that has not left it (reports for Redis, its
+    /// tracking spool), sent with each heartbeat; nil: nothing to tell.
+    let backlog: (@Sendable () async -> WorkerBacklog?)?
     let logger: Logger
 
     public init(registry: any WorkerRegistry, entries: [Entry], interval: Duration = .seconds(5), nvidiaSMI: NvidiaSMI? = NvidiaSMI(),
-                readings: GPUReadings = GPUReadings(), logger: Logger) {
+                readings: GPUReadings = GPUReadings(), backlog: (@Sendable () async -> WorkerBacklog?)? = nil, logger: Logger) {
+        self.backlog = backlog
         self.registry = registry
         self.entries = entries
         self.interval = interval
@@ -85,6 +89,7 @@ public struct WorkerPresence: Service {
             do { gpus = try await nvidiaSMI.sample() ?? [] } catch { gpuError = error.description }
         }
         readings.record(gpus)
+        let backlog = await backlog?()
         let now = Date()
         for entry in entries {
             var info = entry.info
@@ -94,6 +99,7 @@ public struct WorkerPresence: Service {
             info.expiresAt = now.addingTimeInterval(3 * interval.timeInterval)
             info.gpus = entry.gpu.map { pinned in gpus.filter { $0.index == pinned } } ?? gpus
             info.gpuError = gpuError
+            info.backlog = backlog
             try await registry.announce(info)
         }
     }

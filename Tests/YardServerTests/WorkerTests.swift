@@ -21,16 +21,17 @@ struct WorkerTests {
         let services = t.yard.services(app: t.yard.buildApplication(logger: TestYard.quiet), runner: ScriptedEngineRunner.training(epochs: 1),
                                        logger: TestYard.quiet)
         // A ServiceGroup shuts services down in reverse order: the last listed first.
-        #expect(services.count == t.yard.options.workers + 9)
+        #expect(services.count == t.yard.options.workers + 10)
         #expect(services.first?.service is TrackingSpool)
         #expect(services.dropFirst().first?.service is WorkerPresence, "workers are listed until they stopped")
         #expect(services.dropFirst(2).first?.service is WorkerWatch, "their leaving is recorded")
-        #expect(services.dropFirst(3).first?.service is EventRetentionService)
-        #expect(services.dropFirst(4).first?.service is WebhookDeliverer, "webhooks go on while workers, sweeps and registration end")
-        #expect(services.dropFirst(5).first?.service is SweepService, "sweeps stop after the workers")
-        #expect(services.dropFirst(6).first?.service is AutoRegistration, "registration goes on while workers finish jobs")
-        #expect(services.dropFirst(7).first?.service is ModelServerService, "predictors stop after the server stopped taking requests")
-        #expect(services.dropFirst(8).dropLast().allSatisfy { $0.service is Worker })
+        #expect(services.dropFirst(3).first?.service is MetricsFollower, "the last jobs' ends are counted")
+        #expect(services.dropFirst(4).first?.service is EventRetentionService)
+        #expect(services.dropFirst(5).first?.service is WebhookDeliverer, "webhooks go on while workers, sweeps and registration end")
+        #expect(services.dropFirst(6).first?.service is SweepService, "sweeps stop after the workers")
+        #expect(services.dropFirst(7).first?.service is AutoRegistration, "registration goes on while workers finish jobs")
+        #expect(services.dropFirst(8).first?.service is ModelServerService, "predictors stop after the server stopped taking requests")
+        #expect(services.dropFirst(9).dropLast().allSatisfy { $0.service is Worker })
         #expect(!(services.last?.service is Worker) && !(services.last?.service is TrackingSpool))
     }
 

@@ -41,6 +41,28 @@ struct JobStoreContractTests {
         #expect(try await store.job("a")?.config["minio"]?["MINIO_SECRET_KEY"] == "***")
     }
 
+    /// `/metrics` reads jobs by state and experiment, and since when the
+    /// queued ones wait: their last state event (a resume), else their submission.
+    @Test(arguments: Driver.allCases)
+    func gaugesCountByStateAndExperimentAndDateTheQueuedByTheirLastStateEvent(driver: Driver) async throws {
+        let store = try Self.make(driver)
+        #expect(try await store.jobGauges() == JobGauges())
+        try await store.insert(Self.job("resumed", at: 1), secrets: [:])
+        try await store.insert(Self.job("fresh", at: 2), secrets: [:])
+        var other = try Self.job("other", at: 3)
+        other.experiment = "exp-b"
+        try await store.insert(other, secrets: [:])
+        try await store.update("other") { $0.state = .running }
+        let before = Date()
+        try await store.update("resumed", recording: "state") { _ in ["state": "queued"] }
+        let gauges = try await store.jobGauges()
+        let experiment = try Self.job("x").experiment
+        #expect(gauges.counts == [.init(state: .queued, experiment: experiment): 2, .init(state: .running, experiment: "exp-b"): 1])
+        #expect(gauges.queuedSince.count == 2)
+        #expect(gauges.queuedSince.first == Date(timeIntervalSince1970: 1002), "the job with no state event waits from its submission")
+        #expect(gauges.queuedSince.last.map { $0.timeIntervalSince(before) > -1 } == true, "the resumed one waits from its state event, not from 1001")
+    }
+
     @Test(arguments: Driver.allCases)
     func duplicateIDsAndMissingJobsAreErrors(driver: Driver) async throws {
         let store = try Self.make(driver)

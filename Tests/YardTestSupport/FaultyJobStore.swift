@@ -98,6 +98,7 @@ public final class FaultyJobStore: JobStore {
         try check("logs"); return try await base.logs(of: id, last: count)
     }
     public func jobCounts() async throws -> [JobState: Int] { try check("jobCounts"); return try await base.jobCounts() }
+    public func jobGauges() async throws -> JobGauges { try check("jobGauges"); return try await base.jobGauges() }
     public func createModelVersion(_ draft: ModelVersion) async throws -> (version: ModelVersion, created: Bool) {
         try check("createModelVersion"); return try await base.createModelVersion(draft)
     }

@@ -97,6 +97,8 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Python interpreter with ultralytics (default: $YARD_PYTHON, else the setup's venv).") var python: String?
     @Option(name: .customLong("stop-grace"), help: "Seconds a stopping engine may take before it is killed.") var stopGrace = 120
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
+    @Option(name: .customLong("log-format"), help: "text, or json: one object a line (time, level, job_id, worker, request_id, label, message).")
+    var logFormat: LogFormat = .text
     @Option(name: .customLong("secret-key-file"),
             help: "Key file that seals job secrets at rest (default DATA/secret.key; YARD_SECRET_KEY wins).") var secretKeyFile: String?
     @Option(name: .customLong("dataset-root"),
@@ -238,12 +240,15 @@ struct ServeOptions: ParsableArguments {
     }
 
     func run(_ options: YardOptions) async throws {
+        logFormat.bootstrap()  // before the first logger
         let yard = try await Yard.embedded(options)
         let data = yard.options.dataDirectory
         let auth = options.token == nil ? "no auth (set YARD_TOKEN to require a token)" : "token auth"
         let queue = yard.remote.map { "workers over Redis at \($0.redis.configuration)" } ?? "embedded queue"
-        try await yard.runUp(logger: logger) { port in
-            Output.line("trainyard serving http://\(host):\(port) with \(options.workers) local worker(s), \(queue), data in \(data), \(auth)")
+        let logger = self.logger
+        try await yard.runUp(logger: logger) { [logFormat] port in
+            let banner = "trainyard serving http://\(host):\(port) with \(options.workers) local worker(s), \(queue), data in \(data), \(auth)"
+            if logFormat == .json { logger.notice("\(banner)") } else { Output.line(banner) }
         }
     }
 }

@@ -23,6 +23,8 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("secret-key-file"),
             help: "A copy of the server's DATA/secret.key, to open job secrets ($YARD_SECRET_KEY wins).") var secretKeyFile: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
+    @Option(name: .customLong("log-format"), help: "text, or json: one object a line (time, level, job_id, worker, label, message).")
+    var logFormat: LogFormat = .text
     @Flag(name: .customLong("allow-dataset-symlinks"),
           help: "Let datasets hold symlinks to files outside their folder (refused by default).") var allowDatasetSymlinks = false
     @Flag(name: .customLong("no-warm-engine"),
@@ -40,6 +42,7 @@ struct WorkerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        logFormat.bootstrap()  // before the first logger
         try await reporting {
             var options = WorkerNodeOptions(redisURL: redisURL ?? "")
             options.gpu = gpu
@@ -53,7 +56,9 @@ struct WorkerCommand: AsyncParsableCommand {
             var logger = Logger(label: "yard.worker")
             logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
             let node = try await WorkerNode.start(options, logger: logger)
-            Output.line("trainyard worker \(node.info.id) on \(node.info.device), queue at \(node.redis.configuration), lease \(lease)s, data in \(node.options.dataDirectory), \(node.keyCheck)")
+            logger[metadataKey: "worker"] = "\(node.info.id)"
+            let banner = "trainyard worker \(node.info.id) on \(node.info.device), queue at \(node.redis.configuration), lease \(lease)s, data in \(node.options.dataDirectory), \(node.keyCheck)"
+            if logFormat == .json { logger.notice("\(banner)") } else { Output.line(banner) }
             let group = ServiceGroup(configuration: .init(services: node.services(logger: logger), gracefulShutdownSignals: [.sigterm, .sigint],
                                                           logger: logger))
             try await group.run()

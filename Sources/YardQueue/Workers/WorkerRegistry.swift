@@ -39,6 +39,8 @@ public struct WorkerInfo: Sendable, Codable, Equatable {
     public var gpus: [GPUStats]
     /// Why the GPU stats are missing, when nvidia-smi failed.
     public var gpuError: String?
+    /// What its process holds that has not left it yet (`/metrics`).
+    public var backlog: WorkerBacklog?
 
     public init(id: String, host: String, pid: Int32, device: String, versions: [String: String] = [:], startedAt: Date,
                 leaseSeconds: Double? = nil) {
@@ -58,7 +60,7 @@ public struct WorkerInfo: Sendable, Codable, Equatable {
     enum CodingKeys: String, CodingKey {
         case id, host, pid, device, versions, job, status, gpus
         case startedAt = "started_at", heartbeatAt = "heartbeat_at", expiresAt = "expires_at"
-        case leaseSeconds = "lease_seconds", gpuError = "gpu_error"
+        case leaseSeconds = "lease_seconds", gpuError = "gpu_error", backlog
     }
 
     /// As seen at `now`: lost once it expired.
@@ -66,6 +68,29 @@ public struct WorkerInfo: Sendable, Codable, Equatable {
         var info = self
         if now > expiresAt { info.status = .lost }
         return info
+    }
+}
+
+/// What a worker's process holds that has not reached the server or MLflow
+/// yet, sent with each heartbeat: its reports waiting for Redis (workers over
+/// Redis) and its tracking spool (workers on other machines; local workers
+/// share the server's spool and leave those nil).
+public struct WorkerBacklog: Sendable, Codable, Equatable {
+    /// Reports in the outbox that Redis has not taken yet.
+    public var reports: Int?
+    /// MLflow calls spooled and not sent yet.
+    public var spoolOperations: Int?
+    /// How long the oldest of them has waited.
+    public var spoolOldestSeconds: Double?
+
+    public init(reports: Int? = nil, spoolOperations: Int? = nil, spoolOldestSeconds: Double? = nil) {
+        self.reports = reports
+        self.spoolOperations = spoolOperations
+        self.spoolOldestSeconds = spoolOldestSeconds
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case reports, spoolOperations = "spool_operations", spoolOldestSeconds = "spool_oldest_seconds"
     }
 }
 

@@ -220,6 +220,7 @@ enum OpenAPI {
         "status": {"type": "string", "enum": ["idle", "busy", "lost"]}, "started_at": {"type": "string", "format": "date-time"},
         "heartbeat_at": {"type": "string", "format": "date-time"}, "expires_at": {"type": "string", "format": "date-time"},
         "lease_seconds": {"type": "number"}, "gpu_error": {"type": "string"},
+        "backlog": {"type": "object", "properties": {"reports": {"type": "integer"}, "spool_operations": {"type": "integer"}, "spool_oldest_seconds": {"type": "number"}}},
         "gpus": {"type": "array", "items": {"type": "object", "properties": {"index": {"type": "integer"}, "uuid": {"type": "string"},
           "name": {"type": "string"}, "memory_total_mib": {"type": "integer"}, "memory_used_mib": {"type": "integer"},
           "utilization_percent": {"type": "integer"}, "temperature_c": {"type": "integer"}}}}}},

@@ -63,6 +63,25 @@ public struct SQLiteJobStore: JobStore {
         return counts
     }
 
+    public func jobGauges() async throws -> JobGauges {
+        try await db.read { db in
+            var gauges = JobGauges()
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT state, experiment, COUNT(*) AS n FROM job GROUP BY state, experiment
+                """)
+            for row in rows {
+                guard let state = JobState(rawValue: row["state"]) else { continue }
+                gauges.counts[.init(state: state, experiment: row["experiment"] ?? ""), default: 0] += row["n"] as Int
+            }
+            // A queued job's last state event says when it was queued (state events are never pruned).
+            gauges.queuedSince = try Double.fetchAll(db, sql: """
+                SELECT COALESCE((SELECT MAX(time) FROM event WHERE entity = 'job' AND job_id = job.id AND type = 'state'), created_at) AS since
+                FROM job WHERE state = 'queued' ORDER BY since
+                """).map { Date(timeIntervalSince1970: $0) }
+            return gauges
+        }
+    }
+
     public func jobs(in states: Set<JobState>) async throws -> [Job] {
         let names = states.map(\.rawValue)
         let texts = try await db.read { db in

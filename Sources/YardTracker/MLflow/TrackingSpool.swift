@@ -105,6 +105,7 @@ public actor TrackingSpool: Service {
     /// without the others (a run's end and its registration). Returns once
     /// they are on disk, committed together with whatever else arrived.
     public func append(jobID: String, ops: [[String: JSONValue]]) async throws {
+        loadPending()  // before any write: the files as they were, then counted as they change
         var bytes = Data()
         for op in ops {
             var op = op
@@ -117,9 +118,10 @@ public actor TrackingSpool: Service {
         try await withCheckedThrowingContinuation { (waiter: CheckedContinuation<Void, any Error>) in
             if let index = queued.firstIndex(where: { $0.jobID == jobID }) {
                 queued[index].bytes += bytes
+                queued[index].operations += ops.count
                 queued[index].waiters.append(waiter)
             } else {
-                queued.append(Queued(jobID: jobID, bytes: bytes, waiters: [waiter]))
+                queued.append(Queued(jobID: jobID, bytes: bytes, operations: ops.count, waiters: [waiter]))
             }
             if !committing {
                 committing = true
@@ -132,6 +134,7 @@ public actor TrackingSpool: Service {
     private struct Queued {
         var jobID: String
         var bytes: Data
+        var operations: Int
         var waiters: [CheckedContinuation<Void, any Error>]
     }
     private var queued: [Queued] = []
@@ -149,6 +152,7 @@ public actor TrackingSpool: Service {
             let results = await Self.write(batch.map { ("\(directory)/\($0.jobID).jsonl", $0.bytes) })
             commits += 1
             for (entry, result) in zip(batch, results) {
+                if case .success = result { counted(entry.jobID, entry.operations) }
                 for waiter in entry.waiters { waiter.resume(with: result) }
             }
             poke()
@@ -195,6 +199,53 @@ public actor TrackingSpool: Service {
             end -= off_t(count)
         }
         return 0
+    }
+
+    /// What is spooled and not sent: how many operations, and since when
+    /// the spool has not been empty (`/metrics`).
+    public struct Backlog: Sendable, Equatable {
+        public var operations: Int
+        public var oldest: Date?
+        public init(operations: Int, oldest: Date?) {
+            self.operations = operations
+            self.oldest = oldest
+        }
+    }
+
+    /// Operations not sent yet per file, and since when each file has had
+    /// some: read from the files once (a file left by an earlier process
+    /// waits at least since it was last written), then kept as they are
+    /// spooled and sent.
+    private var pending: [String: (operations: Int, since: Date)] = [:]
+    private var pendingLoaded = false
+
+    public func backlog() -> Backlog {
+        loadPending()
+        return Backlog(operations: pending.values.reduce(0) { $0 + $1.operations }, oldest: pending.values.map(\.since).min())
+    }
+
+    private func counted(_ jobID: String, _ delta: Int) {
+        loadPending()
+        let operations = (pending[jobID]?.operations ?? 0) + delta
+        if operations > 0 {
+            pending[jobID] = (operations: operations, since: pending[jobID]?.since ?? Date())
+        } else {
+            pending[jobID] = nil
+        }
+    }
+
+    private func loadPending() {
+        guard !pendingLoaded else { return }
+        pendingLoaded = true
+        for jobID in pendingJobs() {
+            let path = "\(directory)/\(jobID).jsonl"
+            guard let data = FileManager.default.contents(atPath: path) else { continue }
+            let lines = data.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
+            let sent = FileManager.default.contents(atPath: "\(directory)/\(jobID).state.json")
+                .flatMap { try? JSONDecoder().decode(State.self, from: $0) }?.sent ?? 0
+            let written = (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date) ?? Date()
+            if lines > sent { pending[jobID] = (operations: lines - sent, since: written) }
+        }
     }
 
     /// Job ids with operations not yet sent.
@@ -266,6 +317,7 @@ public actor TrackingSpool: Service {
     /// Sends everything it can; returns true when nothing is left.
     @discardableResult
     public func replayAll() async -> Bool {
+        loadPending()
         var clean = true
         var firstError: String?
         var outage = false
@@ -309,6 +361,7 @@ public actor TrackingSpool: Service {
             guard let op = try? JSONDecoder().decode(JSONValue.self, from: Data(lines[state.sent])) else {
                 logger.error("tracking spool \(jobID): skipping an unreadable line \(state.sent + 1)")
                 state.sent += 1
+                counted(jobID, -1)
                 continue
             }
             // Consecutive metric operations (a backlog after an outage) go in
@@ -343,6 +396,7 @@ public actor TrackingSpool: Service {
                 return .failure(ReplayError(description: state.lastError ?? "\(error)"))
             }
             state.sent += batch.count
+            counted(jobID, -batch.count)
             save(state, to: statePath)
         }
         // Operations spooled while this replay was sending are not in `data`:
@@ -354,6 +408,7 @@ public actor TrackingSpool: Service {
         } else if ended || Self.terminal.contains(lastOp ?? "") {
             try? FileManager.default.removeItem(atPath: path)
             try? FileManager.default.removeItem(atPath: statePath)
+            pending[jobID] = nil
             await report(Self.subject(ofKey: jobID), .synced, state.runID, state.lastError)
         } else {
             await report(Self.subject(ofKey: jobID), .pending, state.runID, nil)
