@@ -206,8 +206,8 @@ public struct Yard: Sendable {
         }
     }
 
-    public func buildRouter() -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
+    public func buildRouter() -> Router<YardRequestContext> {
+        let router = Router(context: YardRequestContext.self)
         router.add(middleware: SecurityHeadersMiddleware())
         router.add(middleware: ErrorMiddleware())
         router.add(middleware: CanonicalPathMiddleware())
