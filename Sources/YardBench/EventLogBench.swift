@@ -28,13 +28,18 @@ enum EventLogBench {
         let folder = try BenchFolder("events")
         defer { folder.remove() }
 
+        var cpu = Monotonic.cpuSeconds()
         let baseline = try await bareInserts(path: folder.file("bare.sqlite"), perWriter: perWriter, rowsPerTransaction: 1)
+        let baselineCPU = (Monotonic.cpuSeconds() - cpu) / Double(8 * perWriter) * 1e6
         let batched = try await bareInserts(path: folder.file("batched.sqlite"), perWriter: perWriter, rowsPerTransaction: 100)
         let database = try YardDatabase(path: folder.file("yard.sqlite"))
         let store = SQLiteJobStore(database: database, feed: JobFeed(bufferLimit: 100_000))
+        cpu = Monotonic.cpuSeconds()
         let appended = try await appends(store: store, perWriter: perWriter)
-        print(String(format: "appends, 8 writers x %d, durable: %8.0f events/s", perWriter, appended))
-        print(String(format: "baseline, bare GRDB, 8 writers, 1 row per transaction:   %8.0f rows/s -> event log / baseline %.2fx", baseline, appended / baseline))
+        let appendCPU = (Monotonic.cpuSeconds() - cpu) / Double(8 * perWriter) * 1e6
+        print(String(format: "appends, 8 writers x %d, durable: %8.0f events/s (CPU %.1f us each)", perWriter, appended, appendCPU))
+        print(String(format: "baseline, bare GRDB, 8 writers, 1 row per transaction:   %8.0f rows/s -> event log / baseline %.2fx (CPU %.1f us a row)",
+                     baseline, appended / baseline, baselineCPU))
         print(String(format: "reference, bare GRDB, 8 writers, 100 rows per transaction: %8.0f rows/s -> event log / batched %.3fx", batched, appended / batched))
         print(String(format: "goal >= 20,000 events/s: %@", appended >= 20_000 ? "met" : "NOT met"))
         guard seconds > 0 else { return }  // appends only (profiling them)
