@@ -5,8 +5,10 @@ import YardDomain
 import YardStore
 
 /// `yard-bench events [EVENTS_PER_WRITER] [SECONDS]` (bench/events.sh): the
-/// event log on the SQLite store, durable as `yard up` runs it (WAL,
-/// synchronous commits: an append returns once its event is on disk).
+/// event log on the SQLite store as `yard up` runs it (WAL with GRDB's
+/// `synchronous = NORMAL`: an append returns once its transaction is
+/// committed to the WAL, which a killed process keeps; the WAL is fsynced
+/// at checkpoints, so a power cut can lose the last commits).
 /// - Appends: 8 writers, each awaiting its own appends one after another,
 ///   events/s; beside it, in the same run, bare GRDB inserts into a
 ///   one-column table on the same disk by 8 writers (one row per
@@ -17,20 +19,30 @@ import YardStore
 ///   `/api/events` readers on real sockets; from just before the append to
 ///   when a reader has the event. One reader first (the baseline), then 100;
 ///   the achieved rates (appends and deliveries) are printed beside them.
+///   The readers run in a process of their own, one thread polling every
+///   socket as clients elsewhere would (`SSEReaders`); the CPU of both
+///   processes over the run is printed, since they share this machine's
+///   cores. `SECONDS` 0 measures the appends only (for profiling them).
 enum EventLogBench {
     static func run(perWriter: Int, seconds: Int) async throws {
         let folder = try BenchFolder("events")
         defer { folder.remove() }
 
+        var cpu = Monotonic.cpuSeconds()
         let baseline = try await bareInserts(path: folder.file("bare.sqlite"), perWriter: perWriter, rowsPerTransaction: 1)
+        let baselineCPU = (Monotonic.cpuSeconds() - cpu) / Double(8 * perWriter) * 1e6
         let batched = try await bareInserts(path: folder.file("batched.sqlite"), perWriter: perWriter, rowsPerTransaction: 100)
         let database = try YardDatabase(path: folder.file("yard.sqlite"))
         let store = SQLiteJobStore(database: database, feed: JobFeed(bufferLimit: 100_000))
+        cpu = Monotonic.cpuSeconds()
         let appended = try await appends(store: store, perWriter: perWriter)
-        print(String(format: "appends, 8 writers x %d, durable: %8.0f events/s", perWriter, appended))
-        print(String(format: "baseline, bare GRDB, 8 writers, 1 row per transaction:   %8.0f rows/s -> event log / baseline %.2fx", baseline, appended / baseline))
+        let appendCPU = (Monotonic.cpuSeconds() - cpu) / Double(8 * perWriter) * 1e6
+        print(String(format: "appends, 8 writers x %d, durable: %8.0f events/s (CPU %.1f us each)", perWriter, appended, appendCPU))
+        print(String(format: "baseline, bare GRDB, 8 writers, 1 row per transaction:   %8.0f rows/s -> event log / baseline %.2fx (CPU %.1f us a row)",
+                     baseline, appended / baseline, baselineCPU))
         print(String(format: "reference, bare GRDB, 8 writers, 100 rows per transaction: %8.0f rows/s -> event log / batched %.3fx", batched, appended / batched))
         print(String(format: "goal >= 20,000 events/s: %@", appended >= 20_000 ? "met" : "NOT met"))
+        guard seconds > 0 else { return }  // appends only (profiling them)
 
         let server = try await BenchServer.start(store: store, database: database, folder: folder.path)
         defer { server.task.cancel() }
@@ -38,15 +50,14 @@ enum EventLogBench {
         let hundred = try await latency(store: store, port: server.port, readers: 100, seconds: seconds)
         for (name, run) in [("1 reader (baseline)", one), ("100 readers", hundred)] {
             print(String(format: "event -> /api/events, %-19@ offered 1000/s: appended %6.0f/s, delivered %8.0f/s; p50 %6.2f ms  p99 %6.2f ms  (%d of %d deliveries)",
-                         name as NSString, run.appendRate, run.deliveryRate, run.latencies.percentile(0.5), run.latencies.percentile(0.99),
-                         run.latencies.count, run.expected))
+                         name as NSString, run.appendRate, run.deliveryRate, run.p50, run.p99, run.deliveries, run.expected))
+            print(String(format: "  CPU over %.1f s: server (and appends) %.2f s = %.0f%% of a core; readers' process %.2f s = %.0f%%",
+                         run.seconds, run.serverCPU, 100 * run.serverCPU / run.seconds, run.readerCPU, 100 * run.readerCPU / run.seconds))
         }
-        print(String(format: "100 readers / 1 reader: p50 %.2fx  p99 %.2fx", hundred.latencies.percentile(0.5) / one.latencies.percentile(0.5),
-                     hundred.latencies.percentile(0.99) / one.latencies.percentile(0.99)))
-        let p50 = hundred.latencies.percentile(0.5), p99 = hundred.latencies.percentile(0.99)
+        print(String(format: "100 readers / 1 reader: p50 %.2fx  p99 %.2fx", hundred.p50 / one.p50, hundred.p99 / one.p99))
         print(String(format: "goal at 100 readers, 1,000 events/s: rate %@; p50 <= 2 ms %@; p99 <= 20 ms %@",
-                     hundred.appendRate >= 990 && hundred.latencies.count == hundred.expected ? "met" : "NOT met",
-                     p50 <= 2 ? "met" : "NOT met", p99 <= 20 ? "met" : "NOT met"))
+                     hundred.appendRate >= 990 && hundred.deliveries == hundred.expected ? "met" : "NOT met",
+                     hundred.p50 <= 2 ? "met" : "NOT met", hundred.p99 <= 20 ? "met" : "NOT met"))
         await server.group.triggerGracefulShutdown()
     }
 
@@ -64,20 +75,29 @@ enum EventLogBench {
     }
 
     struct Run {
-        var latencies: [Double]
+        var deliveries: Int
+        var p50: Double
+        var p99: Double
         var expected: Int
         var appendRate: Double
         var deliveryRate: Double
+        /// CPU seconds of this process (the server and the appends) and of the readers' process, over the run.
+        var serverCPU: Double
+        var readerCPU: Double
+        var seconds: Double
     }
 
-    /// `readers` streams of `/api/events` while events are offered at 1,000 a second for `seconds`.
+    /// `readers` streams of `/api/events`, read by a process of their own
+    /// (`SSEReaders`), while events are offered at 1,000 a second for `seconds`.
     static func latency(store: SQLiteJobStore, port: Int, readers count: Int, seconds: Int) async throws -> Run {
         let last = try await store.events(after: 0, limit: 1_000_000, filter: .all).last?.id ?? 0
         let events = seconds * 1000
-        let readers = (0..<count).map { _ in SSEReader(port: port, path: "/api/events?after=\(last)&type=tick", expect: events) }
-        for reader in readers { reader.start() }
-        while readers.contains(where: { !$0.connected }) { try await Task.sleep(for: .milliseconds(10)) }
-        try await Task.sleep(for: .milliseconds(300))  // every stream has caught up and subscribed
+        let readers = try SSEReaders.spawn(port: port, path: "/api/events?after=\(last)&type=tick", count: count, expect: events,
+                                           seconds: seconds + 60)
+        // Every stream has caught up and follows (subscribed, and handed to its event loop).
+        while store.feed.subscriberCount < count { try await Task.sleep(for: .milliseconds(10)) }
+        try await Task.sleep(for: .milliseconds(300))
+        let cpu = Monotonic.cpuSeconds()
         let start = Monotonic.nanoseconds()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for i in 0..<events {
@@ -92,12 +112,12 @@ enum EventLogBench {
             try await group.waitForAll()
         }
         let appendRate = Double(events) / (Double(Monotonic.nanoseconds() - start) / 1e9)
-        let deadline = Monotonic.nanoseconds() + 60_000_000_000
-        for reader in readers { reader.wait(until: deadline) }
-        let finished = readers.map(\.finishedAt).max() ?? start
-        let latencies = readers.flatMap(\.latencies)
-        return Run(latencies: latencies, expected: events * count, appendRate: appendRate,
-                   deliveryRate: Double(latencies.count) / (Double(finished - start) / 1e9))
+        let result = try await Task.detached { try readers.result() }.value
+        let serverCPU = Monotonic.cpuSeconds() - cpu
+        let finished = max(result.lastArrival, start + 1)
+        let elapsed = Double(finished - start) / 1e9
+        return Run(deliveries: result.deliveries, p50: result.p50, p99: result.p99, expected: events * count, appendRate: appendRate,
+                   deliveryRate: Double(result.deliveries) / elapsed, serverCPU: serverCPU, readerCPU: result.cpuSeconds, seconds: elapsed)
     }
 
     /// GRDB alone on the same disk, with the store's settings: rows per second.

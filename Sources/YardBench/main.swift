@@ -7,6 +7,8 @@
 //     with 1 and 100 clients, server CPU with 100 idle clients.
 //   yard-bench events [EVENTS_PER_WRITER] [SECONDS] (bench/events.sh): event log
 //     appends with 8 writers against bare GRDB inserts, /api/events latency.
+//   yard-bench sse-readers PORT PATH COUNT EXPECT SECONDS: that bench's readers,
+//     in a process of their own.
 //   yard-bench store-scale [JOBS] [EPOCHS_PER_JOB] (bench/store_scale.sh): GET
 //     /api/jobs and /api/jobs/{id} p50/p99 on a generated store, /health beside.
 //   yard-bench dashboard-server [JOBS] (bench/dashboard.sh): two servers (10 jobs,
@@ -36,6 +38,11 @@ if arguments.count >= 2, arguments[1] == "events" {
 if arguments.count >= 2, arguments[1] == "http-metrics" {
     try await HTTPMetricsBench.run(requests: arguments.count > 2 ? Int(arguments[2]) ?? 20_000 : 20_000,
                                    rounds: arguments.count > 3 ? Int(arguments[3]) ?? 5 : 5)
+    exit(0)
+}
+if arguments.count == 7, arguments[1] == "sse-readers", let port = Int(arguments[2]), let count = Int(arguments[4]),
+   let expect = Int(arguments[5]), let seconds = Int(arguments[6]) {
+    try SSEReaders.run(port: port, path: arguments[3], count: count, expect: expect, seconds: seconds)
     exit(0)
 }
 if arguments.count >= 2, arguments[1] == "store-scale" {

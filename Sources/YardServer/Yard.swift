@@ -210,8 +210,8 @@ public struct Yard: Sendable {
         }
     }
 
-    public func buildRouter() -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
+    public func buildRouter() -> Router<YardRequestContext> {
+        let router = Router(context: YardRequestContext.self)
         if options.httpMetrics { router.add(middleware: HTTPMetricsMiddleware(metrics: metrics)) }
         router.add(middleware: SecurityHeadersMiddleware())
         router.add(middleware: ErrorMiddleware())

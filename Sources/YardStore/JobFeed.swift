@@ -28,10 +28,39 @@ public final class JobFeed: Sendable {
         var subscribers: [String: [UInt64: Subscriber]] = [:]
         /// Subscribers to the whole log (every entity's events, no log lines).
         var everything: [UInt64: Subscriber] = [:]
+        /// Subscribers to the whole log called in line by `publish`.
+        var sinks: [UInt64: any Sink] = [:]
         var nextID: UInt64 = 0
         var ticker: Task<Void, Never>?
-        var count: Int { subscribers.values.reduce(0) { $0 + $1.count } + everything.count }
-        var isEmpty: Bool { subscribers.isEmpty && everything.isEmpty }
+        var count: Int { subscribers.values.reduce(0) { $0 + $1.count } + everything.count + sinks.count }
+        var isEmpty: Bool { subscribers.isEmpty && everything.isEmpty && sinks.isEmpty }
+
+        /// The ticker to cancel once nobody is subscribed.
+        mutating func stopTicker() -> Task<Void, Never>? {
+            guard isEmpty else { return nil }
+            defer { ticker = nil }
+            return ticker
+        }
+    }
+
+    /// A subscriber to the whole log that `publish` calls in line, on the
+    /// committing thread, in commit order: for a reader that keeps its own
+    /// bounded buffer and wakes its own writer (`/api/events` on a socket:
+    /// one event-loop hop per commit for all its readers, instead of one
+    /// task wake-up per reader per event). It must return at once: no
+    /// blocking, no waiting, no store access.
+    public protocol Sink: AnyObject, Sendable {
+        /// The events of one commit, in order.
+        func deliver(_ events: [JobEvent])
+        /// Nothing was delivered for a while (the feed's one timer).
+        func heartbeat()
+    }
+
+    /// A sink's subscription; cancelling it (more than once is fine) stops the calls.
+    public final class Tap: Sendable {
+        private let cancelling: @Sendable () -> Void
+        init(_ cancel: @escaping @Sendable () -> Void) { cancelling = cancel }
+        public func cancel() { cancelling() }
     }
 
     /// - Parameters:
@@ -74,6 +103,19 @@ public final class JobFeed: Sendable {
         return Subscription(stream: stream, subscriber: subscriber)
     }
 
+    /// Subscribes `sink` to the whole log: every event of every entity, in
+    /// commit order, delivered in line by `publish`. Subscribe before reading
+    /// the store, as for a job.
+    public func subscribeAll(_ sink: any Sink) -> Tap {
+        let id = state.withLock { state -> UInt64 in
+            state.nextID += 1
+            state.sinks[state.nextID] = sink
+            if state.ticker == nil { state.ticker = startTicker() }
+            return state.nextID
+        }
+        return Tap { [weak self] in self?.removeSink(id) }
+    }
+
     /// Follows the whole log for a service that acts on changes: signals
     /// `wakeup` for each committed event `wanted` takes, and when this
     /// follower lagged (it may have missed one). Subscribed before it
@@ -106,13 +148,14 @@ public final class JobFeed: Sendable {
     /// back to back (a waiting reader wakes once for it, not once per event).
     public func publish(_ events: [JobEvent]) {
         guard !events.isEmpty else { return }
-        let (everyone, perJob) = state.withLock { state -> ([Subscriber], [String: [Subscriber]]) in
+        let (everyone, sinks, perJob) = state.withLock { state -> ([Subscriber], [any Sink], [String: [Subscriber]]) in
             var perJob: [String: [Subscriber]] = [:]
             for event in events where event.entity == .job && perJob[event.jobID] == nil {
                 if let subscribers = state.subscribers[event.jobID] { perJob[event.jobID] = Array(subscribers.values) }
             }
-            return (Array(state.everything.values), perJob)
+            return (Array(state.everything.values), Array(state.sinks.values), perJob)
         }
+        for sink in sinks { sink.deliver(events) }
         for subscriber in everyone {
             for event in events { subscriber.send(.event(event)) }
         }
@@ -140,9 +183,15 @@ public final class JobFeed: Sendable {
             } else {
                 state.everything[id] = nil
             }
-            guard state.isEmpty else { return nil }
-            defer { state.ticker = nil }
-            return state.ticker
+            return state.stopTicker()
+        }
+        ticker?.cancel()
+    }
+
+    private func removeSink(_ id: UInt64) {
+        let ticker = state.withLock { state -> Task<Void, Never>? in
+            state.sinks[id] = nil
+            return state.stopTicker()
         }
         ticker?.cancel()
     }
@@ -154,8 +203,9 @@ public final class JobFeed: Sendable {
             while !Task.isCancelled {
                 try? await Task.sleep(for: period)
                 guard !Task.isCancelled, let self else { return }
-                let all = self.state.withLock { $0.subscribers.values.flatMap(\.values) + $0.everything.values }
+                let (all, sinks) = self.state.withLock { ($0.subscribers.values.flatMap(\.values) + $0.everything.values, Array($0.sinks.values)) }
                 for subscriber in all { subscriber.send(.heartbeat) }
+                for sink in sinks { sink.heartbeat() }
             }
         }
     }

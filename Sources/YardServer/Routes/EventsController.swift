@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import NIOCore
 import ServiceLifecycle
 import YardDomain
 import YardStore
@@ -16,22 +17,26 @@ import YardStore
 /// and from where the log is whole again; it is never given a silent gap.
 struct EventsController<Context: RequestContext> {
     let store: any JobStore
-    /// Each event's frame, encoded once for all its readers.
-    let frames = EventFrames()
+    /// Each event's frame encoded once for all readers, and each event loop's readers.
+    let fanout = EventFanout()
 
     func addRoutes(to router: some RouterMethods<Context>) {
-        router.get("/api/events", use: stream)
+        router.get("/api/events") { request, context in
+            try await stream(request, connection: (context as? YardRequestContext)?.channel)
+        }
     }
 
-    @Sendable func stream(_ request: Request, context: Context) async throws -> Response {
+    /// The stream; `connection` is the request's channel, written into directly while the reader keeps up.
+    func stream(_ request: Request, connection: (any Channel)?) async throws -> Response {
         let after = try Self.cursor(request)
         let filter = try Self.filter(request)
         let follow = try Query.bool(request, "follow") ?? true
-        let store = self.store, frames = self.frames
+        let store = self.store, fanout = self.fanout
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
                         body: ResponseBody { writer in
-                            try await EventLogStream.run(store: store, frames: frames, after: after, filter: filter, follow: follow,
-                                                         writer: &writer)
+                            let direct = if follow, let connection { await EventFanout.directConnection(connection) } else { nil as (any Channel)? }
+                            try await EventLogStream.run(store: store, fanout: fanout, connection: direct, after: after, filter: filter,
+                                                         follow: follow, writer: &writer)
                         })
     }
 
@@ -78,20 +83,25 @@ struct EventsController<Context: RequestContext> {
     }
 }
 
-/// The loop behind `/api/events`: subscribe to the whole log, catch up from
-/// the store after the cursor, then write what the feed delivers. A client
-/// that lags reads the store again from its cursor; an idle one gets the
-/// feed's keep-alive. What the feed holds for a reader when it wakes (a
-/// commit's batch, or what piled up while its socket was busy) goes out in
-/// one write, each frame encoded once for every reader (`EventFrames`).
+/// The loop behind `/api/events`: subscribe to the whole log, catch up
+/// from the store after the cursor, then follow. Following, the event loop
+/// writes each commit into the connection (`EventReader`) until the reader
+/// falls behind; then this task writes what is held through the response
+/// writer, which waits for the client, or, when more was committed than a
+/// reader may hold, reads the store again from its cursor. An idle stream
+/// gets the feed's keep-alive.
 enum EventLogStream {
-    /// Most bytes gathered for one write.
-    static let writeLimit = 256 * 1024
+    /// Most held events gathered for one write of the task's.
+    static let piece = 1000
 
-    static func run(store: any JobStore, frames: EventFrames = EventFrames(), after: Int64, filter: EventFilter, follow: Bool = true,
-                    writer: inout any ResponseBodyWriter) async throws {
-        let subscription = store.feed.subscribeAll()
-        defer { subscription.cancel() }
+    static func run(store: any JobStore, fanout: EventFanout = EventFanout(), connection: (any Channel)? = nil, after: Int64,
+                    filter: EventFilter, follow: Bool = true, writer: inout any ResponseBodyWriter) async throws {
+        let reader = EventReader(connection: connection, fanout: fanout, filter: filter, limit: store.feed.bufferLimit)
+        let tap = store.feed.subscribeAll(reader)
+        defer {
+            tap.cancel()
+            reader.close()
+        }
         var cursor = after
         var told: Int64 = -1
         func catchUp(_ writer: inout any ResponseBodyWriter) async throws {
@@ -104,7 +114,7 @@ enum EventLogStream {
                 let batch = try await store.events(after: cursor, limit: 500, filter: filter)
                 var out = ByteBuffer()
                 for event in batch {
-                    var frame = try frames.frame(event)
+                    var frame = try fanout.frames.frame(event)
                     out.writeBuffer(&frame)
                     cursor = event.id
                 }
@@ -114,35 +124,45 @@ enum EventLogStream {
         }
         try await catchUp(&writer)
         guard follow else { return try await writer.finish(nil) }
+        if let connection {
+            // The client leaving ends the stream while the loop writes it (no write of this task fails then).
+            connection.closeFuture.whenComplete { _ in reader.close() }
+        }
         // The log never ends: a stream ends when its client leaves or the
         // server shuts down (a reader reconnects with its Last-Event-ID).
         try await withGracefulShutdownHandler {
-            var items = subscription.makeAsyncIterator()
-            var out = ByteBuffer()
-            while let first = await items.next() {
-                var next: JobFeed.Item? = first
-                while let item = next {
-                    switch item {
-                    case .event(let event):
-                        if event.id > cursor, filter.matches(event) {
-                            var frame = try frames.frame(event)
-                            out.writeBuffer(&frame)
-                            cursor = event.id
-                        }
-                    case .lagged:
-                        if out.readableBytes > 0 { try await writer.write(out); out.clear() }
+            try await withTaskCancellationHandler {
+                while true {
+                    let (items, overflowed) = reader.take()
+                    if overflowed {
                         try await catchUp(&writer)
-                    case .heartbeat:
-                        out.writeString(": keep-alive\n\n")
-                    case .logs:
-                        break
+                        continue
                     }
-                    if items.hasBuffered, out.readableBytes < writeLimit { next = await items.next() } else { next = nil }
+                    if !items.isEmpty {
+                        // In pieces of at most `piece` events, each write awaited: the writer waits for a slow client.
+                        var start = 0
+                        while start < items.count {
+                            var end = start, events = 0
+                            while end < items.count, events < piece {
+                                if case .events(let batch) = items[end] { events += batch.count }
+                                end += 1
+                            }
+                            let slice = Array(items[start..<end])
+                            if let buffer = try reader.render(slice, after: cursor) { try await writer.write(buffer) }
+                            cursor = EventReader.last(slice, after: cursor)
+                            start = end
+                        }
+                        continue
+                    }
+                    let (handback, handled) = await reader.follow(from: cursor)
+                    cursor = handled
+                    if handback == .closed { break }
                 }
-                if out.readableBytes > 0 { try await writer.write(out); out.clear() }
+            } onCancel: {
+                reader.close()
             }
         } onGracefulShutdown: {
-            subscription.cancel()
+            reader.close()
         }
         try await writer.finish(nil)
     }
