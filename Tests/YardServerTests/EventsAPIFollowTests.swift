@@ -4,6 +4,7 @@ import Testing
 import YardDomain
 import YardStore
 import YardTestSupport
+@testable import YardServer
 
 /// `GET /api/events` while the log is being written: readers that come and
 /// go with `Last-Event-ID`, fifty that connect while writers append, a
@@ -145,5 +146,31 @@ struct EventsAPIFollowTests {
                 #expect(response.status == .badRequest && response.json["field"] == "experiment", "\(response.text)")
             }
         }
+    }
+
+    /// A query is read as browsers and HTTP clients encode it: `+` is a space
+    /// and `%2B` a plus (URLSearchParams, HTML forms, Python's requests). The
+    /// dashboard's sweep page followed `experiment=my+run` and, read as
+    /// "my+run", never got one event of the experiment "my run".
+    @Test func aQueryIsFormDecodedPlusAsSpace() async throws {
+        let t = try TestYard(sqlite: true)
+        defer { t.dir.remove() }
+        let parser = JobConfigParser { _ in true }
+        for (id, experiment) in [("s1", "my run+1"), ("p1", "my+run+1")] {
+            let config = try parser.parse("model: yolov8n.yaml\ntask_id: \(id)\nexperiment: '\(experiment)'\ntrain: {data: /d.yaml, epochs: 3}")
+            try await t.yard.store.insert(Job(id: id, config: config, redacted: Redaction.redact(config.json), createdAt: Date()), secrets: [:],
+                                          recording: ["state": "queued"])
+        }
+        try await t.test { client in
+            for (query, id) in [("experiment=my+run%2B1", "s1"), ("experiment=my%20run%2B1", "s1"), ("experiment=my%2Brun%2B1", "p1")] {
+                try await client.execute(uri: "/api/events?follow=false&\(query)", method: .get) { response in
+                    #expect(response.status == .ok)
+                    #expect(response.text.contains("\"id\":\"\(id)\""), "\(query): \(response.text)")
+                    #expect(!response.text.contains("\"id\":\"\(id == "s1" ? "p1" : "s1")\""), "\(query): \(response.text)")
+                }
+            }
+        }
+        #expect(Query.formDecoded("a+b%2Bc%20d") == "a b+c d")
+        #expect(Query.formDecoded("100%") == "100%", "a stray % is kept as it is")
     }
 }

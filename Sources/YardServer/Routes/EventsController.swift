@@ -53,26 +53,25 @@ struct EventsController<Context: RequestContext> {
 
     static func filter(_ request: Request) throws -> EventFilter {
         var filter = EventFilter()
-        let query = request.uri.queryParameters
-        if let entity = query.get("entity") { filter.entity = try EventEntity.parse(String(entity)) }
-        if let id = query.get("id") {
+        if let entity = Query.string(request, "entity") { filter.entity = try EventEntity.parse(String(entity)) }
+        if let id = Query.string(request, "id") {
             guard !id.isEmpty, id.count <= 256 else { throw YardError.invalid("id", "must be 1-256 characters") }
             filter.id = String(id)
         }
-        if let types = query.get("type") {
+        if let types = Query.string(request, "type") {
             let list = types.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             guard !list.isEmpty, list.count <= 32, list.allSatisfy({ !$0.isEmpty && $0.count <= 64 && $0.allSatisfy { $0.isLetter || $0 == "_" } }) else {
                 throw YardError.invalid("type", "a comma-separated list of event types such as state,epoch")
             }
             filter.types = Set(list)
         }
-        if let experiment = query.get("experiment") {
+        if let experiment = Query.string(request, "experiment") {
             guard !experiment.isEmpty, experiment.count <= 256 else {
                 throw YardError.invalid("experiment", "must be an experiment name of 1-256 characters")
             }
             filter.experiment = String(experiment)
         }
-        if let state = query.get("state") {
+        if let state = Query.string(request, "state") {
             let text = String(state)
             guard JobState(rawValue: text) != nil || Sweep.State(rawValue: text) != nil else {
                 throw YardError.invalid("state", "\"\(text.prefix(40))\" is not a job or sweep state")

@@ -61,7 +61,7 @@ struct JobsController<Context: RequestContext> {
     @Sendable func list(_ request: Request, context: Context) async throws -> Response {
         let limit = try Query.int(request, "limit", in: 1...1000) ?? 100
         var wanted: JobState?
-        if let state = request.uri.queryParameters.get("state") {
+        if let state = Query.string(request, "state") {
             guard let known = JobState(rawValue: state) else {
                 throw YardError.invalid("state", "unknown state \(state.prefix(40)); use one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))")
             }

@@ -53,7 +53,7 @@ struct ModelsController<Context: RequestContext> {
     }
 
     @Sendable func list(_ request: Request, context: Context) async throws -> Response {
-        let name = request.uri.queryParameters.get("name")
+        let name = Query.string(request, "name")
         let versions = try await registry.store.modelVersions(name: name)
         return try JSONResponse.make(ListBody(models: Self.group(versions), versions: versions))
     }
@@ -116,7 +116,7 @@ struct ModelsController<Context: RequestContext> {
         let name = try context.parameters.require("name")
         let number = try context.parameters.require("version")
         let version = try await registry.resolve(name: name, version: number, alias: nil)
-        let format = request.uri.queryParameters.get("format").map { String($0) } ?? "pt"
+        let format = Query.string(request, "format") ?? "pt"
         let path: String, sha256: String
         if format == "pt" {
             path = try await registry.weights.file(for: version)
@@ -144,7 +144,7 @@ struct ModelsController<Context: RequestContext> {
     @Sendable func export(_ request: Request, context: Context) async throws -> Response {
         let name = try context.parameters.require("name")
         let number = try context.parameters.require("version")
-        let format = request.uri.queryParameters.get("format").map { String($0) } ?? "onnx"
+        let format = Query.string(request, "format") ?? "onnx"
         return try JSONResponse.make(try await registry.export(name: name, version: number, format: format))
     }
 

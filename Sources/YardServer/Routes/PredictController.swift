@@ -44,9 +44,9 @@ struct PredictController<Context: RequestContext> {
                         resolved: @Sendable (ModelVersion) -> Void) async throws -> (Response, Int) {
         let name = try context.parameters.require("name")
         var options = try Self.options(request)
-        let runtime = try ServingRuntime.parse(request.uri.queryParameters.get("runtime").map { String($0) })
-        let versionParameter: String? = request.uri.queryParameters.get("version").map { String($0) }
-        let alias: String? = request.uri.queryParameters.get("alias").map { String($0) }
+        let runtime = try ServingRuntime.parse(Query.string(request, "runtime"))
+        let versionParameter: String? = Query.string(request, "version")
+        let alias: String? = Query.string(request, "alias")
         if versionParameter != nil && alias != nil { throw YardError.invalid("version", "give ?version= or ?alias=, not both") }
         // The version first: an unknown model is refused before its body is read.
         let version = try await registry.resolve(name: name, version: versionParameter, alias: alias)

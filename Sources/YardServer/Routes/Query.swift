@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import YardDomain
 
@@ -24,6 +25,27 @@ enum Query {
 }
 
 extension Query {
+    /// A text parameter as browsers and HTTP clients encode a query
+    /// (application/x-www-form-urlencoded: `+` is a space, `%2B` a plus).
+    /// Hummingbird's `queryParameters` decodes `%XX` only, after which a `+`
+    /// that meant a space and one that meant a plus cannot be told apart: the
+    /// raw query is read here. The first value of `name`; nil when absent.
+    static func string(_ request: Request, _ name: String) -> String? {
+        guard let raw = request.uri.query else { return nil }
+        for pair in raw.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard formDecoded(parts[0]) == name else { continue }
+            return parts.count > 1 ? formDecoded(parts[1]) : ""
+        }
+        return nil
+    }
+
+    /// `+` as a space, then `%XX`; text that is not valid percent-encoding is kept as sent.
+    static func formDecoded(_ text: Substring) -> String {
+        let spaced = text.replacingOccurrences(of: "+", with: " ")
+        return spaced.removingPercentEncoding ?? spaced
+    }
+
     static func double(_ request: Request, _ name: String, in range: ClosedRange<Double>) throws -> Double? {
         guard let raw = request.uri.queryParameters.get(name) else { return nil }
         guard let value = Double(raw), value.isFinite, range.contains(value) else {
