@@ -229,23 +229,26 @@ final class MemberWriter {
             entries.append(BackupManifest.Entry(path: path, size: first.size, sha256: first.sha256, link: first.path, mtime: nanoseconds))
             return
         }
-        let size = Int64(st.st_size)
+        // A file written moments ago may be mid-write: read it once it is quiet (its size and time then).
+        let settled = quiet(fd)
         var digest: String
         var written: Int64
-        if size <= Int64(Self.wholeLimit) {
-            (digest, written) = try addWhole(fd: fd, source: source, path: path, size: Int(size), mode: mode, mtime: mtime)
+        var final: Stamp
+        if settled.size <= Int64(Self.wholeLimit) {
+            (digest, written, final) = try addWhole(fd: fd, source: source, path: path, settled: settled, mode: mode)
         } else {
-            (digest, written) = try addStreamed(fd: fd, source: source, path: path, size: size, mode: mode, mtime: mtime)
+            (digest, written, final) = try addStreamed(fd: fd, source: source, path: path, settled: settled, mode: mode)
         }
-        let entry = BackupManifest.Entry(path: path, size: written, sha256: digest, link: nil, mtime: nanoseconds)
+        let entry = BackupManifest.Entry(path: path, size: written, sha256: digest, link: nil,
+                                         mtime: Int64(final.seconds) * 1_000_000_000 + Int64(final.nanoseconds))
         if st.st_nlink > 1 { seen[inode] = entry }
         if manifest { entries.append(entry) }
     }
 
     /// Reads the file whole; if it changed meanwhile (size or mtime), again.
-    private func addWhole(fd: Int32, source: String, path: String, size initial: Int, mode: Int, mtime: Int64) throws -> (String, Int64) {
-        var size = initial
-        var stamp = quiet(fd)
+    private func addWhole(fd: Int32, source: String, path: String, settled: Stamp, mode: Int) throws -> (String, Int64, Stamp) {
+        var stamp = settled
+        var size = Int(stamp.size)
         var attempt = 0
         while true {
             if attempt > 0 {
@@ -264,7 +267,7 @@ final class MemberWriter {
             }
             if attempt == 1 { notes.append("\(path) changed while it was read; read again") }
         }
-        try out.write(Tar.header(path: path, kind: .file, size: Int64(size), mode: mode, mtime: mtime))
+        try out.write(Tar.header(path: path, kind: .file, size: Int64(size), mode: mode, mtime: Int64(stamp.seconds)))
         var hash = SHA256()
         try buffer.withUnsafeBytes { (p) in
             let slice = UnsafeRawBufferPointer(rebasing: p[0..<size])
@@ -273,14 +276,13 @@ final class MemberWriter {
         }
         try out.write([UInt8](repeating: 0, count: Tar.padding(Int64(size))))
         advance(Int64(size))
-        return (hash.finalize().map { String(format: "%02x", $0) }.joined(), Int64(size))
+        return (hash.finalize().map { String(format: "%02x", $0) }.joined(), Int64(size), stamp)
     }
 
     /// Streams a large file in chunks; if it shrinks meanwhile, the rest is zeros (and said).
-    private func addStreamed(fd: Int32, source: String, path: String, size: Int64, mode: Int, mtime: Int64) throws -> (String, Int64) {
-        let before = quiet(fd)
+    private func addStreamed(fd: Int32, source: String, path: String, settled before: Stamp, mode: Int) throws -> (String, Int64, Stamp) {
         let size = before.size
-        try out.write(Tar.header(path: path, kind: .file, size: size, mode: mode, mtime: mtime))
+        try out.write(Tar.header(path: path, kind: .file, size: size, mode: mode, mtime: Int64(before.seconds)))
         var hash = SHA256()
         var offset: Int64 = 0
         let chunk = buffer.count
@@ -301,7 +303,7 @@ final class MemberWriter {
         }
         try out.write([UInt8](repeating: 0, count: Tar.padding(size)))
         if Self.stamp(fd) != before { notes.append("\(path) changed while it was read (\(size) bytes); archived as read") }
-        return (hash.finalize().map { String(format: "%02x", $0) }.joined(), size)
+        return (hash.finalize().map { String(format: "%02x", $0) }.joined(), size, before)
     }
 
     private func advance(_ bytes: Int64) {
