@@ -90,9 +90,9 @@ final class ArchiveOutput {
 
     func flush() throws {
         guard !buffer.isEmpty else { return }
-        let pending = buffer
+        // Written from the buffer itself: a copy here made removeAll allocate (and fault in) a new MB each flush.
+        try buffer.withUnsafeBytes { (p) in try raw(p) }
         buffer.removeAll(keepingCapacity: true)
-        try pending.withUnsafeBytes { (p) in try raw(p) }
     }
 
     private func raw(_ pointer: UnsafeRawBufferPointer) throws {

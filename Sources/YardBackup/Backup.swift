@@ -276,7 +276,7 @@ final class MemberWriter {
         }
         try out.write([UInt8](repeating: 0, count: Tar.padding(Int64(size))))
         advance(Int64(size))
-        return (hash.finalize().map { String(format: "%02x", $0) }.joined(), Int64(size), stamp)
+        return (hash.finalize().hex, Int64(size), stamp)
     }
 
     /// Streams a large file in chunks; if it shrinks meanwhile, the rest is zeros (and said).
@@ -303,7 +303,7 @@ final class MemberWriter {
         }
         try out.write([UInt8](repeating: 0, count: Tar.padding(size)))
         if Self.stamp(fd) != before { notes.append("\(path) changed while it was read (\(size) bytes); archived as read") }
-        return (hash.finalize().map { String(format: "%02x", $0) }.joined(), size, before)
+        return (hash.finalize().hex, size, before)
     }
 
     private func advance(_ bytes: Int64) {

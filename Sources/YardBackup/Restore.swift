@@ -56,9 +56,16 @@ public enum Restore {
         let data = URL(fileURLWithPath: options.dataDirectory).standardizedFileURL.path
         var lock: DirectoryLock?
         var staging: String?
+        var restored = false
+        let existed = FileManager.default.fileExists(atPath: data)
         defer {
             if let staging { try? FileManager.default.removeItem(atPath: staging) }
-            _ = lock
+            if lock != nil, !restored, !existed {
+                // A data dir this restore created for nothing goes again (it holds only the lock file).
+                unlink(data + "/yard.lock")
+                rmdir(data)
+            }
+            lock = nil
         }
         if !options.dryRun {
             let owned = try DirectoryLock.ownDataDirectory(data, purpose: "restoring into it")
@@ -81,7 +88,7 @@ public enum Restore {
             var expected = entry.sha256
             if let original = read.datasetYAMLs[relative], let adapted = datasetYAML(original, relative: relative, data: data) {
                 rewritten[relative] = adapted
-                expected = SHA256.hash(data: adapted).map { String(format: "%02x", $0) }.joined()
+                expected = SHA256.hash(data: adapted).hex
             }
             var st = stat()
             let action: RestoreResult.Action
@@ -106,6 +113,7 @@ public enum Restore {
             _ = utimensat(AT_FDCWD, staging + "/" + entry.path.dropFirst(BackupManifest.dataPrefix.count), &times, AT_SYMLINK_NOFOLLOW)
         }
         try apply(changes, from: staging, to: data)
+        restored = true
         return result
     }
 
@@ -160,7 +168,7 @@ public enum Restore {
             if n == 0 { break }
             buffer.withUnsafeBytes { hash.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
         }
-        return hash.finalize().map { String(format: "%02x", $0) }.joined()
+        return hash.finalize().hex
     }
 }
 
@@ -285,7 +293,7 @@ enum ArchiveReading {
                 remaining -= Int64(got)
             }
             try skipPadding(input, size: parsed.size, path: path)
-            seen[path] = (parsed.size, hash.finalize().map { String(format: "%02x", $0) }.joined())
+            seen[path] = (parsed.size, hash.finalize().hex)
             order.append(path)
         }
         guard let header else { throw Tar.damaged("it is empty or not a tar archive") }

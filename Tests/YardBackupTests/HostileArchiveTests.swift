@@ -69,6 +69,10 @@ struct HostileArchiveTests {
         #expect(after == before, "the target changed", sourceLocation: sourceLocation)
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() == outside, sourceLocation: sourceLocation)
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/evil"), sourceLocation: sourceLocation)
+        // Into a data dir that does not exist: it is not left behind.
+        let fresh = dir.file("fresh")
+        #expect(throws: YardError.self, sourceLocation: sourceLocation) { try Restore.run(RestoreOptions(archive: archive, dataDirectory: fresh)) }
+        #expect(!FileManager.default.fileExists(atPath: fresh), sourceLocation: sourceLocation)
     }
 
     let good = Member(path: "data/runs/j/results.csv", bytes: Array("1,2\n".utf8))
