@@ -103,7 +103,7 @@ public enum Backup {
         let header = BackupHeader(format: BackupHeader.currentFormat, trainyard: Trainyard.version, createdAt: Date(), source: data,
                                   secretKeyIncluded: items.contains { $0.relative == "secret.key" }, checkpointsIncluded: options.checkpoints)
         try writer.addJSON(header, path: BackupManifest.header)
-        try writer.addFile(at: snapshot, path: BackupManifest.dataPrefix + databaseName, manifest: true)
+        try writer.addFile(at: snapshot, path: BackupManifest.dataPrefix + databaseName, manifest: true, settle: false)
         for item in items {
             try writer.addFile(at: data + "/" + item.relative, path: BackupManifest.dataPrefix + item.relative, manifest: true)
         }
@@ -156,10 +156,17 @@ public enum Backup {
         var pending = [""]
         while let relativeFolder = pending.popLast() {
             let folder = relativeFolder.isEmpty ? data : data + "/" + relativeFolder
-            guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else {
+            // readdir, not FileManager (which took ~4 ms a folder here: a second for a dataset's 256 object folders).
+            guard let dir = opendir(folder) else {
                 throw YardError(.unavailable, field: "--data-dir", "cannot read \(folder): \(String(cString: strerror(errno)))")
             }
-            for name in names.sorted() {
+            var names: [String] = []
+            while let entry = readdir(dir) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+                if name != "." && name != ".." { names.append(name) }
+            }
+            closedir(dir)
+            for name in names {
                 let relative = relativeFolder.isEmpty ? name : relativeFolder + "/" + name
                 let path = data + "/" + relative
                 if skipping.contains(path) { continue }
@@ -211,7 +218,7 @@ final class MemberWriter {
         try out.write([UInt8](repeating: 0, count: Tar.padding(Int64(bytes.count))))
     }
 
-    func addFile(at source: String, path: String, manifest: Bool) throws {
+    func addFile(at source: String, path: String, manifest: Bool, settle: Bool = true) throws {
         let fd = open(source, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else {
             if errno == ENOENT { return }  // removed since the walk (a finished job's scratch): nothing to keep
@@ -230,7 +237,7 @@ final class MemberWriter {
             return
         }
         // A file written moments ago may be mid-write: read it once it is quiet (its size and time then).
-        let settled = quiet(fd)
+        let settled = settle ? quiet(fd) : Self.stamp(fd)
         var digest: String
         var written: Int64
         var final: Stamp
