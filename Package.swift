@@ -121,6 +121,13 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Backup, restore and retention of a data dir: a tar of our own (hashed as it is written, checked before
+        // anything is restored), SQLite's online backup of the store, what references what for `yard gc`.
+        .target(name: "YardBackup", dependencies: [
+            "YardDomain", "YardStore",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // REST API, SSE, auth, error mapping.
         .target(name: "YardServer", dependencies: [
             "YardDomain", "YardStore", "YardQueue", "YardRedis", "YardJobs", "YardWorker", "YardEngine", "YardTracker", "YardArtifacts", "YardSweeps", "YardDatasets", "YardServing", "YardWebhooks",
@@ -137,7 +144,7 @@ let package = Package(
         ]),
         // The commands: argument parsing, HTTP client, progress bar.
         .target(name: "YardCLI", dependencies: [
-            "YardDomain", "YardServer", "YardEngine", "YardJobs", "YardQueue", "YardWorker", "YardDatasets", "YardServing", "YardWebhooks",
+            "YardDomain", "YardServer", "YardEngine", "YardJobs", "YardQueue", "YardWorker", "YardDatasets", "YardServing", "YardWebhooks", "YardBackup",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
@@ -168,6 +175,11 @@ let package = Package(
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        ]),
+        .testTarget(name: "YardBackupTests", dependencies: [
+            "YardBackup", "YardDomain", "YardStore", "YardTestSupport",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .testTarget(name: "YardWebhooksTests", dependencies: [
             "YardWebhooks", "YardDomain", "YardStore", "YardTestSupport",

@@ -31,6 +31,12 @@ enum Output {
         scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar.value == 0x2028 || scalar.value == 0x2029
     }
 
+    /// A line on stderr that must not be missed (`yard backup --include-secret-key`).
+    static func warning(_ text: String) {
+        let line = text.hasPrefix("WARNING") ? text : "warning: " + text
+        try? FileHandle.standardError.write(contentsOf: Data((line + "\n").utf8))
+    }
+
     static func error(_ text: String) {
         try? FileHandle.standardError.write(contentsOf: Data(("error: " + text + "\n").utf8))
     }
