@@ -6,6 +6,7 @@ import { session, signOut } from "./lib/api.js";
 import * as jobs from "./pages/jobs.js";
 import * as job from "./pages/job.js";
 import * as compare from "./pages/compare.js";
+import * as dataset from "./pages/dataset.js";
 import * as model from "./pages/model.js";
 import * as playground from "./pages/playground.js";
 import * as signin from "./pages/signin.js";
@@ -20,6 +21,7 @@ const routes = [
   { pattern: /^\/(?<section>sweeps|models|datasets|workers)$/, page: table },
   { pattern: /^\/sweeps\/(?<id>[^/]+)$/, page: sweep, section: "sweeps" },
   { pattern: /^\/models\/(?<name>[^/]+)$/, page: model, section: "models" },
+  { pattern: /^\/datasets\/(?<name>[^/]+)$/, page: dataset, section: "datasets" },
   { pattern: /^\/sign-in$/, page: signin, section: "" },
 ];
 

@@ -348,6 +348,42 @@ class LiveTraining(unittest.TestCase):
                 screenshot(d, os.path.join(self.folder, "shots"), f"playground-{width}x{height}-{scheme}")
         self.assertEqual(console_errors(d), [])
 
+    def test_be_a_dataset_page_shows_its_versions_splits_classes_and_report(self):
+        d, yard = self.driver, self.yard
+        status, body, _ = yard.request("GET", "/api/datasets/browser-demo")
+        self.assertEqual(status, 200, body)
+        version = body["versions"][0]
+        emulate(d, 1280, 800, "light")
+        d.get(yard.base + "/datasets")
+        link = 'a.row-link[href="/datasets/browser-demo"]'
+        wait(d, lambda d: d.execute_script(f"return !!document.querySelector('{link}')"), 30, "no link to the dataset")
+        d.find_element(By.CSS_SELECTOR, link).click()
+        section = f'section.dataset-version[data-version="{version["number"]}"]'
+        wait(d, lambda d: d.execute_script(f"return !!document.querySelector('{section}')"), 30, "no version section")
+        self.assertEqual(text(d, f"document.querySelector('{section} .hash')"), version["id"], "the DVC hash")
+        for split, counts in version["splits"].items():
+            column = d.execute_script(f"return [...document.querySelectorAll('{section} table.splits thead th')].map(e => e.textContent).indexOf('{split}')")
+            self.assertGreater(column, 0, split)
+            shown = d.execute_script(f"return document.querySelector('{section} table.splits tr[data-row=\"images\"]').children[{column}].textContent")
+            self.assertEqual(shown, str(counts["images"]), split)
+        self.assertEqual(d.execute_script(f"return [...document.querySelectorAll('{section} tr[data-class] th')].map(e => e.textContent)"), version["classes"])
+        # The source names the hostile folder: text, never markup.
+        self.assertIn("onerror=window.__xss=3", text(d, f"document.querySelector('{section} .facts')"))
+        self.assertIsNone(d.execute_script("return window.__xss"))
+        d.find_element(By.CSS_SELECTOR, f"{section} details.report summary").click()
+        report = yard.request("GET", f"/api/datasets/browser-demo/versions/{version['number']}/report")[1]
+        if report["problems"]:
+            wait(d, lambda d: d.execute_script(f"return document.querySelectorAll('{section} table.problems tbody tr').length") == min(1000, len(report["problems"])), 30, "problems not listed")
+        else:
+            wait(d, lambda d: "No problems in" in (text(d, f"document.querySelector('{section} details.report')") or ""), 30, "no report shown")
+        for scheme in SCHEMES:
+            for width, height in SIZES:
+                emulate(d, width, height, scheme)
+                wide = d.execute_script("return document.documentElement.scrollWidth")
+                self.assertLessEqual(wide, width + 1, f"the dataset page at {width} px scrolls sideways ({wide} px)")
+                screenshot(d, os.path.join(self.folder, "shots"), f"dataset-{width}x{height}-{scheme}")
+        self.assertEqual(console_errors(d), [])
+
     def test_c_a_failed_job_shows_why_and_its_last_log_lines_first(self):
         d, yard = self.driver, self.yard
         broken = os.path.join(self.folder, "broken")

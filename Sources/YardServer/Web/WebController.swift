@@ -7,7 +7,7 @@ import Hummingbird
 /// under `/ui/`, revalidated by ETag and gzipped for clients that take it.
 struct WebController<Context: RequestContext> {
     /// Paths the browser's router knows; each answers index.html.
-    static var pages: [String] { ["/", "/jobs", "/jobs/{id}", "/compare", "/sweeps", "/sweeps/{id}", "/models", "/models/{name}", "/playground", "/datasets", "/workers", signInPage] }
+    static var pages: [String] { ["/", "/jobs", "/jobs/{id}", "/compare", "/sweeps", "/sweeps/{id}", "/models", "/models/{name}", "/playground", "/datasets", "/datasets/{name}", "/workers", signInPage] }
     static var signInPage: String { "/sign-in" }
     static var assetRoutes: Set<String> { Set(WebAssets.all.keys.filter { $0 != "index.html" }.map { "/ui/" + $0 }) }
 
