@@ -35,8 +35,8 @@ struct EventsController<Context: RequestContext> {
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
                         body: ResponseBody { writer in
                             let direct = if follow, let connection { await EventFanout.directConnection(connection) } else { nil as (any Channel)? }
-                            try await EventLogStream.run(store: store, fanout: fanout, connection: direct, after: after, filter: filter,
-                                                         follow: follow, writer: &writer)
+                            try await EventLogStream.run(store: store, fanout: fanout, connection: direct, channel: connection, after: after,
+                                                         filter: filter, follow: follow, writer: &writer)
                         })
     }
 
@@ -93,8 +93,10 @@ enum EventLogStream {
     /// Most held events gathered for one write of the task's.
     static let piece = 1000
 
-    static func run(store: any JobStore, fanout: EventFanout = EventFanout(), connection: (any Channel)? = nil, after: Int64,
-                    filter: EventFilter, follow: Bool = true, writer: inout any ResponseBodyWriter) async throws {
+    /// `connection`: the channel the event loop writes into directly (nil: this task writes everything);
+    /// `channel`: the request's, closed at shutdown if its client holds it (`StreamShutdown`).
+    static func run(store: any JobStore, fanout: EventFanout = EventFanout(), connection: (any Channel)? = nil, channel: (any Channel)? = nil,
+                    after: Int64, filter: EventFilter, follow: Bool = true, writer: inout any ResponseBodyWriter) async throws {
         let reader = EventReader(connection: connection, fanout: fanout, filter: filter, limit: store.feed.bufferLimit)
         let tap = store.feed.subscribeAll(reader)
         defer {
@@ -121,7 +123,12 @@ enum EventLogStream {
                 if batch.count < 500 { break }
             }
         }
-        try await catchUp(&writer)
+        // Catching up too: a client that stopped reading must not hold the shutdown then either.
+        try await withGracefulShutdownHandler {
+            try await catchUp(&writer)
+        } onGracefulShutdown: {
+            StreamShutdown.closeLater(channel)
+        }
         guard follow else { return try await writer.finish(nil) }
         if let connection {
             // The client leaving ends the stream while the loop writes it (no write of this task fails then).
@@ -162,6 +169,7 @@ enum EventLogStream {
             }
         } onGracefulShutdown: {
             reader.close()
+            StreamShutdown.closeLater(channel)
         }
         try await writer.finish(nil)
     }

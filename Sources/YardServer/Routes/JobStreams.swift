@@ -1,17 +1,46 @@
 import Foundation
 import Hummingbird
+import NIOCore
+import ServiceLifecycle
 import YardDomain
 import YardStore
 
+/// What an open stream does when the server shuts down: it ends (its reader
+/// reconnects later, with its cursor), and a client that has not taken the
+/// last bytes `grace` after the shutdown began has its connection closed,
+/// so a client that stopped reading never holds the server's shutdown.
+enum StreamShutdown {
+    static let grace = TimeAmount.seconds(5)
+
+    /// Closes `channel` `grace` from now (nothing if it closed before).
+    static func closeLater(_ channel: (any Channel)?) {
+        guard let channel else { return }
+        channel.eventLoop.scheduleTask(in: grace) { channel.close(promise: nil) }
+    }
+}
+
 /// The streaming routes' loops: subscribe to the job's feed, catch up from
 /// the store after the client's cursor, then write what the feed delivers.
-/// A stream ends when the job ends; a slow client that lags reads the store
-/// again; an idle one gets a keep-alive from the feed's single timer.
+/// A stream ends when the job ends or the server shuts down
+/// (`StreamShutdown`); a slow client that lags reads the store again; an
+/// idle one gets a keep-alive from the feed's single timer.
 enum JobStreams {
     /// Server-Sent Events after `after`, until the job's terminal state event.
-    static func events(store: any JobStore, jobID: String, after: Int64, writer: inout any ResponseBodyWriter) async throws {
+    /// `channel`: the request's connection, closed if its client holds the shutdown.
+    static func events(store: any JobStore, jobID: String, after: Int64, channel: (any Channel)?,
+                       writer: inout any ResponseBodyWriter) async throws {
         let subscription = store.feed.subscribe(jobID)
         defer { subscription.cancel() }
+        try await withGracefulShutdownHandler {
+            try await events(store: store, jobID: jobID, after: after, subscription: subscription, writer: &writer)
+        } onGracefulShutdown: {
+            subscription.cancel()
+            StreamShutdown.closeLater(channel)
+        }
+    }
+
+    private static func events(store: any JobStore, jobID: String, after: Int64, subscription: JobFeed.Subscription,
+                               writer: inout any ResponseBodyWriter) async throws {
         var cursor = after
         // Returns whether the job has ended and everything up to its end was sent.
         func catchUp(_ writer: inout any ResponseBodyWriter) async throws -> Bool {
@@ -49,9 +78,20 @@ enum JobStreams {
     }
 
     /// The training log; with `follow`, then new lines until the job ends.
-    static func logs(store: any JobStore, jobID: String, follow: Bool, writer: inout any ResponseBodyWriter) async throws {
+    static func logs(store: any JobStore, jobID: String, follow: Bool, channel: (any Channel)?,
+                     writer: inout any ResponseBodyWriter) async throws {
         let subscription = follow ? store.feed.subscribe(jobID) : nil
         defer { subscription?.cancel() }
+        try await withGracefulShutdownHandler {
+            try await logs(store: store, jobID: jobID, subscription: subscription, writer: &writer)
+        } onGracefulShutdown: {
+            subscription?.cancel()
+            StreamShutdown.closeLater(channel)
+        }
+    }
+
+    private static func logs(store: any JobStore, jobID: String, subscription: JobFeed.Subscription?,
+                             writer: inout any ResponseBodyWriter) async throws {
         var cursor: Int64 = 0
         func send(_ lines: [LogLine], _ writer: inout any ResponseBodyWriter) async throws {
             let fresh = lines.filter { $0.id > cursor }

@@ -93,6 +93,7 @@ struct JobsController<Context: RequestContext> {
     /// and everything was sent.
     @Sendable func events(_ request: Request, context: Context) async throws -> Response {
         let id = try jobID(context)
+        let channel = (context as? YardRequestContext)?.channel
         _ = try await store.require(id)
         let after: Int64
         if let header = request.headers.first(where: { $0.name.canonicalName == "last-event-id" })?.value {
@@ -105,17 +106,18 @@ struct JobsController<Context: RequestContext> {
         }
         let store = self.store
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
-                        body: ResponseBody { writer in try await JobStreams.events(store: store, jobID: id, after: after, writer: &writer) })
+                        body: ResponseBody { writer in try await JobStreams.events(store: store, jobID: id, after: after, channel: channel, writer: &writer) })
     }
 
     /// The training log as text; with `?follow=true` it streams until the job ends.
     @Sendable func logs(_ request: Request, context: Context) async throws -> Response {
         let id = try jobID(context)
+        let channel = (context as? YardRequestContext)?.channel
         _ = try await store.require(id)
         let follow = try Query.bool(request, "follow") ?? false
         let store = self.store
         return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
-                        body: ResponseBody { writer in try await JobStreams.logs(store: store, jobID: id, follow: follow, writer: &writer) })
+                        body: ResponseBody { writer in try await JobStreams.logs(store: store, jobID: id, follow: follow, channel: channel, writer: &writer) })
     }
 
     /// A 40 or 64 hex-digit commit id, else nothing.
