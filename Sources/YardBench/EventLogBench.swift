@@ -8,7 +8,9 @@ import YardStore
 /// event log on the SQLite store as `yard up` runs it (WAL with GRDB's
 /// `synchronous = NORMAL`: an append returns once its transaction is
 /// committed to the WAL, which a killed process keeps; the WAL is fsynced
-/// at checkpoints, so a power cut can lose the last commits).
+/// at checkpoints, so a power cut can lose the last commits), and, for
+/// reference, with `--sync full` (every group commit fsynced), beside the
+/// disk's own write+fdatasync latency.
 /// - Appends: 8 writers, each awaiting its own appends one after another,
 ///   events/s; beside it, in the same run, bare GRDB inserts into a
 ///   one-column table on the same disk by 8 writers (one row per
@@ -42,6 +44,13 @@ enum EventLogBench {
                      baseline, appended / baseline, baselineCPU))
         print(String(format: "reference, bare GRDB, 8 writers, 100 rows per transaction: %8.0f rows/s -> event log / batched %.3fx", batched, appended / batched))
         print(String(format: "goal >= 20,000 events/s: %@", appended >= 20_000 ? "met" : "NOT met"))
+        // `--sync full`: each group commit fsynced before its appends return (survives a power cut).
+        let fullStore = SQLiteJobStore(database: try YardDatabase(path: folder.file("full.sqlite"), sync: .full), feed: JobFeed(bufferLimit: 100_000))
+        let fullPerWriter = max(100, perWriter / 4)
+        let fsync = try fsyncLatency(path: folder.file("fsync.bin"))
+        let appendedFull = try await appends(store: fullStore, perWriter: fullPerWriter)
+        print(String(format: "appends, 8 writers x %d, --sync full (fsync each commit): %8.0f events/s -> / normal %.2fx (a 4 KiB write + fdatasync in place on this disk: %.2f ms)",
+                     fullPerWriter, appendedFull, appendedFull / appended, fsync * 1e3))
         guard seconds > 0 else { return }  // appends only (profiling them)
 
         let server = try await BenchServer.start(store: store, database: database, folder: folder.path)
@@ -118,6 +127,26 @@ enum EventLogBench {
         let elapsed = Double(finished - start) / 1e9
         return Run(deliveries: result.deliveries, p50: result.p50, p99: result.p99, expected: events * count, appendRate: appendRate,
                    deliveryRate: Double(result.deliveries) / elapsed, serverCPU: serverCPU, readerCPU: result.cpuSeconds, seconds: elapsed)
+    }
+
+    /// Seconds one 4 KiB write + fdatasync takes on the disk of `path`,
+    /// written in place in a file that does not grow (as SQLite rewrites its
+    /// WAL after a checkpoint: no metadata to journal), median of 50.
+    static func fsyncLatency(path: String) throws -> Double {
+        let fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0o600)
+        guard fd >= 0 else { throw BenchError("cannot create \(path)") }
+        defer { close(fd); unlink(path) }
+        let page = [UInt8](repeating: 1, count: 4096)
+        for offset in stride(from: 0, to: 1 << 20, by: 4096) { _ = page.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(offset)) } }
+        fsync(fd)
+        var times: [Double] = []
+        for n in 0..<50 {
+            let start = Monotonic.nanoseconds()
+            _ = page.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t((n % 256) * 4096)) }
+            fdatasync(fd)
+            times.append(Double(Monotonic.nanoseconds() - start) / 1e9)
+        }
+        return times.sorted()[times.count / 2]
     }
 
     /// GRDB alone on the same disk, with the store's settings: rows per second.

@@ -3,14 +3,14 @@ import Synchronization
 import YardDomain
 import YardStore
 
-/// `yard-bench event-writer FILE TASKS`: a test aid for the event log's
+/// `yard-bench event-writer FILE TASKS [normal|full]`: a test aid for the event log's
 /// kill -9 contract test. TASKS concurrent writers append events to the
 /// SQLite store at FILE, without end, each printing `TASK N SEQ` (one write
 /// per line) once its append has returned, that is once the event is
 /// durable. The test kills it midway and reads the file back.
 enum EventWriter {
-    static func run(path: String, tasks: Int) async throws {
-        let store = SQLiteJobStore(database: try YardDatabase(path: path))
+    static func run(path: String, tasks: Int, sync: YardDatabase.Sync) async throws {
+        let store = SQLiteJobStore(database: try YardDatabase(path: path, sync: sync))
         let out = Lines()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for task in 0..<tasks {

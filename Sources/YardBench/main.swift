@@ -2,7 +2,7 @@
 //   yard-bench TRACKING_URI EXPERIMENT POINTS (bench/mlflow_metrics.sh): the
 //     MLflow tracker live, replaying a backlog, and spooling from 8 jobs.
 //   yard-bench spool-writer DIR TASKS OPS: the kill -9 test's writer.
-//   yard-bench event-writer FILE TASKS: the event log's kill -9 test's writer.
+//   yard-bench event-writer FILE TASKS [normal|full]: the event log's kill -9 test's writer.
 //   yard-bench streams [EVENTS] [IDLE_SECONDS] (bench/streams.sh): SSE latency
 //     with 1 and 100 clients, server CPU with 100 idle clients.
 //   yard-bench events [EVENTS_PER_WRITER] [SECONDS] (bench/events.sh): event log
@@ -64,8 +64,9 @@ if arguments.count >= 4, arguments[1] == "event-path", let jobs = Int(arguments[
     try await EventPathBench.run(url: arguments[2], jobs: jobs, workers: arguments.count > 4 ? Int(arguments[4]) ?? 1 : 1, baseline: .nan)
     exit(0)
 }
-if arguments.count == 4, arguments[1] == "event-writer", let tasks = Int(arguments[3]) {
-    try await EventWriter.run(path: arguments[2], tasks: tasks)
+if (4...5).contains(arguments.count), arguments[1] == "event-writer", let tasks = Int(arguments[3]),
+   let sync = arguments.count == 5 ? YardDatabase.Sync(rawValue: arguments[4]) : .normal {
+    try await EventWriter.run(path: arguments[2], tasks: tasks, sync: sync)
     exit(0)
 }
 if arguments.count == 5, arguments[1] == "spool-writer", let tasks = Int(arguments[3]), let ops = Int(arguments[4]) {

@@ -51,6 +51,8 @@ public struct YardOptions: Sendable {
     public var serving = ServingOptions()
     /// `--event-retention-days`: how long jobs' epoch and log events stay in the event log (state events stay for ever).
     public var eventRetention = EventRetention()
+    /// When the store's commits are on the disk (`--sync`).
+    public var sync = YardDatabase.Sync.normal
     /// `--webhook`, `--allow-private-webhooks`, the server-wide secret: what the webhook deliverer sends where.
     public var webhooks = WebhookSettings()
     /// `--secure-cookies`: the dashboard's session cookie is marked Secure
@@ -179,7 +181,7 @@ public struct Yard: Sendable {
         let (data, lock) = try DirectoryLock.ownDataDirectory(options.dataDirectory, purpose: "starting another")
         options.dataDirectory = data
         let box = try SecretKeyFile.load(path: options.secretKeyFile ?? SecretKeyFile.defaultPath(dataDirectory: data))
-        let database = try YardDatabase(path: data + "/yard.sqlite")
+        let database = try YardDatabase(path: data + "/yard.sqlite", sync: options.sync)
         let store = SQLiteJobStore(database: database, secrets: box)
         try await store.resealSecrets()
         var queue: any JobQueue = SQLiteJobQueue(database: database)

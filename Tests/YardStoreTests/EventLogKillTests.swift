@@ -12,7 +12,8 @@ import YardTestSupport
 /// the next append is N+1.
 @Suite("Event log across kill -9")
 struct EventLogKillTests {
-    @Test func eightWritersKilledMidwayLeaveAGapFreeLogWithEveryAcknowledgedEvent() async throws {
+    @Test(arguments: YardDatabase.Sync.allCases)
+    func eightWritersKilledMidwayLeaveAGapFreeLogWithEveryAcknowledgedEvent(sync: YardDatabase.Sync) async throws {
         let dir = try TemporaryDirectory("event-kill")
         defer { dir.remove() }
         let bench = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("YardBench").path
@@ -23,7 +24,7 @@ struct EventLogKillTests {
         let output = try FileHandle(forWritingTo: URL(fileURLWithPath: acknowledged))
         let writer = Process()
         writer.executableURL = URL(fileURLWithPath: bench)
-        writer.arguments = ["event-writer", file, "8"]
+        writer.arguments = ["event-writer", file, "8", sync.rawValue]
         writer.standardOutput = output
         try writer.run()
         try await eventually("the writer to acknowledge 2000 events", timeout: .seconds(120)) {
@@ -57,5 +58,20 @@ struct EventLogKillTests {
         }
         let next = try await store.appendEvent(.worker, id: "after", type: "tick", payload: [:])
         #expect(next.id == Int64(log.count) + 1, "the log did not go on at N+1")
+    }
+
+    /// `--sync full` reaches the connection that commits (GRDB sets NORMAL
+    /// on the writer when it opens it in WAL mode, after any prepare hook).
+    @Test func theWriterCommitsWithTheChosenSync() async throws {
+        let dir = try TemporaryDirectory("event-sync")
+        defer { dir.remove() }
+        let normal = try YardDatabase(path: dir.file("normal.sqlite"))
+        let full = try YardDatabase(path: dir.file("full.sqlite"), sync: .full)
+        #expect(try await normal.writerSynchronous() == 1)
+        #expect(try await full.writerSynchronous() == 2)
+        // And it stays so after writes through the store (the event log's group commit shares the writer).
+        let store = SQLiteJobStore(database: full)
+        _ = try await store.appendEvent(.worker, id: "w", type: "tick", payload: [:])
+        #expect(try await full.writerSynchronous() == 2)
     }
 }

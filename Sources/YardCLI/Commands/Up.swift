@@ -88,6 +88,11 @@ struct Server: AsyncParsableCommand {
     }
 }
 
+/// `--sync`: when the store's commits are on the disk (YardDatabase.Sync).
+enum SyncSetting: String, CaseIterable, ExpressibleByArgument, Sendable {
+    case normal, full
+}
+
 /// What `yard up` and `yard server` share: where to listen, the data dir,
 /// the engine, secrets and logging.
 struct ServeOptions: ParsableArguments {
@@ -133,6 +138,9 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("event-retention-days"),
             help: "Days jobs' epoch, progress, log and artifact events stay in the event log (0: for ever; state and other events always stay).")
     var eventRetentionDays = 30
+    @Option(name: .customLong("sync"),
+            help: "normal: a commit survives the server being killed, a power cut may lose the last ones; full: every commit is fsynced (survives a power cut; slower on most disks).")
+    var sync: SyncSetting = .normal
     @Option(name: .customLong("webhook"),
             help: "Send webhooks to this URL (repeatable): 'URL', 'URL;events=job.failed,sweep.finished', ';format=slack'. Signed with $YARD_WEBHOOK_SECRET or --webhook-secret-file.")
     var webhooks: [String] = []
@@ -190,6 +198,7 @@ struct ServeOptions: ParsableArguments {
         options.secretKeyFile = secretKeyFile
         options.warmEngine = WarmEngineSetting.enabled(flag: noWarmEngine)
         options.eventRetention = EventRetention(days: eventRetentionDays == 0 ? nil : eventRetentionDays)
+        options.sync = sync == .full ? .full : .normal
         var serving = ServingOptions()
         if let predictors {
             serving.processes = predictors

@@ -13,12 +13,26 @@ import YardDomain
 public struct YardDatabase: Sendable {
     let writer: any DatabaseWriter
 
+    /// When a commit is on the disk (SQLite's `synchronous` on the writer).
+    public enum Sync: String, Sendable, CaseIterable {
+        /// The default: a commit is in the WAL (the OS's page cache) when
+        /// the call returns, so a killed server keeps it; the WAL is fsynced
+        /// at checkpoints, so a power cut or kernel crash can lose the last
+        /// commits (never corrupt the file).
+        case normal
+        /// Every commit (one group commit of the event log) is fsynced
+        /// before the call returns: it survives a power cut too, at the
+        /// disk's fsync latency per commit (bench/events.sh measures both).
+        case full
+    }
+
     /// Opens (creating if needed) the database file and migrates it. The
     /// file and its WAL are private to the user (0600), and deleted content is
     /// overwritten (`secure_delete`), so a replaced secret leaves no copy.
     /// - Parameter readers: concurrent read connections; a request waiting
     ///   for one suspends, it holds no thread.
-    public init(path: String, readers: Int = 8) throws {
+    /// - Parameter sync: when a commit is on the disk (`--sync`).
+    public init(path: String, readers: Int = 8, sync: Sync = .normal) throws {
         var config = Configuration()
         config.busyMode = .timeout(10)
         config.maximumReaderCount = readers
@@ -26,6 +40,8 @@ public struct YardDatabase: Sendable {
         do {
             let pool = try DatabasePool(path: path, configuration: config)
             try Self.migrator.migrate(pool)
+            // Per connection, and GRDB sets NORMAL when it opens the writer in WAL mode: set on the writer after that.
+            if sync == .full { try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") } }
             for suffix in ["", "-wal", "-shm"] { _ = chmod(path + suffix, 0o600) }
             writer = pool
         } catch {
@@ -38,6 +54,11 @@ public struct YardDatabase: Sendable {
         let queue = try DatabaseQueue()
         try Self.migrator.migrate(queue)
         writer = queue
+    }
+
+    /// The writer's `synchronous` setting as SQLite reports it (1 NORMAL, 2 FULL).
+    package func writerSynchronous() async throws -> Int {
+        try await writer.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA synchronous") ?? -1 }
     }
 
     package func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
