@@ -15,6 +15,8 @@ public struct DatasetControl: Sendable {
     /// Records a version whose objects are stored; the same name and id
     /// again adds nothing and returns the version recorded before.
     public func versionAdded(_ version: DatasetVersion) async throws -> (DatasetVersion, created: Bool) {
-        try await store.recordDatasetVersion(version)
+        var version = version
+        version.createdBy = version.createdBy ?? Caller.current?.name
+        return try await store.recordDatasetVersion(version)
     }
 }

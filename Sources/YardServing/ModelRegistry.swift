@@ -73,6 +73,8 @@ public struct ModelRegistry: Sendable {
         // The location that answered first, then the others.
         draft.locations = [adopted.location] + candidates.filter { $0 != adopted.location }
         draft.task = Self.task(of: job.model)
+        // Who asked (the API), else whose job it is (auto-registration).
+        draft.createdBy = Caller.current?.name ?? job.owner
         let metrics = (job.finalMetrics ?? [:]).merging(job.testMetrics ?? [:]) { a, _ in a }
         draft.metrics = metrics.isEmpty ? nil : metrics
         let trackingURI = try await MLflowTracker.trackingURI(job, secrets: store, defaultURI: defaultTrackingURI)
