@@ -4,6 +4,9 @@ import HTTPTypes
 import HummingbirdTesting
 import Testing
 import YardDomain
+import YardJobs
+import YardStore
+import YardTestSupport
 @testable import YardServer
 
 /// Issue 32: users with roles and their own tokens, the audit trail.
@@ -238,11 +241,49 @@ struct TeamsTests {
         try await t.test { client in
             _ = try await client.execute(uri: "/api/jobs/j1/stop", method: .post, headers: [.authorization: "Bearer guess-1234xyz"])
             _ = try await client.execute(uri: "/api/jobs", method: .get, headers: [.authorization: "Bearer \(Self.token)"])
+            // A handler's error may quote the input (here an unknown key): the audit keeps its status, not its message.
+            let bad = try await client.execute(uri: "/api/jobs", method: .post, headers: [.authorization: "Bearer \(Self.token)", .contentType: "application/yaml"],
+                                               body: ByteBuffer(string: t.config("hunter2-in-a-key: 1\n")))
+            #expect(bad.status == .badRequest && bad.text.contains("hunter2-in-a-key"))
             let audit = try await client.execute(uri: "/api/audit", method: .get, headers: [.authorization: "Bearer \(Self.token)"])
             let events = audit.json["events"]?.arrayValue ?? []
-            #expect(events.count == 1)
+            #expect(events.count == 2)
+            #expect(events.last?["job_id"] == "admin" && events.last?["payload"]?["status"] == 400 && events.last?["payload"]?["message"] == nil)
+            #expect(!audit.text.contains("hunter2"))
             #expect(events.first?["job_id"] == "anonymous" && events.first?["payload"]?["status"] == 401 && events.first?["payload"]?["route"] == "/api/jobs/{id}/stop")
             #expect(!audit.text.contains("guess-1234xyz"))
         }
+    }
+
+    /// Records say who made them: a dataset version added over HTTP by a
+    /// member; a sweep, a model version and an alias move made by the job
+    /// layer for the request's caller; nothing when there is no caller.
+    @Test func recordsSayWhoMadeThem() async throws {
+        let t = try TestYard(token: Self.token, datasetRoots: [FileManager.default.temporaryDirectory.path])
+        defer { t.dir.remove() }
+        let source = try TestImages.yoloDataset(in: t.dir)
+        try await t.test { client in
+            let auth: HTTPFields = [.authorization: "Bearer \(Self.token)", .contentType: "application/json"]
+            _ = try await client.execute(uri: "/api/users", method: .post, headers: auth, body: ByteBuffer(string: #"{"name": "mia", "role": "member"}"#))
+            let made = try await client.execute(uri: "/api/tokens", method: .post, headers: auth, body: ByteBuffer(string: #"{"user": "mia"}"#))
+            let mia = try #require(made.json["token"]?.stringValue)
+            let (status, lines) = try await DatasetsAPITests.add(client, DatasetsAPITests.body("shapes", source), token: mia)
+            #expect(status == 200 && lines.last?["added"]?["version"]?["created_by"] == "mia", "\(lines)")
+            #expect(try await t.yard.store.datasetVersions(name: "shapes").first?.createdBy == "mia")
+        }
+        let store = t.yard.store
+        let mia = Caller(name: "mia", role: .member)
+        try await Caller.$current.withValue(mia) {
+            try await SweepControl(store: store).create(Sweep(id: "s1", study: "s1", experiment: "e", config: .object([:]), createdAt: Date()), secrets: [:])
+            let (version, _) = try await RegistryControl(store: store).register(ModelVersion(name: "det", version: "", jobID: "j1", runID: "", source: "x", createdAt: Date()))
+            #expect(version.createdBy == "mia")
+            try await RegistryControl(store: store).moveAlias(name: "det", alias: "production", to: "1", reason: "alias", at: Date())
+        }
+        try await SweepControl(store: store).create(Sweep(id: "s2", study: "s2", experiment: "e", config: .object([:]), createdAt: Date()), secrets: [:])
+        #expect(try await store.sweep("s1")?.owner == "mia")
+        #expect(try await store.sweep("s2")?.owner == nil, "no request, no caller: nobody is made up")
+        #expect(try await store.aliasHistory(name: "det", alias: "production", limit: 1).first?.by == "mia")
+        let job = try await t.yard.control.submit(try JobConfigParser { _ in true }.parse(t.config("task_id: trial-1")), owner: "sweep-owner")
+        #expect(job.owner == "sweep-owner", "a sweep's trials are submitted for its owner")
     }
 }

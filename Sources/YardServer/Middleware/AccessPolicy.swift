@@ -56,6 +56,11 @@ enum AccessPolicy {
         "DELETE /api/tokens/{id}": .admin,
     ]
 
+    /// "a member", "an admin".
+    static func article(_ noun: String) -> String {
+        (noun.first.map { "aeiou".contains($0) } == true ? "an " : "a ") + noun
+    }
+
     static func need(_ method: HTTPRequest.Method, route: String) -> Need {
         rules["\(method) \(route)"] ?? (BrowserRequest.isSafe(method) ? .read : .admin)
     }
@@ -84,7 +89,7 @@ enum AccessPolicy {
         }
         guard allowed else {
             throw YardError(.forbidden, field: "role",
-                            "forbidden: \(caller.name) is a \(caller.role.rawValue); \(method) \(route) needs a \(need); ask an admin for another role")
+                            "forbidden: \(caller.name) is \(article(caller.role.rawValue)); \(method) \(route) needs \(article(need.description)); ask an admin for another role")
         }
     }
 }

@@ -119,9 +119,11 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 
     private func audit(_ users: UserControl, _ request: Request, _ context: Context, caller: Caller?, status: Int, error: (any Error)?) async {
+        // Only the refusals' own messages (they name the role and the route):
+        // a handler's error may quote the input, and the audit holds no input.
         var message: String?
-        if status >= 400, let error = error as? YardError { message = error.message }
-        if status >= 400, let error = error as? APIError { message = error.message }
+        if status == 401 || status == 403, let error = error as? YardError { message = error.message }
+        if status == 401 || status == 403, let error = error as? APIError { message = error.message }
         let entry = UserControl.Request(caller: caller, method: "\(request.method)", route: context.endpointPath, path: request.uri.path,
                                         address: (context as? any ClientAddressContext)?.clientAddress, status: status, message: message)
         do {
