@@ -65,8 +65,8 @@ function onSignedIn(state) {
 }
 
 // A viewer's pages offer no changes: buttons with a data-action (stop,
-// resume, promote, roll back) are hidden by the stylesheet; the server
-// refuses them anyway.
+// resume, promote, roll back) are hidden by the stylesheet, and a member's
+// offer no alias moves (an admin's); the server refuses them anyway.
 function showRole(state) {
   document.body.dataset.role = state.role || "";
 }

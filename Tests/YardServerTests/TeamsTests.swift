@@ -270,6 +270,14 @@ struct TeamsTests {
             let (status, lines) = try await DatasetsAPITests.add(client, DatasetsAPITests.body("shapes", source), token: mia)
             #expect(status == 200 && lines.last?["added"]?["version"]?["created_by"] == "mia", "\(lines)")
             #expect(try await t.yard.store.datasetVersions(name: "shapes").first?.createdBy == "mia")
+            // Another member may not add versions to mia's dataset; an admin may.
+            _ = try await client.execute(uri: "/api/users", method: .post, headers: auth, body: ByteBuffer(string: #"{"name": "max", "role": "member"}"#))
+            let other = try await client.execute(uri: "/api/tokens", method: .post, headers: auth, body: ByteBuffer(string: #"{"user": "max"}"#))
+            let max = try #require(other.json["token"]?.stringValue)
+            let refused = try await DatasetsAPITests.add(client, DatasetsAPITests.body("shapes", source), token: max)
+            #expect(refused.status == 403 && refused.lines.first?["message"]?.stringValue?.contains("mia's") == true, "\(refused.lines)")
+            #expect(try await DatasetsAPITests.add(client, DatasetsAPITests.body("boxes", source), token: max).status == 200, "a new name is anyone's")
+            #expect(try await DatasetsAPITests.add(client, DatasetsAPITests.body("shapes", source), token: Self.token).status == 200)
         }
         let store = t.yard.store
         let mia = Caller(name: "mia", role: .member)
