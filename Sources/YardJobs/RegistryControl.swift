@@ -44,7 +44,8 @@ public struct RegistryControl: Sendable {
     @discardableResult
     public func moveAlias(name: String, alias: String, to version: String?, reason: String, at time: Date,
                           by user: String? = Caller.current?.name) async throws -> AliasChange {
-        try await store.setModelAlias(name: name, alias: alias, version: version, reason: reason, by: user, time: time)
+        try Self.authoriseAliasMove()
+        return try await store.setModelAlias(name: name, alias: alias, version: version, reason: reason, by: user, time: time)
     }
 
     /// The version's weights in another format were made.
@@ -77,5 +78,15 @@ public struct RegistryControl: Sendable {
     /// `registration` (a failed try), `registered` or `deployment` event.
     public func decided(jobID: String, _ type: String, _ payload: JSONValue) async throws {
         try await store.appendEvent(jobID: jobID, type: type, payload: payload)
+    }
+
+    /// Aliases say what is served: only an admin moves them (the routes that
+    /// only move aliases need one; this holds for a registration that asks
+    /// for an alias too). The server's own moves (deploy, auto-registration)
+    /// have no caller.
+    public static func authoriseAliasMove(_ caller: Caller? = Caller.current, field: String = "alias") throws(YardError) {
+        guard let caller, caller.role != .admin else { return }
+        throw YardError(.forbidden, field: field,
+                        "forbidden: \(caller.name) is a \(caller.role.rawValue); moving an alias (\(field)) needs an admin; leave it out or ask an admin")
     }
 }

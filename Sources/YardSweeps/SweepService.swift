@@ -166,6 +166,8 @@ public struct SweepService: Service {
         guard let spec = config.sweep, spec.isSweep else {
             throw YardError.invalid("sweeper", "this config is not a sweep; give sweeper.search_space (or sweeper.tune: true)")
         }
+        // Its trials are submitted later, for nobody in particular: what they may do is decided now.
+        try JobControl.authorise(config)
         // Every trial trains on the same dataset version: `dataset:NAME` is pinned now.
         let (config, _) = try await control.pinDataset(config)
         let time = Date()

@@ -285,13 +285,47 @@ struct TeamsTests {
             try await SweepControl(store: store).create(Sweep(id: "s1", study: "s1", experiment: "e", config: .object([:]), createdAt: Date()), secrets: [:])
             let (version, _) = try await RegistryControl(store: store).register(ModelVersion(name: "det", version: "", jobID: "j1", runID: "", source: "x", createdAt: Date()))
             #expect(version.createdBy == "mia")
+            await #expect(throws: YardError.self, "a member moves no alias") {
+                try await RegistryControl(store: store).moveAlias(name: "det", alias: "production", to: "1", reason: "alias", at: Date())
+            }
+        }
+        try await Caller.$current.withValue(Caller(name: "ada", role: .admin)) {
             try await RegistryControl(store: store).moveAlias(name: "det", alias: "production", to: "1", reason: "alias", at: Date())
         }
         try await SweepControl(store: store).create(Sweep(id: "s2", study: "s2", experiment: "e", config: .object([:]), createdAt: Date()), secrets: [:])
         #expect(try await store.sweep("s1")?.owner == "mia")
         #expect(try await store.sweep("s2")?.owner == nil, "no request, no caller: nobody is made up")
-        #expect(try await store.aliasHistory(name: "det", alias: "production", limit: 1).first?.by == "mia")
+        #expect(try await store.aliasHistory(name: "det", alias: "production", limit: 10).map(\.by) == ["ada"])
         let job = try await t.yard.control.submit(try JobConfigParser { _ in true }.parse(t.config("task_id: trial-1")), owner: "sweep-owner")
         #expect(job.owner == "sweep-owner", "a sweep's trials are submitted for its owner")
+    }
+
+    /// A member registers a version (it says so) but cannot move an alias by
+    /// asking for one with the registration: refused before a version is made.
+    @Test func aMemberRegistersButMovesNoAlias() async throws {
+        let t = try TestYard(token: Self.token, sqlite: true)
+        defer { t.dir.remove() }
+        try await ModelsAPITests.succeededJob(t, "job-a", weights: "weights of a")
+        try await t.test { client in
+            let auth: HTTPFields = [.authorization: "Bearer \(Self.token)", .contentType: "application/json"]
+            _ = try await client.execute(uri: "/api/users", method: .post, headers: auth, body: ByteBuffer(string: #"{"name": "mia", "role": "member"}"#))
+            let made = try await client.execute(uri: "/api/tokens", method: .post, headers: auth, body: ByteBuffer(string: #"{"user": "mia"}"#))
+            let mia: HTTPFields = [.authorization: "Bearer \(try #require(made.json["token"]?.stringValue))", .contentType: "application/json"]
+            let (refused, error) = try await ModelsAPITests.json(client, "/api/models", .post, #"{"job_id": "job-a", "name": "det", "alias": "production"}"#, headers: mia)
+            #expect(refused == 403 && error["message"]?.stringValue?.contains("needs an admin") == true, "\(error)")
+            // Nor by a job that would move one when it succeeds.
+            for extra in ["deploy: {model: det, alias: production, metric: metrics/mAP50-95(B)}\n", "mlflow: {register_model: det, register_alias: production}\n"] {
+                let submitted = try await client.execute(uri: "/api/jobs", method: .post, headers: [.authorization: mia[.authorization] ?? "", .contentType: "application/yaml"],
+                                                         body: ByteBuffer(string: t.config(extra)))
+                #expect(submitted.status == .forbidden && submitted.text.contains("needs an admin"), "\(extra): \(submitted.text)")
+            }
+            #expect(try await t.yard.store.jobs(limit: 10, state: nil, owner: "mia").isEmpty)
+            #expect(try await t.yard.store.modelVersions(name: "det").isEmpty, "no version was made for the refused alias")
+            let (status, version) = try await ModelsAPITests.json(client, "/api/models", .post, #"{"job_id": "job-a", "name": "det"}"#, headers: mia)
+            #expect(status == 201 && version["created_by"] == "mia", "\(version)")
+            let (moved, change) = try await ModelsAPITests.json(client, "/api/models/det/aliases", .post, #"{"alias": "champion", "version": "1"}"#, headers: auth)
+            #expect(moved == 200 && change["by"] == "admin", "\(change)")
+            #expect(try await t.yard.store.aliasHistory(name: "det", alias: nil, limit: 1).first?.by == "admin")
+        }
     }
 }
