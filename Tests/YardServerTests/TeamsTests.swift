@@ -241,6 +241,9 @@ struct TeamsTests {
         try await t.test { client in
             _ = try await client.execute(uri: "/api/jobs/j1/stop", method: .post, headers: [.authorization: "Bearer guess-1234xyz"])
             _ = try await client.execute(uri: "/api/jobs", method: .get, headers: [.authorization: "Bearer \(Self.token)"])
+            // A prediction changes nothing: serving traffic is not audited.
+            let predict = try await client.execute(uri: "/api/predict/nothing", method: .post, headers: [.authorization: "Bearer \(Self.token)"])
+            #expect(predict.status != .ok)
             // A handler's error may quote the input (here an unknown key): the audit keeps its status, not its message.
             let bad = try await client.execute(uri: "/api/jobs", method: .post, headers: [.authorization: "Bearer \(Self.token)", .contentType: "application/yaml"],
                                                body: ByteBuffer(string: t.config("hunter2-in-a-key: 1\n")))

@@ -23,7 +23,7 @@ import YardJobs
 /// the session cookie must also carry the session's CSRF token in
 /// `X-CSRF-Token`. The bearer header (the CLI, scripts) needs neither.
 /// Every such request, allowed or not, is an `audit` event: who, what,
-/// from where, and its status.
+/// from where, and its status (a prediction, a POST that changes nothing, is not).
 struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
     let token: String?
     var sessions: SessionStore?
@@ -41,7 +41,7 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var caller: Caller?
-        guard !BrowserRequest.isSafe(request.method), let users else {
+        guard Self.isAudited(request.method, route: context.endpointPath), let users else {
             return try await serve(request, context: context, next: next, caller: &caller)
         }
         do {
@@ -109,6 +109,14 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
             return Response(status: .seeOther, headers: [.location: WebController<Context>.signInPage + "?next=" + Self.nextParameter(request.uri.path)])
         }
         throw Self.unauthorized
+    }
+
+    /// Whether a request is an audit event: one that asks for a change.
+    /// A POST that changes nothing (a prediction: serving traffic) is not.
+    static func isAudited(_ method: HTTPRequest.Method, route: String?) -> Bool {
+        guard !BrowserRequest.isSafe(method) else { return false }
+        guard let route else { return true }
+        return AccessPolicy.need(method, route: route) != .read
     }
 
     /// Whose a job or a sweep is: `.some(nil)` when it has no owner, nil when it does not exist.
