@@ -69,6 +69,23 @@ public struct UserControl: Sendable {
         return Caller(name: user.name, role: user.role, tokenID: record.id)
     }
 
+    /// Why a token that was made by this server is refused now (revoked,
+    /// expired, its user removed), for the one holding it; nil when it is
+    /// not such a token (a wrong one learns nothing).
+    public func refusal(token text: String) async throws -> String? {
+        guard let token = APIToken.parse(text), let record = try await store.token(id: token.id), token.matches(record) else { return nil }
+        if let revoked = record.revokedAt {
+            return "token \(record.id) was revoked at \(Self.format(revoked)); ask an admin for a new one (`yard tokens create --user \(record.user)`)"
+        }
+        if let expires = record.expiresAt, expires <= now() {
+            return "token \(record.id) expired at \(Self.format(expires)); ask an admin for a new one (`yard tokens create --user \(record.user)`)"
+        }
+        guard try await store.user(record.user) != nil else { return "token \(record.id): its user \(record.user) was removed" }
+        return nil
+    }
+
+    static func format(_ date: Date) -> String { ISO8601DateFormatter().string(from: date) }
+
     /// As `caller(token:)`, for a token already checked once (a signed-in page's).
     public func caller(tokenID id: String) async throws -> Caller? {
         guard let record = try await store.token(id: id), record.isLive(at: now()), let user = try await store.user(record.user) else { return nil }

@@ -52,7 +52,7 @@ struct TeamsCLITests {
         #expect(listed.contains("laptop") && listed.contains("live") && !listed.contains(String(mia.suffix(43))))
         let id = String(mia.dropFirst(3).prefix(12))
         _ = try ok(Self.admin, ["tokens", "revoke", id])
-        try refused(mia, ["jobs"], "wrong token")
+        try refused(mia, ["jobs"], "was revoked")
         #expect(try ok(Self.admin, ["tokens", "list"]).contains("revoked"))
 
         let audit = try ok(Self.admin, ["audit", "--user", "vera"])
@@ -63,7 +63,7 @@ struct TeamsCLITests {
         _ = try ok(Self.admin, ["users", "role", "vera", "member"])
         #expect(try ok(Self.admin, ["users", "list"]).contains("vera  member"))
         _ = try ok(Self.admin, ["users", "remove", "vera"])
-        try refused(vera, ["jobs"], "wrong token")
+        try refused(vera, ["jobs"], "was revoked")
 
         // Bad input: one line, before anything is sent where it can be checked here.
         try refused(Self.admin, ["users", "add", "../x", "--role", "member"], "name:")

@@ -70,6 +70,8 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
                 caller = .tokenAdmin
             } else if let user = try await users?.caller(token: bearer) {
                 caller = user
+            } else if let reason = try await users?.refusal(token: bearer) {
+                throw YardError(.unauthorized, field: "Authorization", reason)
             } else {
                 throw Self.unauthorized
             }
