@@ -236,6 +236,11 @@ struct TeamsTests {
             #expect(after.json["signed_in"] == false)
             let (again, none) = try await BrowserSessionTests.signIn(client, token: viewer)
             #expect(again.status == .unauthorized && none == nil)
+            // The audit names who signed in (and a refused sign-in as anonymous), never the token.
+            let audit = try await client.execute(uri: "/api/audit", method: .get, headers: auth)
+            let signIns = (audit.json["events"]?.arrayValue ?? []).filter { $0["payload"]?["route"] == "/api/session" }
+            #expect(signIns.map { "\($0["job_id"]?.stringValue ?? "?") \($0["payload"]?["status"]?.intValue ?? 0)" } == ["admin 200", "vic 200", "anonymous 401"])
+            #expect(!audit.text.contains(viewer) && !audit.text.contains(Self.token))
         }
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import Synchronization
 import YardDomain
 import YardJobs
 
@@ -44,12 +45,15 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
         guard Self.isAudited(request.method, route: context.endpointPath), let users else {
             return try await serve(request, context: context, next: next, caller: &caller)
         }
+        let subject = AuditSubject()
         do {
-            let response = try await serve(request, context: context, next: next, caller: &caller)
-            await audit(users, request, context, caller: caller, status: Int(response.status.code), error: nil)
+            let response = try await AuditSubject.$current.withValue(subject) {
+                try await serve(request, context: context, next: next, caller: &caller)
+            }
+            await audit(users, request, context, caller: caller ?? subject.value, status: Int(response.status.code), error: nil)
             return response
         } catch {
-            await audit(users, request, context, caller: caller, status: Self.status(of: error), error: error)
+            await audit(users, request, context, caller: caller ?? subject.value, status: Self.status(of: error), error: error)
             throw error
         }
     }
@@ -179,6 +183,15 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
         }
         return diff == 0
     }
+}
+
+/// Who a request that came without credentials turned out to be, as its
+/// handler learned it (a sign-in with a token): the audit names them.
+final class AuditSubject: Sendable {
+    private let caller = Mutex<Caller?>(nil)
+    var value: Caller? { caller.withLock { $0 } }
+    func set(_ value: Caller) { caller.withLock { $0 = value } }
+    @TaskLocal static var current: AuditSubject?
 }
 
 /// Refuses request paths that are not in canonical form: empty segments

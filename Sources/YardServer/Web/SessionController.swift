@@ -70,6 +70,7 @@ struct SessionController<Context: RequestContext> {
         } else {
             throw YardError(.unauthorized, field: "token", "token: wrong, revoked or expired token; use the YARD_TOKEN the server was started with or a token from `yard tokens create`")
         }
+        AuditSubject.current?.set(caller)
         let (id, session) = await sessions.create(tokenID: caller.tokenID)
         var headers: HTTPFields = [.setCookie: cookie(id, maxAge: Int(sessions.lifetime))]
         headers[.contentType] = "application/json"
