@@ -58,9 +58,17 @@ function route() {
   main.textContent = "No such page.";
 }
 
-function onSignedIn() {
-  auth = { ...auth, signed_in: true };
+function onSignedIn(state) {
+  auth = { ...auth, ...state, signed_in: true };
   signOutButton.hidden = !auth.auth_required;
+  showRole(auth);
+}
+
+// A viewer's pages offer no changes: buttons with a data-action (stop,
+// resume, promote, roll back) are hidden by the stylesheet, and a member's
+// offer no alias moves (an admin's); the server refuses them anyway.
+function showRole(state) {
+  document.body.dataset.role = state.role || "";
 }
 
 // Links inside the app change the page without a reload.
@@ -91,6 +99,7 @@ signOutButton.addEventListener("click", async () => {
 
 session().then((state) => {
   auth = state;
+  showRole(state);
   signOutButton.hidden = !(state.auth_required && state.signed_in);
   route();
 }).catch((error) => { main.textContent = error.message; });

@@ -39,6 +39,7 @@ enum Summary {
         let headline = ProgressView.headline(metrics)
         if !headline.isEmpty { Output.line("  metrics \(ProgressView.summary(headline, limit: 8))") }
         if let learned = learned(detail) { Output.line("  learned \(learned)") }
+        if let owner = job.owner { Output.line("  submitted by \(Output.printable(owner))") }
         if let fitness = job.fitness { Output.line("  fitness \(Output.number(fitness))") }
         if let best = job.bestWeights { Output.line("  best weights \(best)") }
         if let last = job.lastWeights { Output.line("  last weights \(last)") }

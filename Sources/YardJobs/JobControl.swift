@@ -35,8 +35,10 @@ public struct JobControl: Sendable {
         try await board.publish(job, secrets: try await store.secrets(of: job.id))
     }
 
-    /// Stores and queues a validated config; returns the new job.
-    public func submit(_ config: JobConfig, gitCommit: String? = nil) async throws -> Job {
+    /// Stores and queues a validated config; returns the new job, owned by
+    /// `owner` (by default the user whose request this is).
+    public func submit(_ config: JobConfig, gitCommit: String? = nil, owner: String? = Caller.current?.name) async throws -> Job {
+        try Self.authorise(config)
         let (config, dataset) = try await pinDataset(config)
         let time = now()
         let id = config.taskID ?? JobID.generate(epochSeconds: Int(time.timeIntervalSince1970), random: UInt32.random(in: 0...UInt32.max))
@@ -46,12 +48,26 @@ public struct JobControl: Sendable {
         // (a note, a header in extras) is hidden there too.
         var job = Job(id: id, config: full, redacted: SecretMasker(secrets: secrets).mask(Redaction.redact(full.json)), createdAt: time)
         job.gitCommit = gitCommit
+        job.owner = owner
         job.dataset = dataset?.reference
         job.datasetHash = dataset?.id
         try await store.insert(job, secrets: secrets, recording: Self.statePayload(job, message: "queued", time: time))
         try await publish(job)
         try await queue.enqueue(id)
         return job
+    }
+
+    /// A config that moves an alias once its job succeeds (`deploy:`,
+    /// `mlflow.register_alias`) needs an admin, like moving it by hand: the
+    /// server makes that move later, for nobody in particular.
+    public static func authorise(_ config: JobConfig) throws(YardError) {
+        let document = config.document
+        if document["deploy"] != nil && document["deploy"] != .null {
+            try RegistryControl.authoriseAliasMove(field: "deploy")
+        }
+        if let alias = document["mlflow"]?["register_alias"]?.stringValue, !alias.isEmpty {
+            try RegistryControl.authoriseAliasMove(field: "mlflow.register_alias")
+        }
     }
 
     /// A config whose `train.data` is `dataset:NAME` or `dataset:NAME@3`

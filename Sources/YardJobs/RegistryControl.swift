@@ -18,7 +18,9 @@ public struct RegistryControl: Sendable {
     /// The next version of `draft.name` (the same job under the same name
     /// again: the version it made, `created` false).
     public func register(_ draft: ModelVersion) async throws -> (version: ModelVersion, created: Bool) {
-        try await store.createModelVersion(draft)
+        var draft = draft
+        draft.createdBy = draft.createdBy ?? Caller.current?.name
+        return try await store.createModelVersion(draft)
     }
 
     /// A version mirrored from MLflow before the store was the registry gets
@@ -37,10 +39,13 @@ public struct RegistryControl: Sendable {
         try await store.updateModelVersion(name: name, version: version) { $0.health = check }
     }
 
-    /// Points an alias at a version (nil removes it), recorded in its history.
+    /// Points an alias at a version (nil removes it), recorded in its history
+    /// with the user who moved it (by default the user whose request this is).
     @discardableResult
-    public func moveAlias(name: String, alias: String, to version: String?, reason: String, at time: Date) async throws -> AliasChange {
-        try await store.setModelAlias(name: name, alias: alias, version: version, reason: reason, time: time)
+    public func moveAlias(name: String, alias: String, to version: String?, reason: String, at time: Date,
+                          by user: String? = Caller.current?.name) async throws -> AliasChange {
+        try Self.authoriseAliasMove()
+        return try await store.setModelAlias(name: name, alias: alias, version: version, reason: reason, by: user, time: time)
     }
 
     /// The version's weights in another format were made.
@@ -73,5 +78,15 @@ public struct RegistryControl: Sendable {
     /// `registration` (a failed try), `registered` or `deployment` event.
     public func decided(jobID: String, _ type: String, _ payload: JSONValue) async throws {
         try await store.appendEvent(jobID: jobID, type: type, payload: payload)
+    }
+
+    /// Aliases say what is served: only an admin moves them (the routes that
+    /// only move aliases need one; this holds for a registration that asks
+    /// for an alias too). The server's own moves (deploy, auto-registration)
+    /// have no caller.
+    public static func authoriseAliasMove(_ caller: Caller? = Caller.current, field: String = "alias") throws(YardError) {
+        guard let caller, caller.role != .admin else { return }
+        throw YardError(.forbidden, field: field,
+                        "forbidden: \(caller.name) is a \(caller.role.rawValue); moving an alias (\(field)) needs an admin; leave it out or ask an admin")
     }
 }

@@ -17,6 +17,8 @@ public struct SweepControl: Sendable {
 
     /// Records a new sweep (running, no trials yet) with its config's secrets apart.
     public func create(_ sweep: Sweep, secrets: [String: JSONValue]) async throws {
+        var sweep = sweep
+        sweep.owner = sweep.owner ?? Caller.current?.name
         try await store.insertSweep(sweep, secrets: secrets)
     }
 

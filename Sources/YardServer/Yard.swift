@@ -218,9 +218,11 @@ public struct Yard: Sendable {
         router.add(middleware: SecurityHeadersMiddleware())
         router.add(middleware: ErrorMiddleware())
         router.add(middleware: CanonicalPathMiddleware())
-        router.add(middleware: AuthMiddleware(token: options.token, sessions: sessions))
+        let users = UserControl(store: store)
+        router.add(middleware: AuthMiddleware(token: options.token, sessions: sessions, users: users))
         WebController().addRoutes(to: router)
-        SessionController(token: options.token, sessions: sessions, secureCookies: options.secureCookies).addRoutes(to: router)
+        SessionController(token: options.token, sessions: sessions, secureCookies: options.secureCookies, users: users).addRoutes(to: router)
+        UsersController(users: users).addRoutes(to: router)
         EventHeadController(store: store).addRoutes(to: router)
         router.get("/health") { _, _ in
             try JSONResponse.make(["status": "ok"])

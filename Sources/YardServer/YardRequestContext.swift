@@ -17,3 +17,14 @@ public struct YardRequestContext: RequestContext {
         channel = source.channel
     }
 }
+
+/// A context that knows the address of the client that sent the request
+/// (the audit trail records it).
+protocol ClientAddressContext {
+    var clientAddress: String? { get }
+}
+
+extension YardRequestContext: ClientAddressContext {
+    /// The peer's IP address (a proxy's when behind one), or nil under the router test framework.
+    var clientAddress: String? { channel.remoteAddress?.ipAddress }
+}

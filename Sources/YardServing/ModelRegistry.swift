@@ -46,7 +46,10 @@ public struct ModelRegistry: Sendable {
     public func register(jobID: String, name: String, alias: String?, reason: String = "register",
                          aliasExisting: Bool = true) async throws -> (version: ModelVersion, created: Bool) {
         try ModelVersion.validateName(name, field: "name")
-        if let alias { try ModelVersion.validateName(alias, field: "alias") }
+        if let alias {
+            try ModelVersion.validateName(alias, field: "alias")
+            try RegistryControl.authoriseAliasMove()  // before a version is made for it
+        }
         let job = try await store.require(jobID)
         guard job.state == .succeeded else {
             throw YardError(.conflict, field: "job_id", "job \(jobID) is \(job.state.rawValue); only a succeeded job can be registered")
@@ -73,6 +76,8 @@ public struct ModelRegistry: Sendable {
         // The location that answered first, then the others.
         draft.locations = [adopted.location] + candidates.filter { $0 != adopted.location }
         draft.task = Self.task(of: job.model)
+        // Who asked (the API), else whose job it is (auto-registration).
+        draft.createdBy = Caller.current?.name ?? job.owner
         let metrics = (job.finalMetrics ?? [:]).merging(job.testMetrics ?? [:]) { a, _ in a }
         draft.metrics = metrics.isEmpty ? nil : metrics
         let trackingURI = try await MLflowTracker.trackingURI(job, secrets: store, defaultURI: defaultTrackingURI)

@@ -78,11 +78,12 @@ public struct JobWrite: Sendable {
 /// - `EventLog`: the one ordered log of every change, with its feed;
 /// - `RegistryStore`: model versions, aliases and serving settings;
 /// - `SweepStore`: sweeps and their trials;
-/// - `DatasetStore`: dataset versions.
+/// - `DatasetStore`: dataset versions;
+/// - `UserStore`: users and their API tokens (UserStore.swift).
 /// Every change that one of them records is written with its event, in the
 /// same transaction. Drivers: `SQLiteJobStore` (the embedded default) and
 /// `MemoryJobStore`; both publish what they commit on `feed`, in commit order.
-public protocol JobStore: JobRecords, EventLog, RegistryStore, SweepStore, DatasetStore {}
+public protocol JobStore: JobRecords, EventLog, RegistryStore, SweepStore, DatasetStore, UserStore {}
 
 /// Jobs, their epochs, artifacts and log lines.
 public protocol JobRecords: RunRecords, JobSecrets {
@@ -92,8 +93,9 @@ public protocol JobRecords: RunRecords, JobSecrets {
     /// says it arrived, nor the event without the job.
     func insert(_ job: Job, secrets: [String: JSONValue], recording state: JSONValue?) async throws
     func job(_ id: String) async throws -> Job?
-    /// Newest first; with a `state`, only jobs in it (filtered before the limit).
-    func jobs(limit: Int, state: JobState?) async throws -> [Job]
+    /// Newest first; with a `state`, only jobs in it, with an `owner`, only
+    /// the jobs that user submitted (filtered before the limit).
+    func jobs(limit: Int, state: JobState?, owner: String?) async throws -> [Job]
     func jobs(in states: Set<JobState>) async throws -> [Job]
     /// How many jobs are in each state (`/metrics`).
     func jobCounts() async throws -> [JobState: Int]
@@ -167,10 +169,10 @@ public protocol RegistryStore: Sendable {
     @discardableResult
     func updateModelVersion(name: String, version: String, _ change: @escaping @Sendable (inout ModelVersion) -> Void) async throws -> ModelVersion
     /// Points an alias at a version (nil removes it) and records the move
-    /// with the version it pointed at before (and an `alias` event);
-    /// `.notFound` for an unknown version.
+    /// with the version it pointed at before and the user who moved it (and
+    /// an `alias` event); `.notFound` for an unknown version.
     @discardableResult
-    func setModelAlias(name: String, alias: String, version: String?, reason: String, time: Date) async throws -> AliasChange
+    func setModelAlias(name: String, alias: String, version: String?, reason: String, by: String?, time: Date) async throws -> AliasChange
     /// An alias's moves (all of a model's when `alias` is nil), newest first.
     func aliasHistory(name: String, alias: String?, limit: Int) async throws -> [AliasChange]
     func modelVersions(name: String?) async throws -> [ModelVersion]

@@ -19,6 +19,9 @@ public actor MemoryJobStore: JobStore {
     private var aliases: [String: [String: String]] = [:]
     private var sweepsByID: [String: (sweep: Sweep, secrets: [String: JSONValue])] = [:]
     private var datasets: [DatasetVersion] = []
+    /// Users by name, and their tokens' records by id (MemoryJobStore+Users.swift).
+    var usersByName: [String: User] = [:]
+    var tokensByID: [String: TokenRecord] = [:]
     private let now: @Sendable () -> Date
     public nonisolated let feed: JobFeed
 
@@ -38,8 +41,8 @@ public actor MemoryJobStore: JobStore {
 
     public func job(_ id: String) -> Job? { jobsByID[id] }
 
-    public func jobs(limit: Int, state: JobState?) -> [Job] {
-        Array(jobsByID.values.filter { state == nil || $0.state == state }
+    public func jobs(limit: Int, state: JobState?, owner: String?) -> [Job] {
+        Array(jobsByID.values.filter { (state == nil || $0.state == state) && (owner == nil || $0.owner == owner) }
             .sorted { ($0.createdAt, $0.id) > ($1.createdAt, $1.id) }.prefix(limit))
     }
 
@@ -207,11 +210,12 @@ public actor MemoryJobStore: JobStore {
         return record
     }
 
-    public func setModelAlias(name: String, alias: String, version: String?, reason: String, time: Date) throws -> AliasChange {
+    public func setModelAlias(name: String, alias: String, version: String?, reason: String, by: String?, time: Date) throws -> AliasChange {
         if let version, versions["\(name)\u{1F}\(version)"] == nil {
             throw YardError(.notFound, field: "version", "no version \(version) of model \(name); `yard models list` shows them")
         }
-        let change = AliasChange(name: name, alias: alias, version: version, previous: aliases[name]?[alias], time: time, reason: reason)
+        var change = AliasChange(name: name, alias: alias, version: version, previous: aliases[name]?[alias], time: time, reason: reason)
+        change.by = by
         aliases[name, default: [:]][alias] = version
         aliasMoves.append(change)
         appendEvent(.model, id: name, type: "alias", payload: StoreEvents.aliasMoved(change))

@@ -44,8 +44,10 @@ enum StoreEvents {
     }
 
     static func aliasMoved(_ change: AliasChange) -> JSONValue {
-        .object(["alias": .string(change.alias), "version": change.version.map(JSONValue.string) ?? .null,
-                 "previous": change.previous.map(JSONValue.string) ?? .null, "reason": .string(change.reason)])
+        var body: [String: JSONValue] = ["alias": .string(change.alias), "version": change.version.map(JSONValue.string) ?? .null,
+                                         "previous": change.previous.map(JSONValue.string) ?? .null, "reason": .string(change.reason)]
+        if let by = change.by { body["by"] = .string(by) }
+        return .object(body)
     }
 
     static func datasetVersion(_ version: DatasetVersion) -> JSONValue {

@@ -166,6 +166,8 @@ public struct SweepService: Service {
         guard let spec = config.sweep, spec.isSweep else {
             throw YardError.invalid("sweeper", "this config is not a sweep; give sweeper.search_space (or sweeper.tune: true)")
         }
+        // Its trials are submitted later, for nobody in particular: what they may do is decided now.
+        try JobControl.authorise(config)
         // Every trial trains on the same dataset version: `dataset:NAME` is pinned now.
         let (config, _) = try await control.pinDataset(config)
         let time = Date()
@@ -321,7 +323,7 @@ public struct SweepService: Service {
             .withMetadata("sweep_id", .string(sweep.id))
             .withMetadata("trial_number", .int(trial.number + 1))
         do {
-            return try await control.submit(config)
+            return try await control.submit(config, owner: sweep.owner)
         } catch let error as YardError where error.code == .conflict {
             // Submitted before a crash that lost nothing else: it is there.
             return try await store.require(trial.jobID)
@@ -381,7 +383,7 @@ public struct SweepService: Service {
                 var document = SweepSpec.trialDocument(base.document, values: best.params)
                 document["sweeper"] = nil
                 document["task_id"] = .string("\(sweep.id)-best")
-                let job = try await control.submit(try parser.validate(document).withMetadata("sweep_id", .string(sweep.id)))
+                let job = try await control.submit(try parser.validate(document).withMetadata("sweep_id", .string(sweep.id)), owner: sweep.owner)
                 try await sweeps.retraining(sweep.id, jobID: job.id)
                 message += "; retraining it as \(job.id)"
             }

@@ -39,8 +39,8 @@ public final class FaultyJobStore: JobStore {
         try check("insert"); try await base.insert(job, secrets: secrets, recording: state)
     }
     public func job(_ id: String) async throws -> Job? { try check("job"); return try await base.job(id) }
-    public func jobs(limit: Int, state: JobState?) async throws -> [Job] {
-        try check("jobs"); return try await base.jobs(limit: limit, state: state)
+    public func jobs(limit: Int, state: JobState?, owner: String?) async throws -> [Job] {
+        try check("jobs"); return try await base.jobs(limit: limit, state: state, owner: owner)
     }
     public func jobs(in states: Set<JobState>) async throws -> [Job] { try check("jobs"); return try await base.jobs(in: states) }
     public func update(_ id: String, _ change: @escaping @Sendable (inout Job) throws -> Void) async throws -> Job {
@@ -105,8 +105,8 @@ public final class FaultyJobStore: JobStore {
     public func updateModelVersion(name: String, version: String, _ change: @escaping @Sendable (inout ModelVersion) -> Void) async throws -> ModelVersion {
         try check("updateModelVersion"); return try await base.updateModelVersion(name: name, version: version, change)
     }
-    public func setModelAlias(name: String, alias: String, version: String?, reason: String, time: Date) async throws -> AliasChange {
-        try check("setModelAlias"); return try await base.setModelAlias(name: name, alias: alias, version: version, reason: reason, time: time)
+    public func setModelAlias(name: String, alias: String, version: String?, reason: String, by: String?, time: Date) async throws -> AliasChange {
+        try check("setModelAlias"); return try await base.setModelAlias(name: name, alias: alias, version: version, reason: reason, by: by, time: time)
     }
     public func aliasHistory(name: String, alias: String?, limit: Int) async throws -> [AliasChange] {
         try check("aliasHistory"); return try await base.aliasHistory(name: name, alias: alias, limit: limit)
@@ -126,4 +126,13 @@ public final class FaultyJobStore: JobStore {
         try check("updateSweep"); return try await base.updateSweep(id, change)
     }
     public func sweepSecrets(of id: String) async throws -> [String: JSONValue] { try check("sweepSecrets"); return try await base.sweepSecrets(of: id) }
+    public func addUser(_ user: User) async throws { try check("addUser"); try await base.addUser(user) }
+    public func user(_ name: String) async throws -> User? { try check("user"); return try await base.user(name) }
+    public func users() async throws -> [User] { try check("users"); return try await base.users() }
+    public func setRole(user name: String, _ role: Role) async throws -> User { try check("setRole"); return try await base.setRole(user: name, role) }
+    public func removeUser(_ name: String, at time: Date) async throws { try check("removeUser"); try await base.removeUser(name, at: time) }
+    public func addToken(_ token: TokenRecord) async throws { try check("addToken"); try await base.addToken(token) }
+    public func token(id: String) async throws -> TokenRecord? { try check("token"); return try await base.token(id: id) }
+    public func tokens(user: String?) async throws -> [TokenRecord] { try check("tokens"); return try await base.tokens(user: user) }
+    public func revokeToken(id: String, at time: Date) async throws -> TokenRecord { try check("revokeToken"); return try await base.revokeToken(id: id, at: time) }
 }

@@ -1,4 +1,5 @@
-// Sign-in: the server's token (YARD_TOKEN) is traded for a session cookie
+// Sign-in: the server's token (YARD_TOKEN) or a user's own (yard tokens
+// create) is traded for a session cookie
 // that scripts cannot read; the token is not kept anywhere in the browser.
 
 import { signIn } from "../lib/api.js";
@@ -15,15 +16,15 @@ export function mount(root, { query, navigate, onSignedIn }) {
   const form = h("form", { class: "sign-in", method: "post", action: "/api/session" },
     h("h1", { text: "Sign in" }),
     h("label", { for: "token", text: "Token" }), input,
-    h("p", { id: "token-help", class: "muted", text: "The YARD_TOKEN this server was started with." }),
+    h("p", { id: "token-help", class: "muted", text: "The YARD_TOKEN this server was started with, or your own token from `yard tokens create`." }),
     error, h("button", { type: "submit", text: "Sign in" }));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     error.hidden = true;
     try {
-      await signIn(input.value);
+      const state = await signIn(input.value);
       input.value = "";
-      onSignedIn();
+      onSignedIn(state);
       navigate(safeNext(query.get("next")));
     } catch (e) {
       error.hidden = false;

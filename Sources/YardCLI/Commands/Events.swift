@@ -11,7 +11,7 @@ struct Events: AsyncParsableCommand {
 
     @Flag(name: .shortAndLong, help: "Keep printing new events as they happen (reconnects where it left off).") var follow = false
     @Option(help: "Only events after this sequence number.") var after: Int64 = 0
-    @Option(help: "Only events about job, sweep, model, dataset or worker.") var entity: String?
+    @Option(help: "Only events about job, sweep, model, dataset, worker, user or audit.") var entity: String?
     @Option(help: "Only events about this job or sweep id, model or dataset name.") var id: String?
     @Option(help: "Only these event types, comma-separated (state, epoch, alias, version, ...).") var type: String?
     @Option(help: "Only state changes into this state (failed, succeeded, finished, ...).") var state: String?
@@ -87,6 +87,9 @@ struct Events: AsyncParsableCommand {
             what = "trial \(data["number"]?.intValue.map(String.init) ?? "?") → \(data["state"]?.stringValue ?? "?")\(value) (job \(data["job_id"]?.stringValue ?? "?"))"
         case ("worker"?, "state"?):
             what = "→ \(data["state"]?.stringValue ?? "?") on \(data["host"]?.stringValue ?? "?")" + (data["job_id"]?.stringValue.map { " (job \($0))" } ?? "")
+        case ("audit"?, "request"?):
+            what = "\(data["method"]?.stringValue ?? "?") \(data["path"]?.stringValue ?? "?") → \(data["status"]?.intValue.map(String.init) ?? "?")"
+                + (data["address"]?.stringValue.map { " from \($0)" } ?? "")
         case (_, "state"?):
             let message = data["message"]?.stringValue.map { ": \($0.prefix(120))" } ?? ""
             what = "→ \(data["state"]?.stringValue ?? "?")\(message)"

@@ -7,6 +7,8 @@ struct Jobs: AsyncParsableCommand {
 
     @Option(help: "Only jobs in this state.") var state: String?
     @Option(help: "How many to list.") var limit = 50
+    @Flag(help: "Only the jobs I submitted (the user of YARD_TOKEN).") var mine = false
+    @Option(help: "Only the jobs this user submitted.") var owner: String?
     @Flag(help: "Print JSON.") var json = false
     @OptionGroup var server: ServerOptions
 
@@ -16,6 +18,11 @@ struct Jobs: AsyncParsableCommand {
         try await reporting {
             var query = "?limit=\(limit)"
             if let state { query += "&state=\(state.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")" }
+            if mine { query += "&mine=true" }
+            if let owner {
+                try User.validateName(owner, field: "--owner")
+                query += "&owner=\(owner)"
+            }
             let list = try await server.client.get("/api/jobs\(query)", as: List.self)
             if json { return try Output.json(list) }
             if list.jobs.isEmpty { return Output.line("no jobs; submit one with `yard submit config.yaml`") }

@@ -25,6 +25,8 @@ public struct DatasetVersion: Sendable, Codable, Hashable {
     /// What the import did beyond copying (a split's seed and ratios, a
     /// conversion's dropped boxes), one line each.
     public var notes: [String]
+    /// The user who added it.
+    public var createdBy: String?
 
     public init(name: String, number: Int, id: String, createdAt: Date, source: String, format: String, task: String,
                 files: Int, bytes: Int64, classes: [String], splits: [String: SplitSummary], errors: Int, warnings: Int, notes: [String]) {
@@ -49,7 +51,7 @@ public struct DatasetVersion: Sendable, Codable, Hashable {
 
     enum CodingKeys: String, CodingKey {
         case name, number, id, source, format, task, files, bytes, classes, splits, errors, warnings, notes
-        case createdAt = "created_at"
+        case createdAt = "created_at", createdBy = "created_by"
     }
 
     /// Images, labelled images, boxes (instances) and boxes per class of one split.

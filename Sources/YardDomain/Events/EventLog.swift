@@ -1,8 +1,10 @@
 import Foundation
 
-/// What an event of the log is about.
+/// What an event of the log is about. `user`: a user or token added,
+/// changed or revoked (the id is the user's name); `audit`: a request that
+/// asked for a change, who asked and how it ended (the id is who asked).
 public enum EventEntity: String, Sendable, Codable, Hashable, CaseIterable {
-    case job, sweep, model, dataset, worker
+    case job, sweep, model, dataset, worker, user, audit
 
     /// `?entity=`: one of the kinds, or a one-line error naming them.
     public static func parse(_ text: String, field: String = "entity") throws(YardError) -> EventEntity {

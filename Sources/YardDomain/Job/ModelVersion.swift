@@ -32,6 +32,8 @@ public struct ModelVersion: Sendable, Codable, Hashable {
     public var health: HealthCheck?
     /// The weights in other formats (`onnx`), made by `yard models export`.
     public var exports: [String: ExportedWeights]?
+    /// The user who registered it (for auto-registration, the job's owner).
+    public var createdBy: String?
 
     public init(name: String, version: String, jobID: String, runID: String, source: String, createdAt: Date, aliases: [String] = []) {
         self.name = name
@@ -47,6 +49,7 @@ public struct ModelVersion: Sendable, Codable, Hashable {
         case name, version, source, aliases, sha256, size, locations, task, metrics
         case jobID = "job_id", runID = "run_id", createdAt = "created_at"
         case mlflowVersion = "mlflow_version", mirrorError = "mirror_error", health, exports
+        case createdBy = "created_by"
     }
 
     /// Registered model names and aliases: letters, digits, `_ - .`, at most
@@ -159,6 +162,8 @@ public struct AliasChange: Sendable, Codable, Hashable {
     public var time: Date
     /// register, alias, rollback, deploy, health check failed, ...
     public var reason: String
+    /// The user who moved it (nil: the server itself, or before users).
+    public var by: String?
 
     public init(name: String, alias: String, version: String?, previous: String?, time: Date, reason: String) {
         self.name = name

@@ -65,6 +65,8 @@ public struct Sweep: Sendable, Codable, Hashable {
     public var retrainJobID: String?
     /// The sweep's parent run in MLflow, once the spool has created it.
     public var mlflowRunID: String?
+    /// The user who started it; its trials are theirs too.
+    public var owner: String?
 
     public init(id: String, study: String, experiment: String, config: JSONValue, createdAt: Date) {
         self.id = id
@@ -83,5 +85,6 @@ public struct Sweep: Sendable, Codable, Hashable {
     enum CodingKeys: String, CodingKey {
         case id, study, experiment, state, config, message, trials, best
         case createdAt = "created_at", finishedAt = "finished_at", retrainJobID = "retrain_job_id", mlflowRunID = "mlflow_run_id"
+        case owner
     }
 }

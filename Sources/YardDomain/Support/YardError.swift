@@ -20,6 +20,8 @@ public struct YardError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let unsupportedMediaType = Code("unsupported_media_type")
         /// Missing or wrong credentials.
         public static let unauthorized = Code("unauthorized")
+        /// Known credentials whose role may not do that (the message names the role).
+        public static let forbidden = Code("forbidden")
         /// Something outside us failed (the engine, the disk, a server).
         public static let unavailable = Code("unavailable")
         /// A bug or an unexpected condition.

@@ -15,6 +15,7 @@ struct APIError: HTTPResponseError {
         case .notFound: status = .notFound
         case .conflict: status = .conflict
         case .unauthorized: status = .unauthorized
+        case .forbidden: status = .forbidden
         case .tooLarge: status = .contentTooLarge
         case .unsupportedMediaType: status = .unsupportedMediaType
         case .unavailable: status = .serviceUnavailable

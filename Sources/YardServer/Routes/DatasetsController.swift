@@ -78,6 +78,8 @@ struct DatasetsController<Context: RequestContext> {
             throw YardError(.invalidInput, field: "body", #"body: expected JSON like {"name": "coco8", "source": "/data/coco8", "split": "0.8,0.1,0.1", "seed": 0}"#)
         }
         _ = try service.check(body)
+        // Refused before the import starts (the job layer checks again when it records the version).
+        try await DatasetControl(store: service.store).authorise(name: body.name)
         let service = self.service
         let (lines, continuation) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingNewest(64))
         let task = Task {

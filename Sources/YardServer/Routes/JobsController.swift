@@ -67,7 +67,7 @@ struct JobsController<Context: RequestContext> {
             }
             wanted = known
         }
-        let jobs = try await store.jobs(limit: limit, state: wanted)
+        let jobs = try await store.jobs(limit: limit, state: wanted, owner: try Self.owner(request))
         return try JSONResponse.make(["jobs": jobs])
     }
 
@@ -118,6 +118,17 @@ struct JobsController<Context: RequestContext> {
         let store = self.store
         return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
                         body: ResponseBody { writer in try await JobStreams.logs(store: store, jobID: id, follow: follow, channel: channel, writer: &writer) })
+    }
+
+    /// `?owner=NAME`, or `?mine=true`: the caller's own jobs.
+    static func owner(_ request: Request) throws -> String? {
+        let owner = Query.string(request, "owner")
+        guard try Query.bool(request, "mine") == true else { return owner }
+        guard let caller = Caller.current else {
+            throw YardError.invalid("mine", "this request has no user (the server has no YARD_TOKEN); use ?owner=NAME")
+        }
+        guard owner == nil || owner == caller.name else { throw YardError.invalid("mine", "give ?mine=true or ?owner=NAME, not both") }
+        return caller.name
     }
 
     /// A 40 or 64 hex-digit commit id, else nothing.

@@ -28,6 +28,8 @@ enum OpenAPI {
         guard case .object(var fields) = operation else { return operation }
         if case .object(var responses)? = fields["responses"], fields["security"] != [] {
             responses["401"] = responses["401"] ?? error
+            // A change the caller's role may not make (AccessPolicy).
+            if method != "get" { responses["403"] = responses["403"] ?? error }
             fields["responses"] = .object(responses)
         }
         return .object(fields)
@@ -81,13 +83,14 @@ enum OpenAPI {
     // MARK: Paths
 
     static var paths: [String: JSONValue] {
-        var paths = modelPaths
+        var paths = modelPaths.merging(userPaths) { first, _ in first }
         paths["/health"] = ["get": op("health", "liveness", [ "200": json(["type": "object", "properties": ["status": ["type": "string"]]])], security: false)]
         paths["/metrics"] = ["get": op("metrics", "Prometheus text: predict requests and errors by model, version and code; latency and images-per-request histograms; queue depth, load time, memory and restarts per loaded version; jobs by state",
                                         ["200": ["description": "Prometheus text format 0.0.4", "content": ["text/plain": ["schema": ["type": "string"]]]]])]
         paths["/api/openapi.json"] = ["get": op("openapi", "this document", ["200": json(["type": "object"])])]
         paths["/api/jobs"] = [
-            "get": op("listJobs", "jobs, newest first", parameters: [limit, query("state", ref("JobState"))],
+            "get": op("listJobs", "jobs, newest first", parameters: [limit, query("state", ref("JobState")),
+                      query("owner", ["type": "string"], "only this user's jobs"), query("mine", ["type": "boolean"], "only the caller's jobs")],
                       ["200": json(list("jobs", of: "Job"))], errors: [400]),
             "post": op("submitJob", "submit a config; the X-Yard-Git-Commit header records the submitter's commit", body: config,
                        ["201": json(ref("Submitted"), "queued")], errors: [400, 404, 409, 413, 415]),
@@ -104,7 +107,7 @@ enum OpenAPI {
             ["200": ["description": "log lines", "content": ["text/plain": ["schema": ["type": "string"]]]]], errors: [404])]
         paths["/api/events"] = ["get": op("events", "the event log (SSE): every event after Last-Event-ID or ?after=; a reader below the retained window first gets one `truncated` event",
             parameters: [query("after", ["type": "integer", "minimum": 0]),
-                         query("entity", ["type": "string", "enum": ["job", "sweep", "model", "dataset", "worker"]]),
+                         query("entity", ["type": "string", "enum": .array(EventEntity.allCases.map { .string($0.rawValue) })]),
                          query("id", ["type": "string"], "the entity's id"), query("type", ["type": "string"], "comma-separated event types"),
                          query("state", ["type": "string"], "only state events into this state"),
                          query("experiment", ["type": "string"], "only events of the jobs and sweeps of this experiment"),
@@ -149,6 +152,46 @@ enum OpenAPI {
         return paths
     }
 
+    /// Users, tokens and the audit trail (UsersController).
+    static var userPaths: [String: JSONValue] {
+        let user: JSONValue = ["type": "object", "required": ["name", "role"], "properties": [
+            "name": ["type": "string"], "role": ["type": "string", "enum": ["viewer", "member", "admin"]],
+            "created_at": ["type": "string"], "created_by": ["type": "string"]]]
+        let token: JSONValue = ["type": "object", "required": ["id", "user"], "properties": [
+            "id": ["type": "string", "description": "the token's public id (12 hex digits)"], "user": ["type": "string"], "label": ["type": "string"],
+            "created_at": ["type": "string"], "created_by": ["type": "string"], "expires_at": ["type": "string"], "revoked_at": ["type": "string"],
+            "token": ["type": "string", "description": "the token itself: in the answer of its creation only"]]]
+        let body = { (required: [String], properties: [String: JSONValue]) -> JSONValue in
+            ["required": true, "content": ["application/json": ["schema": ["type": "object", "required": .array(required.map { .string($0) }),
+                                                                             "properties": .object(properties)]]]]
+        }
+        let name = path("name", "a user's name")
+        return [
+            "/api/users": [
+                "get": op("listUsers", "users and their roles (admin)", ["200": json(["type": "object", "properties": ["users": ["type": "array", "items": user]]])], errors: [403]),
+                "post": op("addUser", "add a user with a role (admin)", body: body(["name", "role"], ["name": ["type": "string"], "role": ["type": "string"]]),
+                           ["201": json(user)], errors: [400, 409]),
+            ],
+            "/api/users/{name}": [
+                "patch": op("changeUser", "change a user's role (admin)", parameters: [name], body: body(["role"], ["role": ["type": "string"]]),
+                            ["200": json(user)], errors: [400, 404]),
+                "delete": op("removeUser", "remove a user; their tokens stop working (admin)", parameters: [name], ["204": ["description": "removed"]], errors: [404]),
+            ],
+            "/api/tokens": [
+                "get": op("listTokens", "tokens (never the tokens themselves), ?user= one user's (admin)", parameters: [query("user", ["type": "string"])],
+                          ["200": json(["type": "object", "properties": ["tokens": ["type": "array", "items": token]]])], errors: [403]),
+                "post": op("createToken", "a new token for a user, shown in this answer only (admin); expires: 12h, 30d, 2w",
+                           body: body(["user"], ["user": ["type": "string"], "name": ["type": "string"], "expires": ["type": "string"]]),
+                           ["201": json(token)], errors: [400, 404]),
+            ],
+            "/api/tokens/{id}": ["delete": op("revokeToken", "revoke a token: refused from the next request on (admin)", parameters: [path("id", "a token id")],
+                                              ["200": json(token)], errors: [404])],
+            "/api/audit": ["get": op("audit", "the last requests that asked for a change: who, what, from where, the status (oldest first)",
+                                     parameters: [query("user", ["type": "string"]), query("limit", ["type": "integer", "minimum": 1, "maximum": 10000, "default": 100])],
+                                     ["200": json(["type": "object", "properties": ["events": ["type": "array", "items": ["type": "object"]]]])], errors: [400])],
+        ]
+    }
+
     static var modelPaths: [String: JSONValue] {
         guard case .object(let paths)? = try? JSONDecoder().decode(JSONValue.self, from: Data(modelPathsJSON.utf8)) else { return [:] }
         return paths
@@ -175,7 +218,8 @@ enum OpenAPI {
         "test_metrics": {"type": "object"}, "run_id": {"type": "string"}, "mlflow_run_id": {"type": "string"},
         "tracking": {"type": "string"}, "tracking_error": {"type": "string"}, "git_commit": {"type": "string"},
         "dataset": {"type": "string", "description": "NAME@ID of the dataset version it trained on"}, "dataset_hash": {"type": "string"},
-        "claim": {"type": "integer"}, "report_seq": {"type": "integer"}, "pruning": {"type": "string"}}},
+        "claim": {"type": "integer"}, "report_seq": {"type": "integer"}, "pruning": {"type": "string"},
+        "owner": {"type": "string", "description": "the user who submitted it"}}},
       "Epoch": {"type": "object", "required": ["job_id", "epoch", "metrics"], "properties": {
         "job_id": {"type": "string"}, "epoch": {"type": "integer"}, "seconds": {"type": "number"},
         "metrics": {"type": "object", "additionalProperties": {"type": "number"}}}},
@@ -188,7 +232,7 @@ enum OpenAPI {
       "Event": {"type": "object", "description": "one event of the log; as SSE: `id: SEQ`, `event: TYPE`, `data: JSON of this object`",
         "required": ["seq", "entity", "id", "type", "time", "data"], "properties": {
         "seq": {"type": "integer", "description": "the global sequence number (gap-free, increasing in commit order)"},
-        "entity": {"type": "string", "enum": ["job", "sweep", "model", "dataset", "worker"]}, "id": {"type": "string"},
+        "entity": {"type": "string", "enum": ["job", "sweep", "model", "dataset", "worker", "user", "audit"]}, "id": {"type": "string"},
         "type": {"type": "string", "description": "state, epoch, progress, log, artifact, trial, version, alias, truncated, ..."},
         "time": {"type": "string"}, "data": {"type": "object"}}},
       "Trial": {"type": "object", "required": ["number", "job_id", "params"], "properties": {

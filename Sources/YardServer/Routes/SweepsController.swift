@@ -67,6 +67,7 @@ struct SweepsController<Context: RequestContext> {
         }
         if let message = sweep.message { object["message"] = .string(message) }
         if let run = sweep.mlflowRunID { object["mlflow_run_id"] = .string(run) }
+        if let owner = sweep.owner { object["owner"] = .string(owner) }
         if let best = sweep.best { object["best"] = try JSONResponse.value(best) }
         return .object(object)
     }

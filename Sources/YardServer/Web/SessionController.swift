@@ -2,8 +2,10 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import YardDomain
+import YardJobs
 
-/// `/api/session`: a page trades the server's token for a session cookie
+/// `/api/session`: a page trades a token (the server's, or a user's made by
+/// `yard tokens create`) for a session cookie
 /// (POST), reads whether it is signed in and its CSRF token (GET), and
 /// signs out (DELETE). The cookie is HttpOnly and SameSite=Strict, Secure
 /// when the server is reached over HTTPS (`secureCookies`); it holds a
@@ -12,6 +14,8 @@ struct SessionController<Context: RequestContext> {
     let token: String?
     let sessions: SessionStore
     let secureCookies: Bool
+    /// Checks users' tokens (nil: only the server's token signs in).
+    var users: UserControl?
 
     func addRoutes(to router: some RouterMethods<Context>) {
         router.get("/api/session", use: show)
@@ -25,14 +29,22 @@ struct SessionController<Context: RequestContext> {
         let signedIn: Bool
         /// Sent back as `X-CSRF-Token` with every request that changes something.
         let csrf: String?
+        /// Who is signed in and their role (a page offers no change a viewer may not make).
+        var user: String?
+        var role: String?
 
-        enum CodingKeys: String, CodingKey { case authRequired = "auth_required", signedIn = "signed_in", csrf }
+        enum CodingKeys: String, CodingKey { case authRequired = "auth_required", signedIn = "signed_in", csrf, user, role }
     }
 
     @Sendable func show(_ request: Request, context: Context) async throws -> Response {
         guard token != nil else { return try JSONResponse.make(State(authRequired: false, signedIn: true, csrf: nil)) }
-        let session = await current(request)
-        return try JSONResponse.make(State(authRequired: true, signedIn: session != nil, csrf: session?.csrf))
+        guard let session = await current(request) else {
+            return try JSONResponse.make(State(authRequired: true, signedIn: false, csrf: nil))
+        }
+        guard let caller = try await caller(of: session) else {
+            return try JSONResponse.make(State(authRequired: true, signedIn: false, csrf: nil))
+        }
+        return try JSONResponse.make(State(authRequired: true, signedIn: true, csrf: session.csrf, user: caller.name, role: caller.role.rawValue))
     }
 
     @Sendable func signIn(_ request: Request, context: Context) async throws -> Response {
@@ -48,15 +60,21 @@ struct SessionController<Context: RequestContext> {
             throw YardError(.invalidInput, field: "body", "body: larger than 4 KiB; send {\"token\": \"...\"}")
         }
         guard let given = try? JSONDecoder().decode(SignInBody.self, from: Data(body.readableBytesView)).token else {
-            throw YardError(.invalidInput, field: "token", "token: send JSON {\"token\": \"...\"} with the server's YARD_TOKEN")
+            throw YardError(.invalidInput, field: "token", "token: send JSON {\"token\": \"...\"} with the server's YARD_TOKEN or your own token")
         }
-        guard AuthMiddleware<Context>.constantTimeEqual(given, token) else {
-            throw YardError(.unauthorized, field: "token", "token: wrong token; use the YARD_TOKEN the server was started with")
+        let caller: Caller
+        if AuthMiddleware<Context>.constantTimeEqual(given, token) {
+            caller = .tokenAdmin
+        } else if let user = try await users?.caller(token: given) {
+            caller = user
+        } else {
+            throw YardError(.unauthorized, field: "token", "token: wrong, revoked or expired token; use the YARD_TOKEN the server was started with or a token from `yard tokens create`")
         }
-        let (id, session) = await sessions.create()
+        AuditSubject.current?.set(caller)
+        let (id, session) = await sessions.create(tokenID: caller.tokenID)
         var headers: HTTPFields = [.setCookie: cookie(id, maxAge: Int(sessions.lifetime))]
         headers[.contentType] = "application/json"
-        let state = try JSONResponse.encoder.encode(State(authRequired: true, signedIn: true, csrf: session.csrf))
+        let state = try JSONResponse.encoder.encode(State(authRequired: true, signedIn: true, csrf: session.csrf, user: caller.name, role: caller.role.rawValue))
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: state)))
     }
 
@@ -64,6 +82,12 @@ struct SessionController<Context: RequestContext> {
     @Sendable func signOut(_ request: Request, context: Context) async throws -> Response {
         if let id = BrowserRequest.cookie(SessionStore.cookieName, in: request) { await sessions.end(id) }
         return Response(status: .noContent, headers: [.setCookie: cookie("", maxAge: 0)])
+    }
+
+    /// Who a session stands for now (nil: its user token was revoked or its user removed).
+    func caller(of session: SessionStore.Session) async throws -> Caller? {
+        guard let tokenID = session.tokenID else { return .tokenAdmin }
+        return try await users?.caller(tokenID: tokenID)
     }
 
     func current(_ request: Request) async -> SessionStore.Session? {

@@ -9,6 +9,9 @@ actor SessionStore {
     struct Session: Sendable {
         let csrf: String
         let expires: Date
+        /// The id of the user token it was signed in with (nil: the server's
+        /// own token); each request checks that token is still live.
+        var tokenID: String?
     }
 
     static let cookieName = "yard_session"
@@ -24,14 +27,14 @@ actor SessionStore {
     }
 
     /// A new session: its id (for the cookie) and the session.
-    func create() -> (id: String, session: Session) {
+    func create(tokenID: String? = nil) -> (id: String, session: Session) {
         let time = now()
         sessions = sessions.filter { $0.value.expires > time }
         if sessions.count >= capacity, let first = sessions.min(by: { $0.value.expires < $1.value.expires })?.key {
             sessions[first] = nil
         }
         let id = Self.randomToken()
-        let session = Session(csrf: Self.randomToken(), expires: time.addingTimeInterval(lifetime))
+        let session = Session(csrf: Self.randomToken(), expires: time.addingTimeInterval(lifetime), tokenID: tokenID)
         sessions[id] = session
         return (id, session)
     }

@@ -45,11 +45,11 @@ public struct SQLiteJobStore: JobStore {
         return try text.map { try JSONCoding.decode(Job.self, $0) }
     }
 
-    public func jobs(limit: Int, state: JobState?) async throws -> [Job] {
+    public func jobs(limit: Int, state: JobState?, owner: String?) async throws -> [Job] {
         let texts = try await db.read { db in
             try String.fetchAll(db, sql: """
-                SELECT record FROM job WHERE (?1 IS NULL OR state = ?1) ORDER BY created_at DESC, id DESC LIMIT ?2
-                """, arguments: [state?.rawValue, limit])
+                SELECT record FROM job WHERE (?1 IS NULL OR state = ?1) AND (?3 IS NULL OR owner = ?3) ORDER BY created_at DESC, id DESC LIMIT ?2
+                """, arguments: [state?.rawValue, limit, owner])
         }
         return try texts.map { try JSONCoding.decode(Job.self, $0) }
     }
@@ -397,7 +397,7 @@ public struct SQLiteJobStore: JobStore {
         }
     }
 
-    public func setModelAlias(name: String, alias: String, version: String?, reason: String, time: Date) async throws -> AliasChange {
+    public func setModelAlias(name: String, alias: String, version: String?, reason: String, by: String?, time: Date) async throws -> AliasChange {
         let feed = self.feed
         return try await db.write { db in
             if let version, try Int.fetchOne(db, sql: "SELECT 1 FROM model_version WHERE name = ? AND version = ?", arguments: [name, version]) == nil {
@@ -412,9 +412,10 @@ public struct SQLiteJobStore: JobStore {
             } else {
                 try db.execute(sql: "DELETE FROM model_alias WHERE name = ? AND alias = ?", arguments: [name, alias])
             }
-            let change = AliasChange(name: name, alias: alias, version: version, previous: previous, time: time, reason: reason)
-            try db.execute(sql: "INSERT INTO model_alias_history (name, alias, version, previous, time, reason) VALUES (?, ?, ?, ?, ?, ?)",
-                           arguments: [name, alias, version, previous, time.timeIntervalSince1970, reason])
+            var change = AliasChange(name: name, alias: alias, version: version, previous: previous, time: time, reason: reason)
+            change.by = by
+            try db.execute(sql: "INSERT INTO model_alias_history (name, alias, version, previous, time, reason, moved_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           arguments: [name, alias, version, previous, time.timeIntervalSince1970, reason, by])
             _ = try Self.insertEvent(db, jobID: name, type: "alias", payload: StoreEvents.aliasMoved(change), time: time, feed: feed, entity: .model)
             return change
         }
@@ -423,11 +424,13 @@ public struct SQLiteJobStore: JobStore {
     public func aliasHistory(name: String, alias: String?, limit: Int) async throws -> [AliasChange] {
         try await db.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT name, alias, version, previous, time, reason FROM model_alias_history
+                SELECT name, alias, version, previous, time, reason, moved_by FROM model_alias_history
                 WHERE name = ?1 AND (?2 IS NULL OR alias = ?2) ORDER BY id DESC LIMIT ?3
                 """, arguments: [name, alias, limit]).map {
-                AliasChange(name: $0["name"], alias: $0["alias"], version: $0["version"], previous: $0["previous"],
-                            time: Date(timeIntervalSince1970: $0["time"]), reason: $0["reason"])
+                var change = AliasChange(name: $0["name"], alias: $0["alias"], version: $0["version"], previous: $0["previous"],
+                                         time: Date(timeIntervalSince1970: $0["time"]), reason: $0["reason"])
+                change.by = $0["moved_by"]
+                return change
             }
         }
     }

@@ -233,6 +233,25 @@ public struct YardDatabase: Sendable {
                 CREATE INDEX job_by_state_experiment ON job(state, experiment);
                 """)
         }
+        migrator.registerMigration("v11-users") { db in
+            // Users and their API tokens (a token's record holds its salted
+            // hash, never the token); who owns a job (an indexed virtual
+            // column, for `?owner=` / `yard jobs --mine`) and who moved an alias.
+            try db.execute(sql: """
+                CREATE TABLE user (name TEXT PRIMARY KEY NOT NULL, record TEXT NOT NULL);
+                CREATE TABLE api_token (
+                  id TEXT PRIMARY KEY NOT NULL,
+                  user TEXT NOT NULL,
+                  created_at DOUBLE NOT NULL,
+                  revoked INTEGER NOT NULL,
+                  record TEXT NOT NULL
+                );
+                CREATE INDEX api_token_by_user ON api_token(user, created_at);
+                ALTER TABLE job ADD COLUMN owner TEXT GENERATED ALWAYS AS (json_extract(record, '$.owner')) VIRTUAL;
+                CREATE INDEX job_by_owner ON job(owner, created_at);
+                ALTER TABLE model_alias_history ADD COLUMN moved_by TEXT;
+                """)
+        }
         return migrator
     }
 }
