@@ -20,8 +20,10 @@ public struct YardCommand: AsyncParsableCommand {
 struct ServerOptions: ParsableArguments {
     @Option(help: "Server URL (default: $YARD_SERVER, else http://127.0.0.1:8787).")
     var server: String?
+    @Option(help: "PEM file of the CA an https server's certificate must chain to (default: $YARD_CA, else the system's roots).")
+    var ca: String?
 
-    var client: APIClient { APIClient(server: server) }
+    var client: APIClient { ca.map { APIClient(server: server, ca: $0) } ?? APIClient(server: server) }
 }
 
 /// Runs a command body; a user-facing error is printed on one line and the

@@ -53,6 +53,8 @@ public struct YardOptions: Sendable {
     public var eventRetention = EventRetention()
     /// When the store's commits are on the disk (`--sync`).
     public var sync = YardDatabase.Sync.normal
+    /// `--tls-cert/--tls-key`: serve HTTPS (nil: HTTP).
+    public var tls: ServerTLS?
     /// `--webhook`, `--allow-private-webhooks`, the server-wide secret: what the webhook deliverer sends where.
     public var webhooks = WebhookSettings()
     /// `--secure-cookies`: the dashboard's session cookie is marked Secure
@@ -275,7 +277,7 @@ public struct Yard: Sendable {
     public func buildApplication(logger: Logger, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in })
         -> some ApplicationProtocol & Service
     {
-        Application(router: buildRouter(),
+        Application(router: buildRouter(), server: options.tls?.server ?? .http1(),
                     configuration: .init(address: .hostname(options.host, port: options.port), serverName: "trainyard"),
                     onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
                     logger: logger)

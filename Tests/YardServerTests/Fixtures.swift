@@ -20,7 +20,8 @@ struct TestYard {
     /// With `sqlite`, the store and queue are the embedded drivers on a file in the temp folder.
     /// `directory` is an existing folder to use as the data dir.
     init(token: String? = nil, store: (any JobStore)? = nil, queue: (any JobQueue)? = nil, allowDatasetSymlinks: Bool = false,
-         sqlite: Bool = false, directory: String? = nil, datasetRoots: [String] = [], webhooks: WebhookSettings = WebhookSettings()) throws {
+         sqlite: Bool = false, directory: String? = nil, datasetRoots: [String] = [], webhooks: WebhookSettings = WebhookSettings(),
+         tls: ServerTLS? = nil) throws {
         dir = try directory.map(TemporaryDirectory.init(at:)) ?? TemporaryDirectory("yard-server")
         var options = YardOptions()
         options.dataDirectory = dir.path
@@ -30,6 +31,7 @@ struct TestYard {
         options.allowDatasetSymlinks = allowDatasetSymlinks
         options.datasetRoots = datasetRoots
         options.webhooks = webhooks
+        options.tls = tls
         var store = store ?? MemoryJobStore()
         var queue: any JobQueue = queue ?? MemoryJobQueue()
         if sqlite {

@@ -138,6 +138,8 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("event-retention-days"),
             help: "Days jobs' epoch, progress, log and artifact events stay in the event log (0: for ever; state and other events always stay).")
     var eventRetentionDays = 30
+    @Option(name: .customLong("tls-cert"), help: "PEM certificate chain: serve HTTPS directly (with --tls-key).") var tlsCert: String?
+    @Option(name: .customLong("tls-key"), help: "PEM private key of --tls-cert.") var tlsKey: String?
     @Option(name: .customLong("sync"),
             help: "normal: a commit survives the server being killed, a power cut may lose the last ones; full: every commit is fsynced (survives a power cut; slower on most disks).")
     var sync: SyncSetting = .normal
@@ -248,15 +250,23 @@ struct ServeOptions: ParsableArguments {
         return logger
     }
 
-    func run(_ options: YardOptions) async throws {
+    func run(_ given: YardOptions) async throws {
         logFormat.bootstrap()  // before the first logger
+        var options = given
+        switch (tlsCert, tlsKey) {
+        case (let certificate?, let key?): options.tls = try ServerTLS(certificate: certificate, key: key)
+        case (nil, nil): break
+        case (nil, _): throw YardError.invalid("--tls-cert", "--tls-key needs --tls-cert: give the certificate chain the key belongs to")
+        case (_, nil): throw YardError.invalid("--tls-key", "--tls-cert needs --tls-key: give the certificate's private key")
+        }
         let yard = try await Yard.embedded(options)
         let data = yard.options.dataDirectory
         let auth = options.token == nil ? "no auth (set YARD_TOKEN to require a token)" : "token auth"
         let queue = yard.remote.map { "workers over Redis at \($0.redis.configuration)" } ?? "embedded queue"
         let logger = self.logger
+        let scheme = options.tls == nil ? "http" : "https", workers = options.workers
         try await yard.runUp(logger: logger) { [logFormat] port in
-            let banner = "trainyard serving http://\(host):\(port) with \(options.workers) local worker(s), \(queue), data in \(data), \(auth)"
+            let banner = "trainyard serving \(scheme)://\(host):\(port) with \(workers) local worker(s), \(queue), data in \(data), \(auth)"
             if logFormat == .json { logger.notice("\(banner)") } else { Output.line(banner) }
         }
     }
