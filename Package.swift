@@ -150,6 +150,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Yams", package: "Yams"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .executableTarget(name: "yard", dependencies: ["YardCLI"]),
         // The Swift half of bench/mlflow_metrics.sh and bench/streams.sh.

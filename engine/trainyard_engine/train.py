@@ -94,14 +94,22 @@ def build_model(spec):
 
 
 def versions():
+    """What computed the run, for its lineage and for `yard rerun` to compare."""
+    import numpy
     import torch
     import ultralytics
 
+    from . import __version__
+
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     return {
         "ultralytics": ultralytics.__version__,
         "torch": torch.__version__,
         "python": platform.python_version(),
+        "numpy": numpy.__version__,
         "cuda": torch.version.cuda or "",
+        "cudnn": str(cudnn) if cudnn else "",
+        "engine": __version__,
     }
 
 
@@ -166,6 +174,7 @@ class Reporter:
             "started",
             versions=versions(),
             device=str(trainer.device),
+            host=platform.node(),
             save_dir=str(trainer.save_dir),
             epochs=trainer.epochs,
             start_epoch=trainer.start_epoch,
@@ -267,6 +276,7 @@ def report_finished(spec, events, save_dir):
         "started",
         versions=versions(),
         device=str((spec.get("train") or {}).get("device", "cpu")),
+        host=platform.node(),
         save_dir=str(save_dir),
         epochs=int(numbers.get("epoch", 0)) or None,
         start_epoch=int(numbers.get("epoch", 0)),

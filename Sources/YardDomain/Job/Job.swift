@@ -57,6 +57,8 @@ public struct Job: Sendable, Codable, Hashable {
     /// Why a sweep's pruner stopped this trial; set before the stop is
     /// asked, so the stop it causes ends the job `pruned`, not `stopped`.
     public var pruning: String?
+    /// Code state, parent model, rerun origin and host (`yard lineage`).
+    public var provenance: JobProvenance?
 
     public init(id: String, config: JobConfig, redacted: JSONValue, createdAt: Date) {
         self.id = id
@@ -77,6 +79,7 @@ public struct Job: Sendable, Codable, Hashable {
         case finalMetrics = "final_metrics", testMetrics = "test_metrics", runID = "run_id", mlflowRunID = "mlflow_run_id", tracking
         case trackingError = "tracking_error", gitCommit = "git_commit", datasetHash = "dataset_hash"
         case claim, reportSeq = "report_seq", pruning, dataset
+        case provenance
     }
 }
 
