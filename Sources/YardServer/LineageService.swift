@@ -61,13 +61,14 @@ struct LineageService: Sendable {
         let train = job.config["train"]?.objectValue ?? [:]
         let trainedOn = try await dataset(of: job)
         let trial = try await sweep(of: job)
+        let lastEpoch = try await store.epochs(of: job.id).max { $0.epoch < $1.epoch }?.metrics
         return Lineage(
             model: asked, registered: registered, job: .init(job), config: job.config,
             seed: train["seed"]?.intValue, deterministic: train["deterministic"]?.boolValue,
             dataset: trainedOn, code: .init(commit: job.gitCommit, dirty: job.provenance?.gitDirty, diff: job.provenance?.gitDiff),
             engine: job.versions ?? [:], device: job.device, host: job.provenance?.host, worker: job.worker,
             sweep: trial, parent: job.provenance?.parent, rerunOf: job.provenance?.rerunOf,
-            metrics: job.finalMetrics, fitness: job.fitness, test: job.testMetrics, aliasHistory: history)
+            metrics: job.finalMetrics, lastEpoch: lastEpoch, fitness: job.fitness, test: job.testMetrics, aliasHistory: history)
     }
 
     private func dataset(of job: Job) async throws -> Lineage.DatasetLineage {

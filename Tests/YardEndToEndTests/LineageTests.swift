@@ -68,11 +68,32 @@ struct LineageTests {
 
         // The same run again: identical final metrics on a CPU.
         let rerun = try h.yard(["rerun", "det@v1", "--wait"], server: yard.port)
-        #expect(rerun.status == 0 && rerun.output.contains("the final metrics agree exactly"), "\(rerun.output)")
+        #expect(rerun.status == 0 && rerun.output.contains("the final metrics and the last epoch agree exactly"), "\(rerun.output)")
         let rerunID = try #require(rerun.output.split(separator: "\n").first { $0.hasPrefix("rerun of ") }?.split(separator: " ")[5]).description
         let again = try await yard.get("/api/lineage/\(rerunID)")
         #expect(again["rerun_of"]?.stringValue == jobID && again["seed"]?.intValue == seed && again["dataset"]?["hash"]?.stringValue == id)
-        #expect(again["metrics"] == lineage["metrics"])
+        #expect(again["metrics"] == lineage["metrics"] && again["last_epoch"] == lineage["last_epoch"])
+        let losses = (lineage["last_epoch"]?.objectValue ?? [:]).filter { $0.key.hasSuffix("_loss") }
+        #expect(losses.count >= 3 && losses.values.allSatisfy { ($0.doubleValue ?? 0) > 0 }, "losses, not zeros, were compared: \(losses)")
+
+        // The record as a bundle, and that bundle run again: the same numbers.
+        let bundle = h.dir.file("det-v1.tar")
+        let written = try h.yard(["lineage", "det@v1", "--bundle", bundle], server: yard.port)
+        #expect(written.status == 0, "\(written.output)")
+        let unpacked = h.dir.file("unpacked")
+        #expect(try DatasetTests.sh("mkdir -p \(unpacked) && tar -xf \(bundle) -C \(unpacked)").status == 0)
+        let manifest = try JSONDecoder().decode(JSONValue.self, from: try Data(contentsOf: URL(fileURLWithPath: unpacked + "/dataset/manifest.json")))
+        #expect(manifest.arrayValue?.count == lineage["dataset"]?["version"]?["files"]?.intValue && manifest.arrayValue?.isEmpty == false)
+        let environment = try String(contentsOfFile: unpacked + "/environment.txt", encoding: .utf8)
+        #expect(environment.lowercased().contains("ultralytics==\(engine["ultralytics"]?.stringValue ?? "?")"), "\(environment.prefix(300))")
+        let fromBundle = try h.yard(["rerun", "--from-bundle", bundle, "--wait"], server: yard.port)
+        #expect(fromBundle.status == 0 && fromBundle.output.contains("the final metrics and the last epoch agree exactly"), "\(fromBundle.output)")
+        for (arguments, says) in [(["rerun", "--from-bundle", config], "not a lineage bundle"), (["rerun", "--from-bundle", h.dir.file("none.tar")], "does not exist"),
+                                  (["rerun", "--from-bundle", bundle, "--data", "dataset:nope"], "no dataset nope"),
+                                  (["lineage", "det@v1", "--bundle", "/nonexistent/x.tar"], "does not exist")] {
+            let refusedBundle = try h.yard(arguments, server: yard.port)
+            #expect(refusedBundle.status != 0 && refusedBundle.output.split(separator: "\n").count == 1 && refusedBundle.output.contains(says), "\(refusedBundle.output)")
+        }
 
         // Fine-tuned from the registered version: v1 is its parent.
         let tune = try h.dir.write("tune.yaml", """

@@ -104,6 +104,31 @@ struct LineageAPITests {
                 #expect(status == code && error["message"]?.stringValue?.contains("\n") == false, "\(reference): \(error)")
             }
 
+            // The record as a tar (read back by tar itself): secrets masked, weights by hash, what is missing said.
+            _ = try t.dir.write("artifacts/orig/environment.txt", "torch==2.4.0\nultralytics==8.3.0\n")
+            let tar = try await client.execute(uri: "/api/lineage/det@v1/bundle", method: .get) { response in
+                #expect(response.status == .ok && response.headers[.contentType] == "application/x-tar")
+                return Data(buffer: response.body)
+            }
+            let out = t.dir.file("bundle")
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            try tar.write(to: URL(fileURLWithPath: out + "/b.tar"))
+            let untar = Process()
+            untar.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            untar.arguments = ["tar", "-xf", out + "/b.tar", "-C", out]
+            try untar.run()
+            untar.waitUntilExit()
+            #expect(untar.terminationStatus == 0)
+            func read(_ name: String) throws -> JSONValue { try JSONDecoder().decode(JSONValue.self, from: try Data(contentsOf: URL(fileURLWithPath: out + "/" + name))) }
+            let index = try read("bundle.json")
+            #expect(index["files"] == ["lineage.json", "config.json", "metrics.json", "weights.json", "environment.txt"])
+            #expect(index["missing"]?.arrayValue?.first?.stringValue?.hasPrefix("dataset/manifest.json") == true, "\(index)")
+            #expect(try read("config.json")["train"]?["seed"] == 11 && !String(decoding: tar, as: UTF8.self).contains("hunter2"))
+            #expect(try read("weights.json")["best"]?["sha256"] == v1["sha256"] && (try read("weights.json"))["registered"]?[0]?["sha256"] == v1["sha256"])
+            #expect(try read("metrics.json")["test"]?["test/mAP50-95"] == .double(0.2))
+            #expect(try String(contentsOfFile: out + "/environment.txt", encoding: .utf8).contains("ultralytics==8.3.0"))
+            #expect(try read("lineage.json")["job"]?["id"] == "orig")
+
             // The version's files are not here: refused in one line, naming the version.
             let (refused, error) = try await Self.post(client, "/api/jobs/orig/rerun")
             #expect(refused == 404, "\(error)")

@@ -113,6 +113,19 @@ def versions():
     }
 
 
+def write_environment(save_dir):
+    """`environment.txt` in the run folder: every installed distribution as
+    `name==version`, sorted (what `pip freeze` lists), kept with the run so
+    its lineage bundle says what computed it. Never fails the run."""
+    try:
+        from importlib import metadata
+
+        names = {f"{dist.metadata['Name']}=={dist.version}" for dist in metadata.distributions() if dist.metadata["Name"]}
+        Path(save_dir, "environment.txt").write_text("\n".join(sorted(names, key=str.lower)) + "\n")
+    except Exception:  # noqa: BLE001 - the record is a courtesy; training goes on
+        traceback.print_exc(file=sys.stderr)
+
+
 def artifacts_in(save_dir):
     """The files worth keeping from a run folder, with their kind."""
     save_dir = Path(save_dir)
@@ -170,6 +183,7 @@ class Reporter:
         trainer.final_eval = final_eval
 
     def on_train_start(self, trainer):
+        write_environment(trainer.save_dir)
         self.events.emit(
             "started",
             versions=versions(),

@@ -10,6 +10,8 @@ struct LineageCommand: AsyncParsableCommand {
 
     @Argument(help: "A job id, or a registered model as NAME, NAME@ALIAS or NAME@vN.") var reference: String
     @Flag(help: "Print JSON.") var json = false
+    @Option(help: "Write the run's record as a tar here: config (secrets masked), dataset manifest, weights' sha256, the engine's environment, metrics (`yard rerun --from-bundle` runs it again).")
+    var bundle: String?
     @OptionGroup var server: ServerOptions
 
     static func path(_ reference: String) -> String {
@@ -18,10 +20,36 @@ struct LineageCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reporting {
+            if let bundle { return try await write(bundle: bundle) }
             let lineage = try await server.client.get(Self.path(reference), as: Lineage.self)
             if json { return try Output.json(lineage) }
             Self.print(lineage)
         }
+    }
+
+    /// The server's tar, written whole under a temporary name and renamed:
+    /// never a half-written bundle at `out`.
+    func write(bundle out: String) async throws {
+        let url = URL(fileURLWithPath: out)
+        let folder = url.deletingLastPathComponent().path
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue else {
+            throw YardError.invalid("--bundle", "the folder \(folder) does not exist; give a path in an existing folder")
+        }
+        let data = try await server.client.send(.GET, Self.path(reference) + "/bundle", timeout: .seconds(600))
+        let files = try LineageBundleFile.read(data, path: out)
+        let temporary = folder + "/.\(url.lastPathComponent).\(UUID().uuidString.prefix(8)).tmp"
+        do {
+            try data.write(to: URL(fileURLWithPath: temporary))
+            guard rename(temporary, url.path) == 0 else { throw YardError(.unavailable, field: "--bundle", "--bundle: cannot write \(out): \(String(cString: strerror(errno)))") }
+        } catch {
+            try? FileManager.default.removeItem(atPath: temporary)
+            if let error = error as? YardError { throw error }
+            throw YardError(.unavailable, field: "--bundle", "--bundle: cannot write \(out) (\(error.localizedDescription))")
+        }
+        let index = files["bundle.json"].flatMap { try? JSONDecoder().decode(JSONValue.self, from: $0) }
+        Output.line("wrote \(out): \(files.keys.sorted().joined(separator: ", "))")
+        for missing in index?["missing"]?.arrayValue ?? [] { Output.line("  not in it: \(missing.stringValue ?? "?")") }
     }
 
     static func print(_ l: Lineage) {
@@ -60,6 +88,9 @@ struct LineageCommand: AsyncParsableCommand {
         if let metrics = l.metrics, !metrics.isEmpty {
             Output.line("metrics " + metrics.keys.sorted().map { "\($0) \(Output.number(metrics[$0]!))" }.joined(separator: ", "))
         }
+        if let last = l.lastEpoch, !last.isEmpty {
+            Output.line("last epoch " + last.keys.sorted().filter { $0.hasSuffix("_loss") }.map { "\($0) \(Output.number(last[$0]!))" }.joined(separator: ", "))
+        }
         if let test = l.test, !test.isEmpty {
             Output.line("test split " + test.keys.sorted().map { "\($0) \(Output.number(test[$0]!))" }.joined(separator: ", "))
         }
@@ -96,9 +127,13 @@ struct RerunCommand: AsyncParsableCommand {
         commandName: "rerun",
         abstract: "Submit a job again with the same config, seed, dataset version and starting weights; with --wait, compare the final metrics.")
 
-    @Argument(help: "A job id, or a registered model version as NAME@vN (its job is rerun).") var reference: String
+    @Argument(help: "A job id, or a registered model version as NAME@vN (its job is rerun).") var reference: String?
     @Flag(help: "Follow the rerun until it ends, then print both runs' final metrics side by side.") var wait = false
     @Flag(help: "Train on the dataset's latest version instead of the pinned one.") var onLatestData = false
+    @Option(help: "Run the record of a bundle (`yard lineage REF --bundle`) on this server: the same config and seed, on the dataset version with the bundle's DVC hash.")
+    var fromBundle: String?
+    @Option(help: "With --from-bundle: train on this (dataset:NAME, or a path) instead of the bundle's dataset; a registered dataset must have a version with the bundle's DVC hash.")
+    var data: String?
     @Option(help: "How far apart final metrics may be and still agree (default 0.005; exact when both ran on a CPU).") var tolerance: Double?
     @OptionGroup var server: ServerOptions
 
@@ -107,14 +142,27 @@ struct RerunCommand: AsyncParsableCommand {
             if let tolerance, !(tolerance >= 0 && tolerance.isFinite) {
                 throw YardError.invalid("--tolerance", "must be a number of at least 0, got \(tolerance)")
             }
-            let original = try await server.client.get(LineageCommand.path(reference), as: Lineage.self)
-            let query = onLatestData ? "?on_latest_data=true" : ""
-            let data = try await server.client.send(.POST, "/api/jobs/\(original.job.id)/rerun\(query)")
-            let rerun = try APIClient.decoder.decode(Job.self, from: data)
-            Output.line("rerun of \(original.job.id) submitted as \(rerun.id) (seed \(rerun.config["train"]?["seed"]?.intValue.map(String.init) ?? "-"), data \(rerun.config["train"]?["data"]?.stringValue ?? "-"))")
-            guard wait else { return Output.line("compare later with: yard lineage \(rerun.id)") }
-            try await WaitForJob(client: server.client, jobID: rerun.id).run()
-            let again = try await server.client.get(LineageCommand.path(rerun.id), as: Lineage.self)
+            let original: Lineage, rerunID: String
+            switch (reference, fromBundle) {
+            case (let reference?, nil):
+                guard data == nil else { throw YardError.invalid("--data", "only with --from-bundle; a rerun here trains on the pinned version (or --on-latest-data)") }
+                original = try await server.client.get(LineageCommand.path(reference), as: Lineage.self)
+                let query = onLatestData ? "?on_latest_data=true" : ""
+                let body = try await server.client.send(.POST, "/api/jobs/\(original.job.id)/rerun\(query)")
+                let rerun = try APIClient.decoder.decode(Job.self, from: body)
+                rerunID = rerun.id
+                Output.line("rerun of \(original.job.id) submitted as \(rerun.id) (seed \(rerun.config["train"]?["seed"]?.intValue.map(String.init) ?? "-"), data \(rerun.config["train"]?["data"]?.stringValue ?? "-"))")
+            case (nil, let path?):
+                guard !onLatestData else { throw YardError.invalid("--on-latest-data", "not with --from-bundle; give --data dataset:NAME to choose the data") }
+                let bundle = try LineageBundleFile(path: path)
+                original = try bundle.lineage
+                rerunID = try await BundleRerun(client: server.client, bundle: bundle, original: original, data: data).submit()
+            default:
+                throw YardError.invalid("reference", "give a job id or NAME@vN, or --from-bundle FILE (not both)")
+            }
+            guard wait else { return Output.line("compare later with: yard lineage \(rerunID)") }
+            try await WaitForJob(client: server.client, jobID: rerunID).run()
+            let again = try await server.client.get(LineageCommand.path(rerunID), as: Lineage.self)
             let comparison = RunComparison(original: original, rerun: again, tolerance: tolerance)
             for warning in comparison.warnings { Output.warning(warning) }
             comparison.printTable()
@@ -138,15 +186,22 @@ struct RunComparison {
         self.tolerance = tolerance ?? (cpu ? 0 : 0.005)
     }
 
-    var names: [String] {
-        Set((original.metrics ?? [:]).keys).union((rerun.metrics ?? [:]).keys).sorted()
+    /// The final metrics, and the last epoch's losses and learning rates
+    /// (final metrics of a short run can all be 0; its losses never are).
+    static func numbers(_ lineage: Lineage) -> [String: Double] {
+        (lineage.lastEpoch ?? [:]).merging(lineage.metrics ?? [:]) { $1 }
     }
 
-    /// Metrics both have, and differing by more than the tolerance.
+    var names: [String] {
+        Set(Self.numbers(original).keys).union(Self.numbers(rerun).keys).sorted()
+    }
+
+    /// Numbers one run lacks, or that differ by more than the tolerance.
     var differing: [String] {
-        names.filter { name in
-            guard let a = original.metrics?[name], let b = rerun.metrics?[name] else { return true }
-            return abs(a - b) > tolerance
+        let a = Self.numbers(original), b = Self.numbers(rerun)
+        return names.filter { name in
+            guard let x = a[name], let y = b[name] else { return true }
+            return abs(x - y) > tolerance
         }
     }
 
@@ -166,8 +221,9 @@ struct RunComparison {
 
     func printTable() {
         func show(_ value: Double?) -> String { value.map { String(format: "%.6f", $0) } ?? "-" }
+        let first = Self.numbers(original), second = Self.numbers(rerun)
         Table.print(header: ["METRIC", original.job.id, rerun.job.id, "DIFF"], rows: names.map { name in
-            let a = original.metrics?[name], b = rerun.metrics?[name]
+            let a = first[name], b = second[name]
             return [name, show(a), show(b), a.flatMap { a in b.map { String(format: "%+.6f", $0 - a) } } ?? "-"]
         })
     }
@@ -175,7 +231,7 @@ struct RunComparison {
     var verdict: String {
         let within = tolerance == 0 ? "exactly" : "within \(tolerance)"
         if names.isEmpty { return "no final metrics to compare" }
-        if agree { return "the final metrics agree \(within)" }
-        return "the final metrics differ (\(differing.count) of \(names.count) not \(within): \(differing.prefix(4).joined(separator: ", ")))"
+        if agree { return "the final metrics and the last epoch agree \(within)" }
+        return "the final metrics or the last epoch differ (\(differing.count) of \(names.count) not \(within): \(differing.prefix(4).joined(separator: ", ")))"
     }
 }

@@ -24,6 +24,9 @@ public struct Lineage: Sendable, Codable, Hashable {
     public var parent: ParentModel?
     public var rerunOf: String?
     public var metrics: [String: Double]?
+    /// The last epoch's numbers (training and validation losses, learning
+    /// rates, metrics): what a rerun compares beside the final metrics.
+    public var lastEpoch: [String: Double]?
     public var fitness: Double?
     /// The best weights on the dataset's test split.
     public var test: [String: Double]?
@@ -32,7 +35,7 @@ public struct Lineage: Sendable, Codable, Hashable {
 
     public init(model: ModelVersion?, registered: [ModelVersion], job: JobSummary, config: JSONValue, seed: Int?, deterministic: Bool?,
                 dataset: DatasetLineage, code: CodeLineage, engine: [String: String], device: String?, host: String?, worker: String?,
-                sweep: SweepLineage?, parent: ParentModel?, rerunOf: String?, metrics: [String: Double]?, fitness: Double?,
+                sweep: SweepLineage?, parent: ParentModel?, rerunOf: String?, metrics: [String: Double]?, lastEpoch: [String: Double]?, fitness: Double?,
                 test: [String: Double]?, aliasHistory: [AliasChange]) {
         self.model = model
         self.registered = registered
@@ -50,6 +53,7 @@ public struct Lineage: Sendable, Codable, Hashable {
         self.parent = parent
         self.rerunOf = rerunOf
         self.metrics = metrics
+        self.lastEpoch = lastEpoch
         self.fitness = fitness
         self.test = test
         self.aliasHistory = aliasHistory
@@ -57,7 +61,7 @@ public struct Lineage: Sendable, Codable, Hashable {
 
     enum CodingKeys: String, CodingKey {
         case model, registered, job, config, seed, deterministic, dataset, code, engine, device, host, worker, sweep, parent
-        case rerunOf = "rerun_of", metrics, fitness, test, aliasHistory = "alias_history"
+        case rerunOf = "rerun_of", metrics, lastEpoch = "last_epoch", fitness, test, aliasHistory = "alias_history"
     }
 
     public struct JobSummary: Sendable, Codable, Hashable {

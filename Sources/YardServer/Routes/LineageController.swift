@@ -9,6 +9,7 @@ struct LineageController<Context: RequestContext> {
 
     func addRoutes(to router: Router<Context>) {
         router.get("/api/lineage/{ref}", use: lineage)
+        router.get("/api/lineage/{ref}/bundle", use: bundle)
         router.post("/api/jobs/{id}/rerun", use: rerun)
     }
 
@@ -16,6 +17,17 @@ struct LineageController<Context: RequestContext> {
         let reference = try context.parameters.require("ref")
         guard reference.count <= 600 else { throw YardError.invalid("ref", "too long; give a job id or NAME@vN") }
         return try JSONResponse.make(try await service.lineage(of: reference))
+    }
+
+    @Sendable func bundle(_ request: Request, context: Context) async throws -> Response {
+        let reference = try context.parameters.require("ref")
+        guard reference.count <= 600 else { throw YardError.invalid("ref", "too long; give a job id or NAME@vN") }
+        let lineage = try await service.lineage(of: reference)
+        let tar = TarWriter.archive(try await LineageBundle(service: service).files(for: lineage))
+        let name = lineage.model.map { "\($0.name)-v\($0.version)" } ?? lineage.job.id
+        return Response(status: .ok, headers: [.contentType: "application/x-tar",
+                                               .contentDisposition: "attachment; filename=\"lineage-\(name).tar\""],
+                        body: .init(byteBuffer: ByteBuffer(bytes: tar)))
     }
 
     @Sendable func rerun(_ request: Request, context: Context) async throws -> Response {

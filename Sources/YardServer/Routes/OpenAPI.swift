@@ -102,6 +102,9 @@ enum OpenAPI {
             ["201": json(ref("Job"))], errors: [400, 404, 409])]
         paths["/api/lineage/{ref}"] = ["get": op("getLineage", "what made a model version or a job, in one answer",
             parameters: [path("ref", "a job id, or a registered model as NAME, NAME@ALIAS or NAME@vN")], ["200": json(ref("Lineage"))], errors: [400, 404])]
+        paths["/api/lineage/{ref}/bundle"] = ["get": op("getLineageBundle", "the run's record as a tar: bundle.json, lineage.json, config.json (secrets masked), metrics.json, weights.json (sha256s), dataset/manifest.json (DVC listing), environment.txt (the engine's installed distributions)",
+            parameters: [path("ref", "a job id, or a registered model as NAME, NAME@ALIAS or NAME@vN")],
+            ["200": ["description": "a POSIX tar", "content": ["application/x-tar": ["schema": ["type": "string", "format": "binary"]]]]], errors: [400, 404])]
         paths["/api/jobs/{id}/events"] = ["get": op("jobEvents", "a job's events (SSE), after Last-Event-ID or ?after=", parameters: [id,
             query("after", ["type": "integer", "minimum": 0])], ["200": sse], errors: [400, 404])]
         paths["/api/jobs/{id}/logs"] = ["get": op("jobLogs", "the training log; ?follow=true streams it", parameters: [id,
@@ -194,6 +197,7 @@ enum OpenAPI {
         "engine": {"type": "object", "additionalProperties": {"type": "string"}}, "device": {"type": "string"}, "host": {"type": "string"},
         "worker": {"type": "string"}, "sweep": {"type": "object"}, "parent": {"type": "object"}, "rerun_of": {"type": "string"},
         "metrics": {"type": "object", "additionalProperties": {"type": "number"}}, "fitness": {"type": "number"},
+        "last_epoch": {"type": "object", "additionalProperties": {"type": "number"}, "description": "the last epoch's losses, learning rates and metrics"},
         "test": {"type": "object", "additionalProperties": {"type": "number"}}, "alias_history": {"type": "array", "items": {"type": "object"}}}},
       "Epoch": {"type": "object", "required": ["job_id", "epoch", "metrics"], "properties": {
         "job_id": {"type": "string"}, "epoch": {"type": "integer"}, "seconds": {"type": "number"},
