@@ -166,8 +166,10 @@ public struct SweepService: Service {
         guard let spec = config.sweep, spec.isSweep else {
             throw YardError.invalid("sweeper", "this config is not a sweep; give sweeper.search_space (or sweeper.tune: true)")
         }
-        // Every trial trains on the same dataset version: `dataset:NAME` is pinned now.
-        let (config, _) = try await control.pinDataset(config)
+        // Every trial trains on the same dataset version: `dataset:NAME` is pinned now;
+        // and with the same seed (recorded now), so trials differ by their values only.
+        let (pinned, _) = try await control.pinDataset(config)
+        let config = pinned.withReproducibility(seed: Int.random(in: 0...JobConfig.maxSeed))
         let time = Date()
         let id = "sweep-" + JobID.generate(epochSeconds: Int(time.timeIntervalSince1970), random: UInt32.random(in: 0...UInt32.max)).dropFirst("job-".count)
         let name = spec.studyName ?? id

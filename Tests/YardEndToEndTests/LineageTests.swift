@@ -18,6 +18,37 @@ struct LineageTests {
         return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// A sweep's trials share the seed chosen when it was created (they
+    /// differ by their values only), and each trial's lineage names it.
+    @Test func aSweepsTrialsShareOneSeedAndNameTheirSweepAndTrial() async throws {
+        let h = try YardHarness("lineage-sweep")
+        defer { h.dir.remove() }
+        let data = try h.demoDataset(train: 16, val: 4)
+        let yard = try await h.up()
+        defer { yard.process.terminate() }
+        let config = try h.dir.write("sweep.yaml", """
+            model: yolov8n.yaml
+            train: {data: \(data), epochs: 1, imgsz: 64, batch: 8, workers: 0, plots: false, optimizer: SGD, device: cpu}
+            sweeper: {n_trials: 2, sampler: GridSampler, search_space: {train: {lr0: [choice, 0.01, 0.02]}}}
+            """)
+        let started = try h.yard(["sweep", config, "--json"], server: yard.port)
+        #expect(started.status == 0, "\(started.output)")
+        let id = try #require(try JSONDecoder().decode(JSONValue.self, from: Data(started.output.utf8))["id"]?.stringValue)
+        try await eventually("both trials told", timeout: .seconds(240), every: .milliseconds(500)) {
+            (try await yard.get("/api/sweeps/\(id)")["trial_list"]?.arrayValue ?? []).filter { $0["told"] != nil }.count == 2
+        }
+        let trials = try await yard.get("/api/sweeps/\(id)")["trial_list"]?.arrayValue ?? []
+        var seeds: Set<Int> = []
+        for trial in trials {
+            let job = try #require(trial["job_id"]?.stringValue)
+            let lineage = try await yard.get("/api/lineage/\(job)")
+            #expect(lineage["sweep"]?["id"]?.stringValue == id && lineage["sweep"]?["trial"]?.intValue == (trial["number"]?.intValue ?? -9) + 1, "\(lineage["sweep"] ?? .null)")
+            #expect(lineage["sweep"]?["params"]?["train.lr0"] == trial["params"]?["train.lr0"])
+            if let seed = lineage["seed"]?.intValue { seeds.insert(seed) }
+        }
+        #expect(trials.count == 2 && seeds.count == 1, "one seed for the sweep: \(seeds)")
+    }
+
     @Test func aRegisteredModelAnswersWhatMadeItAndItsRunRunsAgainTheSame() async throws {
         let h = try YardHarness("lineage")
         defer { h.dir.remove() }

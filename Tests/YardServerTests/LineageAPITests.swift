@@ -207,5 +207,13 @@ struct LineageAPITests {
         try await t.worker(ScriptedEngineRunner.training(epochs: 1)).drain()
         let refused = try await t.yard.store.require("tune2")
         #expect(refused.state == .failed && refused.message?.contains("weights changed where they are kept") == true, "\(refused.message ?? "")")
+
+        // The parent's weights gone from every place: a rerun is refused in one line.
+        try FileManager.default.removeItem(atPath: cached)
+        try FileManager.default.removeItem(atPath: t.dir.file("artifacts/base/weights/best.pt"))
+        try await t.test { client in
+            let (status, error) = try await Self.post(client, "/api/jobs/tune/rerun")
+            #expect(status == 404 && error["message"]?.stringValue == "cannot rerun tune: the weights of det version 1 it started from are gone (sha256 \(sha.prefix(12)))", "\(error)")
+        }
     }
 }
