@@ -160,6 +160,7 @@ struct RerunCommand: AsyncParsableCommand {
             default:
                 throw YardError.invalid("reference", "give a job id or NAME@vN, or --from-bundle FILE (not both)")
             }
+            for warning in await Self.workerWarnings(original, client: server.client) { Output.warning(warning) }
             guard wait else { return Output.line("compare later with: yard lineage \(rerunID)") }
             try await WaitForJob(client: server.client, jobID: rerunID).run()
             let again = try await server.client.get(LineageCommand.path(rerunID), as: Lineage.self)
@@ -168,6 +169,28 @@ struct RerunCommand: AsyncParsableCommand {
             comparison.printTable()
             Output.line(comparison.verdict)
             if !comparison.agree { throw ExitCode(1) }
+        }
+    }
+}
+
+extension RerunCommand {
+    /// Before it runs: the live workers whose engine (Python, torch,
+    /// Ultralytics) is not the one the original ran with. Unknown when the
+    /// server lists no versions; never an error (the rerun is submitted).
+    static func workerWarnings(_ original: Lineage, client: APIClient) async -> [String] {
+        struct Workers: Decodable {
+            struct Worker: Decodable { var id: String; var status: String; var versions: [String: String]? }
+            var workers: [Worker]
+        }
+        guard let workers = try? await client.get("/api/workers", as: Workers.self).workers else { return [] }
+        return workers.filter { $0.status != "lost" }.compactMap { worker in
+            let differing = ["python", "torch", "ultralytics"].filter { key in
+                guard let then = original.engine[key], let there = worker.versions?[key] else { return false }
+                return then != there
+            }
+            guard !differing.isEmpty else { return nil }
+            return "worker \(worker.id) has " + differing.map { "\($0) \(worker.versions![$0]!) (the original ran \(original.engine[$0]!))" }.joined(separator: ", ")
+                + "; a rerun there may not give the same numbers"
         }
     }
 }
