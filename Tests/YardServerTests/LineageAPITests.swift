@@ -136,6 +136,16 @@ struct LineageAPITests {
             #expect(message.contains("shapes@\(Self.datasetID) is gone") && !message.contains("\n"), "\(message)")
             let (unknown, _) = try await Self.post(client, "/api/jobs/nope/rerun")
             #expect(unknown == 404)
+            let (latest, onLatest) = try await Self.post(client, "/api/jobs/orig/rerun?on_latest_data=true")
+            #expect(latest == 201, "\(onLatest)")
+            #expect(onLatest["config"]?["train"]?["data"]?.stringValue == "dataset:shapes@\(Self.datasetID)", "re-pinned to the latest version at submit")
+            let (badFlag, _) = try await Self.post(client, "/api/jobs/orig/rerun?on_latest_data=perhaps")
+            #expect(badFlag == 400)
+
+            // A submission that could not be read has no config to run again.
+            let _: Job = try await t.yard.control.reject(taskID: "unreadable", source: ["config_path": "/x.yaml"], reason: "config_path: /x.yaml does not exist")
+            let (conflict, why) = try await Self.post(client, "/api/jobs/unreadable/rerun")
+            #expect(conflict == 409 && why["message"]?.stringValue?.contains("could not be read") == true, "\(why)")
         }
     }
 
