@@ -62,8 +62,9 @@ struct LineageService: Sendable {
         let trainedOn = try await dataset(of: job)
         let trial = try await sweep(of: job)
         let lastEpoch = try await store.epochs(of: job.id).max { $0.epoch < $1.epoch }?.metrics
+        let states = try await store.events(after: 0, limit: 1000, filter: EventFilter(entity: .job, id: job.id, types: ["state"]))
         return Lineage(
-            model: asked, registered: registered, job: .init(job), config: job.config,
+            model: asked, registered: registered, job: .init(job), attempts: Lineage.Attempt.from(states), config: job.config,
             seed: train["seed"]?.intValue, deterministic: train["deterministic"]?.boolValue,
             dataset: trainedOn, code: .init(commit: job.gitCommit, dirty: job.provenance?.gitDirty, diff: job.provenance?.gitDiff),
             engine: job.versions ?? [:], device: job.device, host: job.provenance?.host, worker: job.worker,

@@ -85,6 +85,7 @@ struct LineageTests {
         #expect(lineage["dataset"]?["hash"]?.stringValue == id && lineage["dataset"]?["version"]?["id"]?.stringValue == id)
         #expect(id == (try DatasetTests.dvcHash(of: folder, in: h.dir)), "the lineage's dataset hash is what `dvc add` prints")
         #expect(lineage["dataset"]?["present"] == .bool(true))
+        #expect(lineage["attempts"]?.arrayValue?.count == 1 && lineage["attempts"]?[0]?["end"] == "succeeded", "\(lineage["attempts"] ?? .null)")
         #expect(lineage["code"]?["commit"]?.stringValue == commit && lineage["code"]?["dirty"] == .bool(true))
         #expect(lineage["code"]?["diff"]?.stringValue?.count == 64)
         let engine = try #require(lineage["engine"]?.objectValue)

@@ -222,6 +222,12 @@ struct LineageAPITests {
         try FileManager.default.removeItem(atPath: cached)
         try FileManager.default.removeItem(atPath: t.dir.file("artifacts/base/weights/best.pt"))
         try await t.test { client in
+            // Each attempt, from the job's state events.
+            let (_, tuned) = try await ModelsAPITests.json(client, "/api/lineage/tune")
+            #expect(tuned["attempts"]?.arrayValue?.count == 1 && tuned["attempts"]?[0]?["end"] == "succeeded", "\(tuned["attempts"] ?? .null)")
+            #expect(tuned["parent"]?["version"] == "1" && tuned["host"] == nil, "the scripted engine names no host")
+            let (_, failed) = try await ModelsAPITests.json(client, "/api/lineage/tune2")
+            #expect(failed["attempts"]?[0]?["end"] == "failed" && failed["attempts"]?[0]?["message"]?.stringValue?.contains("weights changed") == true, "\(failed["attempts"] ?? .null)")
             let (status, error) = try await Self.post(client, "/api/jobs/tune/rerun")
             #expect(status == 404 && error["message"]?.stringValue == "cannot rerun tune: the weights of det version 1 it started from are gone (sha256 \(sha.prefix(12)))", "\(error)")
         }

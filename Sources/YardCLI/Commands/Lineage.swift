@@ -60,6 +60,11 @@ struct LineageCommand: AsyncParsableCommand {
         if !others.isEmpty { Output.line("  also registered as \(others.map { "\($0.name) version \($0.version)" }.joined(separator: ", "))") }
         let job = l.job
         Output.line("job \(job.id): \(job.state.rawValue), \(job.attempts) attempt\(job.attempts == 1 ? "" : "s")\(job.crashes.map { " (\($0) ended by a crash)" } ?? ""), experiment \(job.experiment)")
+        let format = ISO8601DateFormatter()
+        for attempt in l.attempts {
+            Output.line("  attempt \(attempt.number): started \(format.string(from: attempt.started))"
+                        + (attempt.end.map { ", \($0.rawValue) \(attempt.ended.map(format.string) ?? "")\(attempt.message.map { " (\($0.prefix(160)))" } ?? "")" } ?? ", running"))
+        }
         Output.line("  model \(job.model)")
         Output.line("  seed \(l.seed.map(String.init) ?? "not recorded (Ultralytics' default 0)"), deterministic \(l.deterministic.map { "\($0)" } ?? "not recorded")")
         let d = l.dataset
@@ -98,7 +103,6 @@ struct LineageCommand: AsyncParsableCommand {
             if l.model != nil { Output.line("aliases never moved to it") }
         } else {
             Output.line("alias moves:")
-            let format = ISO8601DateFormatter()
             for change in l.aliasHistory {
                 Output.line("  \(format.string(from: change.time)) \(change.name) \(change.alias): \(change.previous ?? "-") → \(change.version ?? "removed") (\(change.reason))")
             }

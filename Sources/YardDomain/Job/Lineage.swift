@@ -9,6 +9,8 @@ public struct Lineage: Sendable, Codable, Hashable {
     /// Every version registered from the job, under any name.
     public var registered: [ModelVersion]
     public var job: JobSummary
+    /// Each attempt, from the event log (empty once retention pruned its events).
+    public var attempts: [Attempt]
     /// The job's config as stored: secrets masked.
     public var config: JSONValue
     public var seed: Int?
@@ -33,13 +35,14 @@ public struct Lineage: Sendable, Codable, Hashable {
     /// Every move of an alias to or from the registered versions, newest first.
     public var aliasHistory: [AliasChange]
 
-    public init(model: ModelVersion?, registered: [ModelVersion], job: JobSummary, config: JSONValue, seed: Int?, deterministic: Bool?,
+    public init(model: ModelVersion?, registered: [ModelVersion], job: JobSummary, attempts: [Attempt], config: JSONValue, seed: Int?, deterministic: Bool?,
                 dataset: DatasetLineage, code: CodeLineage, engine: [String: String], device: String?, host: String?, worker: String?,
                 sweep: SweepLineage?, parent: ParentModel?, rerunOf: String?, metrics: [String: Double]?, lastEpoch: [String: Double]?, fitness: Double?,
                 test: [String: Double]?, aliasHistory: [AliasChange]) {
         self.model = model
         self.registered = registered
         self.job = job
+        self.attempts = attempts
         self.config = config
         self.seed = seed
         self.deterministic = deterministic
@@ -60,7 +63,7 @@ public struct Lineage: Sendable, Codable, Hashable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case model, registered, job, config, seed, deterministic, dataset, code, engine, device, host, worker, sweep, parent
+        case model, registered, job, attempts, config, seed, deterministic, dataset, code, engine, device, host, worker, sweep, parent
         case rerunOf = "rerun_of", metrics, lastEpoch = "last_epoch", fitness, test, aliasHistory = "alias_history"
     }
 
@@ -93,6 +96,41 @@ public struct Lineage: Sendable, Codable, Hashable {
         enum CodingKeys: String, CodingKey {
             case id, state, experiment, model, attempts, crashes, message
             case createdAt = "created_at", startedAt = "started_at", finishedAt = "finished_at"
+        }
+    }
+
+    /// One attempt at the job, read from its `state` events: when a worker
+    /// started it and how that attempt ended (nil while it runs).
+    public struct Attempt: Sendable, Codable, Hashable {
+        public var number: Int
+        public var started: Date
+        public var ended: Date?
+        public var end: JobState?
+        public var message: String?
+
+        public init(number: Int, started: Date, ended: Date?, end: JobState?, message: String?) {
+            self.number = number
+            self.started = started
+            self.ended = ended
+            self.end = end
+            self.message = message
+        }
+
+        /// The attempts in a job's `state` events, oldest first.
+        public static func from(_ events: [JobEvent]) -> [Attempt] {
+            var attempts: [Attempt] = []
+            for event in events where event.type == "state" {
+                guard let state = event.payload["state"]?.stringValue.flatMap(JobState.init(rawValue:)) else { continue }
+                let time = event.payload["time"]?.doubleValue.map { Date(timeIntervalSince1970: $0) } ?? event.time
+                if state == .running {
+                    attempts.append(Attempt(number: attempts.count + 1, started: time, ended: nil, end: nil, message: nil))
+                } else if state != .stopping, let last = attempts.indices.last, attempts[last].end == nil {
+                    attempts[last].ended = time
+                    attempts[last].end = state
+                    attempts[last].message = event.payload["message"]?.stringValue
+                }
+            }
+            return attempts
         }
     }
 
