@@ -168,7 +168,7 @@ public struct DatasetLibrary: Sendable {
     static func remoteObject(_ md5: String) -> String { "\(remotePrefix)/objects/\(md5.prefix(2))/\(md5.dropFirst(2))" }
     static func remoteVersion(_ id: String, _ file: String) -> String { "\(remotePrefix)/versions/\(id)/\(file)" }
 
-    func manifest(_ id: String) throws(YardError) -> [ManifestEntry] {
+    public func manifest(_ id: String) throws(YardError) -> [ManifestEntry] {
         guard let data = FileManager.default.contents(atPath: versionDirectory(id) + "/manifest.json"),
               let manifest = try? JSONDecoder().decode([ManifestEntry].self, from: data) else {
             throw YardError(.notFound, field: "version", "no stored version \(id)")

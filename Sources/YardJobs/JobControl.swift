@@ -37,9 +37,19 @@ public struct JobControl: Sendable {
 
     /// Stores and queues a validated config; returns the new job, owned by
     /// `owner` (by default the user whose request this is).
-    public func submit(_ config: JobConfig, gitCommit: String? = nil, owner: String? = Caller.current?.name) async throws -> Job {
+    public func submit(_ config: JobConfig, gitCommit: String? = nil, owner: String? = Caller.current?.name,
+                       provenance: JobProvenance? = nil) async throws -> Job {
         try Self.authorise(config)
-        let (config, dataset) = try await pinDataset(config)
+        let (pinned, dataset) = try await pinDataset(config)
+        // Recorded, so a rerun is the same computation (`yard rerun`).
+        var config = pinned.withReproducibility(seed: Int.random(in: 0...JobConfig.maxSeed))
+        var provenance = provenance
+        if ModelReference.isReference(config.model) {
+            let parent = try await pinModel(config.model)
+            config = config.withModel(parent.reference)
+            provenance = provenance ?? JobProvenance()
+            provenance?.parent = parent
+        }
         let time = now()
         let id = config.taskID ?? JobID.generate(epochSeconds: Int(time.timeIntervalSince1970), random: UInt32.random(in: 0...UInt32.max))
         let full = config.withTaskID(id)
@@ -51,6 +61,7 @@ public struct JobControl: Sendable {
         job.owner = owner
         job.dataset = dataset?.reference
         job.datasetHash = dataset?.id
+        job.provenance = provenance
         try await store.insert(job, secrets: secrets, recording: Self.statePayload(job, message: "queued", time: time))
         try await publish(job)
         try await queue.enqueue(id)
@@ -79,6 +90,33 @@ public struct JobControl: Sendable {
         let reference = try DatasetReference.parse(config.data)
         let version = try await Self.resolve(reference, in: store)
         return (config.withTrainData(DatasetReference.scheme + version.reference), version)
+    }
+
+    /// `model: models:/NAME@ALIAS` (or `@vN`, or the latest) pinned to the
+    /// version it names now, with the sha256 the worker checks its weights against.
+    public func pinModel(_ model: String) async throws -> ParentModel {
+        let reference = try ModelReference.parse(model)
+        let versions = try await store.modelVersions(name: reference.name)
+        guard !versions.isEmpty else {
+            throw YardError(.notFound, field: "model", "model: no registered model \(reference.name); `yard models list` shows them")
+        }
+        let found: ModelVersion?
+        if let number = reference.version {
+            found = versions.first { $0.version == number }
+        } else if let alias = reference.alias {
+            found = versions.first { $0.aliases.contains(alias) }
+        } else {
+            found = versions.max { (Int($0.version) ?? 0) < (Int($1.version) ?? 0) }
+        }
+        guard let version = found else {
+            let what = reference.version.map { "version \($0)" } ?? "alias \(reference.alias ?? "")"
+            throw YardError(.notFound, field: "model", "model: \(reference.name) has no \(what) (versions \(versions.map(\.version).sorted { (Int($0) ?? 0) < (Int($1) ?? 0) }.joined(separator: ", ")))")
+        }
+        guard let sha256 = version.sha256 else {
+            throw YardError(.conflict, field: "model", "model: \(reference.name) version \(version.version) has no weights hash; register its job again")
+        }
+        let locations = version.locations ?? [WeightsLocation(kind: .artifact, key: version.source)]
+        return ParentModel(name: version.name, version: version.version, requested: model, sha256: sha256, locations: locations)
     }
 
     /// The version a reference names: the latest, a number, or an id prefix.

@@ -234,6 +234,8 @@ public struct Yard: Sendable {
         ModelsController(registry: models).addRoutes(to: router.group("/api/models"))
         SweepsController(sweeps: sweeps, store: store, allowPrivateWebhooks: options.webhooks.allowPrivate).addRoutes(to: router.group("/api/sweeps"))
         DatasetsController(service: datasets).addRoutes(to: router.group("/api/datasets"))
+        LineageController(service: LineageService(control: control, library: datasets.library, artifacts: artifacts,
+                                                  dataDirectory: options.dataDirectory)).addRoutes(to: router)
         EventsController(store: store).addRoutes(to: router)
         PredictController(registry: models, server: modelServer, metrics: servingMetrics).addRoutes(to: router)
         router.get("/metrics") { [modelServer, servingMetrics, store, metrics, registry, spool] _, _ in

@@ -168,8 +168,10 @@ public struct SweepService: Service {
         }
         // Its trials are submitted later, for nobody in particular: what they may do is decided now.
         try JobControl.authorise(config)
-        // Every trial trains on the same dataset version: `dataset:NAME` is pinned now.
-        let (config, _) = try await control.pinDataset(config)
+        // Every trial trains on the same dataset version: `dataset:NAME` is pinned now;
+        // and with the same seed (recorded now), so trials differ by their values only.
+        let (pinned, _) = try await control.pinDataset(config)
+        let config = pinned.withReproducibility(seed: Int.random(in: 0...JobConfig.maxSeed))
         let time = Date()
         let id = "sweep-" + JobID.generate(epochSeconds: Int(time.timeIntervalSince1970), random: UInt32.random(in: 0...UInt32.max)).dropFirst("job-".count)
         let name = spec.studyName ?? id

@@ -78,8 +78,14 @@ struct JobRun {
         let storage: JobStorage
         var resume = false
         var dataset: DatasetFiles?
+        var startingWeights: String?
         do {
             storage = try await JobStorage.resolve(config: full, fallback: worker.artifacts)
+            if let parent = running.provenance?.parent {
+                startingWeights = try await ParentWeights(parent: parent, dataDirectory: worker.configuration.dataDirectory,
+                                                          artifacts: worker.artifacts).fetch(into: jobDirectory)
+                try await ledger.appendLog(jobID: jobID, lines: ["[trainyard] starting from \(parent.name) version \(parent.version) (sha256 \(parent.sha256.prefix(12)) checked)"])
+            }
             if DatasetReference.isReference(data) {
                 // Pinned at submit (`dataset:NAME@ID`): the stored version, checked unedited.
                 let reference = try DatasetReference.parse(data)
@@ -141,7 +147,8 @@ struct JobRun {
         async let pendingHash = known != nil ? known : await offload { listed.map { DatasetHash.compute($0, cache: HashCache(path: cachePath)) } }
         let process: any EngineProcess
         do {
-            process = try await worker.runner.start(EngineRequest(jobID: jobID, spec: spec(for: running, full: full, data: data, resume: resume ? checkpoint : nil),
+            process = try await worker.runner.start(EngineRequest(jobID: jobID, spec: spec(for: running, full: full, data: data, model: startingWeights,
+                                                                               resume: resume ? checkpoint : nil),
                                                                   workDirectory: jobDirectory))
         } catch {
             await settle(Settlement(state: .failed, message: masker.mask("\(error)")))
@@ -203,13 +210,13 @@ struct JobRun {
 
     /// The spec the engine reads: from the config with its secrets (`full`), the worker's overrides
     /// applied, and the run folder fixed by Trainyard.
-    private func spec(for job: Job, full: JSONValue, data: String, resume: String?) -> JSONValue {
+    private func spec(for job: Job, full: JSONValue, data: String, model: String?, resume: String?) -> JSONValue {
         var train = full["train"]?.objectValue ?? [:]
         train["data"] = .string(data)
         for (key, value) in worker.configuration.trainOverrides { train[key] = value }
         var spec: [String: JSONValue] = [
             "job_id": .string(jobID),
-            "model": full["model"] ?? .string(job.model),
+            "model": model.map(JSONValue.string) ?? full["model"] ?? .string(job.model),
             "type": .string(job.type.rawValue),
             "train": .object(train),
             "project": .string(worker.configuration.dataDirectory + "/runs"),
@@ -257,7 +264,8 @@ struct JobRun {
             let job = try await ledger.update(jobID, JobChange(
                 device: event.payload["device"]?.stringValue, saveDir: event.payload["save_dir"]?.stringValue,
                 datasetHash: datasetHash, epochs: event.epochs,
-                versions: event.payload["versions"]?.objectValue?.compactMapValues(\.stringValue)))
+                versions: event.payload["versions"]?.objectValue?.compactMapValues(\.stringValue),
+                host: event.payload["host"]?.stringValue))
             for tracker in worker.trackers { await tracked { try await tracker.engineStarted(job) } }
         case .epoch:
             guard let epoch = event.epoch else { return }

@@ -78,6 +78,7 @@ struct MLflowTrackingTests {
         let ultralytics = try h.installedVersion("ultralytics")
         #expect(tags["ultralytics_version"]?.stringValue == ultralytics)
         #expect(tags["torch_version"] != nil && tags["python_version"] != nil)
+        #expect(tags["engine_version"] != nil && tags["trainyard.host"]?.stringValue?.isEmpty == false, "the lineage's engine and host")
         #expect(tags["trainyard.worker_host"] != nil)
         #expect(tags["mlflow.note.content"] == "a note for the run")
         #expect(tags["metadata.author"] == "tester")

@@ -94,15 +94,36 @@ def build_model(spec):
 
 
 def versions():
+    """What computed the run, for its lineage and for `yard rerun` to compare."""
+    import numpy
     import torch
     import ultralytics
 
+    from . import __version__
+
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     return {
         "ultralytics": ultralytics.__version__,
         "torch": torch.__version__,
         "python": platform.python_version(),
+        "numpy": numpy.__version__,
         "cuda": torch.version.cuda or "",
+        "cudnn": str(cudnn) if cudnn else "",
+        "engine": __version__,
     }
+
+
+def write_environment(save_dir):
+    """`environment.txt` in the run folder: every installed distribution as
+    `name==version`, sorted (what `pip freeze` lists), kept with the run so
+    its lineage bundle says what computed it. Never fails the run."""
+    try:
+        from importlib import metadata
+
+        names = {f"{dist.metadata['Name']}=={dist.version}" for dist in metadata.distributions() if dist.metadata["Name"]}
+        Path(save_dir, "environment.txt").write_text("\n".join(sorted(names, key=str.lower)) + "\n")
+    except Exception:  # noqa: BLE001 - the record is a courtesy; training goes on
+        traceback.print_exc(file=sys.stderr)
 
 
 def artifacts_in(save_dir):
@@ -162,10 +183,12 @@ class Reporter:
         trainer.final_eval = final_eval
 
     def on_train_start(self, trainer):
+        write_environment(trainer.save_dir)
         self.events.emit(
             "started",
             versions=versions(),
             device=str(trainer.device),
+            host=platform.node(),
             save_dir=str(trainer.save_dir),
             epochs=trainer.epochs,
             start_epoch=trainer.start_epoch,
@@ -267,6 +290,7 @@ def report_finished(spec, events, save_dir):
         "started",
         versions=versions(),
         device=str((spec.get("train") or {}).get("device", "cpu")),
+        host=platform.node(),
         save_dir=str(save_dir),
         epochs=int(numbers.get("epoch", 0)) or None,
         start_epoch=int(numbers.get("epoch", 0)),

@@ -15,28 +15,13 @@ struct Submit: AsyncParsableCommand {
             let document = try Self.load(config)
             let body = try JSONEncoder().encode(JSONValue.object(document.document))
             var headers: [String: String] = [:]
-            if let commit = Self.gitCommit(near: config) { headers["X-Yard-Git-Commit"] = commit }
+            if let git = GitState.near(config) { headers.merge(git.headers) { $1 } }
             let data = try await server.client.send(.POST, "/api/jobs", body: body, headers: headers)
             let created = try JSONDecoder().decode([String: String].self, from: data)
             let id = created["id"] ?? "?"
             if json { Output.line(String(decoding: data, as: UTF8.self)) } else { Output.line("submitted \(id)") }
             if wait { try await WaitForJob(client: server.client, jobID: id).run() }
         }
-    }
-
-    /// The commit checked out in the config's folder, when it is in a git repo.
-    static func gitCommit(near path: String) -> String? {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["git", "-C", URL(fileURLWithPath: path).deletingLastPathComponent().path, "rev-parse", "HEAD"]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        guard (try? process.run()) != nil else { return nil }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        return process.terminationStatus == 0 && !text.isEmpty ? text : nil
     }
 
     /// Reads and validates a config locally, resolving relative paths against

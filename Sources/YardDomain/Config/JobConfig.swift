@@ -87,6 +87,38 @@ public struct JobConfig: Sendable, Hashable {
         return copy
     }
 
+    /// The seed `train.seed` records (nil until the job layer chose one).
+    public var seed: Int? { train["seed"]?.intValue }
+
+    /// The largest seed chosen for a job (Ultralytics passes it to numpy, which takes 32 bits).
+    public static let maxSeed = Int(UInt32.max)
+
+    /// The same config with a recorded seed (`seed` when it has none) and
+    /// Ultralytics' `deterministic: true` unless it says otherwise: a rerun
+    /// of the record is then the same computation, exact on a CPU.
+    public func withReproducibility(seed: Int) -> JobConfig {
+        var copy = self
+        var train = copy.document["train"]?.objectValue ?? [:]
+        if train["seed"] == nil { train["seed"] = .int(seed) }
+        if train["deterministic"] == nil { train["deterministic"] = .bool(true) }
+        copy.document["train"] = .object(train)
+        return copy
+    }
+
+    /// The same config starting from `model` (a registered version pinned to its number).
+    public func withModel(_ model: String) -> JobConfig {
+        var copy = self
+        copy.document["model"] = .string(model)
+        return copy
+    }
+
+    /// The same config without `task_id` (a rerun gets its own).
+    public func withoutTaskID() -> JobConfig {
+        var copy = self
+        copy.document["task_id"] = nil
+        return copy
+    }
+
     /// A stand-in for a job whose submission could not be read (a bad
     /// message from a queue client): it is recorded failed with the reason,
     /// so the submission is not lost.

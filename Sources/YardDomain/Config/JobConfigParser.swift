@@ -58,7 +58,9 @@ public struct JobConfigParser: Sendable {
         guard let modelName = model.stringValue, !modelName.trimmingCharacters(in: .whitespaces).isEmpty else {
             throw YardError.invalid("model", "must be a non-empty string, got \(model.kindName)")
         }
-        if !modelName.hasPrefix("models:/") {
+        if ModelReference.isReference(modelName) {
+            _ = try ModelReference.parse(modelName)
+        } else {
             // A bare name (yolov8n.yaml) is Ultralytics' to resolve; a path is ours.
             if let resolved = try resolveIfLocal(modelName, field: "model") {
                 document["model"] = .string(resolved)
@@ -148,6 +150,15 @@ public struct JobConfigParser: Sendable {
             guard let b = batch.doubleValue, b == -1 || b > 0 else {
                 throw YardError.invalid("train.batch", "must be a positive integer, a fraction of GPU memory in (0, 1), or -1 for auto, got \(Self.show(batch))")
             }
+        }
+        if let seed = train["seed"] {
+            guard let n = seed.intValue, (0...JobConfig.maxSeed).contains(n) else {
+                throw YardError.invalid("train.seed", "must be an integer from 0 to \(JobConfig.maxSeed), got \(Self.show(seed)) (leave it out and Trainyard chooses and records one)")
+            }
+            train["seed"] = .int(n)
+        }
+        if let deterministic = train["deterministic"], deterministic.boolValue == nil {
+            throw YardError.invalid("train.deterministic", "must be true or false, got \(Self.show(deterministic))")
         }
         document["train"] = .object(train)
 

@@ -59,6 +59,8 @@ public struct Job: Sendable, Codable, Hashable {
     public var pruning: String?
     /// The user who submitted it (nil: before users, or a server with no token).
     public var owner: String?
+    /// Code state, parent model, rerun origin and host (`yard lineage`).
+    public var provenance: JobProvenance?
 
     public init(id: String, config: JobConfig, redacted: JSONValue, createdAt: Date) {
         self.id = id
@@ -80,6 +82,7 @@ public struct Job: Sendable, Codable, Hashable {
         case trackingError = "tracking_error", gitCommit = "git_commit", datasetHash = "dataset_hash"
         case claim, reportSeq = "report_seq", pruning, dataset
         case owner
+        case provenance
     }
 }
 

@@ -19,6 +19,8 @@ public struct JobChange: Sendable, Codable, Equatable {
     public var fitness: Double?
     public var finalMetrics: [String: Double]?
     public var testMetrics: [String: Double]?
+    /// The engine's host name (`provenance.host`).
+    public var host: String?
 
     public struct AttemptStart: Sendable, Codable, Equatable {
         public var worker: String
@@ -32,7 +34,7 @@ public struct JobChange: Sendable, Codable, Equatable {
     public init(attemptStarted: AttemptStart? = nil, runID: String? = nil, device: String? = nil, saveDir: String? = nil,
                 datasetHash: String? = nil, epoch: Int? = nil, epochs: Int? = nil, versions: [String: String]? = nil,
                 bestWeights: String? = nil, lastWeights: String? = nil, fitness: Double? = nil, finalMetrics: [String: Double]? = nil,
-                testMetrics: [String: Double]? = nil) {
+                testMetrics: [String: Double]? = nil, host: String? = nil) {
         self.attemptStarted = attemptStarted
         self.runID = runID
         self.device = device
@@ -46,6 +48,7 @@ public struct JobChange: Sendable, Codable, Equatable {
         self.fitness = fitness
         self.finalMetrics = finalMetrics
         self.testMetrics = testMetrics
+        self.host = host
     }
 
     public func apply(to job: inout Job) {
@@ -66,5 +69,10 @@ public struct JobChange: Sendable, Codable, Equatable {
         if let fitness { job.fitness = fitness }
         if let finalMetrics { job.finalMetrics = finalMetrics }
         if let testMetrics { job.testMetrics = testMetrics }
+        if let host {
+            var provenance = job.provenance ?? JobProvenance()
+            provenance.host = host
+            job.provenance = provenance
+        }
     }
 }

@@ -34,6 +34,8 @@ enum AccessPolicy {
         "POST /api/jobs": .member,
         "POST /api/jobs/{id}/stop": .ownJob,
         "POST /api/jobs/{id}/resume": .ownJob,
+        // A rerun is a new job of the caller's from one of its own (it never registers or deploys).
+        "POST /api/jobs/{id}/rerun": .ownJob,
         "POST /api/sweeps": .member,
         "POST /api/sweeps/{id}/stop": .ownSweep,
         "POST /api/datasets": .member,

@@ -31,7 +31,9 @@ struct JobsController<Context: RequestContext> {
     @Sendable func submit(_ request: Request, context: Context) async throws -> Response {
         let config = try await Self.config(from: request, allowPrivateWebhooks: allowPrivateWebhooks)
         let commit = request.headers.first { $0.name.canonicalName == "x-yard-git-commit" }?.value
-        let job = try await control.submit(config, gitCommit: commit.flatMap(Self.validCommit))
+        let dirty = request.headers.first { $0.name.canonicalName == "x-yard-git-dirty" }.flatMap { JobProvenance.gitState(header: $0.value) }
+        let provenance = dirty.map { JobProvenance(gitDirty: $0.dirty, gitDiff: $0.diff) }
+        let job = try await control.submit(config, gitCommit: commit.flatMap(Self.validCommit), provenance: provenance)
         return try JSONResponse.make(["id": job.id, "state": job.state.rawValue], status: .created)
     }
 

@@ -92,7 +92,7 @@ enum OpenAPI {
             "get": op("listJobs", "jobs, newest first", parameters: [limit, query("state", ref("JobState")),
                       query("owner", ["type": "string"], "only this user's jobs"), query("mine", ["type": "boolean"], "only the caller's jobs")],
                       ["200": json(list("jobs", of: "Job"))], errors: [400]),
-            "post": op("submitJob", "submit a config; the X-Yard-Git-Commit header records the submitter's commit", body: config,
+            "post": op("submitJob", "submit a config; the X-Yard-Git-Commit header records the submitter's commit, X-Yard-Git-Dirty `clean` or the sha256 of its uncommitted diff", body: config,
                        ["201": json(ref("Submitted"), "queued")], errors: [400, 404, 409, 413, 415]),
         ]
         let id = path("id", "a job id")
@@ -100,6 +100,14 @@ enum OpenAPI {
         paths["/api/jobs/{id}/stop"] = ["post": op("stopJob", "graceful stop (a queued job at once)", parameters: [id], ["200": json(ref("Job"))], errors: [404, 409])]
         paths["/api/jobs/{id}/resume"] = ["post": op("resumeJob", "queue a stopped or failed job again; it resumes from its last checkpoint", parameters: [id],
                                                       ["200": json(ref("Job"))], errors: [404, 409])]
+        paths["/api/jobs/{id}/rerun"] = ["post": op("rerunJob", "submit the job again: the same config, seed, pinned dataset version and starting weights (?on_latest_data=true: the dataset's latest version); refused when a piece is gone",
+            parameters: [id, query("on_latest_data", ["type": "boolean", "default": false])],
+            ["201": json(ref("Job"))], errors: [400, 404, 409])]
+        paths["/api/lineage/{ref}"] = ["get": op("getLineage", "what made a model version or a job, in one answer",
+            parameters: [path("ref", "a job id, or a registered model as NAME, NAME@ALIAS or NAME@vN")], ["200": json(ref("Lineage"))], errors: [400, 404])]
+        paths["/api/lineage/{ref}/bundle"] = ["get": op("getLineageBundle", "the run's record as a tar: bundle.json, lineage.json, config.json (secrets masked), metrics.json, weights.json (sha256s), dataset/manifest.json (DVC listing), environment.txt (the engine's installed distributions)",
+            parameters: [path("ref", "a job id, or a registered model as NAME, NAME@ALIAS or NAME@vN")],
+            ["200": ["description": "a POSIX tar", "content": ["application/x-tar": ["schema": ["type": "string", "format": "binary"]]]]], errors: [400, 404])]
         paths["/api/jobs/{id}/events"] = ["get": op("jobEvents", "a job's events (SSE), after Last-Event-ID or ?after=", parameters: [id,
             query("after", ["type": "integer", "minimum": 0])], ["200": sse], errors: [400, 404])]
         paths["/api/jobs/{id}/logs"] = ["get": op("jobLogs", "the training log; ?follow=true streams it", parameters: [id,
@@ -219,7 +227,25 @@ enum OpenAPI {
         "tracking": {"type": "string"}, "tracking_error": {"type": "string"}, "git_commit": {"type": "string"},
         "dataset": {"type": "string", "description": "NAME@ID of the dataset version it trained on"}, "dataset_hash": {"type": "string"},
         "claim": {"type": "integer"}, "report_seq": {"type": "integer"}, "pruning": {"type": "string"},
-        "owner": {"type": "string", "description": "the user who submitted it"}}},
+        "owner": {"type": "string", "description": "the user who submitted it"},
+        "provenance": {"type": "object", "description": "git_dirty, git_diff (sha256 of the uncommitted diff), parent (the registered version it fine-tuned from), rerun_of, host"}}},
+      "Lineage": {"type": "object", "required": ["job", "config", "dataset", "code", "engine", "registered", "alias_history"],
+        "description": "what made a model version or a job: its job and attempts, config (secrets masked), seed, dataset version, code, engine versions, device and host, sweep trial, parent model, metrics and every alias move", "properties": {
+        "model": {"type": "object"}, "registered": {"type": "array", "items": {"type": "object"}},
+        "job": {"type": "object", "required": ["id", "state", "attempts"], "properties": {"id": {"type": "string"}, "state": {"$ref": "#/components/schemas/JobState"},
+          "attempts": {"type": "integer"}, "crashes": {"type": "integer"}, "experiment": {"type": "string"}, "model": {"type": "string"}}},
+        "attempts": {"type": "array", "items": {"type": "object", "required": ["number", "started"], "properties": {"number": {"type": "integer"},
+          "started": {"type": "string", "format": "date-time"}, "ended": {"type": "string", "format": "date-time"},
+          "end": {"$ref": "#/components/schemas/JobState"}, "message": {"type": "string"}}}},
+        "config": {"type": "object"}, "seed": {"type": "integer"}, "deterministic": {"type": "boolean"},
+        "dataset": {"type": "object", "properties": {"hash": {"type": "string", "description": "the DVC directory hash"}, "data": {"type": "string"},
+          "version": {"$ref": "#/components/schemas/DatasetVersion"}, "present": {"type": "boolean"}}},
+        "code": {"type": "object", "properties": {"commit": {"type": "string"}, "dirty": {"type": "boolean"}, "diff": {"type": "string"}}},
+        "engine": {"type": "object", "additionalProperties": {"type": "string"}}, "device": {"type": "string"}, "host": {"type": "string"},
+        "worker": {"type": "string"}, "sweep": {"type": "object"}, "parent": {"type": "object"}, "rerun_of": {"type": "string"},
+        "metrics": {"type": "object", "additionalProperties": {"type": "number"}}, "fitness": {"type": "number"},
+        "last_epoch": {"type": "object", "additionalProperties": {"type": "number"}, "description": "the last epoch's losses, learning rates and metrics"},
+        "test": {"type": "object", "additionalProperties": {"type": "number"}}, "alias_history": {"type": "array", "items": {"type": "object"}}}},
       "Epoch": {"type": "object", "required": ["job_id", "epoch", "metrics"], "properties": {
         "job_id": {"type": "string"}, "epoch": {"type": "integer"}, "seconds": {"type": "number"},
         "metrics": {"type": "object", "additionalProperties": {"type": "number"}}}},

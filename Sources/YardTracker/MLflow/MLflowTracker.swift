@@ -58,6 +58,7 @@ public struct MLflowTracker: Tracker {
             "type": .string(job.type.rawValue),
         ]
         if let commit = job.gitCommit { tags["mlflow.source.git.commit"] = .string(commit) }
+        if let dirty = job.provenance?.gitDirty { tags["trainyard.git_dirty"] = .string(job.provenance?.gitDiff ?? "\(dirty)") }
         if let hash = job.datasetHash { tags["trainyard.dataset_hash"] = .string(hash) }
         if let dataset = job.dataset { tags["trainyard.dataset"] = .string(dataset) }
         for (key, value) in config["metadata"]?.objectValue ?? [:] {
@@ -96,6 +97,9 @@ public struct MLflowTracker: Tracker {
         if let device = job.device { tags["device"] = .string(device) }
         for (name, version) in job.versions ?? [:] where !version.isEmpty { tags["\(name)_version"] = .string(version) }
         if let hash = job.datasetHash { tags["trainyard.dataset_hash"] = .string(hash) }
+        if let host = job.provenance?.host { tags["trainyard.host"] = .string(host) }
+        if let parent = job.provenance?.parent { tags["trainyard.parent_model"] = .string("\(parent.name)@v\(parent.version)") }
+        if let original = job.provenance?.rerunOf { tags["trainyard.rerun_of"] = .string(original) }
         guard !tags.isEmpty else { return }
         try await spool.append(jobID: job.id, ["op": "tags", "tags": .object(tags)])
     }
