@@ -30,7 +30,7 @@ enum Summary {
     static func print(_ detail: JobDetail) {
         let job = detail.job
         Output.line("job \(job.id): \(job.state.rawValue)\(job.message.map { " (\($0))" } ?? "")")
-        Output.line("  model \(job.model) [\(job.type.rawValue)], experiment \(job.experiment), epochs \(job.epoch ?? 0)/\(job.epochs ?? 0), attempts \(job.attempts)\(job.device.map { ", device \($0)" } ?? "")")
+        Output.line("  model \(job.model) [\(job.type.rawValue)], experiment \(job.experiment), priority \(job.priority ?? JobPriority.default), epochs \(job.epoch ?? 0)/\(job.epochs ?? 0), attempts \(job.attempts)\(job.device.map { ", device \($0)" } ?? "")")
         if let start = job.startedAt {
             let end = job.finishedAt ?? Date()
             Output.line("  time \(Output.duration(end.timeIntervalSince(start)))")
