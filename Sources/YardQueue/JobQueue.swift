@@ -53,12 +53,19 @@ public protocol JobQueue: Sendable {
     func claimant(of jobID: String) async throws -> String?
     /// Suspends until something may have been enqueued, or `timeout` passes.
     func waitForWork(timeout: Duration) async
+    /// Why a waiting job is not claimed although it could be next (a user's
+    /// `--max-running` reached), one line starting "waiting: "; nil when
+    /// nothing holds it back, or it is not waiting.
+    func waitingReason(of jobID: String) async throws -> String?
     /// How long a claim lives without a renewal; nil when claims live until
     /// released (the embedded queue, owned by one process).
     var lease: Duration? { get }
 }
 
 extension JobQueue {
+    /// Drivers that do not order by `ClaimOrder` hold nothing back.
+    public func waitingReason(of jobID: String) async throws -> String? { nil }
+
     /// Queues a job with the default priority and no owner.
     public func enqueue(_ jobID: String) async throws { try await enqueue(QueueTicket(jobID: jobID)) }
 }

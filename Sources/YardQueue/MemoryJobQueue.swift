@@ -36,8 +36,9 @@ public actor MemoryJobQueue: JobQueue {
         let from = time.addingTimeInterval(-SchedulingPolicy.usageWindow)
         finished.removeAll { ($0.end ?? time) < from }
         let candidates = Array(waiting.values)
-        let usage = ClaimOrder.usage(finished + spans.values.flatMap { $0 }, now: time, policy: policy)
-        guard let index = ClaimOrder.next(candidates, usage: usage, now: time, policy: policy) else { return nil }
+        let open = spans.values.flatMap { $0 }
+        let usage = ClaimOrder.usage(finished + open, now: time, policy: policy)
+        guard let index = ClaimOrder.next(candidates, usage: usage, running: ClaimOrder.running(open), now: time, policy: policy) else { return nil }
         let candidate = candidates[index]
         let id = candidate.ticket.jobID
         waiting[id] = nil
@@ -63,16 +64,23 @@ public actor MemoryJobQueue: JobQueue {
         claimed[claim.jobID] == worker && attempts[claim.jobID] == claim.attempt
     }
 
-    public func finish(_ claim: QueueClaim, worker: String) -> Bool {
+    public func finish(_ claim: QueueClaim, worker: String) async -> Bool {
         guard renew(claim, worker: worker) else { return false }
         claimed[claim.jobID] = nil
         ended(claim.jobID)
+        await freed()
         return true
     }
 
-    public func complete(_ jobID: String) {
+    public func complete(_ jobID: String) async {
         guard claimed.removeValue(forKey: jobID) != nil else { return }
         ended(jobID)
+        await freed()
+    }
+
+    /// A claim ended: with a per-user limit, a job it held back may be claimable now.
+    private func freed() async {
+        if policy.maxRunningPerUser != nil { await signal.notify() }
     }
 
     public func release(_ claim: QueueClaim, worker: String) async -> Bool {
@@ -107,6 +115,11 @@ public actor MemoryJobQueue: JobQueue {
     }
 
     public func claimant(of jobID: String) -> String? { claimed[jobID] }
+
+    public func waitingReason(of jobID: String) -> String? {
+        guard let ticket = waiting[jobID]?.ticket else { return nil }
+        return ClaimOrder.blocked(ticket, running: ClaimOrder.running(spans.values.flatMap { $0 }), policy: policy)
+    }
 
     public func waitForWork(timeout: Duration) async { await signal.wait(timeout: timeout) }
 }

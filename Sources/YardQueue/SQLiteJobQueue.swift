@@ -45,8 +45,9 @@ public final class SQLiteJobQueue: JobQueue {
                                                      enqueuedAt: Date(timeIntervalSince1970: row["enqueued_at"])),
                                  seq: row["seq"])
         }
-        // One candidate needs no usage (the common case of a short queue).
-        if candidates.count <= 1 { return candidates.first }
+        // One candidate needs no usage (the common case of a short queue),
+        // unless a per-user limit may hold it back.
+        if candidates.count <= 1 && policy.maxRunningPerUser == nil { return candidates.first }
         let from = time - SchedulingPolicy.usageWindow
         try db.execute(sql: "DELETE FROM queue_usage WHERE ended_at IS NOT NULL AND ended_at < ?", arguments: [from])
         let spans = try Row.fetchAll(db, sql: "SELECT owner, experiment, started_at, ended_at FROM queue_usage").map { row in
@@ -55,7 +56,7 @@ public final class SQLiteJobQueue: JobQueue {
         }
         let date = Date(timeIntervalSince1970: time)
         let usage = ClaimOrder.usage(spans, now: date, policy: policy)
-        return ClaimOrder.next(candidates, usage: usage, now: date, policy: policy).map { candidates[$0] }
+        return ClaimOrder.next(candidates, usage: usage, running: ClaimOrder.running(spans), now: date, policy: policy).map { candidates[$0] }
     }
 
     public var lease: Duration? { nil }
@@ -84,13 +85,15 @@ public final class SQLiteJobQueue: JobQueue {
 
     public func finish(_ claim: QueueClaim, worker: String) async throws -> Bool {
         let time = now().timeIntervalSince1970
-        return try await db.write { db in
+        let finished = try await db.write { db in
             try db.execute(sql: "DELETE FROM queue WHERE job_id = ? AND claimed_by = ? AND attempts = ?",
                            arguments: [claim.jobID, worker, claim.attempt])
             guard db.changesCount > 0 else { return false }
             try Self.ended(db, claim.jobID, at: time)
             return true
         }
+        await freed(finished)
+        return finished
     }
 
     public func complete(_ jobID: String) async throws {
@@ -99,6 +102,12 @@ public final class SQLiteJobQueue: JobQueue {
             try db.execute(sql: "DELETE FROM queue WHERE job_id = ?", arguments: [jobID])
             try Self.ended(db, jobID, at: time)
         }
+        await freed(true)
+    }
+
+    /// A claim ended: with a per-user limit, a job it held back may be claimable now.
+    private func freed(_ ended: Bool) async {
+        if ended && policy.maxRunningPerUser != nil { await signal.notify() }
     }
 
     public func release(_ jobID: String) async throws {
@@ -144,6 +153,19 @@ public final class SQLiteJobQueue: JobQueue {
 
     public func claimant(of jobID: String) async throws -> String? {
         try await db.read { db in try String.fetchOne(db, sql: "SELECT claimed_by FROM queue WHERE job_id = ?", arguments: [jobID]) }
+    }
+
+    public func waitingReason(of jobID: String) async throws -> String? {
+        guard policy.maxRunningPerUser != nil else { return nil }
+        return try await db.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT owner FROM queue WHERE job_id = ? AND claimed_by IS NULL", arguments: [jobID]) else {
+                return nil
+            }
+            let owner: String? = row["owner"]
+            let running = try Row.fetchAll(db, sql: "SELECT owner, COUNT(*) AS n FROM queue_usage WHERE ended_at IS NULL AND owner IS NOT NULL GROUP BY owner")
+            let counts = Dictionary(uniqueKeysWithValues: running.map { (($0["owner"] as String?) ?? "", $0["n"] as Int) })
+            return ClaimOrder.blocked(QueueTicket(jobID: jobID, owner: owner), running: counts, policy: self.policy)
+        }
     }
 
     public func waitForWork(timeout: Duration) async { await signal.wait(timeout: timeout) }

@@ -5,6 +5,7 @@ import HummingbirdTesting
 import Testing
 import YardDomain
 import YardJobs
+import YardQueue
 import YardStore
 import YardTestSupport
 @testable import YardServer
@@ -372,6 +373,23 @@ struct TeamsTests {
             #expect(shown.json["priority"]?.intValue == 9, "\(shown.text)")
             let (bad, message) = try await submit("Bearer \(Self.token)", "priority: 12\n")
             #expect(bad == .badRequest && message.contains("priority") && message.contains("0 (lowest) to 9"), "\(message)")
+        }
+    }
+
+    /// A job held back by its user's running limit says so in the API.
+    @Test func aJobOverTheRunningLimitSaysWhyItWaits() async throws {
+        let t = try TestYard(token: Self.token, queue: MemoryJobQueue(policy: SchedulingPolicy(maxRunningPerUser: 1)))
+        defer { t.dir.remove() }
+        try await t.test { client in
+            let auth: HTTPFields = [.authorization: "Bearer \(Self.token)", .contentType: "application/yaml"]
+            for id in ["first", "second"] {
+                let submitted = try await client.execute(uri: "/api/jobs", method: .post, headers: auth, body: ByteBuffer(string: t.config("task_id: \(id)\n")))
+                #expect(submitted.status == .created || submitted.status == .ok, "\(submitted.text)")
+            }
+            #expect(try await t.yard.queue.claim(worker: "w")?.jobID == "first")
+            let shown = try await client.execute(uri: "/api/jobs/second", method: .get, headers: auth)
+            #expect(shown.json["waiting"]?.stringValue == "waiting: admin has 1 running job (at most 1 per user)", "\(shown.text)")
+            #expect(try await client.execute(uri: "/api/jobs/first", method: .get, headers: auth).json["waiting"] == nil)
         }
     }
 

@@ -97,6 +97,33 @@ struct QueueSchedulingTests {
         #expect(ran == ["high-0", "high-1", "high-2", "high-3", "high-4", "high-5", "low"])
     }
 
+    /// With at most one running job per user, ann's second job waits (and
+    /// says why) while bob's, queued later, runs; it runs once ann's first
+    /// ends. Jobs with no owner are not limited.
+    @Test(arguments: Driver.allCases)
+    func aUserAtTheRunningLimitWaitsVisibly(driver: Driver) async throws {
+        let wall = Wall()
+        let queue = try Self.make(driver, wall: wall, policy: SchedulingPolicy(maxRunningPerUser: 1))
+        for id in ["ann-1", "ann-2", "bob-1"] {
+            try await queue.enqueue(QueueTicket(jobID: id, owner: String(id.prefix(3)), enqueuedAt: wall.now))
+        }
+        try await queue.enqueue(QueueTicket(jobID: "anon-1", enqueuedAt: wall.now))
+        try await queue.enqueue(QueueTicket(jobID: "anon-2", enqueuedAt: wall.now))
+        let first = try #require(try await queue.claim(worker: "w1"))
+        #expect(first.jobID == "ann-1")
+        #expect(try await queue.waitingReason(of: "ann-2") == "waiting: ann has 1 running job (at most 1 per user)")
+        #expect(try await queue.waitingReason(of: "bob-1") == nil)
+        #expect(try await queue.waitingReason(of: "ann-1") == nil, "running, not waiting")
+        #expect(try await queue.claim(worker: "w2")?.jobID == "bob-1")
+        #expect(try await queue.claim(worker: "w3")?.jobID == "anon-1")
+        #expect(try await queue.claim(worker: "w4")?.jobID == "anon-2")
+        #expect(try await queue.claim(worker: "w5") == nil, "ann-2 is held back")
+        wall.advance(60)
+        #expect(try await queue.finish(first, worker: "w1"))
+        #expect(try await queue.waitingReason(of: "ann-2") == nil)
+        #expect(try await queue.claim(worker: "w1")?.jobID == "ann-2")
+    }
+
     /// A released job goes back to its place: ahead of the same priority's
     /// later jobs, behind a higher one.
     @Test(arguments: Driver.allCases)

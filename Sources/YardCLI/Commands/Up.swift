@@ -155,6 +155,9 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("priority-aging"),
             help: "Minutes a waiting job waits to gain one priority level (no starvation); 0: never.")
     var priorityAging: Double = 60
+    @Option(name: .customLong("max-running"),
+            help: "At most this many running jobs per user; more of that user's jobs wait (yard show says why). Default: no limit.")
+    var maxRunning: Int?
 
     func validate() throws {
         guard FairShare(rawValue: fairShare) != nil else {
@@ -163,6 +166,7 @@ struct ServeOptions: ParsableArguments {
         guard priorityAging.isFinite, (0...525_600).contains(priorityAging) else {
             throw ValidationError("--priority-aging must be between 0 (never) and 525600 minutes")
         }
+        if let maxRunning { guard (1...10_000).contains(maxRunning) else { throw ValidationError("--max-running must be between 1 and 10000") } }
         _ = try webhookSettings()
         if let predictors { guard (1...64).contains(predictors) else { throw ValidationError("--predictors must be between 1 and 64") } }
         if let predictorThreads { guard (1...256).contains(predictorThreads) else { throw ValidationError("--predictor-threads must be between 1 and 256") } }
@@ -209,7 +213,8 @@ struct ServeOptions: ParsableArguments {
         options.maxDatasetBytes = Self.byteCount(maxDatasetBytes) ?? options.maxDatasetBytes
         options.secretKeyFile = secretKeyFile
         options.scheduling = SchedulingPolicy(fairShare: FairShare(rawValue: fairShare) ?? .user,
-                                              agingSeconds: priorityAging == 0 ? nil : priorityAging * 60)
+                                              agingSeconds: priorityAging == 0 ? nil : priorityAging * 60,
+                                              maxRunningPerUser: maxRunning)
         options.warmEngine = WarmEngineSetting.enabled(flag: noWarmEngine)
         options.eventRetention = EventRetention(days: eventRetentionDays == 0 ? nil : eventRetentionDays)
         options.sync = sync == .full ? .full : .normal

@@ -36,10 +36,15 @@ public struct SchedulingPolicy: Sendable, Hashable {
     /// A waiting job gains one priority level per this many seconds waited
     /// (`--priority-aging`); nil or 0: never.
     public var agingSeconds: Double?
+    /// At most this many running jobs per user (`--max-running`); more of
+    /// that user's jobs wait, saying why. Nil: no limit. Jobs without an
+    /// owner (a server with no token) are not limited.
+    public var maxRunningPerUser: Int?
 
-    public init(fairShare: FairShare = .user, agingSeconds: Double? = 3600) {
+    public init(fairShare: FairShare = .user, agingSeconds: Double? = 3600, maxRunningPerUser: Int? = nil) {
         self.fairShare = fairShare
         self.agingSeconds = agingSeconds
+        self.maxRunningPerUser = maxRunningPerUser
     }
 
     public static let `default` = SchedulingPolicy()
@@ -143,10 +148,31 @@ public enum ClaimOrder {
         return usage
     }
 
-    /// The index of the candidate to claim next; nil when there is none.
-    public static func next(_ candidates: [Candidate], usage: [String: ShareUsage], now: Date, policy: SchedulingPolicy) -> Int? {
+    /// Claims held now, per owner (spans not ended), for `--max-running`.
+    public static func running(_ spans: [UsageSpan]) -> [String: Int] {
+        var running: [String: Int] = [:]
+        for span in spans where span.end == nil {
+            if let owner = span.owner { running[owner, default: 0] += 1 }
+        }
+        return running
+    }
+
+    /// Why a waiting job may not be claimed now (one line, starting
+    /// "waiting: "); nil when it may.
+    public static func blocked(_ ticket: QueueTicket, running: [String: Int], policy: SchedulingPolicy) -> String? {
+        guard let limit = policy.maxRunningPerUser, let owner = ticket.owner else { return nil }
+        let count = running[owner] ?? 0
+        guard count >= limit else { return nil }
+        return "waiting: \(owner) has \(count) running job\(count == 1 ? "" : "s") (at most \(limit) per user)"
+    }
+
+    /// The index of the candidate to claim next; nil when there is none
+    /// (or every one is blocked).
+    public static func next(_ candidates: [Candidate], usage: [String: ShareUsage], running: [String: Int] = [:], now: Date,
+                            policy: SchedulingPolicy) -> Int? {
         var best: (index: Int, priority: Int, usage: ShareUsage, seq: Int64)?
         for (index, candidate) in candidates.enumerated() {
+            if blocked(candidate.ticket, running: running, policy: policy) != nil { continue }
             let priority = effectivePriority(candidate.ticket, now: now, policy: policy)
             let used = usage[candidate.ticket.share(policy.fairShare)] ?? ShareUsage()
             guard let current = best else {

@@ -220,7 +220,8 @@ enum OpenAPI {
         "dataset": {"type": "string", "description": "NAME@ID of the dataset version it trained on"}, "dataset_hash": {"type": "string"},
         "claim": {"type": "integer"}, "report_seq": {"type": "integer"}, "pruning": {"type": "string"},
         "owner": {"type": "string", "description": "the user who submitted it"},
-        "priority": {"type": "integer", "minimum": 0, "maximum": 9, "description": "its config's priority (9 first; absent: 5)"}}},
+        "priority": {"type": "integer", "minimum": 0, "maximum": 9, "description": "its config's priority (9 first; absent: 5)"},
+        "waiting": {"type": "string", "description": "GET /api/jobs/{id} of a queued job the queue holds back: why (e.g. its user's --max-running reached)"}}},
       "Epoch": {"type": "object", "required": ["job_id", "epoch", "metrics"], "properties": {
         "job_id": {"type": "string"}, "epoch": {"type": "integer"}, "seconds": {"type": "number"},
         "metrics": {"type": "object", "additionalProperties": {"type": "number"}}}},
