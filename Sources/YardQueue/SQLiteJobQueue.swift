@@ -39,7 +39,15 @@ public final class SQLiteJobQueue: JobQueue {
 
     /// The next waiting job as `ClaimOrder` ranks it (inside the claim's transaction).
     private func next(_ db: Database, at time: Double) throws -> ClaimOrder.Candidate? {
-        let rows = try Row.fetchAll(db, sql: "SELECT job_id, seq, priority, owner, experiment, enqueued_at FROM queue WHERE claimed_by IS NULL")
+        // Within one priority, owner and experiment the oldest job always
+        // ranks first (seq and enqueued_at grow together), so only each
+        // group's oldest is a candidate: a long queue costs one grouped scan
+        // in SQLite, not a row each in Swift (SQLite takes a bare column's
+        // value from the row MIN chose).
+        let rows = try Row.fetchAll(db, sql: """
+            SELECT job_id, MIN(seq) AS seq, priority, owner, experiment, enqueued_at FROM queue WHERE claimed_by IS NULL
+            GROUP BY priority, owner, experiment
+            """)
         let candidates = rows.map { row in
             ClaimOrder.Candidate(ticket: QueueTicket(jobID: row["job_id"], priority: row["priority"], owner: row["owner"], experiment: row["experiment"],
                                                      enqueuedAt: Date(timeIntervalSince1970: row["enqueued_at"])),
