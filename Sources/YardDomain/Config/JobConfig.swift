@@ -11,7 +11,7 @@ public struct JobConfig: Sendable, Hashable {
     public static let topLevelKeys: [String] = [
         "model", "type", "task_id", "experiment", "train", "val", "mlflow", "minio",
         "redis", "sweeper", "extras", "metadata", "max_attempts", "evaluate_test", "deploy", "notify",
-        "priority",
+        "priority", "oom_retry",
     ]
 
     /// Attempts a job may lose to a crash (of the engine's host process or of
