@@ -6,6 +6,8 @@ struct JobDetail: Codable {
     var job: Job
     var epochs: [EpochRecord]
     var artifacts: [ArtifactRecord]
+    /// Why the queue holds a queued job back, when it does.
+    var waiting: String?
 
     var state: JobState { job.state }
 
@@ -14,6 +16,7 @@ struct JobDetail: Codable {
         let c = try decoder.container(keyedBy: Keys.self)
         epochs = try c.decodeIfPresent([EpochRecord].self, forKey: .epochs) ?? []
         artifacts = try c.decodeIfPresent([ArtifactRecord].self, forKey: .artifacts) ?? []
+        waiting = try c.decodeIfPresent(String.self, forKey: .waiting)
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -21,16 +24,18 @@ struct JobDetail: Codable {
         var c = encoder.container(keyedBy: Keys.self)
         try c.encode(epochs, forKey: .epochs)
         try c.encode(artifacts, forKey: .artifacts)
+        try c.encodeIfPresent(waiting, forKey: .waiting)
     }
 
-    enum Keys: String, CodingKey { case epochs = "epoch_metrics", artifacts }
+    enum Keys: String, CodingKey { case epochs = "epoch_metrics", artifacts, waiting }
 }
 
 enum Summary {
     static func print(_ detail: JobDetail) {
         let job = detail.job
         Output.line("job \(job.id): \(job.state.rawValue)\(job.message.map { " (\($0))" } ?? "")")
-        Output.line("  model \(job.model) [\(job.type.rawValue)], experiment \(job.experiment), epochs \(job.epoch ?? 0)/\(job.epochs ?? 0), attempts \(job.attempts)\(job.device.map { ", device \($0)" } ?? "")")
+        if let waiting = detail.waiting { Output.line("  \(Output.printable(waiting))") }
+        Output.line("  model \(job.model) [\(job.type.rawValue)], experiment \(job.experiment), priority \(job.priority ?? JobPriority.default), epochs \(job.epoch ?? 0)/\(job.epochs ?? 0), attempts \(job.attempts)\(job.device.map { ", device \($0)" } ?? "")")
         if let start = job.startedAt {
             let end = job.finishedAt ?? Date()
             Output.line("  time \(Output.duration(end.timeIntervalSince(start)))")

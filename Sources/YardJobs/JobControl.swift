@@ -64,7 +64,7 @@ public struct JobControl: Sendable {
         job.provenance = provenance
         try await store.insert(job, secrets: secrets, recording: Self.statePayload(job, message: "queued", time: time))
         try await publish(job)
-        try await queue.enqueue(id)
+        try await queue.enqueue(QueueTicket(job, at: time))
         return job
     }
 
@@ -72,6 +72,7 @@ public struct JobControl: Sendable {
     /// `mlflow.register_alias`) needs an admin, like moving it by hand: the
     /// server makes that move later, for nobody in particular.
     public static func authorise(_ config: JobConfig) throws(YardError) {
+        try JobPriority.authorise(config.priority, caller: Caller.current)
         let document = config.document
         if document["deploy"] != nil && document["deploy"] != .null {
             try RegistryControl.authoriseAliasMove(field: "deploy")
@@ -203,7 +204,7 @@ public struct JobControl: Sendable {
         }
         let queued = try await move(id, to: .queued, message: "resume requested")
         try await publish(queued)
-        try await queue.enqueue(id)
+        try await queue.enqueue(QueueTicket(queued, at: now()))
         return queued
     }
 
@@ -246,7 +247,7 @@ public struct JobControl: Sendable {
                 continue
             default: break
             }
-            try await queue.enqueue(job.id)
+            try await queue.enqueue(QueueTicket(job, at: now()))
         }
         return requeued
     }
@@ -271,7 +272,7 @@ public struct JobControl: Sendable {
                 continue
             }
             try await publish(job)
-            try await queue.enqueue(job.id)
+            try await queue.enqueue(QueueTicket(job, at: now()))
             queued.append(job.id)
         }
         return queued

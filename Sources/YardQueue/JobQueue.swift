@@ -22,8 +22,11 @@ public struct QueueClaim: Sendable, Hashable, CustomStringConvertible {
 /// Drivers: `SQLiteJobQueue` (embedded, survives restarts), `MemoryJobQueue`,
 /// `RedisJobQueue` (workers on other machines; claims expire after a lease).
 public protocol JobQueue: Sendable {
-    func enqueue(_ jobID: String) async throws
-    /// The oldest unclaimed job, now claimed by `worker`; nil when none waits.
+    /// Queues the job with what orders it (priority, owner, experiment,
+    /// when). A job already queued or claimed is left as it is.
+    func enqueue(_ ticket: QueueTicket) async throws
+    /// The next unclaimed job as `ClaimOrder` ranks it (priority, aging, fair
+    /// share, then first in first out), now claimed by `worker`; nil when none waits.
     /// With a lease, a job whose worker stopped renewing its claim for longer
     /// than the lease counts as unclaimed (a new attempt).
     func claim(worker: String) async throws -> QueueClaim?
@@ -50,7 +53,19 @@ public protocol JobQueue: Sendable {
     func claimant(of jobID: String) async throws -> String?
     /// Suspends until something may have been enqueued, or `timeout` passes.
     func waitForWork(timeout: Duration) async
+    /// Why a waiting job is not claimed although it could be next (a user's
+    /// `--max-running` reached), one line starting "waiting: "; nil when
+    /// nothing holds it back, or it is not waiting.
+    func waitingReason(of jobID: String) async throws -> String?
     /// How long a claim lives without a renewal; nil when claims live until
     /// released (the embedded queue, owned by one process).
     var lease: Duration? { get }
+}
+
+extension JobQueue {
+    /// Drivers that do not order by `ClaimOrder` hold nothing back.
+    public func waitingReason(of jobID: String) async throws -> String? { nil }
+
+    /// Queues a job with the default priority and no owner.
+    public func enqueue(_ jobID: String) async throws { try await enqueue(QueueTicket(jobID: jobID)) }
 }

@@ -63,6 +63,8 @@ public struct YardOptions: Sendable {
     /// Whether HTTP requests are counted and timed for `/metrics` (off only
     /// in the benchmark's baseline, which measures what counting costs).
     public var httpMetrics = true
+    /// `--fair-share`, `--priority-aging`: how the embedded queue picks the next job.
+    public var scheduling = SchedulingPolicy.default
 
     public init() {}
 }
@@ -186,7 +188,7 @@ public struct Yard: Sendable {
         let database = try YardDatabase(path: data + "/yard.sqlite", sync: options.sync)
         let store = SQLiteJobStore(database: database, secrets: box)
         try await store.resealSecrets()
-        var queue: any JobQueue = SQLiteJobQueue(database: database)
+        var queue: any JobQueue = SQLiteJobQueue(database: database, policy: options.scheduling)
         var remote: RemoteWorkers?
         if let url = options.redisURL {
             let redis = RedisClient(try RedisConfiguration(url: url), name: "yard-server", logger: Logger(label: "yard.redis"))

@@ -145,75 +145,107 @@ struct JobRun {
         let listed = dataset
         let cachePath = worker.configuration.dataDirectory + "/datasets/hash-cache.txt"
         async let pendingHash = known != nil ? known : await offload { listed.map { DatasetHash.compute($0, cache: HashCache(path: cachePath)) } }
-        let process: any EngineProcess
-        do {
-            process = try await worker.runner.start(EngineRequest(jobID: jobID, spec: spec(for: running, full: full, data: data, model: startingWeights,
-                                                                               resume: resume ? checkpoint : nil),
-                                                                  workDirectory: jobDirectory))
-        } catch {
-            await settle(Settlement(state: .failed, message: masker.mask("\(error)")))
-            return
-        }
+        // A CUDA out-of-memory failure is tried once more with half the batch
+        // (unless `oom_retry: false`), as a new attempt of the same claim.
+        var batches = OutOfMemory.batch(full["train"]?["batch"], override: worker.configuration.trainOverrides["batch"]).map { [$0] } ?? []
+        var hashed: String??
+        while true {
+            let process: any EngineProcess
+            do {
+                process = try await worker.runner.start(EngineRequest(jobID: jobID, spec: spec(for: running, full: full, data: data, model: startingWeights,
+                                                                                                 resume: resume ? checkpoint : nil,
+                                                                                                batch: batches.count > 1 ? batches.last : nil),
+                                                                      workDirectory: jobDirectory))
+            } catch {
+                await settle(Settlement(state: .failed, message: masker.mask("\(error)")))
+                return
+            }
 
-        // Hashed while the engine imports torch; known before its first event.
-        let datasetHash = await pendingHash
-        let outcome = RunOutcome()
-        let log = LogSink(ledger: ledger, jobID: jobID, file: jobDirectory + "/train.log", logger: worker.logger, masker: masker)
-        let shutdownToken = shutdown.whenSet {
-            outcome.stop(.shutdown)
-            process.requestStop()
-        }
-        defer { shutdown.cancel(shutdownToken) }
-        let lostToken = lost.whenSet {
-            outcome.stop(.lostClaim)
-            process.kill()
-        }
-        defer { lost.cancel(lostToken) }
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await watchForStop(process, outcome: outcome) }
-            for await output in process.output {
-                // Another attempt holds the job: nothing more of this one is recorded or kept.
-                if lost.isSet { continue }
-                switch output {
-                case .log(let line):
-                    await log.append(line)
-                case .protocolError(let line):
-                    await log.append("[trainyard] engine wrote a line that is not an event: \(line.prefix(200))")
-                case .event(let event):
-                    do {
-                        try await handle(masked(event, masker), outcome: outcome, log: log, storage: storage,
-                                         datasetHash: event.kind == .started ? datasetHash : nil)
-                    } catch {
-                        // What is not recorded must not be reported: the attempt ends failed
-                        // (the checkpoint stays, so `yard resume` continues it).
-                        let reason = masker.mask("recording the run failed at its \(event.kind.rawValue) event: \(error)")
-                        worker.logger.error("job \(jobID): \(reason)")
-                        let first = outcome.failure.withLock { failure -> Bool in
-                            guard failure == nil else { return false }
-                            failure = reason
-                            return true
-                        }
-                        if first {
-                            outcome.stop(.failure)
-                            process.requestStop()
+            // Hashed while the engine imports torch; known before its first event.
+            if hashed == nil { hashed = .some(await pendingHash) }
+            let datasetHash = hashed ?? nil
+            let outcome = RunOutcome()
+            let log = LogSink(ledger: ledger, jobID: jobID, file: jobDirectory + "/train.log", logger: worker.logger, masker: masker)
+            let shutdownToken = shutdown.whenSet {
+                outcome.stop(.shutdown)
+                process.requestStop()
+            }
+            defer { shutdown.cancel(shutdownToken) }
+            let lostToken = lost.whenSet {
+                outcome.stop(.lostClaim)
+                process.kill()
+            }
+            defer { lost.cancel(lostToken) }
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await watchForStop(process, outcome: outcome) }
+                for await output in process.output {
+                    // Another attempt holds the job: nothing more of this one is recorded or kept.
+                    if lost.isSet { continue }
+                    switch output {
+                    case .log(let line):
+                        await log.append(line)
+                    case .protocolError(let line):
+                        await log.append("[trainyard] engine wrote a line that is not an event: \(line.prefix(200))")
+                    case .event(let event):
+                        do {
+                            try await handle(masked(event, masker), outcome: outcome, log: log, storage: storage,
+                                             datasetHash: event.kind == .started ? datasetHash : nil)
+                        } catch {
+                            // What is not recorded must not be reported: the attempt ends failed
+                            // (the checkpoint stays, so `yard resume` continues it).
+                            let reason = masker.mask("recording the run failed at its \(event.kind.rawValue) event: \(error)")
+                            worker.logger.error("job \(jobID): \(reason)")
+                            let first = outcome.failure.withLock { failure -> Bool in
+                                guard failure == nil else { return false }
+                                failure = reason
+                                return true
+                            }
+                            if first {
+                                outcome.stop(.failure)
+                                process.requestStop()
+                            }
                         }
                     }
                 }
+                group.cancelAll()
             }
-            group.cancelAll()
+            let code = await process.waitForExit()
+            await log.close()
+            if !lost.isSet { await storeLog(log, in: storage) }
+            let settlement = await settlement(exitCode: code, outcome: outcome, log: log)
+            // Not after a stop (asked, or the service going down): that wins.
+            let stopAsked = outcome.stopReason.withLock { $0 } != nil
+            if !lost.isSet, !stopAsked, settlement.state == .failed, let failure = outcome.failure.withLock({ $0 }), OutOfMemory.matches(failure) {
+                if let smaller = OutOfMemory.retryBatch(tried: batches, allowed: full["oom_retry"]?.boolValue ?? true) {
+                    let reason = "out of GPU memory at batch \(batches.last!); retrying once with batch \(smaller)"
+                    try await ledger.appendLog(jobID: jobID, lines: ["[trainyard] \(reason) (a new attempt, from epoch 0)"])
+                    try await ledger.appendEvent(jobID: jobID, type: "retry", payload: [
+                        "reason": .string(reason), "error": .string(masker.mask(String(failure.prefix(500)))),
+                        "batch": .int(smaller), "previous_batch": .int(batches.last!),
+                    ])
+                    try await ledger.update(jobID, JobChange(attemptStarted: .init(worker: workerID, time: Date())))
+                    batches.append(smaller)
+                    resume = false
+                    try? FileManager.default.removeItem(atPath: runDirectory)
+                    continue
+                }
+                await settle(Settlement(state: .failed, message: OutOfMemory.finalMessage(tried: batches, allowed: full["oom_retry"]?.boolValue ?? true,
+                                                                                           error: failure)))
+                return
+            }
+            await settle(settlement)
+            return
         }
-        let code = await process.waitForExit()
-        await log.close()
-        if !lost.isSet { await storeLog(log, in: storage) }
-        await settle(await settlement(exitCode: code, outcome: outcome, log: log))
     }
 
     /// The spec the engine reads: from the config with its secrets (`full`), the worker's overrides
     /// applied, and the run folder fixed by Trainyard.
-    private func spec(for job: Job, full: JSONValue, data: String, model: String?, resume: String?) -> JSONValue {
+    private func spec(for job: Job, full: JSONValue, data: String, model: String?, resume: String?, batch: Int? = nil) -> JSONValue {
         var train = full["train"]?.objectValue ?? [:]
         train["data"] = .string(data)
         for (key, value) in worker.configuration.trainOverrides { train[key] = value }
+        // An out-of-memory retry's smaller batch.
+        if let batch { train["batch"] = .int(batch) }
         var spec: [String: JSONValue] = [
             "job_id": .string(jobID),
             "model": model.map(JSONValue.string) ?? full["model"] ?? .string(job.model),

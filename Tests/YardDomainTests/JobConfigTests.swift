@@ -107,6 +107,7 @@ struct JobConfigTests {
         ("model: m.yaml\nmlflow: nope\ntrain: {data: /data/demo/data.yaml}", "mlflow", "must be a mapping"),
         ("model: m.yaml\nsweeper: {n_trials: 0}\ntrain: {data: /data/demo/data.yaml}", "sweeper.n_trials", "integer of at least 1"),
         ("model: m.yaml\ntrain: {data: /data/demo/data.yaml, epochs: 1, epochs: 2}", "config", "duplicated key"),
+        ("model: m.yaml\noom_retry: maybe\ntrain: {data: /data/demo/data.yaml}", "oom_retry", "must be true or false"),
         ("model: [unclosed\n", "config", "not valid YAML"),
         ("", "config", "empty"),
         ("- a\n- b", "config", "must be a mapping"),

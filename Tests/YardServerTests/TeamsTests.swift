@@ -5,6 +5,7 @@ import HummingbirdTesting
 import Testing
 import YardDomain
 import YardJobs
+import YardQueue
 import YardStore
 import YardTestSupport
 @testable import YardServer
@@ -340,6 +341,55 @@ struct TeamsTests {
             let (moved, change) = try await ModelsAPITests.json(client, "/api/models/det/aliases", .post, #"{"alias": "champion", "version": "1"}"#, headers: auth)
             #expect(moved == 200 && change["by"] == "admin", "\(change)")
             #expect(try await t.yard.store.aliasHistory(name: "det", alias: nil, limit: 1).first?.by == "admin")
+        }
+    }
+
+    /// A member may ask for priority up to 7, an admin up to 9; above, a
+    /// one-line 403 names the field and the limit, and no job is made. The
+    /// job's priority is in the API's record.
+    @Test func priorityIsLimitedByRole() async throws {
+        let t = try TestYard(token: Self.token, sqlite: true)
+        defer { t.dir.remove() }
+        try await t.test { client in
+            let auth: HTTPFields = [.authorization: "Bearer \(Self.token)", .contentType: "application/json"]
+            _ = try await client.execute(uri: "/api/users", method: .post, headers: auth, body: ByteBuffer(string: #"{"name": "mia", "role": "member"}"#))
+            let made = try await client.execute(uri: "/api/tokens", method: .post, headers: auth, body: ByteBuffer(string: #"{"user": "mia"}"#))
+            let mia = "Bearer \(try #require(made.json["token"]?.stringValue))"
+            func submit(_ bearer: String, _ extra: String) async throws -> (HTTPResponse.Status, String) {
+                let response = try await client.execute(uri: "/api/jobs", method: .post, headers: [.authorization: bearer, .contentType: "application/yaml"],
+                                                        body: ByteBuffer(string: t.config(extra)))
+                return (response.status, response.text)
+            }
+            let (refused, text) = try await submit(mia, "priority: 8\n")
+            #expect(refused == .forbidden && text.contains("priority 8 is above a member's limit of 7"), "\(text)")
+            #expect(try await t.yard.store.jobs(limit: 10, state: nil, owner: "mia").isEmpty)
+            let (accepted, job) = try await submit(mia, "priority: 7\n")
+            #expect(accepted == .created || accepted == .ok, "\(job)")
+            #expect(try await t.yard.store.jobs(limit: 10, state: nil, owner: "mia").map(\.priority) == [7])
+            let (admin, urgent) = try await submit("Bearer \(Self.token)", "priority: 9\n")
+            #expect(admin == .created || admin == .ok, "\(urgent)")
+            let id = try #require(try await t.yard.store.jobs(limit: 10, state: nil, owner: "admin").first?.id, "\(urgent)")
+            let shown = try await client.execute(uri: "/api/jobs/\(id)", method: .get, headers: [.authorization: "Bearer \(Self.token)"])
+            #expect(shown.json["priority"]?.intValue == 9, "\(shown.text)")
+            let (bad, message) = try await submit("Bearer \(Self.token)", "priority: 12\n")
+            #expect(bad == .badRequest && message.contains("priority") && message.contains("0 (lowest) to 9"), "\(message)")
+        }
+    }
+
+    /// A job held back by its user's running limit says so in the API.
+    @Test func aJobOverTheRunningLimitSaysWhyItWaits() async throws {
+        let t = try TestYard(token: Self.token, queue: MemoryJobQueue(policy: SchedulingPolicy(maxRunningPerUser: 1)))
+        defer { t.dir.remove() }
+        try await t.test { client in
+            let auth: HTTPFields = [.authorization: "Bearer \(Self.token)", .contentType: "application/yaml"]
+            for id in ["first", "second"] {
+                let submitted = try await client.execute(uri: "/api/jobs", method: .post, headers: auth, body: ByteBuffer(string: t.config("task_id: \(id)\n")))
+                #expect(submitted.status == .created || submitted.status == .ok, "\(submitted.text)")
+            }
+            #expect(try await t.yard.queue.claim(worker: "w")?.jobID == "first")
+            let shown = try await client.execute(uri: "/api/jobs/second", method: .get, headers: auth)
+            #expect(shown.json["waiting"]?.stringValue == "waiting: admin has 1 running job (at most 1 per user)", "\(shown.text)")
+            #expect(try await client.execute(uri: "/api/jobs/first", method: .get, headers: auth).json["waiting"] == nil)
         }
     }
 

@@ -29,9 +29,9 @@ struct Jobs: AsyncParsableCommand {
             let rows = list.jobs.map { job -> [String] in
                 let progress = "\(job.epoch ?? 0)/\(job.epochs ?? 0)"
                 let fitness = job.fitness.map(Output.number) ?? "-"
-                return [job.id, job.state.rawValue, progress, fitness, job.model, job.experiment]
+                return [job.id, job.state.rawValue, String(job.priority ?? JobPriority.default), progress, fitness, job.model, job.experiment]
             }
-            Table.print(header: ["ID", "STATE", "EPOCH", "FITNESS", "MODEL", "EXPERIMENT"], rows: rows)
+            Table.print(header: ["ID", "STATE", "PRI", "EPOCH", "FITNESS", "MODEL", "EXPERIMENT"], rows: rows)
         }
     }
 }

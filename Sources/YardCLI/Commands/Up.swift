@@ -151,8 +151,24 @@ struct ServeOptions: ParsableArguments {
     @Flag(name: .customLong("allow-private-webhooks"),
           help: "Let webhooks (--webhook and notify:) reach loopback, link-local and private addresses (refused by default: request forgery).")
     var allowPrivateWebhooks = false
+    @Option(name: .customLong("fair-share"),
+            help: "Among waiting jobs of one priority, the next goes to the user (or experiment) with the least GPU time in the last 24 h: user or experiment.")
+    var fairShare: String = FairShare.user.rawValue
+    @Option(name: .customLong("priority-aging"),
+            help: "Minutes a waiting job waits to gain one priority level (no starvation); 0: never.")
+    var priorityAging: Double = 60
+    @Option(name: .customLong("max-running"),
+            help: "At most this many running jobs per user; more of that user's jobs wait (yard show says why). Default: no limit.")
+    var maxRunning: Int?
 
     func validate() throws {
+        guard FairShare(rawValue: fairShare) != nil else {
+            throw ValidationError("--fair-share: \"\(fairShare.prefix(40))\" is not user or experiment")
+        }
+        guard priorityAging.isFinite, (0...525_600).contains(priorityAging) else {
+            throw ValidationError("--priority-aging must be between 0 (never) and 525600 minutes")
+        }
+        if let maxRunning { guard (1...10_000).contains(maxRunning) else { throw ValidationError("--max-running must be between 1 and 10000") } }
         _ = try webhookSettings()
         if let predictors { guard (1...64).contains(predictors) else { throw ValidationError("--predictors must be between 1 and 64") } }
         if let predictorThreads { guard (1...256).contains(predictorThreads) else { throw ValidationError("--predictor-threads must be between 1 and 256") } }
@@ -198,6 +214,9 @@ struct ServeOptions: ParsableArguments {
         options.datasetRoots = datasetRoots.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
         options.maxDatasetBytes = Self.byteCount(maxDatasetBytes) ?? options.maxDatasetBytes
         options.secretKeyFile = secretKeyFile
+        options.scheduling = SchedulingPolicy(fairShare: FairShare(rawValue: fairShare) ?? .user,
+                                              agingSeconds: priorityAging == 0 ? nil : priorityAging * 60,
+                                              maxRunningPerUser: maxRunning)
         options.warmEngine = WarmEngineSetting.enabled(flag: noWarmEngine)
         options.eventRetention = EventRetention(days: eventRetentionDays == 0 ? nil : eventRetentionDays)
         options.sync = sync == .full ? .full : .normal

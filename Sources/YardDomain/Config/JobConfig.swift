@@ -11,6 +11,7 @@ public struct JobConfig: Sendable, Hashable {
     public static let topLevelKeys: [String] = [
         "model", "type", "task_id", "experiment", "train", "val", "mlflow", "minio",
         "redis", "sweeper", "extras", "metadata", "max_attempts", "evaluate_test", "deploy", "notify",
+        "priority", "oom_retry",
     ]
 
     /// Attempts a job may lose to a crash (of the engine's host process or of
@@ -47,6 +48,8 @@ public struct JobConfig: Sendable, Hashable {
     public var val: [String: JSONValue]? { document["val"]?.objectValue }
     public var data: String { train["data"]?.stringValue ?? "" }
     public var epochs: Int { train["epochs"]?.intValue ?? 100 }
+    /// `priority:` 0-9 (9 first), 5 when absent.
+    public var priority: Int { document["priority"]?.intValue ?? JobPriority.default }
     public var maxAttempts: Int { document["max_attempts"]?.intValue ?? Self.defaultMaxAttempts }
     public var sweeper: [String: JSONValue]? { document["sweeper"]?.objectValue }
     /// The validated `sweeper:` block (the parser checked it).

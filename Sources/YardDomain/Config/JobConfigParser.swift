@@ -102,6 +102,16 @@ public struct JobConfigParser: Sendable {
             document["max_attempts"] = .int(n)
         }
 
+        if let retry = document["oom_retry"], retry.boolValue == nil {
+            throw YardError.invalid("oom_retry", "must be true or false (whether a CUDA out-of-memory failure is retried once with half the batch), got \(Self.show(retry))")
+        }
+        if let priority = document["priority"] {
+            guard let n = priority.intValue, JobPriority.range.contains(n) else {
+                throw YardError.invalid("priority", "must be an integer from 0 (lowest) to 9 (highest), default 5, got \(Self.show(priority))")
+            }
+            document["priority"] = .int(n)
+        }
+
         // sections that must be mappings
         for key in ["train", "val", "mlflow", "minio", "redis", "sweeper", "extras", "metadata"] {
             if let value = document[key], value.objectValue == nil, value != .null {

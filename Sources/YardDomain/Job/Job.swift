@@ -61,6 +61,8 @@ public struct Job: Sendable, Codable, Hashable {
     public var owner: String?
     /// Code state, parent model, rerun origin and host (`yard lineage`).
     public var provenance: JobProvenance?
+    /// `priority:` from its config, 0-9 (9 first); nil in records made before priorities (5).
+    public var priority: Int?
 
     public init(id: String, config: JobConfig, redacted: JSONValue, createdAt: Date) {
         self.id = id
@@ -72,6 +74,7 @@ public struct Job: Sendable, Codable, Hashable {
         self.createdAt = createdAt
         self.attempts = 0
         self.epochs = config.epochs
+        self.priority = config.priority
     }
 
     enum CodingKeys: String, CodingKey {
@@ -81,7 +84,7 @@ public struct Job: Sendable, Codable, Hashable {
         case finalMetrics = "final_metrics", testMetrics = "test_metrics", runID = "run_id", mlflowRunID = "mlflow_run_id", tracking
         case trackingError = "tracking_error", gitCommit = "git_commit", datasetHash = "dataset_hash"
         case claim, reportSeq = "report_seq", pruning, dataset
-        case owner
+        case owner, priority
         case provenance
     }
 }

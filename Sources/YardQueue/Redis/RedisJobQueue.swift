@@ -50,8 +50,10 @@ public final class RedisJobQueue: JobQueue {
         return "100000000000"
     }
 
-    public func enqueue(_ jobID: String) async throws {
-        try await redis.run(Scripts.enqueue, keys: keys.queue, arguments: [Self.group, jobID])
+    /// First in first out: this driver does not order by the ticket's
+    /// priority or fair share yet (the embedded queues do).
+    public func enqueue(_ ticket: QueueTicket) async throws {
+        try await redis.run(Scripts.enqueue, keys: keys.queue, arguments: [Self.group, ticket.jobID])
         await signal.notify()
     }
 

@@ -79,6 +79,7 @@ struct JobsController<Context: RequestContext> {
         guard case .object(var detail) = try JSONResponse.value(job) else { throw YardError(.internal, "job encoding") }
         detail["epoch_metrics"] = try JSONResponse.value(try await store.epochs(of: id))
         detail["artifacts"] = try JSONResponse.value(try await store.artifacts(of: id))
+        if job.state == .queued, let reason = try await control.queue.waitingReason(of: id) { detail["waiting"] = .string(reason) }
         return try JSONResponse.make(JSONValue.object(detail))
     }
 

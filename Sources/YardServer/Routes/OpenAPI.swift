@@ -228,6 +228,8 @@ enum OpenAPI {
         "dataset": {"type": "string", "description": "NAME@ID of the dataset version it trained on"}, "dataset_hash": {"type": "string"},
         "claim": {"type": "integer"}, "report_seq": {"type": "integer"}, "pruning": {"type": "string"},
         "owner": {"type": "string", "description": "the user who submitted it"},
+        "priority": {"type": "integer", "minimum": 0, "maximum": 9, "description": "its config's priority (9 first; absent: 5)"},
+        "waiting": {"type": "string", "description": "GET /api/jobs/{id} of a queued job the queue holds back: why (e.g. its user's --max-running reached)"},
         "provenance": {"type": "object", "description": "git_dirty, git_diff (sha256 of the uncommitted diff), parent (the registered version it fine-tuned from), rerun_of, host"}}},
       "Lineage": {"type": "object", "required": ["job", "config", "dataset", "code", "engine", "registered", "alias_history"],
         "description": "what made a model version or a job: its job and attempts, config (secrets masked), seed, dataset version, code, engine versions, device and host, sweep trial, parent model, metrics and every alias move", "properties": {

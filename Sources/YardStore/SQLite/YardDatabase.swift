@@ -252,6 +252,28 @@ public struct YardDatabase: Sendable {
                 ALTER TABLE model_alias_history ADD COLUMN moved_by TEXT;
                 """)
         }
+        migrator.registerMigration("v12-scheduling") { db in
+            // What orders the embedded queue (issue 32): each waiting job's
+            // priority, owner, experiment and when it was queued (aging), and
+            // each claim's span of GPU time, for fair share over the last 24 h.
+            // Jobs queued before this wait from now on.
+            try db.execute(sql: """
+                ALTER TABLE queue ADD COLUMN priority INTEGER NOT NULL DEFAULT 5;
+                ALTER TABLE queue ADD COLUMN owner TEXT;
+                ALTER TABLE queue ADD COLUMN experiment TEXT NOT NULL DEFAULT 'default';
+                ALTER TABLE queue ADD COLUMN enqueued_at DOUBLE NOT NULL DEFAULT 0;
+                UPDATE queue SET enqueued_at = CAST(strftime('%s', 'now') AS DOUBLE);
+                CREATE TABLE queue_usage (
+                  job_id TEXT NOT NULL,
+                  owner TEXT,
+                  experiment TEXT NOT NULL,
+                  started_at DOUBLE NOT NULL,
+                  ended_at DOUBLE
+                );
+                CREATE INDEX queue_usage_by_job ON queue_usage(job_id);
+                CREATE INDEX queue_usage_by_end ON queue_usage(ended_at);
+                """)
+        }
         return migrator
     }
 }
