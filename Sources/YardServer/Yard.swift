@@ -77,6 +77,12 @@ public struct RemoteWorkers: Sendable {
     public let keys: RedisKeys
     public let box: SecretBox
     public var board: RedisJobBoard { RedisJobBoard(redis: redis, keys: keys, box: box) }
+
+    public init(redis: RedisClient, keys: RedisKeys, box: SecretBox) {
+        self.redis = redis
+        self.keys = keys
+        self.box = box
+    }
 }
 
 /// The composition root: the embedded default (SQLite store and queue,
@@ -231,6 +237,8 @@ public struct Yard: Sendable {
         router.get("/health") { _, _ in
             try JSONResponse.make(["status": "ok"])
         }
+        let readiness = Readiness(store: store, remote: remote, engine: engine, artifacts: artifacts)
+        router.get("/ready") { _, _ in try await readiness.response() }
         JobsController(control: control, allowPrivateWebhooks: options.webhooks.allowPrivate)
             .addRoutes(to: router.group("/api/jobs"))
         ModelsController(registry: models).addRoutes(to: router.group("/api/models"))

@@ -21,7 +21,7 @@ struct TestYard {
     /// `directory` is an existing folder to use as the data dir.
     init(token: String? = nil, store: (any JobStore)? = nil, queue: (any JobQueue)? = nil, allowDatasetSymlinks: Bool = false,
          sqlite: Bool = false, directory: String? = nil, datasetRoots: [String] = [], webhooks: WebhookSettings = WebhookSettings(),
-         tls: ServerTLS? = nil) throws {
+         tls: ServerTLS? = nil, engine: EngineEnvironment? = nil, remote: RemoteWorkers? = nil) throws {
         dir = try directory.map(TemporaryDirectory.init(at:)) ?? TemporaryDirectory("yard-server")
         var options = YardOptions()
         options.dataDirectory = dir.path
@@ -41,7 +41,8 @@ struct TestYard {
         }
         yard = Yard(options: options, store: store, queue: queue,
                     artifacts: LocalArtifactStore(root: dir.path + "/artifacts"),
-                    engine: EngineEnvironment(python: "/nonexistent", engineDirectory: "/nonexistent", ultralyticsDirectory: dir.path))
+                    engine: engine ?? EngineEnvironment(python: "/nonexistent", engineDirectory: "/nonexistent", ultralyticsDirectory: dir.path),
+                    remote: remote)
         data = try dir.write("demo/data.yaml", "path: .\ntrain: images\nval: images\nnames: {0: a}\n")
     }
 

@@ -27,8 +27,8 @@ struct OpenAPIAgreementTests {
         let t = try TestYard()
         defer { t.dir.remove() }
         let all = t.yard.buildRouter().routes.map { (method: "\($0.method)", path: "\($0.path)") }
-        // The API is /api, /health and /metrics; the rest are the dashboard's pages and assets (GET only).
-        let api = all.filter { $0.path.hasPrefix("/api/") || $0.path == "/health" || $0.path == "/metrics" }
+        // The API is /api, /health, /ready and /metrics; the rest are the dashboard's pages and assets (GET only).
+        let api = all.filter { $0.path.hasPrefix("/api/") || ["/health", "/ready", "/metrics"].contains($0.path) }
         #expect(all.filter { !api.map(\.path).contains($0.path) }.allSatisfy { $0.method == "GET" }, "a page route that changes state belongs to the API")
         let routed = Set(api.map { "\($0.method) \($0.path)" })
         let specified = Self.operations(try Self.document())

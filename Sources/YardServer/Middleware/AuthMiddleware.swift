@@ -35,7 +35,7 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
     /// Route templates open to everyone (load balancers probe `/health`;
     /// the sign-in page, its files and `/api/session` come before a session).
     static var publicRoutes: Set<String> {
-        Set(["/health", "/api/session", WebController<Context>.signInPage]).union(WebController<Context>.assetRoutes)
+        Set(["/health", "/ready", "/api/session", WebController<Context>.signInPage]).union(WebController<Context>.assetRoutes)
     }
 
     static var csrfHeader: HTTPField.Name { HTTPField.Name("X-CSRF-Token")! }

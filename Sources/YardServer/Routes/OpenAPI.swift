@@ -85,6 +85,13 @@ enum OpenAPI {
     static var paths: [String: JSONValue] {
         var paths = modelPaths.merging(userPaths) { first, _ in first }
         paths["/health"] = ["get": op("health", "liveness", [ "200": json(["type": "object", "properties": ["status": ["type": "string"]]])], security: false)]
+        let check: JSONValue = ["type": "object", "required": ["ok", "detail", "ms"],
+                                    "properties": ["ok": ["type": "boolean"], "detail": ["type": "string"], "ms": ["type": "number"]]]
+        let readiness: JSONValue = ["type": "object", "required": ["status", "checks"], "properties": [
+            "status": ["type": "string", "enum": ["ready", "not ready"]], "failing": ["type": "string"], "message": ["type": "string"],
+            "checks": ["type": "object", "additionalProperties": check]]]
+        paths["/ready"] = ["get": op("ready", "readiness: the store, the queue, the engine and the artifact folder answer",
+                                     ["200": json(readiness, "ready"), "503": json(readiness, "a part does not answer: `failing` names it")], security: false)]
         paths["/metrics"] = ["get": op("metrics", "Prometheus text: predict requests and errors by model, version and code; latency and images-per-request histograms; queue depth, load time, memory and restarts per loaded version; jobs by state",
                                         ["200": ["description": "Prometheus text format 0.0.4", "content": ["text/plain": ["schema": ["type": "string"]]]]])]
         paths["/api/openapi.json"] = ["get": op("openapi", "this document", ["200": json(["type": "object"])])]
