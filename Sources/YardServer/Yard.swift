@@ -227,7 +227,7 @@ public struct Yard: Sendable {
         router.get("/health") { _, _ in
             try JSONResponse.make(["status": "ok"])
         }
-        JobsController(control: control, allowPrivateWebhooks: options.webhooks.allowPrivate)
+        JobsController(control: control, artifacts: artifacts, allowPrivateWebhooks: options.webhooks.allowPrivate)
             .addRoutes(to: router.group("/api/jobs"))
         ModelsController(registry: models).addRoutes(to: router.group("/api/models"))
         SweepsController(sweeps: sweeps, store: store, allowPrivateWebhooks: options.webhooks.allowPrivate).addRoutes(to: router.group("/api/sweeps"))

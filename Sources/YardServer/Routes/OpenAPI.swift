@@ -105,6 +105,9 @@ enum OpenAPI {
         paths["/api/jobs/{id}/logs"] = ["get": op("jobLogs", "the training log; ?follow=true streams it", parameters: [id,
             query("follow", ["type": "boolean", "default": false])],
             ["200": ["description": "log lines", "content": ["text/plain": ["schema": ["type": "string"]]]]], errors: [404])]
+        paths["/api/jobs/{id}/weights"] = ["get": op("jobWeights", "the job's weights file as its training stored it (best.pt, or last.pt with ?which=last)", parameters: [id,
+            query("which", ["type": "string", "enum": ["best", "last"], "default": "best"])],
+            ["200": ["description": "the .pt file", "content": ["application/octet-stream": ["schema": ["type": "string", "format": "binary"]]]]], errors: [400, 404])]
         paths["/api/events"] = ["get": op("events", "the event log (SSE): every event after Last-Event-ID or ?after=; a reader below the retained window first gets one `truncated` event",
             parameters: [query("after", ["type": "integer", "minimum": 0]),
                          query("entity", ["type": "string", "enum": .array(EventEntity.allCases.map { .string($0.rawValue) })]),
