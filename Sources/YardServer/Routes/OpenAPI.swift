@@ -88,6 +88,8 @@ enum OpenAPI {
         paths["/metrics"] = ["get": op("metrics", "Prometheus text: predict requests and errors by model, version and code; latency and images-per-request histograms; queue depth, load time, memory and restarts per loaded version; jobs by state",
                                         ["200": ["description": "Prometheus text format 0.0.4", "content": ["text/plain": ["schema": ["type": "string"]]]]])]
         paths["/api/openapi.json"] = ["get": op("openapi", "this document", ["200": json(["type": "object"])])]
+        paths["/api/docs"] = ["get": op("docs", "this document as a page (offline: the server's own files); a browser without a session is sent to /sign-in",
+                                        ["200": ["description": "the page", "content": ["text/html": ["schema": ["type": "string"]]]]])]
         paths["/api/jobs"] = [
             "get": op("listJobs", "jobs, newest first", parameters: [limit, query("state", ref("JobState")),
                       query("owner", ["type": "string"], "only this user's jobs"), query("mine", ["type": "boolean"], "only the caller's jobs")],
