@@ -73,11 +73,15 @@ else
   # The engine beside the binary (`yard` finds PREFIX/share/trainyard/engine), swapped in whole.
   rm -rf "$PREFIX/share/trainyard/engine.new"
   mkdir -p "$PREFIX/share/trainyard/engine.new"
-  cp -R "$ROOT/engine/trainyard_engine" "$ROOT/engine/requirements.txt" "$PREFIX/share/trainyard/engine.new/"
+  cp -R "$ROOT/engine/trainyard_engine" "$ROOT/engine/trainyard" "$ROOT/engine/requirements.txt" "$PREFIX/share/trainyard/engine.new/"
   find "$PREFIX/share/trainyard/engine.new" -name __pycache__ -prune -exec rm -rf {} +
   rm -rf "$PREFIX/share/trainyard/engine" && mv "$PREFIX/share/trainyard/engine.new" "$PREFIX/share/trainyard/engine"
   install -m 755 "$CACHE/swiftpm/release/yard" "$PREFIX/bin/.yard.new" && mv -f "$PREFIX/bin/.yard.new" "$PREFIX/bin/yard"
   log "installed $PREFIX/bin/yard ($("$PREFIX/bin/yard" --version))"
+  # The Python client (`from trainyard import Client`) importable by the
+  # engine's Python, e.g. as a notebook kernel: a .pth naming its folder.
+  echo "$PREFIX/share/trainyard/engine" >"$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/trainyard-client.pth"
+  log "the Python client: $VENV/bin/python -c 'from trainyard import Client'"
   case ":$(bash -lc 'echo "$PATH"' 2>/dev/null):" in
     *":$PREFIX/bin:"*) ;;
     *) log "$PREFIX/bin is not on PATH for new shells; add it: echo 'export PATH=\"$PREFIX/bin:\$PATH\"' >> ~/.profile" ;;

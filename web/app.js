@@ -30,7 +30,11 @@ const signOutButton = document.getElementById("sign-out");
 let unmount = null;
 let auth = { auth_required: false, signed_in: true };
 
+/** Pages of the server outside this one (a sign-in's `next` may be one). */
+const otherPages = new Set(["/api/docs"]);
+
 function navigate(path, replace = false) {
+  if (otherPages.has(new URL(path, location.href).pathname)) { location.assign(path); return; }
   if (replace) history.replaceState(null, "", path); else history.pushState(null, "", path);
   route();
 }

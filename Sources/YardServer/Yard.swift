@@ -239,7 +239,7 @@ public struct Yard: Sendable {
         }
         let readiness = Readiness(store: store, remote: remote, engine: engine, artifacts: artifacts)
         router.get("/ready") { _, _ in try await readiness.response() }
-        JobsController(control: control, allowPrivateWebhooks: options.webhooks.allowPrivate)
+        JobsController(control: control, artifacts: artifacts, allowPrivateWebhooks: options.webhooks.allowPrivate)
             .addRoutes(to: router.group("/api/jobs"))
         ModelsController(registry: models).addRoutes(to: router.group("/api/models"))
         SweepsController(sweeps: sweeps, store: store, allowPrivateWebhooks: options.webhooks.allowPrivate).addRoutes(to: router.group("/api/sweeps"))

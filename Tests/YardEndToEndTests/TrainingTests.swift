@@ -290,10 +290,10 @@ func eventStates(_ yard: RunningYard, _ id: String) async throws -> [String] {
         }
 }
 
-func runPython(_ python: String, _ code: String, env extra: [String: String]) throws -> String {
+func runPython(_ python: String, _ code: String, env extra: [String: String], arguments: [String] = []) throws -> String {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: python)
-    process.arguments = ["-c", code]
+    process.arguments = ["-c", code] + arguments
     var env = ProcessInfo.processInfo.environment
     for (k, v) in extra { env[k] = v }
     process.environment = env

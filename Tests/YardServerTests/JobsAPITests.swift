@@ -110,7 +110,8 @@ struct JobsAPITests {
         defer { t.dir.remove() }
         try await t.test { client in
             for (uri, method) in [("/api/jobs/nope", HTTPRequest.Method.get), ("/api/jobs/nope/stop", .post), ("/api/jobs/nope/resume", .post),
-                                  ("/api/jobs/nope/events", .get), ("/api/jobs/nope/logs", .get)] {
+                                  ("/api/jobs/nope/events", .get), ("/api/jobs/nope/logs", .get),
+                                  ("/api/jobs/nope/weights", .get)] {
                 try await client.execute(uri: uri, method: method) { response in
                     #expect(response.status == .notFound, "\(uri)")
                     #expect(response.json["error"] == "not_found", "\(uri)")
@@ -120,6 +121,39 @@ struct JobsAPITests {
             try await client.execute(uri: "/api/jobs?state=bogus", method: .get) { response in
                 #expect(response.status == .badRequest)
                 #expect(response.json["field"] == "state")
+            }
+        }
+    }
+
+    /// A client downloads a job's weights without registering a model:
+    /// best by default, last on request; nothing else of the artifact
+    /// folder is reachable through `which`.
+    @Test func aJobsWeightsDownloadBestOrLastAndNothingElse() async throws {
+        let t = try TestYard()
+        defer { t.dir.remove() }
+        try await t.test { client in
+            let id = try await client.execute(uri: "/api/jobs", method: .post, body: ByteBuffer(string: t.config("task_id: w1"))) { $0.json["id"]?.stringValue ?? "" }
+            #expect(id == "w1")
+            try await client.execute(uri: "/api/jobs/w1/weights", method: .get) { response in
+                #expect(response.status == .notFound)
+                #expect(response.json["field"] == "which")
+                #expect(response.json["message"]?.stringValue?.contains("no best weights (it is queued)") == true, "\(response.json)")
+            }
+            _ = try t.dir.write("artifacts/w1/weights/best.pt", "best bytes")
+            _ = try t.dir.write("artifacts/w1/weights/last.pt", "last bytes")
+            _ = try t.dir.write("artifacts/w1/results.csv", "epoch\n")
+            try await client.execute(uri: "/api/jobs/w1/weights", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body) == "best bytes")
+                #expect(response.headers[.contentType] == "application/octet-stream")
+                #expect(response.headers[.contentDisposition] == "attachment; filename=\"w1-best.pt\"")
+            }
+            try await client.execute(uri: "/api/jobs/w1/weights?which=last", method: .get) { #expect(String(buffer: $0.body) == "last bytes") }
+            for hostile in ["../results.csv", "results", "best.pt", "", "..%2F..%2Fyard.sqlite"] {
+                try await client.execute(uri: "/api/jobs/w1/weights?which=\(hostile)", method: .get) { response in
+                    #expect(response.status == .badRequest, "\(hostile)")
+                    #expect(response.json["field"] == "which", "\(hostile)")
+                }
             }
         }
     }

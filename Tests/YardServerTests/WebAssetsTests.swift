@@ -58,13 +58,36 @@ struct WebAssetsTests {
         }
     }
 
+    /// Issue 29: `/api/docs` is our own page (docs.html) with the strict
+    /// headers; a browser without a session is sent to sign in first.
+    @Test func theAPIDocsPageIsServedAndAsksForASession() async throws {
+        let t = try TestYard(token: "docs-token")
+        defer { t.dir.remove() }
+        try await t.test { client in
+            let anonymous = try await client.execute(uri: "/api/docs", method: .get)
+            #expect(anonymous.status == .seeOther)
+            #expect(anonymous.headers[.location] == "/sign-in?next=/api/docs")
+            let page = try await client.execute(uri: "/api/docs", method: .get, headers: [.authorization: "Bearer docs-token"])
+            #expect(page.status == .ok)
+            #expect(page.headers[.contentType] == "text/html; charset=utf-8")
+            #expect(page.headers[HTTPField.Name("Content-Security-Policy")!]?.contains("script-src 'self'") == true)
+            #expect(String(buffer: page.body).contains("<script type=\"module\" src=\"/ui/docs.js\"></script>"))
+            // Its files are public like the dashboard's; the document it renders is not.
+            #expect(try await client.execute(uri: "/ui/docs.js", method: .get).status == .ok)
+            #expect(try await client.execute(uri: "/api/openapi.json", method: .get).status == .unauthorized)
+        }
+    }
+
     @Test func noPageHasInlineScriptOrStyle() throws {
         let files = try Self.filesInWeb()
-        let html = try #require(files["index.html"].map { String(decoding: $0, as: UTF8.self) })
-        #expect(!html.contains("<style"), "inline <style> in index.html")
-        #expect(!html.contains("style="), "a style attribute in index.html")
-        for script in html.components(separatedBy: "<script").dropFirst() {
-            #expect(script.hasPrefix(" src=") || script.hasPrefix(" type=\"module\" src="), "an inline script in index.html")
+        for page in ["index.html", "docs.html"] {
+            let html = try #require(files[page].map { String(decoding: $0, as: UTF8.self) }, "web/\(page)")
+            #expect(!html.contains("<style"), "inline <style> in \(page)")
+            #expect(!html.contains("style="), "a style attribute in \(page)")
+            for script in html.components(separatedBy: "<script").dropFirst() {
+                #expect(script.hasPrefix(" src=") || script.hasPrefix(" type=\"module\" src="), "an inline script in \(page)")
+            }
+            #expect(!html.contains("http://") && !html.contains("https://"), "\(page) loads nothing from elsewhere (offline)")
         }
         for (path, data) in files where path.hasSuffix(".js") && !path.hasPrefix("vendor/") {
             let text = String(decoding: data, as: UTF8.self)

@@ -499,7 +499,7 @@ class SignIn(unittest.TestCase):
         emulate(d, 1280, 800, "light")
 
         self.sign_in("wrong-token")
-        wait(d, lambda d: "wrong token" in (text(d, "document.querySelector('form.sign-in .error')") or ""), 30, "no error for a wrong token")
+        wait(d, lambda d: "wrong" in (text(d, "document.querySelector('form.sign-in .error')") or ""), 30, "no error for a wrong token")
         self.assertEqual([c for c in d.get_cookies() if c["name"] == "yard_session"], [])
 
         self.sign_in(self.token)
@@ -526,6 +526,38 @@ class SignIn(unittest.TestCase):
 
     def jobs(self):
         return self.yard.request("GET", "/api/jobs")[1]["jobs"]
+
+    def test_the_api_docs_page_lists_every_path_after_sign_in(self):
+        """/api/docs (issue 29): our own page renders /api/openapi.json; a
+        browser without a session signs in first and lands back on it."""
+        d, yard = self.driver, self.yard
+        d.get(yard.base + "/api/docs")
+        wait(d, lambda d: d.execute_script("return !!document.getElementById('token')"), 30, "no sign-in form")
+        self.assertTrue(d.current_url.startswith(yard.base + "/sign-in?next=/api/docs"), d.current_url)
+        self.sign_in(self.token)
+        wait(d, lambda d: d.execute_script("return document.getElementById('main').dataset.ready === 'true'"), 30, "the docs page did not render")
+        self.assertEqual(d.current_url, yard.base + "/api/docs")
+        status, spec, _ = yard.request("GET", "/api/openapi.json")
+        self.assertEqual(status, 200)
+        operations = {(path, method) for path, item in spec["paths"].items() for method in item if method in ("get", "post", "put", "patch", "delete")}
+        shown = {(e.get_attribute("data-path"), e.get_attribute("data-method")) for e in d.find_elements(By.CSS_SELECTOR, "details.op[data-path]")}
+        self.assertEqual(shown, operations)
+        self.assertIn("/api/jobs/{id}/weights", {path for path, _ in shown})
+        schemas = {e.get_attribute("id") for e in d.find_elements(By.CSS_SELECTOR, "#schemas details.op")}
+        self.assertEqual(schemas, {"schema-" + name for name in spec["components"]["schemas"]})
+        # An operation opens to its parameters and responses, as text.
+        d.get(yard.base + "/api/docs#op-getJob")
+        wait(d, lambda d: d.execute_script("return document.getElementById('main').dataset.ready === 'true'"), 30, "no render")
+        opened = d.find_element(By.ID, "op-getJob")
+        self.assertEqual(opened.get_attribute("open"), "true")
+        self.assertIn("a job id", opened.text)
+        self.assertIn("JobDetail", opened.text)
+        for scheme in SCHEMES:
+            for width, height in SIZES:
+                emulate(d, width, height, scheme)
+                screenshot(d, os.path.join(self.folder, "shots"), f"api-docs-{width}x{height}-{scheme}")
+        emulate(d, 1280, 800, "light")
+        self.assertEqual(console_errors(d), [])
 
     def test_a_forged_cross_site_submit_is_refused(self):
         d, yard = self.driver, self.yard

@@ -111,7 +111,7 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
     /// sent to the sign-in page, anything else is refused.
     private func anonymous(_ request: Request, route: String?, next: (Request, Context) async throws -> Response, context: Context) async throws -> Response {
         if let route, Self.publicRoutes.contains(route) { return try await next(request, context) }
-        if let route, request.method == .get, WebController<Context>.pages.contains(route) {
+        if let route, request.method == .get, WebController<Context>.pages.contains(route) || route == WebController<Context>.docsPage {
             return Response(status: .seeOther, headers: [.location: WebController<Context>.signInPage + "?next=" + Self.nextParameter(request.uri.path)])
         }
         throw Self.unauthorized

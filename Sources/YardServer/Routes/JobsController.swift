@@ -1,12 +1,16 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
+import YardArtifacts
 import YardDomain
 import YardJobs
 import YardStore
 
-/// `/api/jobs`: submit, list, show, stop, resume, events (SSE) and logs.
+/// `/api/jobs`: submit, list, show, stop, resume, events (SSE), logs and weights.
 struct JobsController<Context: RequestContext> {
     let control: JobControl
+    /// Where the engine's uploads are kept (`ID/weights/best.pt`); none: no weights route answers.
+    var artifacts: (any ArtifactStore)? = nil
     /// `--allow-private-webhooks`: whether `notify.url` may be a literal private address.
     var allowPrivateWebhooks = true
     var store: any JobStore { control.store }
@@ -26,6 +30,7 @@ struct JobsController<Context: RequestContext> {
         group.post("{id}/resume", use: resume)
         group.get("{id}/events", use: events)
         group.get("{id}/logs", use: logs)
+        group.get("{id}/weights", use: weights)
     }
 
     @Sendable func submit(_ request: Request, context: Context) async throws -> Response {
@@ -121,6 +126,33 @@ struct JobsController<Context: RequestContext> {
         let store = self.store
         return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
                         body: ResponseBody { writer in try await JobStreams.logs(store: store, jobID: id, follow: follow, channel: channel, writer: &writer) })
+    }
+
+    /// The job's weights (`?which=best`, the default, or `last`) as the
+    /// engine stored them in the server's artifact folder: what a client
+    /// downloads without registering a model. Streamed from disk.
+    @Sendable func weights(_ request: Request, context: Context) async throws -> Response {
+        let id = try jobID(context)
+        let job = try await store.require(id)
+        let which = Query.string(request, "which") ?? "best"
+        guard which == "best" || which == "last" else {
+            throw YardError.invalid("which", "\"\(which.prefix(40))\" is not a weights file; use best or last")
+        }
+        let key = "\(id)/weights/\(which).pt"
+        guard let artifacts, try await artifacts.exists(key: key) else {
+            throw YardError(.notFound, field: "which", "job \(id) has no \(which) weights (it is \(job.state.rawValue)); they are stored when its training saves them")
+        }
+        let headers: HTTPFields = [.contentType: "application/octet-stream",
+                                   .contentDisposition: "attachment; filename=\"\(id)-\(which).pt\""]
+        if let local = artifacts as? LocalArtifactStore {
+            // A put renames a whole file into place: an open one stays whole.
+            return Response(status: .ok, headers: headers, body: try await FileIO().loadFile(path: try local.path(for: key), context: context))
+        }
+        let scratch = NSTemporaryDirectory() + "/yard-weights-\(UUID().uuidString).pt"
+        defer { unlink(scratch) }
+        try await artifacts.get(key: key, to: scratch)
+        guard let data = FileManager.default.contents(atPath: scratch) else { throw YardError(.unavailable, field: "which", "job \(id)'s \(which) weights could not be read") }
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
     }
 
     /// `?owner=NAME`, or `?mine=true`: the caller's own jobs.

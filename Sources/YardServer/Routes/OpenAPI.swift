@@ -95,6 +95,8 @@ enum OpenAPI {
         paths["/metrics"] = ["get": op("metrics", "Prometheus text: predict requests and errors by model, version and code; latency and images-per-request histograms; queue depth, load time, memory and restarts per loaded version; jobs by state",
                                         ["200": ["description": "Prometheus text format 0.0.4", "content": ["text/plain": ["schema": ["type": "string"]]]]])]
         paths["/api/openapi.json"] = ["get": op("openapi", "this document", ["200": json(["type": "object"])])]
+        paths["/api/docs"] = ["get": op("docs", "this document as a page (offline: the server's own files); a browser without a session is sent to /sign-in",
+                                        ["200": ["description": "the page", "content": ["text/html": ["schema": ["type": "string"]]]]])]
         paths["/api/jobs"] = [
             "get": op("listJobs", "jobs, newest first", parameters: [limit, query("state", ref("JobState")),
                       query("owner", ["type": "string"], "only this user's jobs"), query("mine", ["type": "boolean"], "only the caller's jobs")],
@@ -115,11 +117,15 @@ enum OpenAPI {
         paths["/api/lineage/{ref}/bundle"] = ["get": op("getLineageBundle", "the run's record as a tar: bundle.json, lineage.json, config.json (secrets masked), metrics.json, weights.json (sha256s), dataset/manifest.json (DVC listing), environment.txt (the engine's installed distributions)",
             parameters: [path("ref", "a job id, or a registered model as NAME, NAME@ALIAS or NAME@vN")],
             ["200": ["description": "a POSIX tar", "content": ["application/x-tar": ["schema": ["type": "string", "format": "binary"]]]]], errors: [400, 404])]
-        paths["/api/jobs/{id}/events"] = ["get": op("jobEvents", "a job's events (SSE), after Last-Event-ID or ?after=", parameters: [id,
-            query("after", ["type": "integer", "minimum": 0])], ["200": sse], errors: [400, 404])]
+        paths["/api/jobs/{id}/events"] = ["get": op("jobEvents", "a job's events (SSE), after Last-Event-ID or ?after=; ends after the event of its end", parameters: [id,
+            query("after", ["type": "integer", "minimum": 0])], ["200": ["description": "Server-Sent Events: `id: SEQ`, `event: TYPE` (state, epoch, progress, log, artifact), `data: {...}` (the event's data alone: an Event's `data`)",
+                                                                 "content": ["text/event-stream": ["schema": ["type": "string"]]]]], errors: [400, 404])]
         paths["/api/jobs/{id}/logs"] = ["get": op("jobLogs", "the training log; ?follow=true streams it", parameters: [id,
             query("follow", ["type": "boolean", "default": false])],
             ["200": ["description": "log lines", "content": ["text/plain": ["schema": ["type": "string"]]]]], errors: [404])]
+        paths["/api/jobs/{id}/weights"] = ["get": op("jobWeights", "the job's weights file as its training stored it (best.pt, or last.pt with ?which=last)", parameters: [id,
+            query("which", ["type": "string", "enum": ["best", "last"], "default": "best"])],
+            ["200": ["description": "the .pt file", "content": ["application/octet-stream": ["schema": ["type": "string", "format": "binary"]]]]], errors: [400, 404])]
         paths["/api/events"] = ["get": op("events", "the event log (SSE): every event after Last-Event-ID or ?after=; a reader below the retained window first gets one `truncated` event",
             parameters: [query("after", ["type": "integer", "minimum": 0]),
                          query("entity", ["type": "string", "enum": .array(EventEntity.allCases.map { .string($0.rawValue) })]),
@@ -161,7 +167,16 @@ enum OpenAPI {
             "delete": op("signOut", "sign out (with the session's X-CSRF-Token)", ["200": json(session)], errors: [403], security: false),
         ]
         paths["/api/webhooks"] = ["get": op("listWebhooks", "webhook targets (URL masked to scheme and host), their filter, last delivery and error, pending count, and the log cursor",
-                                            ["200": json(["type": "object", "properties": ["targets": ["type": "array", "items": ["type": "object"]]]])])]
+                                            ["200": json(["type": "object", "required": ["targets", "cursor", "pending"], "properties": [
+                                                "targets": ["type": "array", "items": ["type": "object", "required": ["key", "kind", "url", "format", "pending"], "properties": [
+                                                    "key": ["type": "string", "description": "server-HASH, job:ID or sweep:ID"], "kind": ["type": "string"],
+                                                    "url": ["type": "string", "description": "scheme and host only"], "events": ["type": "array", "items": ["type": "string"]],
+                                                    "format": ["type": "string"], "last_sequence": ["type": "integer"], "last_time": ["type": "string"],
+                                                    "last_status": ["type": "integer"], "last_error": ["type": "string"], "last_error_time": ["type": "string"],
+                                                    "pending": ["type": "integer"], "delivered": ["type": "integer"], "given_up": ["type": "integer"]]]],
+                                                "cursor": ["type": "integer", "description": "the last event of the log handled"],
+                                                "note": ["type": "string", "description": "set when retention removed events past the cursor"],
+                                                "pending": ["type": "integer", "description": "deliveries waiting, all targets"]]])])]
         paths["/api/workers"] = ["get": op("listWorkers", "workers: host, device, GPUs, current job, last heartbeat; lost ones marked",
                                            ["200": json(list("workers", of: "Worker"))])]
         return paths
@@ -269,7 +284,8 @@ enum OpenAPI {
         "seq": {"type": "integer", "description": "the global sequence number (gap-free, increasing in commit order)"},
         "entity": {"type": "string", "enum": ["job", "sweep", "model", "dataset", "worker", "user", "audit"]}, "id": {"type": "string"},
         "type": {"type": "string", "description": "state, epoch, progress, log, artifact, trial, version, alias, truncated, ..."},
-        "time": {"type": "string"}, "data": {"type": "object"}}},
+        "time": {"type": "string"}, "data": {"type": "object"},
+        "experiment": {"type": "string", "description": "the experiment of the job or sweep it is about"}}},
       "Trial": {"type": "object", "required": ["number", "job_id", "params"], "properties": {
         "number": {"type": "integer"}, "job_id": {"type": "string"}, "params": {"type": "object"}, "reported": {"type": "integer"},
         "told": {"$ref": "#/components/schemas/JobState"}, "value": {"type": "number"}, "message": {"type": "string"},
@@ -328,7 +344,7 @@ enum OpenAPI {
         "latency_ms": {"type": "number"}, "load_ms": {"type": "number"}, "time": {"type": "string", "format": "date-time"}}},
       "ModelVersion": {"type": "object", "required": ["name", "version", "job_id"], "properties": {
         "name": {"type": "string"}, "version": {"type": "string"}, "job_id": {"type": "string"}, "run_id": {"type": "string"},
-        "source": {"type": "string"}, "created_at": {"type": "string", "format": "date-time"},
+        "source": {"type": "string"}, "created_at": {"type": "string", "format": "date-time"}, "created_by": {"type": "string", "description": "the user who registered it"},
         "aliases": {"type": "array", "items": {"type": "string"}}, "sha256": {"type": "string"}, "size": {"type": "integer"},
         "task": {"type": "string"}, "metrics": {"type": "object", "additionalProperties": {"type": "number"}},
         "mlflow_version": {"type": "string"}, "health": {"$ref": "#/components/schemas/HealthCheck"},
@@ -389,7 +405,7 @@ enum OpenAPI {
         "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["job_id", "name"],
           "properties": {"job_id": {"type": "string"}, "name": {"type": "string"}, "alias": {"type": "string"}}}}}},
         "responses": {"201": {"description": "a new version", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ModelVersion"}}}},
-          "200": {"description": "the version this job made already"}, "404": {"$ref": "#/components/responses/Error"}, "409": {"$ref": "#/components/responses/Error"}}}},
+          "200": {"description": "the version this job made already", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ModelVersion"}}}}, "404": {"$ref": "#/components/responses/Error"}, "409": {"$ref": "#/components/responses/Error"}}}},
     "/api/models/{name}": {"get": {"operationId": "getModel", "summary": "a model and its alias history", "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
       "responses": {"200": {"description": "ok"}, "404": {"$ref": "#/components/responses/Error"}}}},
     "/api/models/{name}/aliases": {"post": {"operationId": "setAlias", "summary": "point an alias at a version (a served alias moves only after the version's health check)",

@@ -9,12 +9,17 @@ struct WebController<Context: RequestContext> {
     /// Paths the browser's router knows; each answers index.html.
     static var pages: [String] { ["/", "/jobs", "/jobs/{id}", "/compare", "/sweeps", "/sweeps/{id}", "/models", "/models/{name}", "/playground", "/datasets", "/datasets/{name}", "/workers", signInPage] }
     static var signInPage: String { "/sign-in" }
+    /// The API's documentation: a page of its own (docs.html) that renders /api/openapi.json.
+    static var docsPage: String { "/api/docs" }
     static var assetRoutes: Set<String> { Set(WebAssets.all.keys.filter { $0 != "index.html" }.map { "/ui/" + $0 }) }
 
     func addRoutes(to router: some RouterMethods<Context>) {
         guard let index = WebAssets.all["index.html"] else { return }
         for page in Self.pages {
             router.get(RouterPath(page)) { request, _ in Self.serve(index, request) }
+        }
+        if let docs = WebAssets.all["docs.html"] {
+            router.get(RouterPath(Self.docsPage)) { request, _ in Self.serve(docs, request) }
         }
         for (path, asset) in WebAssets.all where path != "index.html" {
             router.get(RouterPath("/ui/" + path)) { request, _ in Self.serve(asset, request) }
