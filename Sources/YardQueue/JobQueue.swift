@@ -25,11 +25,12 @@ public protocol JobQueue: Sendable {
     /// Queues the job with what orders it (priority, owner, experiment,
     /// when). A job already queued or claimed is left as it is.
     func enqueue(_ ticket: QueueTicket) async throws
-    /// The next unclaimed job as `ClaimOrder` ranks it (priority, aging, fair
-    /// share, then first in first out), now claimed by `worker`; nil when none waits.
-    /// With a lease, a job whose worker stopped renewing its claim for longer
-    /// than the lease counts as unclaimed (a new attempt).
-    func claim(worker: String) async throws -> QueueClaim?
+    /// The next unclaimed job that fits `capacity` (`Routing.fits`: the
+    /// worker's tags and free GPU memory) as `ClaimOrder` ranks it (priority,
+    /// aging, fair share, then first in first out), now claimed by `worker`;
+    /// nil when none waits. With a lease, a job whose worker stopped renewing
+    /// its claim for longer than the lease counts as unclaimed (a new attempt).
+    func claim(worker: String, capacity: WorkerCapacity) async throws -> QueueClaim?
     /// Keeps `worker`'s claim alive (a heartbeat). False when the worker no
     /// longer holds it: the job was reclaimed, completed or cancelled.
     func renew(_ claim: QueueClaim, worker: String) async throws -> Bool
@@ -54,8 +55,9 @@ public protocol JobQueue: Sendable {
     /// Suspends until something may have been enqueued, or `timeout` passes.
     func waitForWork(timeout: Duration) async
     /// Why a waiting job is not claimed although it could be next (a user's
-    /// `--max-running` reached), one line starting "waiting: "; nil when
-    /// nothing holds it back, or it is not waiting.
+    /// `--max-running` reached, or no live worker has the tags or free GPU
+    /// memory its `resources:` ask for), one line starting "waiting: "; nil
+    /// when nothing holds it back, or it is not waiting.
     func waitingReason(of jobID: String) async throws -> String?
     /// How long a claim lives without a renewal; nil when claims live until
     /// released (the embedded queue, owned by one process).
@@ -63,9 +65,15 @@ public protocol JobQueue: Sendable {
 }
 
 extension JobQueue {
-    /// Drivers that do not order by `ClaimOrder` hold nothing back.
-    public func waitingReason(of jobID: String) async throws -> String? { nil }
+    /// Claims as a worker with no tags and no GPU stats: only jobs that ask
+    /// for no resources.
+    public func claim(worker: String) async throws -> QueueClaim? { try await claim(worker: worker, capacity: .plain) }
 
     /// Queues a job with the default priority and no owner.
     public func enqueue(_ jobID: String) async throws { try await enqueue(QueueTicket(jobID: jobID)) }
+}
+
+extension WorkerRegistry {
+    /// What the live workers offer, for the reason a routed job waits.
+    func capacities() async throws -> [WorkerCapacity] { try await workers().compactMap(\.routingCapacity) }
 }

@@ -14,12 +14,16 @@ public actor MemoryJobQueue: JobQueue {
     private let signal: WorkSignal
     private let now: @Sendable () -> Date
     private let policy: SchedulingPolicy
+    /// Where the workers that claim from it announce themselves (the reason
+    /// a job no live worker can take waits); nil: not told.
+    private let workers: (any WorkerRegistry)?
 
     public init(clock: any Clock<Duration> = ContinuousClock(), now: @escaping @Sendable () -> Date = { Date() },
-                policy: SchedulingPolicy = .default) {
+                policy: SchedulingPolicy = .default, workers: (any WorkerRegistry)? = nil) {
         signal = WorkSignal(clock: clock)
         self.now = now
         self.policy = policy
+        self.workers = workers
     }
 
     public func enqueue(_ ticket: QueueTicket) async {
@@ -31,14 +35,15 @@ public actor MemoryJobQueue: JobQueue {
 
     public nonisolated var lease: Duration? { nil }
 
-    public func claim(worker: String) -> QueueClaim? {
+    public func claim(worker: String, capacity: WorkerCapacity) -> QueueClaim? {
         let time = now()
         let from = time.addingTimeInterval(-SchedulingPolicy.usageWindow)
         finished.removeAll { ($0.end ?? time) < from }
         let candidates = Array(waiting.values)
         let open = spans.values.flatMap { $0 }
         let usage = ClaimOrder.usage(finished + open, now: time, policy: policy)
-        guard let index = ClaimOrder.next(candidates, usage: usage, running: ClaimOrder.running(open), now: time, policy: policy) else { return nil }
+        guard let index = ClaimOrder.next(candidates, usage: usage, running: ClaimOrder.running(open), now: time, policy: policy,
+                                          capacity: capacity) else { return nil }
         let candidate = candidates[index]
         let id = candidate.ticket.jobID
         waiting[id] = nil
@@ -116,9 +121,11 @@ public actor MemoryJobQueue: JobQueue {
 
     public func claimant(of jobID: String) -> String? { claimed[jobID] }
 
-    public func waitingReason(of jobID: String) -> String? {
+    public func waitingReason(of jobID: String) async throws -> String? {
         guard let ticket = waiting[jobID]?.ticket else { return nil }
-        return ClaimOrder.blocked(ticket, running: ClaimOrder.running(spans.values.flatMap { $0 }), policy: policy)
+        if let reason = ClaimOrder.blocked(ticket, running: ClaimOrder.running(spans.values.flatMap { $0 }), policy: policy) { return reason }
+        guard !ticket.resources.isEmpty, let workers else { return nil }
+        return Routing.unroutable(ticket.resources, workers: try await workers.capacities())
     }
 
     public func waitForWork(timeout: Duration) async { await signal.wait(timeout: timeout) }

@@ -12,22 +12,27 @@ public final class SQLiteJobQueue: JobQueue {
     private let signal: WorkSignal
     private let now: @Sendable () -> Date
     private let policy: SchedulingPolicy
+    /// Where the workers that claim from it announce themselves (the reason
+    /// a job no live worker can take waits); nil: not told.
+    private let workers: (any WorkerRegistry)?
 
     public init(database: YardDatabase, clock: any Clock<Duration> = ContinuousClock(), now: @escaping @Sendable () -> Date = { Date() },
-                policy: SchedulingPolicy = .default) {
+                policy: SchedulingPolicy = .default, workers: (any WorkerRegistry)? = nil) {
         self.db = database
         self.signal = WorkSignal(clock: clock)
         self.now = now
         self.policy = policy
+        self.workers = workers
     }
 
     public func enqueue(_ ticket: QueueTicket) async throws {
         try await db.write { db in
             let seq = (try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM queue") ?? 0) + 1
             try db.execute(sql: """
-                INSERT INTO queue (job_id, seq, priority, owner, experiment, enqueued_at) VALUES (?, ?, ?, ?, ?, ?)
+                INSERT INTO queue (job_id, seq, priority, owner, experiment, enqueued_at, tags, gpu_memory_gb) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(job_id) DO NOTHING
-                """, arguments: [ticket.jobID, seq, ticket.priority, ticket.owner, ticket.experiment, ticket.enqueuedAt.timeIntervalSince1970])
+                """, arguments: [ticket.jobID, seq, ticket.priority, ticket.owner, ticket.experiment, ticket.enqueuedAt.timeIntervalSince1970,
+                                  ticket.resources.tags.joined(separator: ","), ticket.resources.gpuMemoryGB])
         }
         await signal.notify()
     }
@@ -37,22 +42,28 @@ public final class SQLiteJobQueue: JobQueue {
         try db.execute(sql: "UPDATE queue_usage SET ended_at = ? WHERE job_id = ? AND ended_at IS NULL", arguments: [time, id])
     }
 
-    /// The next waiting job as `ClaimOrder` ranks it (inside the claim's transaction).
-    private func next(_ db: Database, at time: Double) throws -> ClaimOrder.Candidate? {
-        // Within one priority, owner and experiment the oldest job always
-        // ranks first (seq and enqueued_at grow together), so only each
+    static func resources(_ row: Row) -> JobResources {
+        let tags: String = row["tags"]
+        return JobResources(tags: tags.split(separator: ",").map(String.init), gpuMemoryGB: row["gpu_memory_gb"])
+    }
+
+    /// The next waiting job for a worker offering `capacity` as `ClaimOrder`
+    /// ranks it (inside the claim's transaction).
+    private func next(_ db: Database, at time: Double, capacity: WorkerCapacity) throws -> ClaimOrder.Candidate? {
+        // Within one priority, owner, experiment and resources the oldest job
+        // always ranks first (seq and enqueued_at grow together), so only each
         // group's oldest is a candidate: a long queue costs one grouped scan
         // in SQLite, not a row each in Swift (SQLite takes a bare column's
         // value from the row MIN chose).
         let rows = try Row.fetchAll(db, sql: """
-            SELECT job_id, MIN(seq) AS seq, priority, owner, experiment, enqueued_at FROM queue WHERE claimed_by IS NULL
-            GROUP BY priority, owner, experiment
+            SELECT job_id, MIN(seq) AS seq, priority, owner, experiment, enqueued_at, tags, gpu_memory_gb FROM queue WHERE claimed_by IS NULL
+            GROUP BY priority, owner, experiment, tags, gpu_memory_gb
             """)
         let candidates = rows.map { row in
             ClaimOrder.Candidate(ticket: QueueTicket(jobID: row["job_id"], priority: row["priority"], owner: row["owner"], experiment: row["experiment"],
-                                                     enqueuedAt: Date(timeIntervalSince1970: row["enqueued_at"])),
+                                                     enqueuedAt: Date(timeIntervalSince1970: row["enqueued_at"]), resources: Self.resources(row)),
                                  seq: row["seq"])
-        }
+        }.filter { Routing.fits($0.ticket.resources, on: capacity) }
         // One candidate needs no usage (the common case of a short queue),
         // unless a per-user limit may hold it back.
         if candidates.count <= 1 && policy.maxRunningPerUser == nil { return candidates.first }
@@ -64,15 +75,15 @@ public final class SQLiteJobQueue: JobQueue {
         }
         let date = Date(timeIntervalSince1970: time)
         let usage = ClaimOrder.usage(spans, now: date, policy: policy)
-        return ClaimOrder.next(candidates, usage: usage, running: ClaimOrder.running(spans), now: date, policy: policy).map { candidates[$0] }
+        return ClaimOrder.next(candidates, usage: usage, running: ClaimOrder.running(spans), now: date, policy: policy, capacity: capacity).map { candidates[$0] }
     }
 
     public var lease: Duration? { nil }
 
-    public func claim(worker: String) async throws -> QueueClaim? {
+    public func claim(worker: String, capacity: WorkerCapacity) async throws -> QueueClaim? {
         let time = now().timeIntervalSince1970
         return try await db.write { db in
-            guard let next = try self.next(db, at: time) else { return nil }
+            guard let next = try self.next(db, at: time, capacity: capacity) else { return nil }
             let id = next.ticket.jobID
             try db.execute(sql: "UPDATE queue SET claimed_by = ?, claimed_at = ?, attempts = attempts + 1 WHERE job_id = ?",
                            arguments: [worker, time, id])
@@ -164,16 +175,22 @@ public final class SQLiteJobQueue: JobQueue {
     }
 
     public func waitingReason(of jobID: String) async throws -> String? {
-        guard policy.maxRunningPerUser != nil else { return nil }
-        return try await db.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT owner FROM queue WHERE job_id = ? AND claimed_by IS NULL", arguments: [jobID]) else {
+        let found = try await db.read { db -> (blocked: String?, resources: JobResources)? in
+            guard let row = try Row.fetchOne(db, sql: "SELECT owner, tags, gpu_memory_gb FROM queue WHERE job_id = ? AND claimed_by IS NULL",
+                                             arguments: [jobID]) else {
                 return nil
             }
+            let resources = Self.resources(row)
+            guard self.policy.maxRunningPerUser != nil else { return (nil, resources) }
             let owner: String? = row["owner"]
             let running = try Row.fetchAll(db, sql: "SELECT owner, COUNT(*) AS n FROM queue_usage WHERE ended_at IS NULL AND owner IS NOT NULL GROUP BY owner")
             let counts = Dictionary(uniqueKeysWithValues: running.map { (($0["owner"] as String?) ?? "", $0["n"] as Int) })
-            return ClaimOrder.blocked(QueueTicket(jobID: jobID, owner: owner), running: counts, policy: self.policy)
+            return (ClaimOrder.blocked(QueueTicket(jobID: jobID, owner: owner), running: counts, policy: self.policy), resources)
         }
+        guard let found else { return nil }
+        if let blocked = found.blocked { return blocked }
+        guard !found.resources.isEmpty, let workers else { return nil }
+        return Routing.unroutable(found.resources, workers: try await workers.capacities())
     }
 
     public func waitForWork(timeout: Duration) async { await signal.wait(timeout: timeout) }

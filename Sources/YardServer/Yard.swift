@@ -63,8 +63,10 @@ public struct YardOptions: Sendable {
     /// Whether HTTP requests are counted and timed for `/metrics` (off only
     /// in the benchmark's baseline, which measures what counting costs).
     public var httpMetrics = true
-    /// `--fair-share`, `--priority-aging`: how the embedded queue picks the next job.
+    /// `--fair-share`, `--priority-aging`, `--max-running`: how the queue (embedded or Redis) picks the next job.
     public var scheduling = SchedulingPolicy.default
+    /// `--worker-tags`: the tags the local workers offer jobs' `resources.tags`.
+    public var workerTags: [String] = []
 
     public init() {}
 }
@@ -98,6 +100,9 @@ public struct Yard: Sendable {
     public let spool: TrackingSpool
     /// Where workers announce themselves (`GET /api/workers`).
     public let registry: any WorkerRegistry
+    /// The local workers' GPUs as their heartbeat last read them (the free
+    /// memory `resources.gpu_memory_gb` is matched against).
+    let gpuReadings = GPUReadings()
     /// Set when workers run on other machines (`yard server --redis`).
     public let remote: RemoteWorkers?
     /// Sweeps: trials as jobs, the study in the engine's Optuna process.
@@ -119,18 +124,21 @@ public struct Yard: Sendable {
     /// Held while this process owns the data dir (the embedded default).
     let lock: DirectoryLock?
 
+    /// `registry`: where the local workers announce themselves (without
+    /// Redis), when the queue was given it too (the reason a routed job waits).
     public init(options: YardOptions, store: any JobStore, queue: any JobQueue, artifacts: any ArtifactStore,
-                engine: EngineEnvironment, secrets: SecretBox? = nil, remote: RemoteWorkers? = nil) {
-        self.init(options: options, store: store, queue: queue, artifacts: artifacts, engine: engine, secrets: secrets, remote: remote, lock: nil)
+                engine: EngineEnvironment, secrets: SecretBox? = nil, remote: RemoteWorkers? = nil, registry: (any WorkerRegistry)? = nil) {
+        self.init(options: options, store: store, queue: queue, artifacts: artifacts, engine: engine, secrets: secrets, remote: remote, lock: nil,
+                  registry: registry)
     }
 
     init(options: YardOptions, store: any JobStore, queue: any JobQueue, artifacts: any ArtifactStore,
-         engine: EngineEnvironment, secrets: SecretBox?, remote: RemoteWorkers?, lock: DirectoryLock?) {
+         engine: EngineEnvironment, secrets: SecretBox?, remote: RemoteWorkers?, lock: DirectoryLock?, registry: (any WorkerRegistry)? = nil) {
         self.options = options
         self.store = store
         self.queue = queue
         self.remote = remote
-        self.registry = remote.map { RedisWorkerRegistry(redis: $0.redis, keys: $0.keys) } ?? MemoryWorkerRegistry()
+        self.registry = remote.map { RedisWorkerRegistry(redis: $0.redis, keys: $0.keys) } ?? registry ?? MemoryWorkerRegistry()
         self.control = JobControl(store: store, queue: queue, board: remote?.board)
         self.artifacts = artifacts
         self.engine = engine
@@ -194,15 +202,20 @@ public struct Yard: Sendable {
         let database = try YardDatabase(path: data + "/yard.sqlite", sync: options.sync)
         let store = SQLiteJobStore(database: database, secrets: box)
         try await store.resealSecrets()
-        var queue: any JobQueue = SQLiteJobQueue(database: database, policy: options.scheduling)
+        let local = MemoryWorkerRegistry()
+        var queue: any JobQueue = SQLiteJobQueue(database: database, policy: options.scheduling, workers: local)
         var remote: RemoteWorkers?
         if let url = options.redisURL {
             let redis = RedisClient(try RedisConfiguration(url: url), name: "yard-server", logger: Logger(label: "yard.redis"))
             remote = RemoteWorkers(redis: redis, keys: RedisKeys(), box: box)
-            queue = RedisJobQueue(redis: redis, lease: options.lease)
+            let shared = RedisJobQueue(redis: redis, lease: options.lease, policy: options.scheduling)
+            // Workers on other machines claim by it; Redis down now: the first submit publishes it.
+            try? await shared.publishPolicy()
+            queue = shared
         }
         return Yard(options: options, store: store, queue: queue, artifacts: LocalArtifactStore(root: data + "/artifacts"),
-                    engine: EngineEnvironment.resolve(python: options.python, dataDirectory: data), secrets: box, remote: remote, lock: lock)
+                    engine: EngineEnvironment.resolve(python: options.python, dataDirectory: data), secrets: box, remote: remote, lock: lock,
+                    registry: local)
     }
 
     public func workers(runner: (any EngineRunner)? = nil, logger: Logger) -> [Worker] {
@@ -213,9 +226,13 @@ public struct Yard: Sendable {
         let ledger: any JobLedger = remote.map { RedisLedger(redis: $0.redis, keys: $0.keys, box: $0.box, logger: logger) } ?? StoreLedger(control: control)
         let trackers: [any Tracker] = [StoreTracker(records: ledger), MLflowTracker(spool: spool, secrets: ledger, defaultURI: defaultURI,
                                                                                       jobsDirectory: options.dataDirectory + "/jobs", host: host)]
+        let readings = gpuReadings
         return (0..<options.workers).map { index in
-            Worker(configuration: .init(id: "\(host)-\(getpid())-\(index)", dataDirectory: options.dataDirectory,
-                                        stopGrace: options.stopGrace, allowExternalSymlinks: options.allowDatasetSymlinks),
+            var configuration = Worker.Configuration(id: "\(host)-\(getpid())-\(index)", dataDirectory: options.dataDirectory,
+                                                     stopGrace: options.stopGrace, allowExternalSymlinks: options.allowDatasetSymlinks)
+            configuration.tags = options.workerTags
+            configuration.gpus = { readings.current }
+            return Worker(configuration: configuration,
                    ledger: ledger, queue: queue, runner: runner ?? PythonEngineRunner(environment: engine, warm: options.warmEngine),
                    trackers: trackers, artifacts: artifacts,
                    logger: logger)
@@ -317,8 +334,10 @@ public struct Yard: Sendable {
         let workers = workers(runner: runner, logger: logger)
         let host = ProcessInfo.processInfo.hostName
         let entries = workers.map { worker in
-            WorkerPresence.Entry(worker: worker, info: WorkerInfo(id: worker.configuration.id, host: host, pid: getpid(),
-                                                                    device: "auto", startedAt: Date(), leaseSeconds: queue.lease?.timeInterval))
+            var info = WorkerInfo(id: worker.configuration.id, host: host, pid: getpid(), device: "auto", startedAt: Date(),
+                                  leaseSeconds: queue.lease?.timeInterval)
+            info.tags = options.workerTags.isEmpty ? nil : options.workerTags
+            return WorkerPresence.Entry(worker: worker, info: info)
         }
         // The spool first so it stops last: stopping workers still spool their jobs' last calls.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: spool)]
@@ -344,7 +363,7 @@ public struct Yard: Sendable {
         let outbox = workers.first?.ledger as? RedisLedger
         var backlog: (@Sendable () async -> WorkerBacklog?)?
         if let outbox { backlog = { @Sendable in WorkerBacklog(reports: outbox.waitingReports) } }
-        if !entries.isEmpty { services.append(.init(service: WorkerPresence(registry: registry, entries: entries, backlog: backlog, logger: logger))) }
+        if !entries.isEmpty { services.append(.init(service: WorkerPresence(registry: registry, entries: entries, readings: gpuReadings, backlog: backlog, logger: logger))) }
         services.append(.init(service: WorkerWatch(registry: registry, store: store, logger: Logger(label: "yard.workers"))))
         services.append(.init(service: MetricsFollower(store: store, metrics: metrics, logger: Logger(label: "yard.metrics"))))
         services.append(.init(service: EventRetentionService(store: store, retention: options.eventRetention, logger: Logger(label: "yard.events"))))

@@ -32,6 +32,12 @@ public struct Worker: Service {
         /// How often a claim with a lease is renewed while its job runs
         /// (nil: a third of the queue's lease).
         public var heartbeat: Duration?
+        /// `--tags`: it claims only jobs whose `resources.tags` are all among them.
+        public var tags: [String] = []
+        /// Its GPUs as the last heartbeat read them (the free memory a job's
+        /// `resources.gpu_memory_gb` needs); nil or empty: no GPU stats, so
+        /// it claims no job that asks for GPU memory.
+        public var gpus: (@Sendable () -> [GPUStats])?
 
         public init(id: String, dataDirectory: String, stopGrace: Duration = .seconds(120),
                     trainOverrides: [String: JSONValue] = [:], allowExternalSymlinks: Bool = false,
@@ -87,6 +93,9 @@ public struct Worker: Service {
         return Worker(configuration: configuration, ledger: ledger, queue: queue, runner: runner, trackers: trackers, artifacts: artifacts, logger: logger)
     }
 
+    /// What it offers the queue now: its tags and its GPU's free memory.
+    public var capacity: WorkerCapacity { WorkerCapacity(tags: configuration.tags, gpus: configuration.gpus?() ?? []) }
+
     /// The jobs this worker runs now (one at a time).
     public var currentJobs: [String] { claims.withLock { $0.keys.sorted() } }
 
@@ -103,7 +112,7 @@ public struct Worker: Service {
                 do {
                     // A job whose end could not be recorded comes before new work.
                     guard await settleLeftovers() else { throw YardError(.unavailable, "cannot record how a job ended; retrying") }
-                    if let claim = try await queue.claim(worker: configuration.id) {
+                    if let claim = try await queue.claim(worker: configuration.id, capacity: capacity) {
                         try await attempt(claim, shutdown: shutdown)
                     } else {
                         await queue.waitForWork(timeout: .seconds(1))
@@ -125,7 +134,7 @@ public struct Worker: Service {
     /// Runs until the queue is empty, then returns (tests).
     public func drain() async throws {
         let shutdown = ShutdownFlag()
-        while let claim = try await queue.claim(worker: configuration.id) {
+        while let claim = try await queue.claim(worker: configuration.id, capacity: capacity) {
             try await attempt(claim, shutdown: shutdown)
         }
         guard await settleLeftovers() else { throw YardError(.unavailable, "cannot record how a job ended: \(unsettled.withLock { $0.keys.sorted() })") }

@@ -26,6 +26,9 @@ public struct WorkerNodeOptions: Sendable {
     public var heartbeat: Duration?
     /// Keeps the next engine started, imports done (`--no-warm-engine`: off).
     public var warmEngine = true
+    /// `--tags a100,80gb`: announced, and it claims only jobs whose
+    /// `resources.tags` are all among them (lowercased, sorted).
+    public var tags: [String] = []
 
     public init(redisURL: String) { self.redisURL = redisURL }
 }
@@ -74,6 +77,7 @@ public struct WorkerNode: Sendable {
         var info = WorkerInfo(id: id, host: host, pid: getpid(), device: device, versions: versions, startedAt: Date(),
                               leaseSeconds: options.lease.timeInterval)
         info.expiresAt = info.startedAt.addingTimeInterval(60)
+        info.tags = options.tags.isEmpty ? nil : options.tags
         let readings = GPUReadings()
         let pinned = options.gpu
         let ledger = RedisLedger(redis: redis, keys: keys, box: box, logger: Logger(label: "yard.reports")) {
@@ -187,6 +191,8 @@ public struct WorkerNode: Sendable {
                                                  allowExternalSymlinks: options.allowDatasetSymlinks)
         // With CUDA_VISIBLE_DEVICES=N the pinned GPU is the engine's device 0.
         if options.gpu != nil { configuration.trainOverrides["device"] = "0" }
+        configuration.tags = options.tags
+        configuration.gpus = { [readings, pinned = options.gpu] in readings.current.filter { pinned == nil || $0.index == pinned } }
         let worker = Worker(configuration: configuration, ledger: ledger, queue: queue, runner: runner, trackers: trackers,
                             artifacts: LocalArtifactStore(root: options.dataDirectory + "/artifacts"), logger: logger)
         let interval = options.heartbeat ?? min(.seconds(5), options.lease / 3)

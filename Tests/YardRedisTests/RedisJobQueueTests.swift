@@ -1,5 +1,7 @@
 import Foundation
+import Synchronization
 import Testing
+import YardDomain
 import YardQueue
 import YardRedis
 import YardTestSupport
@@ -189,5 +191,98 @@ struct RedisJobQueueTests {
         let started = ContinuousClock.now
         await #expect(throws: RedisError.self) { try await queue.claim(worker: "w") }
         #expect(ContinuousClock.now - started < .seconds(3))
+    }
+
+    /// `--max-running` holds across machines: eight workers on two
+    /// machines race for ann's twenty jobs (the queue's policy published by
+    /// the server, theirs none) and only two get one; the rest wait saying
+    /// why, and the next goes once one ends.
+    @Test func theRunningLimitHoldsAgainstWorkersRacing() async throws {
+        let server = try await RedisServer()
+        let configuration = try server.configuration()
+        let submitter = RedisJobQueue(redis: RedisClient(configuration), policy: SchedulingPolicy(maxRunningPerUser: 2))
+        for i in 0..<20 { try await submitter.enqueue(QueueTicket(jobID: "ann-\(i)", owner: "ann")) }
+        let machines = [RedisJobQueue(redis: RedisClient(configuration)), RedisJobQueue(redis: RedisClient(configuration))]
+        let claims = try await withThrowingTaskGroup(of: QueueClaim?.self) { group in
+            for w in 0..<8 { group.addTask { try await machines[w % 2].claim(worker: "w\(w)") } }
+            return try await group.reduce(into: [QueueClaim]()) { if let claim = $1 { $0.append(claim) } }
+        }
+        #expect(claims.map(\.jobID).sorted() == ["ann-0", "ann-1"])
+        #expect(try await submitter.waitingReason(of: "ann-2") == "waiting: ann has 2 running jobs (at most 2 per user)")
+        let holder = try #require(try await submitter.claimant(of: claims[0].jobID))
+        #expect(try await machines[0].finish(claims[0], worker: holder))
+        #expect(try await machines[1].claim(worker: "w9")?.jobID == "ann-2")
+        #expect(try await machines[1].claim(worker: "w10") == nil)
+    }
+
+    /// A claim whose worker died holds no place under `--max-running`: once
+    /// its lease ran out the job is taken over (a new attempt) rather than
+    /// held back by its own stale claim, and the user's next job still waits.
+    @Test func aDeadWorkersClaimDoesNotBlockItsOwnTakeover() async throws {
+        let server = try await RedisServer()
+        let configuration = try server.configuration()
+        let queue = RedisJobQueue(redis: RedisClient(configuration), policy: SchedulingPolicy(maxRunningPerUser: 1))
+        try await queue.enqueue(QueueTicket(jobID: "ann-1", owner: "ann"))
+        try await queue.enqueue(QueueTicket(jobID: "ann-2", owner: "ann"))
+        #expect(try await queue.claim(worker: "a")?.jobID == "ann-1")
+        #expect(try await queue.claim(worker: "b") == nil)
+        try await age("ann-1", by: 61, holder: "a", on: server)
+        #expect(try await queue.waitingReason(of: "ann-2") == nil, "nothing of ann's runs now")
+        #expect(try await queue.claim(worker: "b") == QueueClaim(jobID: "ann-1", attempt: 2))
+        #expect(try await queue.claim(worker: "c") == nil)
+        #expect(try await queue.waitingReason(of: "ann-2") == "waiting: ann has 1 running job (at most 1 per user)")
+    }
+
+    /// Tagged workers on two machines drain 120 jobs concurrently; every
+    /// job went to a worker that has its tag, each exactly once.
+    @Test func taggedWorkersRacingTakeOnlyTheirJobs() async throws {
+        let server = try await RedisServer()
+        let configuration = try server.configuration()
+        let machines = [RedisJobQueue(redis: RedisClient(configuration)), RedisJobQueue(redis: RedisClient(configuration))]
+        let kinds = ["a100", "t4", "cpu"]
+        for i in 0..<120 {
+            try await machines[i % 2].enqueue(QueueTicket(jobID: "\(kinds[i % 3])-\(i)", resources: JobResources(tags: [kinds[i % 3]])))
+        }
+        let taken = try await withThrowingTaskGroup(of: [(String, String)].self) { group in
+            for w in 0..<6 {
+                group.addTask {
+                    let tag = kinds[w % 3]
+                    let queue = machines[w % 2]
+                    var mine: [(String, String)] = []
+                    while let claim = try await queue.claim(worker: "w\(w)", capacity: WorkerCapacity(tags: [tag])) {
+                        mine.append((claim.jobID, tag))
+                        #expect(try await queue.finish(claim, worker: "w\(w)"))
+                    }
+                    return mine
+                }
+            }
+            return try await group.reduce(into: [(String, String)]()) { $0 += $1 }
+        }
+        #expect(taken.count == 120)
+        #expect(Set(taken.map(\.0)).count == 120)
+        for (job, tag) in taken { #expect(job.hasPrefix(tag + "-"), "\(job) went to a \(tag) worker") }
+    }
+
+    /// Spans of GPU time that ended more than 24 h ago are dropped at the
+    /// next claim; the queue's keys are gone once its jobs are.
+    @Test func oldUsageIsForgottenAndFinishedJobsLeaveNothing() async throws {
+        let server = try await RedisServer()
+        let redis = RedisClient(try server.configuration())
+        final class Wall: Sendable {
+            let time = Mutex(Date(timeIntervalSince1970: 1_800_000_000))
+        }
+        let clock = Wall()
+        let queue = RedisJobQueue(redis: redis, now: { clock.time.withLock { $0 } }, policy: .default)
+        try await queue.enqueue(QueueTicket(jobID: "old", owner: "ann"))
+        let old = try #require(try await queue.claim(worker: "w"))
+        #expect(try await queue.finish(old, worker: "w"))
+        #expect(try await redis.send(["HLEN", "yard:queue:usage"]).int == 1)
+        clock.time.withLock { $0 += 25 * 3600 }
+        try await queue.enqueue(QueueTicket(jobID: "new", owner: "ann"))
+        let new = try #require(try await queue.claim(worker: "w"))
+        #expect(try await redis.send(["HLEN", "yard:queue:usage"]).int == 1, "only the new claim's span is left")
+        #expect(try await queue.finish(new, worker: "w"))
+        #expect(try await redis.send(["HLEN", "yard:queue:ticket"]).int == 0)
+        #expect(try await redis.send(["HLEN", "yard:queue:entry"]).int == 0)
     }
 }

@@ -160,6 +160,9 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("max-running"),
             help: "At most this many running jobs per user; more of that user's jobs wait (yard show says why). Default: no limit.")
     var maxRunning: Int?
+    @Option(name: .customLong("worker-tags"),
+            help: "Tags the local workers offer, comma-separated (a100,80gb): they take only jobs whose resources.tags are all among them.")
+    var workerTags: String = ""
 
     func validate() throws {
         guard FairShare(rawValue: fairShare) != nil else {
@@ -169,6 +172,7 @@ struct ServeOptions: ParsableArguments {
             throw ValidationError("--priority-aging must be between 0 (never) and 525600 minutes")
         }
         if let maxRunning { guard (1...10_000).contains(maxRunning) else { throw ValidationError("--max-running must be between 1 and 10000") } }
+        do { _ = try WorkerTags.parse(workerTags, field: "--worker-tags") } catch { throw ValidationError(error.message) }
         _ = try webhookSettings()
         if let predictors { guard (1...64).contains(predictors) else { throw ValidationError("--predictors must be between 1 and 64") } }
         if let predictorThreads { guard (1...256).contains(predictorThreads) else { throw ValidationError("--predictor-threads must be between 1 and 256") } }
@@ -217,6 +221,7 @@ struct ServeOptions: ParsableArguments {
         options.scheduling = SchedulingPolicy(fairShare: FairShare(rawValue: fairShare) ?? .user,
                                               agingSeconds: priorityAging == 0 ? nil : priorityAging * 60,
                                               maxRunningPerUser: maxRunning)
+        options.workerTags = (try? WorkerTags.parse(workerTags, field: "--worker-tags")) ?? []
         options.warmEngine = WarmEngineSetting.enabled(flag: noWarmEngine)
         options.eventRetention = EventRetention(days: eventRetentionDays == 0 ? nil : eventRetentionDays)
         options.sync = sync == .full ? .full : .normal

@@ -17,6 +17,10 @@ struct WorkerCommand: AsyncParsableCommand {
     var gpu: Int?
     @Option(help: "Seconds the worker's claim on a job lives without a heartbeat; after that another worker takes the job over.")
     var lease = 60
+    @Option(help: ArgumentHelp(
+        "Tags this worker offers, comma-separated (a100,80gb): it takes only jobs whose resources.tags are all among them.",
+        discussion: "A job's resources.gpu_memory_gb must also fit the free memory nvidia-smi last reported for this worker's GPU (its --gpu, else the freest one); without GPU stats it takes only jobs that ask for no GPU memory."))
+    var tags: String = ""
     @Option(name: .customLong("data-dir"), help: "This worker's own folder: runs, dataset cache, tracking spool.") var dataDir = ".yard-worker"
     @Option(help: "Python interpreter with ultralytics (default: $YARD_PYTHON, else the setup's venv).") var python: String?
     @Option(name: .customLong("stop-grace"), help: "Seconds a stopping engine may take before it is killed.") var stopGrace = 120
@@ -39,6 +43,7 @@ struct WorkerCommand: AsyncParsableCommand {
         guard (3...86400).contains(lease) else { throw ValidationError("--lease must be between 3 and 86400 seconds") }
         guard stopGrace > 0 else { throw ValidationError("--stop-grace must be positive") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level: unknown level \(logLevel)") }
+        do { _ = try WorkerTags.parse(tags) } catch { throw ValidationError(error.message) }
     }
 
     func run() async throws {
@@ -46,6 +51,7 @@ struct WorkerCommand: AsyncParsableCommand {
         try await reporting {
             var options = WorkerNodeOptions(redisURL: redisURL ?? "")
             options.gpu = gpu
+            options.tags = (try? WorkerTags.parse(tags)) ?? []
             options.lease = .seconds(lease)
             options.dataDirectory = dataDir
             options.python = python
@@ -57,7 +63,7 @@ struct WorkerCommand: AsyncParsableCommand {
             logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
             let node = try await WorkerNode.start(options, logger: logger)
             logger[metadataKey: "worker"] = "\(node.info.id)"
-            let banner = "trainyard worker \(node.info.id) on \(node.info.device), queue at \(node.redis.configuration), lease \(lease)s, data in \(node.options.dataDirectory), \(node.keyCheck)"
+            let banner = "trainyard worker \(node.info.id) on \(node.info.device), queue at \(node.redis.configuration), lease \(lease)s\(node.options.tags.isEmpty ? "" : ", tags \(node.options.tags.joined(separator: ","))"), data in \(node.options.dataDirectory), \(node.keyCheck)"
             if logFormat == .json { logger.notice("\(banner)") } else { Output.line(banner) }
             let group = ServiceGroup(configuration: .init(services: node.services(logger: logger), gracefulShutdownSignals: [.sigterm, .sigint],
                                                           logger: logger))

@@ -11,7 +11,7 @@ public struct JobConfig: Sendable, Hashable {
     public static let topLevelKeys: [String] = [
         "model", "type", "task_id", "experiment", "train", "val", "mlflow", "minio",
         "redis", "sweeper", "extras", "metadata", "max_attempts", "evaluate_test", "deploy", "notify",
-        "priority", "oom_retry",
+        "priority", "oom_retry", "resources",
     ]
 
     /// Attempts a job may lose to a crash (of the engine's host process or of
@@ -48,6 +48,9 @@ public struct JobConfig: Sendable, Hashable {
     public var val: [String: JSONValue]? { document["val"]?.objectValue }
     public var data: String { train["data"]?.stringValue ?? "" }
     public var epochs: Int { train["epochs"]?.intValue ?? 100 }
+    /// `resources:` (routing to a worker with these tags and free GPU memory).
+    public var resources: JobResources { JobResources(config: .object(document)) }
+
     /// `priority:` 0-9 (9 first), 5 when absent.
     public var priority: Int { document["priority"]?.intValue ?? JobPriority.default }
     public var maxAttempts: Int { document["max_attempts"]?.intValue ?? Self.defaultMaxAttempts }

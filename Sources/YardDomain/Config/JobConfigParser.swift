@@ -111,6 +111,9 @@ public struct JobConfigParser: Sendable {
             }
             document["priority"] = .int(n)
         }
+        if let resources = document["resources"] {
+            if resources == .null { document["resources"] = nil } else { _ = try JobResources.parse(resources) }
+        }
 
         // sections that must be mappings
         for key in ["train", "val", "mlflow", "minio", "redis", "sweeper", "extras", "metadata"] {

@@ -59,20 +59,23 @@ public struct QueueTicket: Sendable, Hashable {
     public var owner: String?
     public var experiment: String
     public var enqueuedAt: Date
+    /// What the worker that claims it must offer (`resources:`, routing).
+    public var resources: JobResources
 
     public init(jobID: String, priority: Int = JobPriority.default, owner: String? = nil, experiment: String = "default",
-                enqueuedAt: Date = Date()) {
+                enqueuedAt: Date = Date(), resources: JobResources = .none) {
         self.jobID = jobID
         self.priority = priority
         self.owner = owner
         self.experiment = experiment
         self.enqueuedAt = enqueuedAt
+        self.resources = resources
     }
 
     /// The ticket of a job queued (again) at `time`.
     public init(_ job: Job, at time: Date) {
         self.init(jobID: job.id, priority: job.priority ?? job.config["priority"]?.intValue ?? JobPriority.default,
-                  owner: job.owner, experiment: job.experiment, enqueuedAt: time)
+                  owner: job.owner, experiment: job.experiment, enqueuedAt: time, resources: JobResources(config: job.config))
     }
 
     /// The key fair share counts this job's GPU time under.
@@ -166,12 +169,15 @@ public enum ClaimOrder {
         return "waiting: \(owner) has \(count) running job\(count == 1 ? "" : "s") (at most \(limit) per user)"
     }
 
-    /// The index of the candidate to claim next; nil when there is none
-    /// (or every one is blocked).
+    /// The index of the candidate for a worker offering `capacity` to claim
+    /// next; nil when there is none (or every one is blocked, or asks for
+    /// more than the worker has: `Routing.fits`). A job the worker cannot
+    /// take does not hold back the ones it can.
     public static func next(_ candidates: [Candidate], usage: [String: ShareUsage], running: [String: Int] = [:], now: Date,
-                            policy: SchedulingPolicy) -> Int? {
+                            policy: SchedulingPolicy, capacity: WorkerCapacity = .plain) -> Int? {
         var best: (index: Int, priority: Int, usage: ShareUsage, seq: Int64)?
         for (index, candidate) in candidates.enumerated() {
+            if !Routing.fits(candidate.ticket.resources, on: capacity) { continue }
             if blocked(candidate.ticket, running: running, policy: policy) != nil { continue }
             let priority = effectivePriority(candidate.ticket, now: now, policy: policy)
             let used = usage[candidate.ticket.share(policy.fairShare)] ?? ShareUsage()

@@ -41,6 +41,9 @@ public struct WorkerInfo: Sendable, Codable, Equatable {
     public var gpuError: String?
     /// What its process holds that has not left it yet (`/metrics`).
     public var backlog: WorkerBacklog?
+    /// `yard worker --tags`: a job's `resources.tags` must all be among them
+    /// (nil: none; announcements from before tags had none).
+    public var tags: [String]?
 
     public init(id: String, host: String, pid: Int32, device: String, versions: [String: String] = [:], startedAt: Date,
                 leaseSeconds: Double? = nil) {
@@ -60,7 +63,15 @@ public struct WorkerInfo: Sendable, Codable, Equatable {
     enum CodingKeys: String, CodingKey {
         case id, host, pid, device, versions, job, status, gpus
         case startedAt = "started_at", heartbeatAt = "heartbeat_at", expiresAt = "expires_at"
-        case leaseSeconds = "lease_seconds", gpuError = "gpu_error", backlog
+        case leaseSeconds = "lease_seconds", gpuError = "gpu_error", backlog, tags
+    }
+
+    /// What it offers a job waiting for routing, as far as the queue can
+    /// tell: idle, its GPUs' free memory now; busy, their whole memory (its
+    /// own job's share frees when that ends). Nil once lost.
+    public var routingCapacity: WorkerCapacity? {
+        guard status != .lost else { return nil }
+        return WorkerCapacity(tags: tags ?? [], gpus: gpus, whole: status == .busy)
     }
 
     /// As seen at `now`: lost once it expired.

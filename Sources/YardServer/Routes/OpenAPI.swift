@@ -251,7 +251,7 @@ enum OpenAPI {
         "claim": {"type": "integer"}, "report_seq": {"type": "integer"}, "pruning": {"type": "string"},
         "owner": {"type": "string", "description": "the user who submitted it"},
         "priority": {"type": "integer", "minimum": 0, "maximum": 9, "description": "its config's priority (9 first; absent: 5)"},
-        "waiting": {"type": "string", "description": "GET /api/jobs/{id} of a queued job the queue holds back: why (e.g. its user's --max-running reached)"},
+        "waiting": {"type": "string", "description": "GET /api/jobs/{id} of a queued job the queue holds back: why (its user's --max-running reached, or no live worker has its resources.tags or resources.gpu_memory_gb free)"},
         "provenance": {"type": "object", "description": "git_dirty, git_diff (sha256 of the uncommitted diff), parent (the registered version it fine-tuned from), rerun_of, host"}}},
       "Lineage": {"type": "object", "required": ["job", "config", "dataset", "code", "engine", "registered", "alias_history"],
         "description": "what made a model version or a job: its job and attempts, config (secrets masked), seed, dataset version, code, engine versions, device and host, sweep trial, parent model, metrics and every alias move", "properties": {
@@ -315,6 +315,7 @@ enum OpenAPI {
         "status": {"type": "string", "enum": ["idle", "busy", "lost"]}, "started_at": {"type": "string", "format": "date-time"},
         "heartbeat_at": {"type": "string", "format": "date-time"}, "expires_at": {"type": "string", "format": "date-time"},
         "lease_seconds": {"type": "number"}, "gpu_error": {"type": "string"},
+        "tags": {"type": "array", "items": {"type": "string"}, "description": "yard worker --tags: a job's resources.tags must all be among them"},
         "backlog": {"type": "object", "properties": {"reports": {"type": "integer"}, "spool_operations": {"type": "integer"}, "spool_oldest_seconds": {"type": "number"}}},
         "gpus": {"type": "array", "items": {"type": "object", "properties": {"index": {"type": "integer"}, "uuid": {"type": "string"},
           "name": {"type": "string"}, "memory_total_mib": {"type": "integer"}, "memory_used_mib": {"type": "integer"},

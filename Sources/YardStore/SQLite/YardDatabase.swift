@@ -274,6 +274,14 @@ public struct YardDatabase: Sendable {
                 CREATE INDEX queue_usage_by_end ON queue_usage(ended_at);
                 """)
         }
+        migrator.registerMigration("v13-routing") { db in
+            // What a waiting job needs of the worker that claims it (`resources:`):
+            // its tags (sorted, comma-joined; '' for none) and free GPU memory in GB.
+            try db.execute(sql: """
+                ALTER TABLE queue ADD COLUMN tags TEXT NOT NULL DEFAULT '';
+                ALTER TABLE queue ADD COLUMN gpu_memory_gb DOUBLE;
+                """)
+        }
         return migrator
     }
 }
