@@ -209,6 +209,67 @@ struct DistributedPartsTests {
         #expect(try await queue.claim(worker: "next")?.jobID == waiting)
     }
 
+    /// Two real workers on "two machines" with different tags (`yard
+    /// worker --tags`), announcing themselves, on one real redis-server:
+    /// each submitted job runs on the worker that has its tags, under a
+    /// server policy they read from Redis; a job for a GPU no worker has
+    /// stays queued and says why.
+    @Test func jobsRunOnTheWorkerWithTheirTags() async throws {
+        let server = try await RedisServer()
+        let redis = RedisClient(try server.configuration(), backoff: [.milliseconds(50)])
+        let queue = RedisJobQueue(redis: redis, lease: .seconds(60), policy: SchedulingPolicy(maxRunningPerUser: 5))
+        let t = try TestYard(queue: queue)
+        defer { t.dir.remove() }
+        let box = try Self.box()
+        let control = JobControl(store: t.yard.store, queue: queue, board: RedisJobBoard(redis: redis, box: box))
+        let consumer = ReportConsumer(redis: redis, sink: control, logger: Self.quiet)
+        var tasks: [Task<Void, any Error>] = []
+        var folders: [TemporaryDirectory] = []
+        defer {
+            for task in tasks { task.cancel() }
+            for folder in folders { folder.remove() }
+        }
+        for (id, tags) in [("box-a100", ["a100", "80gb"]), ("box-cpu", ["cpu"])] {
+            let own = RedisClient(try server.configuration(), backoff: [.milliseconds(50)])
+            let ledger = RedisLedger(redis: own, box: box, flushTimeout: .milliseconds(300))
+            let folder = try TemporaryDirectory("yard-tagged-worker")
+            folders.append(folder)
+            var configuration = Worker.Configuration(id: id, dataDirectory: folder.path, stopGrace: .seconds(2), settleBackoff: [.milliseconds(20)])
+            configuration.tags = tags
+            let worker = Worker(configuration: configuration, ledger: ledger, queue: RedisJobQueue(redis: own, lease: .seconds(60)),
+                                runner: ScriptedEngineRunner.training(epochs: 1), trackers: [StoreTracker(records: ledger)],
+                                artifacts: LocalArtifactStore(root: folder.file("artifacts")), logger: Self.quiet)
+            var info = WorkerInfo(id: id, host: "h", pid: 1, device: "cpu", startedAt: Date(), leaseSeconds: 60)
+            info.tags = tags
+            let presence = WorkerPresence(registry: RedisWorkerRegistry(redis: own), entries: [.init(worker: worker, info: info)],
+                                          interval: .milliseconds(200), nvidiaSMI: nil, logger: Self.quiet)
+            tasks.append(Task { try await presence.run() })
+            tasks.append(Task { try await worker.run() })
+        }
+        let parser = JobConfigParser { _ in true }
+        let expected = ["g1": "box-a100", "c1": "box-cpu", "g2": "box-a100", "c2": "box-cpu", "both": "box-a100"]
+        let resources = ["g1": "{tags: [a100]}", "c1": "{tags: [cpu]}", "g2": "{tags: [80GB]}", "c2": "{tags: cpu}", "both": "{tags: [a100, 80gb]}"]
+        for id in expected.keys.sorted() {
+            _ = try await control.submit(try parser.parse(t.config("task_id: \(id)\nresources: \(resources[id]!)\n", epochs: 1)))
+        }
+        _ = try await control.submit(try parser.parse(t.config("task_id: h100\nresources: {tags: [h100]}\n", epochs: 1)))
+        for (id, worker) in expected {
+            try await eventually("\(id) ends", timeout: .seconds(30)) {
+                _ = try? await consumer.drain()
+                return try await t.yard.store.job(id)?.state.isTerminal == true
+            }
+            let job = try #require(try await t.yard.store.job(id))
+            #expect(job.state == .succeeded, "\(id): \(job.message ?? "")")
+            #expect(job.worker == worker, "\(id) ran on \(job.worker ?? "nothing")")
+        }
+        try await eventually("both workers announced", timeout: .seconds(10)) {
+            try await RedisWorkerRegistry(redis: redis).workers().count == 2
+        }
+        #expect(try await t.yard.store.job("h100")?.state == .queued)
+        #expect(try await queue.waitingReason(of: "h100") == "waiting: no worker has tags h100")
+        #expect(try await queue.claimant(of: "h100") == nil)
+    }
+
     @Test func workersAnnounceThemselvesWithTheirGPUAndAreMarkedLostWhenSilent() async throws {
         let server = try await RedisServer()
         let redis = RedisClient(try server.configuration())

@@ -393,6 +393,34 @@ struct TeamsTests {
         }
     }
 
+    /// A job no live worker can take says why in the API's `waiting`; a bad
+    /// `resources:` is refused in one line naming the field.
+    @Test func aJobNoWorkerCanTakeSaysWhyInTheAPI() async throws {
+        let registry = MemoryWorkerRegistry()
+        let t = try TestYard(token: Self.token, queue: MemoryJobQueue(workers: registry))
+        defer { t.dir.remove() }
+        try await t.test { client in
+            let auth: HTTPFields = [.authorization: "Bearer \(Self.token)", .contentType: "application/yaml"]
+            let body = t.config("task_id: routed\nresources: {tags: [a100], gpu_memory_gb: 40}\n")
+            let submitted = try await client.execute(uri: "/api/jobs", method: .post, headers: auth, body: ByteBuffer(string: body))
+            #expect(submitted.status == .created || submitted.status == .ok, "\(submitted.text)")
+            var shown = try await client.execute(uri: "/api/jobs/routed", method: .get, headers: auth)
+            #expect(shown.json["waiting"]?.stringValue == "waiting: no worker has tags a100", "\(shown.text)")
+            var info = WorkerInfo(id: "w1", host: "h", pid: 1, device: "cuda:0", startedAt: Date())
+            info.tags = ["a100"]
+            info.expiresAt = Date().addingTimeInterval(60)
+            info.gpus = [GPUStats(index: 0, name: "A100", memoryTotalMiB: 40_960, memoryUsedMiB: 10_000)]
+            try await registry.announce(info)
+            shown = try await client.execute(uri: "/api/jobs/routed", method: .get, headers: auth)
+            #expect(shown.json["waiting"]?.stringValue == "waiting: no worker with tags a100 has 40 GB of free GPU memory", "\(shown.text)")
+            let bad = try await client.execute(uri: "/api/jobs", method: .post, headers: auth,
+                                               body: ByteBuffer(string: t.config("resources: {tags: [a100], gpu_memory: 40}\n")))
+            #expect(bad.status == .badRequest)
+            #expect(bad.json["field"]?.stringValue == "resources.gpu_memory", "\(bad.text)")
+            #expect(bad.json["message"]?.stringValue?.contains("unknown key; allowed keys are tags, gpu_memory_gb") == true, "\(bad.text)")
+        }
+    }
+
     /// A token past its expiry signs nothing in, and its holder is told why.
     @Test func anExpiredTokenIsRefusedSayingSo() async throws {
         let store = MemoryJobStore()
