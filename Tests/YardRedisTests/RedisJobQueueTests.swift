@@ -263,8 +263,8 @@ struct RedisJobQueueTests {
         for (job, tag) in taken { #expect(job.hasPrefix(tag + "-"), "\(job) went to a \(tag) worker") }
     }
 
-    /// Spans of GPU time that ended more than 24 h ago are dropped at the
-    /// next claim; the queue's keys are gone once its jobs are.
+    /// GPU time that ended more than 24 h ago is dropped at the next claim;
+    /// the queue's keys are gone once its jobs are.
     @Test func oldUsageIsForgottenAndFinishedJobsLeaveNothing() async throws {
         let server = try await RedisServer()
         let redis = RedisClient(try server.configuration())
@@ -276,11 +276,14 @@ struct RedisJobQueueTests {
         try await queue.enqueue(QueueTicket(jobID: "old", owner: "ann"))
         let old = try #require(try await queue.claim(worker: "w"))
         #expect(try await queue.finish(old, worker: "w"))
-        #expect(try await redis.send(["HLEN", "yard:queue:usage"]).int == 1)
+        #expect(try await redis.send(["HLEN", "yard:queue:span"]).int == 1)
+        #expect(try await redis.send(["HLEN", "yard:queue:usage"]).int == 4, "seconds and claims of u:ann and e:default")
         clock.time.withLock { $0 += 25 * 3600 }
         try await queue.enqueue(QueueTicket(jobID: "new", owner: "ann"))
         let new = try #require(try await queue.claim(worker: "w"))
-        #expect(try await redis.send(["HLEN", "yard:queue:usage"]).int == 1, "only the new claim's span is left")
+        #expect(try await redis.send(["HLEN", "yard:queue:span"]).int == 1, "only the new claim's span is left")
+        #expect(try await redis.send(["HLEN", "yard:queue:usage"]).int == 0, "the old claim's time left the window")
+        #expect(try await redis.send(["ZCARD", "yard:queue:ended"]).int == 0)
         #expect(try await queue.finish(new, worker: "w"))
         #expect(try await redis.send(["HLEN", "yard:queue:ticket"]).int == 0)
         #expect(try await redis.send(["HLEN", "yard:queue:entry"]).int == 0)

@@ -10,22 +10,27 @@ import YardStore
 /// the worker keeps it alive by `renew` (XCLAIM to itself, which resets its
 /// idle time). An entry idle for longer than the lease belongs to a worker
 /// that died or was cut off: a later claim may take it over as a new
-/// attempt. `release` hands an entry to a placeholder consumer, where it
-/// waits again in its old place.
+/// attempt. `release` acknowledges the entry and puts the job back in its
+/// group, where it waits in its old place.
 ///
 /// Which waiting job a worker claims is `ClaimOrder`'s and `Routing`'s to
-/// say, as for the embedded queue: a claim reads the waiting jobs' tickets,
-/// the live claims and the last 24 h of GPU time in one script (a
-/// consistent view), ranks them in Swift, then claims the chosen entry in a
-/// second script that checks it is still waiting and its owner still under
-/// `--max-running`; when another worker got there first it ranks again. A
-/// job is thus never handed to two workers, nor a user over the limit.
+/// say, as for the embedded queue. Waiting jobs are kept in groups of equal
+/// priority, owner, experiment and resources (a sorted set each, by entry),
+/// in which the oldest always ranks first: a claim reads only each group's
+/// eight oldest, the claims held now (leases expired included) and each share's
+/// GPU time in one script (a consistent view), ranks them in Swift, then
+/// claims its choice in a second script that checks the job still waits and
+/// its owner is still under `--max-running`; when another worker got there
+/// first it tries the next. A claim's cost grows with the groups and the
+/// running jobs, not with the queue's length; a job is never handed to two
+/// workers, nor a user over the limit.
 ///
 /// Every operation that reads and then writes is one Lua script, so two
 /// workers, or a worker and the server, never interleave inside one.
 /// Keys: `RedisKeys.jobs` (the stream), `.entries` (job id -> entry id),
 /// `.attempts` (job id -> attempts so far), `.tickets` (job id -> what
-/// orders it), `.usage` (claim -> its span of GPU time).
+/// orders it), `.groups` and `.waiting(group)` (the waiting jobs),
+/// `.spans`, `.ended` and `.usage` (GPU time per share, 24 h).
 public final class RedisJobQueue: JobQueue {
     public static let group = "workers"
     /// The consumer that holds released entries until a worker claims them.
@@ -80,9 +85,11 @@ public final class RedisJobQueue: JobQueue {
     var time: String { String(now().timeIntervalSince1970) }
 
     public func enqueue(_ ticket: QueueTicket) async throws {
-        let stored = try JSONCoding.string(StoredTicket(ticket))
+        let stored = StoredTicket(ticket)
         let published = try policy.map { try JSONCoding.string(StoredPolicy($0)) } ?? ""
-        try await redis.run(Scripts.enqueue, keys: keys.queue, arguments: [Self.group, ticket.jobID, stored, published])
+        try await redis.run(Scripts.enqueue, keys: keys.queue, arguments: [
+            Self.group, ticket.jobID, try JSONCoding.string(stored), published, try JSONCoding.string(stored.group), Self.released,
+        ])
         await signal.notify()
     }
 
@@ -94,87 +101,122 @@ public final class RedisJobQueue: JobQueue {
     }
 
     public func claim(worker: String, capacity: WorkerCapacity) async throws -> QueueClaim? {
-        var passed: Set<String> = []
-        for _ in 0..<100 {
+        for _ in 0..<20 {
             let takeover = takeoverMilliseconds
-            let view = try await snapshot(takeover: takeover)
+            var view = try await snapshot(takeover: takeover)
             let policy = view.policy
             let date = now()
-            let candidates = view.waiting.filter { !passed.contains($0.ticket.jobID) }
-            guard let index = ClaimOrder.next(candidates, usage: ClaimOrder.usage(view.spans, now: date, policy: policy), running: view.running,
-                                              now: date, policy: policy, capacity: capacity) else {
-                lastSeen.withLock { $0 = view.newest }
-                return nil
-            }
-            let chosen = candidates[index]
-            let reply = try await redis.run(Scripts.claim, keys: keys.queue, arguments: [
-                Self.group, worker, chosen.ticket.jobID, view.entries[chosen.ticket.jobID] ?? "", takeover, Self.released,
-                String(date.timeIntervalSince1970), policy.maxRunningPerUser.map(String.init) ?? "", String(SchedulingPolicy.usageWindow),
-            ])
-            guard let fields = reply.array, let kind = fields.first?.string else {
-                throw RedisError.protocolViolation("the claim script returned \(reply)")
-            }
-            switch kind {
-            case "job":
-                guard fields.count == 2, let attempt = fields[1].int else { throw RedisError.protocolViolation("the claim script returned \(reply)") }
-                return QueueClaim(jobID: chosen.ticket.jobID, attempt: Int(attempt))
-            case "taken":
-                // Another worker claimed it (or it was cancelled) since the
-                // view was read: rank again without it.
-                passed.insert(chosen.ticket.jobID)
-            default:
-                // Its owner reached --max-running meanwhile: rank again on a fresh view.
-                continue
+            let usage = view.usage(now: date, policy: policy)
+            var lost = false
+            while true {
+                guard let index = ClaimOrder.next(view.waiting, usage: usage, running: view.running, now: date, policy: policy,
+                                                  capacity: capacity) else {
+                    // A job another worker took may have had its group's next behind it.
+                    if lost { break }
+                    lastSeen.withLock { $0 = view.newest }
+                    return nil
+                }
+                let chosen = view.waiting.remove(at: index)
+                let reply = try await redis.run(Scripts.claim, keys: keys.queue, arguments: [
+                    Self.group, worker, chosen.ticket.jobID, view.entries[chosen.ticket.jobID] ?? "", takeover, Self.released,
+                    String(date.timeIntervalSince1970), policy.maxRunningPerUser.map(String.init) ?? "",
+                ])
+                guard let fields = reply.array, let kind = fields.first?.string else {
+                    throw RedisError.protocolViolation("the claim script returned \(reply)")
+                }
+                if kind == "job" {
+                    guard fields.count == 2, let attempt = fields[1].int else { throw RedisError.protocolViolation("the claim script returned \(reply)") }
+                    return QueueClaim(jobID: chosen.ticket.jobID, attempt: Int(attempt))
+                }
+                if kind != "taken" { break }  // its owner reached --max-running meanwhile: read afresh
+                // Another worker claimed it since the view was read (workers
+                // racing rank alike): it runs now; the next in this view is tried.
+                if let owner = chosen.ticket.owner { view.running[owner, default: 0] += 1 }
+                lost = true
             }
         }
         return nil
     }
 
-    /// The waiting jobs, the live claims and the GPU time as one script read them.
+    /// What a claim ranks, as one script read it.
     struct View {
+        /// Each group's oldest waiting jobs (eight), and every claim expired past the takeover.
         var waiting: [ClaimOrder.Candidate] = []
-        /// Job id -> its stream entry.
+        /// Job id -> its stream entry (the candidates').
         var entries: [String: String] = [:]
         /// Live claims per owner, for `--max-running`.
         var running: [String: Int] = [:]
-        var spans: [UsageSpan] = []
+        /// GPU time of claims that ended in the window, per share key
+        /// (`u:owner`, `e:experiment`).
+        var ended: [String: ShareUsage] = [:]
+        /// Claims held now (live or expired), from their start.
+        var open: [UsageSpan] = []
+        /// Jobs claimed now whose lease is still alive (not waiting).
+        var held: Set<String> = []
         var newest = "0-0"
         /// This queue's policy, else the one the server published, else the default.
         var policy = SchedulingPolicy.default
+
+        /// Each share's GPU time in the window ending `now`: ended claims,
+        /// plus the ones held now so far.
+        func usage(now: Date, policy: SchedulingPolicy) -> [String: ShareUsage] {
+            let prefix = policy.fairShare == .user ? "u:" : "e:"
+            var usage: [String: ShareUsage] = [:]
+            for (key, value) in ended where key.hasPrefix(prefix) { usage[key] = value }
+            for (key, value) in ClaimOrder.usage(open, now: now, policy: policy) {
+                usage[key, default: ShareUsage()].seconds += value.seconds
+                usage[key, default: ShareUsage()].claims += value.claims
+            }
+            return usage
+        }
     }
 
     func snapshot(takeover: String) async throws -> View {
-        let reply = try await redis.run(Scripts.snapshot, keys: keys.queue, arguments: [Self.group])
-        guard let parts = reply.array, parts.count == 6 else { throw RedisError.protocolViolation("the queue snapshot returned \(reply)") }
+        let date = now()
+        let reply = try await redis.run(Scripts.snapshot, keys: keys.queue, arguments: [
+            Self.group, String(date.timeIntervalSince1970 - SchedulingPolicy.usageWindow),
+        ])
+        guard let parts = reply.array, parts.count == 5 else { throw RedisError.protocolViolation("the queue snapshot returned \(reply)") }
         let limit = Int64(takeover) ?? Int64.max
         var view = View()
-        view.policy = policy ?? parts[5].string.flatMap { try? JSONCoding.decode(StoredPolicy.self, $0) }?.policy ?? .default
-        view.newest = parts[4].string ?? "0-0"
-        let entries = Self.pairs(parts[0])
-        let tickets = Self.pairs(parts[1])
-        var live: Set<String> = []
-        for item in parts[2].array ?? [] {
-            guard let fields = item.array, fields.count >= 3, let id = fields[0].string, let consumer = fields[1].string, let idle = fields[2].int else { continue }
-            if consumer != Self.released && idle < limit { live.insert(id) }
-        }
-        var liveJobs: Set<String> = []
-        for (job, entry) in entries {
-            view.entries[job] = entry
-            let ticket = tickets[job].flatMap { try? JSONCoding.decode(StoredTicket.self, $0) }?.ticket(job)
+        view.policy = policy ?? parts[4].string.flatMap { try? JSONCoding.decode(StoredPolicy.self, $0) }?.policy ?? .default
+        view.newest = parts[3].string ?? "0-0"
+        // Each group's oldest: {job, entry, ticket}.
+        for head in parts[0].array ?? [] {
+            guard let fields = head.array, fields.count == 3, let job = fields[0].string, let entry = fields[1].string else { continue }
+            let ticket = fields[2].string.flatMap { try? JSONCoding.decode(StoredTicket.self, $0) }?.ticket(job)
                 ?? QueueTicket(jobID: job, enqueuedAt: Self.date(of: entry))
-            if live.contains(entry) {
-                liveJobs.insert(job)
+            view.entries[job] = entry
+            view.waiting.append(ClaimOrder.Candidate(ticket: ticket, seq: Self.seq(of: entry)))
+        }
+        // The pending list: {entry, consumer, idle ms, job, ticket, span}.
+        for row in parts[1].array ?? [] {
+            guard let fields = row.array, fields.count == 6, let entry = fields[0].string, let consumer = fields[1].string,
+                  let idle = fields[2].int, let job = fields[3].string else { continue }
+            let ticket = fields[4].string.flatMap { try? JSONCoding.decode(StoredTicket.self, $0) }?.ticket(job)
+                ?? QueueTicket(jobID: job, enqueuedAt: Self.date(of: entry))
+            let live = consumer != Self.released && idle < limit
+            if live {
+                view.held.insert(job)
                 if let owner = ticket.owner { view.running[owner, default: 0] += 1 }
             } else {
+                view.entries[job] = entry
                 view.waiting.append(ClaimOrder.Candidate(ticket: ticket, seq: Self.seq(of: entry)))
             }
+            if let span = fields[5].string.flatMap({ try? JSONCoding.decode(StoredSpan.self, $0) }), span.f == nil {
+                // A claim its worker stopped renewing holds no GPU now.
+                view.open.append(UsageSpan(owner: span.o, experiment: span.e, start: Date(timeIntervalSince1970: span.s), end: live ? nil : date))
+            }
         }
-        let date = now()
-        for (_, text) in Self.pairs(parts[3]) {
-            guard let span = try? JSONCoding.decode(StoredSpan.self, text) else { continue }
-            // A claim its worker stopped renewing holds no GPU now.
-            let end = span.f.map(Date.init(timeIntervalSince1970:)) ?? (liveJobs.contains(span.j) ? nil : date)
-            view.spans.append(UsageSpan(owner: span.o, experiment: span.e, start: Date(timeIntervalSince1970: span.s), end: end))
+        // Ended claims' GPU time: share NUL s|n -> seconds | claims.
+        for (field, value) in Self.pairs(parts[2]) {
+            guard let split = field.lastIndex(of: "\u{0}") else { continue }
+            let share = String(field[..<split])
+            switch field[field.index(after: split)...] {
+            case "s": view.ended[share, default: ShareUsage()].seconds = max(0, Double(value) ?? 0)
+            case "n": view.ended[share, default: ShareUsage()].claims = max(0, Int(value) ?? 0)
+            default: break
+            }
         }
         return view
     }
@@ -252,7 +294,9 @@ public final class RedisJobQueue: JobQueue {
 
     public func waitingReason(of jobID: String) async throws -> String? {
         let view = try await snapshot(takeover: takeoverMilliseconds)
-        guard let ticket = view.waiting.first(where: { $0.ticket.jobID == jobID })?.ticket else { return nil }
+        guard !view.held.contains(jobID) else { return nil }
+        guard let text = try await redis.send(["HGET", keys.tickets, jobID]).string,
+              let ticket = try? JSONCoding.decode(StoredTicket.self, text).ticket(jobID) else { return nil }
         if let reason = ClaimOrder.blocked(ticket, running: view.running, policy: view.policy) { return reason }
         guard !ticket.resources.isEmpty else { return nil }
         return Routing.unroutable(ticket.resources, workers: try await workers.capacities())
@@ -309,6 +353,14 @@ struct StoredTicket: Codable {
         QueueTicket(jobID: jobID, priority: p, owner: o, experiment: e, enqueuedAt: Date(timeIntervalSince1970: t),
                     resources: JobResources(tags: tags ?? [], gpuMemoryGB: gpu))
     }
+
+    /// What its group shares: all but when it was queued (within a group the
+    /// oldest always ranks first).
+    var group: StoredTicket {
+        var group = self
+        group.t = 0
+        return group
+    }
 }
 
 /// The scheduling policy as the server publishes it (`RedisKeys.policy`).
@@ -350,14 +402,24 @@ public struct RedisKeys: Sendable {
     /// Job id -> how many times it was claimed.
     public var attempts: String { "\(prefix):queue:attempt" }
     /// Job id -> what orders it (priority, owner, experiment, when queued,
-    /// resources), while it is queued.
+    /// resources, its group), while it is queued.
     public var tickets: String { "\(prefix):queue:ticket" }
-    /// Claim (job id, NUL, attempt) -> its span of GPU time, kept 24 h after it ended.
+    /// Share (`u:owner`, `e:experiment`), NUL, `s` or `n` -> seconds of GPU
+    /// time and claims that ended in the last 24 h.
     public var usage: String { "\(prefix):queue:usage" }
     /// The server's scheduling policy (JSON), for workers on other machines.
     public var policy: String { "\(prefix):queue:policy" }
-    /// The keys the queue's scripts take, in their order.
-    var queue: [String] { [jobs, entries, attempts, tickets, usage, policy] }
+    /// Claim (job id, NUL, attempt) -> its span of GPU time (JSON), until 24 h after it ended.
+    public var spans: String { "\(prefix):queue:span" }
+    /// Ended claims by when they ended (what leaves the window next).
+    public var ended: String { "\(prefix):queue:ended" }
+    /// Group (SHA-1 of what its jobs share) -> that, for the groups with waiting jobs.
+    public var groups: String { "\(prefix):queue:groups" }
+    /// A group's waiting jobs, by entry (oldest first): this prefix and the group.
+    public var waitingPrefix: String { "\(prefix):queue:waiting:" }
+    /// The keys the queue's scripts take, in their order (the last is the
+    /// prefix of the groups' sets, which they name from it).
+    var queue: [String] { [jobs, entries, attempts, tickets, usage, policy, spans, ended, groups, waitingPrefix] }
     /// A job as the server published it: `record` (the job, config with
     /// secrets masked), `secrets` (sealed with the shared secret key),
     /// `stop` ("1" once a stop was asked for).
@@ -398,88 +460,188 @@ final class RedisWaitPool: Sendable {
 }
 
 /// The queue's Lua scripts. KEYS: stream, entry hash, attempt hash,
-/// ticket hash, usage hash.
+/// ticket hash, usage hash, policy, span hash, ended set, group hash, the
+/// groups' waiting-set prefix. ARGV[1] is always the consumer group.
 enum Scripts {
-    /// Shared by the scripts that end a claim: its span of GPU time gets an
-    /// end (`now`) unless it has one. Lua strings hold the NUL between job
-    /// id and attempt as they hold any byte.
-    static let endSpan = """
+    /// What the scripts share: an entry id as a score (its order), a job's
+    /// ticket, ending a claim's span (its GPU time then counts for its
+    /// shares), putting a job back in its group, and forgetting a job. Lua
+    /// strings hold the NUL between job id and attempt as any other byte.
+    static let shared = """
+        local function score(id)
+          local ms, n = string.match(id, '^(%d+)-(%d+)$')
+          return tonumber(ms) * 1000 + math.min(tonumber(n), 999)
+        end
+        local function ticketof(job)
+          local text = redis.call('HGET', KEYS[4], job)
+          if not text then return nil end
+          return cjson.decode(text)
+        end
+        local function shares(span)
+          local owner = ''
+          if type(span.o) == 'string' then owner = span.o end
+          return {'u:' .. owner, 'e:' .. span.e}
+        end
         local function endspan(job, now)
           local attempt = redis.call('HGET', KEYS[3], job)
           if not attempt then return end
           local field = job .. '\\0' .. attempt
-          local text = redis.call('HGET', KEYS[5], field)
+          local text = redis.call('HGET', KEYS[7], field)
           if not text then return end
           local span = cjson.decode(text)
-          if span.f == nil then
-            span.f = now
-            redis.call('HSET', KEYS[5], field, cjson.encode(span))
+          if type(span.f) == 'number' then return end
+          span.f = now
+          redis.call('HSET', KEYS[7], field, cjson.encode(span))
+          redis.call('ZADD', KEYS[8], now, field)
+          local seconds = math.max(0, now - span.s)
+          for _, share in ipairs(shares(span)) do
+            redis.call('HINCRBYFLOAT', KEYS[5], share .. '\\0s', seconds)
+            redis.call('HINCRBY', KEYS[5], share .. '\\0n', 1)
           end
         end
+        local function requeue(job, id)
+          redis.call('XACK', KEYS[1], ARGV[1], id)
+          local t = ticketof(job)
+          if not t or type(t.g) ~= 'string' then
+            -- queued by an older version: the default ticket
+            t = {p = 5, e = 'default', t = tonumber(string.match(id, '^(%d+)')) / 1000, g = 'legacy'}
+            redis.call('HSET', KEYS[4], job, cjson.encode(t))
+          end
+          redis.call('ZADD', KEYS[10] .. t.g, score(id), job)
+          redis.call('HSET', KEYS[9], t.g, '1')
+        end
+        local function forget(job, id)
+          redis.call('XACK', KEYS[1], ARGV[1], id)
+          redis.call('XDEL', KEYS[1], id)
+          redis.call('HDEL', KEYS[2], job)
+          local t = ticketof(job)
+          if t and type(t.g) == 'string' then redis.call('ZREM', KEYS[10] .. t.g, job) end
+          redis.call('HDEL', KEYS[4], job)
+        end
+
         """
 
     /// ARGV: group, job id, ticket (JSON), policy (JSON; '' from a queue
-    /// without one). Adds the job unless it is already queued.
-    static let enqueue = RedisScript("""
+    /// without one), the ticket's group (JSON), placeholder consumer.
+    /// Adds the job unless it is already queued; one queued by an older
+    /// version (no ticket) gets its ticket and joins its group.
+    static let enqueue = RedisScript(shared + """
         if ARGV[4] ~= '' then redis.call('SET', KEYS[6], ARGV[4]) end
-        if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return 0 end
-        pcall(redis.call, 'XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
-        local id = redis.call('XADD', KEYS[1], '*', 'job', ARGV[2])
-        redis.call('HSET', KEYS[2], ARGV[2], id)
-        redis.call('HSET', KEYS[4], ARGV[2], ARGV[3])
+        local id = redis.call('HGET', KEYS[2], ARGV[2])
+        local g = redis.sha1hex(ARGV[5])
+        local t = cjson.decode(ARGV[3])
+        t.g = g
+        if id then
+          if redis.call('HEXISTS', KEYS[4], ARGV[2]) == 1 then return 0 end
+          redis.call('HSET', KEYS[4], ARGV[2], cjson.encode(t))
+          local pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
+          if pending[1] ~= nil and pending[1][2] ~= ARGV[6] then return 0 end
+          if pending[1] ~= nil then redis.call('XACK', KEYS[1], ARGV[1], id) end
+        else
+          pcall(redis.call, 'XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
+          id = redis.call('XADD', KEYS[1], '*', 'job', ARGV[2])
+          redis.call('HSET', KEYS[2], ARGV[2], id)
+          redis.call('HSET', KEYS[4], ARGV[2], cjson.encode(t))
+        end
+        redis.call('ZADD', KEYS[10] .. g, score(id), ARGV[2])
+        redis.call('HSET', KEYS[9], g, ARGV[5])
         return 1
         """)
 
-    /// ARGV: group. What a claim ranks, read at one instant: {entries
-    /// (job, entry id, ...), tickets (job, JSON, ...), the pending list
-    /// ({entry, consumer, idle ms, deliveries}, ...), spans (claim, JSON,
-    /// ...), the newest entry id, the published policy}.
-    static let snapshot = RedisScript("""
+    /// ARGV: group, start of the usage window (epoch seconds). What a claim
+    /// ranks, read at one instant: {each group's eight oldest ({job, entry,
+    /// ticket}, ...: workers racing for one group's oldest try the next
+    /// without reading again), the pending list ({entry, consumer, idle ms, job,
+    /// ticket, span}, ...), the usage hash, the newest entry id, the
+    /// published policy}. Drops the GPU time that left the window first.
+    static let snapshot = RedisScript(shared + """
         pcall(redis.call, 'XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
-        local count = redis.call('HLEN', KEYS[2])
-        local pending = {}
-        if count > 0 then pending = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', count + 16) end
+        local old = redis.call('ZRANGEBYSCORE', KEYS[8], '-inf', '(' .. ARGV[2], 'LIMIT', 0, 1000)
+        for _, field in ipairs(old) do
+          local text = redis.call('HGET', KEYS[7], field)
+          if text then
+            local span = cjson.decode(text)
+            local seconds = 0
+            if type(span.f) == 'number' then seconds = math.max(0, span.f - span.s) end
+            for _, share in ipairs(shares(span)) do
+              redis.call('HINCRBYFLOAT', KEYS[5], share .. '\\0s', -seconds)
+              if redis.call('HINCRBY', KEYS[5], share .. '\\0n', -1) <= 0 then
+                redis.call('HDEL', KEYS[5], share .. '\\0s', share .. '\\0n')
+              end
+            end
+          end
+          redis.call('HDEL', KEYS[7], field)
+          redis.call('ZREM', KEYS[8], field)
+        end
+        local heads = {}
+        for _, g in ipairs(redis.call('HKEYS', KEYS[9])) do
+          local first = redis.call('ZRANGE', KEYS[10] .. g, 0, 7)
+          if first[1] == nil then redis.call('HDEL', KEYS[9], g) end
+          for _, job in ipairs(first) do
+            local id = redis.call('HGET', KEYS[2], job)
+            if id then
+              table.insert(heads, {job, id, redis.call('HGET', KEYS[4], job) or false})
+            else
+              redis.call('ZREM', KEYS[10] .. g, job)
+            end
+          end
+        end
+        local rows = {}
+        local summary = redis.call('XPENDING', KEYS[1], ARGV[1])
+        if summary[1] > 0 then
+          for _, held in ipairs(redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', summary[1])) do
+            local entry = redis.call('XRANGE', KEYS[1], held[1], held[1])
+            if entry[1] then
+              local job = entry[1][2][2]
+              local attempt = redis.call('HGET', KEYS[3], job)
+              local span = false
+              if attempt then span = redis.call('HGET', KEYS[7], job .. '\\0' .. attempt) or false end
+              table.insert(rows, {held[1], held[2], held[3], job, redis.call('HGET', KEYS[4], job) or false, span})
+            end
+          end
+        end
         local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
         local last = '0-0'
         if newest[1] then last = newest[1][1] end
-        return {redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[4]), pending, redis.call('HGETALL', KEYS[5]), last,
-                redis.call('GET', KEYS[6])}
+        return {heads, rows, redis.call('HGETALL', KEYS[5]), last, redis.call('GET', KEYS[6])}
         """)
 
     /// ARGV: group, consumer, job id, its entry id (as the snapshot saw
     /// it), takeover idle (ms), placeholder consumer, now (epoch seconds),
-    /// per-user running limit ('' for none), usage window (seconds).
-    /// Claims the job the caller ranked first if it still waits (never
-    /// delivered, released, or its claim idle past the takeover) and its
-    /// owner is still under the limit. Returns {'job', attempt}, {'taken'}
-    /// (claimed or gone meanwhile) or {'limit'}.
-    static let claim = RedisScript(endSpan + "\n" + """
+    /// per-user running limit ('' for none).
+    /// Claims the job the caller ranked first if it still waits (in its
+    /// group, released by an older version, or its claim idle past the
+    /// takeover) and its owner is still under the limit. Returns {'job',
+    /// attempt}, {'taken'} (claimed or gone meanwhile) or {'limit'}.
+    static let claim = RedisScript(shared + """
         pcall(redis.call, 'XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
         local id = redis.call('HGET', KEYS[2], ARGV[3])
         if not id or id ~= ARGV[4] then return {'taken'} end
         local takeover = tonumber(ARGV[5])
+        local t = ticketof(ARGV[3])
         local pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
-        if pending[1] ~= nil and pending[1][2] ~= ARGV[6] and pending[1][3] < takeover then return {'taken'} end
+        if pending[1] ~= nil then
+          if pending[1][2] ~= ARGV[6] and pending[1][3] < takeover then return {'taken'} end
+        elseif not t or type(t.g) ~= 'string' or not redis.call('ZSCORE', KEYS[10] .. t.g, ARGV[3]) then
+          return {'taken'}
+        end
         local owner = nil
         local experiment = 'default'
-        local ticket = redis.call('HGET', KEYS[4], ARGV[3])
-        if ticket then
-          local decoded = cjson.decode(ticket)
-          if type(decoded.o) == 'string' then owner = decoded.o end
-          if type(decoded.e) == 'string' then experiment = decoded.e end
+        if t then
+          if type(t.o) == 'string' then owner = t.o end
+          if type(t.e) == 'string' then experiment = t.e end
         end
         if ARGV[8] ~= '' and owner then
           local limit = tonumber(ARGV[8])
           local running = 0
-          local all = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', redis.call('HLEN', KEYS[2]) + 16)
-          for _, held in ipairs(all) do
-            if held[1] ~= id and held[2] ~= ARGV[6] and held[3] < takeover then
-              local entry = redis.call('XRANGE', KEYS[1], held[1], held[1])
-              if entry[1] then
-                local other = redis.call('HGET', KEYS[4], entry[1][2][2])
-                if other then
-                  local decoded = cjson.decode(other)
-                  if decoded.o == owner then running = running + 1 end
+          local summary = redis.call('XPENDING', KEYS[1], ARGV[1])
+          if summary[1] > 0 then
+            for _, held in ipairs(redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', summary[1])) do
+              if held[1] ~= id and held[2] ~= ARGV[6] and held[3] < takeover then
+                local entry = redis.call('XRANGE', KEYS[1], held[1], held[1])
+                if entry[1] then
+                  local other = ticketof(entry[1][2][2])
+                  if other and other.o == owner then running = running + 1 end
                 end
               end
             end
@@ -488,26 +650,20 @@ enum Scripts {
         end
         local now = tonumber(ARGV[7])
         endspan(ARGV[3], now)
+        if t and type(t.g) == 'string' then redis.call('ZREM', KEYS[10] .. t.g, ARGV[3]) end
         redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'FORCE', 'JUSTID')
         local attempt = redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
         local span = {j = ARGV[3], e = experiment, s = now}
         if owner then span.o = owner end
-        redis.call('HSET', KEYS[5], ARGV[3] .. '\\0' .. attempt, cjson.encode(span))
-        -- Spans that ended before the window count for nothing any more.
-        local from = now - tonumber(ARGV[9])
-        local spans = redis.call('HGETALL', KEYS[5])
-        for i = 1, #spans, 2 do
-          local decoded = cjson.decode(spans[i + 1])
-          if type(decoded.f) == 'number' and decoded.f < from then redis.call('HDEL', KEYS[5], spans[i]) end
-        end
+        redis.call('HSET', KEYS[7], ARGV[3] .. '\\0' .. attempt, cjson.encode(span))
         return {'job', attempt}
         """)
 
     /// ARGV: group, consumer, job id, attempt, action, placeholder consumer, now.
     /// When the consumer still holds this attempt: `renew` resets the
     /// entry's idle time, `finish` acknowledges and removes it, `release`
-    /// hands it to the placeholder (waiting in its place again). Returns 1, else 0.
-    static let held = RedisScript(endSpan + "\n" + """
+    /// puts it back in its group (in its old place). Returns 1, else 0.
+    static let held = RedisScript(shared + """
         local id = redis.call('HGET', KEYS[2], ARGV[3])
         if not id then return 0 end
         if redis.call('HGET', KEYS[3], ARGV[3]) ~= ARGV[4] then return 0 end
@@ -515,13 +671,10 @@ enum Scripts {
         if pending[1] == nil or pending[1][2] ~= ARGV[2] then return 0 end
         if ARGV[5] == 'finish' then
           endspan(ARGV[3], tonumber(ARGV[7]))
-          redis.call('XACK', KEYS[1], ARGV[1], id)
-          redis.call('XDEL', KEYS[1], id)
-          redis.call('HDEL', KEYS[2], ARGV[3])
-          redis.call('HDEL', KEYS[4], ARGV[3])
+          forget(ARGV[3], id)
         elseif ARGV[5] == 'release' then
           endspan(ARGV[3], tonumber(ARGV[7]))
-          redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[6], 0, id, 'IDLE', '1000000000000', 'JUSTID')
+          requeue(ARGV[3], id)
         else
           redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'JUSTID')
         end
@@ -529,40 +682,34 @@ enum Scripts {
         """)
 
     /// ARGV: group, job id, now. Removes the job whoever holds it.
-    static let complete = RedisScript(endSpan + "\n" + """
+    static let complete = RedisScript(shared + """
         local id = redis.call('HGET', KEYS[2], ARGV[2])
         if not id then return 0 end
         endspan(ARGV[2], tonumber(ARGV[3]))
-        redis.call('XACK', KEYS[1], ARGV[1], id)
-        redis.call('XDEL', KEYS[1], id)
-        redis.call('HDEL', KEYS[2], ARGV[2])
-        redis.call('HDEL', KEYS[4], ARGV[2])
+        forget(ARGV[2], id)
         return 1
         """)
 
     /// ARGV: group, job id, placeholder consumer, now. Puts a claimed job
     /// back in its place. Returns 1 when it was claimed.
-    static let release = RedisScript(endSpan + "\n" + """
+    static let release = RedisScript(shared + """
         local id = redis.call('HGET', KEYS[2], ARGV[2])
         if not id then return 0 end
         local pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
         if pending[1] == nil or pending[1][2] == ARGV[3] then return 0 end
         endspan(ARGV[2], tonumber(ARGV[4]))
-        redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, id, 'IDLE', '1000000000000', 'JUSTID')
+        requeue(ARGV[2], id)
         return 1
         """)
 
     /// ARGV: group, job id, placeholder consumer. Removes the job if no
     /// worker holds it. Returns 1 when it was waiting.
-    static let cancel = RedisScript("""
+    static let cancel = RedisScript(shared + """
         local id = redis.call('HGET', KEYS[2], ARGV[2])
         if not id then return 0 end
         local pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
         if pending[1] ~= nil and pending[1][2] ~= ARGV[3] then return 0 end
-        if pending[1] ~= nil then redis.call('XACK', KEYS[1], ARGV[1], id) end
-        redis.call('XDEL', KEYS[1], id)
-        redis.call('HDEL', KEYS[2], ARGV[2])
-        redis.call('HDEL', KEYS[4], ARGV[2])
+        forget(ARGV[2], id)
         return 1
         """)
 
