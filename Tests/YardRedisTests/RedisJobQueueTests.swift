@@ -288,4 +288,32 @@ struct RedisJobQueueTests {
         #expect(try await redis.send(["HLEN", "yard:queue:ticket"]).int == 0)
         #expect(try await redis.send(["HLEN", "yard:queue:entry"]).int == 0)
     }
+
+    /// A queue an older version left (stream entries without tickets, one
+    /// released to the placeholder): the released job is claimable at once;
+    /// a waiting one joins the order when the new server queues its queued
+    /// jobs again (`recover`), keeping its entry, and not twice.
+    @Test func jobsQueuedByAnOlderVersionJoinTheOrder() async throws {
+        let server = try await RedisServer()
+        let redis = RedisClient(try server.configuration())
+        try await redis.send(["XGROUP", "CREATE", "yard:jobs", RedisJobQueue.group, "0", "MKSTREAM"])
+        var entries: [String: String] = [:]
+        for job in ["old-released", "old-waiting"] {
+            let entry = try #require(try await redis.send(["XADD", "yard:jobs", "*", "job", job]).string)
+            try await redis.send(["HSET", "yard:queue:entry", job, entry])
+            entries[job] = entry
+        }
+        _ = try await redis.send(["XREADGROUP", "GROUP", RedisJobQueue.group, "~released", "COUNT", "1", "STREAMS", "yard:jobs", ">"])
+        let queue = RedisJobQueue(redis: redis, policy: .default)
+        #expect(try await queue.claim(worker: "w") == QueueClaim(jobID: "old-released", attempt: 1))
+        #expect(try await queue.claim(worker: "w") == nil, "not in any group yet")
+        try await queue.enqueue(QueueTicket(jobID: "old-waiting", priority: 7))
+        try await queue.enqueue(QueueTicket(jobID: "old-waiting", priority: 7))
+        #expect(try await redis.send(["HGET", "yard:queue:entry", "old-waiting"]).string == entries["old-waiting"])
+        let claim = try #require(try await queue.claim(worker: "w"))
+        #expect(claim == QueueClaim(jobID: "old-waiting", attempt: 1))
+        #expect(try await queue.claim(worker: "w") == nil)
+        #expect(try await queue.release(claim, worker: "w"))
+        #expect(try await queue.claim(worker: "v")?.jobID == "old-waiting")
+    }
 }
