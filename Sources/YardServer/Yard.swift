@@ -23,6 +23,8 @@ public struct YardOptions: Sendable {
     public var port = 8787
     public var dataDirectory = ".yard"
     public var workers = 1
+    /// `--worker-tags`: the tags the local workers offer jobs' `resources.tags`.
+    public var workerTags: [String] = []
     public var python: String?
     /// When set, every `/api` request needs `Authorization: Bearer TOKEN`.
     public var token: String?
@@ -65,8 +67,6 @@ public struct YardOptions: Sendable {
     public var httpMetrics = true
     /// `--fair-share`, `--priority-aging`, `--max-running`: how the queue (embedded or Redis) picks the next job.
     public var scheduling = SchedulingPolicy.default
-    /// `--worker-tags`: the tags the local workers offer jobs' `resources.tags`.
-    public var workerTags: [String] = []
 
     public init() {}
 }
