@@ -33,7 +33,8 @@ import YardStore
 /// `.spans`, `.ended` and `.usage` (GPU time per share, 24 h).
 public final class RedisJobQueue: JobQueue {
     public static let group = "workers"
-    /// The consumer that holds released entries until a worker claims them.
+    /// The consumer an older version handed released entries to: such an
+    /// entry waits (a release now acknowledges the entry instead).
     static let released = "~released"
 
     let redis: RedisClient
