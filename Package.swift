@@ -137,6 +137,8 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
+            // Traces to an OTLP/HTTP collector (Telemetry/TraceExporter).
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
             // `/api/events` writes its frames straight into the connection (EventFanout).
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

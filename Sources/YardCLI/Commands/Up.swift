@@ -170,6 +170,7 @@ struct ServeOptions: ParsableArguments {
         }
         if let maxRunning { guard (1...10_000).contains(maxRunning) else { throw ValidationError("--max-running must be between 1 and 10000") } }
         _ = try webhookSettings()
+        do { _ = try TraceSettings.fromEnvironment() } catch { throw ValidationError(error.message) }
         if let predictors { guard (1...64).contains(predictors) else { throw ValidationError("--predictors must be between 1 and 64") } }
         if let predictorThreads { guard (1...256).contains(predictorThreads) else { throw ValidationError("--predictor-threads must be between 1 and 256") } }
         guard serveMemory >= 256 else { throw ValidationError("--serve-memory-mb must be at least 256") }
@@ -238,6 +239,7 @@ struct ServeOptions: ParsableArguments {
         }
         options.serving = serving
         options.webhooks = (try? webhookSettings()) ?? options.webhooks
+        options.tracing = try? TraceSettings.fromEnvironment()
         return options
     }
 
