@@ -1,6 +1,8 @@
 // A job's log, following live (GET /api/jobs/ID/logs?follow=true, read as
-// a stream) with pause: while paused, lines wait and the view holds still.
-// The view keeps the last `keep` lines; every line is text.
+// a stream) with pause: while paused, lines wait and the view holds still;
+// and search: only the lines holding the text are shown (case folded), new
+// ones too as they come. The view keeps the last `keep` lines; every line
+// is text.
 
 import { h, fill } from "../lib/dom.js";
 
@@ -15,8 +17,26 @@ export class LogTail {
     this.pause = h("button", { type: "button", class: "small", "aria-pressed": "false", text: "Pause" });
     this.pause.addEventListener("click", () => this.toggle());
     this.state = h("span", { class: "muted", role: "status" });
+    this.query = "";
+    this.search = h("input", { type: "search", id: "log-search", class: "log-search", placeholder: "Search the log", "aria-label": "Search the log",
+      autocomplete: "off", spellcheck: "false" });
+    this.search.addEventListener("input", () => this.filter(this.search.value));
+    this.matches = h("span", { class: "muted", "aria-live": "polite" });
     this.view = h("pre", { class: "log", tabindex: "0", "aria-label": "Log", "aria-live": "off" });
-    fill(parent, h("div", { class: "toolbar" }, h("h2", { text: "Log" }), this.pause, this.state), this.view);
+    fill(parent, h("div", { class: "toolbar" }, h("h2", { text: "Log" }), this.search, this.matches, this.pause, this.state), this.view);
+  }
+
+  /** Shows only the lines that hold `text` (all of them when it is empty). */
+  filter(text) {
+    this.query = text.trim().toLowerCase();
+    let shown = 0;
+    for (const line of this.view.children) {
+      const match = !this.query || line.textContent.toLowerCase().includes(this.query);
+      line.hidden = !match;
+      if (match) shown += 1;
+    }
+    this.matches.textContent = this.query ? `${shown} matching` : "";
+    if (!this.query) this.view.scrollTop = this.view.scrollHeight;
   }
 
   /** Where the stream is, and while paused how many lines wait. */
@@ -64,8 +84,11 @@ export class LogTail {
       this.setStream(this.stream);
       return;
     }
-    for (const line of lines) this.view.append(h("div", { class: "line", text: line }));
+    for (const line of lines) {
+      this.view.append(h("div", { class: "line", text: line, hidden: this.query && !line.toLowerCase().includes(this.query) }));
+    }
     while (this.view.childElementCount > this.keep) this.view.firstElementChild.remove();
+    if (this.query) this.filter(this.search.value);
     this.view.scrollTop = this.view.scrollHeight;
   }
 
