@@ -150,7 +150,7 @@ let package = Package(
         ]),
         // The commands: argument parsing, HTTP client, progress bar.
         .target(name: "YardCLI", dependencies: [
-            "YardDomain", "YardServer", "YardEngine", "YardJobs", "YardQueue", "YardWorker", "YardDatasets", "YardServing", "YardWebhooks", "YardBackup",
+            "YardDomain", "YardServer", "YardEngine", "YardJobs", "YardQueue", "YardWorker", "YardDatasets", "YardServing", "YardWebhooks", "YardBackup", "YardTracker", "YardStore", "YardArtifacts",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
