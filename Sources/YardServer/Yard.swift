@@ -5,6 +5,7 @@ import Metrics
 import ServiceLifecycle
 import Synchronization
 import YardArtifacts
+import YardBackup
 import YardDomain
 import YardJobs
 import YardEngine
@@ -68,6 +69,8 @@ public struct YardOptions: Sendable {
     /// OpenTelemetry traces of job runs and predict requests, sent to an
     /// OTLP/HTTP collector (from `OTEL_EXPORTER_OTLP_ENDPOINT`); nil: off.
     public var tracing: TraceSettings?
+    /// `--gc-at HH:MM`: `yard gc` once a day at that local time; nil: never (run it from cron).
+    public var retention: RetentionSchedule?
 
     public init() {}
 }
@@ -359,6 +362,9 @@ public struct Yard: Sendable {
         services.append(.init(service: WorkerWatch(registry: registry, store: store, logger: Logger(label: "yard.workers"))))
         services.append(.init(service: MetricsFollower(store: store, metrics: metrics, logger: Logger(label: "yard.metrics"))))
         services.append(.init(service: EventRetentionService(store: store, retention: options.eventRetention, logger: Logger(label: "yard.events"))))
+        if let schedule = options.retention {
+            services.append(.init(service: RetentionService(schedule: schedule, dataDirectory: options.dataDirectory, logger: Logger(label: "yard.gc"))))
+        }
         services.append(.init(service: webhooks))
         services.append(.init(service: sweeps))
         services.append(.init(service: AutoRegistration(registry: models, logger: Logger(label: "yard.registry"))))
