@@ -10,6 +10,7 @@ import http.server
 import json
 import os
 import threading
+import time
 import unittest
 import urllib.request
 
@@ -531,6 +532,47 @@ class Navigation(unittest.TestCase):
             # From navigation to rows: under a second here, a minute while held streams starve the page's requests.
             took = d.execute_script("return performance.getEntriesByName('jobs-rendered')[0].startTime")
             self.assertLess(took, 20_000, f"visit {visit}: the jobs page took {took:.0f} ms (the browser's connections are held by pages left)")
+        self.assertEqual(console_errors(d), [])
+
+
+    def streams(self):
+        """Event streams the server holds open (its own gauge)."""
+        text = self.yard.request("GET", "/metrics")[1]
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith('trainyard_sse_clients{') and 'route="/api/events"' in line)
+
+    def test_a_hidden_tab_gives_its_stream_back_and_catches_up_when_shown(self):
+        """A browser opens 6 connections to a host over HTTP/1.1 and every
+        stream holds one, so seven open tabs starved the seventh. A hidden tab
+        closes its stream after a grace and, shown again, follows from the
+        last event it had. Headless Chromium reports every tab visible, so
+        the browser's signal is given by hand (document.hidden and the
+        visibilitychange event, as a real tab switch fires them)."""
+        d, yard = self.driver, self.yard
+        d.get(yard.base + "/jobs")
+        wait(d, lambda d: d.execute_script("return performance.getEntriesByName('jobs-rendered').length"), 60, "no render")
+        wait(d, lambda d: self.streams() >= 1, 15, "the jobs page opened no stream")
+        def visibility(hidden):
+            d.execute_script("""
+                Object.defineProperty(document, 'hidden', {value: arguments[0], configurable: true});
+                Object.defineProperty(document, 'visibilityState', {value: arguments[0] ? 'hidden' : 'visible', configurable: true});
+                document.dispatchEvent(new Event('visibilitychange'));""", hidden)
+        visibility(True)
+        wait(d, lambda d: self.streams() == 0, 20, "a hidden tab still holds its stream")
+        # What happens while it is hidden reaches it when it is shown, without a reload.
+        data = os.path.join(self.folder, "hidden-data")
+        os.makedirs(os.path.join(data, "images"), exist_ok=True)
+        with open(os.path.join(data, "data.yaml"), "w") as f:
+            f.write("path: .\ntrain: images\nval: images\nnames: {0: a}\n")
+        job = yard.submit(job_yaml(os.path.join(data, "data.yaml"), 1, experiment="while hidden"))
+        time.sleep(1)
+        self.assertFalse(d.execute_script("return [...document.querySelectorAll('a')].some(a => a.textContent === arguments[0])", job))
+        d.execute_script("window.__same = true")
+        visibility(False)
+        wait(d, lambda d: d.execute_script("return [...document.querySelectorAll('a')].some(a => a.textContent === arguments[0])", job), 20,
+             "the job submitted while the tab was hidden did not appear when it was shown")
+        self.assertTrue(d.execute_script("return window.__same === true"), "the page was reloaded")
+        self.assertGreaterEqual(self.streams(), 1)
         self.assertEqual(console_errors(d), [])
 
 

@@ -2,9 +2,12 @@
 // a stream) with pause: while paused, lines wait and the view holds still;
 // and search: only the lines holding the text are shown (case folded), new
 // ones too as they come. The view keeps the last `keep` lines; every line
-// is text.
+// is text. Like the event streams, a tab hidden for a while gives its
+// connection back and, shown again, reads the log again from the start,
+// skipping the lines it already has.
 
 import { h, fill } from "../lib/dom.js";
+import { hiddenGrace } from "../lib/events.js";
 
 export class LogTail {
   constructor(parent, id, keep = 1000) {
@@ -14,6 +17,20 @@ export class LogTail {
     this.waiting = [];
     this.stream = "";  // following, ended, disconnected
     this.controller = null;
+    this.received = 0;  // lines taken from the stream so far
+    this.skip = 0;      // lines a restarted stream sends again
+    this.resting = false;
+    this.hideTimer = 0;
+    this.onVisibility = () => {
+      clearTimeout(this.hideTimer);
+      if (document.hidden) {
+        if (this.stream === "following") this.hideTimer = setTimeout(() => { this.resting = true; this.stop(false); this.setStream("resting (tab hidden)"); }, hiddenGrace);
+      } else if (this.resting) {
+        this.resting = false;
+        this.start();
+      }
+    };
+    document.addEventListener("visibilitychange", this.onVisibility);
     this.pause = h("button", { type: "button", class: "small", "aria-pressed": "false", text: "Pause" });
     this.pause.addEventListener("click", () => this.toggle());
     this.state = h("span", { class: "muted", role: "status" });
@@ -56,8 +73,10 @@ export class LogTail {
   }
 
   async start() {
+    this.skip = this.received;
     this.controller = new AbortController();
     this.setStream("following");
+    if (document.hidden) this.onVisibility();  // opened in a background tab
     try {
       const response = await fetch(this.url(true), { credentials: "same-origin", signal: this.controller.signal });
       if (!response.ok || !response.body) { this.setStream(`log unavailable (${response.status})`); return; }
@@ -68,13 +87,24 @@ export class LogTail {
         if (done) break;
         const lines = (partial + value).split("\n");
         partial = lines.pop();
-        this.add(lines);
+        this.take(lines);
       }
-      if (partial) this.add([partial]);
+      if (partial) this.take([partial]);
       this.setStream("ended");
     } catch (error) {
       if (error.name !== "AbortError") this.setStream("disconnected");
     }
+  }
+
+  /** Lines from the stream: those a restart sends again are dropped. */
+  take(lines) {
+    if (this.skip > 0) {
+      const dropped = Math.min(this.skip, lines.length);
+      lines = lines.slice(dropped);
+      this.skip -= dropped;
+    }
+    this.received += lines.length;
+    if (lines.length) this.add(lines);
   }
 
   add(lines) {
@@ -104,7 +134,12 @@ export class LogTail {
     this.setStream(this.stream);
   }
 
-  stop() {
+  /** Stops reading; `leaving` (the default): the page is gone, follow no more. */
+  stop(leaving = true) {
     if (this.controller) this.controller.abort();
+    if (leaving) {
+      clearTimeout(this.hideTimer);
+      document.removeEventListener("visibilitychange", this.onVisibility);
+    }
   }
 }
