@@ -264,16 +264,8 @@ struct TracingTests {
                             count += 1
             print(count)
             """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: services + "/bin/python")
-        process.arguments = ["-c", script, dir.path]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(text.suffix(2000))")
+        let (status, text) = try runTool(services + "/bin/python", ["-c", script, dir.path])
+        #expect(status == 0, "\(text.suffix(2000))")
         #expect(Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) == expected, "\(text)")
     }
 }
