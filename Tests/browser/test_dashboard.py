@@ -535,6 +535,35 @@ class Navigation(unittest.TestCase):
         self.assertEqual(console_errors(d), [])
 
 
+    def test_the_workers_page_shows_each_worker_and_renders_its_text_as_text(self):
+        d, yard = self.driver, self.yard
+        d.get(yard.base + "/workers")
+        wait(d, lambda d: d.execute_script("return document.querySelectorAll('article.worker-card').length") == 1, 30, "no worker card")
+        card = text(d, "document.querySelector('article.worker-card')")
+        self.assertIn("Last heard", card)
+        self.assertIn(d.execute_script("return document.querySelector('article.worker-card').dataset.status"), ("idle", "busy"))
+        self.assertRegex(text(d, "document.querySelector('.toolbar [aria-live]')"), r"^1 worker: 1 (idle|busy)$")
+        # A lost worker with a GPU nearly full, every string hostile: drawn as text, the memory bar marked.
+        d.execute_script("window.__xss = 0")
+        html = d.execute_script("""
+            return import('/ui/pages/workers.js').then((m) => {
+              const now = Date.now();
+              const card = m.card({id: '<script>window.__xss=1</script>', host: '<img src=x onerror="window.__xss=2">', status: 'lost',
+                device: 'cuda:0', tags: ['a100', '<i>t</i>'], job: 'j<b>1</b>', heartbeat_at: new Date(now - 120000).toISOString(),
+                gpus: [{index: 0, name: 'A100<script>', utilization_percent: 45, memory_used_mib: 75000, memory_total_mib: 81920, temperature_c: 61}]}, now);
+              card.id = 'crafted';
+              document.body.append(card);
+              return card.outerHTML;
+            })""")
+        crafted = text(d, "document.getElementById('crafted')")
+        for shown in ("<script>window.__xss=1</script>", '<img src=x onerror="window.__xss=2">', "<i>t</i>", "A100<script>", "45%", "73.2 / 80 GiB", "61°C", "2 min ago", "lost"):
+            self.assertIn(shown, crafted)
+        self.assertNotIn("<img", html.replace("&lt;img", ""))
+        self.assertEqual(d.execute_script("return document.querySelectorAll('#crafted .meter.warn').length"), 1)
+        self.assertEqual(d.execute_script("return document.querySelector('#crafted a.job-link').getAttribute('href')"), "/jobs/j%3Cb%3E1%3C%2Fb%3E")
+        self.assertEqual(d.execute_script("return window.__xss"), 0)
+        self.assertEqual(console_errors(d), [])
+
     def streams(self):
         """Event streams the server holds open (its own gauge)."""
         text = self.yard.request("GET", "/metrics")[1]
