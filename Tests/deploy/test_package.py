@@ -56,6 +56,13 @@ def debian_root():
     return target
 
 
+def chroot_tool():
+    found = shutil.which("chroot") or shutil.which("chroot", path="/usr/sbin:/sbin")
+    if not found:
+        raise AssertionError("no chroot (coreutils) on this machine")
+    return found
+
+
 def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -113,7 +120,7 @@ class PackageTests(unittest.TestCase):
                          f"trainyard {version()}")
 
     def chroot(self, root, *arguments, timeout=60):
-        return subprocess.run(["chroot", root, *arguments], capture_output=True, text=True, timeout=timeout,
+        return subprocess.run([chroot_tool(), root, *arguments], capture_output=True, text=True, timeout=timeout,
                               env={"PATH": "/usr/bin:/bin", "HOME": "/root", "LANG": "C.UTF-8"})
 
     def test_it_runs_in_a_bare_debian_root_without_swift(self):
@@ -127,6 +134,9 @@ class PackageTests(unittest.TestCase):
         proc = os.path.join(root, "proc")
         try:
             shutil.copytree(self.top, os.path.join(inside, self.name))
+            # As on any running system: Swift's runtime reads a program's
+            # arguments from /proc/self/cmdline (without /proc, yard sees none).
+            subprocess.run(["mount", "-t", "proc", "proc", proc], check=True)
             yard = "/tmp/" + os.path.basename(inside) + "/" + self.name + "/bin/yard"
             result = self.chroot(root, yard, "--version")
             self.assertEqual((result.returncode, result.stdout.strip()), (0, f"trainyard {version()}"), result.stderr)
@@ -147,9 +157,8 @@ class PackageTests(unittest.TestCase):
             self.assertIn("no python3 on PATH", result.stderr)
 
             # A real server: `yard serve` (no workers) answers /health from inside the root.
-            subprocess.run(["mount", "-t", "proc", "proc", proc], check=True)
             port = free_port()
-            server = subprocess.Popen(["chroot", root, yard, "serve", "--port", str(port), "--data-dir",
+            server = subprocess.Popen([chroot_tool(), root, yard, "serve", "--port", str(port), "--data-dir",
                                        "/tmp/" + os.path.basename(inside) + "/data"],
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                       env={"PATH": "/usr/bin:/bin", "HOME": "/root", "LANG": "C.UTF-8"})
