@@ -35,9 +35,9 @@ done
 [ -x "$HERE/bin/yard" ] && [ -f "$HERE/share/trainyard/engine/trainyard_engine/__main__.py" ] ||
   fail "run me from the unpacked release archive (bin/yard and share/trainyard/engine beside me)"
 [ "$(uname -m)" = x86_64 ] || fail "this archive is for x86_64 Linux, this machine is $(uname -m)"
-# The binary carries Swift's runtime; it needs glibc and the system's SQLite.
+# The binary carries Swift's runtime; it needs glibc, libstdc++ and the system's SQLite.
 if ! version=$("$HERE/bin/yard" --version 2>&1); then
-  fail "bin/yard does not run here ($(echo "$version" | tail -1)); it needs glibc 2.36 or newer and libsqlite3 (Debian/Ubuntu: apt-get install libsqlite3-0)"
+  fail "bin/yard does not run here ($(echo "$version" | tail -1)); it needs glibc 2.35 or newer, the libstdc++ of GCC 12 or newer and libsqlite3 (Debian/Ubuntu: apt-get install libsqlite3-0), and /proc mounted"
 fi
 
 if [ -z "$PREFIX" ]; then

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the release archive dist/trainyard-VERSION-linux-x86_64.tar.gz, which
-# installs on a Linux x86_64 machine without Swift (glibc 2.36+, libsqlite3):
+# installs on a Linux x86_64 machine without Swift (glibc 2.35+, GCC 12 libstdc++, libsqlite3):
 #   bin/yard                        swift build -c release --static-swift-stdlib (product yard):
 #                                   Swift's runtime and Foundation are inside it
 #   share/trainyard/engine          the engine's Python sources and requirements.txt,
