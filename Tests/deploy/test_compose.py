@@ -2,6 +2,7 @@
 a password from the environment, health checks, and no secret written in
 it. Linted, not run: no container runtime here can pull the images."""
 import re
+import subprocess
 import unittest
 import urllib.parse
 
@@ -104,6 +105,9 @@ class ComposeTests(unittest.TestCase):
             self.assertIn(variable, listed, f"compose.yaml needs ${variable}; list it in deploy/env.example")
         for variable, value in re.findall(r"^([A-Z0-9_]+)=(.*)$", example, re.M):
             self.assertEqual(value, "", f"deploy/env.example gives {variable} a value")
+        # The filled-in copy compose reads (deploy/.env) is never committed.
+        ignored = subprocess.run(["git", "-C", path(), "check-ignore", "-q", "deploy/.env"], capture_output=True)
+        self.assertEqual(ignored.returncode, 0, "deploy/.env is not in .gitignore")
 
     def test_builds_and_volumes_name_what_exists(self):
         for name, service in self.services.items():
