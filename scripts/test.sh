@@ -76,3 +76,10 @@ swift test --skip-build --scratch-path "$CACHE/swiftpm" --filter YardEndToEndTes
 # of every page are kept in $YARD_SHOTS after the run.
 echo "== browser (selenium, headless chromium)"
 YARD_SHOTS=${YARD_SHOTS:-$CACHE/dashboard-shots} "$YARD_SERVICES/bin/python" -m unittest discover -s "$ROOT/Tests/browser" -v
+# deploy/'s files (compose, Kubernetes, systemd units, Dockerfiles) checked
+# against the built yard's flags, and the worker's GPU-picking entrypoint
+# run. The release archive's test (its yard in a bare Debian root, install.sh)
+# runs only when dist/ holds this version's archive or with
+# YARD_TEST_PACKAGE=1, which builds it first (10+ minutes).
+echo "== deploy (unittest)"
+"$YARD_SERVICES/bin/python" -m unittest discover -s "$ROOT/Tests/deploy" -v

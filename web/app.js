@@ -12,13 +12,15 @@ import * as playground from "./pages/playground.js";
 import * as signin from "./pages/signin.js";
 import * as sweep from "./pages/sweep.js";
 import * as table from "./pages/table.js";
+import * as workers from "./pages/workers.js";
 
 const routes = [
   { pattern: /^\/(jobs)?$/, page: jobs, section: "jobs" },
   { pattern: /^\/jobs\/(?<id>[^/]+)$/, page: job, section: "jobs" },
   { pattern: /^\/compare$/, page: compare, section: "jobs" },
   { pattern: /^\/playground$/, page: playground, section: "playground" },
-  { pattern: /^\/(?<section>sweeps|models|datasets|workers)$/, page: table },
+  { pattern: /^\/(?<section>sweeps|models|datasets)$/, page: table },
+  { pattern: /^\/workers$/, page: workers, section: "workers" },
   { pattern: /^\/sweeps\/(?<id>[^/]+)$/, page: sweep, section: "sweeps" },
   { pattern: /^\/models\/(?<name>[^/]+)$/, page: model, section: "models" },
   { pattern: /^\/datasets\/(?<name>[^/]+)$/, page: dataset, section: "datasets" },

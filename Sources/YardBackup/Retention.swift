@@ -284,3 +284,42 @@ public enum Retention {
         }
     }
 }
+
+/// `yard up|server --gc-at HH:MM`: `yard gc` run by the server once a day
+/// at that local time (a quiet hour), with `--gc-older-than` and
+/// `--gc-keep-last` as `yard gc` takes them.
+public struct RetentionSchedule: Sendable, Hashable {
+    public var hour: Int
+    public var minute: Int
+    public var olderThan: TimeInterval = 30 * 86400
+    public var keepLast = 0
+
+    public init(hour: Int, minute: Int) {
+        self.hour = hour
+        self.minute = minute
+    }
+
+    /// `03:00`, `3:30`, `23:59`.
+    public static func parse(_ text: String) throws(YardError) -> RetentionSchedule {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 2, (1...2).contains(parts[0].count), parts[1].count == 2,
+              let hour = Int(parts[0]), let minute = Int(parts[1]), (0...23).contains(hour), (0...59).contains(minute) else {
+            throw YardError(.invalidInput, field: "--gc-at", "--gc-at must be a local time of day as HH:MM (e.g. 03:00)")
+        }
+        return RetentionSchedule(hour: hour, minute: minute)
+    }
+
+    /// The first time of day HH:MM strictly after `date` (tomorrow's when today's has passed).
+    public func next(after date: Date, calendar: Calendar = .current) -> Date {
+        let components = DateComponents(hour: hour, minute: minute, second: 0)
+        return calendar.nextDate(after: date, matching: components, matchingPolicy: .nextTime) ?? date.addingTimeInterval(86400)
+    }
+
+    public func options(dataDirectory: String, now: Date = Date()) -> RetentionOptions {
+        var options = RetentionOptions(dataDirectory: dataDirectory)
+        options.olderThan = olderThan
+        options.keepLast = keepLast
+        options.now = now
+        return options
+    }
+}

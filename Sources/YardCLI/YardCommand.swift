@@ -9,7 +9,7 @@ public struct YardCommand: AsyncParsableCommand {
         commandName: "yard",
         abstract: "Trainyard: train Ultralytics YOLO and RT-DETR models as a service.",
         version: "trainyard \(Trainyard.version)",
-        subcommands: [Up.self, Serve.self, Server.self, WorkerCommand.self, Workers.self, Submit.self, SweepCommand.self, Sweeps.self, Jobs.self, Show.self, Logs.self, Events.self, Webhooks.self, Stop.self, Resume.self, Predict.self, Models.self, LineageCommand.self, RerunCommand.self, Doctor.self, Datasets.self, Secrets.self, BackupCommand.self, RestoreCommand.self, GCCommand.self,
+        subcommands: [Up.self, Serve.self, Server.self, WorkerCommand.self, Workers.self, Submit.self, SweepCommand.self, Sweeps.self, Jobs.self, Show.self, Logs.self, Events.self, Webhooks.self, Stop.self, Resume.self, Predict.self, Models.self, LineageCommand.self, RerunCommand.self, Doctor.self, Datasets.self, Secrets.self, BackupCommand.self, RestoreCommand.self, GCCommand.self, Tracking.self,
                       Users.self, Tokens.self, Audit.self]
     )
 

@@ -4,10 +4,11 @@ import YardDomain
 
 /// Where the engine's Python and sources are, and the environment it runs in.
 ///
-/// The interpreter is, in order: `--python`, `YARD_PYTHON`, the venv that
-/// `scripts/setup.sh` built for the engine's requirements file
-/// (`$TRAINYARD_CACHE/venv-<hash>`), else `python3` on PATH. The last lets a GPU
-/// server use its existing CUDA environment with Ultralytics.
+/// The interpreter is, in order: `--python`, `YARD_PYTHON`, the one a release
+/// archive's `install.sh` chose (`PREFIX/share/trainyard/python`, beside the
+/// installed engine), the venv that `scripts/setup.sh` built for the engine's
+/// requirements file (`$TRAINYARD_CACHE/venv-<hash>`), else `python3` on PATH.
+/// The last lets a GPU server use its existing CUDA environment with Ultralytics.
 public struct EngineEnvironment: Sendable {
     public var python: String
     public var engineDirectory: String
@@ -29,7 +30,8 @@ public struct EngineEnvironment: Sendable {
     public static func resolve(python explicit: String? = nil, dataDirectory: String) -> EngineEnvironment {
         let env = ProcessInfo.processInfo.environment
         let engine = env["YARD_ENGINE_DIR"] ?? defaultEngineDirectory()
-        let python = explicit ?? env["YARD_PYTHON"] ?? venvPython(engineDirectory: engine) ?? "python3"
+        let python = explicit ?? env["YARD_PYTHON"] ?? installedPython(engineDirectory: engine)
+            ?? venvPython(engineDirectory: engine) ?? "python3"
         return EngineEnvironment(python: python, engineDirectory: engine, ultralyticsDirectory: dataDirectory + "/ultralytics")
     }
 
@@ -44,6 +46,15 @@ public struct EngineEnvironment: Sendable {
         // Sources/YardEngine/EngineEnvironment.swift → repository root
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         return root.appendingPathComponent("engine").path
+    }
+
+    /// `ENGINE/../python`: what `install.sh` of a release archive writes
+    /// beside the engine it installs (a script that runs the venv it made or
+    /// the `--python` it was given), so an installed `yard` needs no
+    /// YARD_PYTHON, whoever's HOME (and cache) it runs with.
+    public static func installedPython(engineDirectory: String) -> String? {
+        let python = URL(fileURLWithPath: engineDirectory).deletingLastPathComponent().appendingPathComponent("python").path
+        return FileManager.default.isExecutableFile(atPath: python) ? python : nil
     }
 
     /// `$TRAINYARD_CACHE/venv-<first 16 hex of sha256(requirements.txt)>/bin/python`, if built.

@@ -5,6 +5,7 @@ import Metrics
 import ServiceLifecycle
 import Synchronization
 import YardArtifacts
+import YardBackup
 import YardDomain
 import YardJobs
 import YardEngine
@@ -67,6 +68,11 @@ public struct YardOptions: Sendable {
     public var httpMetrics = true
     /// `--fair-share`, `--priority-aging`, `--max-running`: how the queue (embedded or Redis) picks the next job.
     public var scheduling = SchedulingPolicy.default
+    /// OpenTelemetry traces of job runs and predict requests, sent to an
+    /// OTLP/HTTP collector (from `OTEL_EXPORTER_OTLP_ENDPOINT`); nil: off.
+    public var tracing: TraceSettings?
+    /// `--gc-at HH:MM`: `yard gc` once a day at that local time; nil: never (run it from cron).
+    public var retention: RetentionSchedule?
 
     public init() {}
 }
@@ -117,6 +123,8 @@ public struct Yard: Sendable {
     public let servingMetrics = ServingMetrics()
     /// The rest of `/metrics`: jobs, queue, workers, training, spool, HTTP (this server's own registry).
     public let metrics = YardMetrics()
+    /// Sends spans when `options.tracing` is set; nil (and nothing traced) otherwise.
+    public let traces: TraceExporter?
     /// The dashboard's signed-in browsers (with a token).
     let sessions = SessionStore()
     /// Alias moves, one at a time across every request.
@@ -143,6 +151,7 @@ public struct Yard: Sendable {
         self.artifacts = artifacts
         self.engine = engine
         self.lock = lock
+        self.traces = options.tracing.map { TraceExporter(settings: $0, logger: Logger(label: "yard.traces")) }
         self.spool = TrackingSpool(directory: options.dataDirectory + "/tracking", logger: Logger(label: "yard.tracking"),
                                    secrets: secrets, report: Self.trackingReport(control), mirrored: Self.mirrored(store))
         let sweepTracker = MLflowSweepTracker(spool: spool, defaultURI: environmentValue("MLFLOW_TRACKING_URI"),
@@ -264,7 +273,7 @@ public struct Yard: Sendable {
         LineageController(service: LineageService(control: control, library: datasets.library, artifacts: artifacts,
                                                   dataDirectory: options.dataDirectory)).addRoutes(to: router)
         EventsController(store: store).addRoutes(to: router)
-        PredictController(registry: models, server: modelServer, metrics: servingMetrics).addRoutes(to: router)
+        PredictController(registry: models, server: modelServer, metrics: servingMetrics, traces: traces).addRoutes(to: router)
         router.get("/metrics") { [modelServer, servingMetrics, store, metrics, registry, spool] _, _ in
             // The gauges from the store, the workers and the spool, set at each scrape.
             let gauges = try await store.jobGauges()
@@ -341,6 +350,11 @@ public struct Yard: Sendable {
         }
         // The spool first so it stops last: stopping workers still spool their jobs' last calls.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: spool)]
+        // The exporter before what records spans, so it stops after them and sends their last.
+        if let traces {
+            services.append(.init(service: traces))
+            services.append(.init(service: JobTraces(store: store, exporter: traces, logger: Logger(label: "yard.traces"))))
+        }
         if let remote {
             // Blocking reads get connections of their own: a submit's publish never waits behind them.
             let configuration = remote.redis.configuration
@@ -367,6 +381,9 @@ public struct Yard: Sendable {
         services.append(.init(service: WorkerWatch(registry: registry, store: store, logger: Logger(label: "yard.workers"))))
         services.append(.init(service: MetricsFollower(store: store, metrics: metrics, logger: Logger(label: "yard.metrics"))))
         services.append(.init(service: EventRetentionService(store: store, retention: options.eventRetention, logger: Logger(label: "yard.events"))))
+        if let schedule = options.retention {
+            services.append(.init(service: RetentionService(schedule: schedule, dataDirectory: options.dataDirectory, logger: Logger(label: "yard.gc"))))
+        }
         services.append(.init(service: webhooks))
         services.append(.init(service: sweeps))
         services.append(.init(service: AutoRegistration(registry: models, logger: Logger(label: "yard.registry"))))

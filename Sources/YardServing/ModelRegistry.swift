@@ -84,13 +84,7 @@ public struct ModelRegistry: Sendable {
         if trackingURI == nil { draft.runID = "" }
         let (version, created) = try await records.register(draft)
         if created, let trackingURI, let spool {
-            var tags: [String: JSONValue] = ["trainyard.job_id": .string(job.id), "trainyard.experiment": .string(job.experiment),
-                                             "trainyard.version": .string(version.version), "trainyard.sha256": .string(adopted.sha256),
-                                             "model": .string(job.model), "trainyard.config_hash": .string(MLflowTracker.hash(job.config))]
-            if let fitness = job.fitness { tags["trainyard.fitness"] = .string(String(fitness)) }
-            if let hash = job.datasetHash { tags["trainyard.dataset_hash"] = .string(hash) }
-            if let commit = job.gitCommit { tags["git_commit"] = .string(commit) }
-            for (key, value) in metrics { tags[MetricName.sanitize(key)] = .string(String(value)) }
+            let tags = MLflowTracker.versionTags(job, version: version.version, sha256: adopted.sha256, metrics: metrics).mapValues(JSONValue.string)
             var op: [String: JSONValue] = ["op": "model_version", "tracking_uri": .string(trackingURI), "name": .string(name),
                                            "version": .string(version.version), "job_id": .string(job.id),
                                            "experiment": .string(job.experiment), "tags": .object(tags)]

@@ -93,9 +93,8 @@ public protocol JobRecords: RunRecords, JobSecrets {
     /// says it arrived, nor the event without the job.
     func insert(_ job: Job, secrets: [String: JSONValue], recording state: JSONValue?) async throws
     func job(_ id: String) async throws -> Job?
-    /// Newest first; with a `state`, only jobs in it, with an `owner`, only
-    /// the jobs that user submitted (filtered before the limit).
-    func jobs(limit: Int, state: JobState?, owner: String?) async throws -> [Job]
+    /// Newest first, the query's conditions applied before its limit.
+    func jobs(_ query: JobQuery) async throws -> [Job]
     func jobs(in states: Set<JobState>) async throws -> [Job]
     /// How many jobs are in each state (`/metrics`).
     func jobCounts() async throws -> [JobState: Int]
@@ -206,7 +205,53 @@ public protocol DatasetStore: Sendable {
     func datasetVersions(name: String?) async throws -> [DatasetVersion]
 }
 
+/// Which jobs a list wants: every condition given holds, newest first,
+/// `before` a job (the last of the previous page) for the next page.
+public struct JobQuery: Sendable, Hashable {
+    public var limit: Int
+    public var state: JobState?
+    /// The user who submitted them.
+    public var owner: String?
+    public var experiment: String?
+    /// The `model` of their config (`yolov8n.pt`, `models:/det@production`).
+    public var model: String?
+    /// A registered dataset's name (any version), or `NAME@ID` (that version).
+    public var dataset: String?
+    /// A job id: only jobs older than it (created before it, or at the same time with a smaller id).
+    public var before: String?
+
+    public init(limit: Int, state: JobState? = nil, owner: String? = nil, experiment: String? = nil, model: String? = nil,
+                dataset: String? = nil, before: String? = nil) {
+        self.limit = limit
+        self.state = state
+        self.owner = owner
+        self.experiment = experiment
+        self.model = model
+        self.dataset = dataset
+        self.before = before
+    }
+
+    /// Whether a job meets the conditions other than `before` and `limit`.
+    public func matches(_ job: Job) -> Bool {
+        if let state, job.state != state { return false }
+        if let owner, job.owner != owner { return false }
+        if let experiment, job.experiment != experiment { return false }
+        if let model, job.model != model { return false }
+        if let dataset {
+            guard let used = job.dataset else { return false }
+            if used != dataset, !used.hasPrefix(dataset + "@") { return false }
+        }
+        return true
+    }
+}
+
 extension JobRecords {
+    /// Newest first; with a `state`, only jobs in it, with an `owner`, only
+    /// the jobs that user submitted (filtered before the limit).
+    public func jobs(limit: Int, state: JobState?, owner: String?) async throws -> [Job] {
+        try await jobs(JobQuery(limit: limit, state: state, owner: owner))
+    }
+
     public func jobs(limit: Int) async throws -> [Job] { try await jobs(limit: limit, state: nil) }
 
     /// A job with no event of its arrival: fixtures and benchmarks (the job

@@ -41,9 +41,12 @@ public actor MemoryJobStore: JobStore {
 
     public func job(_ id: String) -> Job? { jobsByID[id] }
 
-    public func jobs(limit: Int, state: JobState?, owner: String?) -> [Job] {
-        Array(jobsByID.values.filter { (state == nil || $0.state == state) && (owner == nil || $0.owner == owner) }
-            .sorted { ($0.createdAt, $0.id) > ($1.createdAt, $1.id) }.prefix(limit))
+    public func jobs(_ query: JobQuery) -> [Job] {
+        let cursor = query.before.flatMap { jobsByID[$0] }
+        if query.before != nil, cursor == nil { return [] }
+        return Array(jobsByID.values.filter { job in
+            query.matches(job) && cursor.map { (job.createdAt, job.id) < ($0.createdAt, $0.id) } != false
+        }.sorted { ($0.createdAt, $0.id) > ($1.createdAt, $1.id) }.prefix(query.limit))
     }
 
     public func jobCounts() -> [JobState: Int] {

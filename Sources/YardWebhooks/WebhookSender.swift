@@ -90,19 +90,3 @@ struct WebhookSender: Sendable {
         return "request failed (\(Redaction.redactText(String(text.prefix(120)))))"
     }
 }
-
-struct DeadlineExceeded: Error {}
-
-/// `body`, or `DeadlineExceeded` once `limit` has passed (the body is cancelled).
-func withDeadline<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: limit)
-            throw DeadlineExceeded()
-        }
-        defer { group.cancelAll() }
-        guard let first = try await group.next() else { throw DeadlineExceeded() }
-        return first
-    }
-}

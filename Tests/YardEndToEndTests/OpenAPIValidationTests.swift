@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import Testing
 import YardDomain
+import YardTestSupport
 
 /// Issue 29: `GET /api/openapi.json` of a live `yard up` passes a standard
 /// validator (openapi-spec-validator, installed in the test services'
@@ -19,15 +20,7 @@ struct OpenAPIValidationTests {
         #expect(response.status == .ok)
         let file = h.dir.file("openapi.json")
         try Data(body.readableBytesView).write(to: URL(fileURLWithPath: file))
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: services + "/bin/python")
-        process.arguments = ["-c", "import sys, json; from openapi_spec_validator import validate; validate(json.load(open(sys.argv[1]))); print('valid')", file]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = out
-        try process.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0 && text.contains("valid"), "\(text.suffix(2000))")
+        let (status, text) = try runTool(services + "/bin/python", ["-c", "import sys, json; from openapi_spec_validator import validate; validate(json.load(open(sys.argv[1]))); print('valid')", file])
+        #expect(status == 0 && text.contains("valid"), "\(text.suffix(2000))")
     }
 }

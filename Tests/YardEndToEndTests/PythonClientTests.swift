@@ -85,7 +85,7 @@ struct PythonClientTests {
         }
 
         // The server's answers to real requests, each against its operation's schema.
-        struct Case: Encodable { let method: String, path: String, template: String, status: Int; var body: JSONValue? = nil; var token: String? = nil }
+        struct Case: Encodable { let method: String, path: String, template: String, status: Int; var body: JSONValue? = nil; var token: String? = nil; var save: String? = nil }
         let cases = [
             Case(method: "GET", path: "/api/jobs", template: "/api/jobs", status: 200),
             Case(method: "GET", path: "/api/jobs?state=bogus", template: "/api/jobs", status: 400),
@@ -109,6 +109,26 @@ struct PythonClientTests {
             Case(method: "GET", path: "/api/tokens", template: "/api/tokens", status: 200),
             Case(method: "GET", path: "/api/audit", template: "/api/audit", status: 200),
             Case(method: "GET", path: "/health", template: "/health", status: 200),
+            Case(method: "GET", path: "/ready", template: "/ready", status: 200),
+            Case(method: "GET", path: "/api/lineage/\(id)", template: "/api/lineage/{ref}", status: 200),
+            // The registry's reads and alias moves, success and refusal.
+            Case(method: "GET", path: "/api/models/det", template: "/api/models/{name}", status: 200),
+            Case(method: "GET", path: "/api/models/no-such-model", template: "/api/models/{name}", status: 404),
+            Case(method: "POST", path: "/api/models/det/aliases", template: "/api/models/{name}/aliases", status: 200, body: ["alias": "staging", "version": "1"]),
+            Case(method: "GET", path: "/api/models/det/aliases/staging", template: "/api/models/{name}/aliases/{alias}", status: 200),
+            Case(method: "POST", path: "/api/models/det/aliases/staging/rollback", template: "/api/models/{name}/aliases/{alias}/rollback", status: 409),
+            Case(method: "DELETE", path: "/api/models/det/aliases/staging", template: "/api/models/{name}/aliases/{alias}", status: 200),
+            Case(method: "GET", path: "/api/models/det/aliases/staging", template: "/api/models/{name}/aliases/{alias}", status: 404),
+            Case(method: "DELETE", path: "/api/models/det/aliases/staging", template: "/api/models/{name}/aliases/{alias}", status: 404),
+            Case(method: "GET", path: "/api/serving", template: "/api/serving", status: 200),
+            // A viewer reads and is refused every change with the document's 403.
+            Case(method: "POST", path: "/api/users", template: "/api/users", status: 201, body: ["name": "vera", "role": "viewer"]),
+            Case(method: "POST", path: "/api/tokens", template: "/api/tokens", status: 201, body: ["user": "vera"], save: "vera"),
+            Case(method: "GET", path: "/api/jobs/\(id)", template: "/api/jobs/{id}", status: 200, token: "${vera.token}"),
+            Case(method: "POST", path: "/api/jobs/\(id)/stop", template: "/api/jobs/{id}/stop", status: 403, token: "${vera.token}"),
+            Case(method: "POST", path: "/api/models/det/aliases", template: "/api/models/{name}/aliases", status: 403,
+                 body: ["alias": "staging", "version": "1"], token: "${vera.token}"),
+            Case(method: "GET", path: "/api/users", template: "/api/users", status: 403, token: "${vera.token}"),
         ]
         let file = h.dir.file("cases.json")
         try JSONEncoder().encode(cases).write(to: URL(fileURLWithPath: file))

@@ -30,6 +30,47 @@ struct BrowserSessionTests {
         return (response, Signed(cookie: value, csrf: csrf, setCookie: setCookie))
     }
 
+    /// Guessing tokens through the sign-in page: after 10 wrong ones from
+    /// an address, it is refused (429, Retry-After) even with the right
+    /// token, until the window passes; a success clears the count.
+    @Test func theSignInPageStopsAGuesserAfterTenWrongTokens() async throws {
+        let t = try TestYard(token: Self.token)
+        defer { t.dir.remove() }
+        try await t.test { client in
+            for attempt in 1...10 {
+                let (wrong, _) = try await Self.signIn(client, token: "guess-\(attempt)")
+                #expect(wrong.status == .unauthorized, "attempt \(attempt)")
+            }
+            let (refused, none) = try await Self.signIn(client)
+            #expect(refused.status == .tooManyRequests && none == nil)
+            let wait = try #require(refused.headers[.retryAfter].flatMap { Int($0) })
+            #expect((250...300).contains(wait), "\(wait)")
+            let message = String(buffer: refused.body)
+            #expect(message.contains("too many wrong tokens from this address; try again in \(wait) s"), "\(message)")
+            // The bearer header (the CLI, scripts) is not the page: it still works.
+            #expect(try await client.execute(uri: "/api/jobs", method: .get, headers: [.authorization: "Bearer \(Self.token)"]).status == .ok)
+        }
+    }
+
+    @Test func theLimiterForgetsOldFailuresAndASuccessClearsThem() {
+        let limiter = SignInLimiter(limit: 3, window: 60, capacity: 2)
+        let t0 = Date(timeIntervalSince1970: 1_000_000)
+        for i in 0..<3 { limiter.failed("a", now: t0.addingTimeInterval(Double(i))) }
+        #expect(limiter.retryAfter("a", now: t0.addingTimeInterval(10)) == 50)
+        #expect(limiter.retryAfter("a", now: t0.addingTimeInterval(60.5)) == nil, "the first failure aged out")
+        #expect(limiter.retryAfter("b", now: t0) == nil, "another address is not held")
+        limiter.failed("b", now: t0)
+        limiter.succeeded("b")
+        limiter.failed("b", now: t0)
+        limiter.failed("b", now: t0)
+        #expect(limiter.retryAfter("b", now: t0) == nil, "a success cleared the earlier failure")
+        // Past its capacity the limiter forgets the address seen longest ago.
+        limiter.failed("c", now: t0.addingTimeInterval(5))
+        limiter.failed("d", now: t0.addingTimeInterval(6))
+        for i in 0..<3 { limiter.failed("e", now: t0.addingTimeInterval(7 + Double(i))) }
+        #expect(limiter.retryAfter("e", now: t0.addingTimeInterval(10)) != nil)
+    }
+
     @Test func pagesNeedASignInThatTradesTheTokenForAnHttpOnlyStrictCookie() async throws {
         let t = try TestYard(token: Self.token)
         defer { t.dir.remove() }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import YardTestSupport
 import YardServer
 
 /// `deploy/`: the alert rules checked and unit-tested by Prometheus' own
@@ -26,17 +27,7 @@ struct DeployFilesTests {
     struct Missing: Error, CustomStringConvertible { var description: String }
 
     static func run(_ tool: String, _ arguments: [String]) throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: tool)
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: root + "/deploy/prometheus")
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = out
-        try process.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, text)
+        try runTool(tool, arguments, in: root + "/deploy/prometheus")
     }
 
     /// The metric families a PromQL text names (`trainyard_*`, `yard_*`),

@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import YardArtifacts
+import YardBackup
 import YardDomain
 import YardEngine
 import YardQueue
@@ -21,7 +22,8 @@ struct TestYard {
     /// `directory` is an existing folder to use as the data dir.
     init(token: String? = nil, store: (any JobStore)? = nil, queue: (any JobQueue)? = nil, allowDatasetSymlinks: Bool = false,
          sqlite: Bool = false, directory: String? = nil, datasetRoots: [String] = [], webhooks: WebhookSettings = WebhookSettings(),
-         tls: ServerTLS? = nil, engine: EngineEnvironment? = nil, remote: RemoteWorkers? = nil) throws {
+         tls: ServerTLS? = nil, engine: EngineEnvironment? = nil, remote: RemoteWorkers? = nil,
+         tracing: TraceSettings? = nil, retention: RetentionSchedule? = nil) throws {
         dir = try directory.map(TemporaryDirectory.init(at:)) ?? TemporaryDirectory("yard-server")
         var options = YardOptions()
         options.dataDirectory = dir.path
@@ -32,6 +34,8 @@ struct TestYard {
         options.datasetRoots = datasetRoots
         options.webhooks = webhooks
         options.tls = tls
+        options.tracing = tracing
+        options.retention = retention
         var store = store ?? MemoryJobStore()
         var queue: any JobQueue = queue ?? MemoryJobQueue()
         if sqlite {

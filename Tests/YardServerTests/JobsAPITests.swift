@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import HTTPTypes
 import Testing
 import YardDomain
 import YardStore
@@ -155,6 +156,72 @@ struct JobsAPITests {
                     #expect(response.json["field"] == "which", "\(hostile)")
                 }
             }
+        }
+    }
+
+    /// A job's artifact by name: only names its records hold are served
+    /// (any other spelling is a 404 naming `name`, never another file);
+    /// images and CSV inline, HTML or anything else only as a download.
+    @Test func anArtifactIsServedByItsRecordedNameOnly() async throws {
+        let t = try TestYard()
+        defer { t.dir.remove() }
+        try await t.test { client in
+            _ = try await client.execute(uri: "/api/jobs", method: .post, body: ByteBuffer(string: t.config("task_id: a1"))) { $0.status }
+            _ = try await client.execute(uri: "/api/jobs", method: .post, body: ByteBuffer(string: t.config("task_id: a2"))) { $0.status }
+            for (name, bytes) in [("results.png", "png bytes"), ("results.csv", "epoch\n1\n"), ("weights/best.pt", "best"), ("evil.html", "<script>1</script>")] {
+                _ = try t.dir.write("artifacts/a1/\(name)", bytes)
+                try await t.yard.store.recordArtifact(ArtifactRecord(jobID: "a1", key: "a1/\(name)", kind: "plot", size: Int64(bytes.utf8.count)))
+            }
+            _ = try t.dir.write("artifacts/a1/unrecorded.txt", "not listed")
+            _ = try t.dir.write("artifacts/a2/results.png", "a2's")
+            func get(_ id: String, _ name: String) async throws -> TestResponse {
+                let encoded = name.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? name
+                return try await client.execute(uri: "/api/jobs/\(id)/artifact?name=\(encoded)", method: .get)
+            }
+            let png = try await get("a1", "results.png")
+            #expect(png.status == .ok && String(buffer: png.body) == "png bytes")
+            #expect(png.headers[.contentType] == "image/png")
+            #expect(png.headers[.contentDisposition] == "inline; filename=\"a1-results.png\"")
+            #expect(try await get("a1", "results.csv").headers[.contentType] == "text/csv; charset=utf-8")
+            let weights = try await get("a1", "weights/best.pt")
+            #expect(String(buffer: weights.body) == "best" && weights.headers[.contentType] == "application/octet-stream")
+            #expect(weights.headers[.contentDisposition] == "attachment; filename=\"a1-best.pt\"")
+            let html = try await get("a1", "evil.html")
+            #expect(html.headers[.contentType] == "application/octet-stream" && html.headers[.contentDisposition]?.hasPrefix("attachment") == true)
+            #expect(html.headers[HTTPField.Name("X-Content-Type-Options")!] == "nosniff")
+            for hostile in ["unrecorded.txt", "../a2/results.png", "../../yard.sqlite", "/etc/passwd", "./results.png", "results.png/", "RESULTS.PNG", "weights"] {
+                let response = try await get("a1", hostile)
+                #expect(response.status == .notFound, "\(hostile)")
+                #expect(response.json["field"] == "name", "\(hostile)")
+            }
+            #expect(try await get("a2", "results.png").status == .notFound, "a2 recorded nothing")
+            #expect(try await client.execute(uri: "/api/jobs/a1/artifact", method: .get).status == .badRequest)
+            #expect(try await get("nope", "results.png").status == .notFound)
+        }
+    }
+
+    /// The list filtered on the server by experiment and model, paged by
+    /// the `next` cursor; a cursor naming no job is a 400 naming `before`.
+    @Test func theListFiltersAndPagesWithNext() async throws {
+        let t = try TestYard()
+        defer { t.dir.remove() }
+        try await t.test { client in
+            for index in 0..<5 {
+                let extra = "task_id: f\(index)\nexperiment: \(index.isMultiple(of: 2) ? "even" : "odd")"
+                _ = try await client.execute(uri: "/api/jobs", method: .post, body: ByteBuffer(string: t.config(extra))) { $0.status }
+                try await Task.sleep(for: .milliseconds(5))  // distinct creation times
+            }
+            let even = try await client.execute(uri: "/api/jobs?experiment=even&limit=2", method: .get)
+            #expect(even.json["jobs"]?.arrayValue?.compactMap { $0["id"]?.stringValue } == ["f4", "f2"])
+            #expect(even.json["next"] == "f2")
+            let rest = try await client.execute(uri: "/api/jobs?experiment=even&limit=2&before=f2", method: .get)
+            #expect(rest.json["jobs"]?.arrayValue?.compactMap { $0["id"]?.stringValue } == ["f0"])
+            #expect(rest.json["next"] == nil, "a page that is not full is the last")
+            let model = try await client.execute(uri: "/api/jobs?model=yolov8n.yaml&experiment=odd", method: .get)
+            #expect(model.json["jobs"]?.arrayValue?.count == 2)
+            #expect(try await client.execute(uri: "/api/jobs?model=other.pt", method: .get).json["jobs"]?.arrayValue?.isEmpty == true)
+            let bad = try await client.execute(uri: "/api/jobs?before=no-such-job", method: .get)
+            #expect(bad.status == .badRequest && bad.json["field"] == "before")
         }
     }
 

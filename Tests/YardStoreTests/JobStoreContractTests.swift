@@ -41,6 +41,39 @@ struct JobStoreContractTests {
         #expect(try await store.job("a")?.config["minio"]?["MINIO_SECRET_KEY"] == "***")
     }
 
+    /// The jobs list: filters by experiment, model and dataset (any version
+    /// of a name, or one `NAME@ID`) applied before the limit, and pages
+    /// after a cursor in the same order (created, then id), ties included.
+    @Test(arguments: Driver.allCases)
+    func listsFilterAndPageWithACursor(driver: Driver) async throws {
+        let store = try Self.make(driver)
+        for index in 0..<7 {
+            var job = try Self.job("j\(index)", at: Double(index / 2))  // pairs share a creation time
+            job.experiment = index.isMultiple(of: 2) ? "even" : "odd"
+            job.model = index < 3 ? "yolov8n.pt" : "models:/det@production"
+            job.dataset = index == 6 ? nil : "shapes@\(index < 4 ? "aaa" : "bbb")"
+            try await store.insert(job, secrets: [:])
+        }
+        let all = try await store.jobs(JobQuery(limit: 100)).map(\.id)
+        #expect(all == ["j6", "j5", "j4", "j3", "j2", "j1", "j0"])
+        #expect(try await store.jobs(JobQuery(limit: 2, experiment: "odd")).map(\.id) == ["j5", "j3"])
+        #expect(try await store.jobs(JobQuery(limit: 100, model: "yolov8n.pt")).map(\.id) == ["j2", "j1", "j0"])
+        #expect(try await store.jobs(JobQuery(limit: 100, dataset: "shapes")).map(\.id) == ["j5", "j4", "j3", "j2", "j1", "j0"])
+        #expect(try await store.jobs(JobQuery(limit: 100, dataset: "shapes@bbb")).map(\.id) == ["j5", "j4"])
+        #expect(try await store.jobs(JobQuery(limit: 100, dataset: "shape")).isEmpty, "a name is whole, not a prefix")
+        #expect(try await store.jobs(JobQuery(limit: 100, experiment: "even", model: "models:/det@production")).map(\.id) == ["j6", "j4"])
+        // Pages of 3 walk the whole list once, in order, ties by id.
+        var seen: [String] = [], cursor: String?
+        repeat {
+            let page = try await store.jobs(JobQuery(limit: 3, before: cursor))
+            seen += page.map(\.id)
+            cursor = page.count == 3 ? page.last?.id : nil
+        } while cursor != nil
+        #expect(seen == all)
+        #expect(try await store.jobs(JobQuery(limit: 10, experiment: "even", before: "j4")).map(\.id) == ["j2", "j0"])
+        #expect(try await store.jobs(JobQuery(limit: 10, before: "no-such-job")).isEmpty)
+    }
+
     /// `/metrics` reads jobs by state and experiment, and since when the
     /// queued ones wait: their last state event (a resume), else their submission.
     @Test(arguments: Driver.allCases)

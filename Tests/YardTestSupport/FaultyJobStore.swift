@@ -39,9 +39,7 @@ public final class FaultyJobStore: JobStore {
         try check("insert"); try await base.insert(job, secrets: secrets, recording: state)
     }
     public func job(_ id: String) async throws -> Job? { try check("job"); return try await base.job(id) }
-    public func jobs(limit: Int, state: JobState?, owner: String?) async throws -> [Job] {
-        try check("jobs"); return try await base.jobs(limit: limit, state: state, owner: owner)
-    }
+    public func jobs(_ query: JobQuery) async throws -> [Job] { try check("jobs"); return try await base.jobs(query) }
     public func jobs(in states: Set<JobState>) async throws -> [Job] { try check("jobs"); return try await base.jobs(in: states) }
     public func update(_ id: String, _ change: @escaping @Sendable (inout Job) throws -> Void) async throws -> Job {
         try check("update"); return try await base.update(id, change)

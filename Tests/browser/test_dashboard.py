@@ -10,6 +10,7 @@ import http.server
 import json
 import os
 import threading
+import time
 import unittest
 import urllib.request
 
@@ -91,7 +92,7 @@ class LiveTraining(unittest.TestCase):
 
         # The waiting job's page (by its link, no reload) gains a point per epoch once it trains.
         d.find_element(By.CSS_SELECTOR, f'tr[data-job="{job}"] a.job-link').click()
-        wait(d, lambda d: d.execute_script("return document.querySelector('.job-header').dataset.state") == "queued", 30, "no job page")
+        wait(d, lambda d: d.execute_script("return document.querySelector('.job-header')?.dataset.state") == "queued", 30, "no job page")
         d.execute_script("""
             const chart = document.querySelector('figure.chart');
             window.__points = [chart.dataset.points];
@@ -101,9 +102,9 @@ class LiveTraining(unittest.TestCase):
         d.find_element(By.CSS_SELECTOR, "section.logs button[aria-pressed]").click()
         shown = d.execute_script("return document.querySelectorAll('pre.log .line').length")
         self.assertEqual(yard.request("POST", f"/api/jobs/{blocker}/stop")[0], 200)
-        wait(d, lambda d: d.execute_script("return document.querySelector('.job-header').dataset.state") == "succeeded", 600,
+        wait(d, lambda d: d.execute_script("return document.querySelector('.job-header')?.dataset.state") == "succeeded", 600,
              "the job page did not show the job succeeded")
-        wait(d, lambda d: d.execute_script("return document.querySelector('figure.chart').dataset.points") == "4", 30, "the chart has not 4 points")
+        wait(d, lambda d: d.execute_script("return document.querySelector('figure.chart')?.dataset.points") == "4", 30, "the chart has not 4 points")
         values = [int(v) for v in d.execute_script("return window.__points.concat([document.querySelector('figure.chart').dataset.points])") if v is not None]
         distinct = [v for i, v in enumerate(values) if i == 0 or v != values[i - 1]]
         self.assertEqual(distinct, [0, 1, 2, 3, 4], f"points went {values}: one per epoch, each as it landed")
@@ -192,6 +193,8 @@ class LiveTraining(unittest.TestCase):
             pages.insert(2, ("sweep", f"/sweeps/{sweep}"))
         if job:
             pages.insert(1, ("job", f"/jobs/{job}"))
+            if getattr(self.__class__, "plotted", None):
+                pages.insert(2, ("job-plots", f"/jobs/{self.__class__.plotted}"))
             pages.insert(-2, ("model", "/models/browser-model"))
             trial = getattr(self.__class__, "trial_job", None)
             if trial:
@@ -304,6 +307,23 @@ class LiveTraining(unittest.TestCase):
         self.assertIsNone(d.execute_script("return window.__xss"))
         d.find_element(By.CSS_SELECTOR, "figure.chart .u-legend .u-series:nth-child(2)").click()
         self.assertIn("u-off", d.find_element(By.CSS_SELECTOR, "figure.chart .u-legend .u-series:nth-child(2)").get_attribute("class"))
+        # The two runs' logs: what one did and the other did not (the sweep's SGD against the other's automatic choice).
+        def log_diff():
+            d.find_element(By.ID, "log-diff").click()
+            wait(d, lambda d: d.execute_script("return !!document.querySelector('.log-diff-box pre.diff-lines') && !document.getElementById('log-diff').disabled"), 60, "no log diff")
+            return d.execute_script("return [...document.querySelectorAll('.diff-lines .line')].map(e => [e.className.split(' ')[1], e.textContent])")
+        masked = log_diff()
+        changed = [t for kind, t in masked if kind in ("add", "del")]
+        self.assertTrue(any(t.startswith("- ") for t in changed) and any(t.startswith("+ ") for t in changed), changed[:20])
+        self.assertTrue(any("optimizer" in t.lower() for t in changed), changed[:40])
+        left, right = (yard.request("GET", f"/api/jobs/{id}/logs")[1].splitlines() for id in (trained, trial))
+        self.assertTrue(all(t[2:] in left for kind, t in masked if kind == "del"), "a removed line is the left log's")
+        self.assertTrue(all(t[2:] in right for kind, t in masked if kind == "add"), "an added line is the right log's")
+        d.find_element(By.ID, "ignore-numbers").click()
+        exact = log_diff()
+        self.assertGreaterEqual(len([1 for kind, _ in exact if kind != "same"]), len(changed), "masking numbers can only hide differences")
+        self.assertIsNone(d.execute_script("return window.__xss"))
+        screenshot(d, os.path.join(self.folder, "shots"), "compare-logs-1280x800-light")
         d.get(yard.base + "/compare?jobs=" + trained)
         wait(d, lambda d: "Pick 2 to 10 jobs" in (text(d, "document.querySelector('main .status')") or ""), 30, "one run is not refused")
         self.assertEqual(console_errors(d), [])
@@ -384,6 +404,87 @@ class LiveTraining(unittest.TestCase):
                 screenshot(d, os.path.join(self.folder, "shots"), f"dataset-{width}x{height}-{scheme}")
         self.assertEqual(console_errors(d), [])
 
+    def test_aa_a_job_page_shows_plots_artifacts_lineage_searches_its_log_and_clones(self):
+        d, yard = self.driver, self.yard
+        # Ultralytics' plots on: results.png, the confusion matrix and the PR/F1 curves are drawn after the run.
+        job = yard.submit(job_yaml(self.data, 1, experiment="plotted").replace("plots: false", "plots: true"))
+        emulate(d, 1280, 800, "light")
+        d.get(f"{yard.base}/jobs/{job}")
+        wait(d, lambda d: d.execute_script("return document.querySelector('.job-header')?.dataset.state") == "succeeded", 600, "the job did not succeed")
+        wait(d, lambda d: d.execute_script("return document.querySelectorAll('.plots img').length") > 0, 30, "no plot shown")
+        names = d.execute_script("return [...document.querySelectorAll('.plots figcaption')].map(e => e.textContent)")
+        self.assertIn("results.png", names)
+        self.assertTrue(any("confusion_matrix" in n for n in names), names)
+        wait(d, lambda d: d.execute_script("return [...document.querySelectorAll('.plots img')].every(i => i.complete && i.naturalWidth > 0)"), 60,
+             "a plot did not load")
+        # Every artifact is a link that downloads the stored bytes.
+        links = d.execute_script("return [...document.querySelectorAll('table.artifacts a')].map(a => [a.textContent, a.getAttribute('href')])")
+        self.assertIn("weights/best.pt", [name for name, _ in links])
+        stored = {a["key"].split("/", 1)[1]: a["size"] for a in yard.job(job)["artifacts"]}
+        self.assertEqual(sorted(name for name, _ in links), sorted(stored))
+        href = dict(links)["weights/best.pt"]
+        size = d.execute_script("return fetch(arguments[0]).then(r => r.ok ? r.arrayBuffer().then(b => b.byteLength) : -r.status)", href)
+        self.assertEqual(size, stored["weights/best.pt"])
+        # Lineage: the DVC hash of the data it trained on and the engine's versions.
+        wait(d, lambda d: d.execute_script("return !document.querySelector('section.lineage-box').hidden"), 30, "no lineage")
+        lineage = yard.request("GET", f"/api/lineage/{job}")[1]
+        self.assertIn(lineage["dataset"]["hash"], text(d, "document.querySelector('section.lineage-box')"))
+        self.assertIn("ultralytics", text(d, "document.querySelector('section.lineage-box')"))
+        # The log's search shows only the lines that hold the text, and says how many.
+        total = d.execute_script("return document.querySelectorAll('pre.log .line').length")
+        search = d.find_element(By.ID, "log-search")
+        search.send_keys("optimizer")
+        shown = d.execute_script("return [...document.querySelectorAll('pre.log .line')].filter(l => !l.hidden).map(l => l.textContent)")
+        self.assertTrue(shown and all("optimizer" in l.lower() for l in shown), shown)
+        self.assertLess(len(shown), total)
+        self.assertEqual(text(d, "document.querySelector('section.logs [aria-live=polite]')"), f"{len(shown)} matching")
+        # Smoothing redraws the curves and leaves min/max/last as recorded.
+        before = d.execute_script("return [...document.querySelectorAll('.metric-stats td')].map(e => e.textContent)")
+        d.execute_script("const s = document.getElementById('smoothing'); s.value = '0.6'; s.dispatchEvent(new Event('input'));")
+        self.assertEqual(d.execute_script("return [...document.querySelectorAll('.metric-stats td')].map(e => e.textContent)"), before)
+        for scheme in SCHEMES:
+            for width, height in SIZES:
+                emulate(d, width, height, scheme)
+                wide = d.execute_script("return document.documentElement.scrollWidth")
+                self.assertLessEqual(wide, width + 1, f"the job page with plots at {width} px scrolls sideways ({wide} px)")
+                # The plots, then the artifacts and lineage below them (the top is in the job-* shots).
+                # Scrolled again at each look: the emulated resize redraws the charts above after a frame.
+                wait(d, lambda d: d.execute_script("const p = document.querySelector('div.plots'); p.scrollIntoView(); "
+                                                   "return window.scrollY > 0 && [...p.querySelectorAll('img')].slice(0, 2).every(i => i.complete && i.naturalWidth > 0)"),
+                     15, "plots not loaded")
+                screenshot(d, os.path.join(self.folder, "shots"), f"job-plots-{width}x{height}-{scheme}")
+                d.execute_script("document.querySelector('section.lineage-box').scrollIntoView()")
+                screenshot(d, os.path.join(self.folder, "shots"), f"job-lineage-{width}x{height}-{scheme}")
+                d.execute_script("window.scrollTo(0, 0)")
+        emulate(d, 1280, 800, "light")
+        # Clone and edit: the config in an editor, submitted as a new job whose page opens.
+        d.find_element(By.CSS_SELECTOR, '.job-header button[data-action="clone"]').click()
+        wait(d, lambda d: d.execute_script("return !!document.querySelector('dialog.clone[open] textarea')"), 10, "no clone dialog")
+        config = json.loads(d.execute_script("return document.getElementById('clone-config').value"))
+        self.assertEqual(config["experiment"], "plotted")
+        config["experiment"] = "cloned <b>x</b>"
+        config["train"]["epochs"] = 2
+        screenshot(d, os.path.join(self.folder, "shots"), "job-clone-1280x800-light")
+        d.execute_script("document.getElementById('clone-config').value = arguments[0]", json.dumps(config, indent=2))
+        d.find_element(By.CSS_SELECTOR, 'dialog.clone button[data-action="submit-clone"]').click()
+        wait(d, lambda d: d.current_url.rstrip("/") != f"{yard.base}/jobs/{job}" and "/jobs/" in d.current_url, 30, "the clone's page did not open")
+        clone = d.current_url.rsplit("/", 1)[1]
+        self.assertNotEqual(clone, job)
+        copied = yard.job(clone)
+        self.assertEqual((copied["experiment"], copied["config"]["train"]["epochs"]), ("cloned <b>x</b>", 2))
+        wait(d, lambda d: "cloned <b>x</b>" in (text(d, "document.querySelector('.job-header')") or ""), 30, "the clone's page shows its experiment as text")
+        self.assertEqual(yard.request("POST", f"/api/jobs/{clone}/stop")[0], 200)
+        # The jobs page filtered by experiment on the server: only the clone, and the URL holds the filter.
+        d.get(f"{yard.base}/jobs")
+        wait(d, lambda d: d.execute_script("return !!document.querySelector('tbody tr')"), 30, "no jobs")
+        box = d.find_element(By.ID, "experiment-filter")
+        box.send_keys("cloned <b>x</b>\n")
+        wait(d, lambda d: "experiment=" in d.current_url, 10, "the filter is not in the URL")
+        wait(d, lambda d: d.execute_script("return [...document.querySelectorAll('tbody tr')].map(r => r.dataset.job)") == [clone], 30, "the filter did not apply")
+        self.assertIsNone(d.execute_script("return window.__xss"))
+        self.assertEqual(console_errors(d), [])
+        self.__class__.plotted = job
+
     def test_c_a_failed_job_shows_why_and_its_last_log_lines_first(self):
         d, yard = self.driver, self.yard
         broken = os.path.join(self.folder, "broken")
@@ -393,7 +494,7 @@ class LiveTraining(unittest.TestCase):
         job = yard.submit(job_yaml(os.path.join(broken, "data.yaml"), 1))
         emulate(d, 1280, 800, "light")
         d.get(f"{yard.base}/jobs/{job}")
-        wait(d, lambda d: d.execute_script("return document.querySelector('.job-header').dataset.state") == "failed", 300, "the page did not show the job failed")
+        wait(d, lambda d: d.execute_script("return document.querySelector('.job-header')?.dataset.state") == "failed", 300, "the page did not show the job failed")
         wait(d, lambda d: d.execute_script("return !!document.querySelector('.failure pre.log-lines')"), 30, "no last log lines")
         reason = text(d, "document.querySelector('.failure .reason')")
         self.assertEqual(reason, yard.job(job)["message"])
@@ -431,6 +532,76 @@ class Navigation(unittest.TestCase):
             # From navigation to rows: under a second here, a minute while held streams starve the page's requests.
             took = d.execute_script("return performance.getEntriesByName('jobs-rendered')[0].startTime")
             self.assertLess(took, 20_000, f"visit {visit}: the jobs page took {took:.0f} ms (the browser's connections are held by pages left)")
+        self.assertEqual(console_errors(d), [])
+
+
+    def test_the_workers_page_shows_each_worker_and_renders_its_text_as_text(self):
+        d, yard = self.driver, self.yard
+        d.get(yard.base + "/workers")
+        wait(d, lambda d: d.execute_script("return document.querySelectorAll('article.worker-card').length") == 1, 30, "no worker card")
+        card = text(d, "document.querySelector('article.worker-card')")
+        self.assertIn("Last heard", card)
+        self.assertIn(d.execute_script("return document.querySelector('article.worker-card').dataset.status"), ("idle", "busy"))
+        self.assertRegex(text(d, "document.querySelector('.toolbar [aria-live]')"), r"^1 worker: 1 (idle|busy)$")
+        # A lost worker with a GPU nearly full, every string hostile: drawn as text, the memory bar marked.
+        d.execute_script("window.__xss = 0")
+        html = d.execute_script("""
+            return import('/ui/pages/workers.js').then((m) => {
+              const now = Date.now();
+              const card = m.card({id: '<script>window.__xss=1</script>', host: '<img src=x onerror="window.__xss=2">', status: 'lost',
+                device: 'cuda:0', tags: ['a100', '<i>t</i>'], job: 'j<b>1</b>', heartbeat_at: new Date(now - 120000).toISOString(),
+                gpus: [{index: 0, name: 'A100<script>', utilization_percent: 45, memory_used_mib: 75000, memory_total_mib: 81920, temperature_c: 61}]}, now);
+              card.id = 'crafted';
+              document.body.append(card);
+              return card.outerHTML;
+            })""")
+        crafted = text(d, "document.getElementById('crafted')")
+        for shown in ("<script>window.__xss=1</script>", '<img src=x onerror="window.__xss=2">', "<i>t</i>", "A100<script>", "45%", "73.2 / 80 GiB", "61°C", "2 min ago", "lost"):
+            self.assertIn(shown, crafted)
+        self.assertNotIn("<img", html.replace("&lt;img", ""))
+        self.assertEqual(d.execute_script("return document.querySelectorAll('#crafted .meter.warn').length"), 1)
+        self.assertEqual(d.execute_script("return document.querySelector('#crafted a.job-link').getAttribute('href')"), "/jobs/j%3Cb%3E1%3C%2Fb%3E")
+        self.assertEqual(d.execute_script("return window.__xss"), 0)
+        self.assertEqual(console_errors(d), [])
+
+    def streams(self):
+        """Event streams the server holds open (its own gauge)."""
+        text = self.yard.request("GET", "/metrics")[1]
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith('trainyard_sse_clients{') and 'route="/api/events"' in line)
+
+    def test_a_hidden_tab_gives_its_stream_back_and_catches_up_when_shown(self):
+        """A browser opens 6 connections to a host over HTTP/1.1 and every
+        stream holds one, so seven open tabs starved the seventh. A hidden tab
+        closes its stream after a grace and, shown again, follows from the
+        last event it had. Headless Chromium reports every tab visible, so
+        the browser's signal is given by hand (document.hidden and the
+        visibilitychange event, as a real tab switch fires them)."""
+        d, yard = self.driver, self.yard
+        d.get(yard.base + "/jobs")
+        wait(d, lambda d: d.execute_script("return performance.getEntriesByName('jobs-rendered').length"), 60, "no render")
+        wait(d, lambda d: self.streams() >= 1, 15, "the jobs page opened no stream")
+        def visibility(hidden):
+            d.execute_script("""
+                Object.defineProperty(document, 'hidden', {value: arguments[0], configurable: true});
+                Object.defineProperty(document, 'visibilityState', {value: arguments[0] ? 'hidden' : 'visible', configurable: true});
+                document.dispatchEvent(new Event('visibilitychange'));""", hidden)
+        visibility(True)
+        wait(d, lambda d: self.streams() == 0, 20, "a hidden tab still holds its stream")
+        # What happens while it is hidden reaches it when it is shown, without a reload.
+        data = os.path.join(self.folder, "hidden-data")
+        os.makedirs(os.path.join(data, "images"), exist_ok=True)
+        with open(os.path.join(data, "data.yaml"), "w") as f:
+            f.write("path: .\ntrain: images\nval: images\nnames: {0: a}\n")
+        job = yard.submit(job_yaml(os.path.join(data, "data.yaml"), 1, experiment="while hidden"))
+        time.sleep(1)
+        self.assertFalse(d.execute_script("return [...document.querySelectorAll('a')].some(a => a.textContent === arguments[0])", job))
+        d.execute_script("window.__same = true")
+        visibility(False)
+        wait(d, lambda d: d.execute_script("return [...document.querySelectorAll('a')].some(a => a.textContent === arguments[0])", job), 20,
+             "the job submitted while the tab was hidden did not appear when it was shown")
+        self.assertTrue(d.execute_script("return window.__same === true"), "the page was reloaded")
+        self.assertGreaterEqual(self.streams(), 1)
         self.assertEqual(console_errors(d), [])
 
 

@@ -4,7 +4,10 @@ Usage: python validate_responses.py BASE_URL CASES_JSON   ($YARD_TOKEN: the bear
 
 CASES_JSON is a list of {"method", "path" (as sent), "template" (the
 document's path), "status" (expected), "body" (optional JSON to send),
-"token" (optional: another token than $YARD_TOKEN)}.
+"token" (optional: another token than $YARD_TOKEN), "save" (optional: a
+name to keep the answer's JSON under)}. A `${NAME.FIELD}` in a later case's
+path, token or body strings is replaced by that field of a saved answer
+(e.g. a viewer's token made by an earlier case).
 Each answer must have the expected status, and its body must validate
 against the schema the document gives that operation and status. JSON
 bodies are validated whole; Server-Sent Events' `data` each against the
@@ -123,9 +126,29 @@ def response_pointer(template, method, status):
     return None
 
 
+saved = {}
+
+
+def substitute(value):
+    if isinstance(value, str):
+        for name, answer in saved.items():
+            for field, field_value in answer.items() if isinstance(answer, dict) else []:
+                value = value.replace("${%s.%s}" % (name, field), str(field_value))
+        return value
+    if isinstance(value, dict):
+        return {key: substitute(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [substitute(item) for item in value]
+    return value
+
+
 checked, problems = 0, []
 for case in CASES:
+    case = substitute(case)
     method, path, template, expected = case["method"], case["path"], case["template"], case["status"]
+    if "${" in json.dumps(case):
+        problems.append(f"{method} {path}: a ${{...}} names no saved answer")
+        continue
     status, kind, raw = fetch(method, path, case.get("body"), case.get("token", TOKEN))
     where = f"{method} {path}"
     if status != expected:
@@ -157,6 +180,8 @@ for case in CASES:
     except ValueError:
         problems.append(f"{where}: not JSON: {raw[:120]!r}")
         continue
+    if case.get("save"):
+        saved[case["save"]] = body
     for error in validator(pointer).iter_errors(body):
         problems.append(f"{where}: {'/'.join(map(str, error.absolute_path)) or '(root)'}: {error.message[:300]}")
 

@@ -29,3 +29,42 @@ export function diff(left, right) {
 
 /** A config value as text ("—" when the config has no such key). */
 export const show = (v) => (v === undefined ? "—" : typeof v === "string" ? v : JSON.stringify(v));
+
+/** A line diff of two texts' lines: [{op: "same"|"del"|"add", left, right}],
+ *  by the longest common subsequence of their lines (as `key` spells them:
+ *  e.g. with digits masked, two epochs' lines match). Common head and tail
+ *  are taken off first; at most `cap` lines of each are compared (the last
+ *  ones; `truncated` says so). */
+export function lineDiff(a, b, key = (line) => line, cap = 2000) {
+  const truncated = a.length > cap || b.length > cap;
+  a = a.slice(-cap);
+  b = b.slice(-cap);
+  const ka = a.map(key), kb = b.map(key);
+  let head = 0;
+  while (head < a.length && head < b.length && ka[head] === kb[head]) head += 1;
+  let tail = 0;
+  while (tail < a.length - head && tail < b.length - head && ka[a.length - 1 - tail] === kb[b.length - 1 - tail]) tail += 1;
+  const n = a.length - head - tail, m = b.length - head - tail;
+  // lcs[i][j]: the common length of a[head+i..] and b[head+j..], one row of m+1 per i.
+  const width = m + 1;
+  const lcs = new Uint16Array((n + 1) * width);
+  for (let i = n - 1; i >= 0; i -= 1) {
+    for (let j = m - 1; j >= 0; j -= 1) {
+      lcs[i * width + j] = ka[head + i] === kb[head + j] ? lcs[(i + 1) * width + j + 1] + 1
+        : Math.max(lcs[(i + 1) * width + j], lcs[i * width + j + 1]);
+    }
+  }
+  const ops = [];
+  for (let i = 0; i < head; i += 1) ops.push({ op: "same", left: a[i], right: b[i] });
+  let i = 0, j = 0;
+  while (i < n || j < m) {
+    if (i < n && j < m && ka[head + i] === kb[head + j]) { ops.push({ op: "same", left: a[head + i], right: b[head + j] }); i += 1; j += 1; }
+    else if (j < m && (i === n || lcs[i * width + j + 1] >= lcs[(i + 1) * width + j])) { ops.push({ op: "add", right: b[head + j] }); j += 1; }
+    else { ops.push({ op: "del", left: a[head + i] }); i += 1; }
+  }
+  for (let t = tail; t > 0; t -= 1) ops.push({ op: "same", left: a[a.length - t], right: b[b.length - t] });
+  return { ops, truncated };
+}
+
+/** Digits masked: lines that differ only in numbers (losses, times, epochs) match. */
+export const maskNumbers = (line) => line.replace(/\d+(\.\d+)?(e[-+]?\d+)?/gi, "#");

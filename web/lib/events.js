@@ -12,26 +12,53 @@ export async function head() {
 }
 
 /**
+ * How long a hidden tab keeps its streams. A browser opens at most 6
+ * connections to a host over HTTP/1.1 and every stream holds one: with
+ * seven dashboard tabs open the seventh's requests would wait. A tab in the
+ * background gives its streams back after this and follows again from the
+ * last event it had (the log replays the rest) when it is shown.
+ */
+export const hiddenGrace = 5000;
+
+/**
  * follow({entity: "job", id, type: "state,epoch"}, after, {"job.state": fn, ...}, onTruncated)
  * returns a function that stops following.
  */
 export function follow(filter, after, handlers, onTruncated) {
-  const query = new URLSearchParams();
-  for (const [key, value] of Object.entries(filter)) if (value) query.set(key, value);
-  query.set("after", String(after));
-  const source = new EventSource(`/api/events?${query}`);
-  // A page kept in the back-forward cache would hold its stream open: a
-  // browser has 6 connections to a host, and held streams starve the rest
+  let last = after, source = null, timer = 0, stopped = false;
+  const open = () => {
+    const query = new URLSearchParams();
+    for (const [key, value] of Object.entries(filter)) if (value) query.set(key, value);
+    query.set("after", String(last));
+    source = new EventSource(`/api/events?${query}`);
+    for (const [name, handler] of Object.entries(handlers)) {
+      source.addEventListener(name, (message) => {
+        const seq = Number(message.lastEventId);
+        if (Number.isFinite(seq) && seq > last) last = seq;
+        let event;
+        try { event = JSON.parse(message.data); } catch { return; }
+        handler(event);
+      });
+    }
+    source.addEventListener("truncated", () => onTruncated && onTruncated());
+  };
+  const shut = () => { if (source) { source.close(); source = null; } };
+  const visibility = () => {
+    clearTimeout(timer);
+    if (document.hidden) timer = setTimeout(shut, hiddenGrace);
+    else if (!source && !stopped) open();
+  };
+  const stop = () => {
+    stopped = true;
+    clearTimeout(timer);
+    shut();
+    document.removeEventListener("visibilitychange", visibility);
+    window.removeEventListener("pagehide", stop);
+  };
+  // A page kept in the back-forward cache would hold its stream open too
   // (requests then waited about a minute). app.js re-reads a page shown again.
-  const close = () => source.close();
-  window.addEventListener("pagehide", close, { once: true });
-  for (const [name, handler] of Object.entries(handlers)) {
-    source.addEventListener(name, (message) => {
-      let event;
-      try { event = JSON.parse(message.data); } catch { return; }
-      handler(event);
-    });
-  }
-  source.addEventListener("truncated", () => onTruncated && onTruncated());
-  return () => { source.close(); window.removeEventListener("pagehide", close); };
+  window.addEventListener("pagehide", stop, { once: true });
+  document.addEventListener("visibilitychange", visibility);
+  if (!document.hidden) open();  // else when it is shown
+  return stop;
 }

@@ -2,11 +2,12 @@
 // so it can be shared): one metric's and one loss's curves overlaid, each
 // run in a colour kept by its place in the selection (the legend toggles
 // runs), the last and best value of every metric side by side, and the
-// config diff that hides identical values. Runs that still train gain
-// points as their epochs land.
+// config diff that hides identical values, and a diff of two runs' logs
+// (numbers masked by default, so only what the runs did differently shows).
+// Runs that still train gain points as their epochs land.
 
 import { get } from "../lib/api.js";
-import { diffAll, show } from "../lib/diff.js";
+import { diffAll, show, lineDiff, maskNumbers } from "../lib/diff.js";
 import { follow, head } from "../lib/events.js";
 import { h, fill } from "../lib/dom.js";
 import { LineChart } from "../lib/chart.js";
@@ -46,11 +47,19 @@ export function mount(root, { query, navigate }) {
   const summary = h("section", { class: "scroll", "aria-label": "Last and best" });
   const hideSame = h("input", { type: "checkbox", checked: true, id: "hide-same" });
   const configBox = h("section", { class: "scroll", "aria-label": "Config" });
+  const logLeft = h("select", { id: "log-left", "aria-label": "Log on the left" });
+  const logRight = h("select", { id: "log-right", "aria-label": "Log on the right" });
+  const ignoreNumbers = h("input", { type: "checkbox", checked: true, id: "ignore-numbers" });
+  const diffButton = h("button", { type: "button", id: "log-diff", text: "Compare logs" });
+  const logBox = h("section", { class: "log-diff-box", "aria-label": "Log diff" });
   fill(root, h("div", { class: "toolbar" }, h("h1", { text: "Compare" })), status, legend,
     h("div", { class: "toolbar" }, h("label", {}, "Metric ", metricSelect), h("label", {}, "Loss ", lossSelect)),
     charts, summary,
     h("div", { class: "toolbar" }, h("h2", { text: "Config" }), h("label", { for: "hide-same", class: "sub" }, hideSame, " hide identical values")),
-    configBox);
+    configBox,
+    h("div", { class: "toolbar log-toolbar" }, h("h2", { text: "Logs" }), logLeft, h("span", { text: "vs" }), logRight,
+      h("label", { for: "ignore-numbers", class: "sub" }, ignoreNumbers, " ignore numbers"), diffButton),
+    logBox);
 
   if (ids.length < 2 || ids.length > maxRuns) {
     fill(status, ids.length > maxRuns
@@ -129,7 +138,56 @@ export function mount(root, { query, navigate }) {
     paintSwatches(legend);
   }
 
-  redraw = () => { drawLegend(); drawCurves(); drawSummary(); drawConfig(); };
+  function fillLogChoices() {
+    const columns = [...runs.keys()];
+    for (const [select, index] of [[logLeft, 0], [logRight, 1]]) {
+      const current = select.value;
+      fill(select, columns.map((id) => h("option", { value: id, text: short(id) })));
+      select.value = columns.includes(current) ? current : columns[index] || "";
+    }
+  }
+
+  const logText = async (id) => {
+    const response = await fetch(`/api/jobs/${encodeURIComponent(id)}/logs`, { credentials: "same-origin" });
+    if (!response.ok) throw new Error(`the log of ${id} is not available (${response.status})`);
+    return (await response.text()).split("\n").filter((line) => line.length);
+  };
+
+  /** The two logs' diff: changed lines with 2 lines of context, long runs of same lines folded. */
+  async function drawLogDiff() {
+    diffButton.disabled = true;
+    fill(logBox, h("p", { class: "muted", text: "Reading both logs…" }));
+    try {
+      const [left, right] = await Promise.all([logText(logLeft.value), logText(logRight.value)]);
+      if (closed) return;
+      const { ops, truncated } = lineDiff(left, right, ignoreNumbers.checked ? maskNumbers : undefined);
+      const changed = ops.map((o) => o.op !== "same");
+      const near = (i) => changed.slice(Math.max(0, i - 2), i + 3).some(Boolean);
+      const lines = [];
+      let folded = 0;
+      const flush = () => { if (folded) lines.push(h("div", { class: "fold", text: `… ${folded} same line${folded === 1 ? "" : "s"}` })); folded = 0; };
+      ops.forEach((o, i) => {
+        if (o.op === "same" && !near(i)) { folded += 1; return; }
+        flush();
+        const mark = o.op === "add" ? "+ " : o.op === "del" ? "- " : "  ";
+        lines.push(h("div", { class: `line ${o.op}`, text: mark + (o.op === "add" ? o.right : o.left) }));
+      });
+      flush();
+      const adds = ops.filter((o) => o.op === "add").length, dels = ops.filter((o) => o.op === "del").length;
+      fill(logBox,
+        h("p", { class: "sub", text: `${dels} line${dels === 1 ? "" : "s"} only in ${short(logLeft.value)}, ${adds} only in ${short(logRight.value)}`
+          + (truncated ? " (the last 2,000 lines of each)" : "") }),
+        adds + dels ? h("pre", { class: "log diff-lines", tabindex: "0", "aria-label": "Log diff" }, lines)
+          : h("p", { class: "muted", text: "The logs are the same" + (ignoreNumbers.checked ? " but for their numbers." : ".") }));
+    } catch (error) {
+      showError(logBox, error);
+    } finally {
+      diffButton.disabled = false;
+    }
+  }
+  diffButton.addEventListener("click", () => drawLogDiff());
+
+  redraw = () => { drawLegend(); drawCurves(); drawSummary(); drawConfig(); fillLogChoices(); };
   metricSelect.addEventListener("change", drawCurves);
   lossSelect.addEventListener("change", drawCurves);
   hideSame.addEventListener("change", drawConfig);

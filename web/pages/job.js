@@ -1,7 +1,9 @@
 // Job: its state and message (for a failed job the reason and the last log
 // lines first), loss and metric curves that gain a point as each epoch
-// lands, min/max/last per metric, the config (masked by the API) and the
-// log following live with pause.
+// lands (smoothing on the drawn lines, never on min/max/last), min/max/last
+// per metric, plots, artifacts, the test split per class, lineage, the
+// config (masked by the API) with clone-and-edit, and the log following
+// live with pause and search.
 
 import { get, post } from "../lib/api.js";
 import { follow, head } from "../lib/events.js";
@@ -10,6 +12,7 @@ import { LineChart } from "../lib/chart.js";
 import { time, number, epochOf, activeStates, resumableStates } from "../lib/format.js";
 import { showError, stateBadge } from "./common.js";
 import { LogTail } from "./logtail.js";
+import { renderPlots, renderArtifacts, renderTest, renderLineage, cloneDialog } from "./jobparts.js";
 
 /** The numbers of an epoch event, as the server records them (metrics, losses, fitness). */
 function numbersOf(data) {
@@ -24,7 +27,18 @@ function numbersOf(data) {
 const isLoss = (key) => /loss/i.test(key);
 const isMetric = (key) => !isLoss(key) && !/^lr\//.test(key);
 
-export function mount(root, { params }) {
+/** Exponential moving average, as TensorBoard smooths (0: the values as they are). */
+export function smooth(values, weight) {
+  if (!(weight > 0)) return values;
+  let last = null;
+  return values.map((value) => {
+    if (typeof value !== "number") return value;
+    last = last === null ? value : last * weight + value * (1 - weight);
+    return last;
+  });
+}
+
+export function mount(root, { params, navigate }) {
   const id = params.id;
   const epochs = new Map();  // epoch -> values
   let job = null;
@@ -39,8 +53,18 @@ export function mount(root, { params }) {
   const stats = h("section", { class: "stats", "aria-label": "Metrics" });
   const config = h("pre", { class: "config" });
   const logs = h("section", { class: "logs", "aria-label": "Log" });
+  const plots = h("section", { class: "plots-box", hidden: true, "aria-label": "Plots" });
+  const artifacts = h("section", { class: "artifacts-box", hidden: true, "aria-label": "Artifacts" });
+  const test = h("section", { class: "test-box", hidden: true, "aria-label": "Test split" });
+  const lineage = h("section", { class: "lineage-box", hidden: true, "aria-label": "Lineage" });
+  // Smoothing of the drawn curves, kept while the page is open.
+  const smoothing = h("input", { type: "range", id: "smoothing", min: "0", max: "0.95", step: "0.05", value: "0", "aria-label": "Smoothing" });
+  const smoothingValue = h("output", { for: "smoothing", text: "0" });
+  smoothing.addEventListener("input", () => { smoothingValue.textContent = smoothing.value; renderCurves(); });
   fill(root, h("p", { class: "crumbs" }, h("a", { href: "/jobs", text: "Jobs" }), " / ", h("span", { text: id })),
-    status, header, failure, charts, stats,
+    status, header, failure,
+    h("div", { class: "controls curve-controls" }, h("label", {}, "Smoothing ", smoothing, smoothingValue)),
+    charts, stats, test, plots, artifacts, lineage,
     h("details", { class: "config-box" }, h("summary", { text: "Config" }), config), logs);
   const lossChart = new LineChart(charts, "Loss");
   const metricChart = new LineChart(charts, "Metrics");
@@ -50,9 +74,13 @@ export function mount(root, { params }) {
     const actions = h("div", { class: "actions" });
     if (activeStates.has(job.state) && job.state !== "stopping") actions.append(button("Stop", "stop"));
     if (resumableStates.has(job.state)) actions.append(button("Resume", "resume"));
+    actions.append(h("button", { type: "button", "data-action": "clone", text: "Clone", title: "Edit a copy of this config and submit it",
+      onclick: () => cloneDialog(job, navigate) }));
     const facts = [
       ["Experiment", job.experiment], ["Model", job.model], ["Epoch", epochOf(job)], ["Fitness", number(job.fitness)],
       ["Worker", [job.worker, job.device].filter(Boolean).join(" · ")], ["Dataset", job.dataset],
+      ["Submitted by", job.owner], ["Priority", Number.isInteger(job.priority) ? String(job.priority) : ""],
+      ["Attempts", job.attempts > 1 ? String(job.attempts) : ""], ["Waiting", job.state === "queued" ? job.waiting : ""],
       ["Created", time(job.created_at)], ["Started", time(job.started_at)], ["Finished", time(job.finished_at)],
     ].filter(([, v]) => v);
     fill(header,
@@ -85,8 +113,10 @@ export function mount(root, { params }) {
   function renderCurves() {
     const rows = [...epochs.entries()].sort((a, b) => a[0] - b[0]).map(([epoch, values]) => ({ epoch, values }));
     const keys = [...new Set(rows.flatMap((r) => Object.keys(r.values)))].sort();
-    lossChart.set(rows, keys.filter(isLoss));
-    metricChart.set(rows, keys.filter(isMetric));
+    const weight = Number(smoothing.value);
+    const drawn = weight > 0 ? smoothRows(rows, keys, weight) : rows;
+    lossChart.set(drawn, keys.filter(isLoss));
+    metricChart.set(drawn, keys.filter(isMetric));
     const table = h("table", { class: "metric-stats" },
       h("thead", {}, h("tr", {}, ["Metric", "Min", "Max", "Last"].map((t, i) => h("th", { scope: "col", class: i ? "num" : "", text: t })))),
       h("tbody", {}, keys.filter((k) => !/^lr\//.test(k)).map((key) => {
@@ -99,6 +129,21 @@ export function mount(root, { params }) {
     fill(stats, rows.length ? h("div", { class: "scroll" }, table) : h("p", { class: "muted", text: "No epoch has finished yet." }));
   }
 
+  function smoothRows(rows, keys, weight) {
+    const out = rows.map((r) => ({ epoch: r.epoch, values: { ...r.values } }));
+    for (const key of keys) {
+      const series = smooth(rows.map((r) => r.values[key]), weight);
+      series.forEach((value, i) => { if (typeof value === "number") out[i].values[key] = value; });
+    }
+    return out;
+  }
+
+  function renderFiles() {
+    renderPlots(plots, job);
+    renderArtifacts(artifacts, job);
+    renderTest(test, job);
+  }
+
   async function load() {
     const after = await head();
     job = await get(`/api/jobs/${encodeURIComponent(id)}`);
@@ -107,13 +152,23 @@ export function mount(root, { params }) {
     for (const record of job.epoch_metrics || []) epochs.set(record.epoch, record.metrics || {});
     renderHeader();
     renderCurves();
+    renderFiles();
+    renderLineage(lineage, id).catch(() => {});
     config.textContent = JSON.stringify(job.config, null, 2);
     if (stop) stop();
     stop = follow({ entity: "job", id, type: "state,epoch" }, after, {
       "job.state": (event) => {
         job.state = event.data.state;
         if (event.data.message !== undefined) job.message = event.data.message;
-        if (!activeStates.has(job.state)) get(`/api/jobs/${encodeURIComponent(id)}`).then((j) => { if (!closed) { job = j; renderHeader(); } }).catch(() => {});
+        if (!activeStates.has(job.state)) {
+          get(`/api/jobs/${encodeURIComponent(id)}`).then((j) => {
+            if (closed) return;
+            job = j;
+            renderHeader();
+            renderFiles();
+            renderLineage(lineage, id).catch(() => {});
+          }).catch(() => {});
+        }
         renderHeader();
       },
       "job.epoch": (event) => {

@@ -1,6 +1,7 @@
 // Jobs: the queue and history, newest first, paged on the server
-// (?limit, ?state) and kept live by the event log: a new job appears and
-// states, epochs and fitness change without a reload.
+// (?limit, ?before: the last page's `next`) and filtered there (?state,
+// ?experiment, ?model, ?dataset), kept live by the event log: a new job
+// appears and states, epochs and fitness change without a reload.
 
 import { get, post } from "../lib/api.js";
 import { follow, head } from "../lib/events.js";
@@ -13,6 +14,10 @@ const pageSize = 50;
 export function mount(root, { query, navigate }) {
   const state = query.get("state") || "";
   const limit = Math.min(1000, Math.max(pageSize, Number(query.get("limit")) || pageSize));
+  // Text filters, as the URL holds them (shareable), applied by the server.
+  const textFilters = ["experiment", "model", "dataset"];
+  const wanted = Object.fromEntries(textFilters.map((key) => [key, (query.get(key) || "").trim()]));
+  let next = null;  // the cursor of the page after the rows shown
   const rows = new Map();  // job id -> {job, tr}
   // Jobs ticked for Compare (2 to 10), while the page is open.
   const picked = new Set();
@@ -22,11 +27,22 @@ export function mount(root, { query, navigate }) {
   const filter = h("select", { id: "state-filter", "aria-label": "Filter by state" },
     h("option", { value: "", text: "All states" }),
     jobStates.map((s) => h("option", { value: s, text: s, selected: s === state })));
-  filter.addEventListener("change", () => {
+  const inputs = Object.fromEntries(textFilters.map((key) => [key, h("input", {
+    type: "search", id: `${key}-filter`, class: "text-filter", value: wanted[key], placeholder: key,
+    "aria-label": `Filter by ${key}`, autocomplete: "off", spellcheck: "false",
+  })]));
+  function applyFilters() {
     const next = new URLSearchParams();
     if (filter.value) next.set("state", filter.value);
-    navigate("/jobs" + (next.toString() ? `?${next}` : ""));
-  });
+    for (const key of textFilters) if (inputs[key].value.trim()) next.set(key, inputs[key].value.trim());
+    const target = "/jobs" + (next.toString() ? `?${next}` : "");
+    if (target !== location.pathname + location.search) navigate(target);  // Enter then blur: once
+  }
+  filter.addEventListener("change", applyFilters);
+  for (const input of Object.values(inputs)) {
+    input.addEventListener("change", applyFilters);  // leaving the field after an edit
+    input.addEventListener("keydown", (event) => { if (event.key === "Enter") applyFilters(); });
+  }
   const compareButton = h("button", { type: "button", id: "compare", text: "Compare" });
   compareButton.addEventListener("click", () => navigate(`/compare?jobs=${[...picked].map(encodeURIComponent).join(",")}`));
   function updateCompare() {
@@ -45,15 +61,38 @@ export function mount(root, { query, navigate }) {
       h("th", { scope: "col", class: "num wide", text: "Fitness" }), h("th", { scope: "col", class: "wide", text: "Created" }),
       h("th", { scope: "col", text: "" }))),
     body);
+  // The next page from the server's cursor, appended below (any number of pages).
   const more = h("button", { type: "button", class: "more", hidden: true, text: "Show more" });
-  more.addEventListener("click", () => {
-    const next = new URLSearchParams(query);
-    next.set("limit", String(Math.min(1000, limit + pageSize)));
-    navigate(`/jobs?${next}`);
+  more.addEventListener("click", async () => {
+    more.disabled = true;
+    try {
+      const page = await get(`/api/jobs?${listParams(next)}`);
+      if (closed) return;
+      for (const job of page.jobs) if (!rows.has(job.id)) body.append(row(job));
+      next = page.next || null;
+      more.hidden = !next;
+    } catch (error) { showError(status, error); } finally { more.disabled = false; }
   });
   fill(root,
     h("div", { class: "toolbar" }, h("h1", { text: "Jobs" }), compareButton, h("label", { class: "filter" }, "State ", filter)),
+    h("div", { class: "filters", role: "search" }, textFilters.map((key) => inputs[key])),
     status, h("div", { class: "scroll" }, table), more);
+
+  function listParams(before) {
+    const params = new URLSearchParams({ limit: String(limit) });
+    if (state) params.set("state", state);
+    for (const key of textFilters) if (wanted[key]) params.set(key, wanted[key]);
+    if (before) params.set("before", before);
+    return params;
+  }
+
+  /** Whether a job fetched because it was queued belongs on this filtered page. */
+  function shown(job) {
+    if (wanted.experiment && job.experiment !== wanted.experiment) return false;
+    if (wanted.model && job.model !== wanted.model) return false;
+    if (wanted.dataset && !(job.dataset === wanted.dataset || (job.dataset || "").startsWith(wanted.dataset + "@"))) return false;
+    return true;
+  }
 
   function row(job) {
     const tr = h("tr", { "data-job": job.id });
@@ -77,7 +116,8 @@ export function mount(root, { query, navigate }) {
     fill(tr,
       h("td", { class: "pick" }, box),
       h("td", {}, h("a", { href: `/jobs/${encodeURIComponent(job.id)}`, class: "job-link", text: job.id }),
-        h("div", { class: "sub", text: [job.experiment, job.model].filter(Boolean).join(" · ") })),
+        h("div", { class: "sub", text: [job.experiment, job.model, job.owner && `by ${job.owner}`,
+          Number.isInteger(job.priority) && job.priority !== 5 && `priority ${job.priority}`].filter(Boolean).join(" · ") })),
       h("td", {}, stateBadge(job.state)),
       h("td", { class: "epoch", text: epochOf(job) }),
       h("td", { class: "wide" }, progress),
@@ -117,7 +157,7 @@ export function mount(root, { query, navigate }) {
     get(`/api/jobs/${encodeURIComponent(event.id)}`).then((job) => {
       const waiting = pending.get(event.id) || [];
       pending.delete(event.id);
-      if (closed || rows.has(job.id)) return;
+      if (closed || rows.has(job.id) || !shown(job)) return;
       body.prepend(row(job));
       for (const later of waiting) (later.type === "epoch" ? onEpoch : onState)(later);
     }).catch(() => pending.delete(event.id));
@@ -137,15 +177,16 @@ export function mount(root, { query, navigate }) {
     rows.clear();
     pending.clear();
     const after = await head();
-    const params = new URLSearchParams({ limit: String(limit) });
-    if (state) params.set("state", state);
-    const { jobs } = await get(`/api/jobs?${params}`);
+    const page = await get(`/api/jobs?${listParams(null)}`);
+    const jobs = page.jobs;
     if (closed) return;
     fill(body, jobs.map(row));
+    next = page.next || null;
     // When the first page is on screen (bench/dashboard.sh reads it).
     if (!performance.getEntriesByName("jobs-rendered").length) performance.mark("jobs-rendered");
-    fill(status, jobs.length ? "" : state ? `No ${state} jobs.` : "No jobs yet: yard submit JOB.yaml submits one.");
-    more.hidden = jobs.length < limit || limit >= 1000;
+    const filtered = state || textFilters.some((key) => wanted[key]);
+    fill(status, jobs.length ? "" : filtered ? "No job matches these filters." : "No jobs yet: yard submit JOB.yaml submits one.");
+    more.hidden = !next;
     if (stop) stop();
     stop = follow({ entity: "job", type: "state,epoch" }, after, { "job.state": onState, "job.epoch": onEpoch }, () => load().catch((e) => showError(status, e)));
   }

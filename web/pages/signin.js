@@ -4,6 +4,7 @@
 
 import { signIn } from "../lib/api.js";
 import { h, fill } from "../lib/dom.js";
+import { messageNodes } from "./common.js";
 
 /** `next` only when it is a path of this server (no //host, no scheme). */
 export function safeNext(value) {
@@ -16,7 +17,7 @@ export function mount(root, { query, navigate, onSignedIn }) {
   const form = h("form", { class: "sign-in", method: "post", action: "/api/session" },
     h("h1", { text: "Sign in" }),
     h("label", { for: "token", text: "Token" }), input,
-    h("p", { id: "token-help", class: "muted", text: "The YARD_TOKEN this server was started with, or your own token from `yard tokens create`." }),
+    h("p", { id: "token-help", class: "muted" }, messageNodes("The `YARD_TOKEN` this server was started with, or your own token from `yard tokens create`.")),
     error, h("button", { type: "submit", text: "Sign in" }));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -28,7 +29,7 @@ export function mount(root, { query, navigate, onSignedIn }) {
       navigate(safeNext(query.get("next")));
     } catch (e) {
       error.hidden = false;
-      error.textContent = e.message;
+      fill(error, messageNodes(e.message));
       input.focus();
     }
   });

@@ -1,5 +1,5 @@
-// The sections that are a table for now (sweeps, models, datasets,
-// workers): the rows of their list endpoint, chosen columns as text.
+// The sections that are a table (sweeps, models, datasets): the rows of
+// their list endpoint, chosen columns as text, each row linking to its page.
 
 import { get } from "../lib/api.js";
 import { h, fill } from "../lib/dom.js";
@@ -10,16 +10,7 @@ export const sections = {
   sweeps: { title: "Sweeps", path: "/api/sweeps", list: "sweeps", link: { column: "id", to: "/sweeps/" }, columns: ["id", "study", "experiment", "state", "trials", "n_trials", "fitness", "created_at"], empty: "No sweeps yet: yard sweep SWEEP.yaml starts one." },
   models: { title: "Models", path: "/api/models", list: "models", link: { column: "name", to: "/models/" }, columns: ["name", "latest", "aliases", "versions"], empty: "No models yet: yard models register JOB NAME, or register_model in a job's config." },
   datasets: { title: "Datasets", path: "/api/datasets", list: "datasets", link: { column: "name", to: "/datasets/" }, columns: ["name", "id", "version", "images", "created_at"], empty: "No datasets yet: yard datasets add NAME FOLDER adds one." },
-  workers: { title: "Workers", path: "/api/workers", list: "workers", columns: ["id", "host", "device", "status", "job", "gpus", "heartbeat_at", "started_at"], empty: "No workers have announced themselves.",
-    format: { gpus: gpuText } },
 };
-
-/** A worker's GPUs: "0 A100: 45% · 3.1/80 GiB · 61°C; 1 ..." (or why there are none). */
-function gpuText(gpus, row) {
-  if (!Array.isArray(gpus) || !gpus.length) return row && row.gpu_error ? `none: ${row.gpu_error}` : Array.isArray(gpus) ? "none" : "";
-  return gpus.map((g) => `${g.index ?? ""} ${g.name ?? "GPU"}: ${g.utilization_percent ?? "?"}% · ${((g.memory_used_mib ?? 0) / 1024).toFixed(1)}/${((g.memory_total_mib ?? 0) / 1024).toFixed(0)} GiB`
-    + (g.temperature_c !== undefined ? ` · ${g.temperature_c}°C` : "")).join("; ");
-}
 
 function cell(key, value) {
   if (value === undefined || value === null) return "";
@@ -40,19 +31,14 @@ export function mount(root, { section }) {
   get(spec.path).then((data) => {
     if (closed) return;
     const rows = (data && Array.isArray(data[spec.list]) ? data[spec.list] : []);
-    const present = spec.columns.filter((c) => rows.some((r) => r && (r[c] !== undefined || (c === "gpus" && r.gpu_error))));
+    const present = spec.columns.filter((c) => rows.some((r) => r && r[c] !== undefined));
     const columns = present.length ? present : Object.keys(rows[0] || {}).slice(0, 6);
     fill(status, rows.length ? "" : spec.empty);
     if (!rows.length) return;
     fill(body, h("table", {},
       h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col", text: c.replace(/_/g, " ") })))),
       h("tbody", {}, rows.map((r) => h("tr", {}, columns.map((c) => {
-        const formatter = spec.format && spec.format[c];
-        const text = formatter ? formatter(r[c], r) : cell(c, r[c]);
-        // A worker's job links to its page.
-        if (section === "workers" && c === "job" && typeof r[c] === "string" && r[c]) {
-          return h("td", {}, h("a", { href: `/jobs/${encodeURIComponent(r[c])}`, class: "job-link", text: r[c] }));
-        }
+        const text = cell(c, r[c]);
         const title = typeof r[c] === "string" && r[c].length > 12 ? r[c] : undefined;
         // The row's own page, by its id or name (as a path segment, encoded).
         if (spec.link && c === spec.link.column && typeof r[c] === "string") {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import YardBackup
 import YardDomain
 import YardServer
 import YardServing
@@ -138,6 +139,10 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("event-retention-days"),
             help: "Days jobs' epoch, progress, log and artifact events stay in the event log (0: for ever; state and other events always stay).")
     var eventRetentionDays = 30
+    @Option(name: .customLong("gc-at"), help: "Run `yard gc` in the server once a day at this local time (HH:MM, e.g. 03:00); off by default.")
+    var gcAt: String?
+    @Option(name: .customLong("gc-older-than"), help: "With --gc-at: only jobs finished longer ago than this (30d, 12h).") var gcOlderThan = "30d"
+    @Option(name: .customLong("gc-keep-last"), help: "With --gc-at: keep the folders of the N most recently finished jobs.") var gcKeepLast = 0
     @Option(name: .customLong("tls-cert"), help: "PEM certificate chain: serve HTTPS directly (with --tls-key).") var tlsCert: String?
     @Option(name: .customLong("tls-key"), help: "PEM private key of --tls-cert.") var tlsKey: String?
     @Option(name: .customLong("sync"),
@@ -174,6 +179,7 @@ struct ServeOptions: ParsableArguments {
         if let maxRunning { guard (1...10_000).contains(maxRunning) else { throw ValidationError("--max-running must be between 1 and 10000") } }
         do { _ = try WorkerTags.parse(workerTags, field: "--worker-tags") } catch { throw ValidationError(error.message) }
         _ = try webhookSettings()
+        do { _ = try TraceSettings.fromEnvironment() } catch { throw ValidationError(error.message) }
         if let predictors { guard (1...64).contains(predictors) else { throw ValidationError("--predictors must be between 1 and 64") } }
         if let predictorThreads { guard (1...256).contains(predictorThreads) else { throw ValidationError("--predictor-threads must be between 1 and 256") } }
         guard serveMemory >= 256 else { throw ValidationError("--serve-memory-mb must be at least 256") }
@@ -184,6 +190,7 @@ struct ServeOptions: ParsableArguments {
         if let serveBatch { guard (1...256).contains(serveBatch) else { throw ValidationError("--serve-batch must be between 1 and 256") } }
         if let serveBatchWait { guard (0...10_000).contains(serveBatchWait) else { throw ValidationError("--serve-batch-wait-ms must be between 0 and 10000") } }
         guard (0...36_500).contains(eventRetentionDays) else { throw ValidationError("--event-retention-days must be between 0 (keep for ever) and 36500") }
+        do { _ = try retentionSchedule() } catch { throw ValidationError(error.message) }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 (any free port) and 65535") }
         guard stopGrace > 0 else { throw ValidationError("--stop-grace must be positive") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level: unknown level \(logLevel)") }
@@ -225,6 +232,7 @@ struct ServeOptions: ParsableArguments {
         options.warmEngine = WarmEngineSetting.enabled(flag: noWarmEngine)
         options.eventRetention = EventRetention(days: eventRetentionDays == 0 ? nil : eventRetentionDays)
         options.sync = sync == .full ? .full : .normal
+        options.retention = try? retentionSchedule()
         var serving = ServingOptions()
         if let predictors {
             serving.processes = predictors
@@ -243,7 +251,23 @@ struct ServeOptions: ParsableArguments {
         }
         options.serving = serving
         options.webhooks = (try? webhookSettings()) ?? options.webhooks
+        options.tracing = try? TraceSettings.fromEnvironment()
         return options
+    }
+
+    /// `--gc-at` with its limits; nil when off.
+    func retentionSchedule() throws(YardError) -> RetentionSchedule? {
+        guard let gcAt else {
+            if gcOlderThan != "30d" || gcKeepLast != 0 { throw YardError.invalid("--gc-at", "--gc-older-than and --gc-keep-last set the server's nightly gc: give --gc-at HH:MM too (or run `yard gc` yourself)") }
+            return nil
+        }
+        var schedule = try RetentionSchedule.parse(gcAt)
+        do { schedule.olderThan = try RetentionOptions.parseAge(gcOlderThan) } catch {
+            throw YardError.invalid("--gc-older-than", "--gc-older-than must be a number with d, h, m or s (e.g. 30d)")
+        }
+        guard gcKeepLast >= 0 else { throw YardError.invalid("--gc-keep-last", "--gc-keep-last must be 0 or more") }
+        schedule.keepLast = gcKeepLast
+        return schedule
     }
 
     /// The webhook flags checked: each `--webhook` parsed, the secret read

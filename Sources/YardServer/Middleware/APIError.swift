@@ -8,6 +8,8 @@ struct APIError: HTTPResponseError {
     let code: String
     let message: String
     let field: String?
+    /// Extra headers of the answer (Retry-After of a 429).
+    var headers = HTTPFields()
 
     init(_ error: YardError) {
         switch error.code {
@@ -26,18 +28,19 @@ struct APIError: HTTPResponseError {
         field = error.field
     }
 
-    init(status: HTTPResponse.Status, code: String, field: String? = nil, message: String) {
+    init(status: HTTPResponse.Status, code: String, field: String? = nil, message: String, headers: HTTPFields = [:]) {
         self.status = status
         self.code = code
         self.message = message
         self.field = field
+        self.headers = headers
     }
 
     func response(from request: Request, context: some RequestContext) throws -> Response {
         var body: [String: String] = ["error": code, "message": message]
         if let field { body["field"] = field }
         let data = try JSONEncoder().encode(body)
-        var headers = HTTPFields()
+        var headers = self.headers
         headers[.contentType] = "application/json"
         if status == .unauthorized { headers[.wwwAuthenticate] = "Bearer" }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))

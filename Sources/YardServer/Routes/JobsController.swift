@@ -31,6 +31,7 @@ struct JobsController<Context: RequestContext> {
         group.get("{id}/events", use: events)
         group.get("{id}/logs", use: logs)
         group.get("{id}/weights", use: weights)
+        group.get("{id}/artifact", use: artifact)
     }
 
     @Sendable func submit(_ request: Request, context: Context) async throws -> Response {
@@ -74,8 +75,21 @@ struct JobsController<Context: RequestContext> {
             }
             wanted = known
         }
-        let jobs = try await store.jobs(limit: limit, state: wanted, owner: try Self.owner(request))
-        return try JSONResponse.make(["jobs": jobs])
+        var query = JobQuery(limit: limit, state: wanted, owner: try Self.owner(request))
+        query.experiment = Query.string(request, "experiment")
+        query.model = Query.string(request, "model")
+        query.dataset = Query.string(request, "dataset")
+        if let before = Query.string(request, "before") {
+            guard try await store.job(before) != nil else {
+                throw YardError.invalid("before", "no job \(before.prefix(40)); give the id of the last job of the page before (its `next`)")
+            }
+            query.before = before
+        }
+        let jobs = try await store.jobs(query)
+        // A full page may have more after it: `next` is the cursor for `?before=`.
+        var body: [String: JSONValue] = ["jobs": try JSONResponse.value(jobs)]
+        if jobs.count == limit, let last = jobs.last { body["next"] = .string(last.id) }
+        return try JSONResponse.make(JSONValue.object(body))
     }
 
     @Sendable func show(_ request: Request, context: Context) async throws -> Response {
@@ -144,14 +158,43 @@ struct JobsController<Context: RequestContext> {
         }
         let headers: HTTPFields = [.contentType: "application/octet-stream",
                                    .contentDisposition: "attachment; filename=\"\(id)-\(which).pt\""]
+        return try await Self.file(key, from: artifacts, headers: headers, field: "which", context: context)
+    }
+
+    /// One file the job's training kept (`?name=results.png`,
+    /// `weights/best.pt`): only a name the job's artifact records hold is
+    /// served, so no spelling of a path reaches another file. Images and
+    /// text are shown by the browser (the dashboard draws the plots inline);
+    /// anything else is a download. `nosniff` is on every answer.
+    @Sendable func artifact(_ request: Request, context: Context) async throws -> Response {
+        let id = try jobID(context)
+        _ = try await store.require(id)
+        guard let name = Query.string(request, "name"), !name.isEmpty else {
+            throw YardError.invalid("name", "give ?name= of one of the job's artifacts (GET /api/jobs/\(id) lists them)")
+        }
+        let key = "\(id)/\(name)"
+        guard let artifacts, try await store.artifacts(of: id).contains(where: { $0.key == key }) else {
+            throw YardError(.notFound, field: "name", "job \(id) has no artifact \(name.prefix(80)); GET /api/jobs/\(id) lists them")
+        }
+        let file = (name as NSString).lastPathComponent
+        let media = artifactInlineTypes[(file as NSString).pathExtension.lowercased()]
+        let safeName = String(file.map { $0.isLetter || $0.isNumber || "._-".contains($0) ? $0 : "_" })
+        let headers: HTTPFields = [.contentType: media ?? "application/octet-stream",
+                                   .contentDisposition: "\(media == nil ? "attachment" : "inline"); filename=\"\(id)-\(safeName)\""]
+        return try await Self.file(key, from: artifacts, headers: headers, field: "name", context: context)
+    }
+
+
+    /// An artifact's bytes: streamed from the local folder, or fetched from a remote store first.
+    static func file(_ key: String, from artifacts: any ArtifactStore, headers: HTTPFields, field: String, context: Context) async throws -> Response {
         if let local = artifacts as? LocalArtifactStore {
             // A put renames a whole file into place: an open one stays whole.
             return Response(status: .ok, headers: headers, body: try await FileIO().loadFile(path: try local.path(for: key), context: context))
         }
-        let scratch = NSTemporaryDirectory() + "/yard-weights-\(UUID().uuidString).pt"
+        let scratch = NSTemporaryDirectory() + "/yard-artifact-\(UUID().uuidString)"
         defer { unlink(scratch) }
         try await artifacts.get(key: key, to: scratch)
-        guard let data = FileManager.default.contents(atPath: scratch) else { throw YardError(.unavailable, field: "which", "job \(id)'s \(which) weights could not be read") }
+        guard let data = FileManager.default.contents(atPath: scratch) else { throw YardError(.unavailable, field: field, "\(key) could not be read from the artifact store") }
         return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
     }
 
@@ -177,3 +220,8 @@ struct JobsController<Context: RequestContext> {
         return id
     }
 }
+
+/// What a browser may show of an artifact (never HTML or SVG: no script runs from a job's files).
+let artifactInlineTypes = ["png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "csv": "text/csv; charset=utf-8",
+                          "txt": "text/plain; charset=utf-8", "log": "text/plain; charset=utf-8", "yaml": "text/plain; charset=utf-8",
+                          "json": "application/json"]

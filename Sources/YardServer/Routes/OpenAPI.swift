@@ -43,8 +43,9 @@ enum OpenAPI {
         return .object(parameter)
     }
 
-    static func query(_ name: String, _ schema: JSONValue, _ description: String? = nil) -> JSONValue {
+    static func query(_ name: String, _ schema: JSONValue, _ description: String? = nil, required: Bool = false) -> JSONValue {
         var parameter: [String: JSONValue] = ["name": .string(name), "in": "query", "schema": schema]
+        if required { parameter["required"] = true }
         if let description { parameter["description"] = .string(description) }
         return .object(parameter)
     }
@@ -98,9 +99,14 @@ enum OpenAPI {
         paths["/api/docs"] = ["get": op("docs", "this document as a page (offline: the server's own files); a browser without a session is sent to /sign-in",
                                         ["200": ["description": "the page", "content": ["text/html": ["schema": ["type": "string"]]]]])]
         paths["/api/jobs"] = [
-            "get": op("listJobs", "jobs, newest first", parameters: [limit, query("state", ref("JobState")),
-                      query("owner", ["type": "string"], "only this user's jobs"), query("mine", ["type": "boolean"], "only the caller's jobs")],
-                      ["200": json(list("jobs", of: "Job"))], errors: [400]),
+            "get": op("listJobs", "jobs, newest first, a page at a time (?before= the last page's `next`)", parameters: [limit, query("state", ref("JobState")),
+                      query("owner", ["type": "string"], "only this user's jobs"), query("mine", ["type": "boolean"], "only the caller's jobs"),
+                      query("experiment", ["type": "string"]), query("model", ["type": "string"], "the config's model, as submitted"),
+                      query("dataset", ["type": "string"], "a registered dataset's name (any version) or NAME@ID"),
+                      query("before", ["type": "string"], "a job id: the jobs after it in this order (the previous page's `next`)")],
+                      ["200": json(["type": "object", "required": ["jobs"], "properties": ["jobs": ["type": "array", "items": ref("Job")],
+                                                                                        "next": ["type": "string", "description": "present when the page is full: pass it as ?before= for the next"]]])],
+                      errors: [400]),
             "post": op("submitJob", "submit a config; the X-Yard-Git-Commit header records the submitter's commit, X-Yard-Git-Dirty `clean` or the sha256 of its uncommitted diff", body: config,
                        ["201": json(ref("Submitted"), "queued")], errors: [400, 404, 409, 413, 415]),
         ]
@@ -126,6 +132,11 @@ enum OpenAPI {
         paths["/api/jobs/{id}/weights"] = ["get": op("jobWeights", "the job's weights file as its training stored it (best.pt, or last.pt with ?which=last)", parameters: [id,
             query("which", ["type": "string", "enum": ["best", "last"], "default": "best"])],
             ["200": ["description": "the .pt file", "content": ["application/octet-stream": ["schema": ["type": "string", "format": "binary"]]]]], errors: [400, 404])]
+        paths["/api/jobs/{id}/artifact"] = ["get": op("jobArtifact", "one file the job's training kept (?name= as GET /api/jobs/{id} lists it without the id: results.png, weights/best.pt); images, CSV and text inline, the rest as a download", parameters: [id,
+            query("name", ["type": "string"], required: true)],
+            ["200": ["description": "the file", "content": ["application/octet-stream": ["schema": ["type": "string", "format": "binary"]],
+                                                             "image/png": ["schema": ["type": "string", "format": "binary"]],
+                                                             "text/csv": ["schema": ["type": "string"]]]]], errors: [400, 404])]
         paths["/api/events"] = ["get": op("events", "the event log (SSE): every event after Last-Event-ID or ?after=; a reader below the retained window first gets one `truncated` event",
             parameters: [query("after", ["type": "integer", "minimum": 0]),
                          query("entity", ["type": "string", "enum": .array(EventEntity.allCases.map { .string($0.rawValue) })]),
@@ -163,7 +174,7 @@ enum OpenAPI {
                       ["200": json(session)], security: false),
             "post": op("signIn", "sign in with the token: sets the HttpOnly, SameSite=Strict session cookie",
                        body: ["required": true, "content": ["application/json": ["schema": ["type": "object", "required": ["token"], "properties": ["token": ["type": "string"]]]]]],
-                       ["200": json(session)], errors: [400, 401, 403], security: false),
+                       ["200": json(session)], errors: [400, 401, 403, 429], security: false),
             "delete": op("signOut", "sign out (with the session's X-CSRF-Token)", ["200": json(session)], errors: [403], security: false),
         ]
         paths["/api/webhooks"] = ["get": op("listWebhooks", "webhook targets (URL masked to scheme and host), their filter, last delivery and error, pending count, and the log cursor",
@@ -257,7 +268,9 @@ enum OpenAPI {
         "description": "what made a model version or a job: its job and attempts, config (secrets masked), seed, dataset version, code, engine versions, device and host, sweep trial, parent model, metrics and every alias move", "properties": {
         "model": {"type": "object"}, "registered": {"type": "array", "items": {"type": "object"}},
         "job": {"type": "object", "required": ["id", "state", "attempts"], "properties": {"id": {"type": "string"}, "state": {"$ref": "#/components/schemas/JobState"},
-          "attempts": {"type": "integer"}, "crashes": {"type": "integer"}, "experiment": {"type": "string"}, "model": {"type": "string"}}},
+          "attempts": {"type": "integer"}, "crashes": {"type": "integer"}, "experiment": {"type": "string"}, "model": {"type": "string"},
+          "created_at": {"type": "string", "format": "date-time"}, "started_at": {"type": "string", "format": "date-time"},
+          "finished_at": {"type": "string", "format": "date-time"}, "message": {"type": "string", "description": "why it failed or stopped"}}},
         "attempts": {"type": "array", "items": {"type": "object", "required": ["number", "started"], "properties": {"number": {"type": "integer"},
           "started": {"type": "string", "format": "date-time"}, "ended": {"type": "string", "format": "date-time"},
           "end": {"$ref": "#/components/schemas/JobState"}, "message": {"type": "string"}}}},
@@ -361,9 +374,22 @@ enum OpenAPI {
           "min_neighbors": {"type": "integer", "minimum": 0, "maximum": 50, "default": 5},
           "min_size": {"type": "integer", "minimum": 8, "maximum": 4096, "default": 24},
           "detect_side": {"type": "integer", "minimum": 160, "maximum": 8000, "default": 1280}}}}},
+      "Model": {"type": "object", "required": ["name", "latest", "aliases", "versions"], "properties": {
+        "name": {"type": "string"}, "latest": {"type": "string", "description": "the newest version's number"},
+        "aliases": {"type": "object", "description": "alias → version", "additionalProperties": {"type": "string"}},
+        "versions": {"type": "array", "description": "newest first", "items": {"$ref": "#/components/schemas/ModelVersion"}}}},
+      "Serving": {"type": "object", "required": ["processes_per_version", "threads_per_process", "memory_limit_bytes", "loaded"], "properties": {
+        "processes_per_version": {"type": "integer"}, "threads_per_process": {"type": "integer"}, "memory_limit_bytes": {"type": "integer"},
+        "loaded": {"type": "array", "items": {"type": "object", "properties": {
+          "sha256": {"type": "string", "description": "the file it runs (weights or export)"}, "task": {"type": "string"}, "runtime": {"type": "string", "enum": ["torch", "onnx"]},
+          "processes": {"type": "integer"}, "threads": {"type": "integer"}, "memory_bytes": {"type": "integer"}, "load_ms": {"type": "number"},
+          "restarts": {"type": "integer"}, "recycled": {"type": "integer"}, "starting": {"type": "integer"}, "in_flight": {"type": "integer"},
+          "batch_sizes": {"type": "object", "description": "batch size → how many batches", "additionalProperties": {"type": "integer"}},
+          "pids": {"type": "array", "items": {"type": "integer"}}}}}}},
       "AliasChange": {"type": "object", "properties": {"name": {"type": "string"}, "alias": {"type": "string"},
         "version": {"type": ["string", "null"]}, "previous": {"type": ["string", "null"]},
-        "time": {"type": "string", "format": "date-time"}, "reason": {"type": "string"}}}
+        "time": {"type": "string", "format": "date-time"}, "reason": {"type": "string"},
+        "by": {"type": "string", "description": "the user who moved it (absent on a server without users)"}}}
     },
     "responses": {"Error": {"description": "a 4xx/5xx with its reason", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}
 }
@@ -397,18 +423,21 @@ enum OpenAPI {
         "404": {"$ref": "#/components/responses/Error"}, "413": {"$ref": "#/components/responses/Error"},
         "409": {"$ref": "#/components/responses/Error"},
         "415": {"$ref": "#/components/responses/Error"}, "503": {"$ref": "#/components/responses/Error"}}}},
-    "/api/serving": {"get": {"operationId": "serving", "summary": "loaded versions: processes, threads, memory, load time, restarts", "responses": {"200": {"description": "ok"}}}},
+    "/api/serving": {"get": {"operationId": "serving", "summary": "loaded versions: processes, threads, memory, load time, restarts",
+      "responses": {"200": {"description": "the serving settings and each loaded model file", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Serving"}}}}}}},
     "/api/models": {
       "get": {"operationId": "listModels", "summary": "models with their versions and aliases", "parameters": [{"name": "name", "in": "query", "schema": {"type": "string"}}],
         "responses": {"200": {"description": "ok", "content": {"application/json": {"schema": {"type": "object", "properties": {
-          "models": {"type": "array", "items": {"type": "object"}}, "versions": {"type": "array", "items": {"$ref": "#/components/schemas/ModelVersion"}}}}}}}}},
+          "models": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}}, "versions": {"type": "array", "items": {"$ref": "#/components/schemas/ModelVersion"}}}}}}}}},
       "post": {"operationId": "registerModel", "summary": "register a succeeded job's best weights",
         "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["job_id", "name"],
           "properties": {"job_id": {"type": "string"}, "name": {"type": "string"}, "alias": {"type": "string"}}}}}},
         "responses": {"201": {"description": "a new version", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ModelVersion"}}}},
           "200": {"description": "the version this job made already", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ModelVersion"}}}}, "404": {"$ref": "#/components/responses/Error"}, "409": {"$ref": "#/components/responses/Error"}}}},
     "/api/models/{name}": {"get": {"operationId": "getModel", "summary": "a model and its alias history", "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
-      "responses": {"200": {"description": "ok"}, "404": {"$ref": "#/components/responses/Error"}}}},
+      "responses": {"200": {"description": "the model and its alias moves, newest first (at most 200)", "content": {"application/json": {"schema": {"type": "object", "required": ["model", "history"],
+        "properties": {"model": {"$ref": "#/components/schemas/Model"}, "history": {"type": "array", "items": {"$ref": "#/components/schemas/AliasChange"}}}}}}},
+        "404": {"$ref": "#/components/responses/Error"}}}},
     "/api/models/{name}/aliases": {"post": {"operationId": "setAlias", "summary": "point an alias at a version (a served alias moves only after the version's health check)",
       "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
       "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["alias", "version"],
@@ -417,12 +446,18 @@ enum OpenAPI {
         "409": {"$ref": "#/components/responses/Error"}}}},
     "/api/models/{name}/aliases/{alias}": {
       "get": {"operationId": "getAlias", "summary": "the version an alias points at", "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}},
-        {"name": "alias", "in": "path", "required": true, "schema": {"type": "string"}}], "responses": {"200": {"description": "ok"}}},
+        {"name": "alias", "in": "path", "required": true, "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "where it points", "content": {"application/json": {"schema": {"type": "object", "required": ["name", "alias", "version"],
+          "properties": {"name": {"type": "string"}, "alias": {"type": "string"}, "version": {"type": "string"}}}}}}, "404": {"$ref": "#/components/responses/Error"}}},
       "delete": {"operationId": "removeAlias", "summary": "remove an alias", "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}},
-        {"name": "alias", "in": "path", "required": true, "schema": {"type": "string"}}], "responses": {"200": {"description": "ok"}}}},
+        {"name": "alias", "in": "path", "required": true, "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "the move (version null)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AliasChange"}}}},
+          "404": {"$ref": "#/components/responses/Error"}, "409": {"$ref": "#/components/responses/Error"}}}},
     "/api/models/{name}/aliases/{alias}/rollback": {"post": {"operationId": "rollbackAlias", "summary": "back to the version the alias pointed at before",
       "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}},
-        {"name": "alias", "in": "path", "required": true, "schema": {"type": "string"}}], "responses": {"200": {"description": "the move"}}}},
+        {"name": "alias", "in": "path", "required": true, "schema": {"type": "string"}}],
+      "responses": {"200": {"description": "the move", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AliasChange"}}}},
+        "404": {"$ref": "#/components/responses/Error"}, "409": {"$ref": "#/components/responses/Error"}}}},
     "/api/models/{name}/versions/{version}/weights": {"get": {"operationId": "getWeights", "summary": "the weights file, or with ?format=onnx its export (X-Content-SHA256)",
       "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}},
         {"name": "version", "in": "path", "required": true, "schema": {"type": "string"}},

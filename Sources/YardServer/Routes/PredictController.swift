@@ -17,6 +17,8 @@ struct PredictController<Context: RequestContext> {
     let registry: ModelRegistry
     let server: ModelServer
     let metrics: ServingMetrics
+    /// Set: each request is a span (continuing the caller's `traceparent`).
+    var traces: TraceExporter? = nil
 
     func addRoutes(to router: some RouterMethods<Context>) {
         router.post("/api/predict/{name}", use: predict)
@@ -25,17 +27,26 @@ struct PredictController<Context: RequestContext> {
 
     @Sendable func predict(_ request: Request, context: Context) async throws -> Response {
         let started = ContinuousClock.now
+        let span = traces.map { _ in PredictSpan(request) }
         // Labelled by names the registry knows only: a client cannot grow the series.
         let labels = Mutex(("_unknown", ""))
         do {
-            let (response, images) = try await answer(request, context: context, started: started) { version in labels.withLock { $0 = (version.name, version.version) } }
+            var (response, images) = try await answer(request, context: context, started: started) { version in labels.withLock { $0 = (version.name, version.version) } }
             let (model, version) = labels.withLock { $0 }
             metrics.record(model: model, version: version, code: 200, seconds: (ContinuousClock.now - started).timeInterval, images: images)
+            if let traces, let span {
+                traces.record([span.finished(model: model, version: version, status: 200, images: images, error: nil)])
+                response.headers[HTTPField.Name("X-Trace-Id")!] = span.traceID
+            }
             return response
         } catch {
             let code = (error as? YardError).map { Int(APIError($0).status.code) } ?? 500
             let (model, version) = labels.withLock { $0 }
             metrics.record(model: model, version: version, code: code, seconds: (ContinuousClock.now - started).timeInterval, images: 0)
+            if let traces, let span {
+                traces.record([span.finished(model: model, version: version, status: code, images: 0,
+                                             error: code >= 500 ? ((error as? YardError)?.message ?? "internal error") : nil)])
+            }
             throw error
         }
     }

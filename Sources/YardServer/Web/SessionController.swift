@@ -16,6 +16,8 @@ struct SessionController<Context: RequestContext> {
     let secureCookies: Bool
     /// Checks users' tokens (nil: only the server's token signs in).
     var users: UserControl?
+    /// Wrong tokens per address: guessing through this page is slowed to a stop.
+    var limiter = SignInLimiter()
 
     func addRoutes(to router: some RouterMethods<Context>) {
         router.get("/api/session", use: show)
@@ -54,6 +56,12 @@ struct SessionController<Context: RequestContext> {
         guard let token else {
             throw YardError(.conflict, field: "token", "this server has no token (YARD_TOKEN is not set); its pages need no sign-in")
         }
+        let address = (context as? YardRequestContext)?.clientAddress ?? "unknown"
+        if let wait = limiter.retryAfter(address) {
+            throw APIError(status: .tooManyRequests, code: "rate_limited", field: "token",
+                           message: "token: too many wrong tokens from this address; try again in \(wait) s",
+                           headers: [.retryAfter: String(wait)])
+        }
         var request = request
         let body: ByteBuffer
         do { body = try await request.collectBody(upTo: 4096) } catch {
@@ -68,8 +76,10 @@ struct SessionController<Context: RequestContext> {
         } else if let user = try await users?.caller(token: given) {
             caller = user
         } else {
+            limiter.failed(address)
             throw YardError(.unauthorized, field: "token", "token: wrong, revoked or expired token; use the YARD_TOKEN the server was started with or a token from `yard tokens create`")
         }
+        limiter.succeeded(address)
         AuditSubject.current?.set(caller)
         let (id, session) = await sessions.create(tokenID: caller.tokenID)
         var headers: HTTPFields = [.setCookie: cookie(id, maxAge: Int(sessions.lifetime))]

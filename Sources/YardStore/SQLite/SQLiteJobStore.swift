@@ -45,11 +45,20 @@ public struct SQLiteJobStore: JobStore {
         return try text.map { try JSONCoding.decode(Job.self, $0) }
     }
 
-    public func jobs(limit: Int, state: JobState?, owner: String?) async throws -> [Job] {
+    /// Walks `job_by_created` newest first and stops at the limit, so a
+    /// page costs the same with 100,000 jobs as with 100 (a rare filter
+    /// value reads further). A `before` that names no job gives no page.
+    public func jobs(_ query: JobQuery) async throws -> [Job] {
         let texts = try await db.read { db in
             try String.fetchAll(db, sql: """
-                SELECT record FROM job WHERE (?1 IS NULL OR state = ?1) AND (?3 IS NULL OR owner = ?3) ORDER BY created_at DESC, id DESC LIMIT ?2
-                """, arguments: [state?.rawValue, limit, owner])
+                SELECT record FROM job
+                WHERE (?1 IS NULL OR state = ?1) AND (?3 IS NULL OR owner = ?3) AND (?4 IS NULL OR experiment = ?4)
+                  AND (?5 IS NULL OR json_extract(record, '$.model') = ?5)
+                  AND (?6 IS NULL OR json_extract(record, '$.dataset') = ?6
+                       OR substr(json_extract(record, '$.dataset'), 1, length(?6) + 1) = ?6 || '@')
+                  AND (?7 IS NULL OR (created_at, id) < (SELECT created_at, id FROM job WHERE id = ?7))
+                ORDER BY created_at DESC, id DESC LIMIT ?2
+                """, arguments: [query.state?.rawValue, query.limit, query.owner, query.experiment, query.model, query.dataset, query.before])
         }
         return try texts.map { try JSONCoding.decode(Job.self, $0) }
     }

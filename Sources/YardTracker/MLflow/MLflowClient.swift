@@ -78,6 +78,8 @@ public struct MLflowClient: Sendable {
         public var runID: String
         public var artifactURI: String
         public var status: String
+        /// The run's tags, when the answer held them (search and get do).
+        public var tags: [String: String] = [:]
     }
 
     /// The run tagged with this key/value in the experiment, if one exists:
@@ -114,7 +116,11 @@ public struct MLflowClient: Sendable {
 
     static func runInfo(_ run: JSONValue) -> RunInfo? {
         guard let info = run["info"], let id = info["run_id"]?.stringValue ?? info["run_uuid"]?.stringValue else { return nil }
-        return RunInfo(runID: id, artifactURI: info["artifact_uri"]?.stringValue ?? "", status: info["status"]?.stringValue ?? "")
+        var tags: [String: String] = [:]
+        for tag in run["data"]?["tags"]?.arrayValue ?? [] {
+            if let key = tag["key"]?.stringValue, let value = tag["value"]?.stringValue { tags[key] = value }
+        }
+        return RunInfo(runID: id, artifactURI: info["artifact_uri"]?.stringValue ?? "", status: info["status"]?.stringValue ?? "", tags: tags)
     }
 
     public struct Metric: Sendable, Hashable {
@@ -150,6 +156,11 @@ public struct MLflowClient: Sendable {
                 "tags": .array(t.map { ["key": .string($0.key), "value": .string($0.value)] }),
             ])
         }
+    }
+
+    /// Marks a run deleted (MLflow keeps it until its garbage collection; searches no longer find it).
+    public func deleteRun(_ runID: String) async throws {
+        _ = try await call(.POST, "/api/2.0/mlflow/runs/delete", ["run_id": .string(runID)])
     }
 
     public func updateRun(runID: String, status: String, endTime: Int64) async throws {

@@ -47,28 +47,8 @@ public struct MLflowTracker: Tracker {
     public func startRun(_ job: Job) async throws -> String? {
         guard let uri = try await trackingURI(job) else { return nil }
         let config = job.config
-        var tags: [String: JSONValue] = [
-            "trainyard.job_id": .string(job.id),
-            "trainyard.worker_host": .string(host),
-            "trainyard.config_hash": .string(Self.hash(config)),
-            "trainyard.attempt": .string(String(job.attempts)),
-            "mlflow.source.name": "trainyard",
-            "mlflow.source.type": "JOB",
-            "model": .string(job.model),
-            "type": .string(job.type.rawValue),
-        ]
-        if let commit = job.gitCommit { tags["mlflow.source.git.commit"] = .string(commit) }
-        if let dirty = job.provenance?.gitDirty { tags["trainyard.git_dirty"] = .string(job.provenance?.gitDiff ?? "\(dirty)") }
-        if let hash = job.datasetHash { tags["trainyard.dataset_hash"] = .string(hash) }
-        if let dataset = job.dataset { tags["trainyard.dataset"] = .string(dataset) }
-        for (key, value) in config["metadata"]?.objectValue ?? [:] {
-            let text = value.stringValue ?? Self.compact(value)
-            if key == "content" { tags["mlflow.note.content"] = .string(text) } else { tags["metadata.\(MetricName.sanitize(key))"] = .string(text) }
-        }
-        var params: [String: JSONValue] = ["model": .string(job.model), "type": .string(job.type.rawValue)]
-        for (key, value) in Self.flatten(config["train"] ?? [:], prefix: "") where !Redaction.isSecretKey(key) {
-            params[MetricName.sanitize(key)] = .string(value)
-        }
+        let tags = Self.runTags(job, host: host).mapValues(JSONValue.string)
+        let params = Self.params(job).mapValues(JSONValue.string)
         var start: [String: JSONValue] = [
             "op": "start", "tracking_uri": .string(uri), "experiment": .string(job.experiment), "run_name": .string(job.id),
             "start_time": .int(millis), "tags": .object(tags), "params": .object(params), "first": .bool(job.attempts <= 1),
@@ -93,13 +73,7 @@ public struct MLflowTracker: Tracker {
 
     public func engineStarted(_ job: Job) async throws {
         guard try await trackingURI(job) != nil else { return }
-        var tags: [String: JSONValue] = [:]
-        if let device = job.device { tags["device"] = .string(device) }
-        for (name, version) in job.versions ?? [:] where !version.isEmpty { tags["\(name)_version"] = .string(version) }
-        if let hash = job.datasetHash { tags["trainyard.dataset_hash"] = .string(hash) }
-        if let host = job.provenance?.host { tags["trainyard.host"] = .string(host) }
-        if let parent = job.provenance?.parent { tags["trainyard.parent_model"] = .string("\(parent.name)@v\(parent.version)") }
-        if let original = job.provenance?.rerunOf { tags["trainyard.rerun_of"] = .string(original) }
+        let tags = Self.engineTags(job).mapValues(JSONValue.string)
         guard !tags.isEmpty else { return }
         try await spool.append(jobID: job.id, ["op": "tags", "tags": .object(tags)])
     }
@@ -129,19 +103,87 @@ public struct MLflowTracker: Tracker {
 
     public func endRun(_ job: Job) async throws {
         guard try await trackingURI(job) != nil else { return }
-        let status: String
-        switch job.state {
-        case .succeeded: status = "FINISHED"
-        case .failed: status = "FAILED"
-        case .stopped, .pruned: status = "KILLED"
-        default: return  // requeued: the run goes on with the next attempt
-        }
-        var tags: [String: JSONValue] = ["trainyard.state": .string(job.state.rawValue)]
-        if let message = job.message { tags["trainyard.message"] = .string(String(message.prefix(5000))) }
-        if let fitness = job.fitness { tags["trainyard.fitness"] = .string(String(fitness)) }
+        guard let status = Self.endStatus(job.state) else { return }  // requeued: the run goes on with the next attempt
+        let tags = Self.endTags(job).mapValues(JSONValue.string)
         // `mlflow.register_model` is the server's to do (its registry of
         // record registers the job and mirrors the version here).
         try await spool.append(jobID: job.id, ops: [["op": "tags", "tags": .object(tags)], ["op": "end", "status": .string(status), "end_time": .int(millis)]])
+    }
+
+    // What a run records, shared by the live tracker and `yard tracking resync`.
+
+    /// The tags a run starts with.
+    public static func runTags(_ job: Job, host: String) -> [String: String] {
+        var tags: [String: String] = [
+            "trainyard.job_id": job.id,
+            "trainyard.worker_host": host,
+            "trainyard.config_hash": hash(job.config),
+            "trainyard.attempt": String(job.attempts),
+            "mlflow.source.name": "trainyard",
+            "mlflow.source.type": "JOB",
+            "model": job.model,
+            "type": job.type.rawValue,
+        ]
+        if let commit = job.gitCommit { tags["mlflow.source.git.commit"] = commit }
+        if let dirty = job.provenance?.gitDirty { tags["trainyard.git_dirty"] = job.provenance?.gitDiff ?? "\(dirty)" }
+        if let hash = job.datasetHash { tags["trainyard.dataset_hash"] = hash }
+        if let dataset = job.dataset { tags["trainyard.dataset"] = dataset }
+        for (key, value) in job.config["metadata"]?.objectValue ?? [:] {
+            let text = value.stringValue ?? compact(value)
+            if key == "content" { tags["mlflow.note.content"] = text } else { tags["metadata.\(MetricName.sanitize(key))"] = text }
+        }
+        return tags
+    }
+
+    /// The run's params: the model, the job type and every `train:` key (secrets left out).
+    public static func params(_ job: Job) -> [String: String] {
+        var params = ["model": job.model, "type": job.type.rawValue]
+        for (key, value) in flatten(job.config["train"] ?? [:], prefix: "") where !Redaction.isSecretKey(key) {
+            params[MetricName.sanitize(key)] = value
+        }
+        return params
+    }
+
+    /// What the engine reported when it started: device, versions, dataset hash, host, parent model.
+    public static func engineTags(_ job: Job) -> [String: String] {
+        var tags: [String: String] = [:]
+        if let device = job.device { tags["device"] = device }
+        for (name, version) in job.versions ?? [:] where !version.isEmpty { tags["\(name)_version"] = version }
+        if let hash = job.datasetHash { tags["trainyard.dataset_hash"] = hash }
+        if let host = job.provenance?.host { tags["trainyard.host"] = host }
+        if let parent = job.provenance?.parent { tags["trainyard.parent_model"] = "\(parent.name)@v\(parent.version)" }
+        if let original = job.provenance?.rerunOf { tags["trainyard.rerun_of"] = original }
+        return tags
+    }
+
+    /// MLflow's status for a finished job; nil while it may go on (queued again, running).
+    public static func endStatus(_ state: JobState) -> String? {
+        switch state {
+        case .succeeded: "FINISHED"
+        case .failed: "FAILED"
+        case .stopped, .pruned: "KILLED"
+        default: nil
+        }
+    }
+
+    /// The tags a run ends with: state, the reason, the fitness.
+    public static func endTags(_ job: Job) -> [String: String] {
+        var tags = ["trainyard.state": job.state.rawValue]
+        if let message = job.message { tags["trainyard.message"] = String(message.prefix(5000)) }
+        if let fitness = job.fitness { tags["trainyard.fitness"] = String(fitness) }
+        return tags
+    }
+
+    /// The tags of a registered version's MLflow mirror.
+    public static func versionTags(_ job: Job, version: String, sha256: String?, metrics: [String: Double]) -> [String: String] {
+        var tags = ["trainyard.job_id": job.id, "trainyard.experiment": job.experiment, "trainyard.version": version,
+                    "model": job.model, "trainyard.config_hash": hash(job.config)]
+        if let sha256 { tags["trainyard.sha256"] = sha256 }
+        if let fitness = job.fitness { tags["trainyard.fitness"] = String(fitness) }
+        if let hash = job.datasetHash { tags["trainyard.dataset_hash"] = hash }
+        if let commit = job.gitCommit { tags["git_commit"] = commit }
+        for (key, value) in metrics { tags[MetricName.sanitize(key)] = String(value) }
+        return tags
     }
 
     /// `{a: {b: 1}}` → `a.b = "1"`; lists as compact JSON.
