@@ -66,7 +66,7 @@ struct DistributedTests {
         }
         #expect(listed.allSatisfy { $0["device"] == "cpu" && $0["versions"]?["torch"]?.stringValue != nil && $0["heartbeat_at"] != nil }, "\(listed)")
         let table = try h.yard(["workers"], server: server.port)
-        #expect(table.status == 0 && table.output.contains("idle"), "\(table.output)")
+        #expect(table.status == 0 && table.output.contains("idle") && table.output.contains("TAGS"), "\(table.output)")
 
         // `yard stop` reaches the worker on the other side of Redis.
         let long = try await server.submit(Self.config(data: data, epochs: 200))

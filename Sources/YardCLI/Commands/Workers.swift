@@ -73,7 +73,7 @@ struct WorkerCommand: AsyncParsableCommand {
 }
 
 struct Workers: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List the workers: host, device, job, GPU use, last heartbeat.")
+    static let configuration = CommandConfiguration(abstract: "List the workers: status, device, tags, job, GPU use, last heartbeat.")
 
     @Flag(help: "Print JSON.") var json = false
     @OptionGroup var server: ServerOptions
@@ -92,9 +92,10 @@ struct Workers: AsyncParsableCommand {
                     return "\(gpu.utilizationPercent.map { "\($0)%" } ?? "-") \(memory) \(gpu.temperatureC.map { "\($0)C" } ?? "")"
                 } ?? (worker.gpuError.map { "error: \($0.prefix(40))" } ?? "-")
                 let seen = Output.duration(max(0, now.timeIntervalSince(worker.heartbeatAt))) + " ago"
-                return [worker.id, worker.status.rawValue, worker.device, worker.job ?? "-", gpu, seen]
+                let tags = (worker.tags ?? []).isEmpty ? "-" : Output.printable((worker.tags ?? []).joined(separator: ","))
+                return [worker.id, worker.status.rawValue, worker.device, tags, worker.job ?? "-", gpu, seen]
             }
-            Table.print(header: ["ID", "STATUS", "DEVICE", "JOB", "GPU", "HEARTBEAT"], rows: rows)
+            Table.print(header: ["ID", "STATUS", "DEVICE", "TAGS", "JOB", "GPU", "HEARTBEAT"], rows: rows)
         }
     }
 }
