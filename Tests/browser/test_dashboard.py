@@ -194,7 +194,8 @@ class LiveTraining(unittest.TestCase):
         if job:
             pages.insert(1, ("job", f"/jobs/{job}"))
             if getattr(self.__class__, "plotted", None):
-                pages.insert(2, ("job-plots", f"/jobs/{self.__class__.plotted}"))
+                # Its top; test_aa's job-plots-* and job-lineage-* shots are scrolled to those parts.
+                pages.insert(2, ("job-plotted", f"/jobs/{self.__class__.plotted}"))
             pages.insert(-2, ("model", "/models/browser-model"))
             trial = getattr(self.__class__, "trial_job", None)
             if trial:
