@@ -2,7 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 import YardDomain
-import YardQueue
+@testable import YardQueue
 import YardRedis
 import YardTestSupport
 
@@ -275,7 +275,9 @@ struct RedisJobQueueTests {
         let queue = RedisJobQueue(redis: redis, now: { clock.time.withLock { $0 } }, policy: .default)
         try await queue.enqueue(QueueTicket(jobID: "old", owner: "ann"))
         let old = try #require(try await queue.claim(worker: "w"))
+        #expect(try await redis.send(["HLEN", "yard:queue:claimed"]).int == 1)
         #expect(try await queue.finish(old, worker: "w"))
+        #expect(try await redis.send(["HLEN", "yard:queue:claimed"]).int == 0)
         #expect(try await redis.send(["HLEN", "yard:queue:span"]).int == 1)
         #expect(try await redis.send(["HLEN", "yard:queue:usage"]).int == 4, "seconds and claims of u:ann and e:default")
         clock.time.withLock { $0 += 25 * 3600 }
@@ -287,6 +289,39 @@ struct RedisJobQueueTests {
         #expect(try await queue.finish(new, worker: "w"))
         #expect(try await redis.send(["HLEN", "yard:queue:ticket"]).int == 0)
         #expect(try await redis.send(["HLEN", "yard:queue:entry"]).int == 0)
+        #expect(try await redis.send(["HLEN", "yard:queue:claimed"]).int == 0)
+    }
+
+    /// Workers that read the same view race for one group's oldest job: the
+    /// one that loses it gets the group's next in the same call (no second
+    /// read), never a job another worker holds; a lost takeover (no group)
+    /// and an emptied group answer `taken`.
+    @Test func aClaimThatLosesItsJobTakesTheNextOfItsGroup() async throws {
+        let server = try await RedisServer()
+        let redis = RedisClient(try server.configuration())
+        let queue = RedisJobQueue(redis: redis)
+        for id in ["j1", "j2", "j3"] { try await queue.enqueue(id) }
+        let view = try await queue.snapshot(takeover: queue.leaseMilliseconds)
+        #expect(view.waiting.map(\.ticket.jobID) == ["j1"], "one head per group")
+        let group = try #require(view.groups["j1"])
+        let entry = try #require(view.entries["j1"])
+        #expect(try await queue.claim(worker: "a") == QueueClaim(jobID: "j1", attempt: 1))
+        // Claims ranked from the view read before a's claim.
+        func stale(_ worker: String, group: String) async throws -> [RESPValue] {
+            try await redis.run(Scripts.claim, keys: RedisKeys().queue, arguments: [
+                RedisJobQueue.group, worker, "j1", entry, queue.leaseMilliseconds, RedisJobQueue.released,
+                String(Date().timeIntervalSince1970), "", group,
+            ]).array ?? []
+        }
+        let b = try await stale("b", group: group)
+        #expect(b.first?.string == "job" && b.last?.string == "j2")
+        #expect(try await queue.claimant(of: "j2") == "b")
+        #expect(try await queue.claimant(of: "j1") == "a", "the job a holds stays a's")
+        #expect(try await stale("c", group: "").first?.string == "taken")
+        #expect(try await stale("c", group: group).last?.string == "j3")
+        #expect(try await stale("d", group: group).first?.string == "taken")
+        #expect(try await redis.send(["HLEN", "yard:queue:claimed"]).int == 3)
+        #expect(try await queue.claim(worker: "d") == nil)
     }
 
     /// A queue an older version left (stream entries without tickets, one

@@ -30,7 +30,8 @@ import YardStore
 /// Keys: `RedisKeys.jobs` (the stream), `.entries` (job id -> entry id),
 /// `.attempts` (job id -> attempts so far), `.tickets` (job id -> what
 /// orders it), `.groups` and `.waiting(group)` (the waiting jobs),
-/// `.spans`, `.ended` and `.usage` (GPU time per share, 24 h).
+/// `.spans`, `.ended` and `.usage` (GPU time per share, 24 h), `.claimed`
+/// (entry -> job while claimed).
 public final class RedisJobQueue: JobQueue {
     public static let group = "workers"
     /// The consumer an older version handed released entries to: such an
@@ -48,6 +49,9 @@ public final class RedisJobQueue: JobQueue {
     private let policy: SchedulingPolicy?
     /// Where the workers announce themselves (the same Redis).
     private let workers: RedisWorkerRegistry
+    /// Tickets and spans as the last snapshots read them: the same JSON
+    /// comes back in every claim's snapshot while the job waits or runs.
+    private let decoded = DecodedCache()
     /// The stream's newest entry when a claim last found nothing: a wait
     /// blocks for entries after it, so one added in between is not missed.
     private let lastSeen = Mutex<String?>(nil)
@@ -118,21 +122,25 @@ public final class RedisJobQueue: JobQueue {
                     return nil
                 }
                 let chosen = view.waiting.remove(at: index)
+                let group = view.groups[chosen.ticket.jobID] ?? ""
                 let reply = try await redis.run(Scripts.claim, keys: keys.queue, arguments: [
                     Self.group, worker, chosen.ticket.jobID, view.entries[chosen.ticket.jobID] ?? "", takeover, Self.released,
-                    String(date.timeIntervalSince1970), policy.maxRunningPerUser.map(String.init) ?? "",
+                    String(date.timeIntervalSince1970), policy.maxRunningPerUser.map(String.init) ?? "", group,
                 ])
                 guard let fields = reply.array, let kind = fields.first?.string else {
                     throw RedisError.protocolViolation("the claim script returned \(reply)")
                 }
                 if kind == "job" {
-                    guard fields.count == 2, let attempt = fields[1].int else { throw RedisError.protocolViolation("the claim script returned \(reply)") }
-                    return QueueClaim(jobID: chosen.ticket.jobID, attempt: Int(attempt))
+                    guard fields.count == 3, let attempt = fields[1].int, let job = fields[2].string else {
+                        throw RedisError.protocolViolation("the claim script returned \(reply)")
+                    }
+                    return QueueClaim(jobID: job, attempt: Int(attempt))
                 }
                 if kind != "taken" { break }  // its owner reached --max-running meanwhile: read afresh
-                // Another worker claimed it since the view was read (workers
-                // racing rank alike): it runs now; the next in this view is tried.
+                // Other workers claimed it and every job of its group since
+                // the view was read: the next in this view is tried.
                 if let owner = chosen.ticket.owner { view.running[owner, default: 0] += 1 }
+                if !group.isEmpty { view.waiting.removeAll { view.groups[$0.ticket.jobID] == group } }
                 lost = true
             }
         }
@@ -141,10 +149,12 @@ public final class RedisJobQueue: JobQueue {
 
     /// What a claim ranks, as one script read it.
     struct View {
-        /// Each group's oldest waiting jobs (eight), and every claim expired past the takeover.
+        /// Each group's oldest waiting job, and every claim expired past the takeover.
         var waiting: [ClaimOrder.Candidate] = []
         /// Job id -> its stream entry (the candidates').
         var entries: [String: String] = [:]
+        /// Job id -> its group (the waiting candidates').
+        var groups: [String: String] = [:]
         /// Live claims per owner, for `--max-running`.
         var running: [String: Int] = [:]
         /// GPU time of claims that ended in the window, per share key
@@ -182,19 +192,20 @@ public final class RedisJobQueue: JobQueue {
         var view = View()
         view.policy = policy ?? parts[4].string.flatMap { try? JSONCoding.decode(StoredPolicy.self, $0) }?.policy ?? .default
         view.newest = parts[3].string ?? "0-0"
-        // Each group's oldest: {job, entry, ticket}.
+        // Each group's oldest: {job, entry, ticket, group}.
         for head in parts[0].array ?? [] {
-            guard let fields = head.array, fields.count == 3, let job = fields[0].string, let entry = fields[1].string else { continue }
-            let ticket = fields[2].string.flatMap { try? JSONCoding.decode(StoredTicket.self, $0) }?.ticket(job)
+            guard let fields = head.array, fields.count == 4, let job = fields[0].string, let entry = fields[1].string else { continue }
+            let ticket = fields[2].string.flatMap { decoded.ticket($0) }?.ticket(job)
                 ?? QueueTicket(jobID: job, enqueuedAt: Self.date(of: entry))
             view.entries[job] = entry
+            view.groups[job] = fields[3].string
             view.waiting.append(ClaimOrder.Candidate(ticket: ticket, seq: Self.seq(of: entry)))
         }
         // The pending list: {entry, consumer, idle ms, job, ticket, span}.
         for row in parts[1].array ?? [] {
             guard let fields = row.array, fields.count == 6, let entry = fields[0].string, let consumer = fields[1].string,
                   let idle = fields[2].int, let job = fields[3].string else { continue }
-            let ticket = fields[4].string.flatMap { try? JSONCoding.decode(StoredTicket.self, $0) }?.ticket(job)
+            let ticket = fields[4].string.flatMap { decoded.ticket($0) }?.ticket(job)
                 ?? QueueTicket(jobID: job, enqueuedAt: Self.date(of: entry))
             let live = consumer != Self.released && idle < limit
             if live {
@@ -204,7 +215,7 @@ public final class RedisJobQueue: JobQueue {
                 view.entries[job] = entry
                 view.waiting.append(ClaimOrder.Candidate(ticket: ticket, seq: Self.seq(of: entry)))
             }
-            if let span = fields[5].string.flatMap({ try? JSONCoding.decode(StoredSpan.self, $0) }), span.f == nil {
+            if let span = fields[5].string.flatMap({ decoded.span($0) }), span.f == nil {
                 // A claim its worker stopped renewing holds no GPU now.
                 view.open.append(UsageSpan(owner: span.o, experiment: span.e, start: Date(timeIntervalSince1970: span.s), end: live ? nil : date))
             }
@@ -331,9 +342,31 @@ public final class RedisJobQueue: JobQueue {
     }
 }
 
+/// Tickets and spans decoded from their JSON, kept by the JSON: a claim's
+/// snapshot holds the same few strings as the last one, so each is decoded
+/// once, not once a claim (the client shares the cores with Redis).
+/// Emptied past 4,096 of each.
+final class DecodedCache: Sendable {
+    private let tickets = Mutex<[String: StoredTicket]>([:])
+    private let spans = Mutex<[String: StoredSpan]>([:])
+
+    func ticket(_ text: String) -> StoredTicket? { Self.lookup(text, in: tickets) }
+    func span(_ text: String) -> StoredSpan? { Self.lookup(text, in: spans) }
+
+    private static func lookup<T: Decodable & Sendable>(_ text: String, in cache: borrowing Mutex<[String: T]>) -> T? {
+        if let known = cache.withLock({ $0[text] }) { return known }
+        guard let value = try? JSONCoding.decode(T.self, text) else { return nil }
+        cache.withLock {
+            if $0.count >= 4096 { $0.removeAll(keepingCapacity: true) }
+            $0[text] = value
+        }
+        return value
+    }
+}
+
 /// A ticket as the queue keeps it in Redis (`RedisKeys.tickets`); short
 /// keys, as the claim script reads `o` (the owner) for `--max-running`.
-struct StoredTicket: Codable {
+struct StoredTicket: Codable, Sendable {
     var p: Int
     var o: String?
     var e: String
@@ -383,7 +416,7 @@ struct StoredPolicy: Codable {
 
 /// One claim's GPU time as the claim script writes it (`RedisKeys.usage`):
 /// job, owner, experiment, start and end (epoch seconds; no end: held).
-struct StoredSpan: Codable {
+struct StoredSpan: Codable, Sendable {
     var j: String
     var o: String?
     var e: String
@@ -418,9 +451,12 @@ public struct RedisKeys: Sendable {
     public var groups: String { "\(prefix):queue:groups" }
     /// A group's waiting jobs, by entry (oldest first): this prefix and the group.
     public var waitingPrefix: String { "\(prefix):queue:waiting:" }
-    /// The keys the queue's scripts take, in their order (the last is the
+    /// Stream entry -> the job it holds, while claimed (what a snapshot
+    /// reads for each claim; the stream's own XRANGE cost five times more).
+    public var claimed: String { "\(prefix):queue:claimed" }
+    /// The keys the queue's scripts take, in their order (the tenth is the
     /// prefix of the groups' sets, which they name from it).
-    var queue: [String] { [jobs, entries, attempts, tickets, usage, policy, spans, ended, groups, waitingPrefix] }
+    var queue: [String] { [jobs, entries, attempts, tickets, usage, policy, spans, ended, groups, waitingPrefix, claimed] }
     /// A job as the server published it: `record` (the job, config with
     /// secrets masked), `secrets` (sealed with the shared secret key),
     /// `stop` ("1" once a stop was asked for).
@@ -462,7 +498,7 @@ final class RedisWaitPool: Sendable {
 
 /// The queue's Lua scripts. KEYS: stream, entry hash, attempt hash,
 /// ticket hash, usage hash, policy, span hash, ended set, group hash, the
-/// groups' waiting-set prefix. ARGV[1] is always the consumer group.
+/// groups' waiting-set prefix, claimed hash. ARGV[1] is always the consumer group.
 enum Scripts {
     /// What the scripts share: an entry id as a score (its order), a job's
     /// ticket, ending a claim's span (its GPU time then counts for its
@@ -477,6 +513,13 @@ enum Scripts {
           local text = redis.call('HGET', KEYS[4], job)
           if not text then return nil end
           return cjson.decode(text)
+        end
+        local function claimedjob(id)
+          local job = redis.call('HGET', KEYS[11], id)
+          if job then return job end
+          local entry = redis.call('XRANGE', KEYS[1], id, id)
+          if entry[1] then return entry[1][2][2] end
+          return nil
         end
         local function shares(span)
           local owner = ''
@@ -502,6 +545,7 @@ enum Scripts {
         end
         local function requeue(job, id)
           redis.call('XACK', KEYS[1], ARGV[1], id)
+          redis.call('HDEL', KEYS[11], id)
           local t = ticketof(job)
           if not t or type(t.g) ~= 'string' then
             -- queued by an older version: the default ticket
@@ -513,6 +557,7 @@ enum Scripts {
         end
         local function forget(job, id)
           redis.call('XACK', KEYS[1], ARGV[1], id)
+          redis.call('HDEL', KEYS[11], id)
           redis.call('XDEL', KEYS[1], id)
           redis.call('HDEL', KEYS[2], job)
           local t = ticketof(job)
@@ -550,13 +595,11 @@ enum Scripts {
         """)
 
     /// ARGV: group, start of the usage window (epoch seconds). What a claim
-    /// ranks, read at one instant: {each group's eight oldest ({job, entry,
-    /// ticket}, ...: workers racing for one group's oldest try the next
-    /// without reading again), the pending list ({entry, consumer, idle ms, job,
+    /// ranks, read at one instant: {each group's oldest ({job, entry,
+    /// ticket, group}, ...), the pending list ({entry, consumer, idle ms, job,
     /// ticket, span}, ...), the usage hash, the newest entry id, the
     /// published policy}. Drops the GPU time that left the window first.
     static let snapshot = RedisScript(shared + """
-        pcall(redis.call, 'XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
         local old = redis.call('ZRANGEBYSCORE', KEYS[8], '-inf', '(' .. ARGV[2], 'LIMIT', 0, 1000)
         for _, field in ipairs(old) do
           local text = redis.call('HGET', KEYS[7], field)
@@ -576,24 +619,23 @@ enum Scripts {
         end
         local heads = {}
         for _, g in ipairs(redis.call('HKEYS', KEYS[9])) do
-          local first = redis.call('ZRANGE', KEYS[10] .. g, 0, 7)
+          local first = redis.call('ZRANGE', KEYS[10] .. g, 0, 3)
           if first[1] == nil then redis.call('HDEL', KEYS[9], g) end
           for _, job in ipairs(first) do
             local id = redis.call('HGET', KEYS[2], job)
             if id then
-              table.insert(heads, {job, id, redis.call('HGET', KEYS[4], job) or false})
-            else
-              redis.call('ZREM', KEYS[10] .. g, job)
+              table.insert(heads, {job, id, redis.call('HGET', KEYS[4], job) or false, g})
+              break
             end
+            redis.call('ZREM', KEYS[10] .. g, job)
           end
         end
         local rows = {}
-        local summary = redis.call('XPENDING', KEYS[1], ARGV[1])
-        if summary[1] > 0 then
-          for _, held in ipairs(redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', summary[1])) do
-            local entry = redis.call('XRANGE', KEYS[1], held[1], held[1])
-            if entry[1] then
-              local job = entry[1][2][2]
+        local known, pending = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1], '-', '+', 1000000)
+        if known then
+          for _, held in ipairs(pending) do
+            local job = claimedjob(held[1])
+            if job then
               local attempt = redis.call('HGET', KEYS[3], job)
               local span = false
               if attempt then span = redis.call('HGET', KEYS[7], job .. '\\0' .. attempt) or false end
@@ -609,22 +651,40 @@ enum Scripts {
 
     /// ARGV: group, consumer, job id, its entry id (as the snapshot saw
     /// it), takeover idle (ms), placeholder consumer, now (epoch seconds),
-    /// per-user running limit ('' for none).
+    /// per-user running limit ('' for none), the job's group ('' for a
+    /// claim being taken over).
     /// Claims the job the caller ranked first if it still waits (in its
     /// group, released by an older version, or its claim idle past the
-    /// takeover) and its owner is still under the limit. Returns {'job',
-    /// attempt}, {'taken'} (claimed or gone meanwhile) or {'limit'}.
+    /// takeover); if another worker took it meanwhile, the oldest job still
+    /// waiting in its group, which ranks next (same priority, owner,
+    /// experiment and resources): workers racing for one group cost no
+    /// extra round trip. Then only if the owner is still under the limit.
+    /// Returns {'job', attempt, job id}, {'taken'} (nothing of that group
+    /// waits) or {'limit'}.
     static let claim = RedisScript(shared + """
-        pcall(redis.call, 'XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
-        local id = redis.call('HGET', KEYS[2], ARGV[3])
-        if not id or id ~= ARGV[4] then return {'taken'} end
+        local job = ARGV[3]
+        local id = redis.call('HGET', KEYS[2], job)
         local takeover = tonumber(ARGV[5])
-        local t = ticketof(ARGV[3])
-        local pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
-        if pending[1] ~= nil then
-          if pending[1][2] ~= ARGV[6] and pending[1][3] < takeover then return {'taken'} end
-        elseif not t or type(t.g) ~= 'string' or not redis.call('ZSCORE', KEYS[10] .. t.g, ARGV[3]) then
-          return {'taken'}
+        local t = ticketof(job)
+        local free = id ~= false and id == ARGV[4]
+        if free then
+          local pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
+          if pending[1] ~= nil then
+            free = pending[1][2] == ARGV[6] or pending[1][3] >= takeover
+          elseif not t or type(t.g) ~= 'string' or not redis.call('ZSCORE', KEYS[10] .. t.g, job) then
+            free = false
+          end
+        end
+        if not free then
+          if ARGV[9] == '' then return {'taken'} end
+          local first = redis.call('ZRANGE', KEYS[10] .. ARGV[9], 0, 0)
+          if first[1] == nil then return {'taken'} end
+          job = first[1]
+          id = redis.call('HGET', KEYS[2], job)
+          if not id then return {'taken'} end
+          t = ticketof(job)
+          local pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
+          if pending[1] ~= nil and pending[1][2] ~= ARGV[6] and pending[1][3] < takeover then return {'taken'} end
         end
         local owner = nil
         local experiment = 'default'
@@ -635,29 +695,27 @@ enum Scripts {
         if ARGV[8] ~= '' and owner then
           local limit = tonumber(ARGV[8])
           local running = 0
-          local summary = redis.call('XPENDING', KEYS[1], ARGV[1])
-          if summary[1] > 0 then
-            for _, held in ipairs(redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', summary[1])) do
-              if held[1] ~= id and held[2] ~= ARGV[6] and held[3] < takeover then
-                local entry = redis.call('XRANGE', KEYS[1], held[1], held[1])
-                if entry[1] then
-                  local other = ticketof(entry[1][2][2])
-                  if other and other.o == owner then running = running + 1 end
-                end
+          for _, held in ipairs(redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1000000)) do
+            if held[1] ~= id and held[2] ~= ARGV[6] and held[3] < takeover then
+              local other = claimedjob(held[1])
+              if other then
+                other = ticketof(other)
+                if other and other.o == owner then running = running + 1 end
               end
             end
           end
           if running >= limit then return {'limit'} end
         end
         local now = tonumber(ARGV[7])
-        endspan(ARGV[3], now)
-        if t and type(t.g) == 'string' then redis.call('ZREM', KEYS[10] .. t.g, ARGV[3]) end
+        endspan(job, now)
+        if t and type(t.g) == 'string' then redis.call('ZREM', KEYS[10] .. t.g, job) end
         redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'FORCE', 'JUSTID')
-        local attempt = redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
-        local span = {j = ARGV[3], e = experiment, s = now}
+        redis.call('HSET', KEYS[11], id, job)
+        local attempt = redis.call('HINCRBY', KEYS[3], job, 1)
+        local span = {j = job, e = experiment, s = now}
         if owner then span.o = owner end
-        redis.call('HSET', KEYS[7], ARGV[3] .. '\\0' .. attempt, cjson.encode(span))
-        return {'job', attempt}
+        redis.call('HSET', KEYS[7], job .. '\\0' .. attempt, cjson.encode(span))
+        return {'job', attempt, job}
         """)
 
     /// ARGV: group, consumer, job id, attempt, action, placeholder consumer, now.
