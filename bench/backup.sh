@@ -10,6 +10,10 @@
 # yard does more than tar: it snapshots the store through SQLite's online
 # backup and hashes every file (sha256) for the manifest.
 # Prints MB/s and yard's speed as a fraction of tar's (goal >= 0.7).
+# Then the longest pause a backup causes to a training's epoch events (goal
+# <= 100 ms): yard-bench records an epoch every 20 ms into a real store in a
+# copy of the data dir (hard links) as a worker's reports do, alone for 5 s,
+# then while `yard backup --compression zstd` runs over it in its own process.
 # Usage: bench/backup.sh [SIZE_MB=1500] [RUNS=3]   (YARD_BIN: a yard binary; default: scripts/setup.sh's release build)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,6 +21,9 @@ SIZE_MB=${1:-1500}
 RUNS=${2:-3}
 if [ -z "${YARD_BIN:-}" ]; then eval "$("$ROOT/scripts/setup.sh")"; fi
 command -v zstd >/dev/null || { echo "bench/backup.sh needs zstd on PATH" >&2; exit 1; }
+CACHE=${TRAINYARD_CACHE:-$HOME/.cache/trainyard}
+(cd "$ROOT" && swift build -c release --scratch-path "$CACHE/swiftpm" --product YardBench >"$CACHE/build-bench.log" 2>&1) || {
+  tail -30 "$CACHE/build-bench.log" >&2; exit 1; }
 WORK=$(mktemp -d /tmp/yard-bench-backup.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 DATA="$WORK/data"
@@ -96,3 +103,8 @@ print(f"yard backup (none)   : {yp:6.2f} s  {mb / yp:7.0f} MB/s   {tp / yp:.2f}x
 print(f"tar --zstd -cf       : {tz:6.2f} s  {mb / tz:7.0f} MB/s")
 print(f"yard backup (zstd)   : {yz:6.2f} s  {mb / yz:7.0f} MB/s   {tz / yz:.2f}x tar's speed (goal >= 0.7)")
 PY
+
+PAUSE="$WORK/pause"
+mkdir -p "$PAUSE"
+cp -al "$DATA/runs" "$DATA/artifacts" "$DATA/datasets" "$PAUSE/"
+"$CACHE/swiftpm/release/YardBench" backup-pause "$PAUSE" "$YARD_BIN"

@@ -42,6 +42,8 @@ final class ArchiveOutput {
     private var buffer: [UInt8] = []
     private let bufferSize = 1 << 20
     private(set) var written: Int64 = 0
+    /// `written` when the disk was last asked to start writing the file out.
+    private var started: Int64 = 0
 
     init(path: String, compression: ArchiveCompression) throws {
         self.path = path
@@ -105,6 +107,15 @@ final class ArchiveOutput {
             done += n
         }
         written += Int64(pointer.count)
+        // The disk writes as the archive grows (fadvise starts the
+        // writeback and returns), so the fsync at the end waits for the last
+        // stretch, not for the whole archive: half the time of a GB backup
+        // here went into that one fsync. (Through a compressor, the file is
+        // the compressor's output, a little behind.)
+        if written - started >= 32 << 20 {
+            started = written
+            _ = posix_fadvise(file, 0, 0, POSIX_FADV_DONTNEED)  // starts the writeback of dirty pages, drops the written ones
+        }
     }
 
     /// The compressor's own words when it failed (a full disk), else `reason`.

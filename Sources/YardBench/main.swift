@@ -15,6 +15,8 @@
 //     JOBS jobs) for the browser half, epochs recorded on command.
 //   yard-bench http-metrics [REQUESTS] [ROUNDS] (bench/http_metrics.sh): keep-alive
 //     requests against a server with and without the HTTP metrics middleware.
+//   yard-bench backup-pause DATA YARD_BIN (bench/backup.sh): the longest pause
+//     `yard backup` causes to a training's epoch events.
 //   yard-bench redis-queue URL [JOBS] [C_BASELINE] (bench/redis_queue.sh): the Redis queue
 //     path against raw stream round trips.
 import Foundation
@@ -52,6 +54,10 @@ if arguments.count >= 2, arguments[1] == "store-scale" {
 }
 if arguments.count >= 2, arguments[1] == "dashboard-server" {
     try await DashboardBench.run(jobs: arguments.count > 2 ? Int(arguments[2]) ?? 100_000 : 100_000)
+    exit(0)
+}
+if arguments.count == 4, arguments[1] == "backup-pause" {
+    try await BackupPauseBench.run(data: arguments[2], yard: arguments[3])
     exit(0)
 }
 if arguments.count >= 3, arguments[1] == "redis-queue" {

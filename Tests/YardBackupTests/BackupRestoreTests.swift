@@ -67,6 +67,32 @@ struct BackupRestoreTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: target).allSatisfy { !$0.hasPrefix(".restore-") })
     }
 
+    /// Files cross the hasher's slots every way: many small ones sharing
+    /// slots, one a little past a slot's size (a slot of its own), one past
+    /// the whole-read limit (streamed over several slots), a hard link to a
+    /// file hashed in an earlier slot. The restore checks every byte against
+    /// the manifest's digests, so a digest of the wrong bytes fails it.
+    @Test func digestsAreTheFilesOwnAcrossTheHashersSlots() async throws {
+        let f = try DataDirFixture("slots")
+        defer { f.dir.remove() }
+        _ = try f.store()
+        for i in 0..<300 { _ = try f.write("runs/small/\(i).bin", DataDirFixture.randomBytes(40_000 + i, seed: UInt64(i + 1))) }
+        var past = [UInt8](repeating: 1, count: MemberWriter.slotSize + 4097)
+        past[MemberWriter.slotSize] = 2
+        _ = try f.write("runs/past-a-slot.bin", past)
+        var big = [UInt8](repeating: 3, count: MemberWriter.wholeLimit + 3 * MemberWriter.slotSize / 2)
+        for k in stride(from: 0, to: big.count, by: MemberWriter.slotSize / 2) { big[k] = UInt8(truncatingIfNeeded: k >> 20) }
+        _ = try f.write("runs/streamed.bin", big)
+        #expect(link(f.data + "/runs/small/3.bin", f.data + "/runs/linked.bin") == 0)
+        let result = try Backup.run(BackupOptions(dataDirectory: f.data, output: f.dir.file("out.tar")))
+        let target = f.dir.file("restored")
+        _ = try Restore.run(RestoreOptions(archive: result.output, dataDirectory: target))
+        let before = DataDirFixture.treeHash(f.data), after = DataDirFixture.treeHash(target)
+        for (path, hash) in before where path.hasPrefix("runs/") { #expect(after[path] == hash, "\(path)") }
+        #expect(after.keys.filter { $0.hasPrefix("runs/") }.count == before.keys.filter { $0.hasPrefix("runs/") }.count)
+        #expect(before.keys.filter { $0.hasPrefix("runs/") }.count >= 303)
+    }
+
     @Test func checkpointsAndTheKeyAreLeftOutOrPutInAsAsked() async throws {
         let f = try await Self.populated("options")
         defer { f.dir.remove() }
