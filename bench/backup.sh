@@ -104,6 +104,10 @@ print(f"tar --zstd -cf       : {tz:6.2f} s  {mb / tz:7.0f} MB/s")
 print(f"yard backup (zstd)   : {yz:6.2f} s  {mb / yz:7.0f} MB/s   {tz / yz:.2f}x tar's speed (goal >= 0.7)")
 PY
 
+# What tar and the runs above left in the page cache goes to the disk first,
+# or the baseline measures that (tar's 1 GB, written back meanwhile, held
+# an epoch 1.25 s here).
+sync
 PAUSE="$WORK/pause"
 mkdir -p "$PAUSE"
 cp -al "$DATA/runs" "$DATA/artifacts" "$DATA/datasets" "$PAUSE/"

@@ -70,10 +70,12 @@ struct BackupRestoreTests {
     /// Files cross the hasher's slots every way: many small ones sharing
     /// slots, one a little past a slot's size (a slot of its own), one past
     /// the whole-read limit (streamed over several slots), a hard link to a
-    /// file hashed in an earlier slot. The restore checks every byte against
+    /// file hashed in an earlier slot; with the writer held back by the
+    /// archive's writeback. The restore checks every byte against
     /// the manifest's digests, so a digest of the wrong bytes fails it.
-    @Test func digestsAreTheFilesOwnAcrossTheHashersSlots() async throws {
-        let f = try DataDirFixture("slots")
+    @Test(arguments: ["none", "zstd"])
+    func digestsAreTheFilesOwnAcrossTheHashersSlots(compression: String) async throws {
+        let f = try DataDirFixture("slots-\(compression)")
         defer { f.dir.remove() }
         _ = try f.store()
         for i in 0..<300 { _ = try f.write("runs/small/\(i).bin", DataDirFixture.randomBytes(40_000 + i, seed: UInt64(i + 1))) }
@@ -84,7 +86,9 @@ struct BackupRestoreTests {
         for k in stride(from: 0, to: big.count, by: MemberWriter.slotSize / 2) { big[k] = UInt8(truncatingIfNeeded: k >> 20) }
         _ = try f.write("runs/streamed.bin", big)
         #expect(link(f.data + "/runs/small/3.bin", f.data + "/runs/linked.bin") == 0)
-        let result = try Backup.run(BackupOptions(dataDirectory: f.data, output: f.dir.file("out.tar")))
+        var options = BackupOptions(dataDirectory: f.data, output: f.dir.file("out.tar"))
+        options.compression = compression  // over 16 MB either way: the writer waits for the disk (Writeback)
+        let result = try Backup.run(options)
         let target = f.dir.file("restored")
         _ = try Restore.run(RestoreOptions(archive: result.output, dataDirectory: target))
         let before = DataDirFixture.treeHash(f.data), after = DataDirFixture.treeHash(target)
