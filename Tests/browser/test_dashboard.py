@@ -217,6 +217,9 @@ class LiveTraining(unittest.TestCase):
                         wait(d, lambda d: d.execute_script("return document.querySelector('.uplot canvas') && document.querySelector('pre.log .line')"), 60)
                     if name == "jobs":
                         wait(d, lambda d: d.execute_script("return !!document.querySelector('tbody tr')"), 30)
+                        # Every job id on one line, at any width (on a phone they broke mid-word in a narrow column).
+                        broken = d.execute_script("return [...document.querySelectorAll('tbody .job-link')].filter(a => a.getClientRects().length > 1).map(a => a.textContent)")
+                        self.assertEqual(broken, [], f"job ids wrapped at {width} px")
                     if name == "sweep":
                         wait(d, lambda d: d.execute_script("return document.querySelectorAll('figure.parallel polyline').length === 3 && !!document.querySelector('.uplot canvas')"), 30)
                     if name == "compare":

@@ -115,10 +115,10 @@ export function mount(root, { query, navigate }) {
     });
     fill(tr,
       h("td", { class: "pick" }, box),
-      h("td", {}, h("a", { href: `/jobs/${encodeURIComponent(job.id)}`, class: "job-link", text: job.id }),
+      h("td", { class: "job" }, h("a", { href: `/jobs/${encodeURIComponent(job.id)}`, class: "job-link", text: job.id }),
         h("div", { class: "sub", text: [job.experiment, job.model, job.owner && `by ${job.owner}`,
           Number.isInteger(job.priority) && job.priority !== 5 && `priority ${job.priority}`].filter(Boolean).join(" · ") })),
-      h("td", {}, stateBadge(job.state)),
+      h("td", { class: "state" }, stateBadge(job.state)),
       h("td", { class: "epoch", text: epochOf(job) }),
       h("td", { class: "wide" }, progress),
       h("td", { class: "num wide", text: number(job.fitness) }),
