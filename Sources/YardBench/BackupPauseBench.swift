@@ -20,12 +20,7 @@ enum BackupPauseBench {
         let database = try YardDatabase(path: data + "/yard.sqlite")
         try await StoreScaleBench.generate(database, jobs: 20_000, epochsPerJob: 10)
         let store = SQLiteJobStore(database: database)
-        let parser = JobConfigParser { _ in true }
-        let config = try parser.parse("model: yolov8n.yaml\ntask_id: live-0\ntrain: {data: /d/data.yaml, epochs: 100000, imgsz: 320}\n")
-        var job = Job(id: "live-0", config: config, redacted: Redaction.redact(config.json), createdAt: Date())
-        job.state = .running
-        job.startedAt = Date()
-        try await store.insert(job, secrets: [:], recording: ["state": "running", "message": "bench"])
+        try await StoreScaleBench.insertRunning(store, id: "live-0", epochs: 100_000)
         var epoch = 0
 
         let alone = try await record(store, epoch: &epoch) { ContinuousClock.now < $0 + .seconds(5) }

@@ -56,12 +56,7 @@ enum DashboardBench {
         let database = try YardDatabase(path: folder.file("yard.sqlite"))
         try await StoreScaleBench.generate(database, jobs: jobs, epochsPerJob: 10)
         let store = SQLiteJobStore(database: database)
-        let parser = JobConfigParser { _ in true }
-        let config = try parser.parse("model: yolov8n.yaml\ntask_id: live-0\ntrain: {data: /d/data.yaml, epochs: 1000, imgsz: 320}\n")
-        var job = Job(id: "live-0", config: config, redacted: Redaction.redact(config.json), createdAt: Date())
-        job.state = .running
-        job.startedAt = Date()
-        try await store.insert(job, secrets: [:], recording: ["state": "running", "message": "bench"])
+        try await StoreScaleBench.insertRunning(store, id: "live-0", epochs: 1000)
         let server = try await BenchServer.start(store: store, database: database, folder: folder.path)
         return Side(store: store, server: server, folder: folder)
     }

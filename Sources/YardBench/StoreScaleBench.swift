@@ -40,6 +40,16 @@ enum StoreScaleBench {
     }
 
     /// Jobs through the store's own encoding, written in large transactions.
+    /// A job of `epochs` epochs, running now, as a worker's claim leaves it.
+    static func insertRunning(_ store: SQLiteJobStore, id: String, epochs: Int) async throws {
+        let parser = JobConfigParser { _ in true }
+        let config = try parser.parse("model: yolov8n.yaml\ntask_id: \(id)\ntrain: {data: /d/data.yaml, epochs: \(epochs), imgsz: 320}\n")
+        var job = Job(id: id, config: config, redacted: Redaction.redact(config.json), createdAt: Date())
+        job.state = .running
+        job.startedAt = Date()
+        try await store.insert(job, secrets: [:], recording: ["state": "running", "message": "bench"])
+    }
+
     static func generate(_ database: YardDatabase, jobs: Int, epochsPerJob: Int) async throws {
         let parser = JobConfigParser { _ in true }
         let states: [JobState] = [.succeeded, .failed, .stopped, .succeeded, .queued, .running, .succeeded]
