@@ -327,6 +327,8 @@ class LiveTraining(unittest.TestCase):
         exact = log_diff()
         self.assertGreaterEqual(len([1 for kind, _ in exact if kind != "same"]), len(changed), "masking numbers can only hide differences")
         self.assertIsNone(d.execute_script("return window.__xss"))
+        # The shot shows the diff itself (it showed the config table above it).
+        d.execute_script("document.querySelector('.diff-lines .line.add, .diff-lines .line.del').scrollIntoView({block: 'center'})")
         screenshot(d, os.path.join(self.folder, "shots"), "compare-logs-1280x800-light")
         d.get(yard.base + "/compare?jobs=" + trained)
         wait(d, lambda d: "Pick 2 to 10 jobs" in (text(d, "document.querySelector('main .status')") or ""), 30, "one run is not refused")
