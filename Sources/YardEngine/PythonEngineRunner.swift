@@ -46,7 +46,7 @@ public struct PythonEngineRunner: EngineRunner {
             defer { Task { await warm.fill() } }  // the next job's engine starts as this one is taken
             if let process = await warm.take(spec: specPath, directory: request.workDirectory) { return process }
         }
-        let arguments = [environment.python, "-m", "trainyard_engine", "train", "--spec", specPath, "--events-fd", "3"]
+        let arguments = [environment.python, "-m", "trainyard_engine", "train", "--spec", specPath, "--events-fd", "3", "--parent-pid", String(getpid())]
         return try ChildProcess.spawn(arguments: arguments, environment: environment.processEnvironment(extra: extraEnvironment),
                                       directory: request.workDirectory)
     }

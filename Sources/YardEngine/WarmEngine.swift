@@ -60,7 +60,7 @@ public actor WarmEngine {
         guard (try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                         attributes: [.posixPermissions: 0o700])) != nil,
               let stdin = try? Pipe2() else { return }
-        let arguments = [environment.python, "-m", "trainyard_engine", "train", "--warm", "--events-fd", "3"]
+        let arguments = [environment.python, "-m", "trainyard_engine", "train", "--warm", "--events-fd", "3", "--parent-pid", String(getpid())]
         do {
             let process = try ChildProcess.spawn(arguments: arguments, environment: environment.processEnvironment(extra: extraEnvironment),
                                                  directory: directory, input: stdin.read)

@@ -118,6 +118,13 @@ struct JobRun {
                 known = hash
             }
             if running.attempts > 1 {
+                // Cut off while it was written (the attempt was killed then): useless, and
+                // Ultralytics would refuse it as "not found"; a remote copy may be whole.
+                let cutOff = FileManager.default.fileExists(atPath: checkpoint) && !Checkpoint.isComplete(checkpoint)
+                if cutOff {
+                    try? FileManager.default.removeItem(atPath: checkpoint)
+                    try await ledger.appendLog(jobID: jobID, lines: ["[trainyard] attempt \(running.attempts): the checkpoint in this worker's run folder was cut off while it was written (the attempt before was killed then); it is not used"])
+                }
                 if !FileManager.default.fileExists(atPath: checkpoint), storage.isRemote,
                    try await storage.artifacts.exists(key: "\(jobID)/weights/last.pt") {
                     // results.csv first: Ultralytics appends the resumed epochs to it.
@@ -128,7 +135,9 @@ struct JobRun {
                 }
                 resume = FileManager.default.fileExists(atPath: checkpoint)
                 if !resume {
-                    let why = storage.isRemote ? "neither in this worker's run folder nor in the artifact store"
+                    let why = cutOff && storage.isRemote ? "the run folder's was cut off, and the artifact store has none"
+                        : cutOff ? "the run folder's was cut off, and the job keeps no artifacts remotely"
+                        : storage.isRemote ? "neither in this worker's run folder nor in the artifact store"
                         : "not in this worker's run folder, and the job keeps no artifacts remotely (set minio: to resume on another machine)"
                     try await ledger.appendLog(jobID: jobID, lines: ["[trainyard] attempt \(running.attempts): no checkpoint of an earlier attempt (\(why)); training restarts from epoch 0"])
                 }

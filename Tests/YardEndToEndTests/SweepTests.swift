@@ -87,8 +87,17 @@ struct SweepTests {
         #expect(trials.compactMap { $0["number"]?.intValue }.sorted() == Array(0..<6), "exactly n_trials, none twice: \(trials)")
         let states = trials.compactMap { $0["state"]?.stringValue }
         #expect(Set(states).isSubset(of: ["succeeded", "pruned", "failed"]), "\(states)")
-        #expect(states.filter { $0 == "failed" }.count == 1, "lr0 2.0 is refused by Ultralytics: \(states)")
-        let summary = trials.map { "\($0["params"]?["train.lr0"]?.doubleValue ?? -1) \($0["state"]?.stringValue ?? "") \($0["value"]?.doubleValue ?? -1)" }
+        let summary = trials.map {
+            "\($0["params"]?["train.lr0"]?.doubleValue ?? -1) \($0["state"]?.stringValue ?? "") \($0["value"]?.doubleValue ?? -1) \($0["message"]?.stringValue ?? "")"
+        }
+        var failures: [String] = []
+        for trial in trials where trial["state"] == "failed" {
+            let job = trial["job_id"]?.stringValue ?? ""
+            let record = try? await yard.get("/api/jobs/\(job)")
+            let logs = (try? h.yard(["logs", job], server: yard.port).output.suffix(2000)) ?? ""
+            failures.append("\(job): \(record?["message"] ?? .null) \(logs)")
+        }
+        #expect(states.filter { $0 == "failed" }.count == 1, "lr0 2.0 is refused by Ultralytics: \(summary) \(failures)")
         #expect(states.contains("pruned"), "a trial below the median is pruned: \(summary)")
         for trial in trials where trial["state"] == "pruned" {
             #expect(trial["message"]?.stringValue?.contains("pruned at epoch") == true)

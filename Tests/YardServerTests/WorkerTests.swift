@@ -180,12 +180,45 @@ struct WorkerTests {
         _ = try await t.yard.control.submit(try JobConfigParser { _ in true }.parse(t.config("task_id: r1")))
         try await t.worker(ScriptedEngineRunner(exitCode: 1) { _ in [] }).drain()
         #expect(try await t.yard.store.require("r1").state == .failed)
-        try t.dir.write("runs/r1/weights/last.pt", "ckpt")
+        try Self.checkpoint(t.dir.path + "/runs/r1/weights/last.pt", whole: true)
         _ = try await t.yard.control.resume("r1")
         let runner = ScriptedEngineRunner.training(epochs: 3)
         try await t.worker(runner).drain()
         #expect(runner.requests.all.first?.spec["resume"]?.stringValue == t.dir.path + "/runs/r1/weights/last.pt")
         #expect(FileManager.default.fileExists(atPath: t.dir.path + "/runs/r1/weights/last.pt"), "a resume keeps the run folder")
+    }
+
+    /// An engine killed while Ultralytics rewrote last.pt (in place) leaves
+    /// the start of a zip; handed to Ultralytics it fails the job "checkpoint
+    /// not found". The next attempt says so and trains from epoch 0.
+    @Test func aCheckpointCutOffByAKillIsNotResumedFrom() async throws {
+        let t = try TestYard()
+        defer { t.dir.remove() }
+        _ = try await t.yard.control.submit(try JobConfigParser { _ in true }.parse(t.config("task_id: r2")))
+        try await t.worker(ScriptedEngineRunner(exitCode: 1) { _ in [] }).drain()
+        try Self.checkpoint(t.dir.path + "/runs/r2/weights/last.pt", whole: false)
+        _ = try await t.yard.control.resume("r2")
+        let runner = ScriptedEngineRunner.training(epochs: 3)
+        try await t.worker(runner).drain()
+        #expect(runner.requests.all.first?.spec["resume"] == nil)
+        #expect(try await t.yard.store.require("r2").state == .succeeded)
+        let log = try await t.yard.store.logs(of: "r2", last: 10).map(\.line).joined(separator: "\n")
+        #expect(log.contains("was cut off while it was written"), "\(log)")
+        #expect(log.contains("training restarts from epoch 0"), "\(log)")
+    }
+
+    /// A checkpoint as torch writes one (a zip: a member, its central
+    /// directory and the end record, with a comment), or its first part.
+    static func checkpoint(_ path: String, whole: Bool) throws {
+        let name = Array("archive/data.pkl".utf8), body = Array(repeating: UInt8(7), count: 3000), comment = Array("torch".utf8)
+        func le(_ value: Int, _ count: Int) -> [UInt8] { (0..<count).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
+        var zip: [UInt8] = [0x50, 0x4B, 0x03, 0x04] + le(0, 14) + le(body.count, 4) + le(body.count, 4) + le(name.count, 2) + le(0, 2) + name + body
+        let directory = zip.count
+        zip += [0x50, 0x4B, 0x01, 0x02] + le(0, 16) + le(body.count, 4) + le(body.count, 4) + le(name.count, 2) + le(0, 12) + le(0, 4) + name
+        let directorySize = zip.count - directory
+        zip += [0x50, 0x4B, 0x05, 0x06] + le(0, 4) + le(1, 2) + le(1, 2) + le(directorySize, 4) + le(directory, 4) + le(comment.count, 2) + comment
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try Data(whole ? zip : Array(zip.prefix(2000))).write(to: URL(fileURLWithPath: path))
     }
 
     @Test func recoveryRequeuesInterruptedJobs() async throws {

@@ -20,6 +20,8 @@ def main(argv=None):
     t.add_argument("--warm", action="store_true",
                    help='import torch and Ultralytics now, then wait for the job on stdin: one line {"spec": PATH, "cwd": DIR}')
     t.add_argument("--events-fd", type=int, default=None, help="file descriptor for JSON-line events (default: stdout)")
+    t.add_argument("--parent-pid", type=int, default=None,
+                   help="the worker that starts the engine: it ends when that process is no longer its parent (default: its parent now)")
     d = sub.add_parser("demo-data", help="write a small synthetic dataset")
     d.add_argument("root")
     d.add_argument("--kind", default="detect", choices=["detect", "classify"])
@@ -100,6 +102,12 @@ def main(argv=None):
             print(f"export failed: {type(error).__name__}: {error}"[:500], file=sys.stderr)
             return 1
 
+    # First of all: a worker killed while this process started must not leave
+    # it training the job its next attempt resumes (the pid it names is
+    # checked, not the parent found now, which would be init's).
+    from .lifeline import watch_parent
+
+    watch_parent(args.parent_pid if args.parent_pid is not None else os.getppid())
     events = EventWriter(fd=args.events_fd) if args.events_fd is not None else EventWriter(stream=sys.stdout)
     spec_path, warm = args.spec, None
     if args.warm:

@@ -6,7 +6,6 @@ import os
 import platform
 import signal
 import sys
-import threading
 import time
 import traceback
 from pathlib import Path
@@ -64,19 +63,6 @@ class StopControl:
     @property
     def requested(self):
         return self.requests > 0
-
-
-def watch_parent(expected_ppid, interval=0.5):
-    """Ends the engine when the worker that started it dies, so a restarted
-    worker never races an orphan for the same run folder."""
-
-    def loop():
-        while True:
-            time.sleep(interval)
-            if os.getppid() != expected_ppid:
-                os._exit(137)
-
-    threading.Thread(target=loop, name="parent-watch", daemon=True).start()
 
 
 def build_model(spec):
@@ -391,7 +377,6 @@ def train(spec, events):
     """Trains one job. Returns the process exit code."""
     stop = StopControl()
     stop.install()
-    watch_parent(os.getppid())
     reporter = Reporter(events, stop, spec)
     save_dir = Path(spec["project"]) / spec["name"]
     try:
