@@ -328,6 +328,38 @@ struct RedisJobQueueTests {
     /// released to the placeholder): the released job is claimable at once;
     /// a waiting one joins the order when the new server queues its queued
     /// jobs again (`recover`), keeping its entry, and not twice.
+    /// With nothing to rank (one group, no tags or GPU memory asked, no
+    /// per-user limit, no claim to take over) a claim is one script; every
+    /// case where the order or the worker matters is left to the ranking.
+    @Test func aClaimWithNothingToRankTakesTheLoneGroupsOldestAndLeavesTheRestToTheRanking() async throws {
+        let server = try await RedisServer()
+        let configuration = try server.configuration()
+        let submitter = RedisJobQueue(redis: RedisClient(configuration), policy: .default)
+        let worker = RedisJobQueue(redis: RedisClient(configuration))
+        try await submitter.enqueue(QueueTicket(jobID: "t1", owner: "ann", resources: JobResources(tags: ["a100"])))
+        #expect(try await worker.claimSole(worker: "w0") == nil, "only the ranking knows the worker's tags")
+        #expect(try await worker.claim(worker: "w0") == nil, "w0 has no tags")
+        #expect(try await submitter.cancel("t1"))
+        #expect(try await worker.claim(worker: "w0") == nil)
+
+        try await submitter.enqueue(QueueTicket(jobID: "a1", owner: "ann"))
+        try await submitter.enqueue(QueueTicket(jobID: "a2", owner: "ann"))
+        #expect(try await worker.claimSole(worker: "w1") == QueueClaim(jobID: "a1", attempt: 1))
+        try await age("a1", by: 61, holder: "w1", on: server)
+        #expect(try await worker.claimSole(worker: "w2") == nil, "a claim past its lease ranks with the group")
+        #expect(try await worker.claim(worker: "w2") == QueueClaim(jobID: "a1", attempt: 2))
+
+        try await RedisJobQueue(redis: RedisClient(configuration), policy: SchedulingPolicy(maxRunningPerUser: 5)).publishPolicy()
+        #expect(try await worker.claimSole(worker: "w3") == nil, "a published per-user limit is checked by the ranking")
+        try await submitter.publishPolicy()
+        #expect(try await worker.claimSole(worker: "w3") == QueueClaim(jobID: "a2", attempt: 1))
+
+        try await submitter.enqueue(QueueTicket(jobID: "b1", owner: "bob"))
+        try await submitter.enqueue(QueueTicket(jobID: "a3", owner: "ann"))
+        #expect(try await worker.claimSole(worker: "w4") == nil, "two groups: fair share decides")
+        #expect(try await worker.claim(worker: "w4")?.jobID == "b1", "ann runs two jobs, bob none")
+    }
+
     @Test func jobsQueuedByAnOlderVersionJoinTheOrder() async throws {
         let server = try await RedisServer()
         let redis = RedisClient(try server.configuration())

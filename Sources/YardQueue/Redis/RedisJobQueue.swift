@@ -106,6 +106,7 @@ public final class RedisJobQueue: JobQueue {
     }
 
     public func claim(worker: String, capacity: WorkerCapacity) async throws -> QueueClaim? {
+        if policy?.maxRunningPerUser == nil, let claim = try await claimSole(worker: worker) { return claim }
         for _ in 0..<20 {
             let takeover = takeoverMilliseconds
             var view = try await snapshot(takeover: takeover)
@@ -127,15 +128,8 @@ public final class RedisJobQueue: JobQueue {
                     Self.group, worker, chosen.ticket.jobID, view.entries[chosen.ticket.jobID] ?? "", takeover, Self.released,
                     String(date.timeIntervalSince1970), policy.maxRunningPerUser.map(String.init) ?? "", group,
                 ])
-                guard let fields = reply.array, let kind = fields.first?.string else {
-                    throw RedisError.protocolViolation("the claim script returned \(reply)")
-                }
-                if kind == "job" {
-                    guard fields.count == 3, let attempt = fields[1].int, let job = fields[2].string else {
-                        throw RedisError.protocolViolation("the claim script returned \(reply)")
-                    }
-                    return QueueClaim(jobID: job, attempt: Int(attempt))
-                }
+                let (kind, claim) = try Self.claimed(reply)
+                if let claim { return claim }
                 if kind != "taken" { break }  // its owner reached --max-running meanwhile: read afresh
                 // Other workers claimed it and every job of its group since
                 // the view was read: the next in this view is tried.
@@ -145,6 +139,29 @@ public final class RedisJobQueue: JobQueue {
             }
         }
         return nil
+    }
+
+    /// One script, no snapshot, when there is nothing to rank (`Scripts.sole`
+    /// says when); nil: the caller reads the view and ranks.
+    func claimSole(worker: String) async throws -> QueueClaim? {
+        let date = now()
+        let reply = try await redis.run(Scripts.sole, keys: keys.queue, arguments: [
+            Self.group, worker, takeoverMilliseconds, Self.released, String(date.timeIntervalSince1970), policy == nil ? "" : "1",
+            String(date.timeIntervalSince1970 - SchedulingPolicy.usageWindow),
+        ])
+        return try Self.claimed(reply).claim
+    }
+
+    /// A claim script's answer: its kind, and the claim when it is `job`.
+    static func claimed(_ reply: RESPValue) throws -> (kind: String, claim: QueueClaim?) {
+        guard let fields = reply.array, let kind = fields.first?.string else {
+            throw RedisError.protocolViolation("the claim script returned \(reply)")
+        }
+        guard kind == "job" else { return (kind, nil) }
+        guard fields.count == 3, let attempt = fields[1].int, let job = fields[2].string else {
+            throw RedisError.protocolViolation("the claim script returned \(reply)")
+        }
+        return (kind, QueueClaim(jobID: job, attempt: Int(attempt)))
     }
 
     /// What a claim ranks, as one script read it.
@@ -526,8 +543,8 @@ enum Scripts {
           if type(span.o) == 'string' then owner = span.o end
           return {'u:' .. owner, 'e:' .. span.e}
         end
-        local function endspan(job, now)
-          local attempt = redis.call('HGET', KEYS[3], job)
+        local function endspan(job, now, attempt)
+          attempt = attempt or redis.call('HGET', KEYS[3], job)
           if not attempt then return end
           local field = job .. '\\0' .. attempt
           local text = redis.call('HGET', KEYS[7], field)
@@ -543,6 +560,42 @@ enum Scripts {
             redis.call('HINCRBY', KEYS[5], share .. '\\0n', 1)
           end
         end
+        local function dropold(before, count)
+          local old = redis.call('ZRANGEBYSCORE', KEYS[8], '-inf', '(' .. before, 'LIMIT', 0, count)
+          for _, field in ipairs(old) do
+            local text = redis.call('HGET', KEYS[7], field)
+            if text then
+              local span = cjson.decode(text)
+              local seconds = 0
+              if type(span.f) == 'number' then seconds = math.max(0, span.f - span.s) end
+              for _, share in ipairs(shares(span)) do
+                redis.call('HINCRBYFLOAT', KEYS[5], share .. '\\0s', -seconds)
+                if redis.call('HINCRBY', KEYS[5], share .. '\\0n', -1) <= 0 then
+                  redis.call('HDEL', KEYS[5], share .. '\\0s', share .. '\\0n')
+                end
+              end
+            end
+            redis.call('HDEL', KEYS[7], field)
+            redis.call('ZREM', KEYS[8], field)
+          end
+        end
+        local function take(job, id, consumer, now, t)
+          local owner = nil
+          local experiment = 'default'
+          if t then
+            if type(t.o) == 'string' then owner = t.o end
+            if type(t.e) == 'string' then experiment = t.e end
+          end
+          endspan(job, now)
+          if t and type(t.g) == 'string' then redis.call('ZREM', KEYS[10] .. t.g, job) end
+          redis.call('XCLAIM', KEYS[1], ARGV[1], consumer, 0, id, 'FORCE', 'JUSTID')
+          redis.call('HSET', KEYS[11], id, job)
+          local attempt = redis.call('HINCRBY', KEYS[3], job, 1)
+          local span = {j = job, e = experiment, s = now}
+          if owner then span.o = owner end
+          redis.call('HSET', KEYS[7], job .. '\\0' .. attempt, cjson.encode(span))
+          return {'job', attempt, job}
+        end
         local function requeue(job, id)
           redis.call('XACK', KEYS[1], ARGV[1], id)
           redis.call('HDEL', KEYS[11], id)
@@ -555,13 +608,16 @@ enum Scripts {
           redis.call('ZADD', KEYS[10] .. t.g, score(id), job)
           redis.call('HSET', KEYS[9], t.g, '1')
         end
-        local function forget(job, id)
+        local function forget(job, id, claimed)
           redis.call('XACK', KEYS[1], ARGV[1], id)
           redis.call('HDEL', KEYS[11], id)
           redis.call('XDEL', KEYS[1], id)
           redis.call('HDEL', KEYS[2], job)
-          local t = ticketof(job)
-          if t and type(t.g) == 'string' then redis.call('ZREM', KEYS[10] .. t.g, job) end
+          if not claimed then
+            -- a claimed job left its group when it was claimed
+            local t = ticketof(job)
+            if t and type(t.g) == 'string' then redis.call('ZREM', KEYS[10] .. t.g, job) end
+          end
           redis.call('HDEL', KEYS[4], job)
         end
 
@@ -600,23 +656,7 @@ enum Scripts {
     /// ticket, span}, ...), the usage hash, the newest entry id, the
     /// published policy}. Drops the GPU time that left the window first.
     static let snapshot = RedisScript(shared + """
-        local old = redis.call('ZRANGEBYSCORE', KEYS[8], '-inf', '(' .. ARGV[2], 'LIMIT', 0, 1000)
-        for _, field in ipairs(old) do
-          local text = redis.call('HGET', KEYS[7], field)
-          if text then
-            local span = cjson.decode(text)
-            local seconds = 0
-            if type(span.f) == 'number' then seconds = math.max(0, span.f - span.s) end
-            for _, share in ipairs(shares(span)) do
-              redis.call('HINCRBYFLOAT', KEYS[5], share .. '\\0s', -seconds)
-              if redis.call('HINCRBY', KEYS[5], share .. '\\0n', -1) <= 0 then
-                redis.call('HDEL', KEYS[5], share .. '\\0s', share .. '\\0n')
-              end
-            end
-          end
-          redis.call('HDEL', KEYS[7], field)
-          redis.call('ZREM', KEYS[8], field)
-        end
+        dropold(ARGV[2], 1000)
         local heads = {}
         for _, g in ipairs(redis.call('HKEYS', KEYS[9])) do
           local first = redis.call('ZRANGE', KEYS[10] .. g, 0, 3)
@@ -687,11 +727,7 @@ enum Scripts {
           if pending[1] ~= nil and pending[1][2] ~= ARGV[6] and pending[1][3] < takeover then return {'taken'} end
         end
         local owner = nil
-        local experiment = 'default'
-        if t then
-          if type(t.o) == 'string' then owner = t.o end
-          if type(t.e) == 'string' then experiment = t.e end
-        end
+        if t and type(t.o) == 'string' then owner = t.o end
         if ARGV[8] ~= '' and owner then
           local limit = tonumber(ARGV[8])
           local running = 0
@@ -706,16 +742,40 @@ enum Scripts {
           end
           if running >= limit then return {'limit'} end
         end
-        local now = tonumber(ARGV[7])
-        endspan(job, now)
-        if t and type(t.g) == 'string' then redis.call('ZREM', KEYS[10] .. t.g, job) end
-        redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'FORCE', 'JUSTID')
-        redis.call('HSET', KEYS[11], id, job)
-        local attempt = redis.call('HINCRBY', KEYS[3], job, 1)
-        local span = {j = job, e = experiment, s = now}
-        if owner then span.o = owner end
-        redis.call('HSET', KEYS[7], job .. '\\0' .. attempt, cjson.encode(span))
-        return {'job', attempt, job}
+        return take(job, id, ARGV[2], tonumber(ARGV[7]), t)
+        """)
+
+    /// ARGV: group, consumer, takeover idle (ms), placeholder consumer,
+    /// now (epoch seconds), '1' when the caller has a policy of its own
+    /// without a per-user limit ('' to read the published one), start of
+    /// the usage window. The claim without a ranking, when there is
+    /// nothing to rank: one group waits (the same priority, owner,
+    /// experiment, so its oldest ranks first), it asks for no tags or GPU
+    /// memory (any worker fits), no per-user limit applies, and no claim is
+    /// idle past the takeover or released. Claims that group's oldest
+    /// and drops a few usage spans that left the window (the snapshot
+    /// drops the rest). Returns {'job', attempt, job id}, else {'rank'}:
+    /// the caller reads the snapshot and ranks.
+    static let sole = RedisScript(shared + """
+        if redis.call('HLEN', KEYS[9]) ~= 1 then return {'rank'} end
+        if ARGV[6] == '' then
+          local published = redis.call('GET', KEYS[6])
+          if published and type(cjson.decode(published).maxRunningPerUser) == 'number' then return {'rank'} end
+        end
+        local known, idle = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1], 'IDLE', ARGV[3], '-', '+', 1)
+        if not known or idle[1] ~= nil then return {'rank'} end
+        if redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[4])[1] ~= nil then return {'rank'} end
+        local g = redis.call('HKEYS', KEYS[9])[1]
+        local first = redis.call('ZRANGE', KEYS[10] .. g, 0, 0)
+        local job = first[1]
+        if job == nil then return {'rank'} end
+        local id = redis.call('HGET', KEYS[2], job)
+        if not id then return {'rank'} end
+        local t = ticketof(job)
+        if not t or t.g ~= g or t.tags ~= nil or t.gpu ~= nil then return {'rank'} end
+        if redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)[1] ~= nil then return {'rank'} end
+        dropold(ARGV[7], 10)
+        return take(job, id, ARGV[2], tonumber(ARGV[5]), t)
         """)
 
     /// ARGV: group, consumer, job id, attempt, action, placeholder consumer, now.
@@ -729,10 +789,10 @@ enum Scripts {
         local pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
         if pending[1] == nil or pending[1][2] ~= ARGV[2] then return 0 end
         if ARGV[5] == 'finish' then
-          endspan(ARGV[3], tonumber(ARGV[7]))
-          forget(ARGV[3], id)
+          endspan(ARGV[3], tonumber(ARGV[7]), ARGV[4])
+          forget(ARGV[3], id, true)
         elseif ARGV[5] == 'release' then
-          endspan(ARGV[3], tonumber(ARGV[7]))
+          endspan(ARGV[3], tonumber(ARGV[7]), ARGV[4])
           requeue(ARGV[3], id)
         else
           redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'JUSTID')
