@@ -43,7 +43,6 @@ final class ArchiveOutput {
     private var buffer: [UInt8] = []
     private let bufferSize = 1 << 20
     private(set) var written: Int64 = 0
-    private let compressed: Bool
     private let writeback: Writeback
 
     init(path: String, compression: ArchiveCompression) throws {
@@ -51,7 +50,6 @@ final class ArchiveOutput {
         file = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard file >= 0 else { throw YardError(.unavailable, field: path, "cannot create \(path): \(String(cString: strerror(errno)))") }
         fd = file
-        compressed = compression != .none
         writeback = Writeback(file: file)
         buffer.reserveCapacity(bufferSize)
         guard compression != .none, let tool = ArchiveCompression.tool(compression.rawValue) else { return }
@@ -111,7 +109,7 @@ final class ArchiveOutput {
         }
         written += Int64(pointer.count)
         // Through a compressor, the file is its output (a little behind).
-        writeback.grew(to: compressed ? fileSize : written)
+        writeback.grew(to: process == nil ? written : fileSize)
     }
 
     /// The compressor's own words when it failed (a full disk), else `reason`.
