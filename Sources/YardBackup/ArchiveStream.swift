@@ -55,7 +55,7 @@ final class ArchiveOutput {
         guard compression != .none, let tool = ArchiveCompression.tool(compression.rawValue) else { return }
         signal(SIGPIPE, SIG_IGN)  // a compressor that died is reported by its exit status, not by killing us
         let log = NSTemporaryDirectory() + "/yard-backup-\(getpid())-\(UUID().uuidString.prefix(8)).log"
-        FileManager.default.createFile(atPath: log, contents: nil)
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
         errorLog = log
         let process = Process()
         process.executableURL = URL(fileURLWithPath: tool)
@@ -244,7 +244,7 @@ final class ArchiveInput {
         }
         signal(SIGPIPE, SIG_IGN)
         let log = NSTemporaryDirectory() + "/yard-restore-\(getpid())-\(UUID().uuidString.prefix(8)).log"
-        FileManager.default.createFile(atPath: log, contents: nil)
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
         errorLog = log
         let process = Process()
         process.executableURL = URL(fileURLWithPath: tool)

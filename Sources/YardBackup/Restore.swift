@@ -94,7 +94,7 @@ public enum Restore {
             let action: RestoreResult.Action
             if lstat(target, &st) != 0 {
                 action = .add
-            } else if (st.st_mode & S_IFMT) == S_IFREG, (try? sha256(of: target)) == expected {
+            } else if (st.st_mode & S_IFMT) == S_IFREG, (try? FileDigest.sha256(of: target)) == expected {
                 action = .same
             } else {
                 action = options.overwrite ? .replace : .skip
@@ -153,22 +153,6 @@ public enum Restore {
         }
         let dir = open(data, O_RDONLY | O_CLOEXEC)
         if dir >= 0 { _ = fsync(dir); close(dir) }
-    }
-
-    static func sha256(of path: String) throws -> String {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw YardError(.unavailable, field: path, "cannot read \(path)") }
-        defer { close(fd) }
-        var hash = SHA256()
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress!, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 { throw YardError(.unavailable, field: path, "cannot read \(path)") }
-            if n == 0 { break }
-            buffer.withUnsafeBytes { hash.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-        }
-        return hash.finalize().hex
     }
 }
 

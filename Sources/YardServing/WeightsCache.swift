@@ -68,7 +68,7 @@ public struct WeightsCache: Sendable {
     func keep(_ temporary: String, ext: String) async throws -> (sha256: String, size: Int64) {
         defer { unlink(temporary) }
         let size = (try FileManager.default.attributesOfItem(atPath: temporary)[.size] as? NSNumber)?.int64Value ?? 0
-        let digest = try await Self.sha256(of: temporary)
+        let digest = try await offloadThrowing { () throws(YardError) in try FileDigest.sha256(of: temporary) }
         let target = path(sha256: digest, ext: ext)
         if !FileManager.default.fileExists(atPath: target) { try place(temporary, at: target) }
         return (digest, size)
@@ -147,7 +147,7 @@ public struct WeightsCache: Sendable {
                 guard size > 0, size <= limit else {
                     throw YardError(.invalidInput, field: "weights", "the weights file is \(size) bytes")
                 }
-                return (temporary, try await Self.sha256(of: temporary), location)
+                return (temporary, try await offloadThrowing { () throws(YardError) in try FileDigest.sha256(of: temporary) }, location)
             } catch {
                 unlink(temporary)
                 reasons.append("\(location.kind.rawValue) \(location.key): \(Redaction.redactText("\(error)").prefix(200))")
@@ -187,16 +187,6 @@ public struct WeightsCache: Sendable {
         if link(temporary, target) != 0 && errno != EEXIST {
             let reason = String(cString: strerror(errno))
             throw YardError(.unavailable, field: "weights", "cannot keep weights at \(target): \(reason)")
-        }
-    }
-
-    static func sha256(of path: String) async throws -> String {
-        try await offloadThrowing {
-            guard let handle = FileHandle(forReadingAtPath: path) else { throw YardError(.notFound, field: path, "cannot read \(path)") }
-            defer { try? handle.close() }
-            var hasher = SHA256()
-            while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
-            return hasher.finalize().hex
         }
     }
 }

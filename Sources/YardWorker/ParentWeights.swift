@@ -36,21 +36,11 @@ struct ParentWeights {
             throw YardError(.notFound, field: "model", "\(label): its weights are in no place this worker can read"
                             + (reasons.isEmpty ? " (not in the model cache, no artifact location)" : " (\(reasons.joined(separator: "; ")))"))
         }
-        let digest = try await Self.sha256(of: target)
+        let digest = try await offloadThrowing { () throws(YardError) in try FileDigest.sha256(of: target) }
         guard digest == parent.sha256 else {
             try? FileManager.default.removeItem(atPath: target)
             throw YardError(.conflict, field: "model", "\(label): its weights changed where they are kept (sha256 \(digest.prefix(12)), registered \(parent.sha256.prefix(12))); not training from them")
         }
         return target
-    }
-
-    static func sha256(of path: String) async throws -> String {
-        try await offloadThrowing {
-            guard let handle = FileHandle(forReadingAtPath: path) else { throw YardError(.notFound, field: path, "cannot read \(path)") }
-            defer { try? handle.close() }
-            var hasher = SHA256()
-            while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
-            return hasher.finalize().hex
-        }
     }
 }

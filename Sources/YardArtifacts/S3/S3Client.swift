@@ -64,7 +64,7 @@ public struct S3Client: Sendable {
     @discardableResult
     public func putFile(_ path: String, bucket: String, key: String) async throws -> Int64 {
         let size = try Self.fileSize(path)
-        let sha = try Self.sha256(ofFile: path)
+        let sha = try FileDigest.sha256(of: path)
         if size <= Int64(partSize) {
             let data = FileManager.default.contents(atPath: path) ?? Data()
             let md5 = Data(Insecure.MD5.hash(data: data)).base64EncodedString()
@@ -251,14 +251,6 @@ public struct S3Client: Sendable {
             throw YardError(.notFound, field: path, "cannot read \(path)")
         }
         return size.int64Value
-    }
-
-    static func sha256(ofFile path: String) throws -> String {
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw YardError(.notFound, field: path, "cannot read \(path)") }
-        defer { try? handle.close() }
-        var hasher = SHA256()
-        while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
-        return hasher.finalize().hex
     }
 }
 
