@@ -4,19 +4,14 @@ import os
 import threading
 import time
 
-_watching = threading.Event()
-
 
 def watch_parent(expected_ppid, interval=0.5):
     """Ends the engine (exit 137) when its parent is no longer the worker
     that started it, so a restarted worker never races an orphan for the
     same run folder. Checked at once first: a worker that died while Python
-    started leaves the engine already adopted by init. Once per process."""
+    started leaves the engine already adopted by init."""
     if os.getppid() != expected_ppid:
         os._exit(137)
-    if _watching.is_set():
-        return
-    _watching.set()
 
     def loop():
         while True:

@@ -757,7 +757,9 @@ enum Scripts {
     /// drops the rest). Returns {'job', attempt, job id}, else {'rank'}:
     /// the caller reads the snapshot and ranks.
     static let sole = RedisScript(shared + """
-        if redis.call('HLEN', KEYS[9]) ~= 1 then return {'rank'} end
+        local groups = redis.call('HKEYS', KEYS[9])
+        if #groups ~= 1 then return {'rank'} end
+        local g = groups[1]
         if ARGV[6] == '' then
           local published = redis.call('GET', KEYS[6])
           if published and type(cjson.decode(published).maxRunningPerUser) == 'number' then return {'rank'} end
@@ -765,7 +767,6 @@ enum Scripts {
         local known, idle = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1], 'IDLE', ARGV[3], '-', '+', 1)
         if not known or idle[1] ~= nil then return {'rank'} end
         if redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[4])[1] ~= nil then return {'rank'} end
-        local g = redis.call('HKEYS', KEYS[9])[1]
         local first = redis.call('ZRANGE', KEYS[10] .. g, 0, 0)
         local job = first[1]
         if job == nil then return {'rank'} end
