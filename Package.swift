@@ -175,7 +175,7 @@ let package = Package(
         .testTarget(name: "YardDomainTests", dependencies: ["YardDomain", "YardEngine"]),
         .testTarget(name: "YardArtifactsTests", dependencies: ["YardArtifacts"]),
         .testTarget(name: "YardDatasetsTests", dependencies: ["YardDatasets", "YardArtifacts", "YardTestSupport"]),
-        .testTarget(name: "YardRedisTests", dependencies: ["YardRedis", "YardQueue", "YardTestSupport", .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "YardRedisTests", dependencies: ["YardRedis", "YardQueue", "YardStore", "YardTestSupport", .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "YardStoreTests", dependencies: ["YardStore", "YardQueue", "YardRedis", "YardTestSupport"]),
         .testTarget(name: "YardServerTests", dependencies: [
             "YardServer", "YardCLI", "YardJobs", "YardQueue", "YardWorker", "YardTracker", "YardArtifacts", "YardRedis", "YardSweeps", "YardTestSupport", "YardDatasets", "YardServing", "YardWebhooks", "YardBackup",

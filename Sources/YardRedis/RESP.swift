@@ -36,14 +36,24 @@ public enum RESPValue: Sendable, Equatable {
 
 /// Writes commands as RESP arrays of bulk strings, as Redis expects them.
 public enum RESPEncoder {
+    /// Every command of every client goes through here: no copy of an
+    /// argument and no heap string for a length (the queue's scripts send
+    /// twenty arguments a call).
     public static func command(_ arguments: [String], into buffer: inout ByteBuffer) {
-        buffer.writeString("*\(arguments.count)\r\n")
+        header(UInt8(ascii: "*"), arguments.count, into: &buffer)
         for argument in arguments {
-            let bytes = Array(argument.utf8)
-            buffer.writeString("$\(bytes.count)\r\n")
-            buffer.writeBytes(bytes)
-            buffer.writeString("\r\n")
+            header(UInt8(ascii: "$"), argument.utf8.count, into: &buffer)
+            buffer.writeString(argument)
+            buffer.writeStaticString("\r\n")
         }
+    }
+
+    /// `*3\r\n` or `$12\r\n`: a type byte, the count in decimal (a
+    /// string that short lives inline, not on the heap), CRLF.
+    static func header(_ type: UInt8, _ count: Int, into buffer: inout ByteBuffer) {
+        buffer.writeInteger(type)
+        buffer.writeString(String(count))
+        buffer.writeStaticString("\r\n")
     }
 
     public static func command(_ arguments: [String]) -> ByteBuffer {

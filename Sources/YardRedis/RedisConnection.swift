@@ -112,7 +112,8 @@ public final class RedisConnection: Sendable {
         for command in commands { RESPEncoder.command(command, into: &bytes) }
         let promises = commands.map { _ in channel.eventLoop.makePromise(of: RESPValue.self) }
         let limit = timeout ?? configuration.commandTimeout
-        let description = configuration.description
+        // Named only when something fails (describing it on every call cost 1% of a queue client's CPU).
+        let configuration = self.configuration
         let command = commands[0].first ?? ""
         // One hop onto the event loop per call: arm the timeout, write, and
         // disarm when the last reply is in. A promise completed twice keeps
@@ -121,14 +122,14 @@ public final class RedisConnection: Sendable {
         let request = RESPRequest(bytes: bytes, promises: promises)
         channel.eventLoop.execute {
             let timer = channel.eventLoop.scheduleTask(in: .init(limit)) {
-                let error = RedisError.timeout("\(description) did not answer \(command) within \(limit)")
+                let error = RedisError.timeout("\(configuration) did not answer \(command) within \(limit)")
                 request.promises.forEach { $0.fail(error) }
                 channel.pipeline.fireErrorCaught(error)
             }
             request.promises.last!.futureResult.whenComplete { _ in timer.cancel() }
             // A write to a closed channel never reaches the handler: fail its replies here.
             channel.writeAndFlush(request).whenFailure { error in
-                let lost = error as? RedisError ?? .connection("lost the connection to \(description): \(Self.reason(error))")
+                let lost = error as? RedisError ?? .connection("lost the connection to \(configuration): \(Self.reason(error))")
                 request.promises.forEach { $0.fail(lost) }
             }
         }
@@ -140,7 +141,7 @@ public final class RedisConnection: Sendable {
             } catch let error as RedisError {
                 throw error
             } catch {
-                throw .connection("lost the connection to \(description): \(Self.reason(error))")
+                throw .connection("lost the connection to \(configuration): \(Self.reason(error))")
             }
         }
         return replies

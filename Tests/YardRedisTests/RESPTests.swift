@@ -15,6 +15,11 @@ struct RESPTests {
     @Test func commandsAreArraysOfBulkStrings() {
         let buffer = RESPEncoder.command(["XADD", "yard:jobs", "*", "spec", "héllo"])
         #expect(String(buffer: buffer) == "*5\r\n$4\r\nXADD\r\n$9\r\nyard:jobs\r\n$1\r\n*\r\n$4\r\nspec\r\n$6\r\nhéllo\r\n")
+        // Lengths of several digits, an empty argument, and a count past nine.
+        let long = String(repeating: "x", count: 1234)
+        let many = ["EVALSHA", long, ""] + (0..<9).map(String.init)
+        let expected = "*12\r\n$7\r\nEVALSHA\r\n$1234\r\n\(long)\r\n$0\r\n\r\n" + (0..<9).map { "$1\r\n\($0)\r\n" }.joined()
+        #expect(String(buffer: RESPEncoder.command(many)) == expected)
     }
 
     @Test func everyReplyTypeParses() throws {

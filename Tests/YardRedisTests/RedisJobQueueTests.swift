@@ -4,6 +4,7 @@ import Testing
 import YardDomain
 @testable import YardQueue
 import YardRedis
+import YardStore
 import YardTestSupport
 
 /// What the Redis queue adds to the contract (JobQueueContractTests runs
@@ -331,33 +332,59 @@ struct RedisJobQueueTests {
     /// With nothing to rank (one group, no tags or GPU memory asked, no
     /// per-user limit, no claim to take over) a claim is one script; every
     /// case where the order or the worker matters is left to the ranking.
+    /// Tickets are written without JSONEncoder; the text must still be
+    /// JSONEncoder's, byte for byte (a group's id is the SHA-1 of it, and
+    /// jobs queued by an older version keep their group).
+    @Test(arguments: [
+        QueueTicket(jobID: "j", enqueuedAt: Date(timeIntervalSince1970: 1_765_000_000.123456)),
+        QueueTicket(jobID: "j", priority: 9, owner: "ann/\"x\"\\y", experiment: "e\u{0}\u{1}\u{8}\t\n\u{B}\u{C}\r\u{1F} \u{7F}\u{2028}é😀",
+                    enqueuedAt: Date(timeIntervalSince1970: 0), resources: JobResources(tags: ["a100", "80gb", "</script>"], gpuMemoryGB: 40)),
+        QueueTicket(jobID: "j", owner: "", experiment: "", enqueuedAt: Date(timeIntervalSince1970: 1e-7), resources: JobResources(gpuMemoryGB: 0.5)),
+        QueueTicket(jobID: "j", enqueuedAt: Date(timeIntervalSince1970: 1e21), resources: JobResources(tags: [], gpuMemoryGB: 12.25)),
+    ])
+    func ticketsAreWrittenAsJSONEncoderWritesThem(ticket: QueueTicket) throws {
+        let stored = StoredTicket(ticket)
+        #expect(stored.json == String(decoding: try JSONCoding.encoder.encode(stored), as: UTF8.self))
+        #expect(stored.group.json == String(decoding: try JSONCoding.encoder.encode(stored.group), as: UTF8.self))
+    }
+
     @Test func aClaimWithNothingToRankTakesTheLoneGroupsOldestAndLeavesTheRestToTheRanking() async throws {
         let server = try await RedisServer()
         let configuration = try server.configuration()
         let submitter = RedisJobQueue(redis: RedisClient(configuration), policy: .default)
         let worker = RedisJobQueue(redis: RedisClient(configuration))
+        let redis = RedisClient(configuration)
         try await submitter.enqueue(QueueTicket(jobID: "t1", owner: "ann", resources: JobResources(tags: ["a100"])))
-        #expect(try await worker.claimSole(worker: "w0") == nil, "only the ranking knows the worker's tags")
+        #expect(try await worker.claimSole(worker: "w0") == .rank, "only the ranking knows the worker's tags")
         #expect(try await worker.claim(worker: "w0") == nil, "w0 has no tags")
         #expect(try await submitter.cancel("t1"))
-        #expect(try await worker.claim(worker: "w0") == nil)
+        #expect(try await worker.claimSole(worker: "w0") == .nothing, "the cancelled job's group is empty")
+        #expect(try await redis.send(["HLEN", "yard:queue:groups"]).int == 0, "and is forgotten")
 
         try await submitter.enqueue(QueueTicket(jobID: "a1", owner: "ann"))
         try await submitter.enqueue(QueueTicket(jobID: "a2", owner: "ann"))
-        #expect(try await worker.claimSole(worker: "w1") == QueueClaim(jobID: "a1", attempt: 1))
+        #expect(try await worker.claimSole(worker: "w1") == .claimed(QueueClaim(jobID: "a1", attempt: 1)))
         try await age("a1", by: 61, holder: "w1", on: server)
-        #expect(try await worker.claimSole(worker: "w2") == nil, "a claim past its lease ranks with the group")
+        #expect(try await worker.claimSole(worker: "w2") == .rank, "a claim past its lease ranks with the group")
         #expect(try await worker.claim(worker: "w2") == QueueClaim(jobID: "a1", attempt: 2))
 
         try await RedisJobQueue(redis: RedisClient(configuration), policy: SchedulingPolicy(maxRunningPerUser: 5)).publishPolicy()
-        #expect(try await worker.claimSole(worker: "w3") == nil, "a published per-user limit is checked by the ranking")
+        #expect(try await worker.claimSole(worker: "w3") == .rank, "a published per-user limit is checked by the ranking")
         try await submitter.publishPolicy()
-        #expect(try await worker.claimSole(worker: "w3") == QueueClaim(jobID: "a2", attempt: 1))
+        #expect(try await worker.claimSole(worker: "w3") == .claimed(QueueClaim(jobID: "a2", attempt: 1)))
 
         try await submitter.enqueue(QueueTicket(jobID: "b1", owner: "bob"))
         try await submitter.enqueue(QueueTicket(jobID: "a3", owner: "ann"))
-        #expect(try await worker.claimSole(worker: "w4") == nil, "two groups: fair share decides")
+        #expect(try await worker.claimSole(worker: "w4") == .rank, "two groups: fair share decides")
         #expect(try await worker.claim(worker: "w4")?.jobID == "b1", "ann runs two jobs, bob none")
+        #expect(try await worker.claim(worker: "w5")?.jobID == "a3")
+        #expect(try await worker.claim(worker: "w6") == nil, "nothing waits; the ranking drops the two emptied groups")
+        #expect(try await worker.claimSole(worker: "w6") == .nothing)
+
+        // Nothing in any group, but a claim past its lease: that one waits.
+        try await age("b1", by: 61, holder: "w4", on: server)
+        #expect(try await worker.claimSole(worker: "w7") == .rank)
+        #expect(try await worker.claim(worker: "w7") == QueueClaim(jobID: "b1", attempt: 2))
     }
 
     @Test func jobsQueuedByAnOlderVersionJoinTheOrder() async throws {
