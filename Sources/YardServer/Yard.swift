@@ -125,8 +125,8 @@ public struct Yard: Sendable {
     public let metrics = YardMetrics()
     /// Sends spans when `options.tracing` is set; nil (and nothing traced) otherwise.
     public let traces: TraceExporter?
-    /// The dashboard's signed-in browsers (with a token).
-    let sessions = SessionStore()
+    /// The dashboard's signed-in browsers (with a token), kept in the store.
+    let sessions: SessionStore
     /// Alias moves, one at a time across every request.
     let aliasLock = AsyncLock()
     /// Held while this process owns the data dir (the embedded default).
@@ -144,6 +144,7 @@ public struct Yard: Sendable {
          engine: EngineEnvironment, secrets: SecretBox?, remote: RemoteWorkers?, lock: DirectoryLock?, registry: (any WorkerRegistry)? = nil) {
         self.options = options
         self.store = store
+        self.sessions = SessionStore(records: store)
         self.queue = queue
         self.remote = remote
         self.registry = remote.map { RedisWorkerRegistry(redis: $0.redis, keys: $0.keys) } ?? registry ?? MemoryWorkerRegistry()

@@ -83,7 +83,7 @@ public struct JobWrite: Sendable {
 /// Every change that one of them records is written with its event, in the
 /// same transaction. Drivers: `SQLiteJobStore` (the embedded default) and
 /// `MemoryJobStore`; both publish what they commit on `feed`, in commit order.
-public protocol JobStore: JobRecords, EventLog, RegistryStore, SweepStore, DatasetStore, UserStore {}
+public protocol JobStore: JobRecords, EventLog, RegistryStore, SweepStore, DatasetStore, UserStore, SessionRecords {}
 
 /// Jobs, their epochs, artifacts and log lines.
 public protocol JobRecords: RunRecords, JobSecrets {

@@ -55,3 +55,16 @@ extension MemoryJobStore {
         return record
     }
 }
+
+extension MemoryJobStore {
+    public func saveSession(_ session: SessionRecord, now: Date) {
+        sessionsByKey = sessionsByKey.filter { $0.value.expiresAt > now }
+        sessionsByKey[session.key] = session
+    }
+
+    public func sessions(liveAt now: Date) -> [SessionRecord] {
+        sessionsByKey.values.filter { $0.expiresAt > now }.sorted { $0.expiresAt < $1.expiresAt }
+    }
+
+    public func deleteSession(key: String) { sessionsByKey[key] = nil }
+}

@@ -22,6 +22,7 @@ public actor MemoryJobStore: JobStore {
     /// Users by name, and their tokens' records by id (MemoryJobStore+Users.swift).
     var usersByName: [String: User] = [:]
     var tokensByID: [String: TokenRecord] = [:]
+    var sessionsByKey: [String: SessionRecord] = [:]
     private let now: @Sendable () -> Date
     public nonisolated let feed: JobFeed
 

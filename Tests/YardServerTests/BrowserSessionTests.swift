@@ -2,8 +2,10 @@ import Foundation
 import Hummingbird
 import HTTPTypes
 import HummingbirdTesting
+import Synchronization
 import Testing
 import YardDomain
+import YardStore
 @testable import YardServer
 
 /// Pages sign in with the token for a session cookie; requests made with
@@ -185,11 +187,72 @@ struct BrowserSessionTests {
     @Test func sessionsExpire() async throws {
         let clock = ManualTime()
         let store = SessionStore(lifetime: 60, now: { clock.now })
-        let (id, _) = await store.create()
-        #expect(await store.session(id) != nil)
+        let (id, _) = try await store.create()
+        #expect(try await store.session(id) != nil)
         clock.advance(61)
-        #expect(await store.session(id) == nil)
-        #expect(await store.session("made-up") == nil)
+        #expect(try await store.session(id) == nil)
+        #expect(try await store.session("made-up") == nil)
+    }
+
+    /// What the next start reads: sessions under the SHA-256 of their id,
+    /// with their CSRF token, expiry and user token; expired and ended ones
+    /// are forgotten.
+    @Test func sessionsAreKeptUnderTheHashOfTheirIdForTheNextStart() async throws {
+        let clock = ManualTime()
+        let records = MemoryJobStore()
+        let before = SessionStore(records: records, lifetime: 60, now: { clock.now })
+        let (admin, adminSession) = try await before.create()
+        clock.advance(30)
+        let (member, memberSession) = try await before.create(tokenID: "tok-1")
+        let kept = await records.sessions(liveAt: clock.now)
+        #expect(kept.map(\.key) == [SessionStore.key(admin), SessionStore.key(member)])
+        #expect(!kept.contains { $0.key == admin || $0.key == member }, "never the id itself")
+        #expect(kept.last == SessionRecord(key: SessionStore.key(member), csrf: memberSession.csrf, expiresAt: memberSession.expires, tokenID: "tok-1"))
+
+        let after = SessionStore(records: records, lifetime: 60, now: { clock.now })
+        #expect(try await after.session(admin)?.csrf == adminSession.csrf)
+        #expect(try await after.session(member)?.tokenID == "tok-1")
+        try await after.end(member)
+        clock.advance(31)
+        #expect(try await after.session(admin) == nil, "expired")
+        #expect(await records.sessions(liveAt: clock.now).isEmpty)
+        #expect(try await SessionStore(records: records, now: { clock.now }).session(member) == nil, "ended")
+    }
+
+    /// On the embedded store: a second server on the same data dir knows the
+    /// cookie; nothing in the data dir is the cookie; signing out there ends
+    /// it for the next start too.
+    @Test func aRestartSignsNoOneOut() async throws {
+        let first = try TestYard(token: Self.token, sqlite: true)
+        defer { first.dir.remove() }
+        let signed = Mutex<Signed?>(nil)
+        try await first.test { client in
+            let session = try await Self.signIn(client).1
+            signed.withLock { $0 = session }
+        }
+        let session = try #require(signed.withLock { $0 })
+        let id = String(session.cookie.dropFirst("\(SessionStore.cookieName)=".count))
+        var files = Data()
+        for name in try FileManager.default.contentsOfDirectory(atPath: first.dir.path) where name.hasPrefix("yard.sqlite") {
+            files += try Data(contentsOf: URL(fileURLWithPath: first.dir.file(name)))
+        }
+        #expect(files.range(of: Data(SessionStore.key(id).utf8)) != nil)
+        #expect(files.range(of: Data(id.utf8)) == nil, "the data dir holds no cookie")
+
+        let second = try TestYard(token: Self.token, sqlite: true, directory: first.dir.path)
+        try await second.test { client in
+            let state = try await client.execute(uri: "/api/session", method: .get, headers: [.cookie: session.cookie])
+            #expect(String(buffer: state.body).contains("\"signed_in\":true") && String(buffer: state.body).contains(session.csrf))
+            #expect(try await client.execute(uri: "/api/jobs", method: .get, headers: [.cookie: session.cookie]).status == .ok)
+            let out = try await client.execute(uri: "/api/session", method: .delete,
+                                               headers: [.cookie: session.cookie, Self.csrfName: session.csrf, Self.hostName: Self.host, Self.origin: "http://\(Self.host)"])
+            #expect(out.status == .noContent)
+        }
+        let third = try TestYard(token: Self.token, sqlite: true, directory: first.dir.path)
+        try await third.test { client in
+            let signedOut = try await client.execute(uri: "/api/jobs", method: .get, headers: [.cookie: session.cookie])
+            #expect(signedOut.status == .unauthorized)
+        }
     }
 
     @Test func theEventHeadIsTheNewestSequenceNumber() async throws {

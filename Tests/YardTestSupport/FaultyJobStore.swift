@@ -133,4 +133,7 @@ public final class FaultyJobStore: JobStore {
     public func token(id: String) async throws -> TokenRecord? { try check("token"); return try await base.token(id: id) }
     public func tokens(user: String?) async throws -> [TokenRecord] { try check("tokens"); return try await base.tokens(user: user) }
     public func revokeToken(id: String, at time: Date) async throws -> TokenRecord { try check("revokeToken"); return try await base.revokeToken(id: id, at: time) }
+    public func saveSession(_ session: SessionRecord, now: Date) async throws { try check("saveSession"); try await base.saveSession(session, now: now) }
+    public func sessions(liveAt now: Date) async throws -> [SessionRecord] { try check("sessions"); return try await base.sessions(liveAt: now) }
+    public func deleteSession(key: String) async throws { try check("deleteSession"); try await base.deleteSession(key: key) }
 }

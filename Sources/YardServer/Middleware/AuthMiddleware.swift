@@ -79,7 +79,7 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
             } else {
                 throw Self.unauthorized
             }
-        } else if let sessions, let id = BrowserRequest.cookie(SessionStore.cookieName, in: request), let session = await sessions.session(id) {
+        } else if let sessions, let id = BrowserRequest.cookie(SessionStore.cookieName, in: request), let session = try await sessions.session(id) {
             if !BrowserRequest.isSafe(request.method) {
                 guard let given = request.headers[Self.csrfHeader], Self.constantTimeEqual(given, session.csrf) else {
                     throw APIError(status: .forbidden, code: "forbidden", field: "X-CSRF-Token",
@@ -89,7 +89,7 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
             if let tokenID = session.tokenID {
                 // Signed in with a user's token: it must still be live (revoked or the user removed: signed out).
                 guard let user = try await users?.caller(tokenID: tokenID) else {
-                    await sessions.end(id)
+                    try await sessions.end(id)
                     return try await anonymous(request, route: route, next: next, context: context)
                 }
                 caller = user

@@ -40,7 +40,7 @@ struct SessionController<Context: RequestContext> {
 
     @Sendable func show(_ request: Request, context: Context) async throws -> Response {
         guard token != nil else { return try JSONResponse.make(State(authRequired: false, signedIn: true, csrf: nil)) }
-        guard let session = await current(request) else {
+        guard let session = try await current(request) else {
             return try JSONResponse.make(State(authRequired: true, signedIn: false, csrf: nil))
         }
         guard let caller = try await caller(of: session) else {
@@ -81,7 +81,7 @@ struct SessionController<Context: RequestContext> {
         }
         limiter.succeeded(address)
         AuditSubject.current?.set(caller)
-        let (id, session) = await sessions.create(tokenID: caller.tokenID)
+        let (id, session) = try await sessions.create(tokenID: caller.tokenID)
         var headers: HTTPFields = [.setCookie: cookie(id, maxAge: Int(sessions.lifetime))]
         headers[.contentType] = "application/json"
         let state = try JSONResponse.encoder.encode(State(authRequired: true, signedIn: true, csrf: session.csrf, user: caller.name, role: caller.role.rawValue))
@@ -90,7 +90,7 @@ struct SessionController<Context: RequestContext> {
 
     /// Needs the session's CSRF token like every other change (AuthMiddleware checks it).
     @Sendable func signOut(_ request: Request, context: Context) async throws -> Response {
-        if let id = BrowserRequest.cookie(SessionStore.cookieName, in: request) { await sessions.end(id) }
+        if let id = BrowserRequest.cookie(SessionStore.cookieName, in: request) { try await sessions.end(id) }
         return Response(status: .noContent, headers: [.setCookie: cookie("", maxAge: 0)])
     }
 
@@ -100,9 +100,9 @@ struct SessionController<Context: RequestContext> {
         return try await users?.caller(tokenID: tokenID)
     }
 
-    func current(_ request: Request) async -> SessionStore.Session? {
+    func current(_ request: Request) async throws -> SessionStore.Session? {
         guard let id = BrowserRequest.cookie(SessionStore.cookieName, in: request) else { return nil }
-        return await sessions.session(id)
+        return try await sessions.session(id)
     }
 
     func cookie(_ value: String, maxAge: Int) -> String {

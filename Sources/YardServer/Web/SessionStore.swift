@@ -1,10 +1,15 @@
+import Crypto
 import Foundation
+import YardDomain
+import YardStore
 
-/// Browser sessions of the dashboard, in memory: a random id (the cookie)
-/// maps to a session with its CSRF token and expiry. Neither the token of
-/// the server nor anything derived from it leaves the server. A restart
-/// signs everyone out. At most `capacity` live sessions; a new one past it
-/// replaces the one that expires first.
+/// Browser sessions of the dashboard: a random id (the cookie) maps to a
+/// session with its CSRF token and expiry. Neither the token of the server
+/// nor anything derived from it leaves the server. Sessions live in memory
+/// and, written through, in the store (`records`) under the SHA-256 of
+/// their id, read back at the first request after a start: a restart signs
+/// no one out, and the data dir holds no cookie. At most `capacity` live
+/// sessions; a new one past it replaces the one that expires first.
 actor SessionStore {
     struct Session: Sendable {
         let csrf: String
@@ -18,38 +23,71 @@ actor SessionStore {
     let lifetime: TimeInterval
     let capacity: Int
     private let now: @Sendable () -> Date
-    private var sessions: [String: Session] = [:]
+    private let records: (any SessionRecords)?
+    /// By key (the SHA-256 of the id); nil until read from `records`.
+    private var sessions: [String: Session]?
 
-    init(lifetime: TimeInterval = 12 * 3600, capacity: Int = 10_000, now: @escaping @Sendable () -> Date = { Date() }) {
+    init(records: (any SessionRecords)? = nil, lifetime: TimeInterval = 12 * 3600, capacity: Int = 10_000,
+         now: @escaping @Sendable () -> Date = { Date() }) {
+        self.records = records
         self.lifetime = lifetime
         self.capacity = capacity
         self.now = now
     }
 
-    /// A new session: its id (for the cookie) and the session.
-    func create(tokenID: String? = nil) -> (id: String, session: Session) {
+    /// A new session: its id (for the cookie) and the session. Kept in the
+    /// store before it is handed out.
+    func create(tokenID: String? = nil) async throws -> (id: String, session: Session) {
+        var live = try await loaded()
         let time = now()
-        sessions = sessions.filter { $0.value.expires > time }
-        if sessions.count >= capacity, let first = sessions.min(by: { $0.value.expires < $1.value.expires })?.key {
-            sessions[first] = nil
+        live = live.filter { $0.value.expires > time }
+        if live.count >= capacity, let first = live.min(by: { $0.value.expires < $1.value.expires })?.key {
+            live[first] = nil
+            try await records?.deleteSession(key: first)
         }
         let id = Self.randomToken()
         let session = Session(csrf: Self.randomToken(), expires: time.addingTimeInterval(lifetime), tokenID: tokenID)
-        sessions[id] = session
+        let key = Self.key(id)
+        try await records?.saveSession(SessionRecord(key: key, csrf: session.csrf, expiresAt: session.expires, tokenID: tokenID), now: time)
+        live[key] = session
+        sessions = live
         return (id, session)
     }
 
     /// The live session with this id, if there is one.
-    func session(_ id: String) -> Session? {
-        guard let session = sessions[id] else { return nil }
+    func session(_ id: String) async throws -> Session? {
+        let key = Self.key(id)
+        guard let session = try await loaded()[key] else { return nil }
         guard session.expires > now() else {
-            sessions[id] = nil
+            sessions?[key] = nil
+            try await records?.deleteSession(key: key)
             return nil
         }
         return session
     }
 
-    func end(_ id: String) { sessions[id] = nil }
+    func end(_ id: String) async throws {
+        let key = Self.key(id)
+        _ = try await loaded()
+        sessions?[key] = nil
+        try await records?.deleteSession(key: key)
+    }
+
+    /// The sessions, read from the store the first time.
+    private func loaded() async throws -> [String: Session] {
+        if let sessions { return sessions }
+        var read: [String: Session] = [:]
+        for record in try await records?.sessions(liveAt: now()) ?? [] {
+            read[record.key] = Session(csrf: record.csrf, expires: record.expiresAt, tokenID: record.tokenID)
+        }
+        // Another call may have read them while this one waited: keep the first.
+        if let sessions { return sessions }
+        sessions = read
+        return read
+    }
+
+    /// What a session is kept under: the SHA-256 of its id, in hex.
+    static func key(_ id: String) -> String { SHA256.hash(data: Data(id.utf8)).hex }
 
     /// 32 random bytes, base64url without padding (43 characters).
     static func randomToken() -> String {

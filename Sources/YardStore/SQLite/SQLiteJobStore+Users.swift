@@ -97,3 +97,27 @@ extension SQLiteJobStore {
         }
     }
 }
+
+/// `SessionRecords` on the embedded database (`browser_session`, migration `v14-sessions`).
+extension SQLiteJobStore {
+    public func saveSession(_ session: SessionRecord, now: Date) async throws {
+        let record = try JSONCoding.string(session)
+        try await db.write { db in
+            try db.execute(sql: "DELETE FROM browser_session WHERE expires_at <= ?", arguments: [now.timeIntervalSince1970])
+            try db.execute(sql: "INSERT OR REPLACE INTO browser_session (key, expires_at, record) VALUES (?, ?, ?)",
+                           arguments: [session.key, session.expiresAt.timeIntervalSince1970, record])
+        }
+    }
+
+    public func sessions(liveAt now: Date) async throws -> [SessionRecord] {
+        let texts = try await db.read { db in
+            try String.fetchAll(db, sql: "SELECT record FROM browser_session WHERE expires_at > ? ORDER BY expires_at",
+                                arguments: [now.timeIntervalSince1970])
+        }
+        return try texts.map { try JSONCoding.decode(SessionRecord.self, $0) }
+    }
+
+    public func deleteSession(key: String) async throws {
+        try await db.write { db in try db.execute(sql: "DELETE FROM browser_session WHERE key = ?", arguments: [key]) }
+    }
+}

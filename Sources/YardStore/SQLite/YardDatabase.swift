@@ -282,6 +282,14 @@ public struct YardDatabase: Sendable {
                 ALTER TABLE queue ADD COLUMN gpu_memory_gb DOUBLE;
                 """)
         }
+        migrator.registerMigration("v14-sessions") { db in
+            // The dashboard's signed-in browsers, so a restart signs no one
+            // out: under the SHA-256 of the cookie, never the cookie itself.
+            try db.execute(sql: """
+                CREATE TABLE browser_session (key TEXT PRIMARY KEY NOT NULL, expires_at DOUBLE NOT NULL, record TEXT NOT NULL);
+                CREATE INDEX browser_session_by_expiry ON browser_session(expires_at);
+                """)
+        }
         return migrator
     }
 }

@@ -1,0 +1,33 @@
+import Foundation
+
+/// A signed-in browser of the dashboard, as the store keeps it so that a
+/// restart signs no one out. Kept under the SHA-256 of the session's id
+/// (the cookie's value), never the id: a copy of the data dir (a backup)
+/// holds nothing a browser could send back as its cookie.
+public struct SessionRecord: Codable, Sendable, Equatable {
+    /// Lowercase hex SHA-256 of the session id.
+    public var key: String
+    /// The token the pages send with every change (`X-CSRF-Token`); useless without the cookie.
+    public var csrf: String
+    public var expiresAt: Date
+    /// The user token it was signed in with; nil: the server's own token.
+    public var tokenID: String?
+
+    public init(key: String, csrf: String, expiresAt: Date, tokenID: String?) {
+        self.key = key
+        self.csrf = csrf
+        self.expiresAt = expiresAt
+        self.tokenID = tokenID
+    }
+}
+
+/// The dashboard's sessions (`SessionStore` in the server reads them once
+/// at start and writes through).
+public protocol SessionRecords: Sendable {
+    /// Keeps a new session and forgets every one that expired by `now`.
+    func saveSession(_ session: SessionRecord, now: Date) async throws
+    /// The sessions that have not expired by `now`.
+    func sessions(liveAt now: Date) async throws -> [SessionRecord]
+    /// Forgets a session (signed out, or its token revoked); unknown keys are no error.
+    func deleteSession(key: String) async throws
+}
