@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import Synchronization
+import YardDomain
 
 /// `--log-format`: `text` (swift-log's lines, the default) or `json`, one
 /// object a line on stderr for a log collector.
@@ -57,7 +58,14 @@ public struct JSONLogHandler: LogHandler {
         fields.append(("label", label))
         fields.append(("message", message))
         for (key, value) in metadata.sorted(by: { $0.key < $1.key }) { fields.append((key, value.description)) }
-        return "{" + fields.map { quote($0.0) + ":" + quote($0.1) }.joined(separator: ",") + "}\n"
+        var line = "{"
+        for (index, (key, value)) in fields.enumerated() {
+            if index > 0 { line += "," }
+            JSONString.quote(key, JSONString.plain, into: &line)
+            line += ":"
+            JSONString.quote(value, JSONString.plain, into: &line)
+        }
+        return line + "}\n"
     }
 
     /// The id after a leading `job `: `job ID: ...`, `job ID was ...`.
@@ -67,24 +75,6 @@ public struct JSONLogHandler: LogHandler {
         let rest = message.dropFirst(4 + id.count)
         guard !id.isEmpty, rest.hasPrefix(":") || rest.hasPrefix(" ") else { return nil }
         return String(id)
-    }
-
-    /// A JSON string: quotes, backslashes and control characters escaped.
-    static func quote(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20 || scalar.value == 0x7F:
-                out += String(format: "\\u%04x", scalar.value)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
     }
 
     /// A whole line to stderr in one write call (short lines from several threads do not interleave).

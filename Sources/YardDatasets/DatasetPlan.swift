@@ -435,7 +435,7 @@ public struct DatasetPlan: Sendable {
         var text = "# \(comment)\n"
         for split in splits { text += "\(split): images/\(split)\n" }
         text += "names:\n"
-        for (i, name) in names.enumerated() { text += "  \(i): \(DVCHash.pythonJSONString(name))\n" }
+        for (i, name) in names.enumerated() { text += "  \(i): \(JSONString.quote(name, JSONString.python))\n" }
         return text
     }
 }

@@ -198,7 +198,7 @@ public enum DVCHash {
         var json = "["
         for (i, entry) in sorted.enumerated() {
             if i > 0 { json += ", " }
-            json += "{\"md5\": \"\(entry.md5)\", \"relpath\": \(pythonJSONString(entry.relpath))}"
+            json += "{\"md5\": \"\(entry.md5)\", \"relpath\": \(JSONString.quote(entry.relpath, JSONString.python))}"
         }
         json += "]"
         return Insecure.MD5.hash(data: Data(json.utf8)).hex + ".dir"
@@ -215,28 +215,5 @@ public enum DVCHash {
             default: return false
             }
         }
-    }
-
-    /// `json.dumps` of a string with `ensure_ascii=True`.
-    static func pythonJSONString(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            default:
-                if scalar.value < 0x20 || scalar.value > 0x7E {
-                    for unit in String(scalar).utf16 { out += String(format: "\\u%04x", unit) }
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
     }
 }

@@ -28,8 +28,8 @@ func yoloDataset(_ dir: TemporaryDirectory) throws -> String { try TestImages.yo
         let files = try DatasetFiles.list(root: dir.file("d"), allowExternalSymlinks: false)
         let entries = try files.map { ($0, try FileDigest.read(dir.file("d/" + $0), keep: 0, cache: nil).md5) }
         #expect(DVCHash.directory(entries) == "7f0fc78903aad3141c5382b66f9e584a.dir")
-        #expect(DVCHash.pythonJSONString("é\u{7F}\"") == "\"\\u00e9\\u007f\\\"\"")
-        #expect(DVCHash.pythonJSONString("😀") == "\"\\ud83d\\ude00\"")
+        #expect(JSONString.quote("é\u{7F}\"", JSONString.python) == "\"\\u00e9\\u007f\\\"\"")
+        #expect(JSONString.quote("😀", JSONString.python) == "\"\\ud83d\\ude00\"")
     }
 
     @Test func hashCacheSkipsUnchangedFilesAndNoticesChanges() throws {

@@ -445,18 +445,18 @@ struct StoredTicket: Codable, Sendable {
     /// client's CPU in `bench/redis_queue.sh`.
     var json: String {
         var out = "{\"e\":"
-        Self.quote(e, into: &out)
+        JSONString.quote(e, JSONString.foundation, into: &out)
         if let gpu { out += ",\"gpu\":" + Self.number(gpu) }
         if let o {
             out += ",\"o\":"
-            Self.quote(o, into: &out)
+            JSONString.quote(o, JSONString.foundation, into: &out)
         }
         out += ",\"p\":" + String(p) + ",\"t\":" + Self.number(t)
         if let tags {
             out += ",\"tags\":["
             for (index, tag) in tags.enumerated() {
                 if index > 0 { out += "," }
-                Self.quote(tag, into: &out)
+                JSONString.quote(tag, JSONString.foundation, into: &out)
             }
             out += "]"
         }
@@ -469,27 +469,6 @@ struct StoredTicket: Codable, Sendable {
     static func number(_ value: Double) -> String {
         let text = value.description
         return text.hasSuffix(".0") ? String(text.dropLast(2)) : text
-    }
-
-    static func quote(_ text: String, into out: inout String) {
-        out += "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "/": out += "\\/"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{8}": out += "\\b"
-            case "\u{C}": out += "\\f"
-            case let c where c.value < 0x20:
-                let hex = String(c.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        out += "\""
     }
 }
 
