@@ -6,6 +6,7 @@ import Synchronization
 import Testing
 import YardDomain
 import YardStore
+import YardTestSupport
 @testable import YardServer
 
 /// Pages sign in with the token for a session cookie; requests made with
@@ -217,6 +218,19 @@ struct BrowserSessionTests {
         #expect(try await after.session(admin) == nil, "expired")
         #expect(await records.sessions(liveAt: clock.now).isEmpty)
         #expect(try await SessionStore(records: records, now: { clock.now }).session(member) == nil, "ended")
+    }
+
+    /// Sign-ins at once, each waiting on the store: every one keeps its session.
+    @Test func concurrentSignInsEachKeepTheirSession() async throws {
+        let dir = try TemporaryDirectory("yard-sessions")
+        defer { dir.remove() }
+        let store = SessionStore(records: SQLiteJobStore(database: try YardDatabase(path: dir.file("yard.sqlite"))))
+        let ids = try await withThrowingTaskGroup(of: String.self) { group in
+            for _ in 0..<50 { group.addTask { try await store.create().id } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(Set(ids).count == 50)
+        for id in ids { #expect(try await store.session(id) != nil) }
     }
 
     /// On the embedded store: a second server on the same data dir knows the

@@ -37,20 +37,21 @@ actor SessionStore {
 
     /// A new session: its id (for the cookie) and the session. Kept in the
     /// store before it is handed out.
+    /// Changes `sessions` in place, never from a copy taken before an
+    /// await: sign-ins running at once each keep their session.
     func create(tokenID: String? = nil) async throws -> (id: String, session: Session) {
-        var live = try await loaded()
+        _ = try await loaded()
         let time = now()
-        live = live.filter { $0.value.expires > time }
-        if live.count >= capacity, let first = live.min(by: { $0.value.expires < $1.value.expires })?.key {
-            live[first] = nil
+        sessions = sessions?.filter { $0.value.expires > time }
+        if let live = sessions, live.count >= capacity, let first = live.min(by: { $0.value.expires < $1.value.expires })?.key {
+            sessions?[first] = nil
             try await records?.deleteSession(key: first)
         }
         let id = Self.randomToken()
         let session = Session(csrf: Self.randomToken(), expires: time.addingTimeInterval(lifetime), tokenID: tokenID)
         let key = Self.key(id)
         try await records?.saveSession(SessionRecord(key: key, csrf: session.csrf, expiresAt: session.expires, tokenID: tokenID), now: time)
-        live[key] = session
-        sessions = live
+        sessions?[key] = session
         return (id, session)
     }
 
