@@ -101,17 +101,8 @@ public struct JobControl: Sendable {
         guard !versions.isEmpty else {
             throw YardError(.notFound, field: "model", "model: no registered model \(reference.name); `yard models list` shows them")
         }
-        let found: ModelVersion?
-        if let number = reference.version {
-            found = versions.first { $0.version == number }
-        } else if let alias = reference.alias {
-            found = versions.first { $0.aliases.contains(alias) }
-        } else {
-            found = versions.max { (Int($0.version) ?? 0) < (Int($1.version) ?? 0) }
-        }
-        guard let version = found else {
-            let what = reference.version.map { "version \($0)" } ?? "alias \(reference.alias ?? "")"
-            throw YardError(.notFound, field: "model", "model: \(reference.name) has no \(what) (versions \(versions.map(\.version).sorted { (Int($0) ?? 0) < (Int($1) ?? 0) }.joined(separator: ", ")))")
+        guard let version = reference.pick(from: versions) else {
+            throw YardError(.notFound, field: "model", "model: \(reference.missing(among: versions))")
         }
         guard let sha256 = version.sha256 else {
             throw YardError(.conflict, field: "model", "model: \(reference.name) version \(version.version) has no weights hash; register its job again")

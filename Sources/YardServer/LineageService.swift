@@ -30,17 +30,8 @@ struct LineageService: Sendable {
         guard !versions.isEmpty else {
             throw YardError(.notFound, field: "ref", "no job or registered model \(reference.prefix(80)); give a job id or NAME@vN (`yard models list`)")
         }
-        let found: ModelVersion?
-        if let number = model.version {
-            found = versions.first { $0.version == number }
-        } else if let alias = model.alias {
-            found = versions.first { $0.aliases.contains(alias) }
-        } else {
-            found = versions.max { (Int($0.version) ?? 0) < (Int($1.version) ?? 0) }
-        }
-        guard let version = found else {
-            let what = model.version.map { "version \($0)" } ?? "alias \(model.alias ?? "")"
-            throw YardError(.notFound, field: "ref", "model \(model.name) has no \(what) (versions \(versions.map(\.version).joined(separator: ", ")))")
+        guard let version = model.pick(from: versions) else {
+            throw YardError(.notFound, field: "ref", "model \(model.missing(among: versions))")
         }
         guard let job = try await store.job(version.jobID) else {
             throw YardError(.notFound, field: "ref", "model \(model.name) version \(version.version) came from job \(version.jobID), which is no longer recorded")

@@ -87,4 +87,19 @@ public struct ModelReference: Sendable, Hashable {
         try ModelVersion.validateName(selector, field: field)
         return ModelReference(name: name, version: nil, alias: selector)
     }
+
+    /// The version this names among its model's versions: the one with its
+    /// number, the one holding its alias, else the latest; nil: none does.
+    public func pick(from versions: [ModelVersion]) -> ModelVersion? {
+        if let version { return versions.first { $0.version == version } }
+        if let alias { return versions.first { $0.aliases.contains(alias) } }
+        return versions.max { (Int($0.version) ?? 0) < (Int($1.version) ?? 0) }
+    }
+
+    /// Why `pick` found nothing, for a message: "has no version 3 (versions 1, 2)".
+    public func missing(among versions: [ModelVersion]) -> String {
+        let what = version.map { "version \($0)" } ?? "alias \(alias ?? "")"
+        let numbers = versions.map(\.version).sorted { (Int($0) ?? 0) < (Int($1) ?? 0) }
+        return "\(name) has no \(what) (versions \(numbers.joined(separator: ", ")))"
+    }
 }
