@@ -144,7 +144,7 @@ public struct Yard: Sendable {
          engine: EngineEnvironment, secrets: SecretBox?, remote: RemoteWorkers?, lock: DirectoryLock?, registry: (any WorkerRegistry)? = nil) {
         self.options = options
         self.store = store
-        self.sessions = SessionStore(records: store)
+        self.sessions = SessionStore(records: store, serverToken: options.token)
         self.queue = queue
         self.remote = remote
         self.registry = remote.map { RedisWorkerRegistry(redis: $0.redis, keys: $0.keys) } ?? registry ?? MemoryWorkerRegistry()

@@ -12,12 +12,18 @@ public struct SessionRecord: Codable, Sendable, Equatable {
     public var expiresAt: Date
     /// The user token it was signed in with; nil: the server's own token.
     public var tokenID: String?
+    /// Signed in with the server's own token: HMAC-SHA256 of `key` keyed
+    /// with that token. A start with another `YARD_TOKEN` finds it does not
+    /// match and forgets the session (rotating a leaked token signs out
+    /// what was signed in with it).
+    public var serverProof: String?
 
-    public init(key: String, csrf: String, expiresAt: Date, tokenID: String?) {
+    public init(key: String, csrf: String, expiresAt: Date, tokenID: String?, serverProof: String? = nil) {
         self.key = key
         self.csrf = csrf
         self.expiresAt = expiresAt
         self.tokenID = tokenID
+        self.serverProof = serverProof
     }
 }
 

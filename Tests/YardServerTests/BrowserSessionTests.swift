@@ -201,7 +201,7 @@ struct BrowserSessionTests {
     @Test func sessionsAreKeptUnderTheHashOfTheirIdForTheNextStart() async throws {
         let clock = ManualTime()
         let records = MemoryJobStore()
-        let before = SessionStore(records: records, lifetime: 60, now: { clock.now })
+        let before = SessionStore(records: records, serverToken: "t", lifetime: 60, now: { clock.now })
         let (admin, adminSession) = try await before.create()
         clock.advance(30)
         let (member, memberSession) = try await before.create(tokenID: "tok-1")
@@ -209,8 +209,10 @@ struct BrowserSessionTests {
         #expect(kept.map(\.key) == [SessionStore.key(admin), SessionStore.key(member)])
         #expect(!kept.contains { $0.key == admin || $0.key == member }, "never the id itself")
         #expect(kept.last == SessionRecord(key: SessionStore.key(member), csrf: memberSession.csrf, expiresAt: memberSession.expires, tokenID: "tok-1"))
+        #expect(kept.first?.serverProof == SessionStore.proof(SessionStore.key(admin), token: "t"))
+        #expect(kept.last?.serverProof == nil, "a user token's session is checked against its token record instead")
 
-        let after = SessionStore(records: records, lifetime: 60, now: { clock.now })
+        let after = SessionStore(records: records, serverToken: "t", lifetime: 60, now: { clock.now })
         #expect(try await after.session(admin)?.csrf == adminSession.csrf)
         #expect(try await after.session(member)?.tokenID == "tok-1")
         try await after.end(member)
@@ -220,17 +222,53 @@ struct BrowserSessionTests {
         #expect(try await SessionStore(records: records, now: { clock.now }).session(member) == nil, "ended")
     }
 
-    /// Sign-ins at once, each waiting on the store: every one keeps its session.
+    /// Sign-ins at once, each waiting on the store: every one keeps its
+    /// session, and past the capacity the ones that expire first go, in
+    /// memory and in the store alike.
     @Test func concurrentSignInsEachKeepTheirSession() async throws {
         let dir = try TemporaryDirectory("yard-sessions")
         defer { dir.remove() }
-        let store = SessionStore(records: SQLiteJobStore(database: try YardDatabase(path: dir.file("yard.sqlite"))))
+        let records = SQLiteJobStore(database: try YardDatabase(path: dir.file("yard.sqlite")))
+        let store = SessionStore(records: records, serverToken: "t")
         let ids = try await withThrowingTaskGroup(of: String.self) { group in
             for _ in 0..<50 { group.addTask { try await store.create().id } }
             return try await group.reduce(into: []) { $0.append($1) }
         }
         #expect(Set(ids).count == 50)
         for id in ids { #expect(try await store.session(id) != nil) }
+
+        let clock = ManualTime()
+        let small = SessionStore(records: MemoryJobStore(), serverToken: "t", capacity: 5, now: { clock.now })
+        let more = try await withThrowingTaskGroup(of: String.self) { group in
+            for _ in 0..<20 { group.addTask { try await small.create().id } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        var live = 0
+        for id in more where try await small.session(id) != nil { live += 1 }
+        #expect(live == 5)
+    }
+
+    /// Rotating a leaked `YARD_TOKEN` signs out what was signed in with it:
+    /// a start with another token forgets those sessions.
+    @Test func aNewServerTokenSignsOutTheOldOnesSessions() async throws {
+        let first = try TestYard(token: Self.token, sqlite: true)
+        defer { first.dir.remove() }
+        let signed = Mutex<Signed?>(nil)
+        try await first.test { client in
+            let session = try await Self.signIn(client).1
+            signed.withLock { $0 = session }
+        }
+        let session = try #require(signed.withLock { $0 })
+        let rotated = try TestYard(token: "a-new-token", sqlite: true, directory: first.dir.path)
+        try await rotated.test { client in
+            let refused = try await client.execute(uri: "/api/jobs", method: .get, headers: [.cookie: session.cookie])
+            #expect(refused.status == .unauthorized)
+        }
+        let back = try TestYard(token: Self.token, sqlite: true, directory: first.dir.path)
+        try await back.test { client in
+            let forgotten = try await client.execute(uri: "/api/jobs", method: .get, headers: [.cookie: session.cookie])
+            #expect(forgotten.status == .unauthorized, "the new token's server forgot it")
+        }
     }
 
     /// On the embedded store: a second server on the same data dir knows the
