@@ -248,17 +248,27 @@ struct BrowserSessionTests {
         #expect(live == 5)
     }
 
-    /// Rotating a leaked `YARD_TOKEN` signs out what was signed in with it:
-    /// a start with another token forgets those sessions.
-    @Test func aNewServerTokenSignsOutTheOldOnesSessions() async throws {
-        let first = try TestYard(token: Self.token, sqlite: true)
-        defer { first.dir.remove() }
+    /// A server on the embedded store (its data dir for the next ones) and
+    /// a session signed in there with the server's token.
+    static func signedInOnTheEmbeddedStore() async throws -> (TestYard, Signed) {
+        let first = try TestYard(token: token, sqlite: true)
         let signed = Mutex<Signed?>(nil)
         try await first.test { client in
             let session = try await Self.signIn(client).1
             signed.withLock { $0 = session }
         }
-        let session = try #require(signed.withLock { $0 })
+        guard let session = signed.withLock({ $0 }) else {
+            first.dir.remove()
+            throw YardError(.unauthorized, field: "token", "signing in on the first server failed")
+        }
+        return (first, session)
+    }
+
+    /// Rotating a leaked `YARD_TOKEN` signs out what was signed in with it:
+    /// a start with another token forgets those sessions.
+    @Test func aNewServerTokenSignsOutTheOldOnesSessions() async throws {
+        let (first, session) = try await Self.signedInOnTheEmbeddedStore()
+        defer { first.dir.remove() }
         let rotated = try TestYard(token: "a-new-token", sqlite: true, directory: first.dir.path)
         try await rotated.test { client in
             let refused = try await client.execute(uri: "/api/jobs", method: .get, headers: [.cookie: session.cookie])
@@ -275,14 +285,8 @@ struct BrowserSessionTests {
     /// cookie; nothing in the data dir is the cookie; signing out there ends
     /// it for the next start too.
     @Test func aRestartSignsNoOneOut() async throws {
-        let first = try TestYard(token: Self.token, sqlite: true)
+        let (first, session) = try await Self.signedInOnTheEmbeddedStore()
         defer { first.dir.remove() }
-        let signed = Mutex<Signed?>(nil)
-        try await first.test { client in
-            let session = try await Self.signIn(client).1
-            signed.withLock { $0 = session }
-        }
-        let session = try #require(signed.withLock { $0 })
         let id = String(session.cookie.dropFirst("\(SessionStore.cookieName)=".count))
         var files = Data()
         for name in try FileManager.default.contentsOfDirectory(atPath: first.dir.path) where name.hasPrefix("yard.sqlite") {
