@@ -177,4 +177,49 @@ struct EventLogContractTests {
         #expect(next.id == newest.id + 1)
         #expect(try await Self.all(store).map(\.id) == [first.id, first.id + 4, next.id])
     }
+
+    /// A service following the log (`EventLog.follow`) gets each event its
+    /// filter takes once, in commit order, from after the head it started
+    /// at, also when it falls behind the feed (a feed that holds one item
+    /// makes it lag) and reads what it missed from the store.
+    @Test(arguments: Driver.allCases)
+    func aFollowerGetsEachWantedEventOnceInOrderWhenItLags(driver: Driver) async throws {
+        let store: any JobStore = switch driver {
+        case .memory: MemoryJobStore(feed: JobFeed(bufferLimit: 1))
+        case .sqlite: SQLiteJobStore(database: try YardDatabase(), feed: JobFeed(bufferLimit: 1))
+        }
+        for writer in 0..<4 { try await store.insert(JobStoreContractTests.job("w\(writer)"), secrets: [:]) }
+        try await store.appendEvent(jobID: "w0", type: "epoch", payload: ["epoch": 0])  // before the follower: not its
+        let head = try await store.eventHead()
+        let filter = EventFilter(entity: .job, types: ["epoch"])
+        final class Seen: Sendable { let ids = Mutex<[Int64]>([]) }
+        let seen = Seen()
+        let follower = Task {
+            try await store.follow(filter, after: head, missed: { Issue.record("a catch-up read failed: \($0)") }) { event in
+                let count = seen.ids.withLock { ids in
+                    ids.append(event.id)
+                    return ids.count
+                }
+                if count % 7 == 0 { try? await Task.sleep(for: .milliseconds(2)) }  // slower than the writers now and then
+            }
+        }
+        defer { follower.cancel() }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for writer in 0..<4 {
+                group.addTask {
+                    for n in 1...60 {
+                        try await store.appendEvent(jobID: "w\(writer)", type: n % 2 == 0 ? "epoch" : "progress", payload: ["n": .int(n)])
+                        try await store.appendEvent(.worker, id: "worker-\(writer)", type: "epoch", payload: ["n": .int(n)])
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let wanted = try await Self.all(store, after: head, filter).map(\.id)
+        #expect(wanted.count == 4 * 30)
+        let deadline = ContinuousClock.now + .seconds(20)
+        while seen.ids.withLock({ $0.count }) < wanted.count, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        try await Task.sleep(for: .milliseconds(50))  // nothing more comes
+        #expect(seen.ids.withLock { $0 } == wanted)
+    }
 }

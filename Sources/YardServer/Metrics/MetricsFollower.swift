@@ -9,8 +9,8 @@ import YardStore
 /// to the epoch histogram (the first epoch's also to submit-to-first-epoch),
 /// a `state` event into a terminal state to the outcome counter and the job
 /// duration. Counts what is committed after it starts (a restart starts the
-/// counters at zero, as Prometheus expects); when it falls behind the feed,
-/// it reads what it missed from the store from its cursor.
+/// counters at zero, as Prometheus expects), following the log with
+/// `EventLog.follow` (what it missed behind the feed is read from the store).
 public struct MetricsFollower: Service {
     let store: any JobStore
     let metrics: YardMetrics
@@ -28,36 +28,10 @@ public struct MetricsFollower: Service {
 
     public func run() async throws {
         try await cancelWhenGracefulShutdown {
-            // Subscribed before the store is read: nothing committed after the cursor is missed.
-            let subscription = store.feed.subscribeAll()
-            defer { subscription.cancel() }
-            var cursor: Int64
-            if let start { cursor = start } else { cursor = try await store.eventHead() }
             var counted = FirstEpochs()
-            await catchUp(&cursor, &counted)
-            for await item in subscription {
-                switch item {
-                case .event(let event) where event.id > cursor:
-                    cursor = event.id
-                    if Self.filter.matches(event) { await observe(event, &counted) }
-                case .lagged: await catchUp(&cursor, &counted)
-                case .event, .logs, .heartbeat: continue
-                }
+            try await store.follow(Self.filter, after: start, missed: { logger.debug("metrics: cannot read the events missed: \($0)") }) {
+                await observe($0, &counted)
             }
-        }
-    }
-
-    /// Reads what was committed after `cursor` from the store.
-    func catchUp(_ cursor: inout Int64, _ counted: inout FirstEpochs) async {
-        do {
-            while true {
-                let missed = try await store.events(after: cursor, limit: 500, filter: Self.filter)
-                for event in missed { await observe(event, &counted) }
-                cursor = missed.last?.id ?? cursor
-                if missed.count < 500 { break }
-            }
-        } catch {
-            logger.debug("metrics: cannot read the events missed: \(error)")
         }
     }
 

@@ -19,8 +19,8 @@ import YardStore
 ///
 /// Ids are derived from the job id and the events' sequence numbers: a
 /// follower that reads the same run again sends the same spans. Starts at
-/// the log's head (runs that end after the server starts); falls back to
-/// the store when the feed lags, like `MetricsFollower`.
+/// the log's head (runs that end after the server starts) and follows it
+/// with `EventLog.follow`, as `MetricsFollower` does.
 public struct JobTraces: Service {
     let store: any JobStore
     let exporter: TraceExporter
@@ -35,28 +35,7 @@ public struct JobTraces: Service {
 
     public func run() async throws {
         try await cancelWhenGracefulShutdown {
-            let subscription = store.feed.subscribeAll()
-            defer { subscription.cancel() }
-            var cursor = try await store.eventHead()
-            for await item in subscription {
-                switch item {
-                case .event(let event) where event.id > cursor:
-                    cursor = event.id
-                    if Self.filter.matches(event) { await observe(event) }
-                case .lagged:
-                    do {
-                        while true {
-                            let missed = try await store.events(after: cursor, limit: 500, filter: Self.filter)
-                            for event in missed { await observe(event) }
-                            cursor = missed.last?.id ?? cursor
-                            if missed.count < 500 { break }
-                        }
-                    } catch {
-                        logger.debug("traces: cannot read the events missed: \(error)")
-                    }
-                case .event, .logs, .heartbeat: continue
-                }
-            }
+            try await store.follow(Self.filter, missed: { logger.debug("traces: cannot read the events missed: \($0)") }) { await observe($0) }
         }
     }
 
