@@ -354,6 +354,8 @@ struct RedisJobQueueTests {
         let submitter = RedisJobQueue(redis: RedisClient(configuration), policy: .default)
         let worker = RedisJobQueue(redis: RedisClient(configuration))
         let redis = RedisClient(configuration)
+        #expect(try await worker.claimSole(worker: "w0") == .nothing, "a fresh Redis (no stream yet): nothing waits, no snapshot to read")
+        #expect(try await redis.send(["EXISTS", "yard:jobs"]).int == 0, "and polling made no stream")
         try await submitter.enqueue(QueueTicket(jobID: "t1", owner: "ann", resources: JobResources(tags: ["a100"])))
         #expect(try await worker.claimSole(worker: "w0") == .rank, "only the ranking knows the worker's tags")
         #expect(try await worker.claim(worker: "w0") == nil, "w0 has no tags")

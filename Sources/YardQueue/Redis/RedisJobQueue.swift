@@ -817,13 +817,23 @@ enum Scripts {
     /// usage spans that left the window (the snapshot drops the rest).
     /// Returns {'job', attempt, job id}; {'none', newest entry id} when
     /// nothing waits at all (no group has a job, no claim is past the
-    /// takeover, none released); else {'rank'}: the caller reads the
-    /// snapshot and ranks.
+    /// takeover, none released; or nothing was ever queued: no stream yet);
+    /// else {'rank'}: the caller reads the snapshot and ranks.
     static let sole = RedisScript(shared + """
         local groups = redis.call('HKEYS', KEYS[9])
         if #groups > 1 then return {'rank'} end
+        local function newest()
+          local entry = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+          if entry[1] then return entry[1][1] end
+          return '0-0'
+        end
         local known, idle = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1], 'IDLE', ARGV[3], '-', '+', 1)
-        if not known or idle[1] ~= nil then return {'rank'} end
+        if not known then
+          -- no stream or no group yet: nothing was queued, nothing is held
+          if #groups == 0 then return {'none', newest()} end
+          return {'rank'}
+        end
+        if idle[1] ~= nil then return {'rank'} end
         if redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[4])[1] ~= nil then return {'rank'} end
         local g = groups[1]
         local job = nil
@@ -832,11 +842,7 @@ enum Scripts {
           -- the group's last job was claimed: it waits no more
           if job == nil then redis.call('HDEL', KEYS[9], g) end
         end
-        if job == nil then
-          local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-          if newest[1] then return {'none', newest[1][1]} end
-          return {'none', '0-0'}
-        end
+        if job == nil then return {'none', newest()} end
         if ARGV[6] == '' then
           local published = redis.call('GET', KEYS[6])
           if published and type(cjson.decode(published).maxRunningPerUser) == 'number' then return {'rank'} end
