@@ -47,8 +47,10 @@ public enum JSONString {
 
     /// `\u` and four lowercase hex digits.
     static func escape(_ unit: UInt16, into out: inout String) {
-        let digits: [Character] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "a", "b", "c", "d", "e", "f"]
         out += "\\u"
-        for shift in stride(from: 12, through: 0, by: -4) { out.append(digits[Int((unit >> UInt16(shift)) & 0xF)]) }
+        for shift in stride(from: 12, through: 0, by: -4) {
+            let digit = UInt8((unit >> UInt16(shift)) & 0xF)
+            out.unicodeScalars.append(Unicode.Scalar(digit < 10 ? 0x30 + digit : 0x57 + digit))  // 0-9, a-f
+        }
     }
 }
