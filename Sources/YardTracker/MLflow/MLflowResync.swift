@@ -67,7 +67,9 @@ public struct MLflowResync: Sendable {
         var experiments: [String: String] = [:]
         var runs: [String: MLflowClient.RunInfo] = [:]
         // Oldest first, so MLflow's run list reads in the order they ran.
-        for job in try await allJobs().reversed() {
+        for id in try await allJobIDs().reversed() {
+            // Read one at a time: only the ids of every job are held at once.
+            guard let job = try await store.job(id) else { continue }  // deleted meanwhile
             guard job.startedAt != nil || job.attempts > 0 else {
                 result.jobsSkipped += 1
                 continue
@@ -99,12 +101,14 @@ public struct MLflowResync: Sendable {
     }
 
     /// Every job the filter keeps, newest first, a page at a time.
-    func allJobs() async throws -> [Job] {
-        var jobs: [Job] = [], before: String?
+    /// The ids of the jobs to rebuild (of `experiment`, else all), newest
+    /// first, read in pages of 1,000 records of which only the ids are kept.
+    func allJobIDs() async throws -> [String] {
+        var ids: [String] = [], before: String?
         while true {
             let page = try await store.jobs(JobQuery(limit: 1000, experiment: experiment, before: before))
-            jobs += page
-            guard page.count == 1000, let last = page.last else { return jobs }
+            ids += page.map(\.id)
+            guard page.count == 1000, let last = page.last else { return ids }
             before = last.id
         }
     }
