@@ -121,6 +121,26 @@ def wait(driver, condition, timeout=120, message=""):
     return WebDriverWait(driver, timeout, poll_frequency=0.2).until(lambda d: condition(d), message)
 
 
+def images_painted(driver, selector, timeout=15):
+    """Waits until every image of `selector` that is in the viewport has
+    loaded and decoded and two frames have painted since, so a screenshot
+    shows the images and not their placeholders. Returns how many there
+    were; fails when one of them cannot be decoded (a broken image)."""
+    driver.set_script_timeout(timeout)
+    result = driver.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        const shown = [...document.querySelectorAll(arguments[0])].filter((img) => {
+          const box = img.getBoundingClientRect();
+          return box.bottom > 0 && box.top < innerHeight && box.width > 0;
+        });
+        Promise.all(shown.map((img) => img.decode().then(() => img.naturalWidth > 0, () => false))).then((ok) =>
+          requestAnimationFrame(() => requestAnimationFrame(() => done({ count: shown.length, broken: ok.filter((x) => !x).length }))));
+    """, selector)
+    if result["broken"]:
+        raise AssertionError(f"{result['broken']} of {result['count']} images of {selector} in view did not load")
+    return result["count"]
+
+
 def console_errors(driver):
     return [entry for entry in driver.get_log("browser") if entry.get("level") == "SEVERE"]
 

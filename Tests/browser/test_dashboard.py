@@ -18,7 +18,7 @@ from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 
-from harness import Yard, browser, console_errors, emulate, screenshot, temp_folder, wait
+from harness import Yard, browser, console_errors, emulate, images_painted, screenshot, temp_folder, wait
 
 HOSTILE = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
 # A dataset folder whose name Ultralytics prints in the job's log (no "/" possible in a name).
@@ -458,6 +458,7 @@ class LiveTraining(unittest.TestCase):
                 wait(d, lambda d: d.execute_script("const p = document.querySelector('div.plots'); p.scrollIntoView(); "
                                                    "return window.scrollY > 0 && [...p.querySelectorAll('img')].slice(0, 2).every(i => i.complete && i.naturalWidth > 0)"),
                      15, "plots not loaded")
+                self.assertGreater(images_painted(d, "div.plots img"), 0, "no plot in view")
                 screenshot(d, os.path.join(self.folder, "shots"), f"job-plots-{width}x{height}-{scheme}")
                 d.execute_script("document.querySelector('section.lineage-box').scrollIntoView()")
                 screenshot(d, os.path.join(self.folder, "shots"), f"job-lineage-{width}x{height}-{scheme}")

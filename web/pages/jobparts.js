@@ -40,7 +40,7 @@ export function renderPlots(section, job) {
   fill(section, h("h2", { text: "Plots" }), h("div", { class: "plots" }, plots.map(({ name }) =>
     h("figure", { class: "plot-figure" },
       h("a", { href: artifactURL(job.id, name), target: "_blank", rel: "noopener" },
-        h("img", { src: artifactURL(job.id, name), alt: name, loading: "lazy", decoding: "async" })),
+        h("img", { src: artifactURL(job.id, name), alt: name, loading: "lazy" })),
       h("figcaption", { text: name })))));
 }
 
