@@ -275,11 +275,11 @@ public struct Yard: Sendable {
                                                   dataDirectory: options.dataDirectory)).addRoutes(to: router)
         EventsController(store: store).addRoutes(to: router)
         PredictController(registry: models, server: modelServer, metrics: servingMetrics, traces: traces).addRoutes(to: router)
-        router.get("/metrics") { [modelServer, servingMetrics, store, metrics, registry, spool] _, _ in
+        router.get("/metrics") { [modelServer, servingMetrics, store, metrics, registry, spool, traces] _, _ in
             // The gauges from the store, the workers and the spool, set at each scrape.
             let gauges = try await store.jobGauges()
             let workers = try? await registry.workers()
-            let text = metrics.scrape(.init(jobs: gauges, workers: workers, spool: await spool.backlog()))
+            let text = metrics.scrape(.init(jobs: gauges, workers: workers, spool: await spool.backlog(), traces: traces?.counts))
                 + servingMetrics.render(loaded: await modelServer.loaded(), jobs: Self.stateCounts(gauges))
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: text)))
         }

@@ -208,6 +208,23 @@ struct MetricsTests {
         #expect(third.value("trainyard_workers", ["status": "idle"]) == 1)
     }
 
+    /// The trace exporter's totals become `trainyard_trace_spans_total` by
+    /// outcome: 0 while tracing is off, then what it sent and dropped, never
+    /// counted twice by the scrapes that follow.
+    @Test func theTraceExportersSpansAreCountedByOutcome() throws {
+        let metrics = YardMetrics()
+        let off = try Sample.parse(metrics.scrape(.init(jobs: nil, workers: nil, spool: nil)))
+        #expect(off.value("trainyard_trace_spans_total", ["outcome": "exported"]) == 0)
+        #expect(off.value("trainyard_trace_spans_total", ["outcome": "dropped"]) == 0)
+        _ = metrics.scrape(.init(jobs: nil, workers: nil, spool: nil, traces: .init(exported: 12, dropped: 3)))
+        let again = try Sample.parse(metrics.scrape(.init(jobs: nil, workers: nil, spool: nil, traces: .init(exported: 12, dropped: 3))))
+        #expect(again.value("trainyard_trace_spans_total", ["outcome": "exported"]) == 12, "the same totals scraped twice count once")
+        #expect(again.value("trainyard_trace_spans_total", ["outcome": "dropped"]) == 3)
+        let later = try Sample.parse(metrics.scrape(.init(jobs: nil, workers: nil, spool: nil, traces: .init(exported: 20, dropped: 3))))
+        #expect(later.value("trainyard_trace_spans_total", ["outcome": "exported"]) == 20)
+        #expect(later.value("trainyard_trace_spans_total", ["outcome": "dropped"]) == 3)
+    }
+
     /// A worker id or experiment longer than 128 bytes is cut, so a label stays small.
     @Test func labelValuesFromOutsideAreCutAndEscaped() throws {
         let metrics = YardMetrics()

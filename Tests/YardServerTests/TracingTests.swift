@@ -168,6 +168,13 @@ struct TracingTests {
         let spans = Self.spans(collector.all)
         let span = try #require(spans.first, "one span sent")
         #expect(spans.count == 1)
+        try await t.test { client in
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                let samples = try Sample.parse(String(buffer: response.body))
+                #expect(samples.value("trainyard_trace_spans_total", ["outcome": "exported"]) == 1, "/metrics counts the span sent")
+                #expect(samples.value("trainyard_trace_spans_total", ["outcome": "dropped"]) == 0)
+            }
+        }
         #expect(span["name"] as? String == "POST /api/predict/{name}" && span["kind"] as? Int == 2)
         #expect(span["traceId"] as? String == caller && span["parentSpanId"] as? String == parent)
         let attributes = Self.attributes(span)

@@ -72,11 +72,16 @@ public enum MetricCatalog {
                                                   "HTTP request latency, receipt to response head (a stream's body is not counted), by route template and method.",
                                                   labels: ["route", "method"], buckets: requestBuckets)
     public static let sseClients = MetricFamily("trainyard_sse_clients", .gauge, "Server-Sent Event streams open, by route template.", labels: ["route"])
+    // Tracing (OTLP).
+    public static let traceSpans = MetricFamily("trainyard_trace_spans_total", .counter,
+                                                "Spans of jobs and predict requests the OTLP exporter sent (exported) or gave up (dropped: its buffer was full, or the collector failed or did not answer in time); 0 while tracing is off.",
+                                                labels: ["outcome"])
 
     /// The families this module records.
     public static let families: [MetricFamily] = [
         jobs, queueDepth, queueOldestWait, workers, gpuUtilization, gpuMemoryUsed, gpuMemoryTotal, reportOutbox,
         spoolOperations, spoolOldest, epochDuration, firstEpoch, jobsFinished, jobDuration, httpRequests, httpDuration, sseClients,
+        traceSpans,
     ]
 
     /// Families the predictor pool renders itself (`ServingMetrics`, names kept from before this catalog).

@@ -42,6 +42,10 @@ public final class YardMetrics: Sendable {
     private let durations: [JobState: CoreMetrics.Timer]
     private let epochs: CoreMetrics.Timer
     private let firstEpochs: CoreMetrics.Timer
+    /// `trainyard_trace_spans_total` by outcome, and the exporter's counts
+    /// they were last advanced to (the exporter keeps its own totals).
+    private let traceSpans: (exported: CoreMetrics.Counter, dropped: CoreMetrics.Counter)
+    private let tracesCounted = Mutex(TraceExporter.Counts())
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
@@ -56,6 +60,8 @@ public final class YardMetrics: Sendable {
         })
         epochs = CoreMetrics.Timer(label: MetricCatalog.epochDuration.name, factory: factory)
         firstEpochs = CoreMetrics.Timer(label: MetricCatalog.firstEpoch.name, factory: factory)
+        traceSpans = (CoreMetrics.Counter(label: MetricCatalog.traceSpans.name, dimensions: [("outcome", "exported")], factory: factory),
+                      CoreMetrics.Counter(label: MetricCatalog.traceSpans.name, dimensions: [("outcome", "dropped")], factory: factory))
     }
 
     // MARK: HTTP
@@ -130,12 +136,15 @@ public final class YardMetrics: Sendable {
         public var workers: [WorkerInfo]?
         /// This server's spool (process `server`).
         public var spool: TrackingSpool.Backlog?
+        /// The trace exporter's totals (nil: tracing is off).
+        public var traces: TraceExporter.Counts?
         public var now: Date
 
-        public init(jobs: JobGauges?, workers: [WorkerInfo]?, spool: TrackingSpool.Backlog?, now: Date = Date()) {
+        public init(jobs: JobGauges?, workers: [WorkerInfo]?, spool: TrackingSpool.Backlog?, traces: TraceExporter.Counts? = nil, now: Date = Date()) {
             self.jobs = jobs
             self.workers = workers
             self.spool = spool
+            self.traces = traces
             self.now = now
         }
     }
@@ -157,6 +166,14 @@ public final class YardMetrics: Sendable {
             }
             if snapshot.spool != nil || snapshot.workers != nil {
                 apply([MetricCatalog.spoolOperations: spools, MetricCatalog.spoolOldest: ages], into: &published)
+            }
+            if let traces = snapshot.traces {
+                let before = tracesCounted.withLock { counted in
+                    defer { counted = TraceExporter.Counts(exported: max(counted.exported, traces.exported), dropped: max(counted.dropped, traces.dropped)) }
+                    return counted
+                }
+                if traces.exported > before.exported { traceSpans.exported.increment(by: traces.exported - before.exported) }
+                if traces.dropped > before.dropped { traceSpans.dropped.increment(by: traces.dropped - before.dropped) }
             }
             return registry.emitToString()
         }

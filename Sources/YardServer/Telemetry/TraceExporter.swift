@@ -40,7 +40,18 @@ public final class TraceExporter: Service, Sendable {
     }
 
     /// Spans sent and spans given up (buffer full, export failed) so far.
-    public var counts: (exported: Int, dropped: Int) { state.withLock { ($0.exported, $0.dropped) } }
+    public struct Counts: Sendable, Equatable {
+        public var exported = 0
+        public var dropped = 0
+
+        public init(exported: Int = 0, dropped: Int = 0) {
+            self.exported = exported
+            self.dropped = dropped
+        }
+    }
+
+    /// What this exporter sent and gave up so far (`/metrics` shows them).
+    public var counts: Counts { state.withLock { Counts(exported: $0.exported, dropped: $0.dropped) } }
 
     public func record(_ spans: [TraceSpan]) {
         guard !spans.isEmpty else { return }
