@@ -109,7 +109,7 @@ final class Listener: Sendable {
                                       configuration: .init(timeout: .init(connect: .milliseconds(200), read: .seconds(30))))
 
     init(answerAfter: DispatchSemaphore? = nil) throws {
-        (fd, port) = try Self.bind()
+        (fd, port) = try bindLoopback()
         self.answerAfter = answerAfter
         guard listen(fd, 16) == 0 else { throw FaultyJobStore.Injected("listen failed") }
         Thread { [self] in
@@ -134,26 +134,7 @@ final class Listener: Sendable {
 
     /// A port that was free a moment ago: connections to it are refused.
     static func closedPort() throws -> Int {
-        let (fd, port) = try bind()
-        _ = Glibc.close(fd)
-        return port
-    }
-
-    private static func bind() throws -> (Int32, Int) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0 else { throw FaultyJobStore.Injected("bind failed") }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        return (fd, Int(UInt16(bigEndian: address.sin_port)))
+        try freePort()
     }
 }
 
