@@ -126,16 +126,28 @@ def images_painted(driver, selector, timeout=15):
     loaded and decoded and two frames have painted since, so a screenshot
     shows the images and not their placeholders. Returns how many there
     were; fails when one of them cannot be decoded (a broken image)."""
-    driver.set_script_timeout(timeout)
-    result = driver.execute_async_script("""
-        const done = arguments[arguments.length - 1];
-        const shown = [...document.querySelectorAll(arguments[0])].filter((img) => {
-          const box = img.getBoundingClientRect();
-          return box.bottom > 0 && box.top < innerHeight && box.width > 0;
-        });
-        Promise.all(shown.map((img) => img.decode().then(() => img.naturalWidth > 0, () => false))).then((ok) =>
-          requestAnimationFrame(() => requestAnimationFrame(() => done({ count: shown.length, broken: ok.filter((x) => !x).length }))));
-    """, selector)
+    before = driver.timeouts.script
+    driver.set_script_timeout(timeout + 5)
+    try:
+        result = driver.execute_async_script("""
+            const [selector, seconds, done] = arguments;
+            const shown = [...document.querySelectorAll(selector)].filter((img) => {
+              const box = img.getBoundingClientRect();
+              return box.bottom > 0 && box.top < innerHeight && box.width > 0;
+            });
+            const pending = new Set(shown);
+            const late = setTimeout(() => done({ count: shown.length, broken: 0, waiting: [...pending].map((img) => img.alt || img.src) }),
+                                    seconds * 1000);
+            Promise.all(shown.map((img) => img.decode().then(() => img.naturalWidth > 0, () => false).finally(() => pending.delete(img))))
+              .then((ok) => requestAnimationFrame(() => requestAnimationFrame(() => {
+                clearTimeout(late);
+                done({ count: shown.length, broken: ok.filter((x) => !x).length, waiting: [] });
+              })));
+        """, selector, timeout)
+    finally:
+        driver.set_script_timeout(before)
+    if result["waiting"]:
+        raise AssertionError(f"images of {selector} in view not loaded after {timeout} s: {result['waiting']}")
     if result["broken"]:
         raise AssertionError(f"{result['broken']} of {result['count']} images of {selector} in view did not load")
     return result["count"]

@@ -39,7 +39,7 @@ public final class TraceExporter: Service, Sendable {
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
-    /// Spans sent and spans given up (buffer full, export failed) so far.
+    /// Spans sent, and spans given up (buffer full, export failed or timed out).
     public struct Counts: Sendable, Equatable {
         public var exported = 0
         public var dropped = 0

@@ -69,7 +69,10 @@ public struct MLflowResync: Sendable {
         // Oldest first, so MLflow's run list reads in the order they ran.
         for id in try await allJobIDs().reversed() {
             // Read one at a time: only the ids of every job are held at once.
-            guard let job = try await store.job(id) else { continue }  // deleted meanwhile
+            guard let job = try await store.job(id) else {
+                progress("\(id): deleted since the resync started")
+                continue
+            }
             guard job.startedAt != nil || job.attempts > 0 else {
                 result.jobsSkipped += 1
                 continue
@@ -100,7 +103,6 @@ public struct MLflowResync: Sendable {
         return result
     }
 
-    /// Every job the filter keeps, newest first, a page at a time.
     /// The ids of the jobs to rebuild (of `experiment`, else all), newest
     /// first, read in pages of 1,000 records of which only the ids are kept.
     func allJobIDs() async throws -> [String] {
