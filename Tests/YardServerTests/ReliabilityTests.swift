@@ -199,6 +199,36 @@ struct FullDiskTests {
     }
 }
 
+extension FullDiskTests {
+    /// A request the store cannot write on a full disk is a 503 that says
+    /// so in one line (not a 500 "internal error"), and the same request
+    /// succeeds once there is room again.
+    @Test(.timeLimit(.minutes(2))) func aSubmitOnAFullDiskIsA503SayingTheDiskIsFull() async throws {
+        let mount = try FullDisk(megabytes: 24)
+        defer { mount.remove() }
+        let t = try TestYard(sqlite: true, directory: mount.path)
+        _ = try await t.yard.control.submit(try ReliabilityTests.parser.parse(t.config("task_id: before", epochs: 1)))
+        try mount.fill()
+        let config = t.config("task_id: on-full", epochs: 1)
+        try await t.test { client in
+            try await client.execute(uri: "/api/jobs", method: .post, headers: [.contentType: "application/yaml"],
+                                     body: ByteBuffer(string: config)) { response in
+                let text = String(buffer: response.body)
+                #expect(response.status == .serviceUnavailable, "\(response.status): \(text)")
+                #expect(text.contains("full"), "\(text)")
+                #expect(!text.contains("\n"), "one line")
+            }
+        }
+        mount.free()
+        try await t.test { client in
+            try await client.execute(uri: "/api/jobs", method: .post, headers: [.contentType: "application/yaml"],
+                                     body: ByteBuffer(string: config)) { response in
+                #expect(response.status == .created || response.status == .ok, "\(response.status): \(String(buffer: response.body))")
+            }
+        }
+    }
+}
+
 /// A tmpfs mounted on a fresh folder, and a file that fills it.
 struct FullDisk {
     let path: String

@@ -150,7 +150,7 @@ final class EventGroupCommit: Sendable {
                     feed.publish([event!])
                     append.continuation.resume(returning: event!)
                 } catch {
-                    append.continuation.resume(throwing: error)
+                    append.continuation.resume(throwing: YardDatabase.machine(error))
                 }
             }
         }

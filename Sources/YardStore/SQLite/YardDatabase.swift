@@ -62,11 +62,11 @@ public struct YardDatabase: Sendable {
     }
 
     package func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        try await writer.read(body)
+        do { return try await writer.read(body) } catch { throw Self.machine(error) }
     }
 
     package func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        try await writer.write(body)
+        do { return try await writer.write(body) } catch { throw Self.machine(error) }
     }
 
     /// Queues `body` on the writer without waiting for it (the event log's
@@ -76,7 +76,26 @@ public struct YardDatabase: Sendable {
     }
 
     package func writeWithoutTransaction<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        try await writer.writeWithoutTransaction(body)
+        do { return try await writer.writeWithoutTransaction(body) } catch { throw Self.machine(error) }
+    }
+
+    /// A failure of the machine under the store (a full disk, an I/O error,
+    /// a file gone read-only or damaged, a lock held past the busy timeout)
+    /// as one line that says what to do (an API answers it with 503); any
+    /// other error (a bug, a constraint) unchanged.
+    static func machine(_ error: any Error) -> any Error {
+        guard let error = error as? DatabaseError else { return error }
+        let what: String
+        switch error.resultCode {
+        case .SQLITE_FULL: what = "the disk holding the data dir is full: free space there and try again"
+        case .SQLITE_IOERR: what = "the disk holding the data dir failed a read or write (I/O error): check the device"
+        case .SQLITE_READONLY, .SQLITE_CANTOPEN, .SQLITE_PERM:
+            what = "the database file cannot be written (read-only, gone or not permitted): check the data dir's mount and permissions"
+        case .SQLITE_BUSY, .SQLITE_LOCKED: what = "the database stayed locked past the 10 s busy timeout: try again"
+        case .SQLITE_CORRUPT, .SQLITE_NOTADB: what = "the database file is damaged: restore the data dir from a backup (yard restore)"
+        default: return error
+        }
+        return YardError(.unavailable, field: "store", "the store is unavailable: \(what)")
     }
 
     static var migrator: DatabaseMigrator {
