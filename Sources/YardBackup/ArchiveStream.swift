@@ -33,7 +33,8 @@ public enum ArchiveCompression: String, Sendable, CaseIterable {
 }
 
 /// Where an archive is written: a new file (created, never replaced), fed
-/// directly or through a compressor, with writes coalesced in a buffer.
+/// directly or through a compressor, with writes coalesced in a buffer;
+/// paced by `Writeback` and fsynced at the end unless `sync` is false.
 final class ArchiveOutput {
     let path: String
     private let file: Int32
@@ -43,14 +44,14 @@ final class ArchiveOutput {
     private var buffer: [UInt8] = []
     private let bufferSize = 1 << 20
     private(set) var written: Int64 = 0
-    private let writeback: Writeback
+    private let writeback: Writeback?
 
-    init(path: String, compression: ArchiveCompression) throws {
+    init(path: String, compression: ArchiveCompression, sync: Bool = true) throws {
         self.path = path
         file = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard file >= 0 else { throw YardError(.unavailable, field: path, "cannot create \(path): \(String(cString: strerror(errno)))") }
         fd = file
-        writeback = Writeback(file: file)
+        writeback = sync ? Writeback(file: file) : nil
         buffer.reserveCapacity(bufferSize)
         guard compression != .none, let tool = ArchiveCompression.tool(compression.rawValue) else { return }
         signal(SIGPIPE, SIG_IGN)  // a compressor that died is reported by its exit status, not by killing us
@@ -109,7 +110,7 @@ final class ArchiveOutput {
         }
         written += Int64(pointer.count)
         // Through a compressor, the file is its output (a little behind).
-        writeback.grew(to: process == nil ? written : fileSize)
+        writeback?.grew(to: process == nil ? written : fileSize)
     }
 
     /// The compressor's own words when it failed (a full disk), else `reason`.
@@ -127,7 +128,7 @@ final class ArchiveOutput {
         return YardError(.unavailable, field: path, "cannot write the archive: \(why)")
     }
 
-    /// Flushes everything to disk; the file is whole when this returns.
+    /// Flushes everything, to the disk unless `sync` was off; the file is whole when this returns.
     func finish() throws {
         try flush()
         if let process {
@@ -136,6 +137,7 @@ final class ArchiveOutput {
             process.waitUntilExit()
             if process.terminationStatus != 0 { throw failure("the compressor exited with status \(process.terminationStatus)") }
         }
+        guard let writeback else { return }
         writeback.drain()
         guard fsync(file) == 0 else { throw YardError(.unavailable, field: path, "cannot write the archive: \(String(cString: strerror(errno)))") }
     }
@@ -157,7 +159,7 @@ final class ArchiveOutput {
 
     deinit {
         if let log = errorLog { unlink(log) }
-        writeback.drain()  // no sync left to run on a closed (or reused) descriptor
+        writeback?.drain()  // no sync left to run on a closed (or reused) descriptor
         close(file)
     }
 }

@@ -22,6 +22,14 @@ public struct BackupOptions: Sendable {
     public var checkpoints = true
     public var includeSecretKey = false
     public var compression = "auto"
+    /// `--no-sync` sets this false: the backup returns without waiting for
+    /// the disk (as `tar` does, and `pg_basebackup -N`). The archive is whole
+    /// in the page cache, but a power cut in the next seconds can lose or cut
+    /// it (restore then refuses it, naming the file), and nothing paces the
+    /// writes, so the server's commits may wait behind the kernel's
+    /// write-back while it runs. The default waits: the archive is on the
+    /// disk, written at most 16 MB ahead of it, when the backup ends.
+    public var sync = true
     /// A file modified less than this long ago may be in the middle of a
     /// write (Ultralytics rewrites last.pt in place, once an epoch): it is
     /// read once it has been quiet this long (waiting at most 5 times this per file).
@@ -97,7 +105,7 @@ public enum Backup {
         let snapshotSize = (try? fm.attributesOfItem(atPath: snapshot)[.size] as? NSNumber)?.int64Value ?? 0
         let total = items.reduce(snapshotSize) { $0 + $1.size }
 
-        let out = try ArchiveOutput(path: temporary, compression: compression)
+        let out = try ArchiveOutput(path: temporary, compression: compression, sync: options.sync)
         var finished = false
         defer { if !finished { out.discard() } }
         let writer = MemberWriter(out: out, total: total, settle: options.settle, progress: options.progress)
@@ -117,8 +125,10 @@ public enum Backup {
             throw YardError(.unavailable, field: "OUT", "cannot rename the archive to \(output): \(String(cString: strerror(errno)))")
         }
         finished = true
-        let dir = open(folder, O_RDONLY | O_CLOEXEC)
-        if dir >= 0 { _ = fsync(dir); close(dir) }
+        if options.sync {
+            let dir = open(folder, O_RDONLY | O_CLOEXEC)
+            if dir >= 0 { _ = fsync(dir); close(dir) }
+        }
         return BackupResult(output: output, files: entries.count, bytes: writer.done, archiveBytes: size, compression: compression,
                             secretKeyIncluded: header.secretKeyIncluded, notes: writer.notes)
     }

@@ -30,12 +30,14 @@ struct BackupRestoreTests {
         return f
     }
 
-    @Test(arguments: ["none", "zstd", "gzip"])
-    func aRestoredDataDirHasEveryFileTheStoreAndTheHardLinks(compression: String) async throws {
-        let f = try await Self.populated("roundtrip-\(compression)")
+    /// Each compression, and `--no-sync` (not waiting for the disk) with each: the archive is as whole.
+    @Test(arguments: ["none", "zstd", "gzip"], [true, false])
+    func aRestoredDataDirHasEveryFileTheStoreAndTheHardLinks(compression: String, sync: Bool) async throws {
+        let f = try await Self.populated("roundtrip-\(compression)-\(sync)")
         defer { f.dir.remove() }
         var options = BackupOptions(dataDirectory: f.data, output: f.dir.file("out.tar"))
         options.compression = compression
+        options.sync = sync
         let result = try Backup.run(options)
         #expect(result.compression.rawValue == compression)
         #expect(!result.secretKeyIncluded)

@@ -18,10 +18,12 @@ struct BackupCommand: AsyncParsableCommand {
     @Flag(name: .customLong("no-checkpoints"), help: "Leave out last.pt and epochN.pt (best.pt stays).") var noCheckpoints = false
     @Flag(name: .customLong("include-secret-key"), help: "Put DATA/secret.key in the archive (anyone with the archive can then open job secrets).") var includeSecretKey = false
     @Option(help: "auto (zstd, else gzip, else none), zstd, gzip or none.") var compression = "auto"
+    @Flag(name: .customLong("no-sync"), help: "Return without waiting for the disk (as tar does): faster, but a power cut soon after can lose the archive, and the server's writes may wait behind the kernel's meanwhile.") var noSync = false
 
     func run() async throws {
         try await reporting {
             var options = BackupOptions(dataDirectory: dataDir, output: output)
+            options.sync = !noSync
             options.checkpoints = !noCheckpoints
             options.includeSecretKey = includeSecretKey
             options.compression = compression
@@ -54,6 +56,7 @@ struct BackupCommand: AsyncParsableCommand {
             if !result.secretKeyIncluded {
                 Output.line("the secret key is not in the archive: keep DATA/secret.key (or YARD_SECRET_KEY) to open job secrets after a restore")
             }
+            if noSync { Output.line("--no-sync: the archive may not be on the disk yet (run `sync \(Output.printable(result.output))` before relying on it)") }
         }
     }
 }
